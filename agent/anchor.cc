@@ -1,0 +1,1 @@
+int ModelcacheAgentAnchor() { return 0; }

@@ -1,0 +1,64 @@
+#pragma once
+// A model source: lists the model's files and says how to fetch byte ranges of them.
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace modelcache {
+
+struct SourceFile {
+  std::string path;             // relative path inside the model, already validated
+  uint64_t size = 0;            // bytes, from the listing (Content-Length, S3 Size, stat)
+  std::string location;         // URL for http(s)/s3 range GETs; absolute path for file://
+  std::string expected_sha256;  // lowercase hex when the source states it, else empty
+  std::string etag;             // identity for change detection and resume; may be empty
+};
+
+// What a range GET needs besides the URL and the Range header.
+struct HttpAuth {
+  std::string aws_sigv4;       // CURLOPT_AWS_SIGV4 value ("aws:amz:us-east-1:s3"); empty: none
+  std::string user_password;   // "ACCESS_KEY_ID:SECRET" for SigV4
+  std::vector<std::string> headers;  // "x-amz-content-sha256: UNSIGNED-PAYLOAD", session token
+};
+
+struct AwsCredentials {
+  std::string access_key_id;
+  std::string secret_access_key;
+  std::string session_token;  // empty unless temporary credentials
+  bool Anonymous() const { return access_key_id.empty(); }
+};
+
+struct SourceOptions {
+  std::string s3_endpoint;           // "http://127.0.0.1:4568"; empty: https://<bucket>.s3.<region>.amazonaws.com
+  std::string s3_region = "us-east-1";
+  bool s3_path_style = false;        // http://endpoint/bucket/key instead of bucket.endpoint/key
+  AwsCredentials aws;                // filled by the config loader (env or credentials file)
+  std::chrono::seconds request_timeout{60};  // for listing requests
+};
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  // The model's files, each path validated (INVALID_ARGUMENT names a bad one). Blocking
+  // network or disk I/O: call on a worker thread, never on the loop thread. Errors map
+  // HTTP 404 -> NOT_FOUND, 401/403 -> PERMISSION_DENIED, other failures -> UNAVAILABLE,
+  // and name the URL.
+  virtual absl::StatusOr<std::vector<SourceFile>> List() = 0;
+  // true for file:// (chunks are pread from `location`), false for range GETs over HTTP.
+  virtual bool IsLocal() const = 0;
+  // Authentication to add to each range GET (empty for plain http and file).
+  virtual HttpAuth Auth() const = 0;
+};
+
+// The source for a URI (see common/uri.h). INVALID_ARGUMENT for an unknown scheme.
+// http(s): a URL ending in '/' is a directory whose files are listed by <url>modelcache.json
+// (v1::HttpDirectoryListing as JSON); any other URL is a single file named after its last
+// path part, with an optional <url>.sha256 sidecar. s3: every object under the prefix
+// (ListObjectsV2, paginated), paths relative to the prefix.
+absl::StatusOr<std::unique_ptr<Source>> MakeSource(std::string_view uri, const SourceOptions& options);
+
+}  // namespace modelcache

@@ -1,0 +1,59 @@
+#pragma once
+// The agent's cache: index of published models plus the fills in progress, with one fill
+// per model (single-flight). Everything runs on the EventLoop; the public methods may be
+// called from any thread (gRPC handlers) and post to the loop. Callbacks run on the loop
+// thread and must not block.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "agent/fill/fill_settings.h"
+#include "agent/fill/source.h"
+#include "agent/store/layout.h"
+#include "common/clock.h"
+#include "modelcache/v1/agent.pb.h"
+
+namespace modelcache {
+
+class EventLoop;
+
+struct ModelCacheOptions {
+  std::filesystem::path cache_root;
+  uint64_t quota_bytes = 0;  // 0: only the disk's free space limits fills
+  FillSettings fill;
+  SourceOptions sources;
+};
+
+class ModelCache {
+ public:
+  using ProgressFn = std::function<void(const v1::EnsureProgress&)>;
+  // Exactly once: the READY progress (path set), or the error.
+  using DoneFn = std::function<void(absl::StatusOr<v1::EnsureProgress>)>;
+
+  // Scans the volume (ScanVolume) and logs what it found. Blocking; call before serving.
+  static absl::StatusOr<std::unique_ptr<ModelCache>> Open(EventLoop& loop, const Clock& clock,
+                                                          ModelCacheOptions options);
+  ~ModelCache();
+
+  // Validates the request (INVALID_ARGUMENT), answers a hit from the index (records the
+  // access), or joins the fill in progress for the same model, or starts one. Returns a
+  // subscription id for Unsubscribe.
+  uint64_t Ensure(const v1::EnsureRequest& request, ProgressFn on_progress, DoneFn on_done);
+  // The caller went away: its callbacks are dropped; the fill goes on for the others.
+  void Unsubscribe(uint64_t subscription);
+
+  // Thread-safe snapshots (post and wait).
+  absl::StatusOr<v1::CachedModel> Stat(std::string_view name, std::string_view version);
+  std::vector<v1::CachedModel> List();
+
+ private:
+  class Impl;
+  explicit ModelCache(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace modelcache

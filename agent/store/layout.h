@@ -1,0 +1,40 @@
+#pragma once
+// Where things live on the cache volume. Every path the agent touches comes from here.
+//   <root>/models/<name>/<version>/...           published models (files at their relative paths)
+//   <root>/models/<name>/<version>/.modelcache-manifest.json
+//   <root>/staging/<name>@<version>/tree/...     a fill in progress (same volume: rename publishes)
+//   <root>/staging/<name>@<version>/journal.json
+//   <root>/trash/<unique>/                       renamed here, then deleted in the background
+#include <filesystem>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace modelcache {
+
+inline constexpr std::string_view kManifestFileName = ".modelcache-manifest.json";
+// Its mtime is the model's last access time on this volume.
+inline constexpr std::string_view kAccessFileName = ".modelcache-access";
+
+class CacheLayout {
+ public:
+  explicit CacheLayout(std::filesystem::path root);
+
+  const std::filesystem::path& Root() const { return root_; }
+  std::filesystem::path ModelsDir() const;
+  std::filesystem::path ModelDir(std::string_view name, std::string_view version) const;
+  std::filesystem::path ManifestPath(std::string_view name, std::string_view version) const;
+  std::filesystem::path StagingDir() const;
+  std::filesystem::path StagingFor(std::string_view name, std::string_view version) const;
+  std::filesystem::path StagingTree(std::string_view name, std::string_view version) const;
+  std::filesystem::path JournalPath(std::string_view name, std::string_view version) const;
+  std::filesystem::path TrashDir() const;
+
+  // Creates models/, staging/ and trash/ if missing.
+  absl::Status CreateDirectories() const;
+
+ private:
+  std::filesystem::path root_;
+};
+
+}  // namespace modelcache

@@ -1,0 +1,35 @@
+#pragma once
+// File-system helpers with crash-safe semantics and Status errors that name the path.
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace modelcache {
+
+// errno -> status code: ENOSPC/EDQUOT -> RESOURCE_EXHAUSTED, ENOENT -> NOT_FOUND,
+// EACCES/EPERM/EROFS -> PERMISSION_DENIED, EEXIST/ENOTEMPTY -> ALREADY_EXISTS, else INTERNAL.
+// Message: "<what> <path>: <strerror>".
+absl::Status ErrnoStatus(int error_number, std::string_view what, const std::filesystem::path& path);
+
+absl::StatusOr<std::string> ReadFileToString(const std::filesystem::path& path);
+
+// Writes `contents` to a temporary file beside `path`, fsyncs it, renames it over `path` and
+// fsyncs the directory: a crash leaves either the old file or the new one.
+absl::Status WriteFileAtomic(const std::filesystem::path& path, std::string_view contents);
+
+absl::Status FsyncFile(const std::filesystem::path& path);
+absl::Status FsyncDirectory(const std::filesystem::path& path);
+
+// mkdir -p, fsyncing each directory it creates and its parent.
+absl::Status CreateDirectories(const std::filesystem::path& path);
+
+// rm -rf that reports the first error (NOT_FOUND is not an error).
+absl::Status RemoveTree(const std::filesystem::path& path);
+
+// Sum of the sizes of regular files below `path` (0 when it does not exist).
+absl::StatusOr<uint64_t> TreeSizeBytes(const std::filesystem::path& path);
+
+}  // namespace modelcache

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what the build, tests and demo need; safe to run again (installs only what is missing).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+want=$(awk '!/^#/ && NF==2 {print $2}' "$here/packages.txt")
+
+missing=()
+for package in $want; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
+    # node/npm may come from outside apt on developer images; a working binary is enough.
+    case "$package" in nodejs) command -v node >/dev/null && continue ;; npm) command -v npm >/dev/null && continue ;; esac
+    missing+=("$package")
+  fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The packaged nginx/prometheus services must not hold ports: tests start their own on 127.0.0.1.
+for service in nginx prometheus; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then systemctl stop "$service" || true; fi
+done
+pkill -x nginx 2>/dev/null || true
+
+# s3rver (S3 server for the tests) from npm, into the project's own tools folder.
+tools="$root/build/tools"
+if [ ! -x "$tools/node_modules/.bin/s3rver" ]; then
+  mkdir -p "$tools"
+  (cd "$tools" && npm install --silent --no-audit --no-fund s3rver@3 >/dev/null)
+fi
+echo "setup: ok"

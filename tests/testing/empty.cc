@@ -1,0 +1,1 @@
+// Keeps the testing library non-empty before its first helper lands.
