@@ -74,8 +74,9 @@ absl::StatusOr<uint64_t> ParseQuantity(std::string_view text) {
 
   std::string_view suffix = text.substr(position);
   Wide multiplier = 0;
-  if (suffix.size() >= 2 && (suffix[0] == 'e' || suffix[0] == 'E')) {
-    // Decimal exponent ("1e3", "15E-1"); a lone "E" is the exa suffix, handled below.
+  if (suffix.size() >= 2 && (suffix[0] == 'e' || suffix[0] == 'E') &&
+      (suffix[1] == '+' || suffix[1] == '-' || (suffix[1] >= '0' && suffix[1] <= '9'))) {
+    // Decimal exponent ("1e3", "15E-1"); "E" and "Ei" are suffixes, handled below.
     size_t exponent_position = 1;
     bool negative = false;
     if (suffix[1] == '+' || suffix[1] == '-') {
