@@ -322,10 +322,7 @@ absl::StatusOr<AwsCredentials> LoadAwsCredentials(const S3Config& s3,
       return InvalidValue("s3.credentialsFile", s3.credentials_file, std::string(text.status().message()));
     }
   }
-  std::string profile = s3.profile;
-  if (profile.empty()) profile = environment.Get("AWS_PROFILE");
-  if (profile.empty()) profile = "default";
-  return ResolveAwsCredentials(environment.variables, file_text, profile);
+  return ResolveAwsCredentials(environment.variables, file_text, s3.profile);
 }
 
 absl::StatusOr<AgentConfig> LoadAgentConfig(const AgentFlags& flags,

@@ -41,7 +41,7 @@ struct S3Config {
   bool path_style = false;
   std::string credentials_file;  // resolved default; a missing default file is not an error
   bool credentials_file_explicit = false;
-  std::string profile;  // empty: $AWS_PROFILE, else "default"
+  std::string profile;  // empty: $AWS_PROFILE, else "default" (see ResolveAwsCredentials)
 };
 
 struct AgentConfig {
