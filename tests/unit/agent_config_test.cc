@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <fstream>
 
@@ -123,6 +124,22 @@ TEST(AgentConfig, FlagsOverrideTheFile) {
   EXPECT_EQ(config->node_name, "flag-node");
   EXPECT_EQ(config->log_level, "warn");
   EXPECT_TRUE(config->log_json);
+}
+
+TEST(AgentConfig, CommandLineFlagsFillTheOverrides) {
+  CLI::App app;
+  AgentFlags flags;
+  AddAgentFlags(app, flags);
+  std::vector<std::string> args = {"--log-json", "--metrics-address", "", "--cache-root", "/x",
+                                   "--config", "/etc/agent.yaml"};
+  std::reverse(args.begin(), args.end());  // CLI11 takes them last-first
+  app.parse(args);
+  EXPECT_EQ(flags.config_file, "/etc/agent.yaml");
+  EXPECT_EQ(flags.cache_root, "/x");
+  EXPECT_EQ(flags.metrics_address, "");
+  EXPECT_EQ(flags.log_json, true);
+  EXPECT_FALSE(flags.socket.has_value());
+  EXPECT_FALSE(flags.log_level.has_value());
 }
 
 TEST(AgentConfig, CacheRootIsRequired) {
