@@ -22,7 +22,7 @@ gib=${BENCH_GIB:-4}
 rounds=${BENCH_ROUNDS:-3}
 bench=${BENCH_DIR:-$root/build/bench}
 
-bash "$root/scripts/setup.sh" >/dev/null
+[ "${MODELCACHE_SKIP_SETUP:-0}" = 1 ] || bash "$root/scripts/setup.sh" >/dev/null
 bash "$root/scripts/build.sh" >/dev/null
 agent_bin="$root/build/agent/modelcache-agent"
 ctl_bin="$root/build/cli/modelcachectl"

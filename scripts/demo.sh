@@ -2,12 +2,13 @@
 # A five-minute tour: an origin (nginx) serving a small model, a node agent with its cache
 # folder, two `modelcachectl fetch` runs (a fill, then a hit), `list` and the agent's metrics.
 # Everything runs on 127.0.0.1 in a temp dir and is stopped by PID on exit.
-# Env: DEMO_MODEL_MIB (size of the big file, default 200), KEEP=1 keeps the temp dir.
+# Env: DEMO_MODEL_MIB (size of the big file, default 200), KEEP=1 keeps the temp dir,
+# MODELCACHE_SKIP_SETUP=1 skips scripts/setup.sh (packages known to be installed).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 big_mib=${DEMO_MODEL_MIB:-200}
 
-bash "$root/scripts/setup.sh"
+[ "${MODELCACHE_SKIP_SETUP:-0}" = 1 ] || bash "$root/scripts/setup.sh"
 bash "$root/scripts/build.sh"
 agent_bin="$root/build/agent/modelcache-agent"
 ctl_bin="$root/build/cli/modelcachectl"
