@@ -81,7 +81,8 @@ struct AgentServer::Parts {
   std::thread refresher;
   std::mutex refresher_mutex;
   std::condition_variable refresher_wake;
-  bool stopping = false;  // guarded by refresher_mutex
+  bool stopping = false;         // guarded by refresher_mutex
+  bool refresh_requested = false;  // guarded by refresher_mutex
   bool shut_down = false;
 
   void RefreshCacheMetrics() {
@@ -103,8 +104,16 @@ struct AgentServer::Parts {
       lock.unlock();
       RefreshCacheMetrics();
       lock.lock();
-      refresher_wake.wait_for(lock, kCacheMetricsInterval, [this] { return stopping; });
+      refresher_wake.wait_for(lock, kCacheMetricsInterval,
+                              [this] { return stopping || refresh_requested; });
+      refresh_requested = false;
     }
+  }
+
+  void RequestRefresh() {
+    std::lock_guard lock(refresher_mutex);
+    refresh_requested = true;
+    refresher_wake.notify_all();
   }
 };
 
@@ -125,7 +134,8 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   ASSIGN_OR_RETURN(p.cache, ModelCache::Open(p.loop, p.clock, config.ToModelCacheOptions()));
 
   p.service = MakeAgentService(*p.cache, *p.metrics,
-                               AgentServiceOptions{.caching_enabled = config.caching_enabled});
+                               AgentServiceOptions{.caching_enabled = config.caching_enabled,
+                                                   .on_model_published = [&p] { p.RequestRefresh(); }});
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + config.socket, grpc::InsecureServerCredentials());
   if (!config.listen_tcp.empty()) {

@@ -99,6 +99,7 @@ class AgentService final : public v1::Agent::Service {
         return ToGrpcStatus(result.status());
       }
       metrics_.CountEnsure(result->hit() ? EnsureResult::kHit : EnsureResult::kMiss);
+      if (!result->hit() && options_.on_model_published) options_.on_model_published();
       spdlog::info("ensure {} ready ({}) at {}", model, result->hit() ? "hit" : "filled",
                    result->path());
       writer->Write(*result);

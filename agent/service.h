@@ -2,6 +2,7 @@
 // The gRPC service modelcache.v1.Agent (proto/modelcache/v1/agent.proto) over a ModelCache.
 // Handlers run on gRPC's threads and reach the cache only through its thread-safe methods.
 // This header stays free of <grpcpp/...>: only the server that registers the service needs it.
+#include <functional>
 #include <memory>
 
 namespace grpc {
@@ -17,6 +18,8 @@ struct AgentServiceOptions {
   // false: Ensure answers FAILED_PRECONDITION ("caching disabled on this node") so that
   // clients download on their own instead.
   bool caching_enabled = true;
+  // Called (on a gRPC thread) after a fill published a model, e.g. to refresh cache gauges.
+  std::function<void()> on_model_published;
 };
 
 // Ensure streams the cache's progress (the newest one when the client reads slowly) and ends
