@@ -25,6 +25,12 @@
 namespace modelcache {
 namespace {
 
+using testing::S3rverServer;
+using testing::SigV4Authorization;
+using testing::SigV4CanonicalRequest;
+using testing::SigV4Key;
+using testing::SigV4Request;
+
 struct CapturedRequest {
   std::string method;
   std::string target;

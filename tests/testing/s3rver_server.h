@@ -11,8 +11,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "agent/fill/source.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_dir.h"
 
-namespace modelcache {
+namespace modelcache::testing {
 
 class S3rverServer {
  public:
@@ -25,14 +27,14 @@ class S3rverServer {
   // binary is $MODELCACHE_S3RVER, else <source dir>/build/tools/node_modules/.bin/s3rver.
   static absl::StatusOr<std::unique_ptr<S3rverServer>> Start(std::string_view bucket);
 
-  // Stops the process (SIGTERM, then SIGKILL after 5 s) and removes the data directory.
+  // Stops the process by PID (SIGTERM, then SIGKILL after 5 s) and removes the data directory.
   ~S3rverServer();
   S3rverServer(const S3rverServer&) = delete;
   S3rverServer& operator=(const S3rverServer&) = delete;
 
   uint16_t port() const { return port_; }
   std::string Endpoint() const;  // "http://127.0.0.1:<port>"
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return process_->Pid(); }
 
   // Options for a source reading from this server: endpoint, path-style, and the built-in
   // account's credentials (clear `aws` for anonymous access).
@@ -42,12 +44,11 @@ class S3rverServer {
   absl::Status PutObject(std::string_view bucket, std::string_view key, std::string_view body) const;
 
  private:
-  S3rverServer(pid_t pid, uint16_t port, std::filesystem::path directory)
-      : pid_(pid), port_(port), directory_(std::move(directory)) {}
+  S3rverServer() = default;
 
-  pid_t pid_;
-  uint16_t port_;
-  std::filesystem::path directory_;
+  std::unique_ptr<TempDir> dir_;  // outlives the process using it
+  std::unique_ptr<Subprocess> process_;
+  uint16_t port_ = 0;
 };
 
-}  // namespace modelcache
+}  // namespace modelcache::testing

@@ -8,7 +8,7 @@
 #include <cctype>
 #include <stdexcept>
 
-namespace modelcache {
+namespace modelcache::testing {
 namespace {
 
 std::string Hex(const unsigned char* data, size_t size) {
@@ -163,4 +163,4 @@ std::string SigV4Authorization(const SigV4Request& request, std::vector<std::str
          ", Signature=" + Hex(reinterpret_cast<const unsigned char*>(signature.data()), signature.size());
 }
 
-}  // namespace modelcache
+}  // namespace modelcache::testing

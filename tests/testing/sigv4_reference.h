@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-namespace modelcache {
+namespace modelcache::testing {
 
 struct SigV4Request {
   std::string method;  // "GET"
@@ -34,4 +34,4 @@ std::string SigV4Authorization(const SigV4Request& request, std::vector<std::str
                                std::string_view payload_hash, std::string_view amz_date,
                                const SigV4Key& key);
 
-}  // namespace modelcache
+}  // namespace modelcache::testing
