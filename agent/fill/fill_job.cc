@@ -17,8 +17,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "agent/fill/chunk_fetcher.h"
+#include "agent/fill/chunk_planner.h"
 #include "agent/fill/event_loop.h"
 #include "agent/fill/hash_pipeline.h"
+#include "agent/fill/retry_policy.h"
 #include "agent/store/index.h"
 #include "agent/store/manifest.h"
 #include "agent/store/publish.h"
@@ -39,52 +41,6 @@ constexpr size_t kSpareBuffers = 4;
 constexpr uint64_t kProgressIntervalMs = 250;  // at most 4 updates per second
 constexpr uint64_t kRateWindowMs = 5000;       // moving average of the rate
 
-// ---- Placeholders until helper B1's chunk_planner.h / retry_policy.h land. ----
-struct PlannedChunk {
-  size_t file = 0;
-  uint64_t offset = 0;
-  uint64_t length = 0;
-};
-
-// Chunks in file order, each file from its resume point.
-class ChunkCursor {
- public:
-  ChunkCursor() = default;
-  ChunkCursor(std::vector<std::pair<uint64_t, uint64_t>> start_and_size, uint64_t chunk_size)
-      : files_(std::move(start_and_size)), chunk_size_(std::max<uint64_t>(chunk_size, 1)) {
-    if (!files_.empty()) offset_ = files_[0].first;
-  }
-  std::optional<PlannedChunk> Next() {
-    while (file_ < files_.size() && offset_ >= files_[file_].second) {
-      if (++file_ < files_.size()) offset_ = files_[file_].first;
-    }
-    if (file_ >= files_.size()) return std::nullopt;
-    PlannedChunk chunk{file_, offset_, std::min(chunk_size_, files_[file_].second - offset_)};
-    offset_ += chunk.length;
-    return chunk;
-  }
-
- private:
-  std::vector<std::pair<uint64_t, uint64_t>> files_;
-  uint64_t chunk_size_ = 1;
-  size_t file_ = 0;
-  uint64_t offset_ = 0;
-};
-
-bool IsRetryable(const absl::Status& status) {
-  return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status);
-}
-
-std::chrono::milliseconds Backoff(const RetrySettings& settings, uint32_t attempt,
-                                  std::mt19937_64& random) {
-  uint64_t cap = static_cast<uint64_t>(settings.initial_backoff.count());
-  for (uint32_t i = 1; i < attempt && cap < static_cast<uint64_t>(settings.max_backoff.count()); ++i) {
-    cap *= 2;
-  }
-  cap = std::min<uint64_t>(cap, static_cast<uint64_t>(settings.max_backoff.count()));
-  return std::chrono::milliseconds(std::uniform_int_distribution<uint64_t>(0, cap)(random));
-}
-// ---- end of placeholders ----
 
 // A uv timer whose handle outlives the object until libuv's close callback frees it, so it
 // may be destroyed at any time on the loop thread, even from its own callback.
@@ -103,9 +59,14 @@ class Timer {
         timeout_ms, repeat_ms);
   }
   ~Timer() {
+    auto* raw = reinterpret_cast<uv_handle_t*>(&handle_->timer);
+    if (uv_is_closing(raw)) {
+      // EventLoop::Stop closed every handle already, and the loop no longer runs.
+      delete handle_;
+      return;
+    }
     uv_timer_stop(&handle_->timer);
-    uv_close(reinterpret_cast<uv_handle_t*>(&handle_->timer),
-             [](uv_handle_t* raw) { delete static_cast<Handle*>(raw->data); });
+    uv_close(raw, [](uv_handle_t* closed) { delete static_cast<Handle*>(closed->data); });
   }
   Timer(const Timer&) = delete;
   Timer& operator=(const Timer&) = delete;
@@ -185,7 +146,10 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
         on_progress_(std::move(on_progress)),
         on_done_(std::move(on_done)),
         owner_(absl::StrCat("model ", name_, "@", version_)),
-        random_(std::random_device{}()) {
+        random_(std::random_device{}()),
+        retry_(settings_.retry, [this] {
+          return std::uniform_real_distribution<double>(0.0, 1.0)(random_);
+        }) {
     settings_.concurrency = std::max<uint32_t>(settings_.concurrency, 1);
     settings_.chunk_size = std::max<uint64_t>(settings_.chunk_size, 4096);
     progress_.set_state(v1::EnsureProgress::QUEUED);
@@ -268,6 +232,7 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   DoneFn on_done_;
   const std::string owner_;  // the space reservation's owner
   std::mt19937_64 random_;
+  RetryPolicy retry_;
 
   Phase phase_ = Phase::kIdle;
   int pending_work_ = 0;  // Run() calls whose `done` has not run yet
@@ -279,7 +244,8 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   absl::Status failure_;
 
   std::vector<FileState> files_;
-  ChunkCursor cursor_;
+  std::vector<PlannedChunk> plan_;  // chunks in the order they are started
+  size_t next_planned_ = 0;
   std::unique_ptr<ChunkFetcher> fetcher_;
   std::map<uint64_t, ActiveChunk> chunks_;  // fetching or waiting to retry
   uint64_t next_chunk_id_ = 1;
@@ -433,7 +399,8 @@ void FillJob::Impl::OnPrepared(absl::Status status,
   phase_ = Phase::kFilling;
   progress_.set_state(v1::EnsureProgress::FILLING);
 
-  std::vector<std::pair<uint64_t, uint64_t>> plan;
+  std::vector<uint64_t> sizes;
+  std::vector<uint64_t> committed;
   uint64_t bytes_done = 0;
   for (size_t i = 0; i < files_.size(); ++i) {
     FileState& file = files_[i];
@@ -441,10 +408,13 @@ void FillJob::Impl::OnPrepared(absl::Status status,
     file.pipeline = HashPipeline(file.writer->resumed_bytes());
     file.synced_bytes = file.writer->resumed_bytes();
     bytes_done += file.writer->resumed_bytes();
-    plan.emplace_back(file.writer->resumed_bytes(), file.source.size);
+    sizes.push_back(file.source.size);
+    committed.push_back(file.writer->resumed_bytes());
   }
+  absl::StatusOr<std::vector<PlannedChunk>> plan = PlanChunks(sizes, committed, settings_.chunk_size);
+  if (!plan.ok()) return Fail(ModelError(plan.status()));
+  plan_ = std::move(plan).value();
   progress_.set_bytes_done(bytes_done);
-  cursor_ = ChunkCursor(std::move(plan), settings_.chunk_size);
   max_buffers_ = settings_.concurrency + kSpareBuffers;
   fetcher_ = source_->IsLocal() ? MakeFileChunkFetcher(loop_, settings_)
                                 : MakeHttpChunkFetcher(loop_, source_->Auth(), settings_);
@@ -479,14 +449,13 @@ void FillJob::Impl::Pump() {
   while (phase_ == Phase::kFilling && fetching_ < settings_.concurrency) {
     std::optional<size_t> buffer = AcquireBuffer();
     if (!buffer) return;
-    std::optional<PlannedChunk> chunk = cursor_.Next();
-    if (!chunk) {
+    if (next_planned_ == plan_.size()) {
       free_buffers_.push_back(*buffer);
       return;
     }
     uint64_t chunk_id = next_chunk_id_++;
     ActiveChunk& active = chunks_[chunk_id];
-    active.chunk = *chunk;
+    active.chunk = plan_[next_planned_++];
     active.buffer = *buffer;
     Issue(chunk_id);
   }
@@ -497,7 +466,7 @@ void FillJob::Impl::Issue(uint64_t chunk_id) {
   active.fetching = true;
   ++fetching_;
   ChunkRequest request;
-  request.file = &files_[active.chunk.file].source;
+  request.file = &files_[active.chunk.file_index].source;
   request.offset = active.chunk.offset;
   request.buffer = std::span<std::byte>(buffers_[active.buffer].get(), active.chunk.length);
   // Fetcher callbacks capture `this` only: StopActivity cancels every fetch before the
@@ -515,12 +484,12 @@ void FillJob::Impl::OnFetched(uint64_t chunk_id, absl::Status status) {
   active.fetching = false;
   --fetching_;
   if (phase_ != Phase::kFilling) return;
-  const size_t file_index = active.chunk.file;
+  const size_t file_index = active.chunk.file_index;
 
   if (!status.ok()) {
     ++active.attempts;
-    if (IsRetryable(status) && active.attempts < settings_.retry.max_attempts) {
-      auto delay = Backoff(settings_.retry, active.attempts, random_);
+    if (retry_.ShouldRetry(active.attempts, status)) {
+      std::chrono::milliseconds delay = retry_.Backoff(active.attempts);
       spdlog::debug("fill {}@{}: retrying chunk in {} ms after: {}", name_, version_,
                     delay.count(), status);
       // The chunk keeps its buffer while it waits, so its file's run cannot starve.
