@@ -47,7 +47,7 @@ class ModelCache::Impl {
         layout_(options_.cache_root),
         index_(std::move(index)),
         space_([root = options_.cache_root] { return ReadVolumeSpace(root); },
-               [this] { return index_.TotalBytes(); }, options_.quota_bytes) {}
+               [this] { return index_.TotalBytes(); }, options_.quota_bytes, options_.cache_root) {}
 
   uint64_t NextSubscription() { return next_subscription_++; }
   void Post(std::function<void()> task) { loop_.Post(std::move(task)); }

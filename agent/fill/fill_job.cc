@@ -351,7 +351,7 @@ void FillJob::Impl::OnListed(absl::Status status, Listing listing) {
   }
 
   absl::Status reserved = space_.Reserve(owner_, total_bytes - resumed_bytes);
-  if (!reserved.ok()) return Fail(ModelError(reserved));
+  if (!reserved.ok()) return Fail(reserved);  // names the owner: "model x@1: needs ..."
   reserved_ = true;
   if (resumed_bytes > 0) {
     spdlog::info("fill {}@{}: resuming {} of {} bytes from staging", name_, version_,
