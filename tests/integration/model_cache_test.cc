@@ -67,12 +67,13 @@ class ModelCacheTest : public ::testing::Test {
     loop_.Stop();
   }
 
-  ModelCacheOptions Options(uint32_t concurrency = 4, uint64_t quota_bytes = 0) {
+  ModelCacheOptions Options(uint32_t concurrency = 4, uint64_t quota_bytes = 0,
+                            uint64_t chunk_size = 256 << 10) {
     ModelCacheOptions options;
     options.cache_root = cache_dir_.Path();
     options.quota_bytes = quota_bytes;
     options.fill.concurrency = concurrency;
-    options.fill.chunk_size = 256 << 10;
+    options.fill.chunk_size = chunk_size;
     options.fill.journal_interval = 50ms;
     options.fill.retry.initial_backoff = 10ms;
     return options;
@@ -121,6 +122,13 @@ class ModelCacheTest : public ::testing::Test {
   }
 
   // Serves `files` (written under source_dir_) from nginx with their listing.
+  // nginx sends the first `limit_rate` bytes of a response at once and the rest at that
+  // rate, so a test that needs a slow origin uses chunks of twice kSlowRate: about a
+  // second each.
+  static constexpr uint64_t kSlowRate = 32 << 10;
+  static constexpr uint64_t kSlowChunk = 2 * kSlowRate;
+  static std::string SlowOrigin() { return "limit_rate " + std::to_string(kSlowRate) + ";"; }
+
   std::unique_ptr<testing::NginxServer> Serve(const std::vector<v1::ManifestFile>& files,
                                               std::string extra_directives = "") {
     EXPECT_TRUE(testing::WriteTestFile(source_dir_.Path() / "modelcache.json",
@@ -199,12 +207,12 @@ TEST_F(ModelCacheTest, FillsOnceThenAnswersHitsWithoutTheOrigin) {
 }
 
 TEST_F(ModelCacheTest, ConcurrentEnsuresShareOneFill) {
-  auto files = testing::WriteRandomModel(source_dir_.Path(),
-                                         {{"a.bin", 6 << 20}, {"b.bin", (4 << 20) + 3}});
-  auto nginx = Serve(files, "limit_rate 8m;");  // slow enough for the second caller to join
+  auto files = testing::WriteRandomModel(
+      source_dir_.Path(), {{"a.bin", 5 * kSlowChunk}, {"b.bin", 2 * kSlowChunk + 3}});
+  auto nginx = Serve(files, SlowOrigin());  // slow enough for the second caller to join
   ASSERT_NE(nginx, nullptr);
   const std::string source = nginx->BaseUrl() + "/";
-  Open(Options(/*concurrency=*/2));
+  Open(Options(/*concurrency=*/4, 0, kSlowChunk));
 
   auto first = StartEnsure("shared", "1", source);
   ASSERT_TRUE(testing::PollUntil([&] { return first->SawState(v1::EnsureProgress::FILLING); }, 30s));
@@ -274,22 +282,22 @@ TEST_F(ModelCacheTest, InvalidRequestsAreRejected) {
 }
 
 TEST_F(ModelCacheTest, RestartResumesFromCommittedBytes) {
-  const uint64_t model_size = 24 << 20;
-  const uint64_t chunk_size = 256 << 10;
+  const uint64_t chunk_size = kSlowChunk;
+  const uint64_t model_size = 16 * chunk_size + 1000;
   auto files = testing::WriteRandomModel(source_dir_.Path(), {{"weights.bin", model_size}});
-  auto nginx = Serve(files, "limit_rate 4m;");
+  auto nginx = Serve(files, SlowOrigin());
   ASSERT_NE(nginx, nullptr);
   const std::string source = nginx->BaseUrl() + "/";
   CacheLayout layout(cache_dir_.Path());
 
-  // First agent: one slow connection, stopped once a few MiB are committed.
-  Open(Options(/*concurrency=*/1));
+  // First agent: one slow connection, stopped once a few chunks are committed.
+  Open(Options(/*concurrency=*/1, 0, chunk_size));
   auto interrupted = StartEnsure("resumed", "1", source);
   auto committed = [&]() -> uint64_t {
     auto journal = ReadJournal(layout.JournalPath("resumed", "1"));
     return journal.ok() && journal->files_size() == 1 ? journal->files(0).committed_bytes() : 0;
   };
-  ASSERT_TRUE(testing::PollUntil([&] { return committed() >= (3u << 20); }, 60s));
+  ASSERT_TRUE(testing::PollUntil([&] { return committed() >= 2 * chunk_size; }, 60s));
   cache_.reset();
   const uint64_t resumable = committed();
   ASSERT_LT(resumable, model_size);
@@ -298,7 +306,7 @@ TEST_F(ModelCacheTest, RestartResumesFromCommittedBytes) {
   const uint64_t served_before_restart = BytesServed(*nginx, "/weights.bin");
 
   // Second agent on the same volume: resumes instead of starting over.
-  Open(Options(/*concurrency=*/4));
+  Open(Options(/*concurrency=*/8, 0, chunk_size));
   auto resumed = StartEnsure("resumed", "1", source);
   auto result = Wait(*resumed);
   ASSERT_TRUE(result.ok()) << result.status();
