@@ -2,12 +2,10 @@
 // what matters in the rendered objects: the cache claim against the storage config, names with
 // the suffix, one image everywhere, flags, probes and ports against each other, the socket on
 // the host, tolerations, and no privilege or API access that the daemons do not need.
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
-#include <cstdio>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <initializer_list>
@@ -25,6 +23,11 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include "common/storage_config.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_dir.h"
+
+namespace modelcache {
 namespace {
 
 namespace fs = std::filesystem;
@@ -44,19 +47,20 @@ std::string ReadFile(const std::string& path) {
   return text.str();
 }
 
-// The first of kubectl or kustomize on PATH, as the command prefix that renders a directory.
-std::string FindRenderer() {
+// kubectl (with its `kustomize` verb) or kustomize (`build`), whichever is on PATH first;
+// empty when neither is.
+std::vector<std::string> FindRenderer() {
   const char* path = std::getenv("PATH");
   std::istringstream folders(path == nullptr ? "" : path);
   std::vector<std::string> candidates;
   for (std::string folder; std::getline(folders, folder, ':');) candidates.push_back(folder);
-  for (const auto& [program, command] : {std::pair{"kubectl", " kustomize "}, std::pair{"kustomize", " build "}}) {
+  for (const auto& [program, verb] : {std::pair{"kubectl", "kustomize"}, std::pair{"kustomize", "build"}}) {
     for (const std::string& folder : candidates) {
       std::string binary = folder + "/" + program;
-      if (access(binary.c_str(), X_OK) == 0) return binary + command;
+      if (access(binary.c_str(), X_OK) == 0) return {binary, verb};
     }
   }
-  return "";
+  return {};
 }
 
 struct Rendered {
@@ -64,36 +68,28 @@ struct Rendered {
   std::vector<YAML::Node> objects;
 };
 
-// Runs the renderer on one directory; stderr goes to a file so that warnings do not mix with
-// the YAML.
 Rendered RenderNow(const std::string& directory) {
   Rendered rendered;
-  char stderr_path[] = "/tmp/deploy_render_stderr.XXXXXX";
-  int stderr_fd = mkstemp(stderr_path);
-  if (stderr_fd < 0) {
-    rendered.error = "mkstemp failed";
+  testing::TempDir output_dir;
+  testing::SubprocessOptions options;
+  options.argv = FindRenderer();
+  options.argv.push_back(directory);
+  options.stdout_path = output_dir.Join("rendered.yaml");
+  options.stderr_path = output_dir.Join("stderr.txt");
+  absl::StatusOr<std::unique_ptr<testing::Subprocess>> renderer = testing::Subprocess::Start(options);
+  if (!renderer.ok()) {
+    rendered.error = std::string(renderer.status().message());
     return rendered;
   }
-  close(stderr_fd);
-  std::string command = FindRenderer() + "'" + directory + "' 2>'" + stderr_path + "'";
-  std::string output;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    rendered.error = "popen failed: " + command;
-    unlink(stderr_path);
-    return rendered;
-  }
-  std::array<char, 8192> buffer;
-  while (size_t count = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), count);
-  int status = pclose(pipe);
-  std::string errors = ReadFile(stderr_path);
-  unlink(stderr_path);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    rendered.error = command + " failed: " + errors;
+  absl::StatusOr<testing::ExitStatus> exit = (*renderer)->WaitExit(std::chrono::seconds(60));
+  if (!exit.ok() || !exit->Success()) {
+    rendered.error = options.argv[0] + " on " + directory + ": " +
+                     (exit.ok() ? exit->ToString() : std::string(exit.status().message())) + ": " +
+                     testing::ReadTestFile(options.stderr_path);
     return rendered;
   }
   try {
-    for (const YAML::Node& object : YAML::LoadAll(output)) {
+    for (const YAML::Node& object : YAML::LoadAll(testing::ReadTestFile(options.stdout_path))) {
       if (object.IsMap()) rendered.objects.push_back(object);
     }
   } catch (const YAML::Exception& error) {
@@ -457,6 +453,33 @@ TEST_F(DeployRender, ConfigCarriesExactlyTheSeedStorageKeysForBothDaemons) {
   }
 }
 
+// The daemons' own parser accepts every rendered config, and reads what the claim says.
+TEST_F(DeployRender, StorageConfigParsesWithTheDaemonsLoaderInEveryKustomization) {
+  for (const std::string& directory : AllDirectories()) {
+    if (directory == "examples") continue;
+    const Rendered& rendered = Render(directory);
+    YAML::Node config_map = Find(rendered, "ConfigMap", "modelcache-config");
+    for (const char* key : {"config.yaml", "coordinator.yaml"}) {
+      std::string text = Str(At(config_map, {"data", key}));
+      ASSERT_NE(text, "") << directory << " " << key;
+      absl::StatusOr<StorageConfig> storage = ParseStorageConfigYaml(text);
+      ASSERT_TRUE(storage.ok()) << directory << " " << key << ": " << storage.status();
+      EXPECT_TRUE(storage->enabled) << directory << " " << key;
+      EXPECT_FALSE(storage->bypass_storage_check) << directory << " " << key;
+      EXPECT_EQ(storage->storage_size_bytes, 300ull << 30) << directory << " " << key;
+      EXPECT_EQ(storage->check_unused_every, std::chrono::hours(24)) << directory << " " << key;
+      EXPECT_EQ(storage->purge_unused_after, std::chrono::hours(24 * 7)) << directory << " " << key;
+      YAML::Node claim = Find(rendered, "PersistentVolumeClaim", kCacheClaimPrefix + storage->pvc_name_suffix);
+      if (directory == "overlays/hostpath") {
+        EXPECT_FALSE(claim.IsDefined()) << directory;
+      } else {
+        ASSERT_TRUE(claim.IsDefined()) << directory << ": no claim for suffix '" << storage->pvc_name_suffix << "'";
+        EXPECT_EQ(Str(At(claim, {"spec", "storageClassName"})), storage->storage_class_name) << directory;
+      }
+    }
+  }
+}
+
 // The overlays carry copies of base's config files; each copy may differ from base only in the
 // key it exists to change.
 TEST_F(DeployRender, OverlayConfigsDifferFromBaseOnlyInTheKeyTheyChange) {
@@ -798,3 +821,4 @@ TEST_F(DeployRender, MonitoringServiceMonitorsSelectServicesWithTheirMetricsPort
 }
 
 }  // namespace
+}  // namespace modelcache
