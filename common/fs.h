@@ -26,10 +26,17 @@ absl::Status FsyncDirectory(const std::filesystem::path& path);
 // mkdir -p, fsyncing each directory it creates and its parent.
 absl::Status CreateDirectories(const std::filesystem::path& path);
 
-// rm -rf that reports the first error (NOT_FOUND is not an error).
+// rm -rf that reports the first error (NOT_FOUND is not an error). Does not follow symlinks.
+// Safe when another process deletes the same tree concurrently: entries that vanish under
+// it are skipped.
 absl::Status RemoveTree(const std::filesystem::path& path);
 
-// Sum of the sizes of regular files below `path` (0 when it does not exist).
+// RemoveTree that returns the bytes of the regular files this call unlinked (entries removed
+// by a concurrent deleter are not counted).
+absl::StatusOr<uint64_t> RemoveTreeCountingBytes(const std::filesystem::path& path);
+
+// Sum of the sizes of regular files below `path` (0 when it does not exist). Does not follow
+// symlinks; entries that vanish during the walk are skipped.
 absl::StatusOr<uint64_t> TreeSizeBytes(const std::filesystem::path& path);
 
 }  // namespace modelcache

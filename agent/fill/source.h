@@ -15,7 +15,8 @@ struct SourceFile {
   uint64_t size = 0;            // bytes, from the listing (Content-Length, S3 Size, stat)
   std::string location;         // URL for http(s)/s3 range GETs; absolute path for file://
   std::string expected_sha256;  // lowercase hex when the source states it, else empty
-  std::string etag;             // identity for change detection and resume; may be empty
+  std::string etag;             // identity for change detection and resume; may be empty.
+                                // http(s)/s3: as the ETag header carries it (quotes included)
 };
 
 // What a range GET needs besides the URL and the Range header.
@@ -38,6 +39,7 @@ struct SourceOptions {
   bool s3_path_style = false;        // http://endpoint/bucket/key instead of bucket.endpoint/key
   AwsCredentials aws;                // filled by the config loader (env or credentials file)
   std::chrono::seconds request_timeout{60};  // for listing requests
+  uint32_t s3_max_keys = 1000;       // ListObjectsV2 page size (S3's maximum; tests use less)
 };
 
 class Source {

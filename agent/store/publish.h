@@ -10,7 +10,9 @@ namespace modelcache {
 // the tree, creates models/<name>/ if needed, renames the tree to ModelDir(name, version),
 // fsyncs models/<name>/ and removes the now-empty staging folder.
 // ALREADY_EXISTS if the model was published meanwhile (the staging tree is left for the
-// caller to trash). A crash at any point leaves either no model or the whole model.
+// caller to trash). FAILED_PRECONDITION (or NOT_FOUND) if a file of the manifest is missing
+// from the tree or has another size; INVALID_ARGUMENT for an invalid name, version or path.
+// A crash at any point leaves either no model or the whole model.
 absl::Status Publish(const CacheLayout& layout, const v1::Manifest& manifest);
 
 }  // namespace modelcache

@@ -23,12 +23,16 @@ absl::StatusOr<VolumeSpace> ReadVolumeSpace(const std::filesystem::path& root);
 class SpaceReservations {
  public:
   // `read_space` is statvfs in production and a fake in tests; `used_bytes` returns bytes of
-  // published models (for the quota). quota_bytes 0 = no quota.
+  // published models (for the quota). quota_bytes 0 = no quota. `root` only names the volume
+  // in messages.
   SpaceReservations(std::function<absl::StatusOr<VolumeSpace>()> read_space,
-                    std::function<uint64_t()> used_bytes, uint64_t quota_bytes);
+                    std::function<uint64_t()> used_bytes, uint64_t quota_bytes,
+                    std::filesystem::path root = {});
 
   // Reserves `bytes` for `owner` (a fill id). RESOURCE_EXHAUSTED with a message that names
   // the owner, the bytes needed and the bytes free (disk or quota, whichever is smaller).
+  // Free = min(disk free - reserved, quota - used - reserved) when there is a quota. Reserving
+  // again for the same owner replaces its reservation. Errors of read_space are returned.
   absl::Status Reserve(const std::string& owner, uint64_t bytes);
   // Returns the owner's reservation (after publish or failure). Unknown owners are ignored.
   void Release(const std::string& owner);
@@ -38,6 +42,7 @@ class SpaceReservations {
   std::function<absl::StatusOr<VolumeSpace>()> read_space_;
   std::function<uint64_t()> used_bytes_;
   uint64_t quota_bytes_;
+  std::filesystem::path root_;
   std::map<std::string, uint64_t> reservations_;
 };
 

@@ -1,0 +1,160 @@
+// pread on libuv's thread pool. Loop-thread only, like every ChunkFetcher.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "agent/fill/chunk_fetcher.h"
+#include "agent/fill/event_loop.h"
+
+namespace modelcache {
+namespace {
+
+// Reads go in slices so that Cancel() waits for at most one slice, not a whole chunk.
+constexpr size_t kSliceBytes = 1 << 20;
+
+absl::Status ErrnoStatus(int error, const std::string& what) {
+  std::string message = absl::StrCat(what, ": ", std::strerror(error));
+  switch (error) {
+    case ENOENT:
+    case ENOTDIR:
+      return absl::NotFoundError(message);
+    case EACCES:
+    case EPERM:
+      return absl::PermissionDeniedError(message);
+    case EIO:
+    case EAGAIN:
+    case EINTR:
+    case ESTALE:
+    case ETIMEDOUT:
+      return absl::UnavailableError(message);  // network file systems recover from these
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+// Shared by the worker thread (which fills `buffer`) and the loop thread (which may cancel).
+struct FileRead {
+  std::string path;
+  uint64_t expected_size = 0;
+  uint64_t offset = 0;
+  std::span<std::byte> buffer;
+  std::string what;  // "read <path> bytes=a-b"
+  std::mutex mutex;
+  bool cancelled = false;  // guarded by mutex; once set, the worker no longer touches buffer
+  absl::Status result;     // written by the worker, read by the loop thread after it ends
+};
+
+class FdCloser {
+ public:
+  explicit FdCloser(int fd) : fd_(fd) {}
+  ~FdCloser() { if (fd_ >= 0) ::close(fd_); }
+  FdCloser(const FdCloser&) = delete;
+  FdCloser& operator=(const FdCloser&) = delete;
+ private:
+  int fd_;
+};
+
+absl::Status ReadChunk(FileRead& read) {
+  int fd = ::open(read.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, read.what);
+  FdCloser closer(fd);
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) return ErrnoStatus(errno, read.what);
+  if (static_cast<uint64_t>(info.st_size) != read.expected_size) {
+    return absl::AbortedError(absl::StrCat(read.what, ": file changed at the source (size ", info.st_size,
+                                           ", listing had ", read.expected_size, ")"));
+  }
+  size_t done = 0;
+  while (done < read.buffer.size()) {
+    std::lock_guard lock(read.mutex);
+    if (read.cancelled) return absl::CancelledError(read.what);
+    size_t want = std::min(kSliceBytes, read.buffer.size() - done);
+    ssize_t got = ::pread(fd, read.buffer.data() + done, want, static_cast<off_t>(read.offset + done));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, read.what);
+    }
+    if (got == 0) {
+      return absl::AbortedError(absl::StrCat(read.what, ": file changed at the source (ends at ",
+                                             read.offset + done, ")"));
+    }
+    done += static_cast<size_t>(got);
+  }
+  return absl::OkStatus();
+}
+
+class FileChunkFetcher final : public ChunkFetcher {
+ public:
+  explicit FileChunkFetcher(EventLoop& loop) : loop_(loop) {}
+
+  ~FileChunkFetcher() override {
+    *alive_ = false;
+    for (auto& [id, pending] : reads_) Stop(*pending.read);
+  }
+
+  uint64_t Fetch(const ChunkRequest& request, DoneFn done) override {
+    auto read = std::make_shared<FileRead>();
+    read->path = request.file->location;
+    read->expected_size = request.file->size;
+    read->offset = request.offset;
+    read->buffer = request.buffer;
+    read->what = absl::StrCat("read ", read->path, " bytes=", request.offset, "-",
+                              request.offset + request.buffer.size() - 1);
+    const uint64_t id = next_id_++;
+    reads_.emplace(id, Pending{read, std::move(done)});
+    loop_.RunBlocking([read] { read->result = ReadChunk(*read); },
+                      [this, alive = alive_, id] {
+                        if (!*alive) return;
+                        auto it = reads_.find(id);
+                        if (it == reads_.end()) return;  // cancelled
+                        Pending pending = std::move(it->second);
+                        reads_.erase(it);
+                        pending.done(pending.read->result);  // may destroy this fetcher
+                      });
+    return id;
+  }
+
+  void Cancel(uint64_t fetch_id) override {
+    auto it = reads_.find(fetch_id);
+    if (it == reads_.end()) return;
+    Stop(*it->second.read);
+    reads_.erase(it);
+  }
+
+  size_t InFlight() const override { return reads_.size(); }
+
+ private:
+  struct Pending {
+    std::shared_ptr<FileRead> read;  // shared with the worker, which may still run
+    DoneFn done;
+  };
+
+  // Blocks for at most one slice in progress; afterwards the caller may reuse the buffer.
+  static void Stop(FileRead& read) {
+    std::lock_guard lock(read.mutex);
+    read.cancelled = true;
+  }
+
+  EventLoop& loop_;
+  std::unordered_map<uint64_t, Pending> reads_;
+  uint64_t next_id_ = 1;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace
+
+std::unique_ptr<ChunkFetcher> MakeFileChunkFetcher(EventLoop& loop, const FillSettings& /*settings*/) {
+  return std::make_unique<FileChunkFetcher>(loop);
+}
+
+}  // namespace modelcache

@@ -1,0 +1,404 @@
+// Range GETs on the loop thread through CurlMulti. The fetcher must be destroyed on the loop
+// thread (or after the loop stopped), like every other loop-owned object.
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+
+#include <curl/curl.h>
+
+#include "absl/strings/str_cat.h"
+#include "agent/fill/chunk_fetcher.h"
+#include "agent/fill/curl_multi.h"
+#include "agent/fill/event_loop.h"
+#include "common/status_macros.h"
+
+namespace modelcache {
+namespace {
+
+constexpr long kReceiveBufferBytes = 512 * 1024;
+constexpr size_t kErrorBodyBytes = 4096;  // enough for an S3 <Error> document
+
+std::string_view Trim(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  return text;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// ETags compare without the weak prefix and the quotes: listings and responses differ there.
+std::string_view BareEtag(std::string_view etag) {
+  etag = Trim(etag);
+  if (etag.size() >= 2 && (etag[0] == 'W' || etag[0] == 'w') && etag[1] == '/') etag.remove_prefix(2);
+  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') {
+    etag = etag.substr(1, etag.size() - 2);
+  }
+  return etag;
+}
+
+bool ParseUint(std::string_view text, uint64_t* value) {
+  if (text.empty()) return false;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *value);
+  return error == std::errc() && end == text.data() + text.size();
+}
+
+struct ContentRange {
+  uint64_t first = 0;
+  uint64_t last = 0;
+  bool total_known = false;
+  uint64_t total = 0;
+};
+
+// "bytes 0-99/1000" or "bytes 0-99/*".
+bool ParseContentRange(std::string_view text, ContentRange* range) {
+  text = Trim(text);
+  constexpr std::string_view kUnit = "bytes ";
+  if (text.size() < kUnit.size() || !EqualsIgnoreCase(text.substr(0, kUnit.size()), kUnit)) return false;
+  text.remove_prefix(kUnit.size());
+  size_t dash = text.find('-');
+  size_t slash = text.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) return false;
+  if (!ParseUint(Trim(text.substr(0, dash)), &range->first)) return false;
+  if (!ParseUint(Trim(text.substr(dash + 1, slash - dash - 1)), &range->last)) return false;
+  std::string_view total = Trim(text.substr(slash + 1));
+  if (total == "*") return true;
+  range->total_known = true;
+  return ParseUint(total, &range->total);
+}
+
+// The <Code> of an S3 error document, if the body holds one.
+std::string S3ErrorCode(std::string_view body) {
+  size_t start = body.find("<Code>");
+  if (start == std::string_view::npos) return "";
+  start += 6;
+  size_t end = body.find("</Code>", start);
+  if (end == std::string_view::npos || end - start > 100) return "";
+  return std::string(body.substr(start, end - start));
+}
+
+bool IsAcceptedStatus(long code) { return code == 206 || code == 200; }
+
+class HttpChunkFetcher final : public ChunkFetcher {
+ public:
+  HttpChunkFetcher(EventLoop& loop, HttpAuth auth, const FillSettings& settings)
+      : loop_(loop), auth_(std::move(auth)), settings_(settings) {}
+
+  ~HttpChunkFetcher() override {
+    *alive_ = false;
+    multi_.reset();      // removes the easy handles still running, without callbacks
+    transfers_.clear();  // then frees them
+  }
+
+  uint64_t Fetch(const ChunkRequest& request, DoneFn done) override;
+  void Cancel(uint64_t fetch_id) override;
+  size_t InFlight() const override { return transfers_.size(); }
+
+ private:
+  struct Transfer {
+    uint64_t id = 0;
+    CURL* easy = nullptr;
+    curl_slist* headers = nullptr;
+    ChunkRequest request;
+    DoneFn done;
+    std::string what;  // "GET <url> bytes=a-b", the prefix of every message
+    size_t received = 0;
+    bool body_started = false;
+    bool overflow = false;
+    long status_code = 0;       // at the first body byte
+    absl::Status early_error;   // decided from the headers; the transfer was aborted
+    std::string content_range;  // of the last response (redirects reset it)
+    std::string etag;
+    std::string error_body;     // first bytes of a non-2xx body
+    char curl_error[CURL_ERROR_SIZE] = {};
+
+    ~Transfer() {
+      if (easy != nullptr) curl_easy_cleanup(easy);
+      curl_slist_free_all(headers);
+    }
+  };
+
+  static size_t OnHeader(char* data, size_t size, size_t count, void* user);
+  static size_t OnBody(char* data, size_t size, size_t count, void* user);
+  static absl::Status CheckResponse(Transfer& transfer);
+  static absl::Status StatusForHttpError(const Transfer& transfer, long code);
+  absl::Status Classify(Transfer& transfer, CURLcode result) const;
+  absl::Status Configure(Transfer& transfer);
+  void OnDone(uint64_t id, CURLcode result);
+  void FailSoon(std::unique_ptr<Transfer> transfer, absl::Status status);
+
+  EventLoop& loop_;
+  const HttpAuth auth_;
+  const FillSettings settings_;
+  std::unique_ptr<CurlMulti> multi_;  // created on the first Fetch, on the loop thread
+  std::unordered_map<uint64_t, std::unique_ptr<Transfer>> transfers_;
+  uint64_t next_id_ = 1;
+  // Posted completions check this, as the fetcher may be gone by the time they run.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+uint64_t HttpChunkFetcher::Fetch(const ChunkRequest& request, DoneFn done) {
+  auto transfer = std::make_unique<Transfer>();
+  transfer->id = next_id_++;
+  transfer->request = request;
+  transfer->done = std::move(done);
+  const uint64_t first = request.offset;
+  const uint64_t last = request.offset + request.buffer.size() - 1;
+  transfer->what = absl::StrCat("GET ", request.file->location, " bytes=", first, "-", last);
+  uint64_t id = transfer->id;
+  if (request.buffer.empty()) {
+    FailSoon(std::move(transfer), absl::InvalidArgumentError("empty chunk"));
+    return id;
+  }
+  if (absl::Status status = Configure(*transfer); !status.ok()) {
+    FailSoon(std::move(transfer), std::move(status));
+    return id;
+  }
+  if (!multi_) {
+    CurlMultiOptions options;
+    options.max_host_connections = std::max<long>(1, settings_.concurrency);
+    options.max_cached_connections = std::max<long>(4, 2 * static_cast<long>(settings_.concurrency));
+    multi_ = std::make_unique<CurlMulti>(loop_, options);
+  }
+  CURL* easy = transfer->easy;
+  Transfer* raw = transfer.get();
+  transfers_.emplace(id, std::move(transfer));
+  absl::Status added = multi_->Add(easy, [this, id](CURLcode result) { OnDone(id, result); });
+  if (!added.ok()) {
+    auto node = transfers_.extract(id);
+    FailSoon(std::move(node.mapped()), absl::InternalError(absl::StrCat(raw->what, ": ", added.message())));
+  }
+  return id;
+}
+
+absl::Status HttpChunkFetcher::Configure(Transfer& transfer) {
+  transfer.easy = curl_easy_init();
+  if (transfer.easy == nullptr) return absl::InternalError(transfer.what + ": curl_easy_init failed");
+  CURL* easy = transfer.easy;
+  const uint64_t first = transfer.request.offset;
+  const uint64_t last = first + transfer.request.buffer.size() - 1;
+  const std::string range = absl::StrCat(first, "-", last);
+  const long stall_seconds = std::max<long>(1, static_cast<long>(settings_.stall_timeout.count()));
+
+  curl_easy_setopt(easy, CURLOPT_URL, transfer.request.file->location.c_str());
+  curl_easy_setopt(easy, CURLOPT_RANGE, range.c_str());  // curl copies strings
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(easy, CURLOPT_MAXREDIRS, 5L);
+  // Parallel HTTP/1.1 connections outrun one multiplexed HTTP/2 connection for bulk ranges.
+  curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, kReceiveBufferBytes);
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, stall_seconds);
+  // A transfer below 1 byte/s for stall_timeout ends with CURLE_OPERATION_TIMEDOUT.
+  curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, stall_seconds);
+  curl_easy_setopt(easy, CURLOPT_USERAGENT, "modelcache/0.1");
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer.curl_error);
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &HttpChunkFetcher::OnHeader);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, &transfer);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &HttpChunkFetcher::OnBody);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer);
+  if (!auth_.aws_sigv4.empty()) {
+    curl_easy_setopt(easy, CURLOPT_AWS_SIGV4, auth_.aws_sigv4.c_str());
+    curl_easy_setopt(easy, CURLOPT_USERPWD, auth_.user_password.c_str());
+  }
+  for (const std::string& header : auth_.headers) {
+    curl_slist* grown = curl_slist_append(transfer.headers, header.c_str());
+    if (grown == nullptr) return absl::InternalError(transfer.what + ": out of memory for headers");
+    transfer.headers = grown;
+  }
+  if (transfer.headers != nullptr) curl_easy_setopt(easy, CURLOPT_HTTPHEADER, transfer.headers);
+  return absl::OkStatus();
+}
+
+void HttpChunkFetcher::FailSoon(std::unique_ptr<Transfer> transfer, absl::Status status) {
+  // `done` never runs inside Fetch(): the caller may not be ready for re-entry.
+  uint64_t id = transfer->id;
+  transfers_.emplace(id, std::move(transfer));
+  loop_.Post([this, alive = alive_, id, status = std::move(status)] {
+    if (!*alive) return;
+    auto it = transfers_.find(id);
+    if (it == transfers_.end()) return;  // cancelled
+    DoneFn done = std::move(it->second->done);
+    transfers_.erase(it);
+    done(status);
+  });
+}
+
+void HttpChunkFetcher::Cancel(uint64_t fetch_id) {
+  auto it = transfers_.find(fetch_id);
+  if (it == transfers_.end()) return;
+  if (multi_ && it->second->easy != nullptr) multi_->Remove(it->second->easy);
+  transfers_.erase(it);
+}
+
+void HttpChunkFetcher::OnDone(uint64_t id, CURLcode result) {
+  auto it = transfers_.find(id);
+  if (it == transfers_.end()) return;
+  absl::Status status = Classify(*it->second, result);
+  DoneFn done = std::move(it->second->done);
+  transfers_.erase(it);
+  done(std::move(status));  // may destroy this fetcher: nothing after it
+}
+
+size_t HttpChunkFetcher::OnHeader(char* data, size_t size, size_t count, void* user) {
+  auto* transfer = static_cast<Transfer*>(user);
+  const size_t bytes = size * count;
+  try {
+    std::string_view line(data, bytes);
+    if (line.size() >= 5 && line.substr(0, 5) == "HTTP/") {
+      // A new response (after a redirect or a 100 Continue): forget the previous headers.
+      transfer->content_range.clear();
+      transfer->etag.clear();
+      return bytes;
+    }
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) return bytes;
+    std::string_view name = Trim(line.substr(0, colon));
+    std::string_view value = Trim(line.substr(colon + 1));
+    if (EqualsIgnoreCase(name, "Content-Range")) transfer->content_range = std::string(value);
+    if (EqualsIgnoreCase(name, "ETag")) transfer->etag = std::string(value);
+    return bytes;
+  } catch (...) {
+    return 0;  // aborts the transfer; no exception may cross into curl
+  }
+}
+
+size_t HttpChunkFetcher::OnBody(char* data, size_t size, size_t count, void* user) {
+  auto* transfer = static_cast<Transfer*>(user);
+  const size_t bytes = size * count;
+  try {
+    if (!transfer->body_started) {
+      transfer->body_started = true;
+      curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE, &transfer->status_code);
+      if (IsAcceptedStatus(transfer->status_code)) {
+        transfer->early_error = CheckResponse(*transfer);
+        if (!transfer->early_error.ok()) return 0;
+      }
+    }
+    if (!IsAcceptedStatus(transfer->status_code)) {
+      // An error page: keep its start for the message, never copy it into the chunk.
+      if (transfer->error_body.size() >= kErrorBodyBytes) return 0;
+      transfer->error_body.append(data, std::min(bytes, kErrorBodyBytes - transfer->error_body.size()));
+      return bytes;
+    }
+    std::span<std::byte> buffer = transfer->request.buffer;
+    if (bytes > buffer.size() - transfer->received) {
+      transfer->overflow = true;
+      return 0;
+    }
+    std::memcpy(buffer.data() + transfer->received, data, bytes);
+    transfer->received += bytes;
+    return bytes;
+  } catch (...) {
+    return 0;
+  }
+}
+
+// For a 200 or 206 response: do the headers describe the bytes we asked for?
+absl::Status HttpChunkFetcher::CheckResponse(Transfer& transfer) {
+  const SourceFile& file = *transfer.request.file;
+  const uint64_t first = transfer.request.offset;
+  const uint64_t length = transfer.request.buffer.size();
+  const uint64_t last = first + length - 1;
+  if (!file.etag.empty() && !transfer.etag.empty() && BareEtag(file.etag) != BareEtag(transfer.etag)) {
+    return absl::AbortedError(absl::StrCat(transfer.what, ": file changed at the source (ETag ",
+                                           transfer.etag, ", listing had ", file.etag, ")"));
+  }
+  if (transfer.status_code == 200) {
+    if (first != 0 || length != file.size) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          transfer.what, ": origin ignores Range requests (HTTP 200 for part of a file)"));
+    }
+    curl_off_t content_length = -1;
+    curl_easy_getinfo(transfer.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &content_length);
+    if (content_length >= 0 && static_cast<uint64_t>(content_length) != file.size) {
+      return absl::AbortedError(absl::StrCat(transfer.what, ": file changed at the source (size ",
+                                             content_length, ", listing had ", file.size, ")"));
+    }
+    return absl::OkStatus();
+  }
+  ContentRange range;
+  if (transfer.content_range.empty()) {
+    return absl::UnavailableError(absl::StrCat(transfer.what, ": HTTP 206 without Content-Range"));
+  }
+  if (!ParseContentRange(transfer.content_range, &range)) {
+    return absl::UnavailableError(
+        absl::StrCat(transfer.what, ": unreadable Content-Range \"", transfer.content_range, "\""));
+  }
+  if (range.total_known && range.total != file.size) {
+    return absl::AbortedError(absl::StrCat(transfer.what, ": file changed at the source (size ",
+                                           range.total, ", listing had ", file.size, ")"));
+  }
+  if (range.first != first || range.last != last) {
+    return absl::UnavailableError(absl::StrCat(transfer.what, ": wrong Content-Range \"",
+                                               transfer.content_range, "\""));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status HttpChunkFetcher::StatusForHttpError(const Transfer& transfer, long code) {
+  std::string message = absl::StrCat(transfer.what, ": HTTP ", code);
+  if (std::string s3_code = S3ErrorCode(transfer.error_body); !s3_code.empty()) {
+    absl::StrAppend(&message, " (", s3_code, ")");
+  }
+  if (code == 404 || code == 410) return absl::NotFoundError(message);
+  if (code == 401 || code == 403) return absl::PermissionDeniedError(message);
+  if (code == 408 || code == 429 || code >= 500) return absl::UnavailableError(message);
+  if (code == 416) {
+    return absl::AbortedError(absl::StrCat(message, ": file changed at the source (range beyond its end)"));
+  }
+  return absl::InternalError(absl::StrCat(message, ": unexpected status"));
+}
+
+absl::Status HttpChunkFetcher::Classify(Transfer& transfer, CURLcode result) const {
+  if (!transfer.early_error.ok()) return transfer.early_error;
+  if (result == CURLE_OPERATION_TIMEDOUT) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        transfer.what, ": stalled, no data for ", settings_.stall_timeout.count(), "s (",
+        transfer.received, " of ", transfer.request.buffer.size(), " bytes received)"));
+  }
+  if (transfer.overflow) {
+    return absl::UnavailableError(absl::StrCat(transfer.what, ": wrong length: origin sent more than ",
+                                               transfer.request.buffer.size(), " bytes"));
+  }
+  long code = transfer.status_code;
+  if (!transfer.body_started) curl_easy_getinfo(transfer.easy, CURLINFO_RESPONSE_CODE, &code);
+  if (code != 0 && !IsAcceptedStatus(code)) return StatusForHttpError(transfer, code);
+  if (result != CURLE_OK) {
+    const char* detail = transfer.curl_error[0] != '\0' ? transfer.curl_error : curl_easy_strerror(result);
+    return absl::UnavailableError(absl::StrCat(transfer.what, ": ", detail));
+  }
+  if (!transfer.body_started) {
+    transfer.status_code = code;
+    RETURN_IF_ERROR(CheckResponse(transfer));  // e.g. a 206 with an empty body
+  }
+  if (transfer.received != transfer.request.buffer.size()) {
+    return absl::UnavailableError(absl::StrCat(transfer.what, ": short body: got ", transfer.received,
+                                               " of ", transfer.request.buffer.size(), " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::unique_ptr<ChunkFetcher> MakeHttpChunkFetcher(EventLoop& loop, HttpAuth auth,
+                                                   const FillSettings& settings) {
+  return std::make_unique<HttpChunkFetcher>(loop, std::move(auth), settings);
+}
+
+}  // namespace modelcache

@@ -1,0 +1,12 @@
+#pragma once
+// Free TCP ports on 127.0.0.1 for servers started by tests.
+#include <cstdint>
+
+namespace modelcache::testing {
+
+// A port that was free a moment ago (bound to 127.0.0.1:0, then released). Another process
+// may take it before the caller binds it; launchers retry with a new port when that happens.
+// Records a test failure and returns 0 if no socket could be bound.
+uint16_t FreeTcpPort();
+
+}  // namespace modelcache::testing

@@ -1,0 +1,238 @@
+#include "agent/fill/source.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "agent/fill/http_source.h"
+#include "agent/fill/s3_source.h"
+
+namespace modelcache {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A private scratch directory, removed with everything in it.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::string pattern = (fs::temp_directory_path() / "source_test.XXXXXX").string();
+    path_ = fs::path(::mkdtemp(pattern.data()));
+  }
+  ~ScratchDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+void WriteFile(const fs::path& path, std::string_view contents) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << contents;
+}
+
+absl::StatusOr<std::vector<SourceFile>> ListUri(const std::string& uri) {
+  auto source = MakeSource(uri, SourceOptions{});
+  if (!source.ok()) return source.status();
+  return (*source)->List();
+}
+
+TEST(MakeSource, UnknownSchemeIsInvalidArgumentListingAccepted) {
+  auto source = MakeSource("gs://bucket/model", SourceOptions{});
+  ASSERT_EQ(source.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string message(source.status().message());
+  EXPECT_NE(message.find("gs"), std::string::npos) << message;
+  for (const char* scheme : {"s3", "http", "https", "file"}) {
+    EXPECT_NE(message.find(scheme), std::string::npos) << message;
+  }
+}
+
+TEST(MakeSource, PicksSourceKindByScheme) {
+  auto file = MakeSource("file:///tmp", SourceOptions{});
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_TRUE((*file)->IsLocal());
+  auto http = MakeSource("http://127.0.0.1:1/models/", SourceOptions{});
+  ASSERT_TRUE(http.ok()) << http.status();
+  EXPECT_FALSE((*http)->IsLocal());
+  EXPECT_TRUE((*http)->Auth().aws_sigv4.empty());
+  auto s3 = MakeSource("s3://bucket/prefix/", SourceOptions{});
+  ASSERT_TRUE(s3.ok()) << s3.status();
+  EXPECT_FALSE((*s3)->IsLocal());
+}
+
+TEST(FileSource, ListsNestedRegularFilesSortedWithSizeAndEtag) {
+  ScratchDir dir;
+  WriteFile(dir.path() / "model" / "config.json", "{}");
+  WriteFile(dir.path() / "model" / "weights" / "b.bin", "0123456789");
+  WriteFile(dir.path() / "model" / "weights" / "a.bin", "");
+  ASSERT_EQ(::mkfifo((dir.path() / "model" / "pipe").c_str(), 0600), 0);  // not a regular file
+
+  auto files = ListUri("file://" + (dir.path() / "model").string());
+  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_EQ(files->size(), 3u);
+  EXPECT_EQ((*files)[0].path, "config.json");
+  EXPECT_EQ((*files)[1].path, "weights/a.bin");
+  EXPECT_EQ((*files)[2].path, "weights/b.bin");
+  EXPECT_EQ((*files)[0].size, 2u);
+  EXPECT_EQ((*files)[1].size, 0u);
+  EXPECT_EQ((*files)[2].size, 10u);
+  EXPECT_EQ((*files)[2].location, (dir.path() / "model" / "weights" / "b.bin").string());
+
+  struct stat info {};
+  ASSERT_EQ(::stat((*files)[2].location.c_str(), &info), 0);
+  const int64_t mtime_ns = int64_t{info.st_mtim.tv_sec} * 1'000'000'000 + info.st_mtim.tv_nsec;
+  EXPECT_EQ((*files)[2].etag, "10-" + std::to_string(mtime_ns));
+  EXPECT_TRUE((*files)[2].expected_sha256.empty());
+}
+
+TEST(FileSource, TrailingSlashOnDirectoryGivesSamePaths) {
+  ScratchDir dir;
+  WriteFile(dir.path() / "m" / "x" / "y.txt", "y");
+  auto files = ListUri("file://" + (dir.path() / "m").string() + "/");
+  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_EQ(files->size(), 1u);
+  EXPECT_EQ((*files)[0].path, "x/y.txt");
+}
+
+TEST(FileSource, SingleFileIsNamedAfterItself) {
+  ScratchDir dir;
+  WriteFile(dir.path() / "model.gguf", "ggufdata");
+  auto files = ListUri("file://" + (dir.path() / "model.gguf").string());
+  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_EQ(files->size(), 1u);
+  EXPECT_EQ((*files)[0].path, "model.gguf");
+  EXPECT_EQ((*files)[0].size, 8u);
+  EXPECT_EQ((*files)[0].location, (dir.path() / "model.gguf").string());
+}
+
+TEST(FileSource, SymlinkInsideTreeIsFollowed) {
+  ScratchDir dir;
+  WriteFile(dir.path() / "m" / "blobs" / "abc", "blobdata");
+  fs::create_directories(dir.path() / "m" / "snap");
+  fs::create_symlink("../blobs/abc", dir.path() / "m" / "snap" / "weights.bin");
+  auto files = ListUri("file://" + (dir.path() / "m").string());
+  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_EQ(files->size(), 2u);
+  EXPECT_EQ((*files)[1].path, "snap/weights.bin");
+  EXPECT_EQ((*files)[1].size, 8u);
+}
+
+TEST(FileSource, SymlinkEscapingTreeIsRejected) {
+  ScratchDir dir;
+  WriteFile(dir.path() / "secret.txt", "do not copy");
+  WriteFile(dir.path() / "m" / "ok.txt", "ok");
+  fs::create_symlink(dir.path() / "secret.txt", dir.path() / "m" / "leak.txt");
+  auto files = ListUri("file://" + (dir.path() / "m").string());
+  ASSERT_EQ(files.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(files.status().message().find("leak.txt"), absl::string_view::npos) << files.status();
+}
+
+TEST(FileSource, DirectorySymlinkEscapingTreeIsRejected) {
+  ScratchDir dir;
+  WriteFile(dir.path() / "outside" / "f", "x");
+  WriteFile(dir.path() / "m" / "ok.txt", "ok");
+  fs::create_symlink(dir.path() / "outside", dir.path() / "m" / "escape");
+  auto files = ListUri("file://" + (dir.path() / "m").string());
+  EXPECT_EQ(files.status().code(), absl::StatusCode::kInvalidArgument) << files.status();
+}
+
+TEST(FileSource, MissingRootIsNotFound) {
+  ScratchDir dir;
+  auto files = ListUri("file://" + (dir.path() / "nope").string());
+  EXPECT_EQ(files.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(files.status().message().find("nope"), absl::string_view::npos);
+}
+
+TEST(FileSource, ReservedFileNameIsRejected) {
+  ScratchDir dir;
+  WriteFile(dir.path() / "m" / ".modelcache-manifest.json", "{}");
+  auto files = ListUri("file://" + (dir.path() / "m").string());
+  EXPECT_EQ(files.status().code(), absl::StatusCode::kInvalidArgument) << files.status();
+}
+
+TEST(HttpDirectoryListing, ParsesFilesWithEncodedLocationsAndSha256) {
+  const std::string sha = "3F3E0A6C1E3E0A6C1E3E0A6C1E3E0A6C1E3E0A6C1E3E0A6C1E3E0A6C1E3E0A6C";
+  auto files = ParseHttpDirectoryListing(
+      R"({"files": [
+            {"path": "config.json", "size": "42", "sha256": ")" + sha + R"("},
+            {"path": "weights/part 1+2.bin", "size": 7, "comment": "ignored"}
+          ], "generator": "unknown fields are ignored"})",
+      "http://127.0.0.1:8080/models/llama/");
+  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_EQ(files->size(), 2u);
+  EXPECT_EQ((*files)[0].path, "config.json");
+  EXPECT_EQ((*files)[0].size, 42u);
+  EXPECT_EQ((*files)[0].expected_sha256, "3f3e0a6c1e3e0a6c1e3e0a6c1e3e0a6c1e3e0a6c1e3e0a6c1e3e0a6c1e3e0a6c");
+  EXPECT_EQ((*files)[0].location, "http://127.0.0.1:8080/models/llama/config.json");
+  EXPECT_EQ((*files)[1].path, "weights/part 1+2.bin");
+  EXPECT_EQ((*files)[1].size, 7u);
+  EXPECT_EQ((*files)[1].expected_sha256, "");
+  EXPECT_EQ((*files)[1].location, "http://127.0.0.1:8080/models/llama/weights/part%201%2B2.bin");
+}
+
+TEST(HttpDirectoryListing, RejectsMalformedJson) {
+  auto files = ParseHttpDirectoryListing(R"({"files": [ {"path": "a", )", "http://h/");
+  EXPECT_EQ(files.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(HttpDirectoryListing, RejectsBadPaths) {
+  for (const char* path : {"../etc/passwd", "/abs", "a//b", "a/./b", ""}) {
+    auto files = ParseHttpDirectoryListing(
+        std::string(R"({"files": [{"path": ")") + path + R"(", "size": 1}]})", "http://h/");
+    EXPECT_EQ(files.status().code(), absl::StatusCode::kInvalidArgument) << path;
+  }
+}
+
+TEST(HttpDirectoryListing, RejectsDuplicatePathsAndBadSha256) {
+  EXPECT_EQ(ParseHttpDirectoryListing(
+                R"({"files": [{"path": "a", "size": 1}, {"path": "a", "size": 2}]})", "http://h/")
+                .status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseHttpDirectoryListing(R"({"files": [{"path": "a", "size": 1, "sha256": "abc"}]})",
+                                      "http://h/")
+                .status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(S3ObjectUrl, VirtualHostedByDefault) {
+  SourceOptions options;
+  options.s3_region = "eu-west-1";
+  EXPECT_EQ(S3ObjectUrl(options, "models", "llama/config.json"),
+            "https://models.s3.eu-west-1.amazonaws.com/llama/config.json");
+}
+
+TEST(S3ObjectUrl, PathStyleEndpointAndKeyEncoding) {
+  SourceOptions options;
+  options.s3_endpoint = "http://127.0.0.1:4568/";
+  options.s3_path_style = true;
+  EXPECT_EQ(S3ObjectUrl(options, "models", "a b/c+d=e&f~g.bin"),
+            "http://127.0.0.1:4568/models/a%20b/c%2Bd%3De%26f~g.bin");
+}
+
+TEST(S3Source, AuthSignsWithRegionAndSendsPayloadHashAndToken) {
+  SourceOptions options;
+  options.s3_region = "ap-south-1";
+  options.aws.access_key_id = "AKIA";
+  options.aws.secret_access_key = "secret";
+  options.aws.session_token = "token";
+  const HttpAuth auth = MakeS3Source("b", "p/", options)->Auth();
+  EXPECT_EQ(auth.aws_sigv4, "aws:amz:ap-south-1:s3");
+  EXPECT_EQ(auth.user_password, "AKIA:secret");
+  EXPECT_EQ(auth.headers,
+            (std::vector<std::string>{"x-amz-content-sha256: UNSIGNED-PAYLOAD", "x-amz-security-token: token"}));
+}
+
+TEST(S3Source, AnonymousAuthIsEmpty) {
+  const HttpAuth auth = MakeS3Source("b", "p/", SourceOptions{})->Auth();
+  EXPECT_TRUE(auth.aws_sigv4.empty());
+  EXPECT_TRUE(auth.user_password.empty());
+  EXPECT_TRUE(auth.headers.empty());
+}
+
+}  // namespace
+}  // namespace modelcache
