@@ -114,6 +114,9 @@ class CoordinatorClient::Impl {
   bool RunOneStream() {
     grpc::ClientContext context;
     if (!options_.token.empty()) context.AddMetadata("authorization", "Bearer " + options_.token);
+    // Wait for the channel instead of failing fast: gRPC's own reconnect backoff (capped at
+    // max_backoff) paces the attempts while the coordinator is down. Stop() cancels.
+    context.set_wait_for_ready(true);
     {
       std::lock_guard lock(mutex_);
       if (stopping_) return false;
@@ -157,10 +160,12 @@ class CoordinatorClient::Impl {
       std::lock_guard lock(mutex_);
       context_ = nullptr;
       stream_ = nullptr;
-      if (!stopping_) {
+      // Log once per outage, not once per attempt.
+      if (!stopping_ && (reached || status.error_code() != last_error_code_)) {
         spdlog::warn("coordinator {}: stream ended: {} {}", options_.target,
                      static_cast<int>(status.error_code()), status.error_message());
       }
+      last_error_code_ = reached ? grpc::StatusCode::OK : status.error_code();
     }
     return reached;
   }
@@ -273,6 +278,7 @@ class CoordinatorClient::Impl {
   bool reader_done_ = false;
   grpc::ClientContext* context_ = nullptr;
   std::thread thread_;
+  grpc::StatusCode last_error_code_ = grpc::StatusCode::OK;  // run thread only
 
   std::mutex write_mutex_;     // one writer at a time on the stream
   Stream* stream_ = nullptr;   // set by the run thread while a stream is open
