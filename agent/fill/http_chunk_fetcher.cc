@@ -38,6 +38,10 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
          });
 }
 
+bool StartsWithIgnoreCase(std::string_view text, std::string_view prefix) {
+  return text.size() >= prefix.size() && EqualsIgnoreCase(text.substr(0, prefix.size()), prefix);
+}
+
 // ETags compare without the weak prefix and the quotes: listings and responses differ there.
 std::string_view BareEtag(std::string_view etag) {
   etag = Trim(etag);
@@ -89,6 +93,21 @@ std::string S3ErrorCode(std::string_view body) {
 }
 
 bool IsAcceptedStatus(long code) { return code == 206 || code == 200; }
+
+// Failures that the same request meets again: retrying cannot help.
+bool IsPermanentCurlError(CURLcode result) {
+  switch (result) {
+    case CURLE_URL_MALFORMAT:
+    case CURLE_TOO_MANY_REDIRECTS:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_OUT_OF_MEMORY:
+      return true;
+    default:
+      return false;
+  }
+}
 
 class HttpChunkFetcher final : public ChunkFetcher {
  public:
@@ -158,7 +177,15 @@ uint64_t HttpChunkFetcher::Fetch(const ChunkRequest& request, DoneFn done) {
   transfer->what = absl::StrCat("GET ", request.file->location, " bytes=", first, "-", last);
   uint64_t id = transfer->id;
   if (request.buffer.empty()) {
-    FailSoon(std::move(transfer), absl::InvalidArgumentError("empty chunk"));
+    absl::Status status = absl::InvalidArgumentError(transfer->what + ": empty chunk");
+    FailSoon(std::move(transfer), std::move(status));
+    return id;
+  }
+  const std::string& url = request.file->location;
+  if (!StartsWithIgnoreCase(url, "http://") && !StartsWithIgnoreCase(url, "https://")) {
+    // Checked here: curl's "unsupported protocol" also means garbage on the wire (retryable).
+    absl::Status status = absl::InvalidArgumentError(transfer->what + ": not an http(s) URL");
+    FailSoon(std::move(transfer), std::move(status));
     return id;
   }
   if (absl::Status status = Configure(*transfer); !status.ok()) {
@@ -261,9 +288,12 @@ size_t HttpChunkFetcher::OnHeader(char* data, size_t size, size_t count, void* u
   try {
     std::string_view line(data, bytes);
     if (line.size() >= 5 && line.substr(0, 5) == "HTTP/") {
-      // A new response (after a redirect or a 100 Continue): forget the previous headers.
+      // A new response (after a redirect or a 100 Continue): forget the previous one.
       transfer->content_range.clear();
       transfer->etag.clear();
+      transfer->body_started = false;
+      transfer->status_code = 0;
+      transfer->error_body.clear();
       return bytes;
     }
     size_t colon = line.find(':');
@@ -381,6 +411,7 @@ absl::Status HttpChunkFetcher::Classify(Transfer& transfer, CURLcode result) con
   if (code != 0 && !IsAcceptedStatus(code)) return StatusForHttpError(transfer, code);
   if (result != CURLE_OK) {
     const char* detail = transfer.curl_error[0] != '\0' ? transfer.curl_error : curl_easy_strerror(result);
+    if (IsPermanentCurlError(result)) return absl::InternalError(absl::StrCat(transfer.what, ": ", detail));
     return absl::UnavailableError(absl::StrCat(transfer.what, ": ", detail));
   }
   if (!transfer.body_started) {

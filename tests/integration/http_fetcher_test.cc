@@ -166,6 +166,8 @@ class HttpFetcherTest : public ::testing::Test {
     options.root = root_.string();
     options.locations.push_back(NginxLocation{.prefix = "/forbidden/", .return_status = 403});
     options.locations.push_back(NginxLocation{.prefix = "/norange/", .max_ranges = 0});
+    options.locations.push_back(
+        NginxLocation{.prefix = "/moved/", .extra_directives = "return 302 /m/target.bin;"});
     auto server = NginxServer::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
     nginx_ = *std::move(server);
@@ -348,6 +350,32 @@ TEST_F(HttpFetcherTest, OriginIgnoringRangeFailsAPartialChunkButServesAWholeFile
   EXPECT_EQ(AsString(whole), content);
   ASSERT_TRUE(PollUntil([&] { return nginx_->AccessLog().size() >= 2; }, 5s));
   EXPECT_EQ(nginx_->AccessLog()[1].status, 200);
+}
+
+TEST_F(HttpFetcherTest, FollowsARedirectToTheRange) {
+  const std::string content = RandomBytes(10000, 9);
+  SourceFile target = Publish("m/target.bin", content);
+  SourceFile file = target;
+  file.location = nginx_->BaseUrl() + "/moved/a.bin";
+  std::vector<std::byte> buffer(3000);
+  absl::Status status = Fetch(file, 5000, buffer);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(AsString(buffer), content.substr(5000, 3000));
+  ASSERT_TRUE(PollUntil([&] { return nginx_->AccessLog().size() >= 2; }, 5s));
+  auto log = nginx_->AccessLog();
+  EXPECT_EQ(log[0].status, 302);
+  EXPECT_EQ(log[1].uri, "/m/target.bin");
+  EXPECT_EQ(log[1].range, "bytes=5000-7999");
+}
+
+TEST_F(HttpFetcherTest, UnsupportedSchemeIsNotRetryable) {
+  SourceFile file;
+  file.size = 10;
+  file.location = "gopher://127.0.0.1:1/a.bin";
+  std::vector<std::byte> buffer(10);
+  absl::Status status = Fetch(file, 0, buffer);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("gopher://127.0.0.1:1/a.bin bytes=0-9"));
 }
 
 TEST_F(HttpFetcherTest, ConnectionRefusedIsUnavailable) {
