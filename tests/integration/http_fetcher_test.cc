@@ -545,6 +545,31 @@ TEST_F(HttpFetcherTest, CancelledFetchNeverCallsDoneAndClosesItsConnection) {
   EXPECT_FALSE(cancelled_done_called);
 }
 
+TEST_F(HttpFetcherTest, DoneMayCancelOthersAndDestroyTheFetcher) {
+  const std::string content = RandomBytes(1 << 20, 10);
+  SourceFile file = Publish("m/a.bin", content);
+  std::vector<std::vector<std::byte>> buffers(8, std::vector<std::byte>(128 << 10));
+  auto first_done = std::make_shared<std::promise<absl::Status>>();
+  std::atomic<int> done_calls{0};
+  loop_.Post([&, first_done] {
+    auto ids = std::make_shared<std::vector<uint64_t>>();
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      ids->push_back(fetcher_->Fetch(ChunkRequest{&file, i * buffers[i].size(), buffers[i]},
+                                     [&, ids, first_done](absl::Status status) {
+                                       ++done_calls;
+                                       for (uint64_t id : *ids) fetcher_->Cancel(id);
+                                       fetcher_.reset();  // as a fill that gives up would
+                                       first_done->set_value(std::move(status));
+                                     }));
+    }
+  });
+  auto status = first_done->get_future();
+  ASSERT_EQ(status.wait_for(30s), std::future_status::ready);
+  EXPECT_TRUE(status.get().ok());
+  RunOnLoop([] {});
+  EXPECT_EQ(done_calls, 1);
+}
+
 TEST_F(HttpFetcherTest, FetcherOutlivingItsLoopIsDestroyedSafely) {
   ScriptedServer server(
       "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-99/1000\r\nContent-Length: 100\r\n\r\n", false);
