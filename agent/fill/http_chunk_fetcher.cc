@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -141,6 +142,11 @@ class HttpChunkFetcher final : public ChunkFetcher {
     std::string etag;
     std::string error_body;     // first bytes of a non-2xx body
     char curl_error[CURL_ERROR_SIZE] = {};
+    // Stall detection: curl's own low-speed check averages over ~5 s, so it fires late.
+    std::chrono::steady_clock::duration stall_timeout{};
+    std::chrono::steady_clock::time_point last_progress;
+    curl_off_t progress_bytes = -1;
+    bool stalled = false;
 
     ~Transfer() {
       if (easy != nullptr) curl_easy_cleanup(easy);
@@ -150,6 +156,8 @@ class HttpChunkFetcher final : public ChunkFetcher {
 
   static size_t OnHeader(char* data, size_t size, size_t count, void* user);
   static size_t OnBody(char* data, size_t size, size_t count, void* user);
+  static int OnProgress(void* user, curl_off_t download_total, curl_off_t download_now,
+                        curl_off_t upload_total, curl_off_t upload_now);
   static absl::Status CheckResponse(Transfer& transfer);
   static absl::Status StatusForHttpError(const Transfer& transfer, long code);
   absl::Status Classify(Transfer& transfer, CURLcode result) const;
@@ -230,7 +238,13 @@ absl::Status HttpChunkFetcher::Configure(Transfer& transfer) {
   curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, kReceiveBufferBytes);
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, stall_seconds);
-  // A transfer below 1 byte/s for stall_timeout ends with CURLE_OPERATION_TIMEDOUT.
+  // OnProgress ends a transfer that received nothing for stall_timeout. The low-speed check
+  // is the backstop, and it makes curl wake up every second even when no data comes.
+  transfer.stall_timeout = settings_.stall_timeout;
+  transfer.last_progress = std::chrono::steady_clock::now();
+  curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, &HttpChunkFetcher::OnProgress);
+  curl_easy_setopt(easy, CURLOPT_XFERINFODATA, &transfer);
   curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, stall_seconds);
   curl_easy_setopt(easy, CURLOPT_USERAGENT, "modelcache/0.1");
@@ -306,6 +320,20 @@ size_t HttpChunkFetcher::OnHeader(char* data, size_t size, size_t count, void* u
   } catch (...) {
     return 0;  // aborts the transfer; no exception may cross into curl
   }
+}
+
+int HttpChunkFetcher::OnProgress(void* user, curl_off_t /*download_total*/, curl_off_t download_now,
+                                 curl_off_t /*upload_total*/, curl_off_t /*upload_now*/) {
+  auto* transfer = static_cast<Transfer*>(user);
+  const auto now = std::chrono::steady_clock::now();
+  if (download_now != transfer->progress_bytes) {
+    transfer->progress_bytes = download_now;
+    transfer->last_progress = now;
+    return 0;
+  }
+  if (now - transfer->last_progress < transfer->stall_timeout) return 0;
+  transfer->stalled = true;
+  return 1;  // ends the transfer with CURLE_ABORTED_BY_CALLBACK
 }
 
 size_t HttpChunkFetcher::OnBody(char* data, size_t size, size_t count, void* user) {
@@ -397,7 +425,7 @@ absl::Status HttpChunkFetcher::StatusForHttpError(const Transfer& transfer, long
 
 absl::Status HttpChunkFetcher::Classify(Transfer& transfer, CURLcode result) const {
   if (!transfer.early_error.ok()) return transfer.early_error;
-  if (result == CURLE_OPERATION_TIMEDOUT) {
+  if (transfer.stalled || result == CURLE_OPERATION_TIMEDOUT) {
     return absl::DeadlineExceededError(absl::StrCat(
         transfer.what, ": stalled, no data for ", settings_.stall_timeout.count(), "s (",
         transfer.received, " of ", transfer.request.buffer.size(), " bytes received)"));
