@@ -244,6 +244,39 @@ TEST_F(FillJobTest, FileMissingAtTheOriginFailsNamingItAndRemovesStaging) {
   EXPECT_FALSE(std::filesystem::exists(layout_.StagingFor("gone", "1")));
 }
 
+TEST_F(FillJobTest, OriginErrorsExhaustRetriesAndKeepStagingForResume) {
+  auto files = testing::WriteRandomModel(source_dir_.Path(),
+                                         {{"fine.bin", 100'000}, {"broken.bin", 100'000}});
+  ASSERT_TRUE(testing::WriteTestFile(source_dir_.Path() / "modelcache.json",
+                                     testing::HttpListingJson(files)));
+  testing::NginxOptions options;
+  options.root = source_dir_.Path().string();
+  options.locations.push_back({.prefix = "= /broken.bin", .return_status = 503});
+  auto nginx = testing::NginxServer::Start(options);
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+
+  FillSettings settings = SmallChunks(2);
+  settings.retry.max_attempts = 3;
+  FillOutcome outcome = Fill("flaky", "1", (*nginx)->BaseUrl() + "/", settings);
+
+  ASSERT_FALSE(outcome.result.ok());
+  EXPECT_EQ(outcome.result.status().code(), absl::StatusCode::kUnavailable) << outcome.result.status();
+  EXPECT_THAT(std::string(outcome.result.status().message()),
+              HasSubstr("model flaky@1: file broken.bin: "));
+  int attempts = 0;
+  for (const auto& record : (*nginx)->AccessLog()) attempts += record.uri == "/broken.bin";
+  EXPECT_EQ(attempts, 3);
+  EXPECT_FALSE(std::filesystem::exists(layout_.ModelDir("flaky", "1")));
+  auto journal = ReadJournal(layout_.JournalPath("flaky", "1"));
+  ASSERT_TRUE(journal.ok()) << "staging and journal stay for a resume: " << journal.status();
+  EXPECT_EQ(journal->source(), (*nginx)->BaseUrl() + "/");
+  ASSERT_EQ(journal->files_size(), 2);
+  EXPECT_EQ(journal->files(0).path(), "fine.bin");
+  EXPECT_EQ(journal->files(0).committed_bytes(), 100'000u) << "the file that arrived is kept";
+  EXPECT_EQ(journal->files(1).committed_bytes(), 0u);
+  EXPECT_EQ(space_->ReservedBytes(), 0u);
+}
+
 // Puts the first `prefix` bytes of the source file into staging with a journal that says
 // they are committed, as an interrupted fill leaves them.
 void StageInterruptedFill(const CacheLayout& layout, const std::string& name,
