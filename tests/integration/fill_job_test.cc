@@ -16,6 +16,7 @@
 #include "agent/fill/event_loop.h"
 #include "agent/store/layout.h"
 #include "agent/store/manifest.h"
+#include "agent/store/publish.h"
 #include "agent/store/space.h"
 #include "common/sha256.h"
 #include "common/status_format.h"
@@ -255,7 +256,8 @@ TEST_F(FillJobTest, OriginErrorsExhaustRetriesAndKeepStagingForResume) {
   auto nginx = testing::NginxServer::Start(options);
   ASSERT_TRUE(nginx.ok()) << nginx.status();
 
-  FillSettings settings = SmallChunks(2);
+  // One fetch at a time: fine.bin has arrived before broken.bin is first asked for.
+  FillSettings settings = SmallChunks(1);
   settings.retry.max_attempts = 3;
   FillOutcome outcome = Fill("flaky", "1", (*nginx)->BaseUrl() + "/", settings);
 
@@ -274,6 +276,29 @@ TEST_F(FillJobTest, OriginErrorsExhaustRetriesAndKeepStagingForResume) {
   EXPECT_EQ(journal->files(0).path(), "fine.bin");
   EXPECT_EQ(journal->files(0).committed_bytes(), 100'000u) << "the file that arrived is kept";
   EXPECT_EQ(journal->files(1).committed_bytes(), 0u);
+  EXPECT_EQ(space_->ReservedBytes(), 0u);
+}
+
+TEST_F(FillJobTest, ModelPublishedMeanwhileIsTakenWithoutFetching) {
+  // Another agent of the shared volume published the model after our index was built.
+  ASSERT_TRUE(testing::WriteTestFile(layout_.StagingTree("shared", "1") / "w.bin", "weights"));
+  v1::Manifest theirs;
+  theirs.set_name("shared");
+  theirs.set_version("1");
+  theirs.set_source("file:///their/source");
+  theirs.set_total_bytes(7);
+  auto* file = theirs.add_files();
+  file->set_path("w.bin");
+  file->set_size(7);
+  file->set_sha256(std::string(64, 'a'));
+  ASSERT_TRUE(Publish(layout_, theirs).ok());
+
+  // Our source does not exist: listing it would fail.
+  FillOutcome outcome = Fill("shared", "1", "file://" + source_dir_.Path().string() + "/nothing",
+                             SmallChunks(2));
+
+  ASSERT_TRUE(outcome.result.ok()) << outcome.result.status();
+  EXPECT_EQ(outcome.result->source(), "file:///their/source");
   EXPECT_EQ(space_->ReservedBytes(), 0u);
 }
 
