@@ -72,7 +72,9 @@ class S3Source final : public Source {
     std::vector<SourceFile> files;
     std::string continuation_token;
     do {
-      ASSIGN_OR_RETURN(S3ListPage page, ListPage(directory, continuation_token, options_.s3_max_keys));
+      // max-keys=0 would make S3 answer empty pages forever.
+      const uint32_t max_keys = options_.s3_max_keys == 0 ? 1000 : options_.s3_max_keys;
+      ASSIGN_OR_RETURN(S3ListPage page, ListPage(directory, continuation_token, max_keys));
       for (const S3Object& object : page.objects) {
         if (object.key.ends_with('/')) continue;  // a "folder" marker, not data
         if (!object.key.starts_with(directory)) {
