@@ -26,7 +26,9 @@ std::string BucketUrl(const SourceOptions& options, std::string_view bucket) {
   auto [scheme, host] = options.s3_endpoint.empty()
                             ? std::pair<std::string, std::string>("https://", fmt::format("s3.{}.amazonaws.com", options.s3_region))
                             : SplitEndpoint(options.s3_endpoint);
-  if (options.s3_path_style) return fmt::format("{}{}/{}", scheme, host, bucket);
+  // A dotted bucket name in the host name would not match S3's wildcard TLS certificate.
+  const bool path_style = options.s3_path_style || bucket.find('.') != std::string_view::npos;
+  if (path_style) return fmt::format("{}{}/{}", scheme, host, bucket);
   return fmt::format("{}{}.{}", scheme, bucket, host);
 }
 
