@@ -75,7 +75,7 @@ StorageCheckResult Judge(const std::filesystem::path& root, uint32_t magic, bool
   StorageCheckResult result;
   result.type_magic = magic;
   result.type_name = std::string(FilesystemTypeName(magic));
-  std::string described = fmt::format("{} ({:#010x}){}", result.type_name, magic, pretended);
+  std::string described = fmt::format("{} ({:#010x})", result.type_name, magic);
   if (IsSupportedFilesystem(magic)) {
     result.accepted = true;
     result.message = fmt::format("cache {} is on {}: accepted", root.string(), described);
@@ -91,6 +91,7 @@ StorageCheckResult Judge(const std::filesystem::path& root, uint32_t magic, bool
         "modelsCacheStorage.bypassStorageCheck: true to use it anyway)",
         root.string(), described);
   }
+  result.message += pretended;
   return result;
 }
 
@@ -119,7 +120,7 @@ StorageCheckResult CheckStorage(const std::filesystem::path& root, bool bypass,
                       root.string(), *fs_type_override);
       return result;
     }
-    return Judge(root, *magic, bypass, " (type overridden for tests)");
+    return Judge(root, *magic, bypass, " [filesystem type overridden for tests]");
   }
   struct statfs info;
   if (::statfs(root.c_str(), &info) != 0) {

@@ -23,7 +23,7 @@ class FakeClock : public Clock {
     std::lock_guard<std::mutex> lock(mutex_);
     return now_;
   }
-  void Advance(Clock::duration by) {
+  void Advance(TimePoint::duration by) {
     std::lock_guard<std::mutex> lock(mutex_);
     now_ += by;
   }

@@ -59,8 +59,11 @@ class InventoryTest : public ::testing::Test {
     PutStaging(layout_, "old", "1", 50, false);
     ASSERT_TRUE(CreateDirectories(layout_.ModelDir("broken", "1")).ok());  // no manifest
     ASSERT_TRUE(WriteFileAtomic(layout_.ModelDir("broken", "1") / "x", "12345").ok());
+    ASSERT_TRUE(CreateDirectories(layout_.Root() / "junk").ok());
     ASSERT_TRUE(WriteFileAtomic(layout_.Root() / "junk" / "file", std::string(40, 'j')).ok());
     ASSERT_TRUE(WriteFileAtomic(layout_.Root() / "stray.txt", "abc").ok());
+    ASSERT_TRUE(CreateDirectories(layout_.TrashDir() / "123-x").ok());
+    ASSERT_TRUE(CreateDirectories(layout_.QuarantineDir() / "m@1-5").ok());
     ASSERT_TRUE(WriteFileAtomic(layout_.TrashDir() / "123-x" / "f", std::string(60, 't')).ok());
     ASSERT_TRUE(
         WriteFileAtomic(layout_.QuarantineDir() / "m@1-5" / "f", std::string(70, 'q')).ok());

@@ -61,12 +61,22 @@ void FlipByte(const fs::path& path, std::streamoff offset) {
 
 class MigrateTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(from_.CreateDirectories().ok());
+  void SetUp() override { ASSERT_TRUE(from_.CreateDirectories().ok()); }
+
+  // Several files: 64 MiB (four chunks), one that ends mid-chunk, a small one, an empty one.
+  void PutBigModel() {
     manifest_ = PutModel(from_, "llama", "v1",
                          {{"config.json", "{\"layers\": 32}"},
                           {"weights/big.bin", PseudoRandomBytes(64 << 20, 1)},
-                          {"weights/mid.bin", PseudoRandomBytes((20 << 20) + 17, 2)},
+                          {"weights/mid.bin", PseudoRandomBytes((16 << 20) + 17, 2)},
+                          {"empty", ""}});
+  }
+  // Same shape without the 64 MiB file, for the tests that are not about size.
+  void PutSmallModel() {
+    manifest_ = PutModel(from_, "llama", "v1",
+                         {{"config.json", "{\"layers\": 32}"},
+                          {"weights/mid.bin", PseudoRandomBytes((16 << 20) + 17, 2)},
+                          {"weights/small.bin", PseudoRandomBytes(1000, 4)},
                           {"empty", ""}});
   }
 
@@ -93,6 +103,7 @@ class MigrateTest : public ::testing::Test {
 };
 
 TEST_F(MigrateTest, CopiesVerifiesAndPublishes) {
+  PutBigModel();
   absl::StatusOr<MigrateReport> report = CopyModelBetweenVolumes(from_, to_, "llama", "v1", 4);
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_FALSE(report->skipped);
@@ -106,6 +117,7 @@ TEST_F(MigrateTest, CopiesVerifiesAndPublishes) {
 }
 
 TEST_F(MigrateTest, ReadWriteCopyGivesTheSameResult) {
+  PutSmallModel();
   absl::StatusOr<MigrateReport> report =
       CopyModelBetweenVolumes(from_, to_, "llama", "v1", 3, CopyMethod::kReadWrite);
   ASSERT_TRUE(report.ok()) << report.status();
@@ -114,6 +126,7 @@ TEST_F(MigrateTest, ReadWriteCopyGivesTheSameResult) {
 }
 
 TEST_F(MigrateTest, CorruptSourceIsDataLossAndNothingIsPublished) {
+  PutBigModel();
   FlipByte(from_.ModelDir("llama", "v1") / "weights/big.bin", (40 << 20) + 5);
   absl::StatusOr<MigrateReport> report = CopyModelBetweenVolumes(from_, to_, "llama", "v1", 4);
   ASSERT_EQ(report.status().code(), absl::StatusCode::kDataLoss) << report.status();
@@ -125,6 +138,7 @@ TEST_F(MigrateTest, CorruptSourceIsDataLossAndNothingIsPublished) {
 }
 
 TEST_F(MigrateTest, TruncatedSourceIsDataLoss) {
+  PutSmallModel();
   fs::resize_file(from_.ModelDir("llama", "v1") / "weights/mid.bin", 100);
   absl::StatusOr<MigrateReport> report = CopyModelBetweenVolumes(from_, to_, "llama", "v1", 2);
   EXPECT_EQ(report.status().code(), absl::StatusCode::kDataLoss) << report.status();
@@ -132,6 +146,7 @@ TEST_F(MigrateTest, TruncatedSourceIsDataLoss) {
 }
 
 TEST_F(MigrateTest, AlreadyPublishedTargetIsSkipped) {
+  PutSmallModel();
   ASSERT_TRUE(CopyModelBetweenVolumes(from_, to_, "llama", "v1", 2).ok());
   absl::StatusOr<MigrateReport> again = CopyModelBetweenVolumes(from_, to_, "llama", "v1", 2);
   ASSERT_TRUE(again.ok()) << again.status();
@@ -140,6 +155,7 @@ TEST_F(MigrateTest, AlreadyPublishedTargetIsSkipped) {
 }
 
 TEST_F(MigrateTest, FillInProgressOnTargetIsAborted) {
+  PutSmallModel();
   ASSERT_TRUE(CreateDirectories(to_.StagingTree("llama", "v1")).ok());
   absl::StatusOr<MigrateReport> report = CopyModelBetweenVolumes(from_, to_, "llama", "v1", 2);
   EXPECT_EQ(report.status().code(), absl::StatusCode::kAborted) << report.status();
@@ -147,6 +163,7 @@ TEST_F(MigrateTest, FillInProgressOnTargetIsAborted) {
 }
 
 TEST_F(MigrateTest, MissingSourceIsNotFound) {
+  PutSmallModel();
   EXPECT_EQ(CopyModelBetweenVolumes(from_, to_, "llama", "v2", 2).status().code(),
             absl::StatusCode::kNotFound);
 }
