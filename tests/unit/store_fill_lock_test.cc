@@ -175,6 +175,28 @@ TEST_F(FillLockTest, ConcurrentTakeoversOfAnExpiredLockHaveOneWinner) {
   }
 }
 
+TEST_F(FillLockTest, TakeOverInProgressElsewhereIsReportedAsBusy) {
+  FillLocks a = Agent("node-a", 11);
+  FillLocks b = Agent("node-b", 22);
+  ASSERT_TRUE(a.TryAcquire("llama", "v1").ok());
+  clock_.Advance(ttl_ + milliseconds(1));
+  // node-c has claimed the take-over (its break file is fresh by the real clock's mtime).
+  fs::path break_path = a.LockPath("llama", "v1");
+  break_path += ".break";
+  ASSERT_TRUE(WriteFileAtomic(break_path, "node=node-c\npid=33\ntoken=t\n").ok());
+  absl::StatusOr<FillLock> lock = b.TryAcquire("llama", "v1");
+  EXPECT_EQ(lock.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(lock.status().message().find("node-c"), absl::string_view::npos) << lock.status();
+
+  // A breaker that died long ago does not block the model forever.
+  fs::last_write_time(break_path,
+                      fs::file_time_type::clock::now() - std::chrono::hours(24 * 365 * 30));
+  lock = b.TryAcquire("llama", "v1");
+  ASSERT_TRUE(lock.ok()) << lock.status();
+  EXPECT_EQ(lock->holder.fencing, 2u);
+  EXPECT_FALSE(fs::exists(break_path));
+}
+
 TEST_F(FillLockTest, InvalidNamesAreRejected) {
   FillLocks a = Agent("node-a", 11);
   EXPECT_EQ(a.TryAcquire("../x", "v1").status().code(), absl::StatusCode::kInvalidArgument);
