@@ -136,18 +136,18 @@ bool IsKnownTopLevel(const CacheLayout& layout, const std::string& name) {
   return name == "lost+found";
 }
 
-std::optional<ModelKey> ParseStagingFolder(std::string_view folder) {
+std::optional<NameAndVersion> ParseStagingFolder(std::string_view folder) {
   size_t at = folder.find('@');
   if (at == std::string_view::npos) return std::nullopt;
-  return ModelKey(std::string(folder.substr(0, at)), std::string(folder.substr(at + 1)));
+  return NameAndVersion(std::string(folder.substr(0, at)), std::string(folder.substr(at + 1)));
 }
 
-bool Leased(const CleanupRequest& request, const ModelKey& key) {
+bool Leased(const CleanupRequest& request, const NameAndVersion& key) {
   return !request.force && request.leased.count(key) > 0;
 }
 
 bool Requested(const CleanupRequest& request, const InventoryModel& model) {
-  for (const ModelKey& wanted : request.models) {
+  for (const NameAndVersion& wanted : request.models) {
     if (wanted.first == model.name && (wanted.second.empty() || wanted.second == model.version)) {
       return true;
     }
@@ -190,7 +190,7 @@ CleanupPlan PlanCleanup(const Inventory& inventory, const CleanupRequest& reques
     }
     add(CleanupItem::Kind::kModel, path, model.bytes);
   }
-  for (const ModelKey& wanted : request.models) {
+  for (const NameAndVersion& wanted : request.models) {
     bool present = std::any_of(inventory.models.begin(), inventory.models.end(),
                                [&wanted](const InventoryModel& model) {
                                  return model.name == wanted.first &&
@@ -207,7 +207,7 @@ CleanupPlan PlanCleanup(const Inventory& inventory, const CleanupRequest& reques
                  request.now - staging.modified >= *request.staging_older_than;
     if (!request.everything && !stale) continue;
     std::string path = "staging/" + staging.folder;
-    std::optional<ModelKey> key = ParseStagingFolder(staging.folder);
+    std::optional<NameAndVersion> key = ParseStagingFolder(staging.folder);
     if (key.has_value() && Leased(request, *key)) {
       plan.kept.push_back(fmt::format("{}: live lease (use --force)", path));
       continue;

@@ -49,7 +49,7 @@ struct Inventory {
 // skipped. Errors name the path that could not be read.
 absl::StatusOr<Inventory> TakeInventory(const CacheLayout& layout);
 
-using ModelKey = std::pair<std::string, std::string>;  // name, version
+using NameAndVersion = std::pair<std::string, std::string>;  // name, version
 
 struct CleanupRequest {
   bool everything = false;  // all of the below, and every model
@@ -58,8 +58,8 @@ struct CleanupRequest {
   bool unknown = false;
   // Staging folders not modified for this long (abandoned fills).
   std::optional<std::chrono::seconds> staging_older_than;
-  std::vector<ModelKey> models;  // specific models; version "" means every version
-  std::set<ModelKey> leased;     // live leases: never removed (models nor staging) ...
+  std::vector<NameAndVersion> models;  // specific models; version "" means every version
+  std::set<NameAndVersion> leased;     // live leases: never removed (models nor staging) ...
   bool force = false;            // ... unless forced
   Clock::TimePoint now;
 };
