@@ -160,8 +160,8 @@ absl::StatusOr<bool> ReplaceExpired(const std::filesystem::path& path, const std
                                     std::string_view replacement, Clock::TimePoint now,
                                     std::chrono::milliseconds ttl) {
   std::filesystem::path break_path = BreakPath(path);
-  std::string break_text = FormatKeyValues(
-      {{"node", node}, {"pid", std::to_string(pid)}, {"token", RandomHexId128()}});
+  std::string break_text =
+      FormatKeyValues({{"node", node}, {"pid", std::to_string(pid)}, {"token", RandomHexId128()}});
   absl::Status claimed = CreateFileExclusive(break_path, break_text, now);
   if (absl::IsAlreadyExists(claimed)) {
     struct stat info;
@@ -250,9 +250,8 @@ absl::StatusOr<FillLock> FillLocks::TryAcquire(std::string_view name,
     // Expired: replace it, serialised against other contenders by a break file.
     FillLock candidate = lock;
     candidate.holder.fencing = current->holder.has_value() ? current->holder->fencing + 1 : 1;
-    ASSIGN_OR_RETURN(bool replaced,
-                     ReplaceExpired(lock.path, node_name_, pid_, *current,
-                                    FormatHolder(candidate.holder), now, ttl_));
+    ASSIGN_OR_RETURN(bool replaced, ReplaceExpired(lock.path, node_name_, pid_, *current,
+                                                   FormatHolder(candidate.holder), now, ttl_));
     if (replaced) return candidate;
   }
   return absl::AbortedError(fmt::format("fill lock {}: still contended after {} attempts",

@@ -19,7 +19,7 @@ namespace modelcache {
 struct InventoryModel {
   std::string name;
   std::string version;
-  uint64_t bytes = 0;  // files on disk below the model folder
+  uint64_t bytes = 0;            // files on disk below the model folder
   Clock::TimePoint last_access;  // access file mtime, else the manifest's fetched time
 };
 
@@ -37,8 +37,8 @@ struct InventoryEntry {
 };
 
 struct Inventory {
-  std::vector<InventoryModel> models;      // sorted by name, version
-  std::vector<InventoryStaging> staging;   // sorted by folder
+  std::vector<InventoryModel> models;     // sorted by name, version
+  std::vector<InventoryStaging> staging;  // sorted by folder
   std::vector<InventoryEntry> trash;
   std::vector<InventoryEntry> quarantine;
   // Top-level entries that are none of ours, and model folders without a valid manifest.
@@ -60,7 +60,7 @@ struct CleanupRequest {
   std::optional<std::chrono::seconds> staging_older_than;
   std::vector<NameAndVersion> models;  // specific models; version "" means every version
   std::set<NameAndVersion> leased;     // live leases: never removed (models nor staging) ...
-  bool force = false;            // ... unless forced
+  bool force = false;                  // ... unless forced
   Clock::TimePoint now;
 };
 
@@ -73,8 +73,9 @@ struct CleanupItem {
 
 struct CleanupPlan {
   std::vector<CleanupItem> remove;
-  std::vector<std::string> kept;  // "models/x/1: live lease (use --force)", "y@2: not on this volume"
-  uint64_t bytes = 0;             // sum over `remove`
+  std::vector<std::string>
+      kept;            // "models/x/1: live lease (use --force)", "y@2: not on this volume"
+  uint64_t bytes = 0;  // sum over `remove`
 };
 
 // Pure: what to remove for `request`, given `inventory`.

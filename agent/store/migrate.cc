@@ -132,9 +132,9 @@ absl::Status CopyWithReadWrite(int source, int target, uint64_t offset, uint64_t
     if (got == 0) return SourceEnded(source_path, offset, size);
     size_t written = 0;
     while (written < static_cast<size_t>(got)) {
-      ssize_t put = ::pwrite(target, worker.buffer.data() + written,
-                             static_cast<size_t>(got) - written,
-                             static_cast<off_t>(offset + written));
+      ssize_t put =
+          ::pwrite(target, worker.buffer.data() + written, static_cast<size_t>(got) - written,
+                   static_cast<off_t>(offset + written));
       if (put < 0) {
         if (errno == EINTR) continue;
         return ErrnoStatus(errno, "write", target_path);
@@ -235,8 +235,8 @@ absl::Status VerifyCopies(const std::filesystem::path& source_dir,
                           const std::filesystem::path& target_dir, v1::Manifest& manifest,
                           int parallelism) {
   std::vector<std::string> expected(static_cast<size_t>(manifest.files_size()));
-  RETURN_IF_ERROR(RunParallel(
-      expected.size(), parallelism, [&](size_t index, Worker& worker) -> absl::Status {
+  RETURN_IF_ERROR(
+      RunParallel(expected.size(), parallelism, [&](size_t index, Worker& worker) -> absl::Status {
         const v1::ManifestFile& file = manifest.files(static_cast<int>(index));
         std::string want = file.sha256();
         if (want.empty()) {
@@ -278,9 +278,8 @@ bool Exists(const std::filesystem::path& path) {
 }
 
 // Copies into a staging folder this call created; the caller trashes it on error.
-absl::Status CopyAndPublish(const CacheLayout& from, const CacheLayout& to,
-                            v1::Manifest& manifest, int parallelism, CopyMethod method,
-                            MigrateReport& report) {
+absl::Status CopyAndPublish(const CacheLayout& from, const CacheLayout& to, v1::Manifest& manifest,
+                            int parallelism, CopyMethod method, MigrateReport& report) {
   const std::string& name = manifest.name();
   const std::string& version = manifest.version();
   RETURN_IF_ERROR(WriteJournal(to.JournalPath(name, version), JournalFor(manifest)));
@@ -307,8 +306,7 @@ absl::Status CopyAndPublish(const CacheLayout& from, const CacheLayout& to,
 }  // namespace
 
 absl::StatusOr<MigrateReport> CopyModelBetweenVolumes(const CacheLayout& from,
-                                                      const CacheLayout& to,
-                                                      std::string_view name,
+                                                      const CacheLayout& to, std::string_view name,
                                                       std::string_view version, int parallelism,
                                                       CopyMethod method) {
   RETURN_IF_ERROR(ValidateModelName(name));

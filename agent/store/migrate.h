@@ -19,7 +19,7 @@ enum class CopyMethod {
 struct MigrateReport {
   std::string name;
   std::string version;
-  bool skipped = false;        // already published on the target; nothing was copied
+  bool skipped = false;  // already published on the target; nothing was copied
   uint64_t files = 0;
   uint64_t bytes_copied = 0;
   bool used_copy_file_range = false;  // at least one chunk went through copy_file_range
@@ -38,8 +38,7 @@ struct MigrateReport {
 // INVALID_ARGUMENT for a bad name or version. Blocking; every thread is joined before it
 // returns.
 absl::StatusOr<MigrateReport> CopyModelBetweenVolumes(const CacheLayout& from,
-                                                      const CacheLayout& to,
-                                                      std::string_view name,
+                                                      const CacheLayout& to, std::string_view name,
                                                       std::string_view version, int parallelism,
                                                       CopyMethod method = CopyMethod::kAuto);
 

@@ -18,6 +18,7 @@ struct FilesystemType {
 };
 
 // Magic numbers from linux/magic.h (and zfs's own).
+// clang-format off
 constexpr FilesystemType kTypes[] = {
     {0x6969, "nfs", true},
     {0xEF53, "ext4", true},  // ext2, ext3 and ext4 share it
@@ -43,6 +44,7 @@ constexpr FilesystemType kTypes[] = {
     {0x63677270, "cgroup2", false},
     {0x6E736673, "nsfs", false},
 };
+// clang-format on
 
 const FilesystemType* FindByMagic(uint32_t magic) {
   for (const FilesystemType& type : kTypes) {
@@ -114,10 +116,10 @@ StorageCheckResult CheckStorage(const std::filesystem::path& root, bool bypass,
     if (!magic.has_value()) {
       StorageCheckResult result;
       result.type_name = "unknown";
-      result.message =
-          fmt::format("cache {}: filesystem type override '{}' is not a known type or number; "
-                      "caching refused",
-                      root.string(), *fs_type_override);
+      result.message = fmt::format(
+          "cache {}: filesystem type override '{}' is not a known type or number; "
+          "caching refused",
+          root.string(), *fs_type_override);
       return result;
     }
     return Judge(root, *magic, bypass, " [filesystem type overridden for tests]");

@@ -14,7 +14,7 @@ namespace modelcache {
 
 struct StorageCheckResult {
   bool accepted = false;
-  std::string type_name;  // "nfs", "ext4", "tmpfs", ... or "unknown"
+  std::string type_name;    // "nfs", "ext4", "tmpfs", ... or "unknown"
   uint32_t type_magic = 0;  // statfs f_type (0 when statfs failed)
   // For the log: why it was refused (ERROR), or what was accepted and why (INFO / WARN when
   // bypassed). Names the folder and the type.

@@ -31,9 +31,10 @@ class Pacer {
   void Account(uint64_t bytes) {
     if (limit_.bytes_per_second == 0) return;
     bytes_ += bytes;
-    auto due = start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                            std::chrono::duration<double>(static_cast<double>(bytes_) /
-                                                          limit_.bytes_per_second));
+    auto due =
+        start_ +
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+            std::chrono::duration<double>(static_cast<double>(bytes_) / limit_.bytes_per_second));
     std::this_thread::sleep_until(due);
   }
 
@@ -120,8 +121,8 @@ absl::StatusOr<VerifyReport> VerifyModel(const CacheLayout& layout, std::string_
   Pacer pacer(rate_limit);
   std::vector<std::byte> buffer(kReadBufferBytes);
   for (const v1::ManifestFile& file : manifest.files()) {
-    ASSIGN_OR_RETURN(FileCheck check, CheckFile(model_dir / file.path(), file.size(),
-                                                file.sha256(), pacer, buffer, cancel));
+    ASSIGN_OR_RETURN(FileCheck check, CheckFile(model_dir / file.path(), file.size(), file.sha256(),
+                                                pacer, buffer, cancel));
     ++report.files_checked;
     report.bytes_hashed += check.bytes_hashed;
     if (check.problem.has_value()) report.bad_files.push_back({file.path(), *check.problem});
@@ -158,9 +159,8 @@ absl::StatusOr<std::filesystem::path> Quarantine(const CacheLayout& layout, std:
     RETURN_IF_ERROR(FsyncDirectory(source.parent_path()));
     return target;
   }
-  return absl::InternalError(
-      fmt::format("quarantine {}: no free name under {}", source.string(),
-                  layout.QuarantineDir().string()));
+  return absl::InternalError(fmt::format("quarantine {}: no free name under {}", source.string(),
+                                         layout.QuarantineDir().string()));
 }
 
 absl::StatusOr<std::filesystem::path> Quarantine(const CacheLayout& layout, std::string_view name,

@@ -27,8 +27,7 @@ absl::StatusOr<VolumeIdRecord> ReadVolumeId(const CacheLayout& layout);
 // caller returns the winner's record. INVALID_ARGUMENT for an empty node name or one with
 // control characters; DATA_LOSS as ReadVolumeId (a corrupt id is never replaced silently).
 absl::StatusOr<VolumeIdRecord> EnsureVolumeIdRecord(const CacheLayout& layout,
-                                                    std::string_view node_name,
-                                                    const Clock& clock);
+                                                    std::string_view node_name, const Clock& clock);
 
 // EnsureVolumeIdRecord with the system clock, returning the id only.
 absl::StatusOr<std::string> EnsureVolumeId(const CacheLayout& layout, std::string_view node_name);

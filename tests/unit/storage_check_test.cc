@@ -1,7 +1,8 @@
+#include "agent/store/storage_check.h"
+
 #include <gtest/gtest.h>
 #include <sys/vfs.h>
 
-#include "agent/store/storage_check.h"
 #include "tests/testing/scoped_temp_dir.h"
 
 namespace modelcache {

@@ -21,7 +21,8 @@ std::string PseudoRandomBytes(size_t size, uint64_t seed) {
     state ^= state << 13;
     state ^= state >> 7;
     state ^= state << 17;
-    for (size_t j = 0; j < 8 && i + j < size; ++j) bytes[i + j] = static_cast<char>(state >> (8 * j));
+    for (size_t j = 0; j < 8 && i + j < size; ++j)
+      bytes[i + j] = static_cast<char>(state >> (8 * j));
   }
   return bytes;
 }

@@ -98,8 +98,7 @@ TEST_F(VerifyTest, UnpublishedModelIsNotFound) {
 TEST_F(VerifyTest, RateLimitSlowsReading) {
   // 300 KB at 1 MB/s cannot take less than 0.3 s.
   auto start = std::chrono::steady_clock::now();
-  absl::StatusOr<VerifyReport> report =
-      VerifyModel(layout_, "llama", "v1", RateLimit{1'000'000});
+  absl::StatusOr<VerifyReport> report = VerifyModel(layout_, "llama", "v1", RateLimit{1'000'000});
   auto elapsed = std::chrono::steady_clock::now() - start;
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_TRUE(report->Clean());
