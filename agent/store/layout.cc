@@ -49,6 +49,12 @@ std::filesystem::path CacheLayout::JournalPath(std::string_view name,
 
 std::filesystem::path CacheLayout::TrashDir() const { return root_ / "trash"; }
 
+std::filesystem::path CacheLayout::QuarantineDir() const { return root_ / "quarantine"; }
+
+std::filesystem::path CacheLayout::LocksDir() const { return root_ / "locks"; }
+
+std::filesystem::path CacheLayout::VolumeIdPath() const { return root_ / kVolumeIdFileName; }
+
 absl::Status CacheLayout::CreateDirectories() const {
   RETURN_IF_ERROR(modelcache::CreateDirectories(ModelsDir()));
   RETURN_IF_ERROR(modelcache::CreateDirectories(StagingDir()));

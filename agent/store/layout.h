@@ -5,6 +5,9 @@
 //   <root>/staging/<name>@<version>/tree/...     a fill in progress (same volume: rename publishes)
 //   <root>/staging/<name>@<version>/journal.json
 //   <root>/trash/<unique>/                       renamed here, then deleted in the background
+//   <root>/quarantine/<name>@<version>-<ms>/     a model whose files failed verification
+//   <root>/locks/<name>@<version>.lock           cross-node fill lock (coordinator unreachable)
+//   <root>/.modelcache-volume-id                 the volume's identity, written once
 #include <filesystem>
 #include <string_view>
 
@@ -15,6 +18,7 @@ namespace modelcache {
 inline constexpr std::string_view kManifestFileName = ".modelcache-manifest.json";
 // Its mtime is the model's last access time on this volume.
 inline constexpr std::string_view kAccessFileName = ".modelcache-access";
+inline constexpr std::string_view kVolumeIdFileName = ".modelcache-volume-id";
 
 class CacheLayout {
  public:
@@ -29,6 +33,9 @@ class CacheLayout {
   std::filesystem::path StagingTree(std::string_view name, std::string_view version) const;
   std::filesystem::path JournalPath(std::string_view name, std::string_view version) const;
   std::filesystem::path TrashDir() const;
+  std::filesystem::path QuarantineDir() const;
+  std::filesystem::path LocksDir() const;
+  std::filesystem::path VolumeIdPath() const;
 
   // Creates models/, staging/ and trash/ if missing.
   absl::Status CreateDirectories() const;

@@ -1,0 +1,100 @@
+#include "agent/store/storage_check.h"
+
+#include <gtest/gtest.h>
+#include <sys/vfs.h>
+
+#include "tests/testing/scoped_temp_dir.h"
+
+namespace modelcache {
+namespace {
+
+// The list of accepted types, kept apart from the implementation's table.
+bool ExpectedAccepted(uint32_t magic) {
+  switch (magic) {
+    case 0x6969:      // nfs
+    case 0xEF53:      // ext2/3/4
+    case 0x58465342:  // xfs
+    case 0x9123683E:  // btrfs
+    case 0x794C7630:  // overlayfs
+    case 0x2FC12FC1:  // zfs
+      return true;
+    default:
+      return false;
+  }
+}
+
+TEST(StorageCheck, RealFolderIsJudgedByItsStatfsType) {
+  testing::ScopedTempDir dir;
+  struct statfs info;
+  ASSERT_EQ(::statfs(dir.path().c_str(), &info), 0);
+  uint32_t magic = static_cast<uint32_t>(info.f_type);
+  StorageCheckResult result = CheckStorage(dir.path(), false, std::nullopt);
+  EXPECT_EQ(result.type_magic, magic);
+  EXPECT_EQ(result.accepted, ExpectedAccepted(magic)) << result.message;
+  EXPECT_NE(result.message.find(dir.path().string()), std::string::npos) << result.message;
+  EXPECT_TRUE(CheckStorage(dir.path(), true, std::nullopt).accepted);
+}
+
+TEST(StorageCheck, TmpfsOverrideIsRefusedNamingTheTypeAndTheBypass) {
+  StorageCheckResult result = CheckStorage("/cache", false, "tmpfs");
+  EXPECT_FALSE(result.accepted);
+  EXPECT_EQ(result.type_name, "tmpfs");
+  EXPECT_EQ(result.type_magic, 0x01021994u);
+  EXPECT_NE(result.message.find("cache /cache is on tmpfs (0x01021994), not NFS or a local disk; "
+                                "caching refused"),
+            std::string::npos)
+      << result.message;
+  EXPECT_NE(result.message.find("bypassStorageCheck: true"), std::string::npos);
+}
+
+TEST(StorageCheck, BypassAcceptsAnUnsupportedType) {
+  StorageCheckResult result = CheckStorage("/cache", true, "tmpfs");
+  EXPECT_TRUE(result.accepted);
+  EXPECT_EQ(result.type_name, "tmpfs");
+  EXPECT_NE(result.message.find("used anyway"), std::string::npos) << result.message;
+}
+
+TEST(StorageCheck, OverridesNameSupportedTypesAndNumbers) {
+  EXPECT_TRUE(CheckStorage("/cache", false, "nfs").accepted);
+  EXPECT_TRUE(CheckStorage("/cache", false, "ext3").accepted);
+  EXPECT_TRUE(CheckStorage("/cache", false, "xfs").accepted);
+  EXPECT_FALSE(CheckStorage("/cache", false, "fuse").accepted);
+  StorageCheckResult by_number = CheckStorage("/cache", false, "0x01021994");
+  EXPECT_FALSE(by_number.accepted);
+  EXPECT_EQ(by_number.type_name, "tmpfs");
+  EXPECT_TRUE(CheckStorage("/cache", false, "0x6969").accepted);
+}
+
+TEST(StorageCheck, UnknownOverrideIsRefusedEvenWithBypass) {
+  StorageCheckResult result = CheckStorage("/cache", true, "floppyfs");
+  EXPECT_FALSE(result.accepted);
+  EXPECT_NE(result.message.find("floppyfs"), std::string::npos);
+}
+
+TEST(StorageCheck, MissingFolderIsRefusedEvenWithBypass) {
+  testing::ScopedTempDir dir;
+  StorageCheckResult result = CheckStorage(dir.path() / "missing", true, std::nullopt);
+  EXPECT_FALSE(result.accepted);
+  EXPECT_NE(result.message.find("statfs failed"), std::string::npos) << result.message;
+}
+
+TEST(StorageCheck, DevShmIsRefusedWhenItIsTmpfs) {
+  struct statfs info;
+  if (::statfs("/dev/shm", &info) != 0 || static_cast<uint32_t>(info.f_type) != 0x01021994u) {
+    GTEST_SKIP() << "/dev/shm is not a tmpfs here";
+  }
+  StorageCheckResult result = CheckStorage("/dev/shm", false, std::nullopt);
+  EXPECT_FALSE(result.accepted);
+  EXPECT_EQ(result.type_name, "tmpfs");
+  EXPECT_TRUE(CheckStorage("/dev/shm", true, std::nullopt).accepted);
+}
+
+TEST(StorageCheck, TypeNames) {
+  EXPECT_EQ(FilesystemTypeName(0x6969), "nfs");
+  EXPECT_EQ(FilesystemTypeName(0xEF53), "ext4");
+  EXPECT_EQ(FilesystemTypeName(0x12345678), "unknown");
+  EXPECT_FALSE(IsSupportedFilesystem(0x12345678));
+}
+
+}  // namespace
+}  // namespace modelcache
