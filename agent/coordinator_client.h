@@ -1,0 +1,86 @@
+#pragma once
+// The agent's side of the coordinator stream: one long-lived Connect call that sends a hello,
+// the full usage on every (re)connect, then deltas and heartbeats; runs the coordinator's
+// commands through LocalCacheOps and answers each with its result. Reconnects with
+// exponential backoff and jitter. Commands are deduplicated by id: a command the coordinator
+// re-sends after a reconnect gets the stored answer instead of running again.
+// The agent keeps serving while the coordinator is away; this class only reports and obeys.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "modelcache/v1/coordinator.pb.h"
+
+namespace modelcache {
+
+// What the client needs from the local cache. Called from the client's threads; the agent's
+// implementation posts to its loop and waits.
+class LocalCacheOps {
+ public:
+  virtual ~LocalCacheOps() = default;
+  // Every model on the volume now (published, filling or being purged).
+  virtual std::vector<v1::ModelUsage> Usage() = 0;
+  struct Space {
+    uint64_t capacity_bytes = 0;
+    uint64_t free_bytes = 0;
+  };
+  virtual Space VolumeSpace() = 0;
+  // Re-checks local leases (FAILED_PRECONDITION while in use), moves the version to trash and
+  // returns the bytes freed; 0 (OK) when it is not cached.
+  virtual absl::StatusOr<uint64_t> Purge(const std::string& name, const std::string& version) = 0;
+  // Starts filling the model (returns once started or refused; the fill goes on).
+  virtual absl::Status Prefetch(const std::string& name, const std::string& version,
+                                const std::string& source) = 0;
+  // The whole caching policy; Ensure for a disabled model answers FAILED_PRECONDITION.
+  virtual void ApplyCachingPolicy(const v1::CachingPolicy& policy) = 0;
+};
+
+struct CoordinatorClientOptions {
+  std::string target;  // host:port
+  std::string token;   // bearer token (role agent); empty: none sent
+  std::string node_name;
+  std::string volume_id;
+  std::string agent_version;
+  // TLS: PEM contents. Empty root_certs and tls=false: plaintext.
+  bool tls = false;
+  std::string root_certs;
+  std::string client_cert;
+  std::string client_key;
+  std::chrono::milliseconds report_interval{10000};
+  std::chrono::milliseconds min_backoff{200};
+  std::chrono::milliseconds max_backoff{30000};
+  size_t remembered_results = 4096;  // command answers kept for deduplication
+};
+
+class CoordinatorClient {
+ public:
+  // Does not connect yet; `ops` must outlive the client.
+  CoordinatorClient(CoordinatorClientOptions options, LocalCacheOps& ops);
+  ~CoordinatorClient();  // Stop()
+  CoordinatorClient(const CoordinatorClient&) = delete;
+  CoordinatorClient& operator=(const CoordinatorClient&) = delete;
+
+  void Start();
+  // Ends the stream and joins the threads. Idempotent.
+  void Stop();
+  // Sends a delta now instead of at the next interval (after a fill or a purge).
+  void ReportNow();
+
+  // True once the coordinator answered on the current stream.
+  bool Connected() const;
+  // Streams that reached the coordinator since Start (for tests and metrics).
+  uint64_t Connections() const;
+  // Commands run (not counting answers replayed for duplicates).
+  uint64_t CommandsExecuted() const;
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace modelcache

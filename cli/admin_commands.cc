@@ -1,0 +1,142 @@
+#include "cli/admin_commands.h"
+
+#include <cstdio>
+#include <memory>
+
+#include "cli/admin_connection.h"
+#include "cli/admin_handlers.h"
+
+namespace modelcache::cli {
+namespace {
+
+// State shared by the admin subcommands; only one runs per invocation.
+struct AdminState {
+  AdminOptions options;
+  std::string name;
+  std::string source;
+  std::string volume_id;
+  bool dry_run = false;
+  int* exit_code = nullptr;
+};
+
+void AddConnectionFlags(CLI::App& command, AdminState& state) {
+  command.add_option("--coordinator", state.options.coordinator,
+                     "Coordinator host:port (default $MODELCACHE_COORDINATOR)");
+  command.add_option("--token", state.options.token, "Bearer token (default $MODELCACHE_TOKEN)");
+  command.add_flag("--json", state.options.json, "JSON output for scripts");
+  command.add_flag("--tls", state.options.tls, "Use TLS (system roots unless --ca-file)");
+  command.add_option("--ca-file", state.options.ca_file, "PEM CA certificates for TLS");
+  command.add_option("--timeout", state.options.timeout_seconds, "Seconds to wait for an answer");
+}
+
+// Wraps a body that needs a connection: opens it, runs, stores the exit code.
+template <typename Body>
+void OnRun(CLI::App& command, std::shared_ptr<AdminState> state, Body body) {
+  command.callback([state, body] {
+    std::unique_ptr<AdminConnection> connection = AdminConnection::Open(state->options);
+    if (!connection) {
+      *state->exit_code = kAdminExitUsage;
+      return;
+    }
+    *state->exit_code = body(*connection, *state);
+  });
+}
+
+CLI::App* Command(CLI::App& parent, const std::string& name, const std::string& help,
+                  AdminState& state) {
+  CLI::App* command = parent.add_subcommand(name, help);
+  AddConnectionFlags(*command, state);
+  return command;
+}
+
+// A command that takes NAME[@VERSION] and applies `body` to it.
+template <typename Body>
+void RefCommand(CLI::App& app, const std::string& name, const std::string& help,
+                std::shared_ptr<AdminState> state, bool version_required, Body body) {
+  CLI::App* command = Command(app, name, help, *state);
+  command->add_option("model", state->name, version_required ? "NAME@VERSION" : "NAME[@VERSION]")
+      ->required();
+  OnRun(*command, state, [body, version_required](AdminConnection& connection, AdminState& s) {
+    ModelRef ref;
+    if (!ParseModelRef(s.name, version_required, ref)) return kAdminExitUsage;
+    return body(connection, ref, s);
+  });
+}
+
+}  // namespace
+
+void AddAdminCommands(CLI::App& app, int* exit_code) {
+  auto state = std::make_shared<AdminState>();
+  state->exit_code = exit_code;
+
+  CLI::App* models = app.add_subcommand("models", "Models known to the coordinator");
+  models->require_subcommand(1);
+  CLI::App* list = Command(*models, "list", "Every model: caching, pins, cached bytes", *state);
+  OnRun(*list, state, [](AdminConnection& c, AdminState&) { return RunModelsList(c); });
+  CLI::App* show = Command(*models, "show", "One model: versions and where they are cached", *state);
+  show->add_option("name", state->name, "Model name")->required();
+  OnRun(*show, state, [](AdminConnection& c, AdminState& s) { return RunModelsShow(c, s.name); });
+
+  CLI::App* usage = Command(app, "usage", "Per volume: quota, used, free, models, nodes", *state);
+  OnRun(*usage, state, [](AdminConnection& c, AdminState&) { return RunUsage(c); });
+  CLI::App* nodes = Command(app, "nodes", "Agents: volume, version, connection, heartbeat", *state);
+  OnRun(*nodes, state, [](AdminConnection& c, AdminState&) { return RunNodes(c); });
+
+  RefCommand(app, "enable-caching", "Allow caching of a model (or one version)", state, false,
+             [](AdminConnection& c, const ModelRef& r, AdminState&) { return RunSetCaching(c, r, true); });
+  RefCommand(app, "disable-caching", "Refuse caching of a model (or one version)", state, false,
+             [](AdminConnection& c, const ModelRef& r, AdminState&) { return RunSetCaching(c, r, false); });
+  RefCommand(app, "pin", "Keep a model (or one version) from automatic purges", state, false,
+             [](AdminConnection& c, const ModelRef& r, AdminState&) { return RunSetPin(c, r, true); });
+  RefCommand(app, "unpin", "Let automatic purges take a model again", state, false,
+             [](AdminConnection& c, const ModelRef& r, AdminState&) { return RunSetPin(c, r, false); });
+
+  CLI::App* remove = Command(app, "delete", "Remove a model from the registry and purge it everywhere", *state);
+  remove->add_option("name", state->name, "Model name")->required();
+  OnRun(*remove, state, [](AdminConnection& c, AdminState& s) { return RunDelete(c, s.name); });
+
+  CLI::App* purge = Command(app, "purge", "Purge NAME[@VERSION] on every volume now", *state);
+  purge->add_option("model", state->name, "NAME[@VERSION]");
+  purge->add_flag("--dry-run", state->dry_run, "Show what the next policy run would purge, and why");
+  OnRun(*purge, state, [](AdminConnection& c, AdminState& s) {
+    if (s.dry_run) {
+      if (!s.name.empty()) {
+        std::fprintf(stderr, "modelcachectl: purge --dry-run takes no model\n");
+        return kAdminExitUsage;
+      }
+      return RunPurgeDryRun(c);
+    }
+    ModelRef ref;
+    if (s.name.empty()) {
+      std::fprintf(stderr, "modelcachectl: purge needs NAME[@VERSION] (or --dry-run)\n");
+      return kAdminExitUsage;
+    }
+    if (!ParseModelRef(s.name, false, ref)) return kAdminExitUsage;
+    return RunPurge(c, ref);
+  });
+
+  CLI::App* prefetch = Command(app, "prefetch", "Warm the cache with NAME@VERSION before a rollout", *state);
+  prefetch->add_option("model", state->name, "NAME@VERSION")->required();
+  prefetch->add_option("--source", state->source, "s3://, http(s):// or file:// URI")->required();
+  prefetch->add_option("--volume", state->volume_id, "Only this volume (default: every volume)");
+  OnRun(*prefetch, state, [](AdminConnection& c, AdminState& s) {
+    ModelRef ref;
+    if (!ParseModelRef(s.name, true, ref)) return kAdminExitUsage;
+    return RunPrefetch(c, ref, s.source, s.volume_id);
+  });
+}
+
+bool ParseModelRef(const std::string& text, bool version_required, ModelRef& ref) {
+  size_t at = text.find('@');
+  ref.name = text.substr(0, at);
+  ref.version = at == std::string::npos ? "" : text.substr(at + 1);
+  if (ref.name.empty() || (at != std::string::npos && ref.version.empty()) ||
+      (version_required && ref.version.empty())) {
+    std::fprintf(stderr, "modelcachectl: \"%s\": want %s\n", text.c_str(),
+                 version_required ? "NAME@VERSION" : "NAME or NAME@VERSION");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace modelcache::cli

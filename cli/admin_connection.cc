@@ -1,0 +1,86 @@
+#include "cli/admin_connection.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "cli/admin_commands.h"
+
+namespace modelcache::cli {
+namespace {
+
+const char* CodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::INVALID_ARGUMENT: return "invalid argument";
+    case grpc::StatusCode::NOT_FOUND: return "not found";
+    case grpc::StatusCode::PERMISSION_DENIED: return "permission denied";
+    case grpc::StatusCode::UNAUTHENTICATED: return "unauthenticated (check --token or MODELCACHE_TOKEN)";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "failed precondition";
+    case grpc::StatusCode::UNAVAILABLE: return "unavailable";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "deadline exceeded";
+    default: return "error";
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<AdminConnection> AdminConnection::Open(AdminOptions options) {
+  if (options.coordinator.empty()) {
+    if (const char* value = std::getenv("MODELCACHE_COORDINATOR")) options.coordinator = value;
+  }
+  if (options.token.empty()) {
+    if (const char* value = std::getenv("MODELCACHE_TOKEN")) options.token = value;
+  }
+  if (options.coordinator.empty()) {
+    std::fprintf(stderr,
+                 "modelcachectl: no coordinator: pass --coordinator host:port or set "
+                 "MODELCACHE_COORDINATOR\n");
+    return nullptr;
+  }
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (options.tls || !options.ca_file.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    if (!options.ca_file.empty()) {
+      std::ifstream file(options.ca_file);
+      if (!file) {
+        std::fprintf(stderr, "modelcachectl: --ca-file %s: cannot open\n", options.ca_file.c_str());
+        return nullptr;
+      }
+      std::stringstream buffer;
+      buffer << file.rdbuf();
+      ssl.pem_root_certs = buffer.str();
+    }
+    credentials = grpc::SslCredentials(ssl);
+  }
+  auto connection = std::unique_ptr<AdminConnection>(new AdminConnection());
+  connection->options_ = std::move(options);
+  connection->stub_ = v1::Coordinator::NewStub(
+      grpc::CreateChannel(connection->options_.coordinator, credentials));
+  return connection;
+}
+
+std::unique_ptr<grpc::ClientContext> AdminConnection::Context() const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() +
+                        std::chrono::seconds(options_.timeout_seconds));
+  if (!options_.token.empty()) context->AddMetadata("authorization", "Bearer " + options_.token);
+  return context;
+}
+
+int AdminConnection::Fail(const std::string& what, const grpc::Status& status) const {
+  const bool unreachable = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                           status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+  if (unreachable) {
+    std::fprintf(stderr, "modelcachectl: %s: coordinator %s unreachable: %s\n", what.c_str(),
+                 options_.coordinator.c_str(), status.error_message().c_str());
+    return kAdminExitUnreachable;
+  }
+  std::fprintf(stderr, "modelcachectl: %s: %s: %s\n", what.c_str(),
+               CodeName(status.error_code()), status.error_message().c_str());
+  return kAdminExitFailed;
+}
+
+}  // namespace modelcache::cli

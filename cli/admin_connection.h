@@ -1,0 +1,40 @@
+#pragma once
+// How the admin commands reach the coordinator: flags/env -> channel + bearer token, and gRPC
+// errors -> one message on stderr and an exit code.
+#include <memory>
+#include <string>
+
+#include "modelcache/v1/coordinator.grpc.pb.h"
+
+namespace modelcache::cli {
+
+struct AdminOptions {
+  std::string coordinator;  // host:port; default $MODELCACHE_COORDINATOR
+  std::string token;        // default $MODELCACHE_TOKEN
+  bool json = false;
+  bool tls = false;
+  std::string ca_file;      // PEM roots for TLS (implies --tls)
+  int timeout_seconds = 30;
+};
+
+class AdminConnection {
+ public:
+  // Fills coordinator/token from the environment when the flags are empty. nullptr (after a
+  // message on stderr) when no coordinator address is known or the CA file cannot be read.
+  static std::unique_ptr<AdminConnection> Open(AdminOptions options);
+
+  v1::Coordinator::Stub& Stub() { return *stub_; }
+  // A context with the deadline and the authorization header.
+  std::unique_ptr<grpc::ClientContext> Context() const;
+  const AdminOptions& Options() const { return options_; }
+
+  // Prints "modelcachectl: <what>: <reason>" to stderr and returns the exit code: 3 when the
+  // coordinator cannot be reached, 4 for an answered error.
+  int Fail(const std::string& what, const grpc::Status& status) const;
+
+ private:
+  AdminOptions options_;
+  std::unique_ptr<v1::Coordinator::Stub> stub_;
+};
+
+}  // namespace modelcache::cli

@@ -1,0 +1,160 @@
+#include "coordinator/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "common/status_macros.h"
+#include "spdlog/fmt/fmt.h"
+
+namespace modelcache {
+namespace {
+
+constexpr std::string_view kBlock = "coordinator";
+
+absl::Status Invalid(std::string_view key, std::string_view value, std::string_view why) {
+  return absl::InvalidArgumentError(
+      fmt::format("{}.{}: invalid value \"{}\": {}", kBlock, key, value, why));
+}
+
+absl::StatusOr<std::string> Scalar(std::string_view key, const YAML::Node& node) {
+  if (!node.IsScalar()) {
+    return absl::InvalidArgumentError(fmt::format("{}.{}: want a scalar value", kBlock, key));
+  }
+  return node.Scalar();
+}
+
+absl::StatusOr<double> Watermark(std::string_view key, const YAML::Node& node) {
+  ASSIGN_OR_RETURN(std::string text, Scalar(key, node));
+  char* end = nullptr;
+  double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size()) {
+    return Invalid(key, text, "want a number such as 0.9");
+  }
+  if (!(value > 0.0 && value <= 1.0)) return Invalid(key, text, "want a fraction in (0, 1]");
+  return value;
+}
+
+absl::Status ApplyTls(const YAML::Node& block, CoordinatorTlsConfig& tls) {
+  if (!block.IsMap()) {
+    return absl::InvalidArgumentError(fmt::format("{}.tls: want a map of settings", kBlock));
+  }
+  for (const auto& item : block) {
+    std::string key = item.first.as<std::string>();
+    std::string full = "tls." + key;
+    if (key == "cert") {
+      ASSIGN_OR_RETURN(tls.cert_file, Scalar(full, item.second));
+    } else if (key == "key") {
+      ASSIGN_OR_RETURN(tls.key_file, Scalar(full, item.second));
+    } else if (key == "clientCa") {
+      ASSIGN_OR_RETURN(tls.client_ca_file, Scalar(full, item.second));
+    } else {
+      return absl::InvalidArgumentError(fmt::format(
+          "{}.{}: unknown key (want cert, key, clientCa)", kBlock, full));
+    }
+  }
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        fmt::format("{}.tls: cert and key go together (cert \"{}\", key \"{}\")", kBlock,
+                    tls.cert_file, tls.key_file));
+  }
+  if (!tls.client_ca_file.empty() && tls.cert_file.empty()) {
+    return absl::InvalidArgumentError(
+        fmt::format("{}.tls.clientCa: \"{}\" needs tls.cert and tls.key", kBlock,
+                    tls.client_ca_file));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyKey(const std::string& key, const YAML::Node& value, CoordinatorConfig& config) {
+  if (key == "listen") {
+    ASSIGN_OR_RETURN(config.listen, Scalar(key, value));
+    if (config.listen.find(':') == std::string::npos) {
+      return Invalid(key, config.listen, "want host:port");
+    }
+  } else if (key == "database") {
+    ASSIGN_OR_RETURN(config.database, Scalar(key, value));
+    if (config.database.empty()) return Invalid(key, "", "want a file path");
+  } else if (key == "tokensFile") {
+    ASSIGN_OR_RETURN(config.tokens_file, Scalar(key, value));
+  } else if (key == "highWatermark") {
+    ASSIGN_OR_RETURN(config.high_watermark, Watermark(key, value));
+  } else if (key == "lowWatermark") {
+    ASSIGN_OR_RETURN(config.low_watermark, Watermark(key, value));
+  } else if (key == "defaultCaching") {
+    ASSIGN_OR_RETURN(std::string text, Scalar(key, value));
+    if (text == "enabled") {
+      config.default_caching_enabled = true;
+    } else if (text == "disabled") {
+      config.default_caching_enabled = false;
+    } else {
+      return Invalid(key, text, "want enabled or disabled");
+    }
+  } else if (key == "maxThreads") {
+    ASSIGN_OR_RETURN(std::string text, Scalar(key, value));
+    char* end = nullptr;
+    long threads = std::strtol(text.c_str(), &end, 10);
+    if (text.empty() || end != text.c_str() + text.size() || threads < 4 || threads > 65536) {
+      return Invalid(key, text, "want an integer in [4, 65536]");
+    }
+    config.max_threads = static_cast<int>(threads);
+  } else if (key == "tls") {
+    RETURN_IF_ERROR(ApplyTls(value, config.tls));
+  } else if (key == "metricsAddress") {
+    ASSIGN_OR_RETURN(config.metrics_address, Scalar(key, value));
+  } else {
+    return absl::InvalidArgumentError(fmt::format(
+        "{}.{}: unknown key (want listen, database, tokensFile, highWatermark, lowWatermark, "
+        "defaultCaching, maxThreads, tls, metricsAddress)",
+        kBlock, key));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(std::string_view yaml_text) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml_text));
+  } catch (const YAML::Exception& error) {
+    return absl::InvalidArgumentError(fmt::format("config: YAML: {}", error.what()));
+  }
+  CoordinatorConfig config;
+  if (root.IsNull()) return config;
+  if (!root.IsMap()) return absl::InvalidArgumentError("config: want a map at the top level");
+  ASSIGN_OR_RETURN(config.storage, ParseStorageConfig(root["modelsCacheStorage"]));
+  YAML::Node block = root[std::string(kBlock)];
+  if (block.IsDefined() && !block.IsNull()) {
+    if (!block.IsMap()) {
+      return absl::InvalidArgumentError(fmt::format("{}: want a map of settings", kBlock));
+    }
+    for (const auto& item : block) {
+      RETURN_IF_ERROR(ApplyKey(item.first.as<std::string>(), item.second, config));
+    }
+  }
+  if (config.low_watermark > config.high_watermark) {
+    return absl::InvalidArgumentError(fmt::format(
+        "{}.lowWatermark: invalid value \"{}\": above highWatermark {}", kBlock,
+        config.low_watermark, config.high_watermark));
+  }
+  return config;
+}
+
+absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) return absl::NotFoundError(fmt::format("config {}: cannot open", path));
+  std::stringstream buffer;
+  buffer << file.rdbuf();
+  std::string text = buffer.str();
+  absl::StatusOr<CoordinatorConfig> config = ParseCoordinatorConfig(text);
+  if (!config.ok()) {
+    return absl::Status(config.status().code(),
+                        fmt::format("{}: {}", path, std::string(config.status().message())));
+  }
+  return config;
+}
+
+}  // namespace modelcache

@@ -1,0 +1,49 @@
+#pragma once
+// The coordinator's configuration: one YAML file, the same format as the agent's.
+//   modelsCacheStorage: {...}            # common/storage_config.h (quota, purge intervals)
+//   coordinator:
+//     listen: 0.0.0.0:7070
+//     database: /var/lib/modelcache/coordinator.db
+//     tokensFile: /etc/modelcache/tokens   # empty: no authentication (development only)
+//     highWatermark: 0.9                   # quota purge starts above this share of storageSize
+//     lowWatermark: 0.8                    # ... and stops at or below this one
+//     defaultCaching: disabled             # enabled | disabled, for models without a setting
+//     maxThreads: 512                      # gRPC sync server threads (one per connected agent)
+//     tls: {cert: server.pem, key: server.key, clientCa: ca.pem}   # optional
+//     metricsAddress: 127.0.0.1:9102       # optional Prometheus exposer
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "common/storage_config.h"
+
+namespace modelcache {
+
+struct CoordinatorTlsConfig {
+  std::string cert_file;       // PEM; empty: plaintext
+  std::string key_file;
+  std::string client_ca_file;  // empty: clients are not asked for certificates
+};
+
+struct CoordinatorConfig {
+  StorageConfig storage;
+  std::string listen = "0.0.0.0:7070";
+  std::string database = "coordinator.db";
+  std::string tokens_file;
+  double high_watermark = 0.9;
+  double low_watermark = 0.8;
+  bool default_caching_enabled = false;
+  int max_threads = 512;
+  CoordinatorTlsConfig tls;
+  std::string metrics_address;
+};
+
+// Parses a whole YAML document. INVALID_ARGUMENT naming the key and the value for a bad
+// value, an unknown key, watermarks outside (0, 1] or low > high, tls with a cert but no key.
+absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(std::string_view yaml_text);
+
+// Reads and parses `path`; errors name the file.
+absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path);
+
+}  // namespace modelcache

@@ -1,0 +1,121 @@
+#pragma once
+// The coordinator's state, persisted in SQLite: registry (models, versions, caching, pins,
+// deletion), volumes and agents, what each agent reported per volume, leases, commands and the
+// purge audit log. Every method is thread-safe (one connection behind a mutex) and each
+// mutation is one transaction, so a crash or restart loses nothing that was acknowledged.
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "coordinator/db/sqlite.h"
+#include "coordinator/policy/purge_plan.h"
+#include "modelcache/v1/coordinator.pb.h"
+
+namespace modelcache {
+
+// The newest schema; migrations 1..kSchemaVersion are applied in order at Open.
+inline constexpr int kSchemaVersion = 2;
+
+struct StoredCommand {
+  v1::Command command;  // id set
+  std::string volume_id;
+  std::string state;    // "pending", "sent", "done", "failed"
+  std::string node_name;
+  std::string result_message;
+  int result_code = 0;
+};
+
+struct AuditEntry {
+  int64_t at_unix_ms = 0;
+  std::string volume_id;
+  std::string name;
+  std::string version;
+  std::string reason;
+  uint64_t bytes_freed = 0;
+  std::string node_name;
+  std::string command_id;
+};
+
+class CoordinatorStore {
+ public:
+  // Opens or creates the database and migrates it. `default_caching` applies to models the
+  // registry learns from agents' reports.
+  static absl::StatusOr<std::unique_ptr<CoordinatorStore>> Open(const std::string& path,
+                                                                bool default_caching);
+
+  // Start-up after a restart: no agent is connected, commands sent but unanswered go back to
+  // pending (the agent deduplicates ids, so re-sending never runs a command twice).
+  absl::Status ResetConnections();
+
+  // ---- agents
+  absl::Status RecordHello(const v1::AgentHello& hello, int64_t now_ms);
+  absl::Status RecordDisconnect(std::string_view node_name, int64_t now_ms);
+  // A full report replaces what the node reported before; a delta upserts and removes.
+  // Models the registry does not know are added with the default caching setting.
+  absl::Status ApplyUsage(std::string_view node_name, std::string_view volume_id,
+                          const v1::UsageReport& report, int64_t now_ms);
+
+  // ---- registry
+  absl::StatusOr<v1::ModelInfo> SetCaching(std::string_view name, std::string_view version,
+                                           bool enabled, int64_t now_ms);
+  absl::StatusOr<v1::ModelInfo> SetPin(std::string_view name, std::string_view version,
+                                       bool pinned, int64_t now_ms);
+  // Marks the model deleted and its caching disabled. NOT_FOUND if unknown.
+  absl::Status MarkDeleted(std::string_view name, int64_t now_ms);
+  // NOT_FOUND if the registry has never seen the model.
+  absl::StatusOr<v1::ModelInfo> GetModel(std::string_view name, int64_t now_ms);
+  absl::StatusOr<std::vector<v1::ModelInfo>> ListModels(int64_t now_ms);
+  absl::StatusOr<v1::CachingPolicy> CachingPolicy();
+
+  // ---- views
+  absl::StatusOr<v1::UsageResponse> Usage(uint64_t default_quota_bytes);
+  absl::StatusOr<v1::NodesResponse> Nodes();
+  // Everything the purge policy needs.
+  absl::StatusOr<Snapshot> LoadSnapshot();
+
+  // ---- leases
+  // renew_only: NOT_FOUND unless a lease for the same key is still live at now_ms.
+  absl::StatusOr<v1::Lease> PutLease(const v1::LeaseRequest& request, int64_t now_ms,
+                                     bool renew_only);
+  absl::StatusOr<v1::Lease> ReleaseLease(const v1::LeaseRequest& request);
+
+  // ---- commands
+  // Stores a new pending command for the volume and returns it with its id.
+  absl::StatusOr<v1::Command> EnqueueCommand(std::string_view volume_id, v1::Command command,
+                                             int64_t now_ms);
+  // True when a purge of this copy is pending or sent.
+  absl::StatusOr<bool> HasOpenPurge(std::string_view volume_id, std::string_view name,
+                                    std::string_view version);
+  // Atomically hands every pending command of the volume to `node_name` (state sent).
+  absl::StatusOr<std::vector<v1::Command>> ClaimPending(std::string_view volume_id,
+                                                        std::string_view node_name,
+                                                        int64_t now_ms);
+  // Records an agent's answer. A purge that succeeded removes the copy's reports and writes
+  // the audit log. Answers for unknown or already finished commands are ignored (OK).
+  absl::Status RecordResult(std::string_view node_name, const v1::CommandResult& result,
+                            int64_t now_ms);
+  absl::StatusOr<std::optional<StoredCommand>> GetCommand(std::string_view id);
+  absl::StatusOr<std::vector<AuditEntry>> Audit(size_t limit);
+
+ private:
+  CoordinatorStore(std::unique_ptr<Database> db, bool default_caching)
+      : db_(std::move(db)), default_caching_(default_caching) {}
+  absl::Status EnsureModel(std::string_view name, int64_t now_ms);
+  absl::Status EnsureVersion(std::string_view name, std::string_view version, int64_t now_ms);
+  absl::StatusOr<v1::ModelInfo> GetModelLocked(std::string_view name, int64_t now_ms);
+
+  std::mutex mutex_;  // guards db_ (one connection, serialised)
+  std::unique_ptr<Database> db_;
+  const bool default_caching_;
+};
+
+// Applies the numbered migrations to `db` (exposed for the migration tests).
+absl::Status MigrateSchema(Database& db);
+
+}  // namespace modelcache

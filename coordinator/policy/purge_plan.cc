@@ -1,0 +1,140 @@
+#include "coordinator/policy/purge_plan.h"
+
+#include <algorithm>
+#include <tuple>
+
+#include "common/duration.h"
+#include "common/quantity.h"
+#include "spdlog/fmt/fmt.h"
+
+namespace modelcache {
+namespace {
+
+using CopyKey = std::tuple<std::string, std::string, std::string>;  // volume, name, version
+
+CopyKey KeyOf(const CachedCopy& copy) { return {copy.volume_id, copy.name, copy.version}; }
+
+bool HasLiveLease(const CachedCopy& copy, const Snapshot& snapshot, Clock::TimePoint now) {
+  if (copy.agent_leases > 0) return true;
+  for (const LeaseRecord& lease : snapshot.leases) {
+    if (lease.name == copy.name && lease.version == copy.version && lease.expires > now &&
+        (lease.volume_id.empty() || lease.volume_id == copy.volume_id)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+const RegistryModel* FindModel(const Snapshot& snapshot, const std::string& name) {
+  auto found = snapshot.models.find(name);
+  return found == snapshot.models.end() ? nullptr : &found->second;
+}
+
+bool IsPinned(const CachedCopy& copy, const Snapshot& snapshot) {
+  const RegistryModel* model = FindModel(snapshot, copy.name);
+  return model != nullptr && (model->pinned || model->pinned_versions.count(copy.version) > 0);
+}
+
+std::string Age(Clock::TimePoint then, Clock::TimePoint now) {
+  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(now - then);
+  if (seconds.count() < 0) seconds = std::chrono::seconds(0);
+  return FormatDuration(seconds);
+}
+
+PurgeDecision DecisionFor(const CachedCopy& copy, PurgeReason reason, std::string explanation) {
+  return PurgeDecision{copy.volume_id, copy.name,  copy.version,
+                       copy.size_bytes, reason,     std::move(explanation)};
+}
+
+}  // namespace
+
+const char* PurgeReasonName(PurgeReason reason) {
+  switch (reason) {
+    case PurgeReason::kDeleted: return "deleted";
+    case PurgeReason::kUnused: return "unused";
+    case PurgeReason::kQuota: return "quota";
+  }
+  return "unknown";
+}
+
+PurgePlan Plan(const Snapshot& snapshot, const PurgePolicy& policy, Clock::TimePoint now) {
+  PurgePlan plan;
+  std::set<CopyKey> decided;
+
+  for (const CachedCopy& copy : snapshot.copies) {
+    const RegistryModel* model = FindModel(snapshot, copy.name);
+    if (model == nullptr || !model->deleted || !copy.ready) continue;
+    PurgeDecision decision =
+        DecisionFor(copy, PurgeReason::kDeleted, fmt::format("model {} deleted from the registry",
+                                                             copy.name));
+    if (HasLiveLease(copy, snapshot, now)) {
+      decision.explanation += ", waiting for its lease";
+      plan.held_by_lease.push_back(std::move(decision));
+      decided.insert(KeyOf(copy));  // no other rule may take it either
+      continue;
+    }
+    decided.insert(KeyOf(copy));
+    plan.decisions.push_back(std::move(decision));
+  }
+
+  if (policy.purge_unused_after.count() > 0) {
+    for (const CachedCopy& copy : snapshot.copies) {
+      if (!copy.ready || decided.count(KeyOf(copy)) > 0) continue;
+      if (now - copy.last_access <= policy.purge_unused_after) continue;
+      if (IsPinned(copy, snapshot) || HasLiveLease(copy, snapshot, now)) continue;
+      decided.insert(KeyOf(copy));
+      plan.decisions.push_back(DecisionFor(
+          copy, PurgeReason::kUnused,
+          fmt::format("last access {} ago, older than {}", Age(copy.last_access, now),
+                      FormatDuration(policy.purge_unused_after))));
+    }
+  }
+
+  std::map<std::string, std::vector<const CachedCopy*>> by_volume;
+  for (const CachedCopy& copy : snapshot.copies) by_volume[copy.volume_id].push_back(&copy);
+  for (auto& [volume_id, copies] : by_volume) {
+    uint64_t quota = policy.default_quota_bytes;
+    auto own = snapshot.volume_quota.find(volume_id);
+    if (own != snapshot.volume_quota.end() && own->second > 0) quota = own->second;
+    if (quota == 0) continue;
+    uint64_t used = 0;
+    for (const CachedCopy* copy : copies) {
+      if (decided.count(KeyOf(*copy)) == 0 ||
+          std::any_of(plan.held_by_lease.begin(), plan.held_by_lease.end(),
+                      [&](const PurgeDecision& held) {
+                        return held.volume_id == copy->volume_id && held.name == copy->name &&
+                               held.version == copy->version;
+                      })) {
+        used += copy->size_bytes;
+      }
+    }
+    const auto high = static_cast<uint64_t>(policy.high_watermark * static_cast<double>(quota));
+    const auto low = static_cast<uint64_t>(policy.low_watermark * static_cast<double>(quota));
+    if (used <= high) continue;
+    std::vector<const CachedCopy*> candidates;
+    for (const CachedCopy* copy : copies) {
+      if (!copy->ready || decided.count(KeyOf(*copy)) > 0) continue;
+      if (IsPinned(*copy, snapshot) || HasLiveLease(*copy, snapshot, now)) continue;
+      candidates.push_back(copy);
+    }
+    std::stable_sort(candidates.begin(), candidates.end(),
+                     [](const CachedCopy* a, const CachedCopy* b) {
+                       return a->last_access < b->last_access;
+                     });
+    const uint64_t used_before = used;
+    for (const CachedCopy* copy : candidates) {
+      if (used <= low) break;
+      decided.insert(KeyOf(*copy));
+      used -= std::min(used, copy->size_bytes);
+      plan.decisions.push_back(DecisionFor(
+          *copy, PurgeReason::kQuota,
+          fmt::format("volume {} uses {} of {} (above {:.0f}%), least recently used (last "
+                      "access {} ago)",
+                      volume_id, FormatBytes(used_before), FormatBytes(quota),
+                      policy.high_watermark * 100, Age(copy->last_access, now))));
+    }
+  }
+  return plan;
+}
+
+}  // namespace modelcache

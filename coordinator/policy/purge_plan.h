@@ -1,0 +1,85 @@
+#pragma once
+// Purge decisions as pure functions: a snapshot of what is cached where, the policy, and the
+// time in; the list of copies to purge, each with its reason, out. No I/O, no clock.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/clock.h"
+
+namespace modelcache {
+
+// One model version on one volume, aggregated over the agents that reported it.
+struct CachedCopy {
+  std::string volume_id;
+  std::string name;
+  std::string version;
+  uint64_t size_bytes = 0;
+  Clock::TimePoint last_access;
+  uint32_t agent_leases = 0;  // live leases the agents reported
+  bool ready = true;          // false while filling or purging: never chosen
+};
+
+struct RegistryModel {
+  bool deleted = false;
+  bool pinned = false;
+  std::set<std::string> pinned_versions;
+};
+
+// A lease held at the coordinator; volume_id empty = every volume.
+struct LeaseRecord {
+  std::string name;
+  std::string version;
+  std::string volume_id;
+  std::string holder;
+  Clock::TimePoint expires;
+};
+
+struct Snapshot {
+  std::vector<CachedCopy> copies;
+  std::map<std::string, RegistryModel> models;    // by name; absent = not deleted, not pinned
+  std::vector<LeaseRecord> leases;
+  std::map<std::string, uint64_t> volume_quota;   // per volume; absent or 0: policy default
+};
+
+struct PurgePolicy {
+  // 0 disables the unused rule.
+  std::chrono::seconds purge_unused_after{7 * 24 * 3600};
+  double high_watermark = 0.9;
+  double low_watermark = 0.8;
+  uint64_t default_quota_bytes = 0;  // 0: no quota rule for volumes without their own
+};
+
+enum class PurgeReason { kDeleted, kUnused, kQuota };
+const char* PurgeReasonName(PurgeReason reason);  // "deleted", "unused", "quota"
+
+struct PurgeDecision {
+  std::string volume_id;
+  std::string name;
+  std::string version;
+  uint64_t size_bytes = 0;
+  PurgeReason reason = PurgeReason::kUnused;
+  std::string explanation;  // for people: "last access 3d ago, older than 1d"
+};
+
+struct PurgePlan {
+  std::vector<PurgeDecision> decisions;  // at most one per copy
+  // Copies a rule wanted but a lease kept (deleted models waiting for their leases).
+  std::vector<PurgeDecision> held_by_lease;
+};
+
+// Rules, in this order, each copy decided at most once:
+//  1. deleted from the registry: every ready copy with no live lease (pins do not protect);
+//  2. unused: last access older than purge_unused_after, no live lease, not pinned;
+//  3. quota: while a volume's used bytes (all copies, minus those already decided) exceed
+//     high_watermark * quota, its least recently used ready, unleased, unpinned copies go
+//     until used <= low_watermark * quota.
+// A live lease is an agent-reported one or a coordinator lease expiring after `now` for the
+// same name and version on the copy's volume (or on every volume).
+PurgePlan Plan(const Snapshot& snapshot, const PurgePolicy& policy, Clock::TimePoint now);
+
+}  // namespace modelcache

@@ -1,0 +1,602 @@
+#include "coordinator/service.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "common/names.h"
+#include "common/status_format.h"
+#include "common/status_macros.h"
+#include "coordinator/auth.h"
+#include "coordinator/db/store.h"
+#include "coordinator/policy/purge_plan.h"
+#include "modelcache/v1/coordinator.grpc.pb.h"
+#include "spdlog/spdlog.h"
+
+namespace modelcache {
+namespace {
+
+using AgentStream = grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::AgentMessage>;
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) return absl::NotFoundError(fmt::format("{}: cannot open", path));
+  std::stringstream buffer;
+  buffer << file.rdbuf();
+  return buffer.str();
+}
+
+// One connected agent. The handler thread reads; writers (dispatcher, policy broadcasts, the
+// handler itself) serialise on mutex_. Shared by the handler and the registry because a
+// dispatcher may still hold it for a moment after the stream ends.
+struct AgentSession {
+  std::string node_name;
+  std::string volume_id;
+  grpc::ServerContext* context = nullptr;
+  AgentStream* stream = nullptr;
+  std::mutex mutex;     // guards writes and `closed`
+  bool closed = false;  // set by the handler before the stream goes away
+
+  bool Send(const v1::CoordinatorMessage& message) {
+    return stream->Write(message);
+  }
+};
+
+absl::Status ValidateModelRef(std::string_view name, std::string_view version,
+                              bool version_required) {
+  RETURN_IF_ERROR(ValidateModelName(name));
+  if (!version.empty() || version_required) RETURN_IF_ERROR(ValidateModelVersion(version));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+class CoordinatorServer::Impl final : public v1::Coordinator::Service {
+ public:
+  Impl(CoordinatorConfig config, const Clock& clock, std::unique_ptr<CoordinatorStore> store,
+       std::optional<TokenTable> tokens)
+      : config_(std::move(config)), clock_(clock), store_(std::move(store)),
+        tokens_(std::move(tokens)) {
+    policy_.purge_unused_after = config_.storage.purge_unused_after;
+    policy_.high_watermark = config_.high_watermark;
+    policy_.low_watermark = config_.low_watermark;
+    policy_.default_quota_bytes = config_.storage.storage_size_bytes;
+  }
+
+  absl::Status Listen() {
+    std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+    if (!config_.tls.cert_file.empty()) {
+      grpc::SslServerCredentialsOptions options;
+      ASSIGN_OR_RETURN(std::string cert, ReadWholeFile(config_.tls.cert_file));
+      ASSIGN_OR_RETURN(std::string key, ReadWholeFile(config_.tls.key_file));
+      options.pem_key_cert_pairs.push_back({key, cert});
+      if (!config_.tls.client_ca_file.empty()) {
+        ASSIGN_OR_RETURN(options.pem_root_certs, ReadWholeFile(config_.tls.client_ca_file));
+        options.client_certificate_request =
+            GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+      }
+      credentials = grpc::SslServerCredentials(options);
+    }
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(config_.listen, credentials, &port_);
+    builder.RegisterService(this);
+    grpc::ResourceQuota quota("coordinator");
+    quota.SetMaxThreads(config_.max_threads);
+    builder.SetResourceQuota(quota);
+    // Dead agents are noticed within a minute even without traffic.
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    server_ = builder.BuildAndStart();
+    if (server_ == nullptr || port_ == 0) {
+      return absl::UnavailableError(fmt::format("coordinator: cannot listen on {}", config_.listen));
+    }
+    spdlog::info("coordinator listening on {} (port {}, tls {}, auth {})", config_.listen, port_,
+                 config_.tls.cert_file.empty() ? "off" : "on", tokens_ ? "on" : "off");
+    policy_thread_ = std::thread([this] { PolicyLoop(); });
+    return absl::OkStatus();
+  }
+
+  int Port() const { return port_; }
+
+  void Shutdown() {
+    {
+      std::lock_guard lock(loop_mutex_);
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    loop_wake_.notify_all();
+    if (policy_thread_.joinable()) policy_thread_.join();
+    {
+      std::lock_guard lock(sessions_mutex_);
+      for (auto& [node, session] : sessions_) session->context->TryCancel();
+    }
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+
+  absl::Status RunPolicyOnce() {
+    ASSIGN_OR_RETURN(Snapshot snapshot, store_->LoadSnapshot());
+    PurgePlan plan = Plan(snapshot, policy_, clock_.Now());
+    std::set<std::string> volumes;
+    for (const PurgeDecision& decision : plan.decisions) {
+      ASSIGN_OR_RETURN(bool open,
+                       store_->HasOpenPurge(decision.volume_id, decision.name, decision.version));
+      if (open) continue;
+      ASSIGN_OR_RETURN(v1::Command command,
+                       EnqueuePurge(decision.volume_id, decision.name, decision.version,
+                                    fmt::format("{}: {}", PurgeReasonName(decision.reason),
+                                                decision.explanation)));
+      spdlog::info("policy: purge {}@{} on volume {} (command {}): {}: {}", decision.name,
+                   decision.version, decision.volume_id, command.id(),
+                   PurgeReasonName(decision.reason), decision.explanation);
+      volumes.insert(decision.volume_id);
+    }
+    DispatchAll();
+    return absl::OkStatus();
+  }
+
+  // ------------------------------------------------------------ agent stream
+
+  grpc::Status Connect(grpc::ServerContext* context, AgentStream* stream) override {
+    absl::StatusOr<Principal> principal = Check(context, Permission::kAgentStream, "Connect");
+    if (!principal.ok()) return ToGrpc(principal.status());
+    v1::AgentMessage message;
+    if (!stream->Read(&message)) return grpc::Status(grpc::StatusCode::CANCELLED, "no hello");
+    if (!message.has_hello() || message.hello().node_name().empty() ||
+        message.hello().volume_id().empty()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "the first message must be a hello with node_name and volume_id");
+    }
+    const v1::AgentHello hello = message.hello();
+    absl::Status status = store_->RecordHello(hello, Now());
+    if (!status.ok()) return ToGrpc(status);
+    auto session = std::make_shared<AgentSession>();
+    session->node_name = hello.node_name();
+    session->volume_id = hello.volume_id();
+    session->context = context;
+    session->stream = stream;
+    {
+      std::lock_guard lock(sessions_mutex_);
+      auto& slot = sessions_[session->node_name];
+      if (slot) slot->context->TryCancel();  // the node reconnected; the old stream is dead
+      slot = session;
+    }
+    spdlog::info("agent {} connected (volume {}, version {}, by {})", hello.node_name(),
+                 hello.volume_id(), hello.agent_version(), principal->name);
+    SendPolicy(*session);
+    Dispatch(session);
+
+    while (stream->Read(&message)) {
+      if (message.has_usage()) {
+        status = store_->ApplyUsage(session->node_name, session->volume_id, message.usage(), Now());
+      } else if (message.has_result()) {
+        status = store_->RecordResult(session->node_name, message.result(), Now());
+        LogResult(*session, message.result());
+      } else {
+        continue;
+      }
+      if (!status.ok()) {
+        spdlog::error("agent {}: {}", session->node_name, status);
+        break;
+      }
+    }
+
+    bool current = false;
+    {
+      std::lock_guard lock(sessions_mutex_);
+      auto found = sessions_.find(session->node_name);
+      if (found != sessions_.end() && found->second == session) {
+        sessions_.erase(found);
+        current = true;
+      }
+    }
+    {
+      std::lock_guard lock(session->mutex);
+      session->closed = true;
+      if (current) {
+        absl::Status disconnected = store_->RecordDisconnect(session->node_name, Now());
+        if (!disconnected.ok()) spdlog::error("agent {}: {}", session->node_name, disconnected);
+      }
+    }
+    spdlog::info("agent {} disconnected", session->node_name);
+    return status.ok() ? grpc::Status::OK : ToGrpc(status);
+  }
+
+  // ------------------------------------------------------------ admin RPCs
+
+  grpc::Status ListModels(grpc::ServerContext* context, const v1::ListModelsRequest*,
+                          v1::ListModelsResponse* response) override {
+    return Handle(context, Permission::kRead, "ListModels", [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(std::vector<v1::ModelInfo> models, store_->ListModels(Now()));
+      for (v1::ModelInfo& model : models) *response->add_models() = std::move(model);
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status ShowModel(grpc::ServerContext* context, const v1::ShowModelRequest* request,
+                         v1::ModelInfo* response) override {
+    return Handle(context, Permission::kRead, "ShowModel", [&]() -> absl::Status {
+      RETURN_IF_ERROR(ValidateModelName(request->name()));
+      ASSIGN_OR_RETURN(*response, store_->GetModel(request->name(), Now()));
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status Usage(grpc::ServerContext* context, const v1::UsageRequest*,
+                     v1::UsageResponse* response) override {
+    return Handle(context, Permission::kRead, "Usage", [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(*response, store_->Usage(policy_.default_quota_bytes));
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status Nodes(grpc::ServerContext* context, const v1::NodesRequest*,
+                     v1::NodesResponse* response) override {
+    return Handle(context, Permission::kRead, "Nodes", [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(*response, store_->Nodes());
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status SetCaching(grpc::ServerContext* context, const v1::SetCachingRequest* request,
+                          v1::ModelInfo* response) override {
+    return Handle(context, Permission::kAdmin, "SetCaching", [&]() -> absl::Status {
+      RETURN_IF_ERROR(ValidateModelRef(request->name(), request->version(), false));
+      ASSIGN_OR_RETURN(*response, store_->SetCaching(request->name(), request->version(),
+                                                     request->enabled(), Now()));
+      spdlog::info("caching {} for {}{}{}", request->enabled() ? "enabled" : "disabled",
+                   request->name(), request->version().empty() ? "" : "@", request->version());
+      BroadcastPolicy();
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status SetPin(grpc::ServerContext* context, const v1::SetPinRequest* request,
+                      v1::ModelInfo* response) override {
+    return Handle(context, Permission::kAdmin, "SetPin", [&]() -> absl::Status {
+      RETURN_IF_ERROR(ValidateModelRef(request->name(), request->version(), false));
+      ASSIGN_OR_RETURN(*response, store_->SetPin(request->name(), request->version(),
+                                                 request->pinned(), Now()));
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status DeleteModel(grpc::ServerContext* context, const v1::DeleteModelRequest* request,
+                           v1::PurgeResponse* response) override {
+    return Handle(context, Permission::kAdmin, "DeleteModel", [&]() -> absl::Status {
+      RETURN_IF_ERROR(ValidateModelName(request->name()));
+      RETURN_IF_ERROR(store_->MarkDeleted(request->name(), Now()));
+      spdlog::info("model {} deleted from the registry", request->name());
+      BroadcastPolicy();
+      ASSIGN_OR_RETURN(Snapshot snapshot, store_->LoadSnapshot());
+      PurgePlan plan = Plan(snapshot, policy_, clock_.Now());
+      for (const PurgeDecision& decision : plan.decisions) {
+        if (decision.name != request->name() || decision.reason != PurgeReason::kDeleted) continue;
+        RETURN_IF_ERROR(AddPurgeAction(decision, "deleted", response->add_actions()));
+      }
+      for (const PurgeDecision& held : plan.held_by_lease) {
+        if (held.name != request->name()) continue;
+        FillAction(held, "deleted", response->add_skipped());
+      }
+      DispatchAll();
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status Purge(grpc::ServerContext* context, const v1::PurgeRequest* request,
+                     v1::PurgeResponse* response) override {
+    return Handle(context, Permission::kAdmin, "Purge", [&]() -> absl::Status {
+      RETURN_IF_ERROR(ValidateModelRef(request->name(), request->version(), false));
+      ASSIGN_OR_RETURN(Snapshot snapshot, store_->LoadSnapshot());
+      const Clock::TimePoint now = clock_.Now();
+      for (const CachedCopy& copy : snapshot.copies) {
+        if (copy.name != request->name()) continue;
+        if (!request->version().empty() && copy.version != request->version()) continue;
+        PurgeDecision decision{copy.volume_id, copy.name, copy.version, copy.size_bytes,
+                               PurgeReason::kUnused, "requested by an admin"};
+        if (HasLease(copy, snapshot, now)) {
+          decision.explanation = "in use: live lease";
+          FillAction(decision, "manual", response->add_skipped());
+          continue;
+        }
+        RETURN_IF_ERROR(AddPurgeAction(decision, "manual", response->add_actions()));
+      }
+      DispatchAll();
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status PurgeDryRun(grpc::ServerContext* context, const v1::PurgeDryRunRequest*,
+                           v1::PurgeResponse* response) override {
+    return Handle(context, Permission::kRead, "PurgeDryRun", [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(Snapshot snapshot, store_->LoadSnapshot());
+      PurgePlan plan = Plan(snapshot, policy_, clock_.Now());
+      for (const PurgeDecision& decision : plan.decisions) {
+        FillAction(decision, PurgeReasonName(decision.reason), response->add_actions());
+      }
+      for (const PurgeDecision& held : plan.held_by_lease) {
+        FillAction(held, PurgeReasonName(held.reason), response->add_skipped());
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status Prefetch(grpc::ServerContext* context, const v1::PrefetchRequest* request,
+                        v1::PrefetchResponse* response) override {
+    return Handle(context, Permission::kMaintain, "Prefetch", [&]() -> absl::Status {
+      RETURN_IF_ERROR(ValidateModelRef(request->name(), request->version(), true));
+      if (request->source().empty()) return absl::InvalidArgumentError("prefetch: source is empty");
+      ASSIGN_OR_RETURN(bool enabled, CachingEnabled(request->name(), request->version()));
+      if (!enabled) {
+        return absl::FailedPreconditionError(fmt::format(
+            "model {}@{}: caching is disabled", request->name(), request->version()));
+      }
+      std::set<std::string> volumes;
+      {
+        std::lock_guard lock(sessions_mutex_);
+        for (const auto& [node, session] : sessions_) {
+          if (request->volume_id().empty() || session->volume_id == request->volume_id()) {
+            volumes.insert(session->volume_id);
+          }
+        }
+      }
+      if (volumes.empty()) {
+        return absl::FailedPreconditionError(
+            request->volume_id().empty()
+                ? std::string("prefetch: no agent is connected")
+                : fmt::format("prefetch: no agent of volume {} is connected", request->volume_id()));
+      }
+      for (const std::string& volume : volumes) {
+        v1::Command command;
+        command.mutable_prefetch()->set_name(request->name());
+        command.mutable_prefetch()->set_version(request->version());
+        command.mutable_prefetch()->set_source(request->source());
+        ASSIGN_OR_RETURN(command, store_->EnqueueCommand(volume, command, Now()));
+        response->add_command_ids(command.id());
+        response->add_volume_ids(volume);
+      }
+      DispatchAll();
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status AcquireLease(grpc::ServerContext* context, const v1::LeaseRequest* request,
+                            v1::Lease* response) override {
+    return LeaseCall(context, *request, response, "AcquireLease", false);
+  }
+  grpc::Status RenewLease(grpc::ServerContext* context, const v1::LeaseRequest* request,
+                          v1::Lease* response) override {
+    return LeaseCall(context, *request, response, "RenewLease", true);
+  }
+  grpc::Status ReleaseLease(grpc::ServerContext* context, const v1::LeaseRequest* request,
+                            v1::Lease* response) override {
+    return Handle(context, Permission::kLease, "ReleaseLease", [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(*response, store_->ReleaseLease(*request));
+      return absl::OkStatus();
+    });
+  }
+
+ private:
+  int64_t Now() const { return ToUnixMillis(clock_.Now()); }
+
+  absl::StatusOr<Principal> Check(grpc::ServerContext* context, Permission permission,
+                                  std::string_view what) {
+    if (!tokens_) return Principal{"anonymous", Role::kAdmin};
+    std::string_view header;
+    const auto& metadata = context->client_metadata();
+    auto found = metadata.find("authorization");
+    if (found != metadata.end()) header = std::string_view(found->second.data(), found->second.size());
+    absl::StatusOr<Principal> principal = tokens_->Authenticate(header);
+    if (!principal.ok()) {
+      spdlog::warn("auth: {} from {} refused: {}", what, context->peer(), principal.status());
+      return principal.status();
+    }
+    absl::Status allowed = Authorize(*principal, permission, what);
+    if (!allowed.ok()) {
+      spdlog::warn("auth: {} from {} refused: {}", what, context->peer(), allowed);
+      return allowed;
+    }
+    if (permission == Permission::kAdmin || permission == Permission::kMaintain) {
+      spdlog::info("auth: {} by {} ({}) from {}", what, principal->name, RoleName(principal->role),
+                   context->peer());
+    }
+    return principal;
+  }
+
+  template <typename Body>
+  grpc::Status Handle(grpc::ServerContext* context, Permission permission, std::string_view what,
+                      Body body) {
+    absl::StatusOr<Principal> principal = Check(context, permission, what);
+    if (!principal.ok()) return ToGrpc(principal.status());
+    return ToGrpc(body());
+  }
+
+  grpc::Status LeaseCall(grpc::ServerContext* context, const v1::LeaseRequest& request,
+                         v1::Lease* response, std::string_view what, bool renew_only) {
+    return Handle(context, Permission::kLease, what, [&]() -> absl::Status {
+      RETURN_IF_ERROR(ValidateModelRef(request.name(), request.version(), true));
+      if (request.holder().empty()) return absl::InvalidArgumentError("lease: holder is empty");
+      ASSIGN_OR_RETURN(*response, store_->PutLease(request, Now(), renew_only));
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<bool> CachingEnabled(const std::string& name, const std::string& version) {
+    absl::StatusOr<v1::ModelInfo> model = store_->GetModel(name, Now());
+    if (absl::IsNotFound(model.status())) return config_.default_caching_enabled;
+    if (!model.ok()) return model.status();
+    for (const v1::VersionInfo& info : model->versions()) {
+      if (info.version() == version) return info.caching_enabled();
+    }
+    return model->caching_enabled();
+  }
+
+  static bool HasLease(const CachedCopy& copy, const Snapshot& snapshot, Clock::TimePoint now) {
+    if (copy.agent_leases > 0) return true;
+    for (const LeaseRecord& lease : snapshot.leases) {
+      if (lease.name == copy.name && lease.version == copy.version && lease.expires > now &&
+          (lease.volume_id.empty() || lease.volume_id == copy.volume_id)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  static void FillAction(const PurgeDecision& decision, std::string_view reason,
+                         v1::PurgeAction* action) {
+    action->set_volume_id(decision.volume_id);
+    action->set_name(decision.name);
+    action->set_version(decision.version);
+    action->set_size_bytes(decision.size_bytes);
+    action->set_reason(std::string(reason));
+    action->set_explanation(decision.explanation);
+  }
+
+  absl::StatusOr<v1::Command> EnqueuePurge(const std::string& volume, const std::string& name,
+                                           const std::string& version, const std::string& reason) {
+    v1::Command command;
+    command.mutable_purge()->set_name(name);
+    command.mutable_purge()->set_version(version);
+    command.mutable_purge()->set_reason(reason);
+    return store_->EnqueueCommand(volume, command, Now());
+  }
+
+  absl::Status AddPurgeAction(const PurgeDecision& decision, std::string_view reason,
+                              v1::PurgeAction* action) {
+    FillAction(decision, reason, action);
+    ASSIGN_OR_RETURN(bool open,
+                     store_->HasOpenPurge(decision.volume_id, decision.name, decision.version));
+    if (open) return absl::OkStatus();  // already on its way
+    ASSIGN_OR_RETURN(v1::Command command,
+                     EnqueuePurge(decision.volume_id, decision.name, decision.version,
+                                  fmt::format("{}: {}", reason, decision.explanation)));
+    action->set_command_id(command.id());
+    return absl::OkStatus();
+  }
+
+  void LogResult(const AgentSession& session, const v1::CommandResult& result) {
+    if (result.code() == 0) {
+      spdlog::info("agent {}: command {} done ({} bytes freed)", session.node_name,
+                   result.command_id(), result.bytes_freed());
+    } else {
+      spdlog::warn("agent {}: command {} failed: code {}: {}", session.node_name,
+                   result.command_id(), result.code(), result.message());
+    }
+  }
+
+  void SendPolicy(AgentSession& session) {
+    absl::StatusOr<v1::CachingPolicy> policy = store_->CachingPolicy();
+    if (!policy.ok()) {
+      spdlog::error("caching policy: {}", policy.status());
+      return;
+    }
+    v1::CoordinatorMessage message;
+    *message.mutable_policy() = *policy;
+    std::lock_guard lock(session.mutex);
+    if (!session.closed) session.Send(message);
+  }
+
+  void BroadcastPolicy() {
+    for (const auto& session : LiveSessions()) SendPolicy(*session);
+  }
+
+  std::vector<std::shared_ptr<AgentSession>> LiveSessions() {
+    std::lock_guard lock(sessions_mutex_);
+    std::vector<std::shared_ptr<AgentSession>> sessions;
+    for (const auto& [node, session] : sessions_) sessions.push_back(session);
+    return sessions;
+  }
+
+  // Hands the volume's pending commands to this session. Holding the session's mutex while
+  // claiming means a closing session cannot be handed commands after its disconnect was
+  // recorded (which returns its unanswered commands to pending).
+  void Dispatch(const std::shared_ptr<AgentSession>& session) {
+    std::lock_guard lock(session->mutex);
+    if (session->closed) return;
+    absl::StatusOr<std::vector<v1::Command>> commands =
+        store_->ClaimPending(session->volume_id, session->node_name, Now());
+    if (!commands.ok()) {
+      spdlog::error("dispatch to {}: {}", session->node_name, commands.status());
+      return;
+    }
+    for (const v1::Command& command : *commands) {
+      v1::CoordinatorMessage message;
+      *message.mutable_command() = command;
+      if (!session->Send(message)) break;  // the handler will see the stream end
+    }
+  }
+
+  // One live agent per volume gets that volume's pending commands.
+  void DispatchAll() {
+    std::map<std::string, std::shared_ptr<AgentSession>> per_volume;
+    for (auto& session : LiveSessions()) per_volume.emplace(session->volume_id, session);
+    for (auto& [volume, session] : per_volume) Dispatch(session);
+  }
+
+  void PolicyLoop() {
+    std::unique_lock lock(loop_mutex_);
+    while (!stopping_) {
+      loop_wake_.wait_for(lock, config_.storage.check_unused_every, [this] { return stopping_; });
+      if (stopping_) break;
+      lock.unlock();
+      absl::Status status = RunPolicyOnce();
+      if (!status.ok()) spdlog::error("policy pass: {}", status);
+      lock.lock();
+    }
+  }
+
+  const CoordinatorConfig config_;
+  const Clock& clock_;
+  std::unique_ptr<CoordinatorStore> store_;
+  const std::optional<TokenTable> tokens_;
+  PurgePolicy policy_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+
+  std::mutex sessions_mutex_;
+  std::map<std::string, std::shared_ptr<AgentSession>> sessions_;  // by node name
+
+  std::mutex loop_mutex_;
+  std::condition_variable loop_wake_;
+  bool stopping_ = false;
+  std::thread policy_thread_;
+};
+
+CoordinatorServer::CoordinatorServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+CoordinatorServer::~CoordinatorServer() { Shutdown(); }
+
+absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
+    const CoordinatorConfig& config, const Clock& clock) {
+  std::optional<TokenTable> tokens;
+  if (!config.tokens_file.empty()) {
+    ASSIGN_OR_RETURN(tokens, TokenTable::Load(config.tokens_file));
+  } else {
+    spdlog::warn("coordinator: no tokensFile configured, every caller is admin (development only)");
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<CoordinatorStore> store,
+                   CoordinatorStore::Open(config.database, config.default_caching_enabled));
+  RETURN_IF_ERROR(store->ResetConnections());
+  auto impl = std::make_unique<Impl>(config, clock, std::move(store), std::move(tokens));
+  RETURN_IF_ERROR(impl->Listen());
+  return std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(impl)));
+}
+
+int CoordinatorServer::Port() const { return impl_->Port(); }
+void CoordinatorServer::Shutdown() { impl_->Shutdown(); }
+absl::Status CoordinatorServer::RunPolicyOnce() { return impl_->RunPolicyOnce(); }
+
+}  // namespace modelcache

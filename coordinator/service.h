@@ -1,0 +1,34 @@
+#pragma once
+// The coordinator process minus main(): the gRPC server (agent streams and admin RPCs), the
+// policy loop and the command dispatcher, all over one CoordinatorStore. Startable from a
+// test without a process.
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "coordinator/config.h"
+
+namespace modelcache {
+
+class CoordinatorServer {
+ public:
+  // Opens the database (migrating it), loads the tokens file, binds `config.listen` (port 0
+  // picks one) and starts the policy loop. `clock` must outlive the server.
+  static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(const CoordinatorConfig& config,
+                                                                  const Clock& clock);
+  ~CoordinatorServer();  // Shutdown()
+
+  int Port() const;
+  // Stops accepting calls, ends agent streams and the policy loop. Idempotent.
+  void Shutdown();
+  // Runs one policy pass now (what the loop does every checkUnusedCachedModelsEvery).
+  absl::Status RunPolicyOnce();
+
+  class Impl;
+
+ private:
+  explicit CoordinatorServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace modelcache

@@ -1,0 +1,71 @@
+#include "coordinator/config.h"
+
+#include <gtest/gtest.h>
+
+namespace modelcache {
+namespace {
+
+TEST(CoordinatorConfig, ParsesBothBlocks) {
+  auto config = ParseCoordinatorConfig(R"(
+modelsCacheStorage:
+  enabled: true
+  storageSize: 300Gi
+  checkUnusedCachedModelsEvery: 1s
+  purgeUnusedCachedModelsAfter: 2s
+coordinator:
+  listen: 127.0.0.1:7070
+  database: /tmp/c.db
+  tokensFile: /etc/tokens
+  highWatermark: 0.95
+  lowWatermark: 0.5
+  defaultCaching: enabled
+  tls: {cert: s.pem, key: s.key, clientCa: ca.pem}
+  metricsAddress: 127.0.0.1:9000
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->storage.storage_size_bytes, 300ull << 30);
+  EXPECT_EQ(config->storage.check_unused_every, std::chrono::seconds(1));
+  EXPECT_EQ(config->storage.purge_unused_after, std::chrono::seconds(2));
+  EXPECT_EQ(config->listen, "127.0.0.1:7070");
+  EXPECT_EQ(config->database, "/tmp/c.db");
+  EXPECT_EQ(config->tokens_file, "/etc/tokens");
+  EXPECT_DOUBLE_EQ(config->high_watermark, 0.95);
+  EXPECT_DOUBLE_EQ(config->low_watermark, 0.5);
+  EXPECT_TRUE(config->default_caching_enabled);
+  EXPECT_EQ(config->tls.client_ca_file, "ca.pem");
+  EXPECT_EQ(config->metrics_address, "127.0.0.1:9000");
+}
+
+TEST(CoordinatorConfig, DefaultsWhenBlocksAreMissing) {
+  auto config = ParseCoordinatorConfig("{}");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->default_caching_enabled);
+  EXPECT_DOUBLE_EQ(config->high_watermark, 0.9);
+  EXPECT_DOUBLE_EQ(config->low_watermark, 0.8);
+}
+
+void ExpectErrorNames(std::string_view yaml, std::string_view key, std::string_view value) {
+  auto config = ParseCoordinatorConfig(yaml);
+  ASSERT_FALSE(config.ok()) << yaml;
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  std::string message(config.status().message());
+  EXPECT_NE(message.find(key), std::string::npos) << message;
+  EXPECT_NE(message.find(value), std::string::npos) << message;
+}
+
+TEST(CoordinatorConfig, BadValuesNameKeyAndValue) {
+  ExpectErrorNames("coordinator: {highWatermark: 1.5}", "coordinator.highWatermark", "1.5");
+  ExpectErrorNames("coordinator: {lowWatermark: lots}", "coordinator.lowWatermark", "lots");
+  ExpectErrorNames("coordinator: {defaultCaching: maybe}", "coordinator.defaultCaching", "maybe");
+  ExpectErrorNames("coordinator: {listen: nope}", "coordinator.listen", "nope");
+  ExpectErrorNames("coordinator: {highWatermark: 0.5, lowWatermark: 0.7}",
+                   "coordinator.lowWatermark", "0.7");
+  ExpectErrorNames("coordinator: {tls: {cert: a.pem}}", "coordinator.tls", "a.pem");
+  ExpectErrorNames("coordinator: {colour: blue}", "coordinator.colour", "unknown key");
+  ExpectErrorNames("modelsCacheStorage: {storageSize: 12Qi}", "storageSize", "12Qi");
+  ExpectErrorNames("modelsCacheStorage: {purgeUnusedCachedModelsAfter: 3 fortnights}",
+                   "purgeUnusedCachedModelsAfter", "3 fortnights");
+}
+
+}  // namespace
+}  // namespace modelcache

@@ -1,0 +1,204 @@
+#include "coordinator/policy/purge_plan.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+namespace modelcache {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::seconds;
+
+const Clock::TimePoint kNow = FromUnixMillis(1'800'000'000'000);
+
+CachedCopy Copy(std::string volume, std::string name, std::string version, uint64_t bytes,
+                std::chrono::system_clock::duration age) {
+  CachedCopy copy;
+  copy.volume_id = std::move(volume);
+  copy.name = std::move(name);
+  copy.version = std::move(version);
+  copy.size_bytes = bytes;
+  copy.last_access = kNow - age;
+  return copy;
+}
+
+PurgePolicy UnusedAfter(std::chrono::system_clock::duration after) {
+  PurgePolicy policy;
+  policy.purge_unused_after = std::chrono::duration_cast<seconds>(after);
+  return policy;
+}
+
+std::vector<std::string> Names(const std::vector<PurgeDecision>& decisions) {
+  std::vector<std::string> names;
+  for (const PurgeDecision& decision : decisions) {
+    names.push_back(decision.volume_id + "/" + decision.name + "@" + decision.version);
+  }
+  return names;
+}
+
+TEST(PurgePlan, UnusedCopyOlderThanLimitIsPurgedWithReason) {
+  Snapshot snapshot;
+  snapshot.copies = {Copy("v1", "old", "1", 100, hours(25)), Copy("v1", "new", "1", 100, hours(1))};
+  PurgePlan plan = Plan(snapshot, UnusedAfter(hours(24)), kNow);
+  ASSERT_EQ(Names(plan.decisions), std::vector<std::string>{"v1/old@1"});
+  EXPECT_EQ(plan.decisions[0].reason, PurgeReason::kUnused);
+  EXPECT_EQ(plan.decisions[0].size_bytes, 100u);
+  EXPECT_NE(plan.decisions[0].explanation.find("older than 1d"), std::string::npos)
+      << plan.decisions[0].explanation;
+}
+
+TEST(PurgePlan, UnusedExactlyAtLimitIsKept) {
+  Snapshot snapshot;
+  snapshot.copies = {Copy("v1", "m", "1", 100, hours(24))};
+  EXPECT_TRUE(Plan(snapshot, UnusedAfter(hours(24)), kNow).decisions.empty());
+}
+
+TEST(PurgePlan, ZeroUnusedLimitDisablesTheRule) {
+  Snapshot snapshot;
+  snapshot.copies = {Copy("v1", "m", "1", 100, hours(10000))};
+  EXPECT_TRUE(Plan(snapshot, UnusedAfter(seconds(0)), kNow).decisions.empty());
+}
+
+TEST(PurgePlan, AgentReportedLeaseKeepsUnusedCopy) {
+  Snapshot snapshot;
+  snapshot.copies = {Copy("v1", "m", "1", 100, hours(48))};
+  snapshot.copies[0].agent_leases = 1;
+  EXPECT_TRUE(Plan(snapshot, UnusedAfter(hours(24)), kNow).decisions.empty());
+}
+
+TEST(PurgePlan, CoordinatorLeaseOnSameVolumeKeepsCopyAndExpiredOneDoesNot) {
+  Snapshot snapshot;
+  snapshot.copies = {Copy("v1", "m", "1", 100, hours(48)), Copy("v2", "m", "1", 100, hours(48))};
+  snapshot.leases = {LeaseRecord{"m", "1", "v1", "pod-a", kNow + seconds(30)},
+                     LeaseRecord{"m", "1", "v2", "pod-b", kNow - seconds(1)}};
+  PurgePlan plan = Plan(snapshot, UnusedAfter(hours(24)), kNow);
+  EXPECT_EQ(Names(plan.decisions), std::vector<std::string>{"v2/m@1"});
+}
+
+TEST(PurgePlan, LeaseWithoutVolumeProtectsEveryVolume) {
+  Snapshot snapshot;
+  snapshot.copies = {Copy("v1", "m", "1", 100, hours(48)), Copy("v2", "m", "1", 100, hours(48))};
+  snapshot.leases = {LeaseRecord{"m", "1", "", "pod-a", kNow + seconds(30)}};
+  EXPECT_TRUE(Plan(snapshot, UnusedAfter(hours(24)), kNow).decisions.empty());
+}
+
+TEST(PurgePlan, LeaseForOtherVersionDoesNotProtect) {
+  Snapshot snapshot;
+  snapshot.copies = {Copy("v1", "m", "1", 100, hours(48))};
+  snapshot.leases = {LeaseRecord{"m", "2", "", "pod-a", kNow + seconds(30)}};
+  EXPECT_EQ(Plan(snapshot, UnusedAfter(hours(24)), kNow).decisions.size(), 1u);
+}
+
+TEST(PurgePlan, PinnedModelOrVersionIsNotPurgedForBeingUnused) {
+  Snapshot snapshot;
+  snapshot.copies = {Copy("v1", "a", "1", 100, hours(48)), Copy("v1", "b", "1", 100, hours(48)),
+                     Copy("v1", "b", "2", 100, hours(48))};
+  snapshot.models["a"].pinned = true;
+  snapshot.models["b"].pinned_versions = {"2"};
+  EXPECT_EQ(Names(Plan(snapshot, UnusedAfter(hours(24)), kNow).decisions),
+            std::vector<std::string>{"v1/b@1"});
+}
+
+TEST(PurgePlan, DeletedModelIsPurgedEverywhereEvenWhenRecentAndPinned) {
+  Snapshot snapshot;
+  snapshot.copies = {Copy("v1", "gone", "1", 100, seconds(1)),
+                     Copy("v2", "gone", "2", 100, seconds(1)),
+                     Copy("v2", "kept", "1", 100, seconds(1))};
+  snapshot.models["gone"].deleted = true;
+  snapshot.models["gone"].pinned = true;
+  PurgePlan plan = Plan(snapshot, UnusedAfter(hours(24)), kNow);
+  EXPECT_EQ(Names(plan.decisions), (std::vector<std::string>{"v1/gone@1", "v2/gone@2"}));
+  for (const PurgeDecision& decision : plan.decisions) {
+    EXPECT_EQ(decision.reason, PurgeReason::kDeleted);
+  }
+}
+
+TEST(PurgePlan, DeletedModelWithLiveLeaseWaitsAndIsReportedAsHeld) {
+  Snapshot snapshot;
+  snapshot.copies = {Copy("v1", "gone", "1", 100, hours(100))};
+  snapshot.copies[0].agent_leases = 2;
+  snapshot.models["gone"].deleted = true;
+  PurgePlan plan = Plan(snapshot, UnusedAfter(hours(24)), kNow);
+  EXPECT_TRUE(plan.decisions.empty());
+  EXPECT_EQ(Names(plan.held_by_lease), std::vector<std::string>{"v1/gone@1"});
+}
+
+TEST(PurgePlan, CopiesThatAreNotReadyAreNeverChosen) {
+  Snapshot snapshot;
+  snapshot.copies = {Copy("v1", "m", "1", 100, hours(48))};
+  snapshot.copies[0].ready = false;
+  snapshot.models["m"].deleted = true;
+  EXPECT_TRUE(Plan(snapshot, UnusedAfter(hours(24)), kNow).decisions.empty());
+}
+
+TEST(PurgePlan, QuotaEvictsLeastRecentlyUsedUntilUnderLowWatermark) {
+  Snapshot snapshot;
+  // Quota 1000: high 900, low 800. Used 950 -> must drop to <= 800.
+  snapshot.copies = {Copy("v1", "newest", "1", 300, seconds(10)),
+                     Copy("v1", "oldest", "1", 100, seconds(300)),
+                     Copy("v1", "middle", "1", 250, seconds(200)),
+                     Copy("v1", "newer", "1", 300, seconds(100))};
+  PurgePolicy policy = UnusedAfter(hours(24));
+  policy.default_quota_bytes = 1000;
+  PurgePlan plan = Plan(snapshot, policy, kNow);
+  EXPECT_EQ(Names(plan.decisions), (std::vector<std::string>{"v1/oldest@1", "v1/middle@1"}));
+  for (const PurgeDecision& decision : plan.decisions) {
+    EXPECT_EQ(decision.reason, PurgeReason::kQuota);
+    EXPECT_NE(decision.explanation.find("least recently used"), std::string::npos);
+  }
+}
+
+TEST(PurgePlan, QuotaBelowHighWatermarkPurgesNothing) {
+  Snapshot snapshot;
+  snapshot.copies = {Copy("v1", "a", "1", 450, seconds(10)), Copy("v1", "b", "1", 450, seconds(20))};
+  PurgePolicy policy = UnusedAfter(hours(24));
+  policy.default_quota_bytes = 1000;
+  EXPECT_TRUE(Plan(snapshot, policy, kNow).decisions.empty());
+}
+
+TEST(PurgePlan, QuotaSkipsLeasedAndPinnedCopies) {
+  Snapshot snapshot;
+  snapshot.copies = {Copy("v1", "leased", "1", 400, seconds(500)),
+                     Copy("v1", "pinned", "1", 400, seconds(400)),
+                     Copy("v1", "free", "1", 150, seconds(10))};
+  snapshot.copies[0].agent_leases = 1;
+  snapshot.models["pinned"].pinned = true;
+  PurgePolicy policy = UnusedAfter(hours(24));
+  policy.default_quota_bytes = 1000;
+  PurgePlan plan = Plan(snapshot, policy, kNow);
+  EXPECT_EQ(Names(plan.decisions), std::vector<std::string>{"v1/free@1"});
+}
+
+TEST(PurgePlan, QuotaCountsUnusedPurgesAsAlreadyFreed) {
+  Snapshot snapshot;
+  snapshot.copies = {Copy("v1", "stale", "1", 500, hours(48)),
+                     Copy("v1", "recent", "1", 450, seconds(10))};
+  PurgePolicy policy = UnusedAfter(hours(24));
+  policy.default_quota_bytes = 1000;
+  PurgePlan plan = Plan(snapshot, policy, kNow);
+  ASSERT_EQ(Names(plan.decisions), std::vector<std::string>{"v1/stale@1"});
+  EXPECT_EQ(plan.decisions[0].reason, PurgeReason::kUnused);
+}
+
+TEST(PurgePlan, QuotaIsPerVolumeAndVolumeQuotaOverridesDefault) {
+  Snapshot snapshot;
+  snapshot.copies = {Copy("small", "a", "1", 300, seconds(20)),
+                     Copy("small", "b", "1", 300, seconds(10)),
+                     Copy("big", "a", "1", 300, seconds(20)),
+                     Copy("big", "b", "1", 300, seconds(10))};
+  snapshot.volume_quota["small"] = 500;
+  PurgePolicy policy = UnusedAfter(hours(24));
+  policy.default_quota_bytes = 10000;
+  EXPECT_EQ(Names(Plan(snapshot, policy, kNow).decisions),
+            std::vector<std::string>{"small/a@1"});
+}
+
+TEST(PurgePlan, NoQuotaMeansNoQuotaRule) {
+  Snapshot snapshot;
+  snapshot.copies = {Copy("v1", "a", "1", 1ull << 50, seconds(20))};
+  EXPECT_TRUE(Plan(snapshot, UnusedAfter(hours(24)), kNow).decisions.empty());
+}
+
+}  // namespace
+}  // namespace modelcache

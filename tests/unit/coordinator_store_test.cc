@@ -1,0 +1,276 @@
+#include "coordinator/db/store.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+namespace modelcache {
+namespace {
+
+class TempDatabase {
+ public:
+  TempDatabase() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "mc-store-XXXXXX").string();
+    dir_ = mkdtemp(pattern.data());
+  }
+  ~TempDatabase() { std::filesystem::remove_all(dir_); }
+  std::string Path() const { return (dir_ / "coordinator.db").string(); }
+
+ private:
+  std::filesystem::path dir_;
+};
+
+v1::AgentHello Hello(std::string node, std::string volume) {
+  v1::AgentHello hello;
+  hello.set_node_name(std::move(node));
+  hello.set_volume_id(std::move(volume));
+  hello.set_capacity_bytes(1000);
+  hello.set_free_bytes(600);
+  hello.set_agent_version("test");
+  return hello;
+}
+
+v1::ModelUsage Usage(std::string name, std::string version, uint64_t bytes, int64_t access_ms,
+                     uint32_t leases = 0) {
+  v1::ModelUsage usage;
+  usage.set_name(std::move(name));
+  usage.set_version(std::move(version));
+  usage.set_size_bytes(bytes);
+  usage.set_last_access_unix_ms(access_ms);
+  usage.set_live_leases(leases);
+  usage.set_state(v1::ModelUsage::READY);
+  return usage;
+}
+
+TEST(CoordinatorStore, MigratesFreshDatabaseToNewestSchema) {
+  TempDatabase temp;
+  auto db = Database::Open(temp.Path());
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_EQ(*(*db)->UserVersion(), 0);
+  ASSERT_TRUE(MigrateSchema(**db).ok());
+  EXPECT_EQ(*(*db)->UserVersion(), kSchemaVersion);
+  // Running the migrations again is a no-op, not an error ("table exists").
+  EXPECT_TRUE(MigrateSchema(**db).ok());
+}
+
+TEST(CoordinatorStore, RefusesDatabaseFromNewerCoordinator) {
+  TempDatabase temp;
+  {
+    auto db = Database::Open(temp.Path());
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Execute("PRAGMA user_version=99").ok());
+  }
+  auto store = CoordinatorStore::Open(temp.Path(), false);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(CoordinatorStore, UsageAggregatesAgentsSharingAVolume) {
+  TempDatabase temp;
+  auto store = *CoordinatorStore::Open(temp.Path(), false);
+  ASSERT_TRUE(store->RecordHello(Hello("node-a", "vol-1"), 1).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("node-b", "vol-1"), 1).ok());
+  v1::UsageReport full_a;
+  full_a.set_full(true);
+  *full_a.add_models() = Usage("llama", "1", 300, 1000, 1);
+  v1::UsageReport full_b;
+  full_b.set_full(true);
+  *full_b.add_models() = Usage("llama", "1", 300, 5000, 0);
+  *full_b.add_models() = Usage("bert", "2", 100, 100, 0);
+  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-1", full_a, 2).ok());
+  ASSERT_TRUE(store->ApplyUsage("node-b", "vol-1", full_b, 2).ok());
+
+  auto usage = store->Usage(2000);
+  ASSERT_TRUE(usage.ok()) << usage.status();
+  ASSERT_EQ(usage->volumes_size(), 1);
+  EXPECT_EQ(usage->volumes(0).used_bytes(), 400u);  // llama counted once
+  EXPECT_EQ(usage->volumes(0).model_count(), 2u);
+  EXPECT_EQ(usage->volumes(0).quota_bytes(), 2000u);
+  EXPECT_EQ(usage->volumes(0).nodes_size(), 2);
+
+  auto snapshot = store->LoadSnapshot();
+  ASSERT_TRUE(snapshot.ok());
+  ASSERT_EQ(snapshot->copies.size(), 2u);
+  const CachedCopy& llama = snapshot->copies[1];
+  EXPECT_EQ(llama.name, "llama");
+  EXPECT_EQ(ToUnixMillis(llama.last_access), 5000);  // newest access of the two agents
+  EXPECT_EQ(llama.agent_leases, 1u);
+
+  auto model = store->GetModel("llama", 3);
+  ASSERT_TRUE(model.ok());
+  ASSERT_EQ(model->versions_size(), 1);
+  ASSERT_EQ(model->versions(0).copies_size(), 1);
+  EXPECT_EQ(model->versions(0).copies(0).nodes_size(), 2);
+}
+
+TEST(CoordinatorStore, DeltaRemovesAndFullReportReplaces) {
+  TempDatabase temp;
+  auto store = *CoordinatorStore::Open(temp.Path(), false);
+  ASSERT_TRUE(store->RecordHello(Hello("node-a", "vol-1"), 1).ok());
+  v1::UsageReport full;
+  full.set_full(true);
+  *full.add_models() = Usage("a", "1", 10, 1);
+  *full.add_models() = Usage("b", "1", 20, 1);
+  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-1", full, 2).ok());
+  v1::UsageReport delta;
+  v1::ModelKey* removed = delta.add_removed();
+  removed->set_name("a");
+  removed->set_version("1");
+  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-1", delta, 3).ok());
+  EXPECT_EQ(store->LoadSnapshot()->copies.size(), 1u);
+  v1::UsageReport resync;
+  resync.set_full(true);
+  *resync.add_models() = Usage("c", "1", 30, 1);
+  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-1", resync, 4).ok());
+  auto copies = store->LoadSnapshot()->copies;
+  ASSERT_EQ(copies.size(), 1u);
+  EXPECT_EQ(copies[0].name, "c");
+}
+
+TEST(CoordinatorStore, VersionInheritsModelCachingUnlessOverridden) {
+  TempDatabase temp;
+  auto store = *CoordinatorStore::Open(temp.Path(), false);
+  ASSERT_TRUE(store->SetCaching("m", "", true, 1).ok());
+  ASSERT_TRUE(store->SetCaching("m", "2", false, 1).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("n", "v"), 1).ok());
+  v1::UsageReport report;
+  *report.add_models() = Usage("m", "1", 1, 1);
+  ASSERT_TRUE(store->ApplyUsage("n", "v", report, 1).ok());
+  auto model = store->GetModel("m", 1);
+  ASSERT_TRUE(model.ok());
+  ASSERT_EQ(model->versions_size(), 2);
+  EXPECT_TRUE(model->versions(0).caching_enabled());   // "1" inherits
+  EXPECT_FALSE(model->versions(0).caching_overridden());
+  EXPECT_FALSE(model->versions(1).caching_enabled());  // "2" overridden
+  auto policy = store->CachingPolicy();
+  ASSERT_TRUE(policy.ok());
+  EXPECT_FALSE(policy->default_enabled());
+  ASSERT_EQ(policy->rules_size(), 2);
+  EXPECT_EQ(policy->rules(1).version(), "2");
+  EXPECT_FALSE(policy->rules(1).enabled());
+}
+
+TEST(CoordinatorStore, ModelsLearnedFromReportsGetTheDefaultCaching) {
+  TempDatabase temp;
+  auto store = *CoordinatorStore::Open(temp.Path(), true);
+  ASSERT_TRUE(store->RecordHello(Hello("n", "v"), 1).ok());
+  v1::UsageReport report;
+  *report.add_models() = Usage("new", "1", 1, 1);
+  ASSERT_TRUE(store->ApplyUsage("n", "v", report, 1).ok());
+  EXPECT_TRUE(store->GetModel("new", 1)->caching_enabled());
+}
+
+TEST(CoordinatorStore, DeleteUnknownModelIsNotFoundAndDeleteDisablesCaching) {
+  TempDatabase temp;
+  auto store = *CoordinatorStore::Open(temp.Path(), false);
+  EXPECT_EQ(store->MarkDeleted("nope", 1).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(store->SetCaching("m", "", true, 1).ok());
+  ASSERT_TRUE(store->MarkDeleted("m", 2).ok());
+  auto model = store->GetModel("m", 2);
+  EXPECT_TRUE(model->deleted());
+  EXPECT_FALSE(model->caching_enabled());
+  EXPECT_TRUE(store->LoadSnapshot()->models["m"].deleted);
+}
+
+TEST(CoordinatorStore, RenewOfExpiredLeaseIsNotFound) {
+  TempDatabase temp;
+  auto store = *CoordinatorStore::Open(temp.Path(), false);
+  v1::LeaseRequest request;
+  request.set_name("m");
+  request.set_version("1");
+  request.set_holder("pod");
+  request.set_ttl_seconds(10);
+  auto lease = store->PutLease(request, 1000, false);
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(lease->expires_unix_ms(), 11000);
+  EXPECT_TRUE(store->PutLease(request, 5000, true).ok());
+  EXPECT_EQ(store->PutLease(request, 16000, true).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(CoordinatorStore, PendingCommandsAreClaimedOnceAndAnswerIsIdempotent) {
+  TempDatabase temp;
+  auto store = *CoordinatorStore::Open(temp.Path(), false);
+  ASSERT_TRUE(store->RecordHello(Hello("n", "v"), 1).ok());
+  v1::UsageReport report;
+  *report.add_models() = Usage("m", "1", 77, 1);
+  ASSERT_TRUE(store->ApplyUsage("n", "v", report, 1).ok());
+  v1::Command command;
+  command.mutable_purge()->set_name("m");
+  command.mutable_purge()->set_version("1");
+  command.mutable_purge()->set_reason("unused: old");
+  auto queued = store->EnqueueCommand("v", command, 2);
+  ASSERT_TRUE(queued.ok());
+  EXPECT_TRUE(*store->HasOpenPurge("v", "m", "1"));
+  auto claimed = store->ClaimPending("v", "n", 3);
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ((*claimed)[0].id(), queued->id());
+  EXPECT_TRUE(store->ClaimPending("v", "other", 3)->empty());
+
+  v1::CommandResult result;
+  result.set_command_id(queued->id());
+  result.set_bytes_freed(77);
+  ASSERT_TRUE(store->RecordResult("n", result, 4).ok());
+  ASSERT_TRUE(store->RecordResult("n", result, 5).ok());  // duplicate answer
+  auto audit = store->Audit(10);
+  ASSERT_TRUE(audit.ok());
+  ASSERT_EQ(audit->size(), 1u);
+  EXPECT_EQ((*audit)[0].bytes_freed, 77u);
+  EXPECT_EQ((*audit)[0].reason, "unused: old");
+  EXPECT_TRUE(store->LoadSnapshot()->copies.empty());
+  EXPECT_FALSE(*store->HasOpenPurge("v", "m", "1"));
+}
+
+TEST(CoordinatorStore, RestartKeepsStateAndReturnsSentCommandsToPending) {
+  TempDatabase temp;
+  std::string command_id;
+  {
+    auto store = *CoordinatorStore::Open(temp.Path(), false);
+    ASSERT_TRUE(store->SetCaching("m", "", true, 1).ok());
+    ASSERT_TRUE(store->SetPin("m", "1", true, 1).ok());
+    ASSERT_TRUE(store->RecordHello(Hello("n", "v"), 1).ok());
+    v1::UsageReport report;
+    report.set_full(true);
+    *report.add_models() = Usage("m", "1", 50, 9);
+    ASSERT_TRUE(store->ApplyUsage("n", "v", report, 1).ok());
+    v1::Command command;
+    command.mutable_prefetch()->set_name("m");
+    command.mutable_prefetch()->set_version("2");
+    command.mutable_prefetch()->set_source("file:///x");
+    command_id = store->EnqueueCommand("v", command, 2)->id();
+    ASSERT_EQ(store->ClaimPending("v", "n", 3)->size(), 1u);
+  }
+  auto store = CoordinatorStore::Open(temp.Path(), false);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->ResetConnections().ok());
+  auto model = (*store)->GetModel("m", 4);
+  ASSERT_TRUE(model.ok());
+  EXPECT_TRUE(model->caching_enabled());
+  ASSERT_EQ(model->versions_size(), 1);
+  EXPECT_TRUE(model->versions(0).pinned());
+  EXPECT_EQ(model->cached_bytes(), 50u);
+  auto nodes = (*store)->Nodes();
+  ASSERT_EQ(nodes->nodes_size(), 1);
+  EXPECT_FALSE(nodes->nodes(0).connected());
+  auto claimed = (*store)->ClaimPending("v", "n", 5);
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ((*claimed)[0].id(), command_id);
+  EXPECT_EQ((*claimed)[0].prefetch().source(), "file:///x");
+}
+
+TEST(CoordinatorStore, DisconnectReturnsThatNodesCommandsToPending) {
+  TempDatabase temp;
+  auto store = *CoordinatorStore::Open(temp.Path(), false);
+  ASSERT_TRUE(store->RecordHello(Hello("a", "v"), 1).ok());
+  v1::Command command;
+  command.mutable_purge()->set_name("m");
+  command.mutable_purge()->set_version("1");
+  ASSERT_TRUE(store->EnqueueCommand("v", command, 1).ok());
+  ASSERT_EQ(store->ClaimPending("v", "a", 2)->size(), 1u);
+  ASSERT_TRUE(store->RecordDisconnect("a", 3).ok());
+  EXPECT_EQ(store->ClaimPending("v", "b", 4)->size(), 1u);
+}
+
+}  // namespace
+}  // namespace modelcache
