@@ -1,6 +1,5 @@
 // The real modelcache-agent and modelcachectl binaries against a real nginx origin (and
 // s3rver), all on 127.0.0.1: what an init container sees.
-#include <curl/curl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
@@ -14,6 +13,7 @@
 
 #include "agent/store/manifest.h"
 #include "common/sha256.h"
+#include "tests/testing/http_get.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/ports.h"
 #include "tests/testing/s3rver_server.h"
@@ -162,23 +162,6 @@ bool SocketAccepts(const fs::path& path) {
   bool ok = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
   close(fd);
   return ok;
-}
-
-std::string HttpGet(const std::string& url, long* status = nullptr) {
-  std::string body;
-  CURL* curl = curl_easy_init();
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t count, void* out) {
-    static_cast<std::string*>(out)->append(data, size * count);
-    return size * count;
-  });
-  long code = 0;
-  if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-  curl_easy_cleanup(curl);
-  if (status) *status = code;
-  return body;
 }
 
 class AgentE2eTest : public ::testing::Test {
@@ -343,13 +326,16 @@ TEST_F(AgentE2eTest, FillsAMultiFileModelThenAnswersFromTheCache) {
   EXPECT_THAT(stat.out, HasSubstr(ready.string()));
   ExpectFailure(Ctl({"stat", "--model", "absent", "--version", "v1"}), "NOT_FOUND");
 
-  long status = 0;
-  std::string metrics = HttpGet("http://127.0.0.1:" + std::to_string(metrics_port_) + "/metrics", &status);
-  EXPECT_EQ(status, 200);
-  EXPECT_THAT(metrics, HasSubstr("modelcache_ensure_requests_total{result=\"hit\"} 1"));
-  EXPECT_THAT(metrics, HasSubstr("modelcache_ensure_requests_total{result=\"miss\"} 1"));
-  HttpGet("http://127.0.0.1:" + std::to_string(metrics_port_) + "/readyz", &status);
-  EXPECT_EQ(status, 200);
+  std::string base = "http://127.0.0.1:" + std::to_string(metrics_port_);
+  testing::HttpResponse metrics = testing::HttpGet(base + "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_THAT(metrics.body, HasSubstr("modelcache_ensure_requests_total{result=\"hit\"} 1"));
+  EXPECT_THAT(metrics.body, HasSubstr("modelcache_ensure_requests_total{result=\"miss\"} 1"));
+  // The cache gauges are refreshed in the background after a fill publishes.
+  EXPECT_TRUE(PollUntil([&] {
+    return testing::HttpGet(base + "/metrics").body.find("modelcache_cache_models 1") != std::string::npos;
+  }, std::chrono::seconds(10)));
+  EXPECT_EQ(testing::HttpGet(base + "/readyz").status, 200);
 }
 
 TEST_F(AgentE2eTest, RejectsBadNamesAndSourcesWithTheirCodes) {

@@ -3,9 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/testing/temp_dir.h"
+
 #include <CLI/CLI.hpp>
 #include <cstdlib>
-#include <fstream>
 
 namespace modelcache {
 namespace {
@@ -198,27 +199,16 @@ TEST(AgentConfig, CredentialsFileDefaultsFollowAwsConventions) {
   EXPECT_EQ(config->s3.credentials_file, "/h/.aws/credentials");
 }
 
-class TempFolder {
- public:
-  TempFolder() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "agent-config-XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempFolder() { std::filesystem::remove_all(path_); }
-  std::filesystem::path Write(std::string_view name, std::string_view text) const {
-    std::ofstream(path_ / name) << text;
-    return path_ / name;
-  }
-  const std::filesystem::path& Path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+// Writes `text` to `name` in `folder` and returns its path.
+std::string WriteFile(const testing::TempDir& folder, std::string_view name, std::string_view text) {
+  testing::WriteTestFile(folder.Path() / name, text);
+  return folder.Join(name);
+}
 
 TEST(AgentConfig, LoadReadsTheConfigFileAndEnvironmentCredentials) {
-  TempFolder folder;
+  testing::TempDir folder;
   AgentFlags flags;
-  flags.config_file = folder.Write("agent.yaml", "cacheRoot: /from/file\n").string();
+  flags.config_file = WriteFile(folder, "agent.yaml", "cacheRoot: /from/file\n");
   AgentEnvironment environment = Environment(
       {{"HOME", folder.Path().string()},
        {"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"},
@@ -231,16 +221,15 @@ TEST(AgentConfig, LoadReadsTheConfigFileAndEnvironmentCredentials) {
 }
 
 TEST(AgentConfig, LoadReadsTheNamedProfileFromTheCredentialsFile) {
-  TempFolder folder;
-  std::filesystem::path credentials = folder.Write(
-      "credentials",
+  testing::TempDir folder;
+  std::string credentials = WriteFile(
+      folder, "credentials",
       "[default]\naws_access_key_id = DEFAULTKEY\naws_secret_access_key = d\n"
       "[models]\naws_access_key_id = MODELSKEY\naws_secret_access_key = m\n");
   AgentFlags flags;
-  flags.config_file = folder
-                          .Write("agent.yaml", "cacheRoot: /c\ns3:\n  credentialsFile: " +
-                                                   credentials.string() + "\n  profile: models\n")
-                          .string();
+  flags.config_file = WriteFile(folder, "agent.yaml",
+                                "cacheRoot: /c\ns3:\n  credentialsFile: " + credentials +
+                                    "\n  profile: models\n");
   absl::StatusOr<AgentConfig> config = LoadAgentConfig(flags, Environment());
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->aws.access_key_id, "MODELSKEY");
@@ -256,10 +245,10 @@ TEST(AgentConfig, LoadNamesAMissingConfigFile) {
 }
 
 TEST(AgentConfig, LoadRejectsAnExplicitCredentialsFileThatIsMissing) {
-  TempFolder folder;
+  testing::TempDir folder;
   AgentFlags flags;
   flags.config_file =
-      folder.Write("agent.yaml", "cacheRoot: /c\ns3: {credentialsFile: /nonexistent/creds}\n").string();
+      WriteFile(folder, "agent.yaml", "cacheRoot: /c\ns3: {credentialsFile: /nonexistent/creds}\n");
   absl::StatusOr<AgentConfig> config = LoadAgentConfig(flags, Environment());
   ASSERT_FALSE(config.ok());
   EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << config.status();
@@ -267,7 +256,7 @@ TEST(AgentConfig, LoadRejectsAnExplicitCredentialsFileThatIsMissing) {
 }
 
 TEST(AgentConfig, LoadToleratesAMissingDefaultCredentialsFile) {
-  TempFolder folder;
+  testing::TempDir folder;
   AgentFlags flags;
   flags.cache_root = "/c";
   absl::StatusOr<AgentConfig> config =

@@ -3,36 +3,17 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
-#include <curl/curl.h>
 #include <prometheus/text_serializer.h>
+
+#include "tests/testing/http_get.h"
 
 namespace modelcache {
 namespace {
 
 using ::testing::HasSubstr;
 
-struct HttpAnswer {
-  long status = 0;
-  std::string body;
-};
-
-HttpAnswer Get(const std::string& url) {
-  HttpAnswer answer;
-  CURL* curl = curl_easy_init();
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer.body);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION,
-                   +[](char* data, size_t size, size_t count, void* body) {
-                     static_cast<std::string*>(body)->append(data, size * count);
-                     return size * count;
-                   });
-  if (curl_easy_perform(curl) == CURLE_OK) {
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &answer.status);
-  }
-  curl_easy_cleanup(curl);
-  return answer;
-}
+using testing::HttpGet;
+using testing::HttpResponse;
 
 TEST(CacheSnapshot, WithoutQuotaTheDiskIsTheLimit) {
   AgentMetrics::CacheSnapshot snapshot = MakeCacheSnapshot(3, 700, 10'000, 4'000, 0);
@@ -82,11 +63,11 @@ TEST(MetricsHttpServer, ServesMetricsAndProbesOnAFreePort) {
   std::string base = "http://127.0.0.1:" + std::to_string((*server)->Port());
   metrics.CountEnsure(EnsureResult::kMiss);
 
-  EXPECT_EQ(Get(base + "/healthz").status, 200);
-  EXPECT_EQ(Get(base + "/readyz").status, 503);
+  EXPECT_EQ(HttpGet(base + "/healthz").status, 200);
+  EXPECT_EQ(HttpGet(base + "/readyz").status, 503);
   ready = true;
-  EXPECT_EQ(Get(base + "/readyz").status, 200);
-  HttpAnswer scrape = Get(base + "/metrics");
+  EXPECT_EQ(HttpGet(base + "/readyz").status, 200);
+  HttpResponse scrape = HttpGet(base + "/metrics");
   EXPECT_EQ(scrape.status, 200);
   EXPECT_THAT(scrape.body, HasSubstr("modelcache_ensure_requests_total{result=\"miss\"} 1"));
 }
