@@ -23,7 +23,9 @@ fi
 for service in nginx prometheus; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then systemctl stop "$service" || true; fi
 done
-pkill -x nginx 2>/dev/null || true
+# Without systemd the package's postinst starts nginx from /etc/init.d; stop only that one
+# (by its pid file), never the test servers of a run in progress.
+if [ -s /run/nginx.pid ]; then kill "$(cat /run/nginx.pid)" 2>/dev/null || true; fi
 
 # s3rver (S3 server for the tests) from npm, into the project's own tools folder.
 tools="$root/build/tools"
