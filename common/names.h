@@ -15,7 +15,8 @@ absl::Status ValidateModelName(std::string_view name);
 absl::Status ValidateModelVersion(std::string_view version);
 
 // A file path inside a model, from a source listing: relative, '/'-separated, no empty,
-// "." or ".." parts, no NUL or control characters, each part at most 255 bytes, whole path
+// "." or ".." parts, no NUL, control characters or backslashes (a Windows separator in a
+// listing would name a different file on Linux), each part at most 255 bytes, whole path
 // at most 1024 bytes, and no part starting with ".modelcache" (reserved for our own files).
 absl::Status ValidateRelativeFilePath(std::string_view path);
 

@@ -44,7 +44,7 @@ std::string Config(const NginxOptions& options, const std::filesystem::path& dir
       "worker_processes 1;\n", ::geteuid() == 0 ? "user root;\n" : "", "pid ", d, "/nginx.pid;\n",
       "error_log ", d, "/error.log info;\n", "events { worker_connections 1024; }\n", "http {\n",
       // Tab-separated so that an empty field stays a field.
-      "  log_format modelcache '$request_uri\\t$http_range\\t$status\\t$body_bytes_sent';\n",
+      "  log_format modelcache '$request_uri\\t$http_range\\t$status\\t$body_bytes_sent\\t$connection';\n",
       "  access_log ", d, "/access.log modelcache;\n",
       "  client_body_temp_path ", d, "/tmp/body;\n", "  proxy_temp_path ", d, "/tmp/proxy;\n",
       "  fastcgi_temp_path ", d, "/tmp/fastcgi;\n", "  uwsgi_temp_path ", d, "/tmp/uwsgi;\n",
@@ -119,12 +119,13 @@ std::vector<AccessRecord> NginxServer::AccessLog() const {
   std::string line;
   while (std::getline(lines, line)) {
     std::vector<std::string> fields = absl::StrSplit(line, '\t');
-    if (fields.size() != 4) continue;
+    if (fields.size() != 5) continue;
     AccessRecord record;
     record.uri = fields[0];
     record.range = fields[1] == "-" ? "" : fields[1];
     std::from_chars(fields[2].data(), fields[2].data() + fields[2].size(), record.status);
     std::from_chars(fields[3].data(), fields[3].data() + fields[3].size(), record.bytes);
+    std::from_chars(fields[4].data(), fields[4].data() + fields[4].size(), record.connection);
     records.push_back(std::move(record));
   }
   return records;

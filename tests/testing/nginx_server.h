@@ -1,7 +1,7 @@
 #pragma once
 // A real nginx serving a directory on 127.0.0.1:<free port>, for HTTP source tests. The config
 // and logs live in a temp dir; the access log records every request's URI, Range header,
-// status and body bytes so tests can count what was served.
+// status, body bytes and connection so tests can count what was served, and how.
 #include <sys/types.h>
 
 #include <chrono>
@@ -37,6 +37,7 @@ struct AccessRecord {
   std::string range;  // $http_range, "" when absent
   int status = 0;
   uint64_t bytes = 0;  // $body_bytes_sent
+  uint64_t connection = 0;  // $connection: the same number for requests on one kept-alive connection
 };
 
 class NginxServer {

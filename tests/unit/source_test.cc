@@ -4,36 +4,21 @@
 #include <sys/stat.h>
 
 #include <filesystem>
-#include <fstream>
 
 #include "agent/fill/http_source.h"
 #include "agent/fill/s3_source.h"
+#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace modelcache {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A private scratch directory, removed with everything in it.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string pattern = (fs::temp_directory_path() / "source_test.XXXXXX").string();
-    path_ = fs::path(::mkdtemp(pattern.data()));
-  }
-  ~ScratchDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using ScratchDir = testing::ScopedTempDir;
 
 void WriteFile(const fs::path& path, std::string_view contents) {
-  fs::create_directories(path.parent_path());
-  std::ofstream(path, std::ios::binary) << contents;
+  ASSERT_TRUE(testing::WriteTestFile(path, contents)) << path;
 }
 
 absl::StatusOr<std::vector<SourceFile>> ListUri(const std::string& uri) {

@@ -1,0 +1,113 @@
+#pragma once
+// The agent's configuration: one struct, filled from the YAML file, the flags and the
+// environment here and nowhere else. The rest of the agent receives the struct (or the part
+// it needs) and never reads the environment or a file itself.
+//
+// YAML keys (camelCase), with their defaults:
+//   cacheRoot: /var/cache/modelcache     # required
+//   socket: /run/modelcache/agent.sock
+//   listenTcp: ""                        # host:port, optional
+//   metricsAddress: 0.0.0.0:9464         # /metrics, /healthz, /readyz; "" disables
+//   nodeName: $NODE_NAME or the hostname
+//   coordinator: ""                      # host:port (not used yet)
+//   log: {level: info, json: false}
+//   fill: {concurrency: 16, chunkSize: 8Mi, stallTimeout: 30s, maxAttempts: 6}
+//   s3: {endpoint: "", region: us-east-1, pathStyle: false,
+//        credentialsFile: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile: ""}
+//   modelsCacheStorage: {...}            # common/storage_config.h; storageSize is the quota
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "agent/fill/fill_settings.h"
+#include "agent/fill/source.h"
+#include "agent/model_cache.h"
+#include "common/storage_config.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace modelcache {
+
+inline constexpr std::string_view kDefaultSocketPath = "/run/modelcache/agent.sock";
+
+struct S3Config {
+  std::string endpoint;  // empty: AWS
+  std::string region = "us-east-1";
+  bool path_style = false;
+  std::string credentials_file;  // resolved default; a missing default file is not an error
+  bool credentials_file_explicit = false;
+  std::string profile;  // empty: $AWS_PROFILE, else "default" (see ResolveAwsCredentials)
+};
+
+struct AgentConfig {
+  std::filesystem::path cache_root;
+  std::string socket{kDefaultSocketPath};
+  std::string listen_tcp;
+  std::string metrics_address = "0.0.0.0:9464";
+  std::string node_name;
+  std::string coordinator;
+  std::string log_level = "info";
+  bool log_json = false;
+  FillSettings fill;
+  S3Config s3;
+  AwsCredentials aws;  // resolved by LoadAgentConfig (environment or credentials file)
+  StorageConfig storage;
+  // false only when the file has a modelsCacheStorage block with `enabled: false`: the agent
+  // then answers Ensure with FAILED_PRECONDITION so clients fall back to a local download.
+  bool caching_enabled = true;
+
+  // What ModelCache::Open needs (quota from modelsCacheStorage.storageSize).
+  ModelCacheOptions ToModelCacheOptions() const;
+};
+
+// The process environment, captured once by main (or made up by a test).
+struct AgentEnvironment {
+  std::map<std::string, std::string> variables;
+  std::string hostname;
+
+  static AgentEnvironment FromProcess();
+  std::string Get(std::string_view name) const;  // "" when unset
+};
+
+// Command-line overrides; unset flags leave the file's value.
+struct AgentFlags {
+  std::optional<std::string> config_file;
+  std::optional<std::string> cache_root;
+  std::optional<std::string> socket;
+  std::optional<std::string> listen_tcp;
+  std::optional<std::string> metrics_address;
+  std::optional<std::string> node_name;
+  std::optional<std::string> log_level;
+  std::optional<bool> log_json;
+};
+
+// Registers --config, --cache-root, --socket, --listen-tcp, --metrics-address, --node-name,
+// --log-level and --log-json on `app`, writing into `flags` (which must outlive parsing).
+void AddAgentFlags(CLI::App& app, AgentFlags& flags);
+
+// Pure: defaults, then `yaml_text` (may be empty), then `flags`, then validation. Does not
+// resolve AWS credentials. INVALID_ARGUMENT names the key path and the value
+// ("fill.chunkSize: invalid value \"8Q\": ...").
+absl::StatusOr<AgentConfig> ParseAgentConfig(std::string_view yaml_text, const AgentFlags& flags,
+                                             const AgentEnvironment& environment);
+
+// Reads the config file (flags.config_file) and the AWS credentials file, then ParseAgentConfig
+// and ResolveAwsCredentials. NOT_FOUND names a missing config file.
+absl::StatusOr<AgentConfig> LoadAgentConfig(const AgentFlags& flags,
+                                            const AgentEnvironment& environment);
+
+// AWS credentials for `s3`: environment variables first, then the profile in the credentials
+// file. Shared with modelcachectl's local fallback.
+absl::StatusOr<AwsCredentials> LoadAwsCredentials(const S3Config& s3,
+                                                  const AgentEnvironment& environment);
+
+// The credentials file to use when none is configured: $AWS_SHARED_CREDENTIALS_FILE, else
+// $HOME/.aws/credentials ("" when neither is known).
+std::string DefaultCredentialsFile(const AgentEnvironment& environment);
+
+}  // namespace modelcache

@@ -1,0 +1,791 @@
+#include "agent/fill/fill_job.h"
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <exception>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <uv.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "agent/fill/chunk_fetcher.h"
+#include "agent/fill/chunk_planner.h"
+#include "agent/fill/event_loop.h"
+#include "agent/fill/hash_pipeline.h"
+#include "agent/fill/retry_policy.h"
+#include "agent/store/index.h"
+#include "agent/store/manifest.h"
+#include "agent/store/publish.h"
+#include "agent/store/space.h"
+#include "agent/store/trash.h"
+#include "common/fs.h"
+#include "common/names.h"
+#include "common/status_format.h"
+#include "common/status_macros.h"
+#include "spdlog/spdlog.h"
+
+namespace modelcache {
+namespace {
+
+// Buffers beyond `concurrency`: completed chunks can wait for their file's head chunk
+// while the network keeps `concurrency` requests busy.
+constexpr size_t kSpareBuffers = 4;
+constexpr uint64_t kProgressIntervalMs = 250;  // at most 4 updates per second
+constexpr uint64_t kRateWindowMs = 5000;       // moving average of the rate
+
+
+// A uv timer whose handle outlives the object until libuv's close callback frees it, so it
+// may be destroyed at any time on the loop thread, even from its own callback.
+class Timer {
+ public:
+  Timer(uv_loop_t* loop, uint64_t timeout_ms, uint64_t repeat_ms, std::function<void()> fn)
+      : handle_(new Handle{{}, std::move(fn)}) {
+    uv_timer_init(loop, &handle_->timer);
+    handle_->timer.data = handle_;
+    uv_timer_start(
+        &handle_->timer,
+        [](uv_timer_t* timer) {
+          auto* handle = static_cast<Handle*>(timer->data);
+          handle->fn();
+        },
+        timeout_ms, repeat_ms);
+  }
+  ~Timer() {
+    auto* raw = reinterpret_cast<uv_handle_t*>(&handle_->timer);
+    if (uv_is_closing(raw)) {
+      // EventLoop::Stop closed every handle already, and the loop no longer runs.
+      delete handle_;
+      return;
+    }
+    uv_timer_stop(&handle_->timer);
+    uv_close(raw, [](uv_handle_t* closed) { delete static_cast<Handle*>(closed->data); });
+  }
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+ private:
+  struct Handle {
+    uv_timer_t timer;
+    std::function<void()> fn;
+  };
+  Handle* handle_;
+};
+
+absl::Status Annotate(const absl::Status& status, const std::string& prefix) {
+  return absl::Status(status.code(), absl::StrCat(prefix, status.message()));
+}
+
+// INVALID_ARGUMENT for a listing we cannot lay out: bad paths, duplicates, a path that is
+// both a file and a folder.
+absl::Status CheckListing(const std::vector<SourceFile>& files) {
+  if (files.empty()) return absl::NotFoundError("the source lists no files");
+  std::set<std::string_view> paths;
+  for (const SourceFile& file : files) {
+    RETURN_IF_ERROR(ValidateRelativeFilePath(file.path));
+    if (!paths.insert(file.path).second) {
+      return absl::InvalidArgumentError(absl::StrCat("file ", file.path, " is listed twice"));
+    }
+  }
+  for (std::string_view path : paths) {
+    for (size_t slash = path.find('/'); slash != std::string_view::npos;
+         slash = path.find('/', slash + 1)) {
+      if (paths.count(path.substr(0, slash)) != 0) {
+        return absl::InvalidArgumentError(absl::StrCat("file ", std::string(path.substr(0, slash)),
+                                                       " is also a folder of ", std::string(path)));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Resume leaves files that are no longer listed in the tree; they must not be published.
+absl::Status RemoveUnlisted(const std::filesystem::path& tree, const std::vector<SourceFile>& files) {
+  std::set<std::string> listed;
+  for (const SourceFile& file : files) listed.insert(file.path);
+  std::vector<std::filesystem::path> strays;
+  std::error_code error;
+  for (auto it = std::filesystem::recursive_directory_iterator(tree, error);
+       !error && it != std::filesystem::recursive_directory_iterator(); it.increment(error)) {
+    if (!it->is_directory(error) &&
+        listed.count(it->path().lexically_relative(tree).generic_string()) == 0) {
+      strays.push_back(it->path());
+    }
+  }
+  if (error) return ErrnoStatus(error.value(), "list", tree);
+  for (const auto& stray : strays) RETURN_IF_ERROR(RemoveTree(stray));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+bool KeepsStagingAfter(const absl::Status& status) {
+  return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status);
+}
+
+class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
+ public:
+  Impl(EventLoop& loop, const Clock& clock, const CacheLayout& layout, SpaceReservations& space,
+       FillRequest request, ProgressFn on_progress, DoneFn on_done)
+      : loop_(loop),
+        clock_(clock),
+        layout_(layout),
+        space_(space),
+        name_(std::move(request.name)),
+        version_(std::move(request.version)),
+        source_uri_(std::move(request.source_uri)),
+        source_(std::move(request.source)),
+        settings_(request.settings),
+        on_progress_(std::move(on_progress)),
+        on_done_(std::move(on_done)),
+        owner_(absl::StrCat("model ", name_, "@", version_)),
+        random_(std::random_device{}()),
+        retry_(settings_.retry, [this] {
+          return std::uniform_real_distribution<double>(0.0, 1.0)(random_);
+        }) {
+    settings_.concurrency = std::max<uint32_t>(settings_.concurrency, 1);
+    settings_.chunk_size = std::max<uint64_t>(settings_.chunk_size, 4096);
+    progress_.set_state(v1::EnsureProgress::QUEUED);
+  }
+
+  void Start();
+  void Cancel(std::function<void()> drained);
+
+  v1::EnsureProgress progress_;
+
+ private:
+  enum class Phase { kIdle, kListing, kPreparing, kFilling, kPublishing, kCleaningUp, kDone, kCancelled };
+
+  struct FileState {
+    SourceFile source;
+    std::shared_ptr<FileWriter> writer;  // shared with the worker writing a run
+    HashPipeline pipeline;
+    uint64_t synced_bytes = 0;  // committed bytes known durable (journal)
+    bool done = false;
+    std::string sha256;  // lowercase hex, once done
+  };
+
+  struct ActiveChunk {
+    PlannedChunk chunk;
+    size_t buffer = 0;
+    uint32_t attempts = 0;
+    bool fetching = false;
+    uint64_t fetch_id = 0;
+    std::unique_ptr<Timer> retry_timer;
+  };
+
+  struct Listing {
+    std::vector<SourceFile> files;
+    absl::StatusOr<v1::FillJournal> journal = absl::NotFoundError("not read");
+  };
+
+  // Blocking `work` on the pool, `done` back on the loop (skipped once cancelled).
+  void Run(std::function<absl::Status()> work, std::function<void(absl::Status)> done);
+  void AfterWork();
+
+  void OnListed(absl::Status status, Listing listing);
+  void OnPrepared(absl::Status status, std::vector<std::unique_ptr<FileWriter>> writers);
+  void Pump();
+  std::optional<size_t> AcquireBuffer();
+  void Issue(uint64_t chunk_id);
+  void OnFetched(uint64_t chunk_id, absl::Status status);
+  void StartRun(size_t file_index);
+  void OnRunDone(size_t file_index, const std::vector<ReadyChunk>& run, absl::Status status);
+  void FileComplete(size_t file_index);
+  void OnJournalTick();
+  v1::FillJournal JournalSnapshot() const;
+  void OnProgressTick();
+  void StartPublish();
+  void ContinuePublish();
+  void Fail(absl::Status status);
+  void ContinueCleanup();
+  void StopActivity();
+  void ReleaseReservation();
+  void Deliver(absl::StatusOr<v1::Manifest> result);
+  void Emit();
+
+  absl::Status ModelError(const absl::Status& status) const {
+    return Annotate(status, absl::StrCat("model ", name_, "@", version_, ": "));
+  }
+  absl::Status FileError(size_t file_index, const absl::Status& status) const {
+    return Annotate(status, absl::StrCat("model ", name_, "@", version_, ": file ",
+                                         files_[file_index].source.path, ": "));
+  }
+
+  EventLoop& loop_;
+  const Clock& clock_;
+  const CacheLayout layout_;
+  SpaceReservations& space_;
+  const std::string name_;
+  const std::string version_;
+  const std::string source_uri_;
+  std::unique_ptr<Source> source_;  // List() runs on the pool; nothing else touches it then
+  FillSettings settings_;
+  ProgressFn on_progress_;
+  DoneFn on_done_;
+  const std::string owner_;  // the space reservation's owner
+  std::mt19937_64 random_;
+  RetryPolicy retry_;
+
+  Phase phase_ = Phase::kIdle;
+  int pending_work_ = 0;  // Run() calls whose `done` has not run yet
+  std::function<void()> drained_;
+  bool reserved_ = false;
+  bool journal_running_ = false;
+  bool publish_started_ = false;
+  bool cleanup_started_ = false;
+  absl::Status failure_;
+
+  std::vector<FileState> files_;
+  std::vector<PlannedChunk> plan_;  // chunks in the order they are started
+  size_t next_planned_ = 0;
+  std::unique_ptr<ChunkFetcher> fetcher_;
+  std::map<uint64_t, ActiveChunk> chunks_;  // fetching or waiting to retry
+  uint64_t next_chunk_id_ = 1;
+  size_t fetching_ = 0;
+  std::vector<std::unique_ptr<std::byte[]>> buffers_;
+  std::vector<size_t> free_buffers_;
+  size_t max_buffers_ = 0;
+
+  std::unique_ptr<Timer> journal_timer_;
+  std::unique_ptr<Timer> progress_timer_;
+  std::deque<std::pair<uint64_t, uint64_t>> rate_samples_;  // (uv_now ms, bytes_done)
+  uint64_t emitted_bytes_ = 0;
+  uint32_t emitted_files_ = 0;
+};
+
+void FillJob::Impl::Run(std::function<absl::Status()> work, std::function<void(absl::Status)> done) {
+  ++pending_work_;
+  auto result = std::make_shared<absl::Status>();
+  loop_.RunBlocking(
+      [work = std::move(work), result] {
+        try {
+          *result = work();
+        } catch (const std::exception& error) {
+          *result = absl::InternalError(absl::StrCat("unexpected exception: ", error.what()));
+        } catch (...) {
+          *result = absl::InternalError("unexpected exception");
+        }
+      },
+      [self = shared_from_this(), done = std::move(done), result] {
+        --self->pending_work_;
+        if (self->phase_ != Phase::kCancelled) done(*result);
+        self->AfterWork();
+      });
+}
+
+void FillJob::Impl::AfterWork() {
+  switch (phase_) {
+    case Phase::kCleaningUp:
+      ContinueCleanup();
+      break;
+    case Phase::kPublishing:
+      ContinuePublish();
+      break;
+    case Phase::kCancelled:
+      if (pending_work_ == 0 && drained_) std::exchange(drained_, nullptr)();
+      break;
+    default:
+      break;
+  }
+}
+
+void FillJob::Impl::Start() {
+  if (phase_ != Phase::kIdle) return;
+  phase_ = Phase::kListing;
+  Emit();
+  auto listing = std::make_shared<Listing>();
+  Source* source = source_.get();
+  std::filesystem::path journal_path = layout_.JournalPath(name_, version_);
+  Run(
+      [source, journal_path, listing] {
+        listing->journal = ReadJournal(journal_path);
+        ASSIGN_OR_RETURN(listing->files, source->List());
+        return absl::OkStatus();
+      },
+      [this, listing](absl::Status status) { OnListed(std::move(status), std::move(*listing)); });
+}
+
+void FillJob::Impl::OnListed(absl::Status status, Listing listing) {
+  if (phase_ != Phase::kListing) return;
+  if (status.ok()) status = CheckListing(listing.files);
+  if (!status.ok()) return Fail(ModelError(status));
+
+  // A journal from an earlier fill of the same model from the same source lets unchanged
+  // files (same size and etag) keep their committed prefix.
+  const bool resumable = listing.journal.ok() && listing.journal->name() == name_ &&
+                         listing.journal->version() == version_ &&
+                         listing.journal->source() == source_uri_;
+  std::map<std::string, const v1::FillJournal::File*> journaled;
+  if (resumable) {
+    for (const auto& file : listing.journal->files()) journaled[file.path()] = &file;
+  }
+  v1::FillJournal journal;
+  journal.set_name(name_);
+  journal.set_version(version_);
+  journal.set_source(source_uri_);
+  std::vector<uint64_t> resume_from;
+  uint64_t total_bytes = 0;
+  uint64_t resumed_bytes = 0;
+  for (const SourceFile& file : listing.files) {
+    uint64_t keep = 0;
+    auto it = journaled.find(file.path);
+    if (it != journaled.end() && it->second->size() == file.size && it->second->etag() == file.etag) {
+      keep = std::min(it->second->committed_bytes(), file.size);
+    }
+    resume_from.push_back(keep);
+    total_bytes += file.size;
+    resumed_bytes += keep;
+    auto* entry = journal.add_files();
+    entry->set_path(file.path);
+    entry->set_size(file.size);
+    entry->set_etag(file.etag);
+    entry->set_committed_bytes(keep);
+  }
+
+  absl::Status reserved = space_.Reserve(owner_, total_bytes - resumed_bytes);
+  if (!reserved.ok()) return Fail(reserved);  // names the owner: "model x@1: needs ..."
+  reserved_ = true;
+  if (resumed_bytes > 0) {
+    spdlog::info("fill {}@{}: resuming {} of {} bytes from staging", name_, version_,
+                 resumed_bytes, total_bytes);
+  }
+
+  for (const SourceFile& file : listing.files) {
+    FileState state;
+    state.source = file;
+    files_.push_back(std::move(state));
+  }
+  progress_.set_bytes_total(total_bytes);
+  progress_.set_files_total(static_cast<uint32_t>(files_.size()));
+  phase_ = Phase::kPreparing;
+
+  auto writers = std::make_shared<std::vector<std::unique_ptr<FileWriter>>>();
+  Run(
+      [layout = layout_, name = name_, version = version_, files = listing.files,
+       resume_from = std::move(resume_from), journal = std::move(journal), fresh = !resumable,
+       writers]() -> absl::Status {
+        std::filesystem::path tree = layout.StagingTree(name, version);
+        if (fresh) RETURN_IF_ERROR(RemoveTree(layout.StagingFor(name, version)));
+        RETURN_IF_ERROR(CreateDirectories(tree));
+        // The journal first: a crash from here on leaves a staging that ScanVolume keeps.
+        RETURN_IF_ERROR(WriteJournal(layout.JournalPath(name, version), journal));
+        if (!fresh) RETURN_IF_ERROR(RemoveUnlisted(tree, files));
+        for (size_t i = 0; i < files.size(); ++i) {
+          std::filesystem::path target = tree / files[i].path;
+          std::error_code error;
+          if (std::filesystem::is_directory(target, error)) RETURN_IF_ERROR(RemoveTree(target));
+          RETURN_IF_ERROR(CreateDirectories(target.parent_path()));
+          auto writer = FileWriter::Open(target, files[i].size, resume_from[i]);
+          if (!writer.ok()) return Annotate(writer.status(), absl::StrCat("file ", files[i].path, ": "));
+          writers->push_back(std::move(writer).value());
+        }
+        return absl::OkStatus();
+      },
+      [this, writers](absl::Status status) { OnPrepared(std::move(status), std::move(*writers)); });
+}
+
+void FillJob::Impl::OnPrepared(absl::Status status,
+                               std::vector<std::unique_ptr<FileWriter>> writers) {
+  if (phase_ != Phase::kPreparing) return;
+  if (!status.ok()) return Fail(ModelError(status));
+  phase_ = Phase::kFilling;
+  progress_.set_state(v1::EnsureProgress::FILLING);
+
+  std::vector<uint64_t> sizes;
+  std::vector<uint64_t> committed;
+  uint64_t bytes_done = 0;
+  for (size_t i = 0; i < files_.size(); ++i) {
+    FileState& file = files_[i];
+    file.writer = std::move(writers[i]);
+    file.pipeline = HashPipeline(file.writer->resumed_bytes());
+    file.synced_bytes = file.writer->resumed_bytes();
+    bytes_done += file.writer->resumed_bytes();
+    sizes.push_back(file.source.size);
+    committed.push_back(file.writer->resumed_bytes());
+  }
+  absl::StatusOr<std::vector<PlannedChunk>> plan = PlanChunks(sizes, committed, settings_.chunk_size);
+  if (!plan.ok()) return Fail(ModelError(plan.status()));
+  plan_ = std::move(plan).value();
+  progress_.set_bytes_done(bytes_done);
+  max_buffers_ = settings_.concurrency + kSpareBuffers;
+  fetcher_ = source_->IsLocal() ? MakeFileChunkFetcher(loop_, settings_)
+                                : MakeHttpChunkFetcher(loop_, source_->Auth(), settings_);
+  rate_samples_.emplace_back(uv_now(loop_.Raw()), bytes_done);
+  Emit();
+
+  uint64_t journal_ms = std::max<int64_t>(settings_.journal_interval.count(), 10);
+  journal_timer_ = std::make_unique<Timer>(loop_.Raw(), journal_ms, journal_ms,
+                                           [this] { OnJournalTick(); });
+  progress_timer_ = std::make_unique<Timer>(loop_.Raw(), kProgressIntervalMs, kProgressIntervalMs,
+                                            [this] { OnProgressTick(); });
+  for (size_t i = 0; i < files_.size() && phase_ == Phase::kFilling; ++i) {
+    if (files_[i].writer->complete()) FileComplete(i);
+  }
+  if (phase_ == Phase::kFilling) Pump();
+}
+
+std::optional<size_t> FillJob::Impl::AcquireBuffer() {
+  if (!free_buffers_.empty()) {
+    size_t buffer = free_buffers_.back();
+    free_buffers_.pop_back();
+    return buffer;
+  }
+  if (buffers_.size() >= max_buffers_) return std::nullopt;
+  buffers_.push_back(std::make_unique_for_overwrite<std::byte[]>(settings_.chunk_size));
+  return buffers_.size() - 1;
+}
+
+void FillJob::Impl::Pump() {
+  // Chunks go out in file order, so every waiting chunk waits for an earlier one that holds
+  // a buffer and is in flight or retrying: running out of buffers cannot deadlock.
+  while (phase_ == Phase::kFilling && fetching_ < settings_.concurrency) {
+    std::optional<size_t> buffer = AcquireBuffer();
+    if (!buffer) return;
+    if (next_planned_ == plan_.size()) {
+      free_buffers_.push_back(*buffer);
+      return;
+    }
+    uint64_t chunk_id = next_chunk_id_++;
+    ActiveChunk& active = chunks_[chunk_id];
+    active.chunk = plan_[next_planned_++];
+    active.buffer = *buffer;
+    Issue(chunk_id);
+  }
+}
+
+void FillJob::Impl::Issue(uint64_t chunk_id) {
+  ActiveChunk& active = chunks_.at(chunk_id);
+  active.fetching = true;
+  ++fetching_;
+  ChunkRequest request;
+  request.file = &files_[active.chunk.file_index].source;
+  request.offset = active.chunk.offset;
+  request.buffer = std::span<std::byte>(buffers_[active.buffer].get(), active.chunk.length);
+  // Fetcher callbacks capture `this` only: StopActivity cancels every fetch before the
+  // job can go away, and a cancelled fetch never calls back.
+  uint64_t fetch_id = fetcher_->Fetch(
+      request, [this, chunk_id](absl::Status status) { OnFetched(chunk_id, std::move(status)); });
+  auto it = chunks_.find(chunk_id);
+  if (it != chunks_.end() && it->second.fetching) it->second.fetch_id = fetch_id;
+}
+
+void FillJob::Impl::OnFetched(uint64_t chunk_id, absl::Status status) {
+  auto it = chunks_.find(chunk_id);
+  if (it == chunks_.end() || !it->second.fetching) return;
+  ActiveChunk& active = it->second;
+  active.fetching = false;
+  --fetching_;
+  if (phase_ != Phase::kFilling) return;
+  const size_t file_index = active.chunk.file_index;
+
+  if (!status.ok()) {
+    ++active.attempts;
+    if (retry_.ShouldRetry(active.attempts, status)) {
+      std::chrono::milliseconds delay = retry_.Backoff(active.attempts);
+      spdlog::debug("fill {}@{}: retrying chunk in {} ms after: {}", name_, version_,
+                    delay.count(), status);
+      // The chunk keeps its buffer while it waits, so its file's run cannot starve.
+      active.retry_timer = std::make_unique<Timer>(
+          loop_.Raw(), static_cast<uint64_t>(delay.count()), 0, [this, chunk_id] {
+            auto retry = chunks_.find(chunk_id);
+            if (retry == chunks_.end() || phase_ != Phase::kFilling) return;
+            retry->second.retry_timer.reset();
+            Issue(chunk_id);
+          });
+      Pump();
+      return;
+    }
+    return Fail(FileError(file_index, status));
+  }
+
+  files_[file_index].pipeline.Add(ReadyChunk{
+      active.chunk.offset,
+      std::span<const std::byte>(buffers_[active.buffer].get(), active.chunk.length),
+      active.buffer});
+  chunks_.erase(it);
+  StartRun(file_index);
+  Pump();
+}
+
+void FillJob::Impl::StartRun(size_t file_index) {
+  FileState& file = files_[file_index];
+  std::vector<ReadyChunk> run = file.pipeline.TakeRun();
+  if (run.empty()) return;
+  auto shared_run = std::make_shared<std::vector<ReadyChunk>>(std::move(run));
+  Run([writer = file.writer, shared_run] { return writer->WriteRun(*shared_run); },
+      [this, file_index, shared_run](absl::Status status) {
+        OnRunDone(file_index, *shared_run, std::move(status));
+      });
+}
+
+void FillJob::Impl::OnRunDone(size_t file_index, const std::vector<ReadyChunk>& run,
+                              absl::Status status) {
+  uint64_t bytes = 0;
+  for (const ReadyChunk& chunk : run) {
+    bytes += chunk.data.size();
+    free_buffers_.push_back(chunk.buffer);
+  }
+  if (phase_ != Phase::kFilling) return;
+  FileState& file = files_[file_index];
+  if (!status.ok()) {
+    file.pipeline.RunFailed();
+    return Fail(FileError(file_index, status));
+  }
+  file.pipeline.RunCommitted(bytes);
+  progress_.set_bytes_done(progress_.bytes_done() + bytes);
+  if (file.writer->complete()) FileComplete(file_index);
+  if (phase_ != Phase::kFilling) return;
+  StartRun(file_index);
+  Pump();
+}
+
+void FillJob::Impl::FileComplete(size_t file_index) {
+  FileState& file = files_[file_index];
+  if (file.done) return;
+  std::string want = absl::AsciiStrToLower(file.source.expected_sha256);
+  const std::string& got = file.writer->Sha256Hex();
+  if (!want.empty() && want != got) {
+    return Fail(FileError(file_index, absl::DataLossError(absl::StrCat(
+                                          "sha256 mismatch (want ", want, ", got ", got, ")"))));
+  }
+  file.done = true;
+  file.sha256 = got;
+  file.synced_bytes = file.source.size;  // WriteRun fdatasynced the completed file
+  progress_.set_files_done(progress_.files_done() + 1);
+  if (progress_.files_done() == files_.size()) StartPublish();
+}
+
+v1::FillJournal FillJob::Impl::JournalSnapshot() const {
+  v1::FillJournal journal;
+  journal.set_name(name_);
+  journal.set_version(version_);
+  journal.set_source(source_uri_);
+  for (const FileState& file : files_) {
+    auto* entry = journal.add_files();
+    entry->set_path(file.source.path);
+    entry->set_size(file.source.size);
+    entry->set_etag(file.source.etag);
+    entry->set_committed_bytes(file.pipeline.committed_bytes());
+  }
+  return journal;
+}
+
+void FillJob::Impl::OnJournalTick() {
+  if (phase_ != Phase::kFilling || journal_running_) return;
+  std::vector<std::shared_ptr<FileWriter>> dirty;
+  std::vector<std::pair<size_t, uint64_t>> committed;
+  for (size_t i = 0; i < files_.size(); ++i) {
+    uint64_t bytes = files_[i].pipeline.committed_bytes();
+    if (bytes > files_[i].synced_bytes) {
+      dirty.push_back(files_[i].writer);
+      committed.emplace_back(i, bytes);
+    }
+  }
+  if (dirty.empty()) return;
+  journal_running_ = true;
+  // A committed prefix is on disk (its run's pwrite returned); fdatasync makes it durable
+  // before the journal claims it.
+  Run(
+      [dirty = std::move(dirty), journal = JournalSnapshot(),
+       path = layout_.JournalPath(name_, version_)]() -> absl::Status {
+        for (const auto& writer : dirty) RETURN_IF_ERROR(writer->Sync());
+        return WriteJournal(path, journal);
+      },
+      [this, committed = std::move(committed)](absl::Status status) {
+        journal_running_ = false;
+        if (phase_ != Phase::kFilling) return;
+        if (!status.ok()) return Fail(ModelError(status));
+        for (const auto& [file, bytes] : committed) {
+          files_[file].synced_bytes = std::max(files_[file].synced_bytes, bytes);
+        }
+      });
+}
+
+void FillJob::Impl::OnProgressTick() {
+  uint64_t now = uv_now(loop_.Raw());
+  rate_samples_.emplace_back(now, progress_.bytes_done());
+  while (rate_samples_.size() > 2 && now - rate_samples_.front().first > kRateWindowMs) {
+    rate_samples_.pop_front();
+  }
+  const auto& [first_ms, first_bytes] = rate_samples_.front();
+  double seconds = static_cast<double>(now - first_ms) / 1000.0;
+  double rate = seconds > 0 ? static_cast<double>(progress_.bytes_done() - first_bytes) / seconds : 0;
+  progress_.set_bytes_per_second(rate);
+  progress_.set_eta_seconds(
+      rate > 0 ? static_cast<double>(progress_.bytes_total() - progress_.bytes_done()) / rate : 0);
+  if (progress_.bytes_done() != emitted_bytes_ || progress_.files_done() != emitted_files_) Emit();
+}
+
+void FillJob::Impl::StartPublish() {
+  phase_ = Phase::kPublishing;
+  journal_timer_.reset();
+  progress_timer_.reset();
+  progress_.set_state(v1::EnsureProgress::PUBLISHING);
+  progress_.set_eta_seconds(0);
+  Emit();
+  ContinuePublish();
+}
+
+void FillJob::Impl::ContinuePublish() {
+  // A journal write may still be running: publishing moves the folder it writes into.
+  if (pending_work_ > 0 || publish_started_) return;
+  publish_started_ = true;
+  fetcher_.reset();
+  for (FileState& file : files_) file.writer.reset();
+
+  Clock::TimePoint now = clock_.Now();
+  auto manifest = std::make_shared<v1::Manifest>();
+  manifest->set_name(name_);
+  manifest->set_version(version_);
+  manifest->set_source(source_uri_);
+  manifest->set_fetched_unix_ms(ToUnixMillis(now));
+  manifest->set_total_bytes(progress_.bytes_total());
+  for (const FileState& file : files_) {
+    auto* entry = manifest->add_files();
+    entry->set_path(file.source.path);
+    entry->set_size(file.source.size);
+    entry->set_sha256(file.sha256);
+  }
+  Run(
+      [layout = layout_, manifest, now]() -> absl::Status {
+        absl::Status published = Publish(layout, *manifest);
+        if (absl::IsAlreadyExists(published)) {
+          // Another agent of this volume published it first: theirs is the result.
+          ASSIGN_OR_RETURN(*manifest, ReadManifest(layout.ManifestPath(manifest->name(), manifest->version())));
+          auto trashed = MoveToTrash(layout, layout.StagingFor(manifest->name(), manifest->version()));
+          if (trashed.ok()) (void)EmptyTrash(layout);
+        } else if (!published.ok()) {
+          return published;
+        }
+        absl::Status access = PersistAccess(layout, manifest->name(), manifest->version(), now);
+        if (!access.ok()) spdlog::warn("model {}@{}: {}", manifest->name(), manifest->version(), access);
+        return absl::OkStatus();
+      },
+      [this, manifest](absl::Status status) {
+        if (phase_ != Phase::kPublishing) return;
+        if (!status.ok()) return Fail(ModelError(status));
+        ReleaseReservation();
+        phase_ = Phase::kDone;
+        progress_.set_state(v1::EnsureProgress::READY);
+        progress_.set_path(layout_.ModelDir(name_, version_).string());
+        Deliver(*manifest);
+      });
+}
+
+void FillJob::Impl::Fail(absl::Status status) {
+  if (phase_ == Phase::kCleaningUp || phase_ == Phase::kDone || phase_ == Phase::kCancelled) return;
+  failure_ = std::move(status);
+  phase_ = Phase::kCleaningUp;
+  StopActivity();
+  ReleaseReservation();
+  ContinueCleanup();
+}
+
+void FillJob::Impl::ContinueCleanup() {
+  // Wait until no worker writes into staging any more.
+  if (pending_work_ > 0 || cleanup_started_) return;
+  cleanup_started_ = true;
+  if (KeepsStagingAfter(failure_)) {
+    if (files_.empty() || !files_[0].writer) return Deliver(failure_);
+    std::vector<std::shared_ptr<FileWriter>> writers;
+    for (const FileState& file : files_) writers.push_back(file.writer);
+    Run(
+        [writers = std::move(writers), journal = JournalSnapshot(),
+         path = layout_.JournalPath(name_, version_)]() -> absl::Status {
+          for (const auto& writer : writers) RETURN_IF_ERROR(writer->Sync());
+          return WriteJournal(path, journal);
+        },
+        [this](absl::Status status) {
+          if (!status.ok()) spdlog::warn("fill {}@{}: saving the journal: {}", name_, version_, status);
+          Deliver(failure_);
+        });
+    return;
+  }
+  // Close our descriptors before the tree goes (NFS keeps deleted open files around).
+  for (FileState& file : files_) file.writer.reset();
+  Run(
+      [layout = layout_, staging = layout_.StagingFor(name_, version_)]() -> absl::Status {
+        auto trashed = MoveToTrash(layout, staging);
+        if (!trashed.ok() && !absl::IsNotFound(trashed.status())) return trashed.status();
+        if (trashed.ok()) RETURN_IF_ERROR(EmptyTrash(layout).status());
+        return absl::OkStatus();
+      },
+      [this](absl::Status status) {
+        if (!status.ok()) spdlog::warn("fill {}@{}: removing staging: {}", name_, version_, status);
+        Deliver(failure_);
+      });
+}
+
+void FillJob::Impl::StopActivity() {
+  journal_timer_.reset();
+  progress_timer_.reset();
+  for (auto& [chunk_id, active] : chunks_) {
+    if (active.fetching && fetcher_) fetcher_->Cancel(active.fetch_id);
+  }
+  chunks_.clear();
+  fetching_ = 0;
+}
+
+void FillJob::Impl::ReleaseReservation() {
+  if (!reserved_) return;
+  reserved_ = false;
+  space_.Release(owner_);
+}
+
+void FillJob::Impl::Deliver(absl::StatusOr<v1::Manifest> result) {
+  phase_ = Phase::kDone;
+  on_progress_ = nullptr;
+  DoneFn done = std::move(on_done_);
+  on_done_ = nullptr;
+  auto keep_alive = shared_from_this();
+  if (done) done(std::move(result));
+}
+
+void FillJob::Impl::Emit() {
+  emitted_bytes_ = progress_.bytes_done();
+  emitted_files_ = progress_.files_done();
+  if (on_progress_) on_progress_(progress_);
+}
+
+void FillJob::Impl::Cancel(std::function<void()> drained) {
+  if (phase_ != Phase::kDone && phase_ != Phase::kCancelled) {
+    phase_ = Phase::kCancelled;
+    StopActivity();
+    ReleaseReservation();
+    on_progress_ = nullptr;
+    on_done_ = nullptr;
+  }
+  if (!drained) return;
+  if (pending_work_ == 0) {
+    drained();
+  } else if (phase_ == Phase::kCancelled) {
+    drained_ = std::move(drained);
+  } else {
+    // Done but a blocking step is still out (cannot happen: Deliver runs last).
+    drained();
+  }
+}
+
+FillJob::FillJob(EventLoop& loop, const Clock& clock, const CacheLayout& layout,
+                 SpaceReservations& space, FillRequest request, ProgressFn on_progress,
+                 DoneFn on_done)
+    : impl_(std::make_shared<Impl>(loop, clock, layout, space, std::move(request),
+                                   std::move(on_progress), std::move(on_done))) {}
+
+FillJob::~FillJob() { impl_->Cancel(nullptr); }
+
+void FillJob::Start() { impl_->Start(); }
+
+void FillJob::Cancel(std::function<void()> drained) { impl_->Cancel(std::move(drained)); }
+
+const v1::EnsureProgress& FillJob::Progress() const { return impl_->progress_; }
+
+}  // namespace modelcache

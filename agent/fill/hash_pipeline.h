@@ -1,0 +1,101 @@
+#pragma once
+// Writing and hashing one file of a fill. Chunks arrive in any order, but SHA-256 must see
+// the bytes in file order: HashPipeline (loop side) holds completed chunks by offset and
+// hands out the contiguous run that starts at the committed offset; FileWriter (worker
+// side) pwrites that run and feeds it to the digest. At most one run per file is in the
+// workers at a time, so the digest needs no lock and network I/O never waits for hashing.
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/sha256.h"
+
+namespace modelcache {
+
+// A fetched chunk waiting to be written. `buffer` is the caller's id for the memory behind
+// `data`, handed back when the chunk is committed.
+struct ReadyChunk {
+  uint64_t offset = 0;
+  std::span<const std::byte> data;
+  size_t buffer = 0;
+};
+
+// Loop-thread bookkeeping of one file: which chunks wait, what is committed.
+class HashPipeline {
+ public:
+  // `committed_bytes`: the prefix already written and hashed (resume), where the next run starts.
+  explicit HashPipeline(uint64_t committed_bytes = 0) : committed_bytes_(committed_bytes) {}
+
+  // A chunk was fetched. Its offset must be at or beyond the committed offset and not
+  // already waiting.
+  void Add(ReadyChunk chunk);
+  // When no run is out and the chunk at the committed offset is here: removes and returns
+  // the contiguous run starting there, and marks a run as out. Otherwise empty.
+  std::vector<ReadyChunk> TakeRun();
+  // The run from TakeRun was written and hashed: the committed offset moves past it.
+  void RunCommitted(uint64_t bytes);
+  // The run failed; the pipeline is unusable afterwards (the fill ends).
+  void RunFailed() { run_out_ = false; }
+
+  uint64_t committed_bytes() const { return committed_bytes_; }
+  bool run_out() const { return run_out_; }
+  size_t waiting() const { return waiting_.size(); }
+
+ private:
+  uint64_t committed_bytes_;
+  bool run_out_ = false;
+  std::map<uint64_t, ReadyChunk> waiting_;
+};
+
+// The staging file being filled: its digest so far and (lazily) an open descriptor.
+// WriteRun is called by one worker at a time (HashPipeline guarantees it); Sync may run
+// concurrently with it from the journal worker.
+class FileWriter {
+ public:
+  // Blocking. Creates `path` if needed and reserves `size` bytes for it (posix_fallocate;
+  // ftruncate where the file system cannot; ENOSPC -> RESOURCE_EXHAUSTED). Keeps the first
+  // `resume_from` bytes when the file is at least that long, re-reading them into the
+  // digest; otherwise starts at 0. The descriptor is closed on return.
+  static absl::StatusOr<std::unique_ptr<FileWriter>> Open(const std::filesystem::path& path,
+                                                          uint64_t size, uint64_t resume_from);
+  ~FileWriter();
+  FileWriter(const FileWriter&) = delete;
+  FileWriter& operator=(const FileWriter&) = delete;
+
+  // Bytes kept by Open (the first run starts there).
+  uint64_t resumed_bytes() const { return resumed_bytes_; }
+
+  // Blocking. pwrites the run (contiguous, starting at the bytes written so far) and adds
+  // it to the digest. When the file is then complete: checks its size, fdatasyncs and
+  // closes it, and computes the digest (see Sha256Hex).
+  absl::Status WriteRun(std::span<const ReadyChunk> run);
+  // Blocking. fdatasync if the file is open (a completed file was synced when it closed).
+  absl::Status Sync();
+
+  bool complete() const { return written_ == size_; }
+  // Lowercase hex digest; set once complete.
+  const std::string& Sha256Hex() const { return sha256_hex_; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  FileWriter(std::filesystem::path path, uint64_t size, uint64_t written, Sha256 digest);
+  absl::Status Finish();
+
+  const std::filesystem::path path_;
+  const uint64_t size_;
+  uint64_t resumed_bytes_;
+  uint64_t written_;  // only the run's worker touches these three
+  Sha256 digest_;
+  std::string sha256_hex_;
+  std::mutex fd_mutex_;  // guards fd_: WriteRun opens/closes it, Sync uses it
+  int fd_ = -1;
+};
+
+}  // namespace modelcache

@@ -1,0 +1,34 @@
+// modelcache-agent: parse the configuration, start the agent, run until SIGTERM/SIGINT.
+#include <CLI/CLI.hpp>
+
+#include "agent/agent_config.h"
+#include "agent/agent_server.h"
+#include "common/logging.h"
+#include "common/status_format.h"
+#include "spdlog/spdlog.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"modelcache node agent: fills the model cache volume and serves pods over gRPC"};
+  modelcache::AgentFlags flags;
+  modelcache::AddAgentFlags(app, flags);
+  CLI11_PARSE(app, argc, argv);
+
+  absl::StatusOr<modelcache::AgentConfig> config =
+      modelcache::LoadAgentConfig(flags, modelcache::AgentEnvironment::FromProcess());
+  if (!config.ok()) {
+    fmt::print(stderr, "modelcache-agent: {}\n", config.status());
+    return 2;
+  }
+  absl::Status logging = modelcache::SetUpLogging(
+      {.level = config->log_level, .json = config->log_json, .component = "agent"});
+  if (!logging.ok()) {
+    fmt::print(stderr, "modelcache-agent: {}\n", logging);
+    return 2;
+  }
+  absl::Status run = modelcache::RunAgentUntilSignal(*config);
+  if (!run.ok()) {
+    spdlog::critical("agent stopped: {}", run);
+    return 1;
+  }
+  return 0;
+}

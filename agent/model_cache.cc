@@ -1,0 +1,311 @@
+#include "agent/model_cache.h"
+
+#include <atomic>
+#include <future>
+#include <map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "agent/fill/event_loop.h"
+#include "agent/fill/fill_job.h"
+#include "agent/store/index.h"
+#include "agent/store/space.h"
+#include "agent/store/trash.h"
+#include "common/names.h"
+#include "common/quantity.h"
+#include "common/status_format.h"
+#include "common/status_macros.h"
+#include "spdlog/spdlog.h"
+
+namespace modelcache {
+namespace {
+
+using ModelKey = std::pair<std::string, std::string>;  // (name, version)
+
+v1::EnsureProgress ReadyProgress(const v1::Manifest& manifest, const std::filesystem::path& path,
+                                 bool hit) {
+  v1::EnsureProgress progress;
+  progress.set_state(v1::EnsureProgress::READY);
+  progress.set_bytes_done(manifest.total_bytes());
+  progress.set_bytes_total(manifest.total_bytes());
+  progress.set_files_done(static_cast<uint32_t>(manifest.files_size()));
+  progress.set_files_total(static_cast<uint32_t>(manifest.files_size()));
+  progress.set_path(path.string());
+  progress.set_hit(hit);
+  return progress;
+}
+
+}  // namespace
+
+class ModelCache::Impl {
+ public:
+  Impl(EventLoop& loop, const Clock& clock, ModelCacheOptions options, ModelIndex index)
+      : loop_(loop),
+        clock_(clock),
+        options_(std::move(options)),
+        layout_(options_.cache_root),
+        index_(std::move(index)),
+        space_([root = options_.cache_root] { return ReadVolumeSpace(root); },
+               [this] { return index_.TotalBytes(); }, options_.quota_bytes, options_.cache_root) {}
+
+  uint64_t NextSubscription() { return next_subscription_++; }
+  void Post(std::function<void()> task) { loop_.Post(std::move(task)); }
+  void Ensure(uint64_t subscription, const v1::EnsureRequest& request, ProgressFn on_progress,
+              DoneFn on_done);
+  void Unsubscribe(uint64_t subscription);
+  absl::StatusOr<v1::CachedModel> Stat(const ModelKey& key) const;
+  std::vector<v1::CachedModel> List() const;
+  void EmptyTrashInBackground();
+  // Cancels every fill (their staging stays for resume) and waits until none of their
+  // blocking steps is running.
+  void Shutdown();
+
+  // Runs `fn` on the loop thread and waits for its result.
+  template <typename Fn>
+  auto OnLoop(Fn fn) -> decltype(fn()) {
+    if (loop_.OnLoopThread()) return fn();
+    std::promise<decltype(fn())> result;
+    loop_.Post([&] { result.set_value(fn()); });
+    return result.get_future().get();
+  }
+
+ private:
+  struct Subscriber {
+    ProgressFn on_progress;
+    DoneFn on_done;
+  };
+  struct Fill {
+    std::unique_ptr<FillJob> job;
+    std::map<uint64_t, Subscriber> subscribers;
+  };
+
+  void AnswerHit(const IndexEntry& entry, const DoneFn& on_done);
+  void OnFillProgress(const ModelKey& key, const v1::EnsureProgress& progress);
+  void OnFillDone(const ModelKey& key, absl::StatusOr<v1::Manifest> result);
+  v1::CachedModel ToCachedModel(const IndexEntry& entry) const;
+
+  EventLoop& loop_;
+  const Clock& clock_;
+  const ModelCacheOptions options_;
+  const CacheLayout layout_;
+  std::atomic<uint64_t> next_subscription_{1};
+  // Loop thread only, from here on.
+  ModelIndex index_;
+  SpaceReservations space_;
+  std::map<ModelKey, Fill> fills_;
+  std::map<uint64_t, ModelKey> subscription_fills_;
+};
+
+void ModelCache::Impl::Ensure(uint64_t subscription, const v1::EnsureRequest& request,
+                              ProgressFn on_progress, DoneFn on_done) {
+  absl::Status valid = ValidateModelName(request.name());
+  if (valid.ok()) valid = ValidateModelVersion(request.version());
+  if (!valid.ok()) return on_done(valid);
+  ModelKey key(request.name(), request.version());
+
+  if (const IndexEntry* entry = index_.Find(key.first, key.second)) {
+    return AnswerHit(*entry, on_done);
+  }
+  auto fill = fills_.find(key);
+  if (fill != fills_.end()) {
+    // Single flight: a second caller joins the fill in progress.
+    fill->second.subscribers[subscription] = Subscriber{on_progress, on_done};
+    subscription_fills_[subscription] = key;
+    if (on_progress) on_progress(fill->second.job->Progress());
+    return;
+  }
+
+  absl::StatusOr<std::unique_ptr<Source>> source = MakeSource(request.source(), options_.sources);
+  if (!source.ok()) {
+    return on_done(absl::Status(source.status().code(),
+                                absl::StrCat("model ", key.first, "@", key.second, ": ",
+                                             source.status().message())));
+  }
+  FillRequest fill_request;
+  fill_request.name = key.first;
+  fill_request.version = key.second;
+  fill_request.source_uri = request.source();
+  fill_request.source = std::move(source).value();
+  fill_request.settings = options_.fill;
+  spdlog::info("fill {}@{}: starting from {}", key.first, key.second, request.source());
+
+  Fill& started = fills_[key];
+  started.subscribers[subscription] = Subscriber{std::move(on_progress), std::move(on_done)};
+  subscription_fills_[subscription] = key;
+  started.job = std::make_unique<FillJob>(
+      loop_, clock_, layout_, space_, std::move(fill_request),
+      [this, key](const v1::EnsureProgress& progress) { OnFillProgress(key, progress); },
+      [this, key](absl::StatusOr<v1::Manifest> result) { OnFillDone(key, std::move(result)); });
+  started.job->Start();
+}
+
+void ModelCache::Impl::AnswerHit(const IndexEntry& entry, const DoneFn& on_done) {
+  const v1::Manifest& manifest = entry.manifest;
+  Clock::TimePoint now = clock_.Now();
+  index_.SetLastAccess(manifest.name(), manifest.version(), now);
+  loop_.RunBlocking(
+      [layout = layout_, name = manifest.name(), version = manifest.version(), now] {
+        absl::Status persisted = PersistAccess(layout, name, version, now);
+        if (!persisted.ok()) spdlog::warn("model {}@{}: {}", name, version, persisted);
+      },
+      [] {});
+  on_done(ReadyProgress(manifest, layout_.ModelDir(manifest.name(), manifest.version()), true));
+}
+
+void ModelCache::Impl::OnFillProgress(const ModelKey& key, const v1::EnsureProgress& progress) {
+  auto fill = fills_.find(key);
+  if (fill == fills_.end()) return;
+  for (const auto& [subscription, subscriber] : fill->second.subscribers) {
+    if (subscriber.on_progress) subscriber.on_progress(progress);
+  }
+}
+
+void ModelCache::Impl::OnFillDone(const ModelKey& key, absl::StatusOr<v1::Manifest> result) {
+  auto fill = fills_.find(key);
+  if (fill == fills_.end()) return;
+  std::map<uint64_t, Subscriber> subscribers = std::move(fill->second.subscribers);
+  double rate = fill->second.job->Progress().bytes_per_second();
+  fills_.erase(fill);  // FillJob allows being destroyed from its own DoneFn
+  for (const auto& [subscription, subscriber] : subscribers) subscription_fills_.erase(subscription);
+
+  if (!result.ok()) {
+    spdlog::warn("fill {}@{} failed: {}", key.first, key.second, result.status());
+    for (const auto& [subscription, subscriber] : subscribers) subscriber.on_done(result.status());
+    return;
+  }
+  spdlog::info("fill {}@{}: ready ({}, {} files)", key.first, key.second,
+               FormatBytes(result->total_bytes()), result->files_size());
+  index_.Put(IndexEntry{*result, clock_.Now()});
+  v1::EnsureProgress ready = ReadyProgress(*result, layout_.ModelDir(key.first, key.second), false);
+  ready.set_bytes_per_second(rate);
+  for (const auto& [subscription, subscriber] : subscribers) subscriber.on_done(ready);
+}
+
+void ModelCache::Impl::Unsubscribe(uint64_t subscription) {
+  auto it = subscription_fills_.find(subscription);
+  if (it == subscription_fills_.end()) return;
+  auto fill = fills_.find(it->second);
+  if (fill != fills_.end()) fill->second.subscribers.erase(subscription);
+  subscription_fills_.erase(it);
+}
+
+v1::CachedModel ModelCache::Impl::ToCachedModel(const IndexEntry& entry) const {
+  const v1::Manifest& manifest = entry.manifest;
+  v1::CachedModel model;
+  model.set_name(manifest.name());
+  model.set_version(manifest.version());
+  model.set_path(layout_.ModelDir(manifest.name(), manifest.version()).string());
+  model.set_size_bytes(manifest.total_bytes());
+  model.set_file_count(static_cast<uint32_t>(manifest.files_size()));
+  model.set_source(manifest.source());
+  model.set_fetched_unix_ms(manifest.fetched_unix_ms());
+  model.set_last_access_unix_ms(ToUnixMillis(entry.last_access));
+  return model;
+}
+
+absl::StatusOr<v1::CachedModel> ModelCache::Impl::Stat(const ModelKey& key) const {
+  const IndexEntry* entry = index_.Find(key.first, key.second);
+  if (entry == nullptr) {
+    return absl::NotFoundError(absl::StrCat("model ", key.first, "@", key.second, " is not in the cache"));
+  }
+  return ToCachedModel(*entry);
+}
+
+std::vector<v1::CachedModel> ModelCache::Impl::List() const {
+  std::vector<v1::CachedModel> models;
+  for (const IndexEntry& entry : index_.All()) models.push_back(ToCachedModel(entry));
+  return models;
+}
+
+void ModelCache::Impl::EmptyTrashInBackground() {
+  loop_.RunBlocking(
+      [layout = layout_] {
+        absl::StatusOr<uint64_t> freed = EmptyTrash(layout);
+        if (!freed.ok()) {
+          spdlog::warn("emptying trash: {}", freed.status());
+        } else if (*freed > 0) {
+          spdlog::info("emptied trash: {} freed", FormatBytes(*freed));
+        }
+      },
+      [] {});
+}
+
+void ModelCache::Impl::Shutdown() {
+  auto cancel_all = [this](std::function<void()> drained) {
+    for (auto& [key, fill] : fills_) {
+      fill.job->Cancel(drained);
+      for (const auto& [subscription, subscriber] : fill.subscribers) {
+        subscriber.on_done(absl::CancelledError(absl::StrCat(
+            "model ", key.first, "@", key.second, ": the agent is shutting down")));
+      }
+    }
+    fills_.clear();
+    subscription_fills_.clear();
+  };
+  if (loop_.OnLoopThread()) return cancel_all(nullptr);
+  std::promise<void> drained;
+  loop_.Post([&] {
+    auto remaining = std::make_shared<size_t>(fills_.size() + 1);
+    auto one_drained = [remaining, &drained] {
+      if (--*remaining == 0) drained.set_value();
+    };
+    cancel_all(one_drained);
+    one_drained();
+  });
+  drained.get_future().wait();
+}
+
+absl::StatusOr<std::unique_ptr<ModelCache>> ModelCache::Open(EventLoop& loop, const Clock& clock,
+                                                             ModelCacheOptions options) {
+  CacheLayout layout(options.cache_root);
+  RETURN_IF_ERROR(layout.CreateDirectories());
+  ASSIGN_OR_RETURN(ScanReport report, ScanVolume(layout));
+  for (const std::string& problem : report.problems) {
+    spdlog::warn("cache {}: {}", layout.Root().string(), problem);
+  }
+  spdlog::info("cache {}: {} models ({}), {} resumable fills in staging{}, {} of stale staging removed",
+               layout.Root().string(), report.index.Size(), FormatBytes(report.index.TotalBytes()),
+               report.staging_found.size(),
+               report.staging_found.empty()
+                   ? std::string()
+                   : absl::StrCat(" (", absl::StrJoin(report.staging_found, ", "), ")"),
+               FormatBytes(report.staging_removed_bytes));
+  auto impl = std::make_unique<Impl>(loop, clock, std::move(options), std::move(report.index));
+  Impl* raw = impl.get();
+  loop.Post([raw] { raw->EmptyTrashInBackground(); });
+  return std::unique_ptr<ModelCache>(new ModelCache(std::move(impl)));
+}
+
+ModelCache::ModelCache(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ModelCache::~ModelCache() { impl_->Shutdown(); }
+
+uint64_t ModelCache::Ensure(const v1::EnsureRequest& request, ProgressFn on_progress,
+                            DoneFn on_done) {
+  uint64_t subscription = impl_->NextSubscription();
+  Impl* impl = impl_.get();
+  impl_->Post([impl, subscription, request, on_progress = std::move(on_progress),
+                       on_done = std::move(on_done)]() mutable {
+    impl->Ensure(subscription, request, std::move(on_progress), std::move(on_done));
+  });
+  return subscription;
+}
+
+void ModelCache::Unsubscribe(uint64_t subscription) {
+  Impl* impl = impl_.get();
+  impl_->Post([impl, subscription] { impl->Unsubscribe(subscription); });
+}
+
+absl::StatusOr<v1::CachedModel> ModelCache::Stat(std::string_view name, std::string_view version) {
+  ModelKey key{std::string(name), std::string(version)};
+  Impl* impl = impl_.get();
+  return impl_->OnLoop([impl, &key] { return impl->Stat(key); });
+}
+
+std::vector<v1::CachedModel> ModelCache::List() {
+  Impl* impl = impl_.get();
+  return impl_->OnLoop([impl] { return impl->List(); });
+}
+
+}  // namespace modelcache

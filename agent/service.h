@@ -1,0 +1,31 @@
+#pragma once
+// The gRPC service modelcache.v1.Agent (proto/modelcache/v1/agent.proto) over a ModelCache.
+// Handlers run on gRPC's threads and reach the cache only through its thread-safe methods.
+// This header stays free of <grpcpp/...>: only the server that registers the service needs it.
+#include <functional>
+#include <memory>
+
+namespace grpc {
+class Service;
+}  // namespace grpc
+
+namespace modelcache {
+
+class AgentMetrics;
+class ModelCache;
+
+struct AgentServiceOptions {
+  // false: Ensure answers FAILED_PRECONDITION ("caching disabled on this node") so that
+  // clients download on their own instead.
+  bool caching_enabled = true;
+  // Called (on a gRPC thread) after a fill published a model, e.g. to refresh cache gauges.
+  std::function<void()> on_model_published;
+};
+
+// Ensure streams the cache's progress (the newest one when the client reads slowly) and ends
+// with the cache's status, its code mapped 1:1 onto the gRPC code. A client that cancels is
+// unsubscribed; the fill goes on. `cache` and `metrics` must outlive the service.
+std::unique_ptr<grpc::Service> MakeAgentService(ModelCache& cache, AgentMetrics& metrics,
+                                                AgentServiceOptions options);
+
+}  // namespace modelcache

@@ -1,0 +1,77 @@
+# Shell helpers shared by scripts/demo.sh and scripts/bench-*.sh (sourced, not run).
+
+# A port nothing listens on (random in 20000..59999, checked with a connect).
+free_port() {
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+  done
+}
+
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# wait_for SECONDS COMMAND...: polls COMMAND until it succeeds, fails after SECONDS.
+wait_for() {
+  local seconds=$1; shift
+  local i
+  for i in $(seq $((seconds * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "timed out after ${seconds}s waiting for: $*" >&2
+  return 1
+}
+
+# stop_pids PID...: SIGTERM, up to 5 s grace, then SIGKILL; each by PID.
+stop_pids() {
+  local pid i
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "$@"; do
+    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
+
+# write_manifest DIR FILE...: DIR/modelcache.json listing FILEs (relative to DIR) with size
+# and sha256, as the http directory source reads it.
+write_manifest() {
+  local dir=$1; shift
+  local entries=() f
+  for f in "$@"; do
+    entries+=("{\"path\": \"$f\", \"size\": $(stat -c %s "$dir/$f"), \"sha256\": \"$(cd "$dir" && sha256sum "$f" | cut -d' ' -f1)\"}")
+  done
+  (IFS=,; echo "{\"files\": [${entries[*]}]}") > "$dir/modelcache.json"
+}
+
+# start_nginx WORKDIR ROOT PORT: nginx (one process, so its PID is the whole server) serving
+# ROOT on 127.0.0.1:PORT with directory listings; sets NGINX_PID.
+start_nginx() {
+  local work=$1 root=$2 port=$3
+  mkdir -p "$work"
+  cat > "$work/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/error.log;
+events { worker_connections 1024; }
+http {
+  access_log $work/access.log;
+  client_body_temp_path $work/body;
+  proxy_temp_path $work/proxy;
+  fastcgi_temp_path $work/fastcgi;
+  uwsgi_temp_path $work/uwsgi;
+  scgi_temp_path $work/scgi;
+  sendfile on;
+  types { application/json json; }
+  default_type application/octet-stream;
+  server {
+    listen 127.0.0.1:$port;
+    root $root;
+    autoindex on;
+  }
+}
+CONF
+  /usr/sbin/nginx -c "$work/nginx.conf" -p "$work" &
+  NGINX_PID=$!
+  wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+}

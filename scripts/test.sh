@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The project's test command: installs what is missing, builds, runs every unit and
+# integration test, prints a summary. Exits non-zero when anything fails.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+if [ "${MODELCACHE_SKIP_SETUP:-0}" != 1 ]; then
+  bash scripts/setup.sh || { echo "test: setup failed"; exit 1; }
+fi
+bash scripts/build.sh || { echo "test: build failed"; exit 1; }
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+start=$(date +%s)
+ctest --test-dir build --output-on-failure -j2 --timeout 900 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+elapsed=$(( $(date +%s) - start ))
+
+echo
+echo "== modelcache test summary =="
+grep -E '^[0-9]+% tests passed' "$log" || true
+for label in unit integration; do
+  count=$(ctest --test-dir build -N -L "^${label}\$" 2>/dev/null | awk '/Total Tests:/ {print $3}')
+  echo "  ${label} tests: ${count:-0}"
+done
+skipped=$(grep -c 'Not Run\|\*\*\*Skipped' "$log" || true)
+echo "  skipped: ${skipped}"
+echo "  time: ${elapsed}s"
+if [ "$status" -ne 0 ]; then
+  echo "  FAILED:"
+  sed -n '/The following tests FAILED:/,$p' "$log" | tail -n +2
+  exit "$status"
+fi
+echo "  result: OK"

@@ -1,0 +1,824 @@
+// Renders every Kustomize directory under deploy/ with `kubectl kustomize` (offline) and checks
+// what matters in the rendered objects: the cache claim against the storage config, names with
+// the suffix, one image everywhere, flags, probes and ports against each other, the socket on
+// the host, tolerations, and no privilege or API access that the daemons do not need.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <initializer_list>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include "common/storage_config.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_dir.h"
+
+namespace modelcache {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::ElementsAre;
+using ::testing::Contains;
+using ::testing::IsSupersetOf;
+
+const std::string kSourceDir = MODELCACHE_SOURCE_DIR;
+const std::string kDeployDir = kSourceDir + "/deploy";
+const std::string kCacheClaimPrefix = "models-cache-pvc-modelcache";  // models-cache-pvc-<release>
+const std::string kNamespace = "modelcache";
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// kubectl (with its `kustomize` verb) or kustomize (`build`), whichever is on PATH first;
+// empty when neither is.
+std::vector<std::string> FindRenderer() {
+  const char* path = std::getenv("PATH");
+  std::istringstream folders(path == nullptr ? "" : path);
+  std::vector<std::string> candidates;
+  for (std::string folder; std::getline(folders, folder, ':');) candidates.push_back(folder);
+  for (const auto& [program, verb] : {std::pair{"kubectl", "kustomize"}, std::pair{"kustomize", "build"}}) {
+    for (const std::string& folder : candidates) {
+      std::string binary = folder + "/" + program;
+      if (access(binary.c_str(), X_OK) == 0) return {binary, verb};
+    }
+  }
+  return {};
+}
+
+struct Rendered {
+  std::string error;  // empty when the render succeeded
+  std::vector<YAML::Node> objects;
+};
+
+Rendered RenderNow(const std::string& directory) {
+  Rendered rendered;
+  testing::TempDir output_dir;
+  testing::SubprocessOptions options;
+  options.argv = FindRenderer();
+  options.argv.push_back(directory);
+  options.stdout_path = output_dir.Join("rendered.yaml");
+  options.stderr_path = output_dir.Join("stderr.txt");
+  absl::StatusOr<std::unique_ptr<testing::Subprocess>> renderer = testing::Subprocess::Start(options);
+  if (!renderer.ok()) {
+    rendered.error = std::string(renderer.status().message());
+    return rendered;
+  }
+  absl::StatusOr<testing::ExitStatus> exit = (*renderer)->WaitExit(std::chrono::seconds(60));
+  if (!exit.ok() || !exit->Success()) {
+    rendered.error = options.argv[0] + " on " + directory + ": " +
+                     (exit.ok() ? exit->ToString() : std::string(exit.status().message())) + ": " +
+                     testing::ReadTestFile(options.stderr_path);
+    return rendered;
+  }
+  try {
+    for (const YAML::Node& object : YAML::LoadAll(testing::ReadTestFile(options.stdout_path))) {
+      if (object.IsMap()) rendered.objects.push_back(object);
+    }
+  } catch (const YAML::Exception& error) {
+    rendered.error = "rendered YAML does not parse: " + std::string(error.what());
+  }
+  return rendered;
+}
+
+// Renders are cached for the test binary's life: each takes a fraction of a second and every
+// test reads several.
+const Rendered& Render(const std::string& relative_directory) {
+  static std::map<std::string, Rendered> cache;
+  auto found = cache.find(relative_directory);
+  if (found == cache.end()) {
+    found = cache.emplace(relative_directory, RenderNow(kDeployDir + "/" + relative_directory)).first;
+  }
+  return found->second;
+}
+
+std::string Str(const YAML::Node& node) { return node.IsDefined() && node.IsScalar() ? node.Scalar() : ""; }
+
+// One step of a path into a document: a map key or a sequence index.
+struct PathStep {
+  PathStep(const char* key) : key(key) {}
+  PathStep(std::string key) : key(std::move(key)) {}
+  PathStep(int index) : index(index) {}
+  std::string key;
+  int index = -1;
+};
+
+// The node at `path` under `node`, or an undefined node when any step is missing. yaml-cpp
+// throws when a lookup goes on from a missing key, and many checks here expect absence.
+YAML::Node At(const YAML::Node& node, std::initializer_list<PathStep> path) {
+  // Node::operator= would overwrite the node it refers to; reset() re-points the handle.
+  YAML::Node current;
+  current.reset(node);
+  for (const PathStep& step : path) {
+    if (!current.IsDefined()) return YAML::Node(YAML::NodeType::Undefined);
+    if (step.index >= 0) {
+      if (!current.IsSequence() || static_cast<size_t>(step.index) >= current.size()) {
+        return YAML::Node(YAML::NodeType::Undefined);
+      }
+      YAML::Node next = std::as_const(current)[step.index];
+      current.reset(next);
+    } else {
+      if (!current.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+      YAML::Node next = std::as_const(current)[step.key];
+      if (!next.IsDefined()) return YAML::Node(YAML::NodeType::Undefined);
+      current.reset(next);
+    }
+  }
+  return current;
+}
+
+std::vector<YAML::Node> OfKind(const Rendered& rendered, std::string_view kind) {
+  std::vector<YAML::Node> found;
+  for (const YAML::Node& object : rendered.objects) {
+    if (Str(object["kind"]) == kind) found.push_back(object);
+  }
+  return found;
+}
+
+YAML::Node Find(const Rendered& rendered, std::string_view kind, std::string_view name) {
+  for (const YAML::Node& object : OfKind(rendered, kind)) {
+    if (Str(At(object, {"metadata", "name"})) == name) return object;
+  }
+  return YAML::Node(YAML::NodeType::Undefined);
+}
+
+YAML::Node PodSpec(const YAML::Node& workload) { return At(workload, {"spec", "template", "spec"}); }
+
+// Init containers first, then the containers.
+std::vector<YAML::Node> Containers(const YAML::Node& pod_spec) {
+  std::vector<YAML::Node> containers;
+  for (const char* list : {"initContainers", "containers"}) {
+    for (const YAML::Node& container : pod_spec[list]) containers.push_back(container);
+  }
+  return containers;
+}
+
+YAML::Node Container(const YAML::Node& pod_spec, std::string_view name) {
+  for (const YAML::Node& container : Containers(pod_spec)) {
+    if (Str(container["name"]) == name) return container;
+  }
+  return YAML::Node(YAML::NodeType::Undefined);
+}
+
+std::vector<YAML::Node> Workloads(const Rendered& rendered) {
+  std::vector<YAML::Node> workloads;
+  for (const char* kind : {"Deployment", "DaemonSet", "StatefulSet", "Job"}) {
+    for (const YAML::Node& workload : OfKind(rendered, kind)) workloads.push_back(workload);
+  }
+  return workloads;
+}
+
+std::vector<std::string> Args(const YAML::Node& container) {
+  std::vector<std::string> args;
+  for (const YAML::Node& arg : container["args"]) args.push_back(Str(arg));
+  return args;
+}
+
+// The value of `--flag=value` or `--flag value` in the container's args; "" when absent.
+std::string Flag(const YAML::Node& container, std::string_view flag) {
+  std::vector<std::string> args = Args(container);
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i].starts_with(std::string(flag) + "=")) return args[i].substr(flag.size() + 1);
+    if (args[i] == flag && i + 1 < args.size()) return args[i + 1];
+  }
+  return "";
+}
+
+bool HasArg(const YAML::Node& container, std::string_view arg) {
+  std::vector<std::string> args = Args(container);
+  return std::find(args.begin(), args.end(), arg) != args.end();
+}
+
+// A probe's or Service's port, by number or by the container port's name.
+int ResolvePort(const YAML::Node& container, const YAML::Node& port) {
+  std::string text = Str(port);
+  if (!text.empty() && std::all_of(text.begin(), text.end(), ::isdigit)) return std::stoi(text);
+  for (const YAML::Node& container_port : container["ports"]) {
+    if (Str(container_port["name"]) == text) return container_port["containerPort"].as<int>();
+  }
+  return -1;
+}
+
+int ContainerPort(const YAML::Node& container, std::string_view name) {
+  for (const YAML::Node& port : container["ports"]) {
+    if (Str(port["name"]) == name) return port["containerPort"].as<int>();
+  }
+  return -1;
+}
+
+int PortOf(std::string_view host_port) {
+  size_t colon = host_port.rfind(':');
+  return colon == std::string_view::npos ? -1 : std::stoi(std::string(host_port.substr(colon + 1)));
+}
+
+YAML::Node Volume(const YAML::Node& pod_spec, std::string_view name) {
+  for (const YAML::Node& volume : pod_spec["volumes"]) {
+    if (Str(volume["name"]) == name) return volume;
+  }
+  return YAML::Node(YAML::NodeType::Undefined);
+}
+
+// The volume mounted at `mount_path` in the container, with its mount.
+std::pair<YAML::Node, YAML::Node> VolumeAt(const YAML::Node& pod_spec, const YAML::Node& container,
+                                           std::string_view mount_path) {
+  for (const YAML::Node& mount : container["volumeMounts"]) {
+    if (Str(mount["mountPath"]) == mount_path) return {Volume(pod_spec, Str(mount["name"])), mount};
+  }
+  return {YAML::Node(YAML::NodeType::Undefined), YAML::Node(YAML::NodeType::Undefined)};
+}
+
+// A key of the modelcache-config ConfigMap, parsed.
+YAML::Node ConfigFile(const Rendered& rendered, std::string_view key) {
+  YAML::Node config_map = Find(rendered, "ConfigMap", "modelcache-config");
+  std::string text = Str(At(config_map, {"data", std::string(key)}));
+  if (text.empty()) return YAML::Node(YAML::NodeType::Undefined);
+  return YAML::Load(text);
+}
+
+std::string ProjectVersion() {
+  std::smatch match;
+  std::string cmake = ReadFile(kSourceDir + "/CMakeLists.txt");
+  if (!std::regex_search(cmake, match, std::regex(R"(project\(modelcache VERSION ([0-9.]+))"))) return "";
+  return match[1];
+}
+
+std::vector<std::string> OverlayNames() {
+  std::vector<std::string> names;
+  for (const fs::directory_entry& entry : fs::directory_iterator(kDeployDir + "/overlays")) {
+    if (fs::exists(entry.path() / "kustomization.yaml")) names.push_back(entry.path().filename());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// Every rendered directory: base, each overlay, the examples.
+std::vector<std::string> AllDirectories() {
+  std::vector<std::string> directories = {"base", "examples"};
+  for (const std::string& overlay : OverlayNames()) directories.push_back("overlays/" + overlay);
+  return directories;
+}
+
+// The overlays that keep the cache on a claim (all but hostpath), and base.
+const std::vector<std::string> kClaimDirectories = {"base", "overlays/nfs-client", "overlays/nfs-manual",
+                                                    "overlays/switch-storage", "overlays/monitoring"};
+
+class DeployRender : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (FindRenderer().empty()) GTEST_SKIP() << "neither kubectl nor kustomize is on PATH: cannot render deploy/";
+  }
+};
+
+TEST_F(DeployRender, EveryKustomizationRendersToWellFormedObjects) {
+  EXPECT_THAT(OverlayNames(), IsSupersetOf({"hostpath", "monitoring", "nfs-client", "nfs-manual", "switch-storage"}));
+  for (const std::string& directory : AllDirectories()) {
+    const Rendered& rendered = Render(directory);
+    ASSERT_EQ(rendered.error, "") << directory;
+    EXPECT_FALSE(rendered.objects.empty()) << directory;
+    for (const YAML::Node& object : rendered.objects) {
+      EXPECT_NE(Str(object["apiVersion"]), "") << directory << ": " << object;
+      EXPECT_NE(Str(object["kind"]), "") << directory << ": " << object;
+      EXPECT_NE(Str(At(object, {"metadata", "name"})), "") << directory << ": " << object;
+    }
+  }
+}
+
+TEST_F(DeployRender, BaseHasEveryComponentInTheNamespace) {
+  const Rendered& base = Render("base");
+  ASSERT_EQ(base.error, "");
+  EXPECT_TRUE(Find(base, "Namespace", kNamespace).IsDefined());
+  EXPECT_TRUE(Find(base, "Deployment", "modelcache-coordinator").IsDefined());
+  EXPECT_TRUE(Find(base, "Service", "modelcache-coordinator").IsDefined());
+  EXPECT_TRUE(Find(base, "PersistentVolumeClaim", "modelcache-coordinator-data").IsDefined());
+  EXPECT_TRUE(Find(base, "DaemonSet", "modelcache-agent").IsDefined());
+  EXPECT_TRUE(Find(base, "ServiceAccount", "modelcache-agent").IsDefined());
+  EXPECT_TRUE(Find(base, "ServiceAccount", "modelcache-coordinator").IsDefined());
+  EXPECT_TRUE(Find(base, "ConfigMap", "modelcache-config").IsDefined());
+  EXPECT_TRUE(Find(base, "PersistentVolumeClaim", kCacheClaimPrefix).IsDefined());
+  const std::set<std::string> cluster_scoped = {"Namespace", "PersistentVolume", "StorageClass", "ClusterRole",
+                                                "ClusterRoleBinding"};
+  for (const std::string& directory : AllDirectories()) {
+    for (const YAML::Node& object : Render(directory).objects) {
+      if (cluster_scoped.contains(Str(object["kind"]))) continue;
+      EXPECT_EQ(Str(At(object, {"metadata", "namespace"})), kNamespace)
+          << directory << ": " << object["kind"] << "/" << At(object, {"metadata", "name"});
+    }
+  }
+}
+
+TEST_F(DeployRender, WorkloadSelectorsMatchTheirPodLabels) {
+  for (const std::string& directory : AllDirectories()) {
+    for (const YAML::Node& workload : Workloads(Render(directory))) {
+      if (Str(workload["kind"]) == "Job") continue;
+      const YAML::Node& match_labels = At(workload, {"spec", "selector", "matchLabels"});
+      ASSERT_TRUE(match_labels.IsMap()) << directory << ": " << At(workload, {"metadata", "name"});
+      for (const auto& label : match_labels) {
+        EXPECT_EQ(Str(At(workload, {"spec", "template", "metadata", "labels", label.first.Scalar()})), Str(label.second))
+            << directory << ": " << At(workload, {"metadata", "name"}) << " label " << label.first;
+      }
+    }
+  }
+}
+
+// The claim the agent serves from: named after pvcNameSuffix, ReadWriteMany, of the class and
+// size that modelsCacheStorage names, mounted at the agent's --cache-root.
+TEST_F(DeployRender, CacheClaimIsReadWriteManyAndFollowsTheStorageConfig) {
+  for (const std::string& directory : kClaimDirectories) {
+    const Rendered& rendered = Render(directory);
+    ASSERT_EQ(rendered.error, "") << directory;
+    YAML::Node storage = ConfigFile(rendered, "config.yaml")["modelsCacheStorage"];
+    ASSERT_TRUE(storage.IsMap()) << directory;
+    std::string claim_name = kCacheClaimPrefix + Str(storage["pvcNameSuffix"]);
+    YAML::Node claim = Find(rendered, "PersistentVolumeClaim", claim_name);
+    ASSERT_TRUE(claim.IsDefined()) << directory << ": no claim " << claim_name;
+    ASSERT_EQ(At(claim, {"spec", "accessModes"}).size(), 1u) << directory;
+    EXPECT_EQ(Str(At(claim, {"spec", "accessModes", 0})), "ReadWriteMany") << directory;
+    EXPECT_TRUE(At(claim, {"spec", "storageClassName"}).IsDefined()) << directory << ": no storageClassName";
+    EXPECT_EQ(Str(At(claim, {"spec", "storageClassName"})), Str(storage["storageClassName"])) << directory;
+    EXPECT_EQ(Str(At(claim, {"spec", "resources", "requests", "storage"})), Str(storage["storageSize"])) << directory;
+
+    YAML::Node daemon_set = Find(rendered, "DaemonSet", "modelcache-agent");
+    YAML::Node agent = Container(PodSpec(daemon_set), "agent");
+    std::string cache_root = Flag(agent, "--cache-root");
+    EXPECT_EQ(cache_root, Str(ConfigFile(rendered, "config.yaml")["cacheRoot"])) << directory;
+    auto [volume, mount] = VolumeAt(PodSpec(daemon_set), agent, cache_root);
+    EXPECT_EQ(Str(At(volume, {"persistentVolumeClaim", "claimName"})), claim_name) << directory;
+    EXPECT_NE(Str(mount["readOnly"]), "true") << directory;
+  }
+}
+
+TEST_F(DeployRender, NfsClientDefinesTheStorageClassTheConfigNames) {
+  const Rendered& rendered = Render("overlays/nfs-client");
+  ASSERT_EQ(rendered.error, "");
+  std::string class_name = Str(At(ConfigFile(rendered, "config.yaml"), {"modelsCacheStorage", "storageClassName"}));
+  YAML::Node storage_class = Find(rendered, "StorageClass", class_name);
+  ASSERT_TRUE(storage_class.IsDefined()) << "no StorageClass " << class_name;
+  EXPECT_NE(Str(storage_class["provisioner"]), "");
+  EXPECT_NE(Str(At(storage_class, {"parameters", "server"})), "");
+  EXPECT_NE(Str(At(storage_class, {"parameters", "share"})), "");
+}
+
+TEST_F(DeployRender, NfsManualBindsTheCacheToAHandWrittenRetainedNfsVolume) {
+  const Rendered& rendered = Render("overlays/nfs-manual");
+  ASSERT_EQ(rendered.error, "");
+  YAML::Node storage = ConfigFile(rendered, "config.yaml")["modelsCacheStorage"];
+  std::string claim_name = kCacheClaimPrefix + Str(storage["pvcNameSuffix"]);
+  YAML::Node claim = Find(rendered, "PersistentVolumeClaim", claim_name);
+  ASSERT_TRUE(claim.IsDefined());
+  // "" and not absent: absent means the cluster's default class, which would provision a new
+  // volume instead of binding to this one.
+  ASSERT_TRUE(At(claim, {"spec", "storageClassName"}).IsDefined());
+  EXPECT_EQ(Str(At(claim, {"spec", "storageClassName"})), "");
+  YAML::Node volume = Find(rendered, "PersistentVolume", Str(At(claim, {"spec", "volumeName"})));
+  ASSERT_TRUE(volume.IsDefined()) << "the claim's volumeName is not a rendered PersistentVolume";
+  EXPECT_EQ(Str(At(volume, {"spec", "persistentVolumeReclaimPolicy"})), "Retain");
+  EXPECT_EQ(Str(At(volume, {"spec", "storageClassName"})), "");
+  EXPECT_THAT(At(volume, {"spec", "accessModes"}).as<std::vector<std::string>>(), Contains("ReadWriteMany"));
+  EXPECT_EQ(Str(At(volume, {"spec", "capacity", "storage"})), Str(storage["storageSize"]));
+  EXPECT_NE(Str(At(volume, {"spec", "nfs", "server"})), "");
+  EXPECT_THAT(Str(At(volume, {"spec", "nfs", "path"})), ::testing::StartsWith("/"));
+  EXPECT_EQ(Str(At(volume, {"spec", "claimRef", "name"})), claim_name);
+  EXPECT_EQ(Str(At(volume, {"spec", "claimRef", "namespace"})), Str(At(claim, {"metadata", "namespace"})));
+}
+
+TEST_F(DeployRender, SwitchStorageNamesTheNewClaimWithTheSuffixAndKeepsTheOldOne) {
+  const Rendered& rendered = Render("overlays/switch-storage");
+  ASSERT_EQ(rendered.error, "");
+  std::string suffix = Str(At(ConfigFile(rendered, "config.yaml"), {"modelsCacheStorage", "pvcNameSuffix"}));
+  EXPECT_EQ(suffix, "-v2");
+  EXPECT_EQ(Str(At(ConfigFile(rendered, "coordinator.yaml"), {"modelsCacheStorage", "pvcNameSuffix"})), suffix);
+  YAML::Node new_claim = Find(rendered, "PersistentVolumeClaim", kCacheClaimPrefix + suffix);
+  ASSERT_TRUE(new_claim.IsDefined());
+  // The old cache is neither deleted nor dropped from the agent: cleanup and migrate reach it
+  // through the agent.
+  ASSERT_TRUE(Find(rendered, "PersistentVolumeClaim", kCacheClaimPrefix).IsDefined());
+  YAML::Node pod_spec = PodSpec(Find(rendered, "DaemonSet", "modelcache-agent"));
+  std::set<std::string> claims;
+  for (const YAML::Node& volume : pod_spec["volumes"]) claims.insert(Str(At(volume, {"persistentVolumeClaim", "claimName"})));
+  EXPECT_TRUE(claims.contains(kCacheClaimPrefix));
+  EXPECT_TRUE(claims.contains(kCacheClaimPrefix + suffix));
+}
+
+TEST_F(DeployRender, HostpathPutsTheCacheOnEachNodeAndRendersNoCacheClaim) {
+  const Rendered& rendered = Render("overlays/hostpath");
+  ASSERT_EQ(rendered.error, "");
+  for (const YAML::Node& claim : OfKind(rendered, "PersistentVolumeClaim")) {
+    EXPECT_FALSE(Str(At(claim, {"metadata", "name"})).starts_with("models-cache-pvc-")) << At(claim, {"metadata", "name"});
+  }
+  YAML::Node daemon_set = Find(rendered, "DaemonSet", "modelcache-agent");
+  YAML::Node agent = Container(PodSpec(daemon_set), "agent");
+  auto [volume, mount] = VolumeAt(PodSpec(daemon_set), agent, Flag(agent, "--cache-root"));
+  ASSERT_TRUE(volume.IsDefined());
+  EXPECT_FALSE(volume["persistentVolumeClaim"].IsDefined());
+  EXPECT_THAT(Str(At(volume, {"hostPath", "path"})), ::testing::StartsWith("/"));
+  EXPECT_EQ(Str(At(volume, {"hostPath", "type"})), "DirectoryOrCreate");
+  EXPECT_EQ(Str(At(ConfigFile(rendered, "config.yaml"), {"modelsCacheStorage", "bypassStorageCheck"})), "false");
+}
+
+TEST_F(DeployRender, ConfigCarriesExactlyTheSeedStorageKeysForBothDaemons) {
+  const Rendered& base = Render("base");
+  ASSERT_EQ(base.error, "");
+  const std::map<std::string, std::string> seed = {
+      {"enabled", "true"},
+      {"storageSize", "300Gi"},
+      {"storageClassName", "nfs-client"},
+      {"pvcNameSuffix", ""},
+      {"bypassStorageCheck", "false"},
+      {"checkUnusedCachedModelsEvery", "1d"},
+      {"purgeUnusedCachedModelsAfter", "1w"},
+  };
+  for (const char* key : {"config.yaml", "coordinator.yaml"}) {
+    YAML::Node storage = ConfigFile(base, key)["modelsCacheStorage"];
+    ASSERT_TRUE(storage.IsMap()) << key;
+    std::map<std::string, std::string> found;
+    for (const auto& entry : storage) found[entry.first.Scalar()] = Str(entry.second);
+    EXPECT_EQ(found, seed) << key;
+  }
+}
+
+// The daemons' own parser accepts every rendered config, and reads what the claim says.
+TEST_F(DeployRender, StorageConfigParsesWithTheDaemonsLoaderInEveryKustomization) {
+  for (const std::string& directory : AllDirectories()) {
+    if (directory == "examples") continue;
+    const Rendered& rendered = Render(directory);
+    YAML::Node config_map = Find(rendered, "ConfigMap", "modelcache-config");
+    for (const char* key : {"config.yaml", "coordinator.yaml"}) {
+      std::string text = Str(At(config_map, {"data", key}));
+      ASSERT_NE(text, "") << directory << " " << key;
+      absl::StatusOr<StorageConfig> storage = ParseStorageConfigYaml(text);
+      ASSERT_TRUE(storage.ok()) << directory << " " << key << ": " << storage.status();
+      EXPECT_TRUE(storage->enabled) << directory << " " << key;
+      EXPECT_FALSE(storage->bypass_storage_check) << directory << " " << key;
+      EXPECT_EQ(storage->storage_size_bytes, 300ull << 30) << directory << " " << key;
+      EXPECT_EQ(storage->check_unused_every, std::chrono::hours(24)) << directory << " " << key;
+      EXPECT_EQ(storage->purge_unused_after, std::chrono::hours(24 * 7)) << directory << " " << key;
+      YAML::Node claim = Find(rendered, "PersistentVolumeClaim", kCacheClaimPrefix + storage->pvc_name_suffix);
+      if (directory == "overlays/hostpath") {
+        EXPECT_FALSE(claim.IsDefined()) << directory;
+      } else {
+        ASSERT_TRUE(claim.IsDefined()) << directory << ": no claim for suffix '" << storage->pvc_name_suffix << "'";
+        EXPECT_EQ(Str(At(claim, {"spec", "storageClassName"})), storage->storage_class_name) << directory;
+      }
+    }
+  }
+}
+
+// The overlays carry copies of base's config files; each copy may differ from base only in the
+// key it exists to change.
+TEST_F(DeployRender, OverlayConfigsDifferFromBaseOnlyInTheKeyTheyChange) {
+  const std::map<std::string, std::string> changed_key = {{"overlays/nfs-manual", "storageClassName"},
+                                                          {"overlays/switch-storage", "pvcNameSuffix"}};
+  const Rendered& base = Render("base");
+  ASSERT_EQ(base.error, "");
+  for (const std::string& overlay : OverlayNames()) {
+    std::string directory = "overlays/" + overlay;
+    const Rendered& rendered = Render(directory);
+    ASSERT_EQ(rendered.error, "") << directory;
+    for (const char* key : {"config.yaml", "coordinator.yaml"}) {
+      YAML::Node expected = ConfigFile(base, key);
+      YAML::Node actual = ConfigFile(rendered, key);
+      ASSERT_TRUE(actual.IsMap()) << directory << " " << key;
+      auto found = changed_key.find(directory);
+      if (found != changed_key.end()) {
+        EXPECT_NE(Str(At(actual, {"modelsCacheStorage", found->second})), Str(At(expected, {"modelsCacheStorage", found->second})))
+            << directory << " " << key << ": " << found->second << " is not changed";
+        expected["modelsCacheStorage"].remove(found->second);
+        actual["modelsCacheStorage"].remove(found->second);
+      }
+      EXPECT_EQ(YAML::Dump(actual), YAML::Dump(expected)) << directory << " " << key;
+    }
+  }
+}
+
+TEST_F(DeployRender, EveryModelcacheContainerRunsTheOneImageAtTheProjectVersion) {
+  std::string version = ProjectVersion();
+  ASSERT_NE(version, "");
+  const std::string image = "modelcache/modelcache:" + version;
+  const std::set<std::string> binaries = {"/usr/local/bin/modelcache-agent", "/usr/local/bin/modelcache-coordinator",
+                                          "/usr/local/bin/modelcachectl", "/bin/sh"};
+  int checked = 0;
+  for (const std::string& directory : AllDirectories()) {
+    for (const YAML::Node& workload : Workloads(Render(directory))) {
+      for (const YAML::Node& container : Containers(PodSpec(workload))) {
+        std::string name = Str(At(workload, {"metadata", "name"})) + "/" + Str(container["name"]);
+        if (!Str(container["image"]).starts_with("modelcache/")) continue;
+        EXPECT_EQ(Str(container["image"]), image) << directory << ": " << name;
+        EXPECT_TRUE(binaries.contains(Str(At(container, {"command", 0})))) << directory << ": " << name;
+        ++checked;
+      }
+    }
+  }
+  // agent + its init container, coordinator, the example's fetch, the cleanup Job, at least.
+  EXPECT_GE(checked, 5);
+  const Rendered& base = Render("base");
+  EXPECT_EQ(Str(Container(PodSpec(Find(base, "DaemonSet", "modelcache-agent")), "agent")["image"]), image);
+  EXPECT_EQ(Str(Container(PodSpec(Find(base, "Deployment", "modelcache-coordinator")), "coordinator")["image"]), image);
+}
+
+TEST_F(DeployRender, AgentFlagsConfigProbesAndPortsAgree) {
+  for (const std::string& directory : AllDirectories()) {
+    if (directory == "examples") continue;
+    const Rendered& rendered = Render(directory);
+    YAML::Node daemon_set = Find(rendered, "DaemonSet", "modelcache-agent");
+    ASSERT_TRUE(daemon_set.IsDefined()) << directory;
+    YAML::Node pod_spec = PodSpec(daemon_set);
+    YAML::Node agent = Container(pod_spec, "agent");
+    ASSERT_TRUE(agent.IsDefined()) << directory;
+    YAML::Node config = ConfigFile(rendered, "config.yaml");
+    EXPECT_EQ(Str(At(agent, {"command", 0})), "/usr/local/bin/modelcache-agent");
+
+    std::string metrics_address = Flag(agent, "--metrics-address");
+    EXPECT_EQ(metrics_address, "0.0.0.0:9464") << directory;
+    EXPECT_EQ(Str(config["metricsAddress"]), metrics_address) << directory;
+    EXPECT_EQ(Str(config["socket"]), Flag(agent, "--socket")) << directory;
+    int metrics_port = PortOf(metrics_address);
+    EXPECT_EQ(ContainerPort(agent, "metrics"), metrics_port) << directory;
+    EXPECT_EQ(Str(At(agent, {"livenessProbe", "httpGet", "path"})), "/healthz") << directory;
+    EXPECT_EQ(ResolvePort(agent, At(agent, {"livenessProbe", "httpGet", "port"})), metrics_port) << directory;
+    EXPECT_EQ(Str(At(agent, {"readinessProbe", "httpGet", "path"})), "/readyz") << directory;
+    EXPECT_EQ(ResolvePort(agent, At(agent, {"readinessProbe", "httpGet", "port"})), metrics_port) << directory;
+    if (agent["startupProbe"].IsDefined()) {
+      EXPECT_EQ(ResolvePort(agent, At(agent, {"startupProbe", "httpGet", "port"})), metrics_port) << directory;
+    }
+    const YAML::Node& annotations = At(daemon_set, {"spec", "template", "metadata", "annotations"});
+    EXPECT_EQ(Str(annotations["prometheus.io/scrape"]), "true") << directory;
+    EXPECT_EQ(Str(annotations["prometheus.io/port"]), std::to_string(metrics_port)) << directory;
+    EXPECT_EQ(Str(annotations["prometheus.io/path"]), "/metrics") << directory;
+
+    // --config names a file of the mounted ConfigMap.
+    fs::path config_path = Flag(agent, "--config");
+    auto [config_volume, config_mount] = VolumeAt(pod_spec, agent, config_path.parent_path().string());
+    EXPECT_EQ(Str(At(config_volume, {"configMap", "name"})), "modelcache-config") << directory;
+    EXPECT_EQ(config_path.filename(), "config.yaml") << directory;
+  }
+}
+
+TEST_F(DeployRender, AgentRunsOnEveryNodeWithItsSocketOnTheHostAndItsNodeName) {
+  for (const std::string& directory : AllDirectories()) {
+    if (directory == "examples") continue;
+    YAML::Node daemon_set = Find(Render(directory), "DaemonSet", "modelcache-agent");
+    ASSERT_TRUE(daemon_set.IsDefined()) << directory;
+    YAML::Node pod_spec = PodSpec(daemon_set);
+    // A toleration with operator Exists and no key or effect tolerates every taint.
+    bool tolerates_everything = false;
+    for (const YAML::Node& toleration : pod_spec["tolerations"]) {
+      tolerates_everything |= Str(toleration["operator"]) == "Exists" && !toleration["key"].IsDefined() &&
+                              !toleration["effect"].IsDefined();
+    }
+    EXPECT_TRUE(tolerates_everything) << directory;
+    EXPECT_FALSE(pod_spec["nodeSelector"].IsDefined()) << directory;
+    EXPECT_FALSE(pod_spec["affinity"].IsDefined()) << directory;
+
+    YAML::Node agent = Container(pod_spec, "agent");
+    fs::path socket = Flag(agent, "--socket");
+    EXPECT_EQ(socket, "/run/modelcache/agent.sock") << directory;
+    auto [socket_volume, socket_mount] = VolumeAt(pod_spec, agent, socket.parent_path().string());
+    EXPECT_EQ(Str(At(socket_volume, {"hostPath", "path"})), socket.parent_path().string()) << directory;
+    EXPECT_EQ(Str(At(socket_volume, {"hostPath", "type"})), "DirectoryOrCreate") << directory;
+
+    EXPECT_EQ(Flag(agent, "--node-name"), "$(NODE_NAME)") << directory;
+    bool node_name_from_downward_api = false;
+    for (const YAML::Node& env : agent["env"]) {
+      node_name_from_downward_api |= Str(env["name"]) == "NODE_NAME" &&
+                                     Str(At(env, {"valueFrom", "fieldRef", "fieldPath"})) == "spec.nodeName";
+    }
+    EXPECT_TRUE(node_name_from_downward_api) << directory;
+    for (const char* bound : {"requests", "limits"}) {
+      EXPECT_TRUE(At(agent, {"resources", bound, "memory"}).IsDefined()) << directory << " " << bound;
+      EXPECT_TRUE(At(agent, {"resources", bound, "cpu"}).IsDefined()) << directory << " " << bound;
+    }
+  }
+}
+
+TEST_F(DeployRender, CoordinatorPortsProbesServiceAndDatabaseAgree) {
+  const Rendered& base = Render("base");
+  ASSERT_EQ(base.error, "");
+  YAML::Node deployment = Find(base, "Deployment", "modelcache-coordinator");
+  ASSERT_TRUE(deployment.IsDefined());
+  EXPECT_EQ(At(deployment, {"spec", "replicas"}).as<int>(), 1);
+  EXPECT_EQ(Str(At(deployment, {"spec", "strategy", "type"})), "Recreate");
+  YAML::Node pod_spec = PodSpec(deployment);
+  YAML::Node coordinator = Container(pod_spec, "coordinator");
+  EXPECT_EQ(Str(At(coordinator, {"command", 0})), "/usr/local/bin/modelcache-coordinator");
+  fs::path config_path = Flag(coordinator, "--config");
+  EXPECT_EQ(Str(At(VolumeAt(pod_spec, coordinator, config_path.parent_path().string()).first, {"configMap", "name"})),
+            "modelcache-config");
+  YAML::Node config = ConfigFile(base, config_path.filename().string())["coordinator"];
+  ASSERT_TRUE(config.IsMap()) << "the ConfigMap has no " << config_path.filename() << " with a coordinator block";
+
+  int grpc_port = PortOf(Str(config["listen"]));
+  int metrics_port = PortOf(Str(config["metricsAddress"]));
+  EXPECT_EQ(grpc_port, 7070);
+  EXPECT_EQ(metrics_port, 9465);
+  EXPECT_EQ(ContainerPort(coordinator, "grpc"), grpc_port);
+  EXPECT_EQ(ContainerPort(coordinator, "metrics"), metrics_port);
+  EXPECT_EQ(Str(At(coordinator, {"livenessProbe", "httpGet", "path"})), "/healthz");
+  EXPECT_EQ(ResolvePort(coordinator, At(coordinator, {"livenessProbe", "httpGet", "port"})), metrics_port);
+  EXPECT_EQ(Str(At(coordinator, {"readinessProbe", "httpGet", "path"})), "/readyz");
+  EXPECT_EQ(ResolvePort(coordinator, At(coordinator, {"readinessProbe", "httpGet", "port"})), metrics_port);
+  EXPECT_EQ(Str(At(deployment, {"spec", "template", "metadata", "annotations", "prometheus.io/port"})),
+            std::to_string(metrics_port));
+
+  // The database lives on the coordinator's own ReadWriteOnce claim.
+  fs::path database = Str(config["database"]);
+  auto [data_volume, data_mount] = VolumeAt(pod_spec, coordinator, database.parent_path().string());
+  YAML::Node data_claim = Find(base, "PersistentVolumeClaim", Str(At(data_volume, {"persistentVolumeClaim", "claimName"})));
+  ASSERT_TRUE(data_claim.IsDefined()) << "no claim mounted at " << database.parent_path();
+  EXPECT_THAT(At(data_claim, {"spec", "accessModes"}).as<std::vector<std::string>>(), ElementsAre("ReadWriteOnce"));
+
+  // The Service exposes both ports onto the pod's.
+  YAML::Node service = Find(base, "Service", "modelcache-coordinator");
+  std::map<int, int> service_ports;
+  for (const YAML::Node& port : At(service, {"spec", "ports"})) {
+    service_ports[port["port"].as<int>()] = ResolvePort(coordinator, port["targetPort"]);
+  }
+  EXPECT_EQ(service_ports[grpc_port], grpc_port);
+  EXPECT_EQ(service_ports[metrics_port], metrics_port);
+  for (const auto& label : At(service, {"spec", "selector"})) {
+    EXPECT_EQ(Str(At(deployment, {"spec", "template", "metadata", "labels", label.first.Scalar()})), Str(label.second));
+  }
+}
+
+TEST_F(DeployRender, AgentReachesTheCoordinatorThroughItsService) {
+  const Rendered& base = Render("base");
+  ASSERT_EQ(base.error, "");
+  std::string address = Str(ConfigFile(base, "config.yaml")["coordinator"]);
+  std::string host = address.substr(0, address.rfind(':'));
+  YAML::Node service = Find(base, "Service", host);
+  ASSERT_TRUE(service.IsDefined()) << "the agent's coordinator address " << address << " names no Service";
+  YAML::Node coordinator = Container(PodSpec(Find(base, "Deployment", "modelcache-coordinator")), "coordinator");
+  int listen_port = PortOf(Str(At(ConfigFile(base, "coordinator.yaml"), {"coordinator", "listen"})));
+  bool reaches = false;
+  for (const YAML::Node& port : At(service, {"spec", "ports"})) {
+    reaches |= port["port"].as<int>() == PortOf(address) && ResolvePort(coordinator, port["targetPort"]) == listen_port;
+  }
+  EXPECT_TRUE(reaches) << address << " does not lead to the coordinator's listen port " << listen_port;
+}
+
+TEST_F(DeployRender, PodsHaveNoPrivilegeOrApiAccessTheyDoNotNeed) {
+  const std::set<std::string> allowed_host_paths = {"/run/modelcache", "/var/lib/modelcache"};
+  for (const std::string& directory : AllDirectories()) {
+    const Rendered& rendered = Render(directory);
+    for (const char* kind : {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}) {
+      EXPECT_THAT(OfKind(rendered, kind), ::testing::IsEmpty()) << directory << ": the daemons need no API access";
+    }
+    for (const YAML::Node& account : OfKind(rendered, "ServiceAccount")) {
+      EXPECT_EQ(Str(account["automountServiceAccountToken"]), "false") << directory;
+    }
+    for (const YAML::Node& workload : Workloads(rendered)) {
+      std::string workload_name = Str(At(workload, {"metadata", "name"}));
+      YAML::Node pod_spec = PodSpec(workload);
+      EXPECT_EQ(Str(pod_spec["automountServiceAccountToken"]), "false") << directory << ": " << workload_name;
+      EXPECT_EQ(Str(At(pod_spec, {"securityContext", "runAsNonRoot"})), "true") << directory << ": " << workload_name;
+      EXPECT_NE(Str(pod_spec["hostNetwork"]), "true") << directory << ": " << workload_name;
+      EXPECT_NE(Str(pod_spec["hostPID"]), "true") << directory << ": " << workload_name;
+      std::string account = Str(pod_spec["serviceAccountName"]);
+      if (!account.empty() && directory != "examples") {
+        EXPECT_TRUE(Find(rendered, "ServiceAccount", account).IsDefined()) << directory << ": " << account;
+      }
+      for (const YAML::Node& volume : pod_spec["volumes"]) {
+        if (volume["hostPath"].IsDefined()) {
+          EXPECT_TRUE(allowed_host_paths.contains(Str(At(volume, {"hostPath", "path"}))))
+              << directory << ": " << workload_name << " mounts host " << At(volume, {"hostPath", "path"});
+        }
+      }
+      for (const YAML::Node& container : Containers(pod_spec)) {
+        std::string name = workload_name + "/" + Str(container["name"]);
+        const YAML::Node& security = container["securityContext"];
+        EXPECT_EQ(Str(security["allowPrivilegeEscalation"]), "false") << directory << ": " << name;
+        EXPECT_NE(Str(security["privileged"]), "true") << directory << ": " << name;
+        ASSERT_TRUE(At(security, {"capabilities", "drop"}).IsSequence()) << directory << ": " << name;
+        EXPECT_THAT(At(security, {"capabilities", "drop"}).as<std::vector<std::string>>(), Contains("ALL"))
+            << directory << ": " << name;
+        if (!Str(container["image"]).starts_with("modelcache/")) continue;
+        EXPECT_EQ(Str(security["readOnlyRootFilesystem"]), "true") << directory << ": " << name;
+        // Only the init container that hands the host folders to uid 10001 runs as root, and
+        // with CAP_CHOWN alone.
+        bool is_root = Str(security["runAsUser"]) == "0";
+        std::vector<std::string> added;
+        if (At(security, {"capabilities", "add"}).IsSequence()) {
+          added = At(security, {"capabilities", "add"}).as<std::vector<std::string>>();
+        }
+        if (Str(container["name"]) == "prepare-dirs") {
+          EXPECT_THAT(added, ElementsAre("CHOWN")) << directory << ": " << name;
+        } else {
+          EXPECT_FALSE(is_root) << directory << ": " << name;
+          EXPECT_THAT(added, ::testing::IsEmpty()) << directory << ": " << name;
+        }
+      }
+    }
+  }
+}
+
+TEST_F(DeployRender, ExampleInferenceFetchesThroughTheNodeAgentAndReadsTheCacheReadOnly) {
+  const Rendered& examples = Render("examples");
+  ASSERT_EQ(examples.error, "");
+  const Rendered& base = Render("base");
+  YAML::Node agent = Container(PodSpec(Find(base, "DaemonSet", "modelcache-agent")), "agent");
+  YAML::Node deployment = Find(examples, "Deployment", "example-inference");
+  ASSERT_TRUE(deployment.IsDefined());
+  YAML::Node pod_spec = PodSpec(deployment);
+  ASSERT_GE(pod_spec["initContainers"].size(), 1u);
+  YAML::Node fetch = At(pod_spec, {"initContainers", 0});
+  EXPECT_EQ(Str(At(fetch, {"command", 0})), "/usr/local/bin/modelcachectl");
+  EXPECT_EQ(Args(fetch).at(0), "fetch");
+  EXPECT_TRUE(HasArg(fetch, "--fallback"));
+  for (const char* flag : {"--model", "--version", "--source", "--dest"}) EXPECT_NE(Flag(fetch, flag), "") << flag;
+
+  // The same socket as the node's agent, through the same host folder.
+  fs::path socket = Flag(fetch, "--socket");
+  EXPECT_EQ(socket, Flag(agent, "--socket"));
+  YAML::Node socket_volume = VolumeAt(pod_spec, fetch, socket.parent_path().string()).first;
+  EXPECT_EQ(Str(At(socket_volume, {"hostPath", "path"})), socket.parent_path().string());
+
+  // The opt-out is shown, and off.
+  std::string disable = "(unset)";
+  for (const YAML::Node& env : fetch["env"]) {
+    if (Str(env["name"]) == "MODELCACHE_DISABLE") disable = Str(env["value"]);
+  }
+  EXPECT_EQ(disable, "false");
+
+  // The server reads the cache claim read-only, at the agent's own cache path, so the model's
+  // path under it is the one the agent publishes.
+  ASSERT_GE(pod_spec["containers"].size(), 1u);
+  YAML::Node server = At(pod_spec, {"containers", 0});
+  std::string cache_root = Flag(agent, "--cache-root");
+  auto [cache_volume, cache_mount] = VolumeAt(pod_spec, server, cache_root);
+  EXPECT_EQ(Str(At(cache_volume, {"persistentVolumeClaim", "claimName"})), kCacheClaimPrefix);
+  EXPECT_EQ(Str(At(cache_volume, {"persistentVolumeClaim", "readOnly"})), "true");
+  EXPECT_EQ(Str(cache_mount["readOnly"]), "true");
+  std::string model_path = cache_root + "/models/" + Flag(fetch, "--model") + "/" + Flag(fetch, "--version");
+  EXPECT_THAT(Str(At(server, {"args", 0})), ::testing::HasSubstr(model_path));
+  EXPECT_THAT(Str(At(server, {"args", 0})), ::testing::HasSubstr(Flag(fetch, "--dest")));
+}
+
+TEST_F(DeployRender, CleanupJobDryRunsModelcachectlCleanupThroughTheNodeAgent) {
+  const Rendered& examples = Render("examples");
+  ASSERT_EQ(examples.error, "");
+  YAML::Node job = Find(examples, "Job", "modelcache-cleanup");
+  ASSERT_TRUE(job.IsDefined());
+  YAML::Node pod_spec = PodSpec(job);
+  EXPECT_EQ(Str(pod_spec["restartPolicy"]), "Never");
+  YAML::Node cleanup = At(pod_spec, {"containers", 0});
+  EXPECT_EQ(Str(At(cleanup, {"command", 0})), "/usr/local/bin/modelcachectl");
+  EXPECT_EQ(Args(cleanup).at(0), "cleanup");
+  EXPECT_NE(Flag(cleanup, "--volume"), "");
+  EXPECT_TRUE(HasArg(cleanup, "--dry-run"));
+  fs::path socket = Flag(cleanup, "--socket");
+  EXPECT_EQ(Str(At(VolumeAt(pod_spec, cleanup, socket.parent_path().string()).first, {"hostPath", "path"})),
+            socket.parent_path().string());
+}
+
+TEST_F(DeployRender, MonitoringServiceMonitorsSelectServicesWithTheirMetricsPort) {
+  const Rendered& rendered = Render("overlays/monitoring");
+  ASSERT_EQ(rendered.error, "");
+  std::vector<YAML::Node> monitors = OfKind(rendered, "ServiceMonitor");
+  ASSERT_EQ(monitors.size(), 2u);
+  EXPECT_THAT(OfKind(Render("base"), "ServiceMonitor"), ::testing::IsEmpty()) << "base must not need the CRD";
+  std::set<std::string> scraped_workloads;
+  for (const YAML::Node& monitor : monitors) {
+    std::string port = Str(At(monitor, {"spec", "endpoints", 0, "port"}));
+    const YAML::Node& selector = At(monitor, {"spec", "selector", "matchLabels"});
+    int matches = 0;
+    for (const YAML::Node& service : OfKind(rendered, "Service")) {
+      bool selected = true;
+      for (const auto& label : selector) {
+        selected &= Str(At(service, {"metadata", "labels", label.first.Scalar()})) == Str(label.second);
+      }
+      if (!selected) continue;
+      ++matches;
+      bool has_port = false;
+      for (const YAML::Node& service_port : At(service, {"spec", "ports"})) has_port |= Str(service_port["name"]) == port;
+      EXPECT_TRUE(has_port) << "Service " << At(service, {"metadata", "name"}) << " has no port " << port;
+      for (const YAML::Node& workload : Workloads(rendered)) {
+        bool backs = true;
+        for (const auto& label : At(service, {"spec", "selector"})) {
+          backs &= Str(At(workload, {"spec", "template", "metadata", "labels", label.first.Scalar()})) == Str(label.second);
+        }
+        if (backs) scraped_workloads.insert(Str(At(workload, {"metadata", "name"})));
+      }
+    }
+    EXPECT_EQ(matches, 1) << "ServiceMonitor " << At(monitor, {"metadata", "name"});
+  }
+  EXPECT_EQ(scraped_workloads, (std::set<std::string>{"modelcache-agent", "modelcache-coordinator"}));
+}
+
+}  // namespace
+}  // namespace modelcache

@@ -1,0 +1,280 @@
+#include "agent/agent_config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <fstream>
+
+namespace modelcache {
+namespace {
+
+using ::testing::HasSubstr;
+
+AgentEnvironment Environment(std::map<std::string, std::string> variables = {}) {
+  AgentEnvironment environment;
+  environment.variables = std::move(variables);
+  environment.hostname = "host-from-uname";
+  return environment;
+}
+
+absl::StatusOr<AgentConfig> Parse(std::string_view yaml, const AgentFlags& flags = {},
+                                  const AgentEnvironment& environment = Environment()) {
+  return ParseAgentConfig(yaml, flags, environment);
+}
+
+void ExpectInvalid(std::string_view yaml, std::string_view key, std::string_view value) {
+  absl::StatusOr<AgentConfig> config = Parse(yaml);
+  ASSERT_FALSE(config.ok()) << yaml;
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << config.status();
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr(std::string(key)));
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr(std::string(value)));
+}
+
+TEST(AgentConfig, DefaultsNeedOnlyCacheRoot) {
+  absl::StatusOr<AgentConfig> config = Parse("cacheRoot: /var/cache/models\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->cache_root, "/var/cache/models");
+  EXPECT_EQ(config->socket, "/run/modelcache/agent.sock");
+  EXPECT_EQ(config->listen_tcp, "");
+  EXPECT_EQ(config->metrics_address, "0.0.0.0:9464");
+  EXPECT_EQ(config->node_name, "host-from-uname");
+  EXPECT_EQ(config->log_level, "info");
+  EXPECT_FALSE(config->log_json);
+  EXPECT_EQ(config->fill.concurrency, 16u);
+  EXPECT_EQ(config->fill.chunk_size, 8ull << 20);
+  EXPECT_EQ(config->fill.stall_timeout, std::chrono::seconds(30));
+  EXPECT_EQ(config->fill.retry.max_attempts, 6u);
+  EXPECT_EQ(config->s3.region, "us-east-1");
+  EXPECT_TRUE(config->caching_enabled);
+  EXPECT_EQ(config->ToModelCacheOptions().quota_bytes, 0u);
+}
+
+TEST(AgentConfig, NodeNameComesFromEnvironmentBeforeHostname) {
+  absl::StatusOr<AgentConfig> config =
+      Parse("cacheRoot: /c\n", {}, Environment({{"NODE_NAME", "node-7"}}));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->node_name, "node-7");
+}
+
+TEST(AgentConfig, ReadsEveryKeyOfTheFile) {
+  absl::StatusOr<AgentConfig> config = Parse(R"(
+cacheRoot: /data/models
+socket: /tmp/agent.sock
+listenTcp: 127.0.0.1:7070
+metricsAddress: ""
+nodeName: gpu-1
+coordinator: coordinator.svc:9000
+log: {level: debug, json: true}
+fill:
+  concurrency: 4
+  chunkSize: 16Mi
+  stallTimeout: 2m
+  maxAttempts: 3
+s3:
+  endpoint: http://127.0.0.1:4568
+  region: eu-west-1
+  pathStyle: true
+  credentialsFile: /etc/aws/credentials
+  profile: models
+modelsCacheStorage:
+  enabled: true
+  storageSize: 300Gi
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->socket, "/tmp/agent.sock");
+  EXPECT_EQ(config->listen_tcp, "127.0.0.1:7070");
+  EXPECT_EQ(config->metrics_address, "");
+  EXPECT_EQ(config->node_name, "gpu-1");
+  EXPECT_EQ(config->coordinator, "coordinator.svc:9000");
+  EXPECT_EQ(config->log_level, "debug");
+  EXPECT_TRUE(config->log_json);
+  EXPECT_EQ(config->fill.concurrency, 4u);
+  EXPECT_EQ(config->fill.chunk_size, 16ull << 20);
+  EXPECT_EQ(config->fill.stall_timeout, std::chrono::seconds(120));
+  EXPECT_EQ(config->fill.retry.max_attempts, 3u);
+  EXPECT_EQ(config->s3.credentials_file, "/etc/aws/credentials");
+  EXPECT_EQ(config->s3.profile, "models");
+  ModelCacheOptions options = config->ToModelCacheOptions();
+  EXPECT_EQ(options.cache_root, "/data/models");
+  EXPECT_EQ(options.quota_bytes, 300ull << 30);
+  EXPECT_EQ(options.fill.chunk_size, 16ull << 20);
+  EXPECT_EQ(options.sources.s3_endpoint, "http://127.0.0.1:4568");
+  EXPECT_EQ(options.sources.s3_region, "eu-west-1");
+  EXPECT_TRUE(options.sources.s3_path_style);
+}
+
+TEST(AgentConfig, FlagsOverrideTheFile) {
+  AgentFlags flags;
+  flags.cache_root = "/flag/root";
+  flags.socket = "/flag/agent.sock";
+  flags.listen_tcp = "127.0.0.1:0";
+  flags.metrics_address = "127.0.0.1:0";
+  flags.node_name = "flag-node";
+  flags.log_level = "warn";
+  flags.log_json = true;
+  absl::StatusOr<AgentConfig> config =
+      Parse("cacheRoot: /file/root\nsocket: /file.sock\nnodeName: file-node\n", flags);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->cache_root, "/flag/root");
+  EXPECT_EQ(config->socket, "/flag/agent.sock");
+  EXPECT_EQ(config->listen_tcp, "127.0.0.1:0");
+  EXPECT_EQ(config->metrics_address, "127.0.0.1:0");
+  EXPECT_EQ(config->node_name, "flag-node");
+  EXPECT_EQ(config->log_level, "warn");
+  EXPECT_TRUE(config->log_json);
+}
+
+TEST(AgentConfig, CommandLineFlagsFillTheOverrides) {
+  CLI::App app;
+  AgentFlags flags;
+  AddAgentFlags(app, flags);
+  std::vector<std::string> args = {"--log-json", "--metrics-address", "", "--cache-root", "/x",
+                                   "--config", "/etc/agent.yaml"};
+  std::reverse(args.begin(), args.end());  // CLI11 takes them last-first
+  app.parse(args);
+  EXPECT_EQ(flags.config_file, "/etc/agent.yaml");
+  EXPECT_EQ(flags.cache_root, "/x");
+  EXPECT_EQ(flags.metrics_address, "");
+  EXPECT_EQ(flags.log_json, true);
+  EXPECT_FALSE(flags.socket.has_value());
+  EXPECT_FALSE(flags.log_level.has_value());
+}
+
+TEST(AgentConfig, CacheRootIsRequired) {
+  absl::StatusOr<AgentConfig> config = Parse("socket: /tmp/a.sock\n");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr("cacheRoot"));
+}
+
+TEST(AgentConfig, UnknownKeysAreNamedWithTheirPath) {
+  ExpectInvalid("cacheRoot: /c\ncacheroot: /d\n", "cacheroot", "unknown key");
+  ExpectInvalid("cacheRoot: /c\nfill: {chunksize: 8Mi}\n", "fill.chunksize", "unknown key");
+  ExpectInvalid("cacheRoot: /c\ns3: {bucket: x}\n", "s3.bucket", "unknown key");
+  ExpectInvalid("cacheRoot: /c\nmodelsCacheStorage: {size: 1Gi}\n", "modelsCacheStorage.size",
+                "unknown key");
+}
+
+TEST(AgentConfig, BadValuesAreNamedWithKeyAndValue) {
+  ExpectInvalid("cacheRoot: relative/path\n", "cacheRoot", "relative/path");
+  ExpectInvalid("cacheRoot: /c\nsocket: agent.sock\n", "socket", "agent.sock");
+  ExpectInvalid("cacheRoot: /c\nlistenTcp: nohost\n", "listenTcp", "nohost");
+  ExpectInvalid("cacheRoot: /c\nmetricsAddress: 127.0.0.1:99999\n", "metricsAddress", "99999");
+  ExpectInvalid("cacheRoot: /c\nlog: {level: loud}\n", "log.level", "loud");
+  ExpectInvalid("cacheRoot: /c\nlog: {json: maybe}\n", "log.json", "maybe");
+  ExpectInvalid("cacheRoot: /c\nfill: {concurrency: 0}\n", "fill.concurrency", "0");
+  ExpectInvalid("cacheRoot: /c\nfill: {concurrency: many}\n", "fill.concurrency", "many");
+  ExpectInvalid("cacheRoot: /c\nfill: {chunkSize: 8Q}\n", "fill.chunkSize", "8Q");
+  ExpectInvalid("cacheRoot: /c\nfill: {chunkSize: 1Ki}\n", "fill.chunkSize", "1Ki");
+  ExpectInvalid("cacheRoot: /c\nfill: {stallTimeout: soon}\n", "fill.stallTimeout", "soon");
+  ExpectInvalid("cacheRoot: /c\nfill: {maxAttempts: -1}\n", "fill.maxAttempts", "-1");
+  ExpectInvalid("cacheRoot: /c\ns3: {endpoint: ftp://x}\n", "s3.endpoint", "ftp://x");
+  ExpectInvalid("cacheRoot: /c\ns3: {pathStyle: yes-please}\n", "s3.pathStyle", "yes-please");
+  ExpectInvalid("cacheRoot: /c\nmodelsCacheStorage: {storageSize: lots}\n",
+                "modelsCacheStorage.storageSize", "lots");
+}
+
+TEST(AgentConfig, BrokenYamlIsInvalidArgument) {
+  absl::StatusOr<AgentConfig> config = Parse("cacheRoot: [unclosed\n");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(AgentConfig, DisabledStorageBlockTurnsCachingOff) {
+  absl::StatusOr<AgentConfig> config = Parse("cacheRoot: /c\nmodelsCacheStorage: {enabled: false}\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->caching_enabled);
+}
+
+TEST(AgentConfig, CredentialsFileDefaultsFollowAwsConventions) {
+  EXPECT_EQ(DefaultCredentialsFile(Environment({{"HOME", "/home/u"}})), "/home/u/.aws/credentials");
+  EXPECT_EQ(DefaultCredentialsFile(Environment(
+                {{"HOME", "/home/u"}, {"AWS_SHARED_CREDENTIALS_FILE", "/etc/creds"}})),
+            "/etc/creds");
+  absl::StatusOr<AgentConfig> config = Parse("cacheRoot: /c\n", {}, Environment({{"HOME", "/h"}}));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->s3.credentials_file, "/h/.aws/credentials");
+}
+
+class TempFolder {
+ public:
+  TempFolder() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "agent-config-XXXXXX").string();
+    path_ = mkdtemp(pattern.data());
+  }
+  ~TempFolder() { std::filesystem::remove_all(path_); }
+  std::filesystem::path Write(std::string_view name, std::string_view text) const {
+    std::ofstream(path_ / name) << text;
+    return path_ / name;
+  }
+  const std::filesystem::path& Path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+TEST(AgentConfig, LoadReadsTheConfigFileAndEnvironmentCredentials) {
+  TempFolder folder;
+  AgentFlags flags;
+  flags.config_file = folder.Write("agent.yaml", "cacheRoot: /from/file\n").string();
+  AgentEnvironment environment = Environment(
+      {{"HOME", folder.Path().string()},
+       {"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"},
+       {"AWS_SECRET_ACCESS_KEY", "secret"}});
+  absl::StatusOr<AgentConfig> config = LoadAgentConfig(flags, environment);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->cache_root, "/from/file");
+  EXPECT_EQ(config->aws.access_key_id, "AKIDEXAMPLE");
+  EXPECT_EQ(config->ToModelCacheOptions().sources.aws.secret_access_key, "secret");
+}
+
+TEST(AgentConfig, LoadReadsTheNamedProfileFromTheCredentialsFile) {
+  TempFolder folder;
+  std::filesystem::path credentials = folder.Write(
+      "credentials",
+      "[default]\naws_access_key_id = DEFAULTKEY\naws_secret_access_key = d\n"
+      "[models]\naws_access_key_id = MODELSKEY\naws_secret_access_key = m\n");
+  AgentFlags flags;
+  flags.config_file = folder
+                          .Write("agent.yaml", "cacheRoot: /c\ns3:\n  credentialsFile: " +
+                                                   credentials.string() + "\n  profile: models\n")
+                          .string();
+  absl::StatusOr<AgentConfig> config = LoadAgentConfig(flags, Environment());
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->aws.access_key_id, "MODELSKEY");
+}
+
+TEST(AgentConfig, LoadNamesAMissingConfigFile) {
+  AgentFlags flags;
+  flags.config_file = "/nonexistent/agent.yaml";
+  absl::StatusOr<AgentConfig> config = LoadAgentConfig(flags, Environment());
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound) << config.status();
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr("/nonexistent/agent.yaml"));
+}
+
+TEST(AgentConfig, LoadRejectsAnExplicitCredentialsFileThatIsMissing) {
+  TempFolder folder;
+  AgentFlags flags;
+  flags.config_file =
+      folder.Write("agent.yaml", "cacheRoot: /c\ns3: {credentialsFile: /nonexistent/creds}\n").string();
+  absl::StatusOr<AgentConfig> config = LoadAgentConfig(flags, Environment());
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << config.status();
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr("s3.credentialsFile"));
+}
+
+TEST(AgentConfig, LoadToleratesAMissingDefaultCredentialsFile) {
+  TempFolder folder;
+  AgentFlags flags;
+  flags.cache_root = "/c";
+  absl::StatusOr<AgentConfig> config =
+      LoadAgentConfig(flags, Environment({{"HOME", (folder.Path() / "nohome").string()}}));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->aws.Anonymous());
+}
+
+}  // namespace
+}  // namespace modelcache

@@ -1,0 +1,193 @@
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "agent/fill/chunk_fetcher.h"
+#include "agent/fill/event_loop.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
+
+namespace modelcache {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using testing::PollUntil;
+using testing::TempDir;
+using testing::WriteTestFile;
+
+std::string RandomBytes(size_t size, uint32_t seed) {
+  std::mt19937 engine(seed);
+  std::string bytes(size, '\0');
+  for (char& byte : bytes) byte = static_cast<char>(engine());
+  return bytes;
+}
+
+std::string AsString(const std::vector<std::byte>& buffer) {
+  return std::string(reinterpret_cast<const char*>(buffer.data()), buffer.size());
+}
+
+class FileChunkFetcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    loop_.Start();
+    RunOnLoop([&] { fetcher_ = MakeFileChunkFetcher(loop_, FillSettings{}); });
+  }
+  void TearDown() override {
+    RunOnLoop([&] { fetcher_.reset(); });
+    loop_.Stop();
+  }
+
+  void RunOnLoop(std::function<void()> task) {
+    auto finished = std::make_shared<std::promise<void>>();
+    loop_.Post([task, finished] {
+      task();
+      finished->set_value();
+    });
+    ASSERT_EQ(finished->get_future().wait_for(30s), std::future_status::ready);
+  }
+
+  SourceFile Local(const std::string& name, const std::string& content) {
+    SourceFile file;
+    file.path = name;
+    file.location = dir_.Join(name);
+    file.size = content.size();
+    EXPECT_TRUE(WriteTestFile(file.location, content));
+    return file;
+  }
+
+  absl::Status Fetch(const SourceFile& file, uint64_t offset, std::vector<std::byte>& buffer) {
+    auto result = std::make_shared<std::promise<absl::Status>>();
+    loop_.Post([&, result] {
+      fetcher_->Fetch(ChunkRequest{&file, offset, buffer}, [result](absl::Status status) {
+        result->set_value(std::move(status));
+      });
+    });
+    auto future = result->get_future();
+    if (future.wait_for(30s) != std::future_status::ready) return absl::InternalError("test: no answer in 30 s");
+    return future.get();
+  }
+
+  TempDir dir_;
+  EventLoop loop_;
+  std::unique_ptr<ChunkFetcher> fetcher_;  // loop thread only
+};
+
+TEST_F(FileChunkFetcherTest, ReadsEveryRangeByteForByte) {
+  const std::string content = RandomBytes((5 << 20) + 17, 1);  // more than one internal slice
+  SourceFile file = Local("weights.bin", content);
+  const uint64_t chunk = 2 << 20;
+  for (uint64_t offset = 0; offset < content.size(); offset += chunk) {
+    std::vector<std::byte> buffer(std::min<uint64_t>(chunk, content.size() - offset));
+    absl::Status status = Fetch(file, offset, buffer);
+    ASSERT_TRUE(status.ok()) << status;
+    EXPECT_EQ(AsString(buffer), content.substr(offset, buffer.size())) << "offset " << offset;
+  }
+}
+
+TEST_F(FileChunkFetcherTest, ManyReadsInFlightAllComplete) {
+  const std::string content = RandomBytes(64 * 4096, 2);
+  SourceFile file = Local("weights.bin", content);
+  std::vector<std::vector<std::byte>> buffers(64, std::vector<std::byte>(4096));
+  std::vector<absl::Status> results(64);
+  auto all_done = std::make_shared<std::promise<void>>();
+  int finished = 0;  // loop thread only
+  size_t most_in_flight = 0;
+  loop_.Post([&] {
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      fetcher_->Fetch(ChunkRequest{&file, i * 4096, buffers[i]}, [&, i](absl::Status status) {
+        results[i] = std::move(status);
+        if (++finished == 64) all_done->set_value();
+      });
+    }
+    most_in_flight = fetcher_->InFlight();
+  });
+  ASSERT_EQ(all_done->get_future().wait_for(30s), std::future_status::ready);
+  EXPECT_EQ(most_in_flight, 64u);
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    ASSERT_TRUE(results[i].ok()) << results[i];
+    EXPECT_EQ(AsString(buffers[i]), content.substr(i * 4096, 4096));
+  }
+}
+
+TEST_F(FileChunkFetcherTest, MissingFileIsNotFoundAndTheMessageNamesPathAndRange) {
+  SourceFile file;
+  file.location = dir_.Join("absent.bin");
+  file.size = 100;
+  std::vector<std::byte> buffer(10);
+  absl::Status status = Fetch(file, 20, buffer);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr(absl::StrCat("read ", file.location, " bytes=20-29")));
+}
+
+TEST_F(FileChunkFetcherTest, UnreadableFileIsPermissionDenied) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root reads files whatever their mode";
+  SourceFile file = Local("secret.bin", "data");
+  ASSERT_EQ(::chmod(file.location.c_str(), 0), 0);
+  std::vector<std::byte> buffer(4);
+  EXPECT_EQ(Fetch(file, 0, buffer).code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(FileChunkFetcherTest, FileShorterThanItsListingIsAborted) {
+  SourceFile file = Local("weights.bin", RandomBytes(1000, 3));
+  file.size = 2000;  // the listing saw a longer file
+  std::vector<std::byte> buffer(500);
+  absl::Status status = Fetch(file, 1500, buffer);
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("file changed at the source"));
+}
+
+TEST_F(FileChunkFetcherTest, CancelledReadNeverCallsDone) {
+  // open() of a FIFO blocks until a writer comes: the read is surely in flight when cancelled.
+  SourceFile file;
+  file.location = dir_.Join("fifo");
+  file.size = 100;
+  ASSERT_EQ(::mkfifo(file.location.c_str(), 0600), 0);
+  std::vector<std::byte> buffer(100);
+  std::atomic<bool> done_called{false};
+  size_t in_flight = 99;
+  RunOnLoop([&] {
+    uint64_t id = fetcher_->Fetch(ChunkRequest{&file, 0, buffer}, [&](absl::Status) { done_called = true; });
+    fetcher_->Cancel(id);
+    in_flight = fetcher_->InFlight();
+  });
+  EXPECT_EQ(in_flight, 0u);
+  // Let the worker's open() return; it then finds a size-0 file, fails and closes the FIFO,
+  // which a write on our end notices (EPIPE).
+  struct sigaction ignore {}, previous {};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGPIPE, &ignore, &previous);  // EPIPE instead of death
+  int writer = ::open(file.location.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(writer, 0);
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        char byte = 0;
+        return ::write(writer, &byte, 1) < 0 && errno == EPIPE;
+      },
+      10s));
+  ::close(writer);
+  ::sigaction(SIGPIPE, &previous, nullptr);
+  // The cancelled work has finished; a later one completes after its completion was handled.
+  auto barrier = std::make_shared<std::promise<void>>();
+  loop_.Post([&, barrier] { loop_.RunBlocking([] {}, [barrier] { barrier->set_value(); }); });
+  ASSERT_EQ(barrier->get_future().wait_for(10s), std::future_status::ready);
+  RunOnLoop([] {});
+  EXPECT_FALSE(done_called);
+}
+
+}  // namespace
+}  // namespace modelcache

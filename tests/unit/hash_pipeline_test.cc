@@ -1,0 +1,187 @@
+#include "agent/fill/hash_pipeline.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "common/sha256.h"
+
+namespace modelcache {
+namespace {
+
+// A fresh folder per test, removed afterwards.
+class HashPipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (std::filesystem::temp_directory_path() / "hash-pipeline-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  static std::vector<std::byte> RandomBytes(size_t size, uint64_t seed) {
+    std::mt19937_64 random(seed);
+    std::vector<std::byte> bytes(size);
+    for (auto& byte : bytes) byte = static_cast<std::byte>(random());
+    return bytes;
+  }
+  static std::string DigestOf(std::span<const std::byte> bytes) {
+    Sha256 digest;
+    digest.Update(bytes);
+    return digest.FinishHex();
+  }
+  static std::vector<std::byte> ReadAll(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::byte> bytes(chars.size());
+    std::transform(chars.begin(), chars.end(), bytes.begin(), [](char c) { return std::byte(c); });
+    return bytes;
+  }
+  // Chunks of `data` from `start`, each `chunk` bytes (the last one shorter).
+  static std::vector<ReadyChunk> Chunks(std::span<const std::byte> data, uint64_t start, size_t chunk) {
+    std::vector<ReadyChunk> chunks;
+    for (uint64_t offset = start; offset < data.size(); offset += chunk) {
+      size_t length = std::min<size_t>(chunk, data.size() - offset);
+      chunks.push_back(ReadyChunk{offset, data.subspan(offset, length), chunks.size()});
+    }
+    return chunks;
+  }
+  // Feeds `chunks` to a pipeline in the given order, writing every run as soon as one is
+  // ready, as the fill does; returns the runs' sizes in chunks.
+  static std::vector<size_t> Feed(HashPipeline& pipeline, FileWriter& writer,
+                                  const std::vector<ReadyChunk>& chunks) {
+    std::vector<size_t> runs;
+    for (const ReadyChunk& chunk : chunks) {
+      pipeline.Add(chunk);
+      std::vector<ReadyChunk> run = pipeline.TakeRun();
+      while (!run.empty()) {
+        EXPECT_TRUE(writer.WriteRun(run).ok());
+        uint64_t bytes = 0;
+        for (const auto& piece : run) bytes += piece.data.size();
+        pipeline.RunCommitted(bytes);
+        runs.push_back(run.size());
+        run = pipeline.TakeRun();
+      }
+    }
+    return runs;
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(HashPipelineTest, RunStartsOnlyAtCommittedOffset) {
+  std::vector<std::byte> data = RandomBytes(300, 1);
+  HashPipeline pipeline;
+  pipeline.Add(ReadyChunk{100, std::span(data).subspan(100, 100), 1});
+  pipeline.Add(ReadyChunk{200, std::span(data).subspan(200, 100), 2});
+  EXPECT_TRUE(pipeline.TakeRun().empty());
+  EXPECT_EQ(pipeline.waiting(), 2u);
+
+  pipeline.Add(ReadyChunk{0, std::span(data).subspan(0, 100), 0});
+  std::vector<ReadyChunk> run = pipeline.TakeRun();
+  ASSERT_EQ(run.size(), 3u);
+  EXPECT_EQ(run[0].offset, 0u);
+  EXPECT_EQ(run[1].offset, 100u);
+  EXPECT_EQ(run[2].offset, 200u);
+  EXPECT_EQ(pipeline.waiting(), 0u);
+}
+
+TEST_F(HashPipelineTest, OnlyOneRunIsOutAtATime) {
+  std::vector<std::byte> data = RandomBytes(200, 2);
+  HashPipeline pipeline;
+  pipeline.Add(ReadyChunk{0, std::span(data).subspan(0, 100), 0});
+  ASSERT_EQ(pipeline.TakeRun().size(), 1u);
+  EXPECT_TRUE(pipeline.run_out());
+
+  pipeline.Add(ReadyChunk{100, std::span(data).subspan(100, 100), 1});
+  EXPECT_TRUE(pipeline.TakeRun().empty()) << "a second run while the first is being written";
+
+  pipeline.RunCommitted(100);
+  EXPECT_EQ(pipeline.committed_bytes(), 100u);
+  std::vector<ReadyChunk> run = pipeline.TakeRun();
+  ASSERT_EQ(run.size(), 1u);
+  EXPECT_EQ(run[0].offset, 100u);
+}
+
+TEST_F(HashPipelineTest, OutOfOrderChunksAreHashedInFileOrder) {
+  std::vector<std::byte> data = RandomBytes((1 << 20) + 12345, 3);
+  std::vector<ReadyChunk> chunks = Chunks(data, 0, 64 << 10);
+  std::shuffle(chunks.begin(), chunks.end(), std::mt19937_64(4));
+  ASSERT_NE(chunks.front().offset, 0u) << "the shuffle should not start with the head chunk";
+
+  std::filesystem::path path = dir_ / "model.bin";
+  auto writer = FileWriter::Open(path, data.size(), 0);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  HashPipeline pipeline;
+  std::vector<size_t> runs = Feed(pipeline, **writer, chunks);
+
+  EXPECT_LT(runs.size(), chunks.size()) << "some runs should cover several chunks";
+  EXPECT_EQ(pipeline.committed_bytes(), data.size());
+  ASSERT_TRUE((*writer)->complete());
+  EXPECT_EQ((*writer)->Sha256Hex(), DigestOf(data));
+  EXPECT_EQ(ReadAll(path), data);
+}
+
+TEST_F(HashPipelineTest, OpenPreallocatesTheFile) {
+  std::filesystem::path path = dir_ / "big.bin";
+  auto writer = FileWriter::Open(path, 5'000'000, 0);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  EXPECT_EQ(std::filesystem::file_size(path), 5'000'000u);
+  EXPECT_FALSE((*writer)->complete());
+}
+
+TEST_F(HashPipelineTest, ResumeKeepsThePrefixAndHashesIt) {
+  std::vector<std::byte> data = RandomBytes(500'000, 5);
+  std::filesystem::path path = dir_ / "resumed.bin";
+  const uint64_t prefix = 200'000;
+  {
+    auto first = FileWriter::Open(path, data.size(), 0);
+    ASSERT_TRUE(first.ok()) << first.status();
+    HashPipeline pipeline;
+    Feed(pipeline, **first, Chunks(std::span(data).first(prefix), 0, 50'000));
+    EXPECT_EQ(pipeline.committed_bytes(), prefix);
+  }
+  auto second = FileWriter::Open(path, data.size(), prefix);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ((*second)->resumed_bytes(), prefix);
+  HashPipeline pipeline(prefix);
+  Feed(pipeline, **second, Chunks(data, prefix, 70'000));
+  ASSERT_TRUE((*second)->complete());
+  EXPECT_EQ((*second)->Sha256Hex(), DigestOf(data));
+  EXPECT_EQ(ReadAll(path), data);
+}
+
+TEST_F(HashPipelineTest, ResumeStartsOverWhenTheFileIsShorterThanThePrefix) {
+  std::filesystem::path path = dir_ / "short.bin";
+  std::ofstream(path) << "only a few bytes";
+  auto writer = FileWriter::Open(path, 1000, 500);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  EXPECT_EQ((*writer)->resumed_bytes(), 0u);
+  EXPECT_EQ(std::filesystem::file_size(path), 1000u);
+}
+
+TEST_F(HashPipelineTest, EmptyFileIsCompleteAtOnce) {
+  std::filesystem::path path = dir_ / "empty";
+  auto writer = FileWriter::Open(path, 0, 0);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  EXPECT_TRUE((*writer)->complete());
+  EXPECT_EQ((*writer)->Sha256Hex(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_TRUE(std::filesystem::exists(path));
+}
+
+TEST_F(HashPipelineTest, RunOutOfOrderIsRefused) {
+  std::vector<std::byte> data = RandomBytes(200, 6);
+  auto writer = FileWriter::Open(dir_ / "x", data.size(), 0);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  std::vector<ReadyChunk> run = {ReadyChunk{100, std::span(data).subspan(100, 100), 0}};
+  EXPECT_FALSE((*writer)->WriteRun(run).ok());
+}
+
+}  // namespace
+}  // namespace modelcache

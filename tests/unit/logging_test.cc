@@ -1,0 +1,84 @@
+#include "common/logging.h"
+
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+#include <iomanip>
+#include <regex>
+#include <sstream>
+
+#include "common/fs.h"
+#include "spdlog/spdlog.h"
+#include "tests/testing/scoped_temp_dir.h"
+
+namespace modelcache {
+namespace {
+
+// Runs `body` with stderr redirected to a file and returns what was written.
+template <typename Body>
+std::string CaptureStderr(Body body) {
+  testing::ScopedTempDir dir;
+  std::filesystem::path file = dir.path() / "stderr";
+  std::fflush(stderr);
+  int saved = ::dup(STDERR_FILENO);
+  FILE* capture = std::fopen(file.c_str(), "w");
+  ::dup2(::fileno(capture), STDERR_FILENO);
+  body();
+  spdlog::default_logger()->flush();
+  std::fflush(stderr);
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  std::fclose(capture);
+  return ReadFileToString(file).value_or("");
+}
+
+TEST(Logging, TextLinesHaveUtcTimeLevelComponentAndMessage) {
+  std::string output = CaptureStderr([] {
+    ASSERT_TRUE(SetUpLogging({.level = "info", .json = false, .component = "agent"}).ok());
+    spdlog::debug("not shown");
+    spdlog::info("fill done model={} bytes={}", "m@1", 42);
+  });
+  std::smatch match;
+  ASSERT_TRUE(std::regex_match(
+      output, match,
+      std::regex(
+          R"((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.\d{3}Z info agent fill done model=m@1 bytes=42\n)")))
+      << output;
+  std::tm parsed{};
+  std::istringstream(match[1].str()) >> std::get_time(&parsed, "%Y-%m-%dT%H:%M:%S");
+  EXPECT_LT(std::abs(std::difftime(::timegm(&parsed), std::time(nullptr))), 120.0)
+      << "timestamp is not UTC now: " << output;
+}
+
+TEST(Logging, JsonLinesAreValidJsonEvenWithQuotesAndNewlines) {
+  std::string output = CaptureStderr([] {
+    ASSERT_TRUE(SetUpLogging({.level = "debug", .json = true, .component = "coordinator"}).ok());
+    spdlog::warn("say \"hi\"\nbye\\");
+  });
+  ASSERT_FALSE(output.empty());
+  EXPECT_EQ(output.find('\n'), output.size() - 1) << "one line per event: " << output;
+  google::protobuf::Struct object;
+  auto status = google::protobuf::util::JsonStringToMessage(output, &object);
+  ASSERT_TRUE(status.ok()) << status.ToString() << ": " << output;
+  const auto& fields = object.fields();
+  EXPECT_EQ(fields.at("msg").string_value(), "say \"hi\"\nbye\\");
+  EXPECT_EQ(fields.at("level").string_value(), "warning");
+  EXPECT_EQ(fields.at("component").string_value(), "coordinator");
+  EXPECT_TRUE(std::regex_match(fields.at("ts").string_value(),
+                               std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")));
+}
+
+TEST(Logging, UnknownLevelIsRejected) {
+  LogOptions options;
+  options.level = "verbose";
+  absl::Status status = SetUpLogging(options);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(status.message()).find("verbose"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace modelcache
