@@ -3,6 +3,7 @@
 #include <atomic>
 #include <future>
 #include <map>
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -61,13 +62,21 @@ class ModelCache::Impl {
   // blocking steps is running.
   void Shutdown();
 
-  // Runs `fn` on the loop thread and waits for its result.
-  template <typename Fn>
-  auto OnLoop(Fn fn) -> decltype(fn()) {
+  // Runs `fn` on the loop thread and waits for its result; `fallback` when the loop is
+  // stopping and drops the task.
+  template <typename Fn, typename T = std::invoke_result_t<Fn>>
+  T OnLoop(Fn fn, T fallback) {
     if (loop_.OnLoopThread()) return fn();
-    std::promise<decltype(fn())> result;
-    loop_.Post([&] { result.set_value(fn()); });
-    return result.get_future().get();
+    // Owned by the task: a dropped task breaks the promise instead of leaving us waiting.
+    auto result = std::make_shared<std::promise<T>>();
+    std::future<T> future = result->get_future();
+    loop_.Post([result, fn] { result->set_value(fn()); });
+    future.wait();
+    try {
+      return future.get();
+    } catch (const std::future_error&) {
+      return fallback;
+    }
   }
 
  private:
@@ -103,24 +112,24 @@ void ModelCache::Impl::Ensure(uint64_t subscription, const v1::EnsureRequest& re
   if (valid.ok()) valid = ValidateModelVersion(request.version());
   if (!valid.ok()) return on_done(valid);
   ModelKey key(request.name(), request.version());
+  absl::StatusOr<std::unique_ptr<Source>> source = MakeSource(request.source(), options_.sources);
+  if (!source.ok()) {
+    return on_done(absl::Status(source.status().code(),
+                                absl::StrCat("model ", key.first, "@", key.second, ": ",
+                                             source.status().message())));
+  }
 
   if (const IndexEntry* entry = index_.Find(key.first, key.second)) {
     return AnswerHit(*entry, on_done);
   }
   auto fill = fills_.find(key);
   if (fill != fills_.end()) {
-    // Single flight: a second caller joins the fill in progress.
+    // Single flight: a second caller joins the fill in progress (name@version names the
+    // model; the first caller's source is the one used).
     fill->second.subscribers[subscription] = Subscriber{on_progress, on_done};
     subscription_fills_[subscription] = key;
     if (on_progress) on_progress(fill->second.job->Progress());
     return;
-  }
-
-  absl::StatusOr<std::unique_ptr<Source>> source = MakeSource(request.source(), options_.sources);
-  if (!source.ok()) {
-    return on_done(absl::Status(source.status().code(),
-                                absl::StrCat("model ", key.first, "@", key.second, ": ",
-                                             source.status().message())));
   }
   FillRequest fill_request;
   fill_request.name = key.first;
@@ -244,16 +253,20 @@ void ModelCache::Impl::Shutdown() {
     subscription_fills_.clear();
   };
   if (loop_.OnLoopThread()) return cancel_all(nullptr);
-  std::promise<void> drained;
-  loop_.Post([&] {
-    auto remaining = std::make_shared<size_t>(fills_.size() + 1);
-    auto one_drained = [remaining, &drained] {
-      if (--*remaining == 0) drained.set_value();
+  // Owned by the task and the cancelled jobs: if the loop drops them, the promise breaks and
+  // the wait ends.
+  auto drained = std::make_shared<std::promise<void>>();
+  std::future<void> all_drained = drained->get_future();
+  loop_.Post([cancel_all, drained, remaining = std::make_shared<size_t>(0), this]() mutable {
+    *remaining = fills_.size() + 1;
+    auto one_drained = [remaining, drained] {
+      if (--*remaining == 0) drained->set_value();
     };
+    drained.reset();
     cancel_all(one_drained);
     one_drained();
   });
-  drained.get_future().wait();
+  all_drained.wait();
 }
 
 absl::StatusOr<std::unique_ptr<ModelCache>> ModelCache::Open(EventLoop& loop, const Clock& clock,
@@ -300,12 +313,14 @@ void ModelCache::Unsubscribe(uint64_t subscription) {
 absl::StatusOr<v1::CachedModel> ModelCache::Stat(std::string_view name, std::string_view version) {
   ModelKey key{std::string(name), std::string(version)};
   Impl* impl = impl_.get();
-  return impl_->OnLoop([impl, &key] { return impl->Stat(key); });
+  return impl_->OnLoop([impl, key] { return impl->Stat(key); },
+                       absl::StatusOr<v1::CachedModel>(
+                           absl::UnavailableError("the agent is shutting down")));
 }
 
 std::vector<v1::CachedModel> ModelCache::List() {
   Impl* impl = impl_.get();
-  return impl_->OnLoop([impl] { return impl->List(); });
+  return impl_->OnLoop([impl] { return impl->List(); }, std::vector<v1::CachedModel>());
 }
 
 }  // namespace modelcache

@@ -184,9 +184,9 @@ void CurlMulti::FinishDone() {
     if (message->msg != CURLMSG_DONE) continue;
     CURL* easy = message->easy_handle;
     CURLcode result = message->data.result;  // `message` dies with remove_handle
-    curl_multi_remove_handle(multi_, easy);
     auto it = transfers_.find(easy);
-    if (it == transfers_.end()) continue;
+    if (it == transfers_.end()) continue;  // not ours any more: do not touch it
+    curl_multi_remove_handle(multi_, easy);
     DoneFn done = std::move(it->second);
     transfers_.erase(it);
     Guarded("transfer callback", [&] { done(result); });

@@ -182,6 +182,7 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   };
 
   struct Listing {
+    std::optional<v1::Manifest> published;  // another agent of the volume published it
     std::vector<SourceFile> files;
     absl::StatusOr<v1::FillJournal> journal = absl::NotFoundError("not read");
   };
@@ -304,8 +305,13 @@ void FillJob::Impl::Start() {
   auto listing = std::make_shared<Listing>();
   Source* source = source_.get();
   std::filesystem::path journal_path = layout_.JournalPath(name_, version_);
+  std::filesystem::path manifest_path = layout_.ManifestPath(name_, version_);
   Run(
-      [source, journal_path, listing] {
+      [source, journal_path, manifest_path, listing] {
+        if (auto manifest = ReadManifest(manifest_path); manifest.ok()) {
+          listing->published = std::move(manifest).value();
+          return absl::OkStatus();
+        }
         listing->journal = ReadJournal(journal_path);
         ASSIGN_OR_RETURN(listing->files, source->List());
         return absl::OkStatus();
@@ -315,6 +321,12 @@ void FillJob::Impl::Start() {
 
 void FillJob::Impl::OnListed(absl::Status status, Listing listing) {
   if (phase_ != Phase::kListing) return;
+  if (status.ok() && listing.published) {
+    spdlog::info("fill {}@{}: published meanwhile on this volume, not fetching", name_, version_);
+    progress_.set_state(v1::EnsureProgress::READY);
+    progress_.set_path(layout_.ModelDir(name_, version_).string());
+    return Deliver(*std::move(listing.published));
+  }
   if (status.ok()) status = CheckListing(listing.files);
   if (!status.ok()) return Fail(ModelError(status));
 
@@ -533,14 +545,15 @@ void FillJob::Impl::OnRunDone(size_t file_index, const std::vector<ReadyChunk>& 
     bytes += chunk.data.size();
     free_buffers_.push_back(chunk.buffer);
   }
-  if (phase_ != Phase::kFilling) return;
   FileState& file = files_[file_index];
   if (!status.ok()) {
     file.pipeline.RunFailed();
     return Fail(FileError(file_index, status));
   }
+  // Counted even when the fill is failing: the journal saved for a resume can claim it.
   file.pipeline.RunCommitted(bytes);
   progress_.set_bytes_done(progress_.bytes_done() + bytes);
+  if (phase_ != Phase::kFilling) return;
   if (file.writer->complete()) FileComplete(file_index);
   if (phase_ != Phase::kFilling) return;
   StartRun(file_index);

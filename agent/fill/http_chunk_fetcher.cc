@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -36,6 +37,10 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
+}
+
+bool StartsWithIgnoreCase(std::string_view text, std::string_view prefix) {
+  return text.size() >= prefix.size() && EqualsIgnoreCase(text.substr(0, prefix.size()), prefix);
 }
 
 // ETags compare without the weak prefix and the quotes: listings and responses differ there.
@@ -90,6 +95,21 @@ std::string S3ErrorCode(std::string_view body) {
 
 bool IsAcceptedStatus(long code) { return code == 206 || code == 200; }
 
+// Failures that the same request meets again: retrying cannot help.
+bool IsPermanentCurlError(CURLcode result) {
+  switch (result) {
+    case CURLE_URL_MALFORMAT:
+    case CURLE_TOO_MANY_REDIRECTS:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_OUT_OF_MEMORY:
+      return true;
+    default:
+      return false;
+  }
+}
+
 class HttpChunkFetcher final : public ChunkFetcher {
  public:
   HttpChunkFetcher(EventLoop& loop, HttpAuth auth, const FillSettings& settings)
@@ -122,6 +142,11 @@ class HttpChunkFetcher final : public ChunkFetcher {
     std::string etag;
     std::string error_body;     // first bytes of a non-2xx body
     char curl_error[CURL_ERROR_SIZE] = {};
+    // Stall detection: curl's own low-speed check averages over ~5 s, so it fires late.
+    std::chrono::steady_clock::duration stall_timeout{};
+    std::chrono::steady_clock::time_point last_progress;
+    curl_off_t progress_bytes = -1;
+    bool stalled = false;
 
     ~Transfer() {
       if (easy != nullptr) curl_easy_cleanup(easy);
@@ -131,6 +156,8 @@ class HttpChunkFetcher final : public ChunkFetcher {
 
   static size_t OnHeader(char* data, size_t size, size_t count, void* user);
   static size_t OnBody(char* data, size_t size, size_t count, void* user);
+  static int OnProgress(void* user, curl_off_t download_total, curl_off_t download_now,
+                        curl_off_t upload_total, curl_off_t upload_now);
   static absl::Status CheckResponse(Transfer& transfer);
   static absl::Status StatusForHttpError(const Transfer& transfer, long code);
   absl::Status Classify(Transfer& transfer, CURLcode result) const;
@@ -158,7 +185,15 @@ uint64_t HttpChunkFetcher::Fetch(const ChunkRequest& request, DoneFn done) {
   transfer->what = absl::StrCat("GET ", request.file->location, " bytes=", first, "-", last);
   uint64_t id = transfer->id;
   if (request.buffer.empty()) {
-    FailSoon(std::move(transfer), absl::InvalidArgumentError("empty chunk"));
+    absl::Status status = absl::InvalidArgumentError(transfer->what + ": empty chunk");
+    FailSoon(std::move(transfer), std::move(status));
+    return id;
+  }
+  const std::string& url = request.file->location;
+  if (!StartsWithIgnoreCase(url, "http://") && !StartsWithIgnoreCase(url, "https://")) {
+    // Checked here: curl's "unsupported protocol" also means garbage on the wire (retryable).
+    absl::Status status = absl::InvalidArgumentError(transfer->what + ": not an http(s) URL");
+    FailSoon(std::move(transfer), std::move(status));
     return id;
   }
   if (absl::Status status = Configure(*transfer); !status.ok()) {
@@ -203,7 +238,13 @@ absl::Status HttpChunkFetcher::Configure(Transfer& transfer) {
   curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, kReceiveBufferBytes);
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, stall_seconds);
-  // A transfer below 1 byte/s for stall_timeout ends with CURLE_OPERATION_TIMEDOUT.
+  // OnProgress ends a transfer that received nothing for stall_timeout. The low-speed check
+  // is the backstop, and it makes curl wake up every second even when no data comes.
+  transfer.stall_timeout = settings_.stall_timeout;
+  transfer.last_progress = std::chrono::steady_clock::now();
+  curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, &HttpChunkFetcher::OnProgress);
+  curl_easy_setopt(easy, CURLOPT_XFERINFODATA, &transfer);
   curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, stall_seconds);
   curl_easy_setopt(easy, CURLOPT_USERAGENT, "modelcache/0.1");
@@ -261,9 +302,12 @@ size_t HttpChunkFetcher::OnHeader(char* data, size_t size, size_t count, void* u
   try {
     std::string_view line(data, bytes);
     if (line.size() >= 5 && line.substr(0, 5) == "HTTP/") {
-      // A new response (after a redirect or a 100 Continue): forget the previous headers.
+      // A new response (after a redirect or a 100 Continue): forget the previous one.
       transfer->content_range.clear();
       transfer->etag.clear();
+      transfer->body_started = false;
+      transfer->status_code = 0;
+      transfer->error_body.clear();
       return bytes;
     }
     size_t colon = line.find(':');
@@ -276,6 +320,20 @@ size_t HttpChunkFetcher::OnHeader(char* data, size_t size, size_t count, void* u
   } catch (...) {
     return 0;  // aborts the transfer; no exception may cross into curl
   }
+}
+
+int HttpChunkFetcher::OnProgress(void* user, curl_off_t /*download_total*/, curl_off_t download_now,
+                                 curl_off_t /*upload_total*/, curl_off_t /*upload_now*/) {
+  auto* transfer = static_cast<Transfer*>(user);
+  const auto now = std::chrono::steady_clock::now();
+  if (download_now != transfer->progress_bytes) {
+    transfer->progress_bytes = download_now;
+    transfer->last_progress = now;
+    return 0;
+  }
+  if (now - transfer->last_progress < transfer->stall_timeout) return 0;
+  transfer->stalled = true;
+  return 1;  // ends the transfer with CURLE_ABORTED_BY_CALLBACK
 }
 
 size_t HttpChunkFetcher::OnBody(char* data, size_t size, size_t count, void* user) {
@@ -367,7 +425,7 @@ absl::Status HttpChunkFetcher::StatusForHttpError(const Transfer& transfer, long
 
 absl::Status HttpChunkFetcher::Classify(Transfer& transfer, CURLcode result) const {
   if (!transfer.early_error.ok()) return transfer.early_error;
-  if (result == CURLE_OPERATION_TIMEDOUT) {
+  if (transfer.stalled || result == CURLE_OPERATION_TIMEDOUT) {
     return absl::DeadlineExceededError(absl::StrCat(
         transfer.what, ": stalled, no data for ", settings_.stall_timeout.count(), "s (",
         transfer.received, " of ", transfer.request.buffer.size(), " bytes received)"));
@@ -381,6 +439,7 @@ absl::Status HttpChunkFetcher::Classify(Transfer& transfer, CURLcode result) con
   if (code != 0 && !IsAcceptedStatus(code)) return StatusForHttpError(transfer, code);
   if (result != CURLE_OK) {
     const char* detail = transfer.curl_error[0] != '\0' ? transfer.curl_error : curl_easy_strerror(result);
+    if (IsPermanentCurlError(result)) return absl::InternalError(absl::StrCat(transfer.what, ": ", detail));
     return absl::UnavailableError(absl::StrCat(transfer.what, ": ", detail));
   }
   if (!transfer.body_started) {

@@ -128,14 +128,16 @@ class HttpSource final : public Source {
     std::string etag;
   };
 
-  // Size and ETag from a HEAD; servers that omit Content-Length on HEAD are asked for the
-  // first byte instead, whose Content-Range states the total.
+  // Size and ETag from a HEAD; servers that refuse HEAD or omit Content-Length on it are
+  // asked for the first byte instead, whose Content-Range states the total.
   absl::StatusOr<RemoteFileInfo> Describe(const std::string& url) const {
     ASSIGN_OR_RETURN(const HttpResponse head, Perform("HEAD", url));
-    RETURN_IF_ERROR(HttpStatusToStatus(head.status_code, "HEAD", url));
+    // Some servers (and presigned URLs) refuse HEAD but serve ranges.
+    const bool head_refused = head.status_code == 405 || head.status_code == 501;
+    if (!head_refused) RETURN_IF_ERROR(HttpStatusToStatus(head.status_code, "HEAD", url));
     RemoteFileInfo info;
     info.etag = head.Header("ETag").value_or("");
-    if (auto length = head.Header("Content-Length")) {
+    if (auto length = head.Header("Content-Length"); length && !head_refused) {
       if (auto size = ParseUint(*length)) {
         info.size = *size;
         return info;

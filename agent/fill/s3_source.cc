@@ -26,7 +26,9 @@ std::string BucketUrl(const SourceOptions& options, std::string_view bucket) {
   auto [scheme, host] = options.s3_endpoint.empty()
                             ? std::pair<std::string, std::string>("https://", fmt::format("s3.{}.amazonaws.com", options.s3_region))
                             : SplitEndpoint(options.s3_endpoint);
-  if (options.s3_path_style) return fmt::format("{}{}/{}", scheme, host, bucket);
+  // A dotted bucket name in the host name would not match S3's wildcard TLS certificate.
+  const bool path_style = options.s3_path_style || bucket.find('.') != std::string_view::npos;
+  if (path_style) return fmt::format("{}{}/{}", scheme, host, bucket);
   return fmt::format("{}{}.{}", scheme, bucket, host);
 }
 
@@ -72,7 +74,9 @@ class S3Source final : public Source {
     std::vector<SourceFile> files;
     std::string continuation_token;
     do {
-      ASSIGN_OR_RETURN(S3ListPage page, ListPage(directory, continuation_token, options_.s3_max_keys));
+      // max-keys=0 would make S3 answer empty pages forever.
+      const uint32_t max_keys = options_.s3_max_keys == 0 ? 1000 : options_.s3_max_keys;
+      ASSIGN_OR_RETURN(S3ListPage page, ListPage(directory, continuation_token, max_keys));
       for (const S3Object& object : page.objects) {
         if (object.key.ends_with('/')) continue;  // a "folder" marker, not data
         if (!object.key.starts_with(directory)) {

@@ -15,8 +15,8 @@ namespace modelcache {
 std::unique_ptr<Source> MakeS3Source(std::string bucket, std::string prefix, const SourceOptions& options);
 
 // The URL of `key` in `bucket`: options.s3_endpoint (default https://s3.<region>.amazonaws.com)
-// with the bucket in the host name, or in the path when options.s3_path_style. The key is
-// percent-encoded except for '/'.
+// with the bucket in the host name, or in the path when options.s3_path_style or the bucket
+// name has a dot. The key is percent-encoded except for '/'.
 std::string S3ObjectUrl(const SourceOptions& options, std::string_view bucket, std::string_view key);
 
 }  // namespace modelcache

@@ -1,6 +1,7 @@
 #pragma once
 // A model source: lists the model's files and says how to fetch byte ranges of them.
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>

@@ -16,6 +16,7 @@
 #include "agent/fill/event_loop.h"
 #include "agent/store/layout.h"
 #include "agent/store/manifest.h"
+#include "agent/store/publish.h"
 #include "agent/store/space.h"
 #include "common/sha256.h"
 #include "common/status_format.h"
@@ -242,6 +243,63 @@ TEST_F(FillJobTest, FileMissingAtTheOriginFailsNamingItAndRemovesStaging) {
               HasSubstr("model gone@1: file missing.bin: "));
   EXPECT_FALSE(std::filesystem::exists(layout_.ModelDir("gone", "1")));
   EXPECT_FALSE(std::filesystem::exists(layout_.StagingFor("gone", "1")));
+}
+
+TEST_F(FillJobTest, OriginErrorsExhaustRetriesAndKeepStagingForResume) {
+  auto files = testing::WriteRandomModel(source_dir_.Path(),
+                                         {{"fine.bin", 100'000}, {"broken.bin", 100'000}});
+  ASSERT_TRUE(testing::WriteTestFile(source_dir_.Path() / "modelcache.json",
+                                     testing::HttpListingJson(files)));
+  testing::NginxOptions options;
+  options.root = source_dir_.Path().string();
+  options.locations.push_back({.prefix = "= /broken.bin", .return_status = 503});
+  auto nginx = testing::NginxServer::Start(options);
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+
+  // One fetch at a time: fine.bin has arrived before broken.bin is first asked for.
+  FillSettings settings = SmallChunks(1);
+  settings.retry.max_attempts = 3;
+  FillOutcome outcome = Fill("flaky", "1", (*nginx)->BaseUrl() + "/", settings);
+
+  ASSERT_FALSE(outcome.result.ok());
+  EXPECT_EQ(outcome.result.status().code(), absl::StatusCode::kUnavailable) << outcome.result.status();
+  EXPECT_THAT(std::string(outcome.result.status().message()),
+              HasSubstr("model flaky@1: file broken.bin: "));
+  int attempts = 0;
+  for (const auto& record : (*nginx)->AccessLog()) attempts += record.uri == "/broken.bin";
+  EXPECT_EQ(attempts, 3);
+  EXPECT_FALSE(std::filesystem::exists(layout_.ModelDir("flaky", "1")));
+  auto journal = ReadJournal(layout_.JournalPath("flaky", "1"));
+  ASSERT_TRUE(journal.ok()) << "staging and journal stay for a resume: " << journal.status();
+  EXPECT_EQ(journal->source(), (*nginx)->BaseUrl() + "/");
+  ASSERT_EQ(journal->files_size(), 2);
+  EXPECT_EQ(journal->files(0).path(), "fine.bin");
+  EXPECT_EQ(journal->files(0).committed_bytes(), 100'000u) << "the file that arrived is kept";
+  EXPECT_EQ(journal->files(1).committed_bytes(), 0u);
+  EXPECT_EQ(space_->ReservedBytes(), 0u);
+}
+
+TEST_F(FillJobTest, ModelPublishedMeanwhileIsTakenWithoutFetching) {
+  // Another agent of the shared volume published the model after our index was built.
+  ASSERT_TRUE(testing::WriteTestFile(layout_.StagingTree("shared", "1") / "w.bin", "weights"));
+  v1::Manifest theirs;
+  theirs.set_name("shared");
+  theirs.set_version("1");
+  theirs.set_source("file:///their/source");
+  theirs.set_total_bytes(7);
+  auto* file = theirs.add_files();
+  file->set_path("w.bin");
+  file->set_size(7);
+  file->set_sha256(std::string(64, 'a'));
+  ASSERT_TRUE(Publish(layout_, theirs).ok());
+
+  // Our source does not exist: listing it would fail.
+  FillOutcome outcome = Fill("shared", "1", "file://" + source_dir_.Path().string() + "/nothing",
+                             SmallChunks(2));
+
+  ASSERT_TRUE(outcome.result.ok()) << outcome.result.status();
+  EXPECT_EQ(outcome.result->source(), "file:///their/source");
+  EXPECT_EQ(space_->ReservedBytes(), 0u);
 }
 
 // Puts the first `prefix` bytes of the source file into staging with a journal that says

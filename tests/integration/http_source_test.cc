@@ -9,6 +9,7 @@
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/ports.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace modelcache {
 namespace {
@@ -55,7 +56,10 @@ class HttpSourceTest : public ::testing::Test {
 
     testing::NginxOptions options;
     options.root = root_.Path().string();
-    options.locations = {{"/forbidden/", 403}, {"/broken-server/", 500}};
+    ASSERT_TRUE(WriteTestFile(root_.Path() / "nohead/model.bin", std::string(777, 'n')));
+    options.locations = {{"/forbidden/", 403},
+                         {"/broken-server/", 500},
+                         {"/nohead/", 0, std::nullopt, "if ($request_method = HEAD) { return 405; }"}};
     auto server = NginxServer::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
@@ -116,6 +120,25 @@ TEST_F(HttpSourceTest, SingleFileUsesHeadAndSha256Sidecar) {
   ASSERT_TRUE(response.ok()) << response.status();
   ASSERT_TRUE(response->Header("etag").has_value());
   EXPECT_EQ(file.etag, *response->Header("ETag"));
+}
+
+TEST_F(HttpSourceTest, ServerRefusingHeadIsAskedForFirstByte) {
+  auto files = List("/nohead/model.bin");
+  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_EQ(files->size(), 1u);
+  EXPECT_EQ((*files)[0].size, 777u);
+  EXPECT_FALSE((*files)[0].etag.empty());
+  // nginx writes its access log after answering: poll for the line.
+  EXPECT_TRUE(testing::PollUntil(
+      [&] {
+        for (const auto& record : server_->AccessLog()) {
+          if (record.uri == "/nohead/model.bin" && record.range == "bytes=0-0" && record.status == 206) {
+            return true;
+          }
+        }
+        return false;
+      },
+      std::chrono::seconds(5)));
 }
 
 TEST_F(HttpSourceTest, MissingSidecarMeansNoExpectedHash) {

@@ -191,6 +191,11 @@ TEST(S3ObjectUrl, VirtualHostedByDefault) {
             "https://models.s3.eu-west-1.amazonaws.com/llama/config.json");
 }
 
+TEST(S3ObjectUrl, DottedBucketUsesPathStyle) {
+  SourceOptions options;
+  EXPECT_EQ(S3ObjectUrl(options, "my.models", "m/f"), "https://s3.us-east-1.amazonaws.com/my.models/m/f");
+}
+
 TEST(S3ObjectUrl, PathStyleEndpointAndKeyEncoding) {
   SourceOptions options;
   options.s3_endpoint = "http://127.0.0.1:4568/";
