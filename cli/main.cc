@@ -1,6 +1,7 @@
 // modelcachectl: the node agent's command-line client (fetch for init containers, list, stat).
 #include <CLI/CLI.hpp>
 
+#include "cli/admin_commands.h"
 #include "cli/cli_context.h"
 #include "cli/fetch_command.h"
 #include "cli/inspect_commands.h"
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
       ->each(set_up_logging);
   cli::AddFetchCommand(app, context);
   cli::AddInspectCommands(app, context);
+  cli::AddAdminCommands(app, &context.exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

@@ -1,6 +1,11 @@
 #include "coordinator/service.h"
 
 #include <grpcpp/grpcpp.h>
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -62,6 +67,50 @@ absl::Status ValidateModelRef(std::string_view name, std::string_view version,
   return absl::OkStatus();
 }
 
+// The coordinator's Prometheus metrics, on a registry the server owns.
+struct CoordinatorMetrics {
+  explicit CoordinatorMetrics(prometheus::Registry& registry)
+      : agents_connected(prometheus::BuildGauge()
+                             .Name("modelcache_coordinator_agents_connected")
+                             .Help("Agent streams open now")
+                             .Register(registry)
+                             .Add({})),
+        usage_reports(prometheus::BuildCounter()
+                          .Name("modelcache_coordinator_usage_reports_total")
+                          .Help("Usage reports (full, delta, heartbeat) handled")
+                          .Register(registry)
+                          .Add({})),
+        report_seconds(prometheus::BuildHistogram()
+                           .Name("modelcache_coordinator_usage_report_seconds")
+                           .Help("Time to store one usage report")
+                           .Register(registry)
+                           .Add({}, prometheus::Histogram::BucketBoundaries{
+                                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                        0.25, 1})),
+        purges_done(prometheus::BuildCounter()
+                        .Name("modelcache_coordinator_command_results_total")
+                        .Help("Command answers from agents")
+                        .Register(registry)
+                        .Add({})),
+        bytes_freed(prometheus::BuildCounter()
+                        .Name("modelcache_coordinator_purged_bytes_total")
+                        .Help("Bytes agents reported freed by purges")
+                        .Register(registry)
+                        .Add({})),
+        auth_refused(prometheus::BuildCounter()
+                         .Name("modelcache_coordinator_auth_refused_total")
+                         .Help("Calls refused for a missing or wrong token or role")
+                         .Register(registry)
+                         .Add({})) {}
+
+  prometheus::Gauge& agents_connected;
+  prometheus::Counter& usage_reports;
+  prometheus::Histogram& report_seconds;
+  prometheus::Counter& purges_done;
+  prometheus::Counter& bytes_freed;
+  prometheus::Counter& auth_refused;
+};
+
 }  // namespace
 
 class CoordinatorServer::Impl final : public v1::Coordinator::Service {
@@ -74,6 +123,18 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
     policy_.high_watermark = config_.high_watermark;
     policy_.low_watermark = config_.low_watermark;
     policy_.default_quota_bytes = config_.storage.storage_size_bytes;
+  }
+
+  absl::Status StartMetrics() {
+    if (config_.metrics_address.empty()) return absl::OkStatus();
+    try {
+      exposer_ = std::make_unique<prometheus::Exposer>(config_.metrics_address);
+    } catch (const std::exception& error) {
+      return absl::UnavailableError(fmt::format("coordinator.metricsAddress {}: {}",
+                                                config_.metrics_address, error.what()));
+    }
+    exposer_->RegisterCollectable(registry_);
+    return absl::OkStatus();
   }
 
   absl::Status Listen() {
@@ -175,6 +236,7 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
       if (slot) slot->context->TryCancel();  // the node reconnected; the old stream is dead
       slot = session;
     }
+    metrics_.agents_connected.Increment();
     spdlog::info("agent {} connected (volume {}, version {}, by {})", hello.node_name(),
                  hello.volume_id(), hello.agent_version(), principal->name);
     SendPolicy(*session);
@@ -182,9 +244,15 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
 
     while (stream->Read(&message)) {
       if (message.has_usage()) {
+        const auto started = std::chrono::steady_clock::now();
         status = store_->ApplyUsage(session->node_name, session->volume_id, message.usage(), Now());
+        metrics_.usage_reports.Increment();
+        metrics_.report_seconds.Observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
       } else if (message.has_result()) {
         status = store_->RecordResult(session->node_name, message.result(), Now());
+        metrics_.purges_done.Increment();
+        metrics_.bytes_freed.Increment(static_cast<double>(message.result().bytes_freed()));
         LogResult(*session, message.result());
       } else {
         continue;
@@ -212,6 +280,7 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
         if (!disconnected.ok()) spdlog::error("agent {}: {}", session->node_name, disconnected);
       }
     }
+    metrics_.agents_connected.Decrement();
     spdlog::info("agent {} disconnected", session->node_name);
     return status.ok() ? grpc::Status::OK : ToGrpc(status);
   }
@@ -402,11 +471,13 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
     if (found != metadata.end()) header = std::string_view(found->second.data(), found->second.size());
     absl::StatusOr<Principal> principal = tokens_->Authenticate(header);
     if (!principal.ok()) {
+      metrics_.auth_refused.Increment();
       spdlog::warn("auth: {} from {} refused: {}", what, context->peer(), principal.status());
       return principal.status();
     }
     absl::Status allowed = Authorize(*principal, permission, what);
     if (!allowed.ok()) {
+      metrics_.auth_refused.Increment();
       spdlog::warn("auth: {} from {} refused: {}", what, context->peer(), allowed);
       return allowed;
     }
@@ -561,6 +632,9 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
 
   const CoordinatorConfig config_;
   const Clock& clock_;
+  std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
+  CoordinatorMetrics metrics_{*registry_};
+  std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<CoordinatorStore> store_;
   const std::optional<TokenTable> tokens_;
   PurgePolicy policy_;
@@ -591,6 +665,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
                    CoordinatorStore::Open(config.database, config.default_caching_enabled));
   RETURN_IF_ERROR(store->ResetConnections());
   auto impl = std::make_unique<Impl>(config, clock, std::move(store), std::move(tokens));
+  RETURN_IF_ERROR(impl->StartMetrics());
   RETURN_IF_ERROR(impl->Listen());
   return std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(impl)));
 }

@@ -105,6 +105,7 @@ struct CoordinatorSettings {
   std::string storage_size = "1Gi";
   std::string check_every = "1s";
   std::string purge_after = "1w";
+  std::string extra_coordinator_yaml;  // more keys of the coordinator block, each "\n  key: value"
 };
 
 // The coordinator process with its config, tokens and database in a temp dir. Restartable on
@@ -123,7 +124,8 @@ class CoordinatorProcess {
             "\n  purgeUnusedCachedModelsAfter: " + settings.purge_after +
             "\ncoordinator:\n  listen: 127.0.0.1:" + std::to_string(port_) +
             "\n  database: " + dir_.Join("coordinator.db") +
-            "\n  tokensFile: " + dir_.Join("tokens") + "\n");
+            "\n  tokensFile: " + dir_.Join("tokens") + settings.extra_coordinator_yaml + "\n");
+    tls_ = !settings.extra_coordinator_yaml.empty();
   }
 
   void Start() {
@@ -134,6 +136,7 @@ class CoordinatorProcess {
     auto process = testing::Subprocess::Start(options);
     ASSERT_TRUE(process.ok()) << process.status();
     process_ = std::move(*process);
+    if (tls_) return;  // the TLS test waits with its own credentials
     ASSERT_TRUE(PollUntil(
         [&] {
           // A fresh channel each time: a channel that failed once waits out its reconnect backoff.
@@ -164,6 +167,7 @@ class CoordinatorProcess {
  private:
   testing::TempDir dir_;
   uint16_t port_;
+  bool tls_ = false;
   int starts_ = 0;
   std::unique_ptr<testing::Subprocess> process_;
 };
@@ -559,6 +563,84 @@ TEST(CoordinatorIntegration, RolesAreEnforced) {
   EXPECT_EQ(wrong.Client().Connections(), 0u);
   EXPECT_NE(coordinator.Log().find("auth: Connect from"), std::string::npos)
       << "refused attempts are logged";
+}
+
+// Test certificates made by openssl for this test: a CA, a server certificate for 127.0.0.1
+// and a client certificate, all signed by the CA.
+class TestCertificates {
+ public:
+  TestCertificates() {
+    Run({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", Path("ca.key"), "-out", Path("ca.pem"), "-days", "1", "-subj", "/CN=test-ca"});
+    testing::WriteTestFile(dir_.Path() / "san.cnf", "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+    for (const char* who : {"server", "client"}) {
+      std::string name = who;
+      Run({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+           "-keyout", Path(name + ".key"), "-out", Path(name + ".csr"), "-subj", "/CN=" + name});
+      Run({"x509", "-req", "-in", Path(name + ".csr"), "-CA", Path("ca.pem"), "-CAkey",
+           Path("ca.key"), "-CAcreateserial", "-out", Path(name + ".pem"), "-days", "1",
+           "-extfile", Path("san.cnf")});
+    }
+  }
+  std::string Path(const std::string& name) const { return dir_.Join(name); }
+  std::string Read(const std::string& name) const { return testing::ReadTestFile(Path(name)); }
+
+ private:
+  void Run(std::vector<std::string> args) {
+    testing::SubprocessOptions options;
+    options.argv = {"openssl"};
+    options.argv.insert(options.argv.end(), args.begin(), args.end());
+    options.stderr_path = Path("openssl.log");
+    auto process = testing::Subprocess::Start(options);
+    ASSERT_TRUE(process.ok()) << process.status();
+    auto exit = (*process)->WaitExit(30s);
+    ASSERT_TRUE(exit.ok() && exit->Success()) << testing::ReadTestFile(Path("openssl.log"));
+  }
+  testing::TempDir dir_;
+};
+
+TEST(CoordinatorIntegration, MutualTlsLetsInOnlyClientsWithCertificates) {
+  TestCertificates certs;
+  CoordinatorProcess coordinator({.extra_coordinator_yaml =
+                                      "\n  tls: {cert: " + certs.Path("server.pem") +
+                                      ", key: " + certs.Path("server.key") +
+                                      ", clientCa: " + certs.Path("ca.pem") + "}"});
+  ASSERT_NO_FATAL_FAILURE(coordinator.Start());
+  auto call_usage = [&](std::shared_ptr<grpc::ChannelCredentials> credentials) {
+    auto stub = v1::Coordinator::NewStub(grpc::CreateChannel(coordinator.Target(), credentials));
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", std::string("Bearer ") + kViewerToken);
+    context.set_deadline(std::chrono::system_clock::now() + 2s);
+    v1::UsageResponse response;
+    return stub->Usage(&context, v1::UsageRequest(), &response);
+  };
+  grpc::SslCredentialsOptions with_client_cert;
+  with_client_cert.pem_root_certs = certs.Read("ca.pem");
+  with_client_cert.pem_cert_chain = certs.Read("client.pem");
+  with_client_cert.pem_private_key = certs.Read("client.key");
+  ASSERT_TRUE(PollUntil([&] { return call_usage(grpc::SslCredentials(with_client_cert)).ok(); },
+                        kDeadline))
+      << coordinator.Log();
+  grpc::SslCredentialsOptions without_client_cert;
+  without_client_cert.pem_root_certs = certs.Read("ca.pem");
+  EXPECT_FALSE(call_usage(grpc::SslCredentials(without_client_cert)).ok());
+  EXPECT_FALSE(call_usage(grpc::InsecureChannelCredentials()).ok());
+
+  // The agent's client speaks TLS too.
+  FakeVolume volume;
+  CoordinatorClientOptions options;
+  options.target = coordinator.Target();
+  options.token = kAgentToken;
+  options.node_name = "node-tls";
+  options.volume_id = "vol-tls";
+  options.tls = true;
+  options.root_certs = certs.Read("ca.pem");
+  options.client_cert = certs.Read("client.pem");
+  options.client_key = certs.Read("client.key");
+  options.report_interval = 200ms;
+  CoordinatorClient client(options, volume);
+  client.Start();
+  EXPECT_TRUE(PollUntil([&] { return client.Connected(); }, kDeadline)) << coordinator.Log();
 }
 
 }  // namespace

@@ -1,0 +1,43 @@
+#include "agent/caching_policy.h"
+
+#include <gtest/gtest.h>
+
+namespace modelcache {
+namespace {
+
+v1::CachingPolicy Policy(bool default_enabled) {
+  v1::CachingPolicy policy;
+  policy.set_default_enabled(default_enabled);
+  auto add = [&](const char* name, const char* version, bool enabled) {
+    v1::CachingRule* rule = policy.add_rules();
+    rule->set_name(name);
+    rule->set_version(version);
+    rule->set_enabled(enabled);
+  };
+  add("llama", "", true);
+  add("llama", "2", false);
+  add("bert", "", false);
+  add("bert", "7", true);
+  return policy;
+}
+
+TEST(CachingPolicy, VersionRuleBeatsModelRuleBeatsDefault) {
+  v1::CachingPolicy policy = Policy(false);
+  EXPECT_TRUE(CachingAllowed(policy, "llama", "1"));   // inherits the model's setting
+  EXPECT_FALSE(CachingAllowed(policy, "llama", "2"));  // overridden
+  EXPECT_FALSE(CachingAllowed(policy, "bert", "1"));
+  EXPECT_TRUE(CachingAllowed(policy, "bert", "7"));
+  EXPECT_FALSE(CachingAllowed(policy, "unknown", "1"));  // default
+  EXPECT_TRUE(CachingAllowed(Policy(true), "unknown", "1"));
+}
+
+TEST(CachingPolicy, HolderUsesFallbackUntilFirstPolicy) {
+  CachingPolicyHolder holder(/*allow_without_policy=*/true);
+  EXPECT_TRUE(holder.Allowed("bert", "1"));
+  holder.Set(Policy(false));
+  EXPECT_FALSE(holder.Allowed("bert", "1"));
+  EXPECT_TRUE(holder.Allowed("llama", "1"));
+}
+
+}  // namespace
+}  // namespace modelcache
