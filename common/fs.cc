@@ -1,10 +1,13 @@
 #include "common/fs.h"
 
+#include "common/file_descriptor.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <string>
@@ -16,27 +19,6 @@
 
 namespace modelcache {
 namespace {
-
-// Closes a descriptor on every return path.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-  // Closes now and reports the error, for writes whose close can fail (NFS).
-  int Close() {
-    int result = ::close(fd_);
-    fd_ = -1;
-    return result;
-  }
-
- private:
-  int fd_;
-};
 
 absl::Status FsyncPath(const std::filesystem::path& path, int flags) {
   FileDescriptor fd(::open(path.c_str(), flags | O_CLOEXEC));
@@ -262,6 +244,27 @@ absl::StatusOr<uint64_t> TreeSizeBytes(const std::filesystem::path& path) {
   TreeWalk walk;
   RETURN_IF_ERROR(WalkTree(path, walk));
   return walk.bytes;
+}
+
+// Sorted names of the entries of a directory (empty when it does not exist).
+absl::StatusOr<std::vector<std::string>> ListDirectory(const std::filesystem::path& path) {
+  std::vector<std::string> names;
+  std::error_code error;
+  std::filesystem::directory_iterator it(path, error);
+  if (error == std::errc::no_such_file_or_directory) return names;
+  if (error) return ErrnoStatus(error.value(), "list", path);
+  for (; it != std::filesystem::directory_iterator(); it.increment(error)) {
+    if (error) return ErrnoStatus(error.value(), "list", path);
+    names.push_back(it->path().filename().string());
+  }
+  if (error) return ErrnoStatus(error.value(), "list", path);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+bool IsDirectory(const std::filesystem::path& path) {
+  struct stat info;
+  return ::lstat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
 }
 
 }  // namespace modelcache

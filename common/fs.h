@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -38,5 +39,11 @@ absl::StatusOr<uint64_t> RemoveTreeCountingBytes(const std::filesystem::path& pa
 // Sum of the sizes of regular files below `path` (0 when it does not exist). Does not follow
 // symlinks; entries that vanish during the walk are skipped.
 absl::StatusOr<uint64_t> TreeSizeBytes(const std::filesystem::path& path);
+
+// Sorted names of a directory's entries; empty when it does not exist.
+absl::StatusOr<std::vector<std::string>> ListDirectory(const std::filesystem::path& path);
+
+// True for a directory itself, not a symlink to one (lstat).
+bool IsDirectory(const std::filesystem::path& path);
 
 }  // namespace modelcache

@@ -23,27 +23,6 @@ std::pair<std::string, std::string> Key(std::string_view name, std::string_view 
   return {std::string(name), std::string(version)};
 }
 
-// Sorted names of the entries of a directory (empty when it does not exist).
-absl::StatusOr<std::vector<std::string>> ListDirectory(const std::filesystem::path& path) {
-  std::vector<std::string> names;
-  std::error_code error;
-  std::filesystem::directory_iterator it(path, error);
-  if (error == std::errc::no_such_file_or_directory) return names;
-  if (error) return ErrnoStatus(error.value(), "list", path);
-  for (; it != std::filesystem::directory_iterator(); it.increment(error)) {
-    if (error) return ErrnoStatus(error.value(), "list", path);
-    names.push_back(it->path().filename().string());
-  }
-  if (error) return ErrnoStatus(error.value(), "list", path);
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-bool IsDirectory(const std::filesystem::path& path) {
-  struct stat info;
-  return ::lstat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
-}
-
 std::optional<Clock::TimePoint> ReadAccessTime(const std::filesystem::path& model_dir) {
   struct stat info;
   std::filesystem::path access = model_dir / kAccessFileName;

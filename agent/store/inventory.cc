@@ -17,27 +17,6 @@
 namespace modelcache {
 namespace {
 
-// Sorted names of the entries of a directory (empty when it does not exist).
-absl::StatusOr<std::vector<std::string>> ListDirectory(const std::filesystem::path& path) {
-  std::vector<std::string> names;
-  std::error_code error;
-  std::filesystem::directory_iterator it(path, error);
-  if (error == std::errc::no_such_file_or_directory) return names;
-  if (error) return ErrnoStatus(error.value(), "list", path);
-  for (; it != std::filesystem::directory_iterator(); it.increment(error)) {
-    if (error) return ErrnoStatus(error.value(), "list", path);
-    names.push_back(it->path().filename().string());
-  }
-  if (error) return ErrnoStatus(error.value(), "list", path);
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-bool IsDirectory(const std::filesystem::path& path) {
-  struct stat info;
-  return ::lstat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
-}
-
 std::optional<Clock::TimePoint> ModifiedTimeOf(const std::filesystem::path& path) {
   struct stat info;
   if (::lstat(path.c_str(), &info) != 0) return std::nullopt;

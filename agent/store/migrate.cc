@@ -1,5 +1,7 @@
 #include "agent/store/migrate.h"
 
+#include "common/file_descriptor.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,25 +32,6 @@ namespace {
 constexpr uint64_t kChunkBytes = 16ull << 20;
 constexpr size_t kBufferBytes = 1 << 20;
 constexpr int kMaxParallelism = 64;
-
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-  int Close() {
-    int result = ::close(fd_);
-    fd_ = -1;
-    return result;
-  }
-
- private:
-  int fd_;
-};
 
 // What one worker thread owns.
 struct Worker {
