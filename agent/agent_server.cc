@@ -163,6 +163,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
                  config.node_name);
   }
   AgentServiceOptions service_options{.caching_enabled = config.caching_enabled,
+                                      .caching_allowed = nullptr,  // set below with a coordinator
                                       .on_model_published = [&p] {
                                         p.RequestRefresh();
                                         if (p.coordinator) p.coordinator->ReportNow();
