@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <charconv>
 #include <climits>
 #include <yaml-cpp/yaml.h>
@@ -164,6 +165,10 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
       ASSIGN_OR_RETURN(config.node_name, Scalar(path, value));
     } else if (key == "coordinator") {
       ASSIGN_OR_RETURN(config.coordinator, Scalar(path, value));
+    } else if (key == "coordinatorToken") {
+      ASSIGN_OR_RETURN(config.coordinator_token, Scalar(path, value));
+    } else if (key == "coordinatorTokenFile") {
+      ASSIGN_OR_RETURN(config.coordinator_token_file, Scalar(path, value));
     } else if (key == "log") {
       return ApplyLog(value, config);
     } else if (key == "fill") {
@@ -175,7 +180,8 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
       config.caching_enabled = config.storage.enabled;
     } else {
       return UnknownKey(path, {"cacheRoot", "socket", "listenTcp", "metricsAddress", "nodeName",
-                               "coordinator", "log", "fill", "s3", "modelsCacheStorage"});
+                               "coordinator", "coordinatorToken", "coordinatorTokenFile", "log",
+                               "fill", "s3", "modelsCacheStorage"});
     }
     return absl::OkStatus();
   });
@@ -226,6 +232,10 @@ absl::Status Validate(AgentConfig& config) {
     RETURN_IF_ERROR(ValidateHostPort("metricsAddress", config.metrics_address));
   }
   if (!config.coordinator.empty()) RETURN_IF_ERROR(ValidateHostPort("coordinator", config.coordinator));
+  if (!config.coordinator_token.empty() && !config.coordinator_token_file.empty()) {
+    return InvalidValue("coordinatorTokenFile", config.coordinator_token_file,
+                        "set coordinatorToken or coordinatorTokenFile, not both");
+  }
   static constexpr std::string_view kLevels[] = {"trace", "debug", "info",   "warn",
                                                  "error", "critical", "off"};
   if (std::find(std::begin(kLevels), std::end(kLevels), config.log_level) == std::end(kLevels)) {
@@ -337,6 +347,17 @@ absl::StatusOr<AgentConfig> LoadAgentConfig(const AgentFlags& flags,
     yaml_text = *std::move(text);
   }
   ASSIGN_OR_RETURN(AgentConfig config, ParseAgentConfig(yaml_text, flags, environment));
+  if (!config.coordinator_token_file.empty()) {
+    absl::StatusOr<std::string> token = ReadFileToString(config.coordinator_token_file);
+    if (!token.ok()) {
+      return InvalidValue("coordinatorTokenFile", config.coordinator_token_file,
+                          std::string(token.status().message()));
+    }
+    while (!token->empty() && std::isspace(static_cast<unsigned char>(token->back()))) {
+      token->pop_back();
+    }
+    config.coordinator_token = *std::move(token);
+  }
   absl::StatusOr<AwsCredentials> aws = LoadAwsCredentials(config.s3, environment);
   if (!aws.ok()) {
     return absl::Status(aws.status().code(), fmt::format("s3 credentials: {}", aws.status().message()));

@@ -9,7 +9,9 @@
 //   listenTcp: ""                        # host:port, optional
 //   metricsAddress: 0.0.0.0:9464         # /metrics, /healthz, /readyz; "" disables
 //   nodeName: $NODE_NAME or the hostname
-//   coordinator: ""                      # host:port (not used yet)
+//   coordinator: ""                      # host:port; "" runs without one
+//   coordinatorToken: ""                 # bearer token (role agent) for the coordinator
+//   coordinatorTokenFile: ""             # ... or a file holding it (trailing whitespace dropped)
 //   log: {level: info, json: false}
 //   fill: {concurrency: 16, chunkSize: 8Mi, stallTimeout: 30s, maxAttempts: 6}
 //   s3: {endpoint: "", region: us-east-1, pathStyle: false,
@@ -51,6 +53,9 @@ struct AgentConfig {
   std::string metrics_address = "0.0.0.0:9464";
   std::string node_name;
   std::string coordinator;
+  // coordinatorToken, or after LoadAgentConfig the contents of coordinatorTokenFile.
+  std::string coordinator_token;
+  std::string coordinator_token_file;
   std::string log_level = "info";
   bool log_json = false;
   FillSettings fill;

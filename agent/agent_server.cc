@@ -14,11 +14,15 @@
 #include <mutex>
 #include <thread>
 
+#include "agent/caching_policy.h"
+#include "agent/coordinator_client.h"
 #include "agent/fill/event_loop.h"
+#include "agent/local_cache_ops.h"
 #include "agent/metrics.h"
 #include "agent/model_cache.h"
 #include "agent/service.h"
 #include "agent/store/space.h"
+#include "agent/store/volume_id.h"
 #include "common/fs.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
@@ -70,6 +74,12 @@ struct AgentServer::Parts {
   SystemClock clock;
   EventLoop loop;
   std::unique_ptr<ModelCache> cache;
+  // Without a coordinator every model may be cached; with one, the last pushed policy decides
+  // (and until the first one arrives the agent keeps caching, as it keeps serving while the
+  // coordinator is away).
+  CachingPolicyHolder caching_policy{/*allow_without_policy=*/true};
+  std::unique_ptr<ModelCacheOps> cache_ops;
+  std::unique_ptr<CoordinatorClient> coordinator;  // null without `coordinator`
   prometheus::Registry registry;
   std::unique_ptr<AgentMetrics> metrics;
   std::unique_ptr<grpc::Service> service;
@@ -133,9 +143,37 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   p.loop.Start();
   ASSIGN_OR_RETURN(p.cache, ModelCache::Open(p.loop, p.clock, config.ToModelCacheOptions()));
 
-  p.service = MakeAgentService(*p.cache, *p.metrics,
-                               AgentServiceOptions{.caching_enabled = config.caching_enabled,
-                                                   .on_model_published = [&p] { p.RequestRefresh(); }});
+  if (!config.coordinator.empty()) {
+    ASSIGN_OR_RETURN(std::string volume_id,
+                     EnsureVolumeId(CacheLayout(config.cache_root), config.node_name));
+    p.cache_ops = std::make_unique<ModelCacheOps>(
+        *p.cache, p.caching_policy,
+        CacheOpsOptions{.cache_root = config.cache_root,
+                        .caching_enabled = config.caching_enabled,
+                        .on_change = [&p] { p.coordinator->ReportNow(); }});
+    CoordinatorClientOptions client;
+    client.target = config.coordinator;
+    client.token = config.coordinator_token;
+    client.node_name = config.node_name;
+    client.volume_id = volume_id;
+    client.agent_version = MODELCACHE_VERSION;
+    p.coordinator = std::make_unique<CoordinatorClient>(client, *p.cache_ops);
+    p.coordinator->Start();
+    spdlog::info("coordinator {}: reporting volume {} as node {}", config.coordinator, volume_id,
+                 config.node_name);
+  }
+  AgentServiceOptions service_options{.caching_enabled = config.caching_enabled,
+                                      .caching_allowed = nullptr,  // set below with a coordinator
+                                      .on_model_published = [&p] {
+                                        p.RequestRefresh();
+                                        if (p.coordinator) p.coordinator->ReportNow();
+                                      }};
+  if (p.coordinator) {
+    service_options.caching_allowed = [&p](std::string_view name, std::string_view version) {
+      return p.caching_policy.Allowed(name, version);
+    };
+  }
+  p.service = MakeAgentService(*p.cache, *p.metrics, std::move(service_options));
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + config.socket, grpc::InsecureServerCredentials());
   if (!config.listen_tcp.empty()) {
@@ -172,6 +210,8 @@ void AgentServer::Shutdown() {
   p.shut_down = true;
   p.ready = false;
   spdlog::info("agent shutting down");
+  // First, so that no coordinator command runs against a cache that is going away.
+  if (p.coordinator) p.coordinator->Stop();
   if (p.server) p.server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   {
     std::lock_guard lock(p.refresher_mutex);
@@ -183,6 +223,9 @@ void AgentServer::Shutdown() {
   p.service.reset();
   // Fills in progress stop here; their staging journals let the next start resume them.
   p.cache.reset();
+  // Only now: a prefetched fill ending above may still have asked the client to report.
+  p.coordinator.reset();
+  p.cache_ops.reset();
   p.loop.Stop();
   unlink(p.config.socket.c_str());
   p.http.reset();

@@ -57,6 +57,7 @@ class ModelCache::Impl {
   void Unsubscribe(uint64_t subscription);
   absl::StatusOr<v1::CachedModel> Stat(const ModelKey& key) const;
   std::vector<v1::CachedModel> List() const;
+  void Purge(const ModelKey& key, std::function<void(absl::StatusOr<uint64_t>)> on_done);
   void EmptyTrashInBackground();
   // Cancels every fill (their staging stays for resume) and waits until none of their
   // blocking steps is running.
@@ -227,6 +228,42 @@ std::vector<v1::CachedModel> ModelCache::Impl::List() const {
   return models;
 }
 
+void ModelCache::Impl::Purge(const ModelKey& key,
+                             std::function<void(absl::StatusOr<uint64_t>)> on_done) {
+  const std::string model = absl::StrCat(key.first, "@", key.second);
+  if (fills_.count(key) != 0) {
+    return on_done(absl::FailedPreconditionError(
+        absl::StrCat("model ", model, ": a fill is in progress, not purging it")));
+  }
+  uint64_t known_bytes = 0;
+  if (const IndexEntry* entry = index_.Find(key.first, key.second)) {
+    known_bytes = entry->manifest.total_bytes();
+  }
+  // The rename runs here, on the loop, right after the index forgets the model: an Ensure
+  // posted meanwhile then starts a fresh fill instead of answering with a folder that is about
+  // to vanish. A rename plus two directory fsyncs is short enough for the loop.
+  absl::StatusOr<std::filesystem::path> trashed =
+      MoveToTrash(layout_, layout_.ModelDir(key.first, key.second));
+  if (!trashed.ok() && !absl::IsNotFound(trashed.status())) {
+    return on_done(absl::Status(trashed.status().code(),
+                                absl::StrCat("model ", model, ": ", trashed.status().message())));
+  }
+  index_.Remove(key.first, key.second);
+  if (!trashed.ok()) return on_done(uint64_t{0});  // not on the volume
+  spdlog::info("model {}: moved to trash for purge ({})", model, FormatBytes(known_bytes));
+  auto freed = std::make_shared<absl::StatusOr<uint64_t>>(uint64_t{0});
+  loop_.RunBlocking([layout = layout_, freed] { *freed = EmptyTrash(layout); },
+                    [freed, known_bytes, model, on_done = std::move(on_done)] {
+                      // The model is already out of the cache; a failed delete is retried by
+                      // the next trash sweep, so the purge itself succeeded.
+                      if (!freed->ok()) {
+                        spdlog::warn("model {}: emptying trash: {}", model, freed->status());
+                        return on_done(known_bytes);
+                      }
+                      on_done(known_bytes > 0 ? known_bytes : **freed);
+                    });
+}
+
 void ModelCache::Impl::EmptyTrashInBackground() {
   loop_.RunBlocking(
       [layout = layout_] {
@@ -321,6 +358,23 @@ absl::StatusOr<v1::CachedModel> ModelCache::Stat(std::string_view name, std::str
 std::vector<v1::CachedModel> ModelCache::List() {
   Impl* impl = impl_.get();
   return impl_->OnLoop([impl] { return impl->List(); }, std::vector<v1::CachedModel>());
+}
+
+absl::StatusOr<uint64_t> ModelCache::Purge(std::string_view name, std::string_view version) {
+  ModelKey key{std::string(name), std::string(version)};
+  Impl* impl = impl_.get();
+  // Owned by the task (and its trash callback): a dropped task breaks the promise.
+  auto result = std::make_shared<std::promise<absl::StatusOr<uint64_t>>>();
+  std::future<absl::StatusOr<uint64_t>> future = result->get_future();
+  impl_->Post([impl, key, result] {
+    impl->Purge(key, [result](absl::StatusOr<uint64_t> freed) { result->set_value(std::move(freed)); });
+  });
+  future.wait();
+  try {
+    return future.get();
+  } catch (const std::future_error&) {
+    return absl::UnavailableError("the agent is shutting down");
+  }
 }
 
 }  // namespace modelcache

@@ -50,6 +50,13 @@ class ModelCache {
   absl::StatusOr<v1::CachedModel> Stat(std::string_view name, std::string_view version);
   std::vector<v1::CachedModel> List();
 
+  // Removes a published model: FAILED_PRECONDITION while a fill for it is running; otherwise
+  // drops it from the index, renames its folder into trash/ (both on the loop, so no Ensure
+  // can see a half-removed model) and empties the trash off the loop. Returns the model's
+  // size (what the trash freed when the index did not know it); 0 when it is not on the
+  // volume. Blocks until done; never call it on the loop thread.
+  absl::StatusOr<uint64_t> Purge(std::string_view name, std::string_view version);
+
  private:
   class Impl;
   explicit ModelCache(std::unique_ptr<Impl> impl);

@@ -60,6 +60,12 @@ class AgentService final : public v1::Agent::Service {
                           "model caching is disabled on this node (modelsCacheStorage.enabled "
                           "is false): download the model yourself");
     }
+    if (options_.caching_allowed && !options_.caching_allowed(request->name(), request->version())) {
+      metrics_.CountEnsure(EnsureResult::kError);
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "caching disabled for model " + request->name() + "@" +
+                              request->version() + " by the coordinator: download the model yourself");
+    }
     auto mailbox = std::make_shared<EnsureMailbox>();
     uint64_t subscription = cache_.Ensure(
         *request, [mailbox](const v1::EnsureProgress& progress) { mailbox->PostProgress(progress); },

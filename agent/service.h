@@ -4,6 +4,7 @@
 // This header stays free of <grpcpp/...>: only the server that registers the service needs it.
 #include <functional>
 #include <memory>
+#include <string_view>
 
 namespace grpc {
 class Service;
@@ -18,6 +19,9 @@ struct AgentServiceOptions {
   // false: Ensure answers FAILED_PRECONDITION ("caching disabled on this node") so that
   // clients download on their own instead.
   bool caching_enabled = true;
+  // Set when a coordinator decides: false for a model means Ensure answers
+  // FAILED_PRECONDITION ("caching disabled for model X by the coordinator"). Empty: all allowed.
+  std::function<bool(std::string_view name, std::string_view version)> caching_allowed;
   // Called (on a gRPC thread) after a fill published a model, e.g. to refresh cache gauges.
   std::function<void()> on_model_published;
 };

@@ -324,3 +324,40 @@ TEST_F(ModelCacheTest, RestartResumesFromCommittedBytes) {
 
 }  // namespace
 }  // namespace modelcache
+
+namespace modelcache {
+namespace {
+
+TEST_F(ModelCacheTest, PurgeRefusesARunningFillThenRemovesThePublishedModel) {
+  auto files = testing::WriteRandomModel(source_dir_.Path(), {{"a.bin", 3 * kSlowChunk}});
+  auto nginx = Serve(files, SlowOrigin());
+  ASSERT_NE(nginx, nullptr);
+  const std::string source = nginx->BaseUrl() + "/";
+  Open(Options(/*concurrency=*/1, 0, kSlowChunk));
+
+  auto filling = StartEnsure("doomed", "1", source);
+  ASSERT_TRUE(testing::PollUntil([&] { return filling->SawState(v1::EnsureProgress::FILLING); }, 30s));
+  absl::StatusOr<uint64_t> refused = cache_->Purge("doomed", "1");
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  auto filled = Wait(*filling);
+  ASSERT_TRUE(filled.ok()) << filled.status();
+
+  absl::StatusOr<uint64_t> freed = cache_->Purge("doomed", "1");
+  ASSERT_TRUE(freed.ok()) << freed.status();
+  EXPECT_EQ(*freed, files[0].size());
+  EXPECT_FALSE(std::filesystem::exists(filled->path()));
+  EXPECT_TRUE(absl::IsNotFound(cache_->Stat("doomed", "1").status()));
+  EXPECT_TRUE(std::filesystem::is_empty(cache_dir_.Path() / "trash"));
+  absl::StatusOr<uint64_t> again = cache_->Purge("doomed", "1");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, 0u);
+
+  // The next Ensure fills it again instead of answering from a stale index.
+  auto refilled = Ensure("doomed", "1", "file://" + source_dir_.Path().string());
+  ASSERT_TRUE(refilled.ok()) << refilled.status();
+  EXPECT_FALSE(refilled->hit());
+  ExpectFilesMatch(refilled->path(), files);
+}
+
+}  // namespace
+}  // namespace modelcache

@@ -265,5 +265,31 @@ TEST(AgentConfig, LoadToleratesAMissingDefaultCredentialsFile) {
   EXPECT_TRUE(config->aws.Anonymous());
 }
 
+TEST(AgentConfig, CoordinatorTokenInlineOrFromAFileButNotBoth) {
+  absl::StatusOr<AgentConfig> inline_token =
+      Parse("cacheRoot: /c\ncoordinator: 127.0.0.1:7070\ncoordinatorToken: secret\n");
+  ASSERT_TRUE(inline_token.ok()) << inline_token.status();
+  EXPECT_EQ(inline_token->coordinator_token, "secret");
+
+  testing::TempDir dir;
+  ASSERT_TRUE(testing::WriteTestFile(dir.Path() / "token", "from-file\n"));
+  ASSERT_TRUE(testing::WriteTestFile(dir.Path() / "agent.yaml",
+                                     "cacheRoot: /c\ncoordinatorTokenFile: " + dir.Join("token") + "\n"));
+  AgentFlags flags;
+  flags.config_file = dir.Join("agent.yaml");
+  absl::StatusOr<AgentConfig> from_file = LoadAgentConfig(flags, Environment());
+  ASSERT_TRUE(from_file.ok()) << from_file.status();
+  EXPECT_EQ(from_file->coordinator_token, "from-file");
+
+  ASSERT_TRUE(testing::WriteTestFile(dir.Path() / "agent.yaml",
+                                     "cacheRoot: /c\ncoordinatorTokenFile: " + dir.Join("absent") + "\n"));
+  absl::StatusOr<AgentConfig> missing = LoadAgentConfig(flags, Environment());
+  EXPECT_FALSE(missing.ok());
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("coordinatorTokenFile"));
+
+  ExpectInvalid("cacheRoot: /c\ncoordinatorToken: a\ncoordinatorTokenFile: /t\n",
+                "coordinatorTokenFile", "not both");
+}
+
 }  // namespace
 }  // namespace modelcache

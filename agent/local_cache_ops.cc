@@ -1,0 +1,103 @@
+#include "agent/local_cache_ops.h"
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "agent/store/space.h"
+#include "common/status_format.h"
+#include "spdlog/spdlog.h"
+
+namespace modelcache {
+namespace {
+
+// How long Prefetch waits for the fill to start before answering that it did.
+constexpr std::chrono::seconds kPrefetchStartWait{10};
+
+// The first thing a prefetch hears from the cache: a progress (started) or the end.
+struct PrefetchStart {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::optional<absl::Status> status;  // guarded by mutex
+
+  void Set(absl::Status result) {
+    std::lock_guard lock(mutex);
+    if (status) return;
+    status = std::move(result);
+    changed.notify_all();
+  }
+};
+
+}  // namespace
+
+ModelCacheOps::ModelCacheOps(ModelCache& cache, CachingPolicyHolder& policy,
+                             CacheOpsOptions options)
+    : cache_(cache), policy_(policy), options_(std::move(options)) {}
+
+std::vector<v1::ModelUsage> ModelCacheOps::Usage() {
+  std::vector<v1::ModelUsage> usage;
+  for (const v1::CachedModel& model : cache_.List()) {
+    v1::ModelUsage& entry = usage.emplace_back();
+    entry.set_name(model.name());
+    entry.set_version(model.version());
+    entry.set_size_bytes(model.size_bytes());
+    entry.set_last_access_unix_ms(model.last_access_unix_ms());
+    entry.set_live_leases(0);
+    entry.set_state(v1::ModelUsage::READY);
+  }
+  return usage;
+}
+
+LocalCacheOps::Space ModelCacheOps::VolumeSpace() {
+  absl::StatusOr<modelcache::VolumeSpace> space = ReadVolumeSpace(options_.cache_root);
+  if (!space.ok()) {
+    spdlog::warn("coordinator report: {}", space.status());
+    return Space{};
+  }
+  return Space{space->capacity_bytes, space->free_bytes};
+}
+
+absl::StatusOr<uint64_t> ModelCacheOps::Purge(const std::string& name, const std::string& version) {
+  return cache_.Purge(name, version);
+}
+
+absl::Status ModelCacheOps::Prefetch(const std::string& name, const std::string& version,
+                                     const std::string& source) {
+  if (!options_.caching_enabled) {
+    return absl::FailedPreconditionError("model caching is disabled on this node");
+  }
+  if (!policy_.Allowed(name, version)) {
+    return absl::FailedPreconditionError(
+        fmt::format("caching disabled for model {}@{} by the coordinator", name, version));
+  }
+  v1::EnsureRequest request;
+  request.set_name(name);
+  request.set_version(version);
+  request.set_source(source);
+  auto start = std::make_shared<PrefetchStart>();
+  std::function<void()> on_change = options_.on_change;
+  cache_.Ensure(
+      request, [start](const v1::EnsureProgress&) { start->Set(absl::OkStatus()); },
+      [start, on_change, name, version](absl::StatusOr<v1::EnsureProgress> result) {
+        start->Set(result.status());
+        if (!result.ok()) {
+          spdlog::warn("prefetch {}@{}: {}", name, version, result.status());
+        } else if (on_change) {
+          on_change();
+        }
+      });
+  std::unique_lock lock(start->mutex);
+  start->changed.wait_for(lock, kPrefetchStartWait, [&] { return start->status.has_value(); });
+  // Still quiet: the fill is under way (no progress yet), which is what a prefetch asks for.
+  return start->status.value_or(absl::OkStatus());
+}
+
+void ModelCacheOps::ApplyCachingPolicy(const v1::CachingPolicy& policy) {
+  policy_.Set(policy);
+  // Tests wait for this line; operators see what the node now refuses.
+  spdlog::info("caching policy from the coordinator: default {}, {} rules",
+               policy.default_enabled() ? "enabled" : "disabled", policy.rules_size());
+}
+
+}  // namespace modelcache

@@ -1,0 +1,316 @@
+// The real coordinator and two real agents (each on its own cache volume) with an nginx origin,
+// all on 127.0.0.1: the coordinator's caching policy gates the agents' Ensure, the agents
+// report what they cached, and a purge from modelcachectl empties their cache folders.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <regex>
+
+#include "agent/store/layout.h"
+#include "agent/store/volume_id.h"
+#include "common/sha256.h"
+#include "tests/testing/nginx_server.h"
+#include "tests/testing/ports.h"
+#include "tests/testing/random_model.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
+
+namespace modelcache {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using testing::PollUntil;
+using testing::Subprocess;
+using testing::SubprocessOptions;
+
+const std::string kAgentBinary = MODELCACHE_BINARY_DIR "/agent/modelcache-agent";
+const std::string kCoordinatorBinary = MODELCACHE_BINARY_DIR "/coordinator/modelcache-coordinator";
+const std::string kCtlBinary = MODELCACHE_BINARY_DIR "/cli/modelcachectl";
+constexpr auto kDeadline = 30s;
+
+struct CtlResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+bool SocketAccepts(const fs::path& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+  close(fd);
+  return ok;
+}
+
+size_t Count(const std::string& text, const std::string& needle) {
+  size_t count = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+    ++count;
+  }
+  return count;
+}
+
+struct Agent {
+  std::string node;
+  fs::path cache_root;
+  fs::path socket;
+  fs::path log;
+  std::unique_ptr<Subprocess> process;
+};
+
+class AgentCoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // The origin: one small model with its listing.
+    fs::path origin_root = dir_.Path() / "origin";
+    files_ = testing::WriteRandomModel(origin_root / "m",
+                                       {{"config.json", 4321}, {"weights/w.bin", 1u << 20}});
+    for (const v1::ManifestFile& file : files_) model_bytes_ += file.size();
+    ASSERT_TRUE(testing::WriteTestFile(origin_root / "m" / "modelcache.json",
+                                       testing::HttpListingJson(files_)));
+    absl::StatusOr<std::unique_ptr<testing::NginxServer>> origin =
+        testing::NginxServer::Start({.root = origin_root.string()});
+    ASSERT_TRUE(origin.ok()) << origin.status();
+    origin_ = *std::move(origin);
+
+    // The coordinator, caching disabled by default.
+    port_ = testing::FreeTcpPort();
+    testing::WriteTestFile(dir_.Path() / "tokens", "adm admin\nview viewer\nagt agent\n");
+    testing::WriteTestFile(dir_.Path() / "agent-token", "agt\n");
+    testing::WriteTestFile(
+        dir_.Path() / "coordinator.yaml",
+        "modelsCacheStorage: {storageSize: 1Gi, checkUnusedCachedModelsEvery: 1h, "
+        "purgeUnusedCachedModelsAfter: 1d}\ncoordinator:\n  listen: 127.0.0.1:" +
+            std::to_string(port_) + "\n  database: " + dir_.Join("c.db") +
+            "\n  tokensFile: " + dir_.Join("tokens") + "\n  defaultCaching: disabled\n");
+    SubprocessOptions options;
+    options.argv = {kCoordinatorBinary, "--config", dir_.Join("coordinator.yaml")};
+    options.stderr_path = dir_.Join("coordinator.log");
+    absl::StatusOr<std::unique_ptr<Subprocess>> coordinator = Subprocess::Start(options);
+    ASSERT_TRUE(coordinator.ok()) << coordinator.status();
+    coordinator_ = *std::move(coordinator);
+
+    ASSERT_NO_FATAL_FAILURE(StartAgent(agents_[0], "node-a"));
+    ASSERT_NO_FATAL_FAILURE(StartAgent(agents_[1], "node-b"));
+  }
+
+  // Starts an agent on its own volume and waits until it serves and holds the coordinator's
+  // first caching policy.
+  void StartAgent(Agent& agent, const std::string& node) {
+    agent.node = node;
+    agent.cache_root = dir_.Path() / ("cache-" + node);
+    agent.socket = dir_.Path() / ("run-" + node) / "agent.sock";
+    agent.log = dir_.Path() / (node + ".log");
+    fs::path config = dir_.Path() / (node + ".yaml");
+    testing::WriteTestFile(config, "cacheRoot: " + agent.cache_root.string() +
+                                       "\nsocket: " + agent.socket.string() +
+                                       "\nmetricsAddress: \"\"\nnodeName: " + node +
+                                       "\ncoordinator: " + Address() +
+                                       "\ncoordinatorTokenFile: " + dir_.Join("agent-token") +
+                                       "\nlog: {level: info}\n");
+    SubprocessOptions options;
+    options.argv = {kAgentBinary, "--config", config.string()};
+    options.stderr_path = agent.log.string();
+    absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(options);
+    ASSERT_TRUE(process.ok()) << process.status();
+    agent.process = *std::move(process);
+    ASSERT_TRUE(PollUntil([&] { return !agent.process->Running() || SocketAccepts(agent.socket); },
+                          kDeadline));
+    ASSERT_TRUE(agent.process->Running()) << "agent exited:\n" << Log(agent);
+    ASSERT_TRUE(WaitForPolicy(agent, "default disabled, 0 rules")) << Log(agent);
+  }
+
+  static std::string Log(const Agent& agent) { return testing::ReadTestFile(agent.log); }
+
+  // True once the agent logged that it applied a caching policy whose summary starts with
+  // `summary` ("" for any policy).
+  static bool WaitForPolicy(const Agent& agent, const std::string& summary) {
+    return PollUntil(
+        [&] {
+          return Log(agent).find("caching policy from the coordinator: " + summary) !=
+                 std::string::npos;
+        },
+        kDeadline, 50ms);
+  }
+
+  std::string Address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string Url() const { return origin_->BaseUrl() + "/m/"; }
+
+  static std::string VolumeId(const Agent& agent) {
+    absl::StatusOr<VolumeIdRecord> record = ReadVolumeId(CacheLayout(agent.cache_root));
+    EXPECT_TRUE(record.ok()) << record.status();
+    return record.ok() ? record->id : "missing volume id";
+  }
+
+  CtlResult Ctl(std::vector<std::string> args, const Agent* agent = nullptr) {
+    std::string tag = std::to_string(++ctl_runs_);
+    SubprocessOptions options;
+    options.argv = {kCtlBinary};
+    options.argv.insert(options.argv.end(), args.begin(), args.end());
+    options.environment = {"MODELCACHE_DISABLE=", "AIOLI_DISABLE_MODEL_CACHE=",
+                           "MODELCACHE_TOKEN=", "MODELCACHE_COORDINATOR=" + Address(),
+                           "MODELCACHE_SOCKET=" +
+                               (agent ? agent->socket.string() : dir_.Join("no-agent.sock"))};
+    options.stdout_path = dir_.Join("ctl-" + tag + ".out");
+    options.stderr_path = dir_.Join("ctl-" + tag + ".err");
+    CtlResult result;
+    absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(options);
+    if (!process.ok()) {
+      ADD_FAILURE() << process.status();
+      return result;
+    }
+    absl::StatusOr<testing::ExitStatus> exit = (*process)->WaitExit(60s);
+    EXPECT_TRUE(exit.ok()) << "modelcachectl did not finish: " << exit.status();
+    if (exit.ok() && exit->exited) result.exit_code = exit->code;
+    result.out = testing::ReadTestFile(options.stdout_path);
+    result.err = testing::ReadTestFile(options.stderr_path);
+    return result;
+  }
+
+  CtlResult Fetch(const Agent& agent, std::vector<std::string> more = {}) {
+    std::vector<std::string> args = {"fetch", "--model", "m", "--version", "v1", "--source", Url()};
+    args.insert(args.end(), more.begin(), more.end());
+    return Ctl(std::move(args), &agent);
+  }
+
+  // Every origin file is under `dir` with the origin's digest.
+  void ExpectModelAt(const fs::path& dir) {
+    for (const v1::ManifestFile& file : files_) {
+      absl::StatusOr<std::string> digest = Sha256OfFile(dir / file.path());
+      ASSERT_TRUE(digest.ok()) << digest.status();
+      EXPECT_EQ(*digest, file.sha256()) << dir / file.path();
+    }
+  }
+
+  // Enables caching for "m" (the policy's one rule) and waits until both agents applied it.
+  void EnableCaching() {
+    CtlResult enabled = Ctl({"enable-caching", "m", "--token", "adm"});
+    ASSERT_EQ(enabled.exit_code, 0) << enabled.err;
+    for (const Agent& agent : agents_) {
+      ASSERT_TRUE(WaitForPolicy(agent, "default disabled, 1 rules")) << Log(agent);
+    }
+  }
+
+  testing::TempDir dir_;
+  std::vector<v1::ManifestFile> files_;
+  uint64_t model_bytes_ = 0;
+  uint16_t port_ = 0;
+  std::unique_ptr<testing::NginxServer> origin_;
+  // Declared after dir_, so stopped (by PID) before their folders go.
+  std::unique_ptr<Subprocess> coordinator_;
+  Agent agents_[2];
+  int ctl_runs_ = 0;
+};
+
+TEST_F(AgentCoordinatorTest, DisabledCachingRefusesEnsureUntilTheAdminEnablesIt) {
+  Agent& agent = agents_[0];
+  CtlResult refused = Fetch(agent);
+  EXPECT_NE(refused.exit_code, 0) << refused.out;
+  EXPECT_THAT(refused.err, HasSubstr("FAILED_PRECONDITION"));
+  EXPECT_THAT(refused.err, HasSubstr("caching disabled for model m@v1 by the coordinator"));
+  EXPECT_FALSE(fs::exists(agent.cache_root / "models" / "m"));
+
+  // The client falls back to downloading the model itself.
+  fs::path dest = dir_.Path() / "dest";
+  CtlResult local = Fetch(agent, {"--fallback", "--dest", dest.string()});
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+  EXPECT_THAT(local.err, HasSubstr("the agent refused (caching disabled for model m@v1"));
+  ExpectModelAt(dest / "models" / "m" / "v1");
+  EXPECT_FALSE(fs::exists(agent.cache_root / "models" / "m"));
+
+  ASSERT_NO_FATAL_FAILURE(EnableCaching());
+  CtlResult cached = Fetch(agent);
+  ASSERT_EQ(cached.exit_code, 0) << cached.err << Log(agent);
+  fs::path ready = agent.cache_root / "models" / "m" / "v1";
+  EXPECT_THAT(cached.out, HasSubstr(ready.string()));
+  ExpectModelAt(ready);
+}
+
+TEST_F(AgentCoordinatorTest, CachedModelsAreReportedThenPurgedFromEveryAgent) {
+  ASSERT_NO_FATAL_FAILURE(EnableCaching());
+  for (const Agent& agent : agents_) {
+    CtlResult fetched = Fetch(agent);
+    ASSERT_EQ(fetched.exit_code, 0) << fetched.err << Log(agent);
+    ExpectModelAt(agent.cache_root / "models" / "m" / "v1");
+  }
+  const std::string volume_a = VolumeId(agents_[0]);
+  const std::string volume_b = VolumeId(agents_[1]);
+  ASSERT_NE(volume_a, volume_b);
+  const std::string used = "\"used_bytes\": \"" + std::to_string(model_bytes_) + "\"";
+
+  // Both copies reach the coordinator's registry and usage.
+  CtlResult show;
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        show = Ctl({"models", "show", "m", "--json", "--token", "view"});
+        return show.out.find(volume_a) != std::string::npos &&
+               show.out.find(volume_b) != std::string::npos;
+      },
+      kDeadline, 200ms))
+      << show.out << show.err;
+  EXPECT_THAT(show.out, HasSubstr("\"size_bytes\": \"" + std::to_string(model_bytes_) + "\""));
+  CtlResult usage = Ctl({"usage", "--json", "--token", "view"});
+  ASSERT_EQ(usage.exit_code, 0) << usage.err;
+  EXPECT_EQ(Count(usage.out, used), 2u) << usage.out;
+  EXPECT_THAT(usage.out, HasSubstr("node-a"));
+  EXPECT_THAT(usage.out, HasSubstr("node-b"));
+
+  CtlResult purge = Ctl({"purge", "m@v1", "--json", "--token", "adm"});
+  ASSERT_EQ(purge.exit_code, 0) << purge.err;
+  std::vector<std::string> command_ids;
+  std::regex command_id("\"command_id\": \"([^\"]+)\"");
+  for (auto match = std::sregex_iterator(purge.out.begin(), purge.out.end(), command_id);
+       match != std::sregex_iterator(); ++match) {
+    command_ids.push_back((*match)[1]);
+  }
+  ASSERT_EQ(command_ids.size(), 2u) << purge.out;
+
+  // Each agent moves its copy to trash and empties it.
+  for (const Agent& agent : agents_) {
+    fs::path model_dir = agent.cache_root / "models" / "m" / "v1";
+    EXPECT_TRUE(PollUntil([&] { return !fs::exists(model_dir); }, kDeadline, 50ms))
+        << model_dir << "\n" << Log(agent);
+    EXPECT_TRUE(PollUntil([&] { return fs::is_empty(agent.cache_root / "trash"); }, kDeadline, 50ms));
+    // ... and its index forgot it.
+    CtlResult stat = Ctl({"stat", "--model", "m", "--version", "v1"}, &agent);
+    EXPECT_NE(stat.exit_code, 0) << stat.out;
+    EXPECT_THAT(stat.err, HasSubstr("NOT_FOUND"));
+  }
+
+  // The coordinator recorded both answers with the bytes freed, and forgot the copies.
+  std::string coordinator_log;
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        coordinator_log = testing::ReadTestFile(dir_.Path() / "coordinator.log");
+        for (const std::string& id : command_ids) {
+          if (coordinator_log.find("command " + id + " done (" + std::to_string(model_bytes_) +
+                                   " bytes freed)") == std::string::npos) {
+            return false;
+          }
+        }
+        return true;
+      },
+      kDeadline, 100ms))
+      << coordinator_log;
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        show = Ctl({"models", "show", "m", "--json", "--token", "view"});
+        usage = Ctl({"usage", "--json", "--token", "view"});
+        return show.exit_code == 0 && show.out.find(volume_a) == std::string::npos &&
+               show.out.find(volume_b) == std::string::npos &&
+               Count(usage.out, "\"used_bytes\": \"0\"") == 2;
+      },
+      kDeadline, 200ms))
+      << show.out << usage.out;
+}
+
+}  // namespace
+}  // namespace modelcache
