@@ -61,10 +61,8 @@ struct CtlResult {
 class CtlTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (RunCtl({"models", "--help"}, {}).out.find("list") == std::string::npos) {
-      GTEST_SKIP() << "modelcachectl has no admin commands: wire cli::AddAdminCommands into "
-                      "cli/main.cc";
-    }
+    ASSERT_NE(RunCtl({"models", "--help"}, {}).out.find("list"), std::string::npos)
+        << "modelcachectl has no admin commands: cli::AddAdminCommands is not wired into cli/main.cc";
     port_ = testing::FreeTcpPort();
     testing::WriteTestFile(dir_.Path() / "tokens", "adm admin\nview viewer\nagt agent\n");
     testing::WriteTestFile(dir_.Path() / "c.yaml",
