@@ -97,7 +97,9 @@ echo "volume id (both agents): $(grep -o 'id=[0-9a-f]*' "$work/cache/.modelcache
 
 step "5. modelcachectl enable-caching demo-llm (the coordinator passes the policy to both agents)"
 "$ctl_bin" enable-caching demo-llm
-policy_applied() { grep -q "caching policy from the coordinator: .*1 rules" "$work/agent-$1.log"; }
+# The agent logs each policy it applies ("caching policy from the coordinator: default
+# disabled, 1 rules"); the key=value spelling is accepted too.
+policy_applied() { grep -Eq "caching policy.*(1 rules|rules=1)" "$work/agent-$1.log"; }
 wait_for 15 policy_applied 1
 wait_for 15 policy_applied 2
 echo "both agents applied it"
