@@ -24,6 +24,7 @@
 #include "agent/store/space.h"
 #include "agent/store/volume_id.h"
 #include "common/fs.h"
+#include "common/log_fields.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
 #include "spdlog/spdlog.h"
@@ -104,7 +105,11 @@ struct AgentServer::Parts {
     for (const v1::CachedModel& model : models) used += model.size_bytes();
     absl::StatusOr<VolumeSpace> space = ReadVolumeSpace(config.cache_root);
     if (!space.ok()) {
-      spdlog::warn("cache metrics: {}", space.status());
+      spdlog::warn("cache metrics refresh failed {}",
+                   LogFields()
+                       .Add("path", config.cache_root.string())
+                       .Add("error", space.status())
+                       .Add("next", "the cache gauges keep their last values; retried in 5 s"));
       return;
     }
     metrics->SetCache(MakeCacheSnapshot(models.size(), used, space->capacity_bytes,

@@ -53,8 +53,9 @@ AgentMetrics::AgentMetrics(prometheus::Registry& registry) {
       AddGauge(registry, "modelcache_fills_in_progress", "Models being filled right now");
   fills_ = AddCounters(registry, "modelcache_fills_total",
                        "Fills finished, by source scheme and result (ok: published)");
-  fill_bytes_ = AddCounters(registry, "modelcache_fill_bytes_total",
-                            "Bytes fetched from sources by fills (a resumed prefix is not counted)");
+  fill_bytes_ =
+      AddCounters(registry, "modelcache_fill_bytes_total",
+                  "Bytes fetched from sources by fills (a resumed prefix is not counted)");
   fill_seconds_ = &prometheus::BuildHistogram()
                        .Name("modelcache_fill_duration_seconds")
                        .Help("Time from the start of a fill to its end (published or failed)")
@@ -95,16 +96,26 @@ AgentMetrics::AgentMetrics(prometheus::Registry& registry) {
 
 void AgentMetrics::CountEnsure(EnsureResult result) {
   switch (result) {
-    case EnsureResult::kHit: ensure_hit_->Increment(); break;
-    case EnsureResult::kMiss: ensure_miss_->Increment(); break;
-    case EnsureResult::kError: ensure_error_->Increment(); break;
+    case EnsureResult::kHit:
+      ensure_hit_->Increment();
+      break;
+    case EnsureResult::kMiss:
+      ensure_miss_->Increment();
+      break;
+    case EnsureResult::kError:
+      ensure_error_->Increment();
+      break;
   }
 }
 
 void AgentMetrics::CountFallback(FallbackReason reason) {
   switch (reason) {
-    case FallbackReason::kNodeDisabled: fallback_node_->Increment(); break;
-    case FallbackReason::kModelDisabled: fallback_model_->Increment(); break;
+    case FallbackReason::kNodeDisabled:
+      fallback_node_->Increment();
+      break;
+    case FallbackReason::kModelDisabled:
+      fallback_model_->Increment();
+      break;
   }
 }
 

@@ -277,7 +277,10 @@ void ModelCache::Impl::Purge(const ModelKey& key,
   }
   index_.Remove(key.first, key.second);
   if (!trashed.ok()) return on_done(uint64_t{0});  // not on the volume
-  spdlog::info("model {}: moved to trash for purge ({})", model, FormatBytes(known_bytes));
+  spdlog::info("purge moved to trash {}", LogFields()
+                                             .Add("model", key.first)
+                                             .Add("version", key.second)
+                                             .Add("bytes", known_bytes));
   auto freed = std::make_shared<absl::StatusOr<uint64_t>>(uint64_t{0});
   loop_.RunBlocking([layout = layout_, freed] { *freed = EmptyTrash(layout); },
                     [freed, known_bytes, model, on_done = std::move(on_done)] {

@@ -62,11 +62,10 @@ struct MetricsHttpServer::State {
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     MetricsHttpOptions options, const prometheus::Registry& registry) {
-  auto state = std::unique_ptr<State>(new State{
-      MetricsHandler(registry, std::move(options.before_scrape)), ProbeHandler(nullptr),
-      ProbeHandler(std::move(options.ready)), nullptr});
-  std::vector<std::string> civet_options = {"listening_ports", options.address, "num_threads",
-                                            "2"};
+  auto state = std::unique_ptr<State>(
+      new State{MetricsHandler(registry, std::move(options.before_scrape)), ProbeHandler(nullptr),
+                ProbeHandler(std::move(options.ready)), nullptr});
+  std::vector<std::string> civet_options = {"listening_ports", options.address, "num_threads", "2"};
   // CivetServer reports a failed bind by throwing; keep the exception at this edge.
   try {
     state->server = std::make_unique<CivetServer>(civet_options);
@@ -83,8 +82,7 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
 }
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
-    const std::string& address, const prometheus::Registry& registry,
-    std::function<bool()> ready) {
+    const std::string& address, const prometheus::Registry& registry, std::function<bool()> ready) {
   return Start(MetricsHttpOptions{.address = address, .ready = std::move(ready)}, registry);
 }
 

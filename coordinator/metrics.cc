@@ -30,17 +30,17 @@ std::string_view PurgeReason(std::string_view reason) {
 }  // namespace
 
 CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry)
-    : agents_connected(Gauge(registry, "modelcache_coordinator_agents_connected",
-                             "Agent streams open now")),
+    : agents_connected(
+          Gauge(registry, "modelcache_coordinator_agents_connected", "Agent streams open now")),
       usage_reports(Counter(registry, "modelcache_coordinator_usage_reports_total",
                             "Usage reports (full, delta, heartbeat) handled")),
-      report_seconds(prometheus::BuildHistogram()
-                         .Name("modelcache_coordinator_usage_report_seconds")
-                         .Help("Time to store one usage report")
-                         .Register(registry)
-                         .Add({}, prometheus::Histogram::BucketBoundaries{
-                                      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                      0.25, 1})),
+      report_seconds(
+          prometheus::BuildHistogram()
+              .Name("modelcache_coordinator_usage_report_seconds")
+              .Help("Time to store one usage report")
+              .Register(registry)
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                               0.025, 0.05, 0.1, 0.25, 1})),
       purges_done(Counter(registry, "modelcache_coordinator_command_results_total",
                           "Command answers from agents")),
       bytes_freed(Counter(registry, "modelcache_coordinator_purged_bytes_total",
@@ -51,16 +51,18 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry)
                            .Name("modelcache_coordinator_purge_decisions_total")
                            .Help("Purge commands queued for a cached copy, by reason")
                            .Register(registry)),
-      policy_seconds_(prometheus::BuildHistogram()
-                          .Name("modelcache_coordinator_policy_loop_duration_seconds")
-                          .Help("Time of one policy pass (snapshot, plan, queue purges)")
-                          .Register(registry)
-                          .Add({}, prometheus::Histogram::BucketBoundaries{
-                                       0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30})),
-      policy_last_run_(Gauge(registry, "modelcache_coordinator_policy_loop_last_run_timestamp_seconds",
+      policy_seconds_(
+          prometheus::BuildHistogram()
+              .Name("modelcache_coordinator_policy_loop_duration_seconds")
+              .Help("Time of one policy pass (snapshot, plan, queue purges)")
+              .Register(registry)
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
+                                                               1, 5, 10, 30})),
+      policy_last_run_(Gauge(registry,
+                             "modelcache_coordinator_policy_loop_last_run_timestamp_seconds",
                              "Unix time the last successful policy pass ended (0: none yet)")),
-      volumes_(Gauge(registry, "modelcache_coordinator_volumes",
-                     "Cache volumes the coordinator knows")),
+      volumes_(
+          Gauge(registry, "modelcache_coordinator_volumes", "Cache volumes the coordinator knows")),
       cached_models_(prometheus::BuildGauge()
                          .Name("modelcache_coordinator_cached_models")
                          .Help("Model versions ready on each volume, as its agents report")

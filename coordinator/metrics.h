@@ -25,12 +25,12 @@ class CoordinatorMetrics {
   explicit CoordinatorMetrics(prometheus::Registry& registry);
 
   // ---- agent streams
-  prometheus::Gauge& agents_connected;   // modelcache_coordinator_agents_connected
-  prometheus::Counter& usage_reports;    // modelcache_coordinator_usage_reports_total
-  prometheus::Histogram& report_seconds; // modelcache_coordinator_usage_report_seconds
-  prometheus::Counter& purges_done;      // modelcache_coordinator_command_results_total
-  prometheus::Counter& bytes_freed;      // modelcache_coordinator_purged_bytes_total
-  prometheus::Counter& auth_refused;     // modelcache_coordinator_auth_refused_total
+  prometheus::Gauge& agents_connected;    // modelcache_coordinator_agents_connected
+  prometheus::Counter& usage_reports;     // modelcache_coordinator_usage_reports_total
+  prometheus::Histogram& report_seconds;  // modelcache_coordinator_usage_report_seconds
+  prometheus::Counter& purges_done;       // modelcache_coordinator_command_results_total
+  prometheus::Counter& bytes_freed;       // modelcache_coordinator_purged_bytes_total
+  prometheus::Counter& auth_refused;      // modelcache_coordinator_auth_refused_total
 
   // modelcache_coordinator_purge_decisions_total{reason}: a purge command was queued for a
   // copy; reason is unused, deleted, quota or manual (anything else counts as "other").

@@ -1,10 +1,8 @@
 // The coordinator's metrics and probes, in process: a CoordinatorServer on 127.0.0.1 with its
 // metrics port, a simulated agent (the agent's own CoordinatorClient over an in-memory
 // volume) and admin calls through the gRPC stub.
-#include "coordinator/metrics.h"
-
-#include <grpcpp/grpcpp.h>
 #include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
@@ -16,6 +14,7 @@
 
 #include "agent/coordinator_client.h"
 #include "coordinator/db/sqlite.h"
+#include "coordinator/metrics.h"
 #include "coordinator/service.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
 #include "tests/testing/http_get.h"
@@ -163,8 +162,8 @@ TEST_F(CoordinatorMetricsTest, ReportsAndAManualPurgeMoveTheGaugesAndCounters) {
   EXPECT_TRUE(WaitFor("modelcache_coordinator_volumes", 1)) << Metrics();
   EXPECT_TRUE(WaitFor("modelcache_coordinator_cached_models{volume=\"vol-a\"}", 2)) << Metrics();
   EXPECT_GT(agent.LastReportUnixSeconds(), 0);
-  EXPECT_EQ(SampleValue(Metrics(), "modelcache_coordinator_purge_decisions_total{reason=\"manual\"}"),
-            0);
+  EXPECT_EQ(
+      SampleValue(Metrics(), "modelcache_coordinator_purge_decisions_total{reason=\"manual\"}"), 0);
 
   auto channel = grpc::CreateChannel(options.target, grpc::InsecureChannelCredentials());
   auto stub = v1::Coordinator::NewStub(channel);

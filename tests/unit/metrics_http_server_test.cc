@@ -20,11 +20,11 @@ TEST(MetricsHttpServer, BeforeScrapeRefreshesGaugesForEachScrape) {
   prometheus::Gauge& gauge =
       prometheus::BuildGauge().Name("modelcache_test_scrapes").Help("t").Register(registry).Add({});
   std::atomic<int> scrapes{0};
-  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server = MetricsHttpServer::Start(
-      MetricsHttpOptions{.address = "127.0.0.1:0",
-                         .ready = nullptr,
-                         .before_scrape = [&] { gauge.Set(++scrapes); }},
-      registry);
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server =
+      MetricsHttpServer::Start(MetricsHttpOptions{.address = "127.0.0.1:0",
+                                                  .ready = nullptr,
+                                                  .before_scrape = [&] { gauge.Set(++scrapes); }},
+                               registry);
   ASSERT_TRUE(server.ok()) << server.status();
   std::string base = "http://127.0.0.1:" + std::to_string((*server)->Port());
   EXPECT_THAT(HttpGet(base + "/metrics").body, HasSubstr("modelcache_test_scrapes 1"));
