@@ -85,12 +85,12 @@ struct AgentServer::Parts {
   std::unique_ptr<AgentMetrics> metrics;
   std::unique_ptr<grpc::Service> service;
   std::unique_ptr<grpc::Server> server;
-  std::unique_ptr<MetricsHttpServer> http;
-  int tcp_port = 0;
-  std::atomic<bool> ready{false};
-
+  // Before `http`, whose handlers use them: members are destroyed in reverse order.
   std::mutex scraped_mutex;
   CoordinatorClient* scraped_coordinator = nullptr;  // guarded by scraped_mutex
+  std::atomic<bool> ready{false};
+  std::unique_ptr<MetricsHttpServer> http;
+  int tcp_port = 0;
 
   std::thread refresher;
   std::mutex refresher_mutex;
