@@ -136,6 +136,8 @@ class PrometheusScrapeTest : public ::testing::Test {
     SubprocessOptions options;
     options.argv = {Binary("coordinator/modelcache-coordinator"), "--config",
                     dir_.Join("coordinator.yaml")};
+    // JSON lines, asked for the way a Deployment would: the environment.
+    options.environment = {"MODELCACHE_LOG_JSON=1"};
     options.stderr_path = dir_.Join("coordinator.log");
     absl::StatusOr<std::unique_ptr<Subprocess>> coordinator = Subprocess::Start(options);
     ASSERT_TRUE(coordinator.ok()) << coordinator.status();
@@ -272,6 +274,10 @@ TEST_F(PrometheusScrapeTest, BothDaemonsAreUpWithTheirSeriesUnderTheirJob) {
   EXPECT_EQ(testing::HttpGet(CoordinatorUrl("/healthz")).status, 200);
   EXPECT_EQ(testing::HttpGet(CoordinatorUrl("/readyz")).status, 200);
   EXPECT_EQ(testing::HttpGet(CoordinatorUrl("/nothing")).status, 404);
+  // The coordinator logs JSON lines (MODELCACHE_LOG_JSON=1); its start-up line is one.
+  const std::string coordinator_log = testing::ReadTestFile(dir_.Path() / "coordinator.log");
+  EXPECT_TRUE(absl::StartsWith(coordinator_log, "{\"ts\":\"")) << coordinator_log;
+  EXPECT_THAT(coordinator_log, ::testing::HasSubstr("\"component\":\"coordinator\""));
 
   // The agent's stream reached the coordinator: both sides say so.
   EXPECT_TRUE(WaitForValue(absl::StrCat("modelcache_coordinator_connected{job=\"", kAgentJob, "\"}"),
@@ -349,6 +355,10 @@ TEST_F(PrometheusScrapeTest, AFetchThroughTheAgentIsCountedAsAMissInPrometheus) 
   EXPECT_TRUE(WaitForValue(absl::StrCat("modelcache_fill_duration_seconds_count{job=\"", kAgentJob,
                                         "\",scheme=\"http\"}"),
                            [](double v) { return v == 1; }));
+  // The agent's log has the fill as one key=value line.
+  EXPECT_THAT(testing::ReadTestFile(dir_.Path() / "agent.log"),
+              ::testing::HasSubstr(absl::StrCat("fill finished model=scraped version=v1 bytes=",
+                                                model_bytes, " duration_ms=")));
   // The coordinator learnt of the model from the agent's report.
   EXPECT_TRUE(WaitForValue(
       absl::StrCat("modelcache_coordinator_cached_models{job=\"", kCoordinatorJob, "\"}"),
