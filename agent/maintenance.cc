@@ -57,22 +57,6 @@ v1::VolumeSpaceInfo ToProto(const VolumeSpace& space) {
   return info;
 }
 
-std::string KindName(CleanupItem::Kind kind) {
-  switch (kind) {
-    case CleanupItem::Kind::kModel:
-      return "model";
-    case CleanupItem::Kind::kStaging:
-      return "staging";
-    case CleanupItem::Kind::kTrash:
-      return "trash";
-    case CleanupItem::Kind::kQuarantine:
-      return "quarantine";
-    case CleanupItem::Kind::kUnknown:
-      return "unknown";
-  }
-  return "unknown";
-}
-
 void AddEntries(const Inventory& inventory, const CleanupPlan& plan,
                 v1::CleanupResponse& response) {
   std::set<std::string> selected;
