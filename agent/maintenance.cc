@@ -28,10 +28,6 @@
 namespace modelcache {
 namespace {
 
-// `--staging` without an age: fills untouched this long are taken as abandoned. A live fill
-// journals every few seconds, so this leaves a wide margin.
-constexpr std::chrono::seconds kDefaultStagingAge{600};
-
 std::string Key(std::string_view name, std::string_view version) {
   return fmt::format("{}@{}", name, version);
 }
@@ -197,9 +193,8 @@ absl::StatusOr<v1::CleanupResponse> Maintenance::Cleanup(const v1::CleanupReques
   wanted.force = request.force();
   wanted.now = clock_.Now();
   if (request.staging()) {
-    wanted.staging_older_than = request.staging_older_than_seconds() > 0
-                                    ? std::chrono::seconds(request.staging_older_than_seconds())
-                                    : kDefaultStagingAge;
+    wanted.staging_older_than =
+        std::chrono::seconds(std::max<int64_t>(0, request.staging_older_than_seconds()));
   }
   for (const std::string& text : request.models()) {
     ASSIGN_OR_RETURN(NameAndVersion selected, ParseSelector(text));
@@ -241,31 +236,32 @@ absl::StatusOr<v1::CleanupResponse> Maintenance::Cleanup(const v1::CleanupReques
   }
 
   CleanupPlan rest = plan;
+  std::vector<CleanupItem> models;
   if (Serving(volume)) {
     // The cache's index must forget a model before its folder goes: Purge does both on the
     // loop, so no Ensure answers with a folder that is being deleted.
     rest.remove.clear();
     for (const CleanupItem& item : plan.remove) {
-      if (item.kind != CleanupItem::Kind::kModel) {
-        rest.remove.push_back(item);
-        continue;
-      }
-      std::filesystem::path relative(item.path);  // models/<name>/<version>
-      std::string name = relative.parent_path().filename().string();
-      std::string version = relative.filename().string();
-      absl::StatusOr<uint64_t> freed = cache_.Purge(name, version);
-      if (!freed.ok()) {
-        response.add_problems(fmt::format("{}: {}", item.path, freed.status().message()));
-        continue;
-      }
-      response.add_removed(item.path);
-      response.set_freed_bytes(response.freed_bytes() + item.bytes);
+      (item.kind == CleanupItem::Kind::kModel ? models : rest.remove).push_back(item);
     }
   }
+  // The rest first: a purge empties trash/, which would hide what the trash items freed.
   ASSIGN_OR_RETURN(CleanupResult result, ExecuteCleanup(layout, rest));
   for (const std::string& removed : result.removed) response.add_removed(removed);
   for (const std::string& problem : result.problems) response.add_problems(problem);
-  response.set_freed_bytes(response.freed_bytes() + result.bytes_freed);
+  response.set_freed_bytes(result.bytes_freed);
+  for (const CleanupItem& item : models) {
+    std::filesystem::path relative(item.path);  // models/<name>/<version>
+    std::string name = relative.parent_path().filename().string();
+    std::string version = relative.filename().string();
+    absl::StatusOr<uint64_t> freed = cache_.Purge(name, version);
+    if (!freed.ok()) {
+      response.add_problems(fmt::format("{}: {}", item.path, freed.status().message()));
+      continue;
+    }
+    response.add_removed(item.path);
+    response.set_freed_bytes(response.freed_bytes() + item.bytes);
+  }
   ASSIGN_OR_RETURN(VolumeSpace after, ReadVolumeSpace(volume.root));
   *response.mutable_after() = ToProto(after);
   spdlog::info("cleanup of volume {} ({}): removed {} items, {} freed, {} problems", volume.id,

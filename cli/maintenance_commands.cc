@@ -27,7 +27,8 @@ struct MaintenanceFlags {
   std::vector<std::string> models;
   bool all_models = false;
   bool staging = false;
-  std::string staging_older_than;
+  // A live fill rewrites its journal every few seconds: 10 minutes untouched is abandoned.
+  std::string staging_older_than = "10m";
   bool trash = false;
   bool quarantine = false;
   bool unknown = false;
@@ -92,15 +93,15 @@ void PrintCleanup(const v1::CleanupResponse& response) {
                            SpaceText(response.after()));
 }
 
-int RunCleanup(const MaintenanceFlags& flags, CliContext& context) {
+int RunCleanup(const MaintenanceFlags& flags, bool staging_age_given, CliContext& context) {
   v1::CleanupRequest request;
   request.set_volume_id(flags.volume);
   request.set_dry_run(flags.dry_run);
   request.set_force(flags.force);
   for (const std::string& model : flags.models) request.add_models(model);
   request.set_all_models(flags.all_models);
-  request.set_staging(flags.staging || !flags.staging_older_than.empty());
-  if (!flags.staging_older_than.empty()) {
+  request.set_staging(flags.staging || staging_age_given);
+  if (request.staging()) {
     absl::StatusOr<std::chrono::seconds> age = ParseDuration(flags.staging_older_than);
     if (!age.ok()) {
       return Fail(fmt::format("--staging-older-than {}: {}", flags.staging_older_than,
@@ -288,12 +289,15 @@ void AddMaintenanceCommands(CLI::App& app, CliContext& context) {
   cleanup->add_flag("--all-models", flags->all_models, "Remove every model");
   cleanup->add_flag("--staging", flags->staging,
                     "Remove abandoned fills (staging not modified for --staging-older-than, 10m)");
-  cleanup->add_option("--staging-older-than", flags->staging_older_than,
-                      "Age of an abandoned staging folder (implies --staging), e.g. 1h");
+  CLI::Option* staging_age = cleanup->add_option(
+      "--staging-older-than", flags->staging_older_than,
+      "Age of an abandoned staging folder (implies --staging), e.g. 1h; 0s: every one");
   cleanup->add_flag("--trash", flags->trash, "Empty trash/");
   cleanup->add_flag("--quarantine", flags->quarantine, "Remove quarantined models");
   cleanup->add_flag("--unknown", flags->unknown, "Remove folders that are not the cache's");
-  cleanup->callback([flags, &context] { context.exit_code = RunCleanup(*flags, context); });
+  cleanup->callback([flags, staging_age, &context] {
+    context.exit_code = RunCleanup(*flags, staging_age->count() > 0, context);
+  });
 
   CLI::App* verify = app.add_subcommand(
       "verify", "Re-hash cached models against their manifests; damaged ones go to quarantine "

@@ -276,17 +276,22 @@ TEST_F(AgentMaintenanceTest, CleanupListsWithSizesDryRunKeepsAndRealRunFreesWhat
 
   CtlResult json = Ctl({"cleanup", "--volume", volume, "--dry-run", "--unknown", "--json"});
   ASSERT_TRUE(json.exit.Success()) << json.err;
-  EXPECT_EQ(JsonNumber(json.out, "plannedBytes"), 200'000u) << json.out;
-  EXPECT_GT(JsonNumber(json.out, "capacityBytes"), 0u) << json.out;
+  EXPECT_EQ(JsonNumber(json.out, "planned_bytes"), 200'000u) << json.out;
+  EXPECT_GT(JsonNumber(json.out, "capacity_bytes"), 0u) << json.out;
 
   CtlResult wrong = Ctl({"cleanup", "--volume", "0123456789abcdef0123456789abcdef", "--dry-run"});
   EXPECT_EQ(wrong.exit.code, 4);
   EXPECT_THAT(wrong.err, HasSubstr("NOT_FOUND"));
 
+  uint64_t model_tree_bytes = 0;  // the files, the manifest and the access stamp
+  for (const auto& entry : fs::recursive_directory_iterator(model)) {
+    if (entry.is_regular_file()) model_tree_bytes += entry.file_size();
+  }
+  ASSERT_GT(model_tree_bytes, model_bytes_);
   CtlResult real = Ctl({"cleanup", "--volume", volume, "--models", "m", "--unknown", "--trash",
                         "--staging-older-than", "0s", "--json"});
   ASSERT_TRUE(real.exit.Success()) << real.err << AgentLog();
-  EXPECT_EQ(JsonNumber(real.out, "freedBytes"), model_bytes_ + 200'000 + 100'000 + 50'000)
+  EXPECT_EQ(JsonNumber(real.out, "freed_bytes"), model_tree_bytes + 200'000 + 100'000 + 50'000)
       << real.out;
   EXPECT_THAT(real.out, HasSubstr("\"before\""));
   EXPECT_THAT(real.out, HasSubstr("\"after\""));
@@ -363,8 +368,8 @@ TEST_F(AgentMaintenanceTest, RepairOfAPublishedDamagedModelQuarantinesAndRefetch
 
   CtlResult repaired = Ctl({"repair", "m@v1", "--json"});
   ASSERT_TRUE(repaired.exit.Success()) << repaired.err << AgentLog();
-  EXPECT_EQ(JsonNumber(repaired.out, "bytesRefetched"), config_bytes) << repaired.out;
-  EXPECT_EQ(JsonNumber(repaired.out, "bytesKept"), weights_bytes) << repaired.out;
+  EXPECT_EQ(JsonNumber(repaired.out, "bytes_refetched"), config_bytes) << repaired.out;
+  EXPECT_EQ(JsonNumber(repaired.out, "bytes_kept"), weights_bytes) << repaired.out;
   ExpectOriginFiles(model);
   EXPECT_EQ(OriginBytes("/m/config.json", 2 * config_bytes), 2 * config_bytes);
   EXPECT_EQ(OriginBytes("/m/weights/w.bin"), weights_bytes);
@@ -417,7 +422,7 @@ TEST_F(AgentMaintenanceTest, MigrateCopiesToAnotherVolumeWithoutTheOriginAndBack
   ASSERT_FALSE(fs::exists(model));
   CtlResult back = Ctl({"migrate", "--from", other_id, "--to", main_id, "--models", "m", "--json"});
   ASSERT_TRUE(back.exit.Success()) << back.err << AgentLog();
-  EXPECT_EQ(JsonNumber(back.out, "bytesCopied"), model_bytes_) << back.out;
+  EXPECT_EQ(JsonNumber(back.out, "bytes_copied"), model_bytes_) << back.out;
   CtlResult hit = Fetch();
   ASSERT_TRUE(hit.exit.Success()) << hit.err;
   EXPECT_THAT(hit.err, HasSubstr("already cached"));
