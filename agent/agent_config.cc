@@ -149,6 +149,26 @@ absl::Status ApplyS3(const YAML::Node& node, AgentConfig& config) {
   });
 }
 
+absl::Status ApplyScrub(const YAML::Node& node, AgentConfig& config) {
+  return ForEachKey("scrub", node, [&](const std::string& path, const std::string& key,
+                                       const YAML::Node& value) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
+    if (key == "every") {
+      absl::StatusOr<std::chrono::seconds> every = ParseDuration(text);
+      if (!every.ok()) return InvalidValue(path, text, std::string(every.status().message()));
+      config.scrub_every = *every;
+    } else if (key == "rate") {
+      absl::StatusOr<uint64_t> rate = ParseQuantity(text);
+      if (!rate.ok()) return InvalidValue(path, text, std::string(rate.status().message()));
+      if (*rate < (1u << 20)) return InvalidValue(path, text, "want at least 1Mi (bytes per second)");
+      config.scrub_bytes_per_second = *rate;
+    } else {
+      return UnknownKey(path, {"every", "rate"});
+    }
+    return absl::OkStatus();
+  });
+}
+
 absl::Status ApplyExtraVolumes(std::string_view path, const YAML::Node& node,
                                AgentConfig& config) {
   config.extra_volumes.clear();
@@ -196,12 +216,14 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
       config.caching_enabled = config.storage.enabled;
     } else if (key == "extraVolumes") {
       return ApplyExtraVolumes(path, value, config);
+    } else if (key == "scrub") {
+      return ApplyScrub(value, config);
     } else if (key == "testOnlyFilesystemType") {
       ASSIGN_OR_RETURN(config.test_only_filesystem_type, Scalar(path, value));
     } else {
       return UnknownKey(path, {"cacheRoot", "socket", "listenTcp", "metricsAddress", "nodeName",
                                "coordinator", "coordinatorToken", "coordinatorTokenFile", "log",
-                               "fill", "s3", "modelsCacheStorage", "extraVolumes",
+                               "fill", "s3", "modelsCacheStorage", "extraVolumes", "scrub",
                                "testOnlyFilesystemType"});
     }
     return absl::OkStatus();

@@ -137,6 +137,9 @@ struct AgentServer::Parts {
   int tcp_port = 0;
   std::atomic<bool> ready{false};
 
+  std::thread scrubber;  // runs only with scrub_every > 0
+  std::atomic<bool> scrub_cancel{false};
+
   std::thread refresher;
   std::mutex refresher_mutex;
   std::condition_variable refresher_wake;
@@ -167,6 +170,25 @@ struct AgentServer::Parts {
       refresher_wake.wait_for(lock, kCacheMetricsInterval,
                               [this] { return stopping || refresh_requested; });
       refresh_requested = false;
+    }
+  }
+
+  // Waits scrub_every, then one rate-limited pass, until stopping (same mutex and wake-up as
+  // the refresher; scrub_cancel interrupts a pass in the middle of a file).
+  void ScrubLoop() {
+    RateLimit rate{config.scrub_bytes_per_second};
+    std::unique_lock lock(refresher_mutex);
+    while (!stopping) {
+      refresher_wake.wait_for(lock, config.scrub_every, [this] { return stopping; });
+      if (stopping) break;
+      lock.unlock();
+      absl::StatusOr<int> quarantined = maintenance->Scrub(rate, &scrub_cancel);
+      if (!quarantined.ok() && !absl::IsCancelled(quarantined.status())) {
+        spdlog::warn("scrub: {}", quarantined.status());
+      } else if (quarantined.ok()) {
+        spdlog::info("scrub: pass done, {} models quarantined", *quarantined);
+      }
+      lock.lock();
     }
   }
 
@@ -250,6 +272,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
 
   p.RefreshCacheMetrics();
   p.refresher = std::thread([&p] { p.RefreshLoop(); });
+  if (config.scrub_every.count() > 0) p.scrubber = std::thread([&p] { p.ScrubLoop(); });
   p.ready = true;
   spdlog::info("agent {} serving cache {} on unix:{}{}{}, metrics {}", config.node_name,
                config.cache_root.string(), config.socket,
@@ -303,8 +326,10 @@ void AgentServer::Shutdown() {
     std::lock_guard lock(p.refresher_mutex);
     p.stopping = true;
   }
+  p.scrub_cancel = true;
   p.refresher_wake.notify_all();
   if (p.refresher.joinable()) p.refresher.join();
+  if (p.scrubber.joinable()) p.scrubber.join();
   p.server.reset();
   p.service.reset();
   p.maintenance_service.reset();

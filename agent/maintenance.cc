@@ -287,39 +287,64 @@ absl::StatusOr<v1::VerifyResponse> Maintenance::Verify(const v1::VerifyRequest& 
   }
   v1::VerifyResponse response;
   for (const auto& [name, version] : selected) {
-    v1::ModelVerification* result = response.add_models();
-    result->set_name(name);
-    result->set_version(version);
-    absl::StatusOr<VerifyReport> report = VerifyModel(layout, name, version, RateLimit{});
-    if (!report.ok()) {
-      result->set_error(std::string(report.status().message()));
-      continue;
-    }
-    result->set_files_checked(report->files_checked);
-    result->set_bytes_hashed(report->bytes_hashed);
-    for (const BadFile& bad : report->bad_files) {
-      v1::BadFileInfo* info = result->add_bad_files();
-      info->set_path(bad.path);
-      info->set_problem(bad.problem);
-    }
-    if (report->Clean() || request.no_quarantine()) continue;
-    absl::StatusOr<std::filesystem::path> moved = Quarantine(layout, name, version, clock_.Now());
-    if (!moved.ok()) {
-      result->set_error(fmt::format("quarantine: {}", moved.status().message()));
-      continue;
-    }
-    // The folder is gone from models/; Purge finds nothing to trash and drops the index entry.
-    absl::StatusOr<uint64_t> forgotten = cache_.Purge(name, version);
-    if (!forgotten.ok()) {
-      spdlog::warn("model {}: quarantined but the index kept it: {}", Key(name, version),
-                   forgotten.status());
-    }
-    result->set_quarantined_to(moved->lexically_relative(layout.Root()).string());
-    spdlog::error("model {}: {} bad files ({}: {}); quarantined to {}", Key(name, version),
-                  report->bad_files.size(), report->bad_files.front().path,
-                  report->bad_files.front().problem, moved->string());
+    *response.add_models() =
+        VerifyOne(name, version, !request.no_quarantine(), RateLimit{}, nullptr);
   }
   return response;
+}
+
+v1::ModelVerification Maintenance::VerifyOne(const std::string& name, const std::string& version,
+                                              bool quarantine, RateLimit rate_limit,
+                                              const std::atomic<bool>* cancel) {
+  CacheLayout layout(options_.serving.root);
+  v1::ModelVerification result;
+  result.set_name(name);
+  result.set_version(version);
+  absl::StatusOr<VerifyReport> report = VerifyModel(layout, name, version, rate_limit, cancel);
+  if (!report.ok()) {
+    result.set_error(std::string(report.status().message()));
+    return result;
+  }
+  result.set_files_checked(report->files_checked);
+  result.set_bytes_hashed(report->bytes_hashed);
+  for (const BadFile& bad : report->bad_files) {
+    v1::BadFileInfo* info = result.add_bad_files();
+    info->set_path(bad.path);
+    info->set_problem(bad.problem);
+  }
+  if (report->Clean() || !quarantine) return result;
+  absl::StatusOr<std::filesystem::path> moved = Quarantine(layout, name, version, clock_.Now());
+  if (!moved.ok()) {
+    result.set_error(fmt::format("quarantine: {}", moved.status().message()));
+    return result;
+  }
+  // The folder is gone from models/; Purge finds nothing to trash and drops the index entry.
+  absl::StatusOr<uint64_t> forgotten = cache_.Purge(name, version);
+  if (!forgotten.ok()) {
+    spdlog::warn("model {}: quarantined but the index kept it: {}", Key(name, version),
+                 forgotten.status());
+  }
+  result.set_quarantined_to(moved->lexically_relative(layout.Root()).string());
+  spdlog::error("model {}: {} bad files ({}: {}); quarantined to {}", Key(name, version),
+                report->bad_files.size(), report->bad_files.front().path,
+                report->bad_files.front().problem, moved->string());
+  return result;
+}
+
+absl::StatusOr<int> Maintenance::Scrub(RateLimit rate_limit, const std::atomic<bool>* cancel) {
+  ASSIGN_OR_RETURN(Inventory inventory, TakeInventory(CacheLayout(options_.serving.root)));
+  int quarantined = 0;
+  for (const InventoryModel& model : inventory.models) {
+    if (cancel != nullptr && cancel->load()) return absl::CancelledError("scrub: cancelled");
+    std::lock_guard lock(running_);
+    v1::ModelVerification result = VerifyOne(model.name, model.version, true, rate_limit, cancel);
+    if (!result.quarantined_to().empty()) ++quarantined;
+    // Purged or quarantined meanwhile, usually; the next pass sees the volume as it is then.
+    if (!result.error().empty()) {
+      spdlog::info("scrub {}: {}", Key(model.name, model.version), result.error());
+    }
+  }
+  return quarantined;
 }
 
 absl::StatusOr<v1::RepairResponse> Maintenance::Repair(const v1::RepairRequest& request) {

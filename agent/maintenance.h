@@ -6,6 +6,7 @@
 // Every method blocks for as long as the work takes (hashing, copying, a re-fetch): call it
 // from a gRPC thread, never from the event loop. One operation runs at a time; the others
 // wait for it.
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <mutex>
@@ -15,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent/fill/source.h"
+#include "agent/store/verify.h"
 #include "common/clock.h"
 #include "modelcache/v1/maintenance.pb.h"
 
@@ -59,6 +61,11 @@ class Maintenance {
   // model is in progress; NOT_FOUND when there is nothing to repair from.
   absl::StatusOr<v1::RepairResponse> Repair(const v1::RepairRequest& request);
 
+  // One background pass over the serving volume at `rate_limit`: like Verify of every model,
+  // but holding the one-operation lock per model only, so that CLI calls are not held off for
+  // the whole pass. Returns the models quarantined. CANCELLED once *cancel is true.
+  absl::StatusOr<int> Scrub(RateLimit rate_limit, const std::atomic<bool>* cancel);
+
   // Per-model results (an error on one model does not stop the others). NOT_FOUND for an
   // unknown volume id, INVALID_ARGUMENT when both ids are the same volume.
   absl::StatusOr<v1::MigrateResponse> Migrate(const v1::MigrateRequest& request);
@@ -67,6 +74,10 @@ class Maintenance {
   absl::StatusOr<MaintainedVolume> FindVolume(std::string_view id) const;
   bool Serving(const MaintainedVolume& volume) const;
   // Puts a model published on the serving volume behind the index's back into the index.
+  // Re-hashes one published model; a damaged one is quarantined and dropped from the index.
+  v1::ModelVerification VerifyOne(const std::string& name, const std::string& version,
+                                  bool quarantine, RateLimit rate_limit,
+                                  const std::atomic<bool>* cancel);
   absl::Status Adopt(std::string_view name, std::string_view version, std::string_view source);
 
   ModelCache& cache_;

@@ -379,6 +379,26 @@ TEST_F(AgentMaintenanceTest, RepairOfAPublishedDamagedModelQuarantinesAndRefetch
   EXPECT_THAT(absent.err, HasSubstr("NOT_FOUND"));
 }
 
+TEST_F(AgentMaintenanceTest, ThePeriodicScrubQuarantinesADamagedModel) {
+  ASSERT_NO_FATAL_FAILURE(StartOrigin());
+  ASSERT_NO_FATAL_FAILURE(StartAgent("scrub: {every: 1s, rate: 100Mi}\n"));
+  fs::path model = FillModel();
+  ASSERT_TRUE(fs::exists(model));
+  // Clean passes leave it alone.
+  ASSERT_TRUE(PollUntil([&] { return AgentLog().find("scrub: pass done, 0 models") != std::string::npos; },
+                        std::chrono::seconds(20)))
+      << AgentLog();
+  EXPECT_TRUE(fs::exists(model));
+  fs::resize_file(model / "config.json", 5);
+  // Logged once the model was quarantined and dropped from the index.
+  ASSERT_TRUE(PollUntil([&] { return AgentLog().find("config.json: has 5 bytes") != std::string::npos; },
+                        std::chrono::seconds(20)))
+      << AgentLog();
+  EXPECT_FALSE(fs::exists(model));
+  EXPECT_FALSE(fs::is_empty(cache_root_ / "quarantine"));
+  EXPECT_THAT(Ctl({"list"}).out, Not(HasSubstr("m ")));
+}
+
 // --- migrate ---------------------------------------------------------------------------------
 
 TEST_F(AgentMaintenanceTest, MigrateCopiesToAnotherVolumeWithoutTheOriginAndBack) {
