@@ -18,9 +18,9 @@ class AgentServer {
   // clients download on their own; /readyz stays 200 in that state on purpose, since a pod
   // can only fall back after it reached the agent. Otherwise opens the cache (a blocking
   // volume scan), gives it and each of extraVolumes a volume id, then serves Agent and
-  // Maintenance. The socket's folder is created, a
-  // stale socket file is replaced (FAILED_PRECONDITION if another agent answers on it) and the
-  // socket is made 0666 so pods of any uid can connect.
+  // Maintenance (and starts the scrub thread when configured). The socket's folder is
+  // created, a stale socket file is replaced (FAILED_PRECONDITION if another agent answers
+  // on it) and the socket is made 0666 so pods of any uid can connect.
   static absl::StatusOr<std::unique_ptr<AgentServer>> Start(const AgentConfig& config);
   ~AgentServer();  // Shutdown()
 
