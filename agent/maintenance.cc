@@ -389,17 +389,16 @@ absl::StatusOr<v1::RepairResponse> Maintenance::Repair(const v1::RepairRequest& 
 
   RETURN_IF_ERROR(layout.CreateDirectories());
   std::filesystem::path staging = layout.StagingFor(name, version);
-  // mkdir claims the staging folder: a fill of this model in progress owns it otherwise.
-  if (::mkdir(staging.c_str(), 0755) != 0) {
-    if (errno == EEXIST) {
-      return absl::AbortedError(fmt::format(
-          "repair {}: {} exists: a fill of the model is in progress (or was abandoned; "
-          "`modelcachectl cleanup --staging` removes it)",
-          Key(name, version), staging.string()));
-    }
-    return ErrnoStatus(errno, "create", staging);
+  // mkdir claims the staging folder. When it exists, a fill of the model is running (or an
+  // earlier repair stopped on origin trouble and left its journal): the Ensure below joins
+  // that fill or resumes from its journal instead of starting over.
+  bool claimed = ::mkdir(staging.c_str(), 0755) == 0;
+  if (!claimed && errno != EEXIST) return ErrnoStatus(errno, "create", staging);
+  if (!claimed) {
+    spdlog::info("repair {}: {} exists; joining or resuming that fill", Key(name, version),
+                 staging.string());
   }
-  absl::Status prepared = [&]() -> absl::Status {
+  absl::Status prepared = !claimed ? absl::OkStatus() : [&]() -> absl::Status {
     std::filesystem::path tree = layout.StagingTree(name, version);
     RETURN_IF_ERROR(CreateDirectories(tree));
     for (const std::string& path : plan.keep) {

@@ -57,8 +57,9 @@ class Maintenance {
   // A published model is verified first (clean: nothing to do) and quarantined when damaged;
   // then the newest quarantined copy is checked again, its good files are hard-linked (or
   // copied) into staging with a journal that marks them complete (PlanRepair), and the
-  // cache's own fill fetches the rest, verifies and publishes. ABORTED when a fill of the
-  // model is in progress; NOT_FOUND when there is nothing to repair from.
+  // cache's own fill fetches the rest, verifies and publishes. When the model's staging
+  // folder exists already (a fill in progress, or a repair stopped by origin trouble), the
+  // repair joins or resumes that fill instead. NOT_FOUND when there is nothing to repair from.
   absl::StatusOr<v1::RepairResponse> Repair(const v1::RepairRequest& request);
 
   // One background pass over the serving volume at `rate_limit`: like Verify of every model,

@@ -374,6 +374,15 @@ TEST_F(AgentMaintenanceTest, RepairOfAPublishedDamagedModelQuarantinesAndRefetch
   EXPECT_EQ(OriginBytes("/m/config.json", 2 * config_bytes), 2 * config_bytes);
   EXPECT_EQ(OriginBytes("/m/weights/w.bin"), weights_bytes);
 
+  // A staging folder left behind (here without a journal) does not block a repair: the
+  // cache's fill takes it over, starting afresh since nothing in it can be trusted.
+  fs::resize_file(model / "config.json", 10);
+  testing::WriteTestFile(cache_root_ / "staging" / "m@v1" / "leftover", "x");
+  CtlResult over_leftover = Ctl({"repair", "m@v1"});
+  ASSERT_TRUE(over_leftover.exit.Success()) << over_leftover.err << AgentLog();
+  ExpectOriginFiles(model);
+  EXPECT_FALSE(fs::exists(cache_root_ / "staging" / "m@v1"));
+
   CtlResult absent = Ctl({"repair", "other@v1"});
   EXPECT_EQ(absent.exit.code, 4);
   EXPECT_THAT(absent.err, HasSubstr("NOT_FOUND"));
