@@ -18,10 +18,13 @@
 #include "agent/coordinator_client.h"
 #include "agent/fill/event_loop.h"
 #include "agent/local_cache_ops.h"
+#include "agent/maintenance.h"
+#include "agent/maintenance_service.h"
 #include "agent/metrics.h"
 #include "agent/model_cache.h"
 #include "agent/service.h"
 #include "agent/store/space.h"
+#include "agent/store/storage_check.h"
 #include "agent/store/volume_id.h"
 #include "common/fs.h"
 #include "common/log_fields.h"
@@ -68,13 +71,59 @@ absl::Status PrepareSocketPath(const std::filesystem::path& socket_path) {
   return absl::OkStatus();
 }
 
+// statfs's verdict on the cache folder, logged once here. `refused` gets the reason Ensure
+// answers with when the type is not supported (and not bypassed); the root folder itself is
+// created first so that a fresh hostPath can be judged.
+absl::Status CheckCacheStorage(const AgentConfig& config, std::string& refused) {
+  RETURN_IF_ERROR(CreateDirectories(config.cache_root));
+  std::optional<std::string> pretend;
+  if (!config.test_only_filesystem_type.empty()) pretend = config.test_only_filesystem_type;
+  StorageCheckResult check =
+      CheckStorage(config.cache_root, config.storage.bypass_storage_check, pretend);
+  if (!check.accepted) {
+    spdlog::error("{}", check.message);
+    refused = fmt::format("cache refused: {} at {} (storage check; see the agent's log)",
+                          check.type_name, config.cache_root.string());
+  } else if (!IsSupportedFilesystem(check.type_magic)) {
+    spdlog::warn("{}", check.message);
+  } else {
+    spdlog::info("{}", check.message);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<MaintenanceOptions> MaintenanceOptionsFor(const AgentConfig& config,
+                                                         const std::string& volume_id) {
+  MaintenanceOptions options;
+  options.serving = {volume_id, config.cache_root};
+  options.sources = config.ToModelCacheOptions().sources;
+  for (const std::filesystem::path& root : config.extra_volumes) {
+    // A fresh volume (the target of a migration) gets its id here, like the cache itself.
+    absl::StatusOr<std::string> id = EnsureVolumeId(CacheLayout(root), config.node_name);
+    if (!id.ok()) {
+      return absl::Status(id.status().code(),
+                          fmt::format("extraVolumes: {}: {}", root.string(), id.status().message()));
+    }
+    if (*id == volume_id) {
+      return absl::InvalidArgumentError(fmt::format(
+          "extraVolumes: {} is the cache volume itself (same volume id {})", root.string(), *id));
+    }
+    options.extra.push_back({*id, root});
+    spdlog::info("extra volume {} at {}", *id, root.string());
+  }
+  return options;
+}
+
 }  // namespace
 
 struct AgentServer::Parts {
   AgentConfig config;
   SystemClock clock;
   EventLoop loop;
-  std::unique_ptr<ModelCache> cache;
+  std::unique_ptr<ModelCache> cache;  // null when the storage check refused the cache
+  std::string refused;                // "cache refused: tmpfs at /cache (...)", else ""
+  std::unique_ptr<Maintenance> maintenance;
+  std::unique_ptr<grpc::Service> maintenance_service;
   // Without a coordinator every model may be cached; with one, the last pushed policy decides
   // (and until the first one arrives the agent keeps caching, as it keeps serving while the
   // coordinator is away).
@@ -92,6 +141,9 @@ struct AgentServer::Parts {
   std::unique_ptr<MetricsHttpServer> http;
   int tcp_port = 0;
 
+  std::thread scrubber;  // runs only with scrub_every > 0
+  std::atomic<bool> scrub_cancel{false};
+
   std::thread refresher;
   std::mutex refresher_mutex;
   std::condition_variable refresher_wake;
@@ -100,6 +152,7 @@ struct AgentServer::Parts {
   bool shut_down = false;
 
   void RefreshCacheMetrics() {
+    if (!cache) return;
     uint64_t used = 0;
     std::vector<v1::CachedModel> models = cache->List();
     for (const v1::CachedModel& model : models) used += model.size_bytes();
@@ -142,6 +195,25 @@ struct AgentServer::Parts {
     }
   }
 
+  // Waits scrub_every, then one rate-limited pass, until stopping (same mutex and wake-up as
+  // the refresher; scrub_cancel interrupts a pass in the middle of a file).
+  void ScrubLoop() {
+    RateLimit rate{config.scrub_bytes_per_second};
+    std::unique_lock lock(refresher_mutex);
+    while (!stopping) {
+      refresher_wake.wait_for(lock, config.scrub_every, [this] { return stopping; });
+      if (stopping) break;
+      lock.unlock();
+      absl::StatusOr<int> quarantined = maintenance->Scrub(rate, &scrub_cancel);
+      if (!quarantined.ok() && !absl::IsCancelled(quarantined.status())) {
+        spdlog::warn("scrub: {}", quarantined.status());
+      } else if (quarantined.ok()) {
+        spdlog::info("scrub: pass done, {} models quarantined", *quarantined);
+      }
+      lock.lock();
+    }
+  }
+
   void RequestRefresh() {
     std::lock_guard lock(refresher_mutex);
     refresh_requested = true;
@@ -165,16 +237,23 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
 
   RETURN_IF_ERROR(PrepareSocketPath(config.socket));
   p.loop.Start();
+  RETURN_IF_ERROR(CheckCacheStorage(config, p.refused));
+  if (!p.refused.empty()) return StartRefusing(std::move(parts));
   ModelCacheOptions cache_options = config.ToModelCacheOptions();
   cache_options.on_fill_finished = [metrics = p.metrics.get()](const FillStats& fill) {
     metrics->CountFill(fill.scheme, fill.status.ok(), fill.bytes_fetched, fill.duration.count(),
                        fill.chunk_retries);
   };
   ASSIGN_OR_RETURN(p.cache, ModelCache::Open(p.loop, p.clock, std::move(cache_options)));
+  ASSIGN_OR_RETURN(std::string volume_id,
+                   EnsureVolumeId(CacheLayout(config.cache_root), config.node_name));
+  ASSIGN_OR_RETURN(MaintenanceOptions maintenance, MaintenanceOptionsFor(config, volume_id));
+  // Leases: the lease table is wired in here (maintenance.is_leased); until then nothing is
+  // leased and cleanup removes what it is asked to.
+  p.maintenance = std::make_unique<Maintenance>(*p.cache, p.clock, std::move(maintenance));
+  p.maintenance_service = MakeMaintenanceService(*p.maintenance);
 
   if (!config.coordinator.empty()) {
-    ASSIGN_OR_RETURN(std::string volume_id,
-                     EnsureVolumeId(CacheLayout(config.cache_root), config.node_name));
     p.cache_ops = std::make_unique<ModelCacheOps>(
         *p.cache, p.caching_policy,
         CacheOpsOptions{.cache_root = config.cache_root,
@@ -213,6 +292,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
     builder.AddListeningPort(config.listen_tcp, grpc::InsecureServerCredentials(), &p.tcp_port);
   }
   builder.RegisterService(p.service.get());
+  builder.RegisterService(p.maintenance_service.get());
   p.server = builder.BuildAndStart();
   if (p.server == nullptr) {
     return absl::UnavailableError(fmt::format("gRPC server: cannot listen on unix:{}{}{}",
@@ -225,11 +305,40 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
 
   p.RefreshCacheMetrics();
   p.refresher = std::thread([&p] { p.RefreshLoop(); });
+  if (config.scrub_every.count() > 0) p.scrubber = std::thread([&p] { p.ScrubLoop(); });
   p.ready = true;
   spdlog::info("agent {} serving cache {} on unix:{}{}{}, metrics {}", config.node_name,
                config.cache_root.string(), config.socket,
                config.listen_tcp.empty() ? "" : " and tcp ", config.listen_tcp,
                config.metrics_address.empty() ? "off" : config.metrics_address);
+  return std::unique_ptr<AgentServer>(new AgentServer(std::move(parts)));
+}
+
+absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::StartRefusing(
+    std::unique_ptr<Parts> parts) {
+  Parts& p = *parts;
+  const AgentConfig& config = p.config;
+  p.service = MakeRefusingAgentService(*p.metrics, p.refused);
+  p.maintenance_service = MakeRefusingMaintenanceService(p.refused);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("unix:" + config.socket, grpc::InsecureServerCredentials());
+  if (!config.listen_tcp.empty()) {
+    builder.AddListeningPort(config.listen_tcp, grpc::InsecureServerCredentials(), &p.tcp_port);
+  }
+  builder.RegisterService(p.service.get());
+  builder.RegisterService(p.maintenance_service.get());
+  p.server = builder.BuildAndStart();
+  if (p.server == nullptr) {
+    return absl::UnavailableError(
+        fmt::format("gRPC server: cannot listen on unix:{}", config.socket));
+  }
+  if (chmod(config.socket.c_str(), 0666) != 0) {
+    return ErrnoStatus(errno, "chmod 0666", config.socket);
+  }
+  // Ready on purpose: pods must reach the agent to learn that it refuses, and fall back.
+  p.ready = true;
+  spdlog::warn("agent {} serving on unix:{} with caching refused: {}", config.node_name,
+               config.socket, p.refused);
   return std::unique_ptr<AgentServer>(new AgentServer(std::move(parts)));
 }
 
@@ -251,10 +360,14 @@ void AgentServer::Shutdown() {
     std::lock_guard lock(p.refresher_mutex);
     p.stopping = true;
   }
+  p.scrub_cancel = true;
   p.refresher_wake.notify_all();
   if (p.refresher.joinable()) p.refresher.join();
+  if (p.scrubber.joinable()) p.scrubber.join();
   p.server.reset();
   p.service.reset();
+  p.maintenance_service.reset();
+  p.maintenance.reset();
   // Fills in progress stop here; their staging journals let the next start resume them.
   p.cache.reset();
   // Only now: a prefetched fill ending above may still have asked the client to report.

@@ -189,6 +189,33 @@ TEST(AgentConfig, DisabledStorageBlockTurnsCachingOff) {
   EXPECT_FALSE(config->caching_enabled);
 }
 
+TEST(AgentConfig, ExtraVolumesAndTheTestOnlyFilesystemType) {
+  absl::StatusOr<AgentConfig> config =
+      Parse("cacheRoot: /c\nextraVolumes: [/old, /older]\ntestOnlyFilesystemType: tmpfs\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->extra_volumes, (std::vector<std::filesystem::path>{"/old", "/older"}));
+  EXPECT_EQ(config->test_only_filesystem_type, "tmpfs");
+  absl::StatusOr<AgentConfig> plain = Parse("cacheRoot: /c\n");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(plain->extra_volumes.empty());
+  EXPECT_EQ(plain->test_only_filesystem_type, "");
+  ExpectInvalid("cacheRoot: /c\nextraVolumes: [relative]\n", "extraVolumes", "relative");
+  ExpectInvalid("cacheRoot: /c\nextraVolumes: [/c]\n", "extraVolumes", "cacheRoot");
+  ExpectInvalid("cacheRoot: /c\nextraVolumes: /old\n", "extraVolumes", "list");
+}
+
+TEST(AgentConfig, ScrubIsOffUnlessAnIntervalIsSet) {
+  absl::StatusOr<AgentConfig> plain = Parse("cacheRoot: /c\n");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->scrub_every, std::chrono::seconds(0));
+  absl::StatusOr<AgentConfig> config = Parse("cacheRoot: /c\nscrub: {every: 1d, rate: 10Mi}\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->scrub_every, std::chrono::hours(24));
+  EXPECT_EQ(config->scrub_bytes_per_second, 10ull << 20);
+  ExpectInvalid("cacheRoot: /c\nscrub: {every: often}\n", "scrub.every", "often");
+  ExpectInvalid("cacheRoot: /c\nscrub: {rate: 1Ki}\n", "scrub.rate", "1Ki");
+}
+
 TEST(AgentConfig, CredentialsFileDefaultsFollowAwsConventions) {
   EXPECT_EQ(DefaultCredentialsFile(Environment({{"HOME", "/home/u"}})), "/home/u/.aws/credentials");
   EXPECT_EQ(DefaultCredentialsFile(Environment(
