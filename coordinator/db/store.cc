@@ -235,6 +235,24 @@ absl::Status CoordinatorStore::ApplyUsage(std::string_view node_name, std::strin
   std::lock_guard lock(mutex_);
   Transaction transaction(*db_);
   RETURN_IF_ERROR(transaction.status());
+  RETURN_IF_ERROR(ApplyUsageLocked(node_name, volume_id, report, now_ms));
+  return transaction.Commit();
+}
+
+absl::Status CoordinatorStore::ApplyUsageBatch(std::span<const UsageUpdate> updates,
+                                               int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  Transaction transaction(*db_);
+  RETURN_IF_ERROR(transaction.status());
+  for (const UsageUpdate& update : updates) {
+    RETURN_IF_ERROR(ApplyUsageLocked(update.node_name, update.volume_id, *update.report, now_ms));
+  }
+  return transaction.Commit();
+}
+
+absl::Status CoordinatorStore::ApplyUsageLocked(std::string_view node_name,
+                                                std::string_view volume_id,
+                                                const v1::UsageReport& report, int64_t now_ms) {
   {
     ASSIGN_OR_RETURN(auto statement, db_->Prepare(
         "UPDATE agents SET last_heartbeat_ms=?2, capacity_bytes=CASE WHEN ?3>0 THEN ?3 ELSE "
@@ -277,7 +295,7 @@ absl::Status CoordinatorStore::ApplyUsage(std::string_view node_name, std::strin
         .Bind(8, int64_t{model.live_leases()}).Bind(9, now_ms);
     RETURN_IF_ERROR(statement->Run());
   }
-  return transaction.Commit();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::ModelInfo> CoordinatorStore::SetCaching(std::string_view name,
