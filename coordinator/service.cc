@@ -69,7 +69,7 @@ struct CoordinatorMetrics {
                            .Register(registry)
                            .Add({}, prometheus::Histogram::BucketBoundaries{
                                         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                        0.25, 1})),
+                                        0.25, 1, 2.5, 10})),
         purges_done(prometheus::BuildCounter()
                         .Name("modelcache_coordinator_command_results_total")
                         .Help("Command answers from agents")

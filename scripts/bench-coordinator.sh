@@ -8,8 +8,10 @@
 #     from receiving a report to having stored it, queueing included)
 #   - the coordinator's CPU share, and at the end its RSS, peak RSS and thread count
 # plus the driver's own view (reports sent per second, p50/p99 time for a write to be accepted).
+# The steady window starts BENCH_WARMUP seconds after the full reports were stored, so that
+# the connect burst's backlog does not count in it.
 # Env: BENCH_AGENTS (2000), BENCH_MODELS (200), BENCH_INTERVAL (10), BENCH_DURATION (60),
-#      BENCH_CHANNELS (4). A smoke run: BENCH_AGENTS=50 BENCH_MODELS=20 BENCH_DURATION=10.
+#      BENCH_CHANNELS (4), BENCH_WARMUP (BENCH_INTERVAL). A smoke run: BENCH_AGENTS=50 BENCH_MODELS=20 BENCH_DURATION=10.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/lib.sh"
@@ -18,6 +20,7 @@ models=${BENCH_MODELS:-200}
 interval=${BENCH_INTERVAL:-10}
 duration=${BENCH_DURATION:-60}
 channels=${BENCH_CHANNELS:-4}
+warmup=${BENCH_WARMUP:-$interval}
 
 [ "${MODELCACHE_SKIP_BUILD:-0}" = 1 ] || bash "$root/scripts/build.sh" >/dev/null
 coordinator_bin="$root/build/coordinator/modelcache-coordinator"
@@ -80,26 +83,31 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 cpu0=$(cpu_seconds); reports0=$(metric modelcache_coordinator_usage_reports_total); buckets > "$work/b0"
 t0=$(now_ms)
 "$driver_bin" --target "127.0.0.1:$port" --token bench-agent-token --agents "$agents" \
-  --models "$models" --interval "$interval" --duration "$duration" --channels "$channels" \
+  --models "$models" --interval "$interval" --channels "$channels" \
+  --duration "$(awk -v d="$duration" -v w="$warmup" 'BEGIN {print d + w + 30}')" \
   > "$work/driver.out" 2>&1 &
 driver_pid=$!
 pids=("$driver_pid" "${pids[@]}")
-# The driver prints "connected ..." once every agent's full report went out; the steady
-# window starts there.
+# The connect burst ends once every agent's full report went out (the driver says
+# "connected") and the coordinator stored as many reports as there are agents.
 wait_for 600 grep -q '^connected' "$work/driver.out"
-# ... and once the coordinator stored them all (up to the first deltas).
 stored_all_full_reports() {
   awk -v now="$(metric modelcache_coordinator_usage_reports_total)" -v base="$reports0" \
     -v want="$agents" 'BEGIN { exit !(now - base >= want) }'
 }
 wait_for 600 stored_all_full_reports
+tb=$(now_ms); cpub=$(cpu_seconds); reportsb=$(metric modelcache_coordinator_usage_reports_total); buckets > "$work/bb"
+sleep "$warmup"
 t1=$(now_ms); cpu1=$(cpu_seconds); reports1=$(metric modelcache_coordinator_usage_reports_total); buckets > "$work/b1"
-wait "$driver_pid" || echo "driver: exit $?"
+sleep "$duration"
 t2=$(now_ms); cpu2=$(cpu_seconds); reports2=$(metric modelcache_coordinator_usage_reports_total); buckets > "$work/b2"
+# The driver measures from its "connected" line for warmup + duration + 30 s, which covers
+# the window above unless storing the full reports took longer than 30 s.
+wait "$driver_pid" || echo "driver: exit $?"
 cat "$work/driver.out"
 
-phase "connect burst" "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print (b - a) / 1000}')" \
-  "$cpu0" "$cpu1" "$reports0" "$reports1" "$work/b0" "$work/b1"
+phase "connect burst" "$(awk -v a="$t0" -v b="$tb" 'BEGIN {print (b - a) / 1000}')" \
+  "$cpu0" "$cpub" "$reports0" "$reportsb" "$work/b0" "$work/bb"
 phase "steady" "$(awk -v a="$t1" -v b="$t2" 'BEGIN {print (b - a) / 1000}')" \
   "$cpu1" "$cpu2" "$reports1" "$reports2" "$work/b1" "$work/b2"
 awk -v rss="$(awk '/VmRSS/ {print $2}' "/proc/$coordinator_pid/status")" \

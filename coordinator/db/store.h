@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -120,12 +121,16 @@ class CoordinatorStore {
   absl::Status EnsureModel(std::string_view name, int64_t now_ms);
   absl::Status EnsureVersion(std::string_view name, std::string_view version, int64_t now_ms);
   absl::StatusOr<v1::ModelInfo> GetModelLocked(std::string_view name, int64_t now_ms);
+  // `ensured` gets the versions it added to the registry (keys of known_versions_).
   absl::Status ApplyUsageLocked(std::string_view node_name, std::string_view volume_id,
-                                const v1::UsageReport& report, int64_t now_ms);
+                                const v1::UsageReport& report, int64_t now_ms,
+                                std::vector<std::string>& ensured);
 
   std::mutex mutex_;  // guards db_ (one connection, serialised)
   std::unique_ptr<Database> db_;
   const bool default_caching_;
+  // "name\0version" of versions committed to the registry, so reports skip re-inserting them.
+  std::unordered_set<std::string> known_versions_;
 };
 
 // Applies the numbered migrations to `db` (exposed for the migration tests).
