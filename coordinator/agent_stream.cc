@@ -285,6 +285,16 @@ class AgentStreams::Worker {
       return;
     }
     const v1::AgentHello& hello = message.hello();
+    // The node reconnected before its old stream was seen to end: commands sent on that one
+    // may never have arrived. Put them back to pending (the agent answers an id it already
+    // ran with the stored result) so that this stream gets them. Only this thread registers
+    // sessions, so the old one stays current until ReplaceCurrent below.
+    if (std::shared_ptr<Session> previous = owner_.Current(hello.node_name())) {
+      std::lock_guard lock(previous->claim_mutex);
+      previous->closed = true;
+      absl::Status requeued = owner_.store_.RecordDisconnect(hello.node_name(), Now());
+      if (!requeued.ok()) spdlog::error("agent {}: {}", hello.node_name(), requeued);
+    }
     absl::Status status = owner_.store_.RecordHello(hello, Now());
     if (!status.ok()) {
       session->FinishWith(ToGrpc(status));
@@ -294,7 +304,7 @@ class AgentStreams::Worker {
     session->volume_id = hello.volume_id();
     session->hello_done = true;
     std::shared_ptr<Session> replaced = owner_.ReplaceCurrent(session);
-    if (replaced) replaced->Cancel();  // the node reconnected; the old stream is dead
+    if (replaced) replaced->Cancel();  // the old stream is dead
     owner_.metrics_.agents_connected->Increment();
     spdlog::info("agent {} connected (volume {}, version {}, by {})", hello.node_name(),
                  hello.volume_id(), hello.agent_version(), session->principal);
@@ -436,6 +446,12 @@ void AgentStreams::Stop() {
 void AgentStreams::Forget(Session* session) {
   std::lock_guard lock(sessions_mutex_);
   open_.erase(session);
+}
+
+std::shared_ptr<AgentStreams::Session> AgentStreams::Current(const std::string& node_name) {
+  std::lock_guard lock(sessions_mutex_);
+  auto found = current_.find(node_name);
+  return found == current_.end() ? nullptr : found->second;
 }
 
 std::shared_ptr<AgentStreams::Session> AgentStreams::ReplaceCurrent(

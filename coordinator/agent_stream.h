@@ -83,6 +83,7 @@ class AgentStreams {
   class Worker;
 
   void Forget(Session* session);
+  std::shared_ptr<Session> Current(const std::string& node_name);
   std::shared_ptr<Session> ReplaceCurrent(const std::shared_ptr<Session>& session);
   bool RemoveIfCurrent(const std::shared_ptr<Session>& session);
   void SendPolicy(Session& session, const v1::CachingPolicy& policy);
