@@ -206,7 +206,8 @@ class AgentStreams::Worker {
         std::unique_lock lock(mutex_);
         wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
         if (queue_.empty()) return;  // stopping, and nothing left to finish
-        batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+        batch.assign(std::make_move_iterator(queue_.begin()),
+                     std::make_move_iterator(queue_.end()));
         queue_.clear();
       }
       Handle(batch);
@@ -230,7 +231,8 @@ class AgentStreams::Worker {
       }
       size_t end = index;
       size_t rows = 0;
-      while (end < batch.size() && IsUsage(batch[end]) && (end == index || rows < kMaxRowsPerTransaction)) {
+      while (end < batch.size() && IsUsage(batch[end]) &&
+             (end == index || rows < kMaxRowsPerTransaction)) {
         rows += Rows(batch[end].message->usage());
         ++end;
       }
@@ -425,11 +427,6 @@ std::set<std::string> AgentStreams::ConnectedVolumes(std::string_view volume_id)
     if (volume_id.empty() || session->volume_id == volume_id) volumes.insert(session->volume_id);
   }
   return volumes;
-}
-
-size_t AgentStreams::Connected() {
-  std::lock_guard lock(sessions_mutex_);
-  return current_.size();
 }
 
 void AgentStreams::CancelAll() {

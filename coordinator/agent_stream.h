@@ -11,7 +11,9 @@
 // Protocol (proto/modelcache/v1/coordinator.proto): the first message must be a hello; the
 // coordinator answers with the caching policy and the volume's pending commands, then stores
 // usage reports and command results. A node that connects again replaces its old stream,
-// which is cancelled. When a node's stream ends, its unanswered commands go back to pending.
+// which is cancelled, and gets the commands the old one left unanswered (the agent answers an
+// id it already ran with the stored result). When a node's stream ends, its unanswered
+// commands go back to pending.
 #include <map>
 #include <memory>
 #include <mutex>
@@ -68,8 +70,6 @@ class AgentStreams {
   void DispatchAll();
   // Volumes that have a connected agent; only `volume_id` (if connected) when not empty.
   std::set<std::string> ConnectedVolumes(std::string_view volume_id);
-  // Number of agents past their hello whose stream is open.
-  size_t Connected();
 
   // First step of shutdown: refuses new streams and cancels the open ones. The worker keeps
   // running to finish them, which grpc::Server::Shutdown waits for.
@@ -93,9 +93,9 @@ class AgentStreams {
   const Clock& clock_;
   const AgentStreamMetrics metrics_;
 
-  std::mutex sessions_mutex_;
-  bool refusing_ = false;                                 // guarded by sessions_mutex_
-  std::set<Session*> open_;                               // every stream until its OnDone
+  std::mutex sessions_mutex_;  // guards the three members below
+  bool refusing_ = false;
+  std::set<Session*> open_;                                  // every stream until its OnDone
   std::map<std::string, std::shared_ptr<Session>> current_;  // by node name, after the hello
 
   std::unique_ptr<Worker> worker_;
