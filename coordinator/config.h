@@ -8,7 +8,7 @@
 //     highWatermark: 0.9                   # quota purge starts above this share of storageSize
 //     lowWatermark: 0.8                    # ... and stops at or below this one
 //     defaultCaching: disabled             # enabled | disabled, for models without a setting
-//     maxThreads: 512                      # gRPC sync server threads (one per connected agent)
+//     maxThreads: 512                      # gRPC threads for admin RPCs (agent streams need none)
 //     tls: {cert: server.pem, key: server.key, clientCa: ca.pem}   # optional
 //     metricsAddress: 127.0.0.1:9102       # optional: /metrics, /healthz, /readyz
 //     log: {level: info, json: false}      # MODELCACHE_LOG_LEVEL/_JSON and flags override

@@ -37,10 +37,11 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry)
       report_seconds(
           prometheus::BuildHistogram()
               .Name("modelcache_coordinator_usage_report_seconds")
-              .Help("Time to store one usage report")
+              .Help("Time from receiving a usage report to having stored it")
               .Register(registry)
               .Add({}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                                               0.025, 0.05, 0.1, 0.25, 1})),
+                                                               0.025, 0.05, 0.1, 0.25, 1, 2.5,
+                                                               10})),
       purges_done(Counter(registry, "modelcache_coordinator_command_results_total",
                           "Command answers from agents")),
       bytes_freed(Counter(registry, "modelcache_coordinator_purged_bytes_total",

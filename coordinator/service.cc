@@ -21,6 +21,7 @@
 #include "common/names.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
+#include "coordinator/agent_stream.h"
 #include "coordinator/auth.h"
 #include "coordinator/db/store.h"
 #include "coordinator/metrics.h"
@@ -30,8 +31,6 @@
 
 namespace modelcache {
 namespace {
-
-using AgentStream = grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::AgentMessage>;
 
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -46,22 +45,6 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
   return buffer.str();
 }
 
-// One connected agent. The handler thread reads; writers (dispatcher, policy broadcasts, the
-// handler itself) serialise on mutex_. Shared by the handler and the registry because a
-// dispatcher may still hold it for a moment after the stream ends.
-struct AgentSession {
-  std::string node_name;
-  std::string volume_id;
-  grpc::ServerContext* context = nullptr;
-  AgentStream* stream = nullptr;
-  std::mutex mutex;     // guards writes and `closed`
-  bool closed = false;  // set by the handler before the stream goes away
-
-  bool Send(const v1::CoordinatorMessage& message) {
-    return stream->Write(message);
-  }
-};
-
 absl::Status ValidateModelRef(std::string_view name, std::string_view version,
                               bool version_required) {
   RETURN_IF_ERROR(ValidateModelName(name));
@@ -71,7 +54,10 @@ absl::Status ValidateModelRef(std::string_view name, std::string_view version,
 
 }  // namespace
 
-class CoordinatorServer::Impl final : public v1::Coordinator::Service {
+// Connect runs on gRPC's callback API (AgentStreams: no thread per agent); the admin RPCs are
+// synchronous.
+class CoordinatorServer::Impl final
+    : public v1::Coordinator::WithCallbackMethod_Connect<v1::Coordinator::Service> {
  public:
   Impl(CoordinatorConfig config, const Clock& clock, std::unique_ptr<CoordinatorStore> store,
        std::optional<TokenTable> tokens)
@@ -158,11 +144,10 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
     }
     loop_wake_.notify_all();
     if (policy_thread_.joinable()) policy_thread_.join();
-    {
-      std::lock_guard lock(sessions_mutex_);
-      for (auto& [node, session] : sessions_) session->context->TryCancel();
-    }
+    streams_.CancelAll();
+    // Returns once every stream finished, which the streams' worker does: stop it after.
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    streams_.Stop();
   }
 
   absl::Status RunPolicyOnce() {
@@ -203,77 +188,11 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
 
   // ------------------------------------------------------------ agent stream
 
-  grpc::Status Connect(grpc::ServerContext* context, AgentStream* stream) override {
+  grpc::ServerBidiReactor<v1::AgentMessage, v1::CoordinatorMessage>* Connect(
+      grpc::CallbackServerContext* context) override {
     absl::StatusOr<Principal> principal = Check(context, Permission::kAgentStream, "Connect");
-    if (!principal.ok()) return ToGrpc(principal.status());
-    v1::AgentMessage message;
-    if (!stream->Read(&message)) return grpc::Status(grpc::StatusCode::CANCELLED, "no hello");
-    if (!message.has_hello() || message.hello().node_name().empty() ||
-        message.hello().volume_id().empty()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "the first message must be a hello with node_name and volume_id");
-    }
-    const v1::AgentHello hello = message.hello();
-    absl::Status status = store_->RecordHello(hello, Now());
-    if (!status.ok()) return ToGrpc(status);
-    auto session = std::make_shared<AgentSession>();
-    session->node_name = hello.node_name();
-    session->volume_id = hello.volume_id();
-    session->context = context;
-    session->stream = stream;
-    {
-      std::lock_guard lock(sessions_mutex_);
-      auto& slot = sessions_[session->node_name];
-      if (slot) slot->context->TryCancel();  // the node reconnected; the old stream is dead
-      slot = session;
-    }
-    metrics_.agents_connected.Increment();
-    spdlog::info("agent {} connected (volume {}, version {}, by {})", hello.node_name(),
-                 hello.volume_id(), hello.agent_version(), principal->name);
-    SendPolicy(*session);
-    Dispatch(session);
-
-    while (stream->Read(&message)) {
-      if (message.has_usage()) {
-        const auto started = std::chrono::steady_clock::now();
-        status = store_->ApplyUsage(session->node_name, session->volume_id, message.usage(), Now());
-        metrics_.usage_reports.Increment();
-        metrics_.report_seconds.Observe(
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-      } else if (message.has_result()) {
-        status = store_->RecordResult(session->node_name, message.result(), Now());
-        metrics_.purges_done.Increment();
-        metrics_.bytes_freed.Increment(static_cast<double>(message.result().bytes_freed()));
-        LogResult(*session, message.result());
-      } else {
-        continue;
-      }
-      if (!status.ok()) {
-        spdlog::error("agent {}: {}", session->node_name, status);
-        break;
-      }
-    }
-
-    bool current = false;
-    {
-      std::lock_guard lock(sessions_mutex_);
-      auto found = sessions_.find(session->node_name);
-      if (found != sessions_.end() && found->second == session) {
-        sessions_.erase(found);
-        current = true;
-      }
-    }
-    {
-      std::lock_guard lock(session->mutex);
-      session->closed = true;
-      if (current) {
-        absl::Status disconnected = store_->RecordDisconnect(session->node_name, Now());
-        if (!disconnected.ok()) spdlog::error("agent {}: {}", session->node_name, disconnected);
-      }
-    }
-    metrics_.agents_connected.Decrement();
-    spdlog::info("agent {} disconnected", session->node_name);
-    return status.ok() ? grpc::Status::OK : ToGrpc(status);
+    return streams_.Open(context, principal.ok() ? principal->name : std::string(),
+                         principal.status());
   }
 
   // ------------------------------------------------------------ admin RPCs
@@ -405,15 +324,7 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
         return absl::FailedPreconditionError(fmt::format(
             "model {}@{}: caching is disabled", request->name(), request->version()));
       }
-      std::set<std::string> volumes;
-      {
-        std::lock_guard lock(sessions_mutex_);
-        for (const auto& [node, session] : sessions_) {
-          if (request->volume_id().empty() || session->volume_id == request->volume_id()) {
-            volumes.insert(session->volume_id);
-          }
-        }
-      }
+      std::set<std::string> volumes = streams_.ConnectedVolumes(request->volume_id());
       if (volumes.empty()) {
         return absl::FailedPreconditionError(
             request->volume_id().empty()
@@ -453,7 +364,7 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
  private:
   int64_t Now() const { return ToUnixMillis(clock_.Now()); }
 
-  absl::StatusOr<Principal> Check(grpc::ServerContext* context, Permission permission,
+  absl::StatusOr<Principal> Check(grpc::ServerContextBase* context, Permission permission,
                                   std::string_view what) {
     if (!tokens_) return Principal{"anonymous", Role::kAdmin};
     std::string_view header;
@@ -559,64 +470,9 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
     return absl::OkStatus();
   }
 
-  void LogResult(const AgentSession& session, const v1::CommandResult& result) {
-    if (result.code() == 0) {
-      spdlog::info("agent {}: command {} done ({} bytes freed)", session.node_name,
-                   result.command_id(), result.bytes_freed());
-    } else {
-      spdlog::warn("agent {}: command {} failed: code {}: {}", session.node_name,
-                   result.command_id(), result.code(), result.message());
-    }
-  }
-
-  void SendPolicy(AgentSession& session) {
-    absl::StatusOr<v1::CachingPolicy> policy = store_->CachingPolicy();
-    if (!policy.ok()) {
-      spdlog::error("caching policy: {}", policy.status());
-      return;
-    }
-    v1::CoordinatorMessage message;
-    *message.mutable_policy() = *policy;
-    std::lock_guard lock(session.mutex);
-    if (!session.closed) session.Send(message);
-  }
-
-  void BroadcastPolicy() {
-    for (const auto& session : LiveSessions()) SendPolicy(*session);
-  }
-
-  std::vector<std::shared_ptr<AgentSession>> LiveSessions() {
-    std::lock_guard lock(sessions_mutex_);
-    std::vector<std::shared_ptr<AgentSession>> sessions;
-    for (const auto& [node, session] : sessions_) sessions.push_back(session);
-    return sessions;
-  }
-
-  // Hands the volume's pending commands to this session. Holding the session's mutex while
-  // claiming means a closing session cannot be handed commands after its disconnect was
-  // recorded (which returns its unanswered commands to pending).
-  void Dispatch(const std::shared_ptr<AgentSession>& session) {
-    std::lock_guard lock(session->mutex);
-    if (session->closed) return;
-    absl::StatusOr<std::vector<v1::Command>> commands =
-        store_->ClaimPending(session->volume_id, session->node_name, Now());
-    if (!commands.ok()) {
-      spdlog::error("dispatch to {}: {}", session->node_name, commands.status());
-      return;
-    }
-    for (const v1::Command& command : *commands) {
-      v1::CoordinatorMessage message;
-      *message.mutable_command() = command;
-      if (!session->Send(message)) break;  // the handler will see the stream end
-    }
-  }
-
+  void BroadcastPolicy() { streams_.BroadcastPolicy(); }
   // One live agent per volume gets that volume's pending commands.
-  void DispatchAll() {
-    std::map<std::string, std::shared_ptr<AgentSession>> per_volume;
-    for (auto& session : LiveSessions()) per_volume.emplace(session->volume_id, session);
-    for (auto& [volume, session] : per_volume) Dispatch(session);
-  }
+  void DispatchAll() { streams_.DispatchAll(); }
 
   // Before a scrape: the gauges the database knows. At most one read a second, as
   // several Prometheus servers may scrape and the query walks every report.
@@ -677,11 +533,14 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
   std::unique_ptr<CoordinatorStore> store_;
   const std::optional<TokenTable> tokens_;
   PurgePolicy policy_;
+  // Before server_: a server that was not shut down waits in its destructor for the streams,
+  // which the worker finishes.
+  AgentStreams streams_{*store_, clock_,
+                        AgentStreamMetrics{&metrics_.agents_connected, &metrics_.usage_reports,
+                                           &metrics_.report_seconds, &metrics_.purges_done,
+                                           &metrics_.bytes_freed}};
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
-
-  std::mutex sessions_mutex_;
-  std::map<std::string, std::shared_ptr<AgentSession>> sessions_;  // by node name
 
   std::mutex loop_mutex_;
   std::condition_variable loop_wake_;

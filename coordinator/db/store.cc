@@ -111,6 +111,14 @@ constexpr const char* kCopiesSql =
     "SUM(live_leases), group_concat(node_name, ',') FROM cache_reports ";
 constexpr const char* kCopiesGroup = " GROUP BY volume_id, name, version ORDER BY volume_id, name, version";
 
+std::string VersionKey(std::string_view name, std::string_view version) {
+  std::string key;
+  key.reserve(name.size() + 1 + version.size());
+  key.append(name).push_back('\0');
+  key.append(version);
+  return key;
+}
+
 std::vector<std::string> SplitNodes(const std::string& text) {
   std::vector<std::string> nodes;
   std::set<std::string> seen;
@@ -235,6 +243,32 @@ absl::Status CoordinatorStore::ApplyUsage(std::string_view node_name, std::strin
   std::lock_guard lock(mutex_);
   Transaction transaction(*db_);
   RETURN_IF_ERROR(transaction.status());
+  std::vector<std::string> ensured;
+  RETURN_IF_ERROR(ApplyUsageLocked(node_name, volume_id, report, now_ms, ensured));
+  RETURN_IF_ERROR(transaction.Commit());
+  known_versions_.insert(ensured.begin(), ensured.end());
+  return absl::OkStatus();
+}
+
+absl::Status CoordinatorStore::ApplyUsageBatch(std::span<const UsageUpdate> updates,
+                                               int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  Transaction transaction(*db_);
+  RETURN_IF_ERROR(transaction.status());
+  std::vector<std::string> ensured;
+  for (const UsageUpdate& update : updates) {
+    RETURN_IF_ERROR(
+        ApplyUsageLocked(update.node_name, update.volume_id, *update.report, now_ms, ensured));
+  }
+  RETURN_IF_ERROR(transaction.Commit());
+  known_versions_.insert(ensured.begin(), ensured.end());
+  return absl::OkStatus();
+}
+
+absl::Status CoordinatorStore::ApplyUsageLocked(std::string_view node_name,
+                                                std::string_view volume_id,
+                                                const v1::UsageReport& report, int64_t now_ms,
+                                                std::vector<std::string>& ensured) {
   {
     ASSIGN_OR_RETURN(auto statement, db_->Prepare(
         "UPDATE agents SET last_heartbeat_ms=?2, capacity_bytes=CASE WHEN ?3>0 THEN ?3 ELSE "
@@ -265,7 +299,13 @@ absl::Status CoordinatorStore::ApplyUsage(std::string_view node_name, std::strin
     RETURN_IF_ERROR(statement->Run());
   }
   for (const v1::ModelUsage& model : report.models()) {
-    RETURN_IF_ERROR(EnsureVersion(model.name(), model.version(), now_ms));
+    // Registry rows are never deleted, so a version known once stays known: skipping the two
+    // INSERT OR IGNOREs per row makes a full report of many models much cheaper.
+    std::string key = VersionKey(model.name(), model.version());
+    if (!known_versions_.contains(key)) {
+      RETURN_IF_ERROR(EnsureVersion(model.name(), model.version(), now_ms));
+      ensured.push_back(std::move(key));  // known once the transaction commits
+    }
     ASSIGN_OR_RETURN(auto statement, db_->Prepare(
         "INSERT INTO cache_reports(volume_id, node_name, name, version, size_bytes, state, "
         "last_access_ms, live_leases, updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
@@ -277,7 +317,7 @@ absl::Status CoordinatorStore::ApplyUsage(std::string_view node_name, std::strin
         .Bind(8, int64_t{model.live_leases()}).Bind(9, now_ms);
     RETURN_IF_ERROR(statement->Run());
   }
-  return transaction.Commit();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::ModelInfo> CoordinatorStore::SetCaching(std::string_view name,

@@ -8,8 +8,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -30,6 +32,13 @@ struct StoredCommand {
   std::string node_name;
   std::string result_message;
   int result_code = 0;
+};
+
+// One agent's usage report, for ApplyUsageBatch. Borrows its strings and report.
+struct UsageUpdate {
+  std::string_view node_name;
+  std::string_view volume_id;
+  const v1::UsageReport* report = nullptr;
 };
 
 struct AuditEntry {
@@ -61,6 +70,9 @@ class CoordinatorStore {
   // Models the registry does not know are added with the default caching setting.
   absl::Status ApplyUsage(std::string_view node_name, std::string_view volume_id,
                           const v1::UsageReport& report, int64_t now_ms);
+  // Several reports (of any nodes) in one transaction, applied in order: all or none. The
+  // coordinator's stream worker stores what many agents sent meanwhile in one commit.
+  absl::Status ApplyUsageBatch(std::span<const UsageUpdate> updates, int64_t now_ms);
 
   // ---- registry
   absl::StatusOr<v1::ModelInfo> SetCaching(std::string_view name, std::string_view version,
@@ -123,10 +135,16 @@ class CoordinatorStore {
   absl::Status EnsureModel(std::string_view name, int64_t now_ms);
   absl::Status EnsureVersion(std::string_view name, std::string_view version, int64_t now_ms);
   absl::StatusOr<v1::ModelInfo> GetModelLocked(std::string_view name, int64_t now_ms);
+  // `ensured` gets the versions it added to the registry (keys of known_versions_).
+  absl::Status ApplyUsageLocked(std::string_view node_name, std::string_view volume_id,
+                                const v1::UsageReport& report, int64_t now_ms,
+                                std::vector<std::string>& ensured);
 
   std::mutex mutex_;  // guards db_ (one connection, serialised)
   std::unique_ptr<Database> db_;
   const bool default_caching_;
+  // "name\0version" of versions committed to the registry, so reports skip re-inserting them.
+  std::unordered_set<std::string> known_versions_;
 };
 
 // Applies the numbered migrations to `db` (exposed for the migration tests).

@@ -185,7 +185,7 @@ int main(int argc, char** argv) {
   std::string token;
   int agents = 2000;
   int models = 200;
-  int channels = 16;
+  int channels = 4;
   double interval_seconds = 10;
   double duration_seconds = 60;
   app.add_option("--target", target, "Coordinator host:port");
@@ -196,6 +196,8 @@ int main(int argc, char** argv) {
   app.add_option("--interval", interval_seconds, "Seconds between an agent's reports");
   app.add_option("--duration", duration_seconds, "Seconds to measure after every agent connected");
   CLI11_PARSE(app, argc, argv);
+  // scripts/bench-coordinator.sh watches the output to tell the connect burst from the rest.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
 
   std::vector<std::unique_ptr<modelcache::v1::Coordinator::Stub>> stubs;
   for (int i = 0; i < channels; ++i) {

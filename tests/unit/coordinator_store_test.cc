@@ -272,5 +272,31 @@ TEST(CoordinatorStore, DisconnectReturnsThatNodesCommandsToPending) {
   EXPECT_EQ(store->ClaimPending("v", "b", 4)->size(), 1u);
 }
 
+TEST(CoordinatorStore, BatchAppliesReportsOfManyNodesInOrder) {
+  TempDatabase temp;
+  auto store = *CoordinatorStore::Open(temp.Path(), false);
+  ASSERT_TRUE(store->RecordHello(Hello("node-a", "vol-1"), 1).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("node-b", "vol-2"), 1).ok());
+  v1::UsageReport full_a;
+  full_a.set_full(true);
+  *full_a.add_models() = Usage("a", "1", 10, 1);
+  *full_a.add_models() = Usage("b", "1", 20, 1);
+  v1::UsageReport full_b;
+  full_b.set_full(true);
+  *full_b.add_models() = Usage("a", "1", 10, 1);
+  v1::UsageReport delta_a;  // after full_a: takes "a" away from node-a only
+  delta_a.add_removed()->set_name("a");
+  delta_a.mutable_removed(0)->set_version("1");
+  std::vector<UsageUpdate> updates = {{"node-a", "vol-1", &full_a},
+                                      {"node-b", "vol-2", &full_b},
+                                      {"node-a", "vol-1", &delta_a}};
+  ASSERT_TRUE(store->ApplyUsageBatch(updates, 2).ok());
+  auto copies = store->LoadSnapshot()->copies;
+  ASSERT_EQ(copies.size(), 2u);
+  EXPECT_EQ(copies[0].volume_id + "/" + copies[0].name, "vol-1/b");
+  EXPECT_EQ(copies[1].volume_id + "/" + copies[1].name, "vol-2/a");
+  EXPECT_TRUE(store->GetModel("b", 3).ok()) << "models learned from a batch join the registry";
+}
+
 }  // namespace
 }  // namespace modelcache
