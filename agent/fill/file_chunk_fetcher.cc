@@ -57,6 +57,7 @@ struct FileRead {
   uint64_t expected_size = 0;
   uint64_t offset = 0;
   std::span<std::byte> buffer;
+  bool direct_io = true;
   std::string what;  // "read <path> bytes=a-b"
   std::mutex mutex;
   bool cancelled = false;  // guarded by mutex; once set, the worker no longer touches buffer
@@ -85,8 +86,8 @@ absl::Status ReadChunk(FileRead& read) {
   }
   // -1 when the file system has no direct I/O (EINVAL: tmpfs before Linux 6.6, some FUSE).
   int direct_fd = -1;
-  if (Aligned(reinterpret_cast<uintptr_t>(read.buffer.data())) && Aligned(read.offset) &&
-      read.buffer.size() >= kDirectIoAlignment) {
+  if (read.direct_io && Aligned(reinterpret_cast<uintptr_t>(read.buffer.data())) &&
+      Aligned(read.offset) && read.buffer.size() >= kDirectIoAlignment) {
     direct_fd = ::open(read.path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
   }
   FdCloser direct_closer(direct_fd);
@@ -119,7 +120,7 @@ absl::Status ReadChunk(FileRead& read) {
 
 class FileChunkFetcher final : public ChunkFetcher {
  public:
-  explicit FileChunkFetcher(EventLoop& loop) : loop_(loop) {}
+  FileChunkFetcher(EventLoop& loop, bool direct_io) : loop_(loop), direct_io_(direct_io) {}
 
   ~FileChunkFetcher() override {
     *alive_ = false;
@@ -132,6 +133,7 @@ class FileChunkFetcher final : public ChunkFetcher {
     read->expected_size = request.file->size;
     read->offset = request.offset;
     read->buffer = request.buffer;
+    read->direct_io = direct_io_;
     read->what = absl::StrCat("read ", read->path, " bytes=", request.offset, "-",
                               request.offset + request.buffer.size() - 1);
     const uint64_t id = next_id_++;
@@ -170,6 +172,7 @@ class FileChunkFetcher final : public ChunkFetcher {
   }
 
   EventLoop& loop_;
+  const bool direct_io_;
   std::unordered_map<uint64_t, Pending> reads_;
   uint64_t next_id_ = 1;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
@@ -177,8 +180,8 @@ class FileChunkFetcher final : public ChunkFetcher {
 
 }  // namespace
 
-std::unique_ptr<ChunkFetcher> MakeFileChunkFetcher(EventLoop& loop, const FillSettings& /*settings*/) {
-  return std::make_unique<FileChunkFetcher>(loop);
+std::unique_ptr<ChunkFetcher> MakeFileChunkFetcher(EventLoop& loop, const FillSettings& settings) {
+  return std::make_unique<FileChunkFetcher>(loop, settings.direct_io);
 }
 
 }  // namespace modelcache

@@ -404,7 +404,7 @@ void FillJob::Impl::OnListed(absl::Status status, Listing listing) {
   Run(
       [layout = layout_, name = name_, version = version_, files = listing.files,
        resume_from = std::move(resume_from), journal = std::move(journal), fresh = !resumable,
-       writers]() -> absl::Status {
+       direct_io = settings_.direct_io, writers]() -> absl::Status {
         std::filesystem::path tree = layout.StagingTree(name, version);
         if (fresh) RETURN_IF_ERROR(RemoveTree(layout.StagingFor(name, version)));
         RETURN_IF_ERROR(CreateDirectories(tree));
@@ -416,7 +416,7 @@ void FillJob::Impl::OnListed(absl::Status status, Listing listing) {
           std::error_code error;
           if (std::filesystem::is_directory(target, error)) RETURN_IF_ERROR(RemoveTree(target));
           RETURN_IF_ERROR(CreateDirectories(target.parent_path()));
-          auto writer = FileWriter::Open(target, files[i].size, resume_from[i]);
+          auto writer = FileWriter::Open(target, files[i].size, resume_from[i], direct_io);
           if (!writer.ok()) return Annotate(writer.status(), absl::StrCat("file ", files[i].path, ": "));
           writers->push_back(std::move(writer).value());
         }

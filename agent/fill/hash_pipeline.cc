@@ -85,12 +85,14 @@ void HashPipeline::RunCommitted(uint64_t bytes) {
   run_out_ = false;
 }
 
-FileWriter::FileWriter(std::filesystem::path path, uint64_t size, uint64_t hashed, Sha256 digest)
+FileWriter::FileWriter(std::filesystem::path path, uint64_t size, uint64_t hashed, Sha256 digest,
+                       bool direct_io)
     : path_(std::move(path)),
       size_(size),
       resumed_bytes_(hashed),
       hashed_(hashed),
-      digest_(std::move(digest)) {}
+      digest_(std::move(digest)),
+      direct_refused_(!direct_io) {}
 
 FileWriter::~FileWriter() {
   if (fd_ >= 0) ::close(fd_);
@@ -98,7 +100,8 @@ FileWriter::~FileWriter() {
 }
 
 absl::StatusOr<std::unique_ptr<FileWriter>> FileWriter::Open(const std::filesystem::path& path,
-                                                             uint64_t size, uint64_t resume_from) {
+                                                             uint64_t size, uint64_t resume_from,
+                                                             bool direct_io) {
   ScopedFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
   if (fd.get() < 0) return ErrnoStatus(errno, "open", path);
   struct stat info;
@@ -128,7 +131,8 @@ absl::StatusOr<std::unique_ptr<FileWriter>> FileWriter::Open(const std::filesyst
       return ErrnoStatus(error, absl::StrCat("preallocate ", size, " bytes for"), path);
     }
   }
-  auto writer = std::unique_ptr<FileWriter>(new FileWriter(path, size, kept, std::move(digest)));
+  auto writer = std::unique_ptr<FileWriter>(
+      new FileWriter(path, size, kept, std::move(digest), direct_io));
   if (writer->complete()) RETURN_IF_ERROR(writer->Finish());
   return writer;
 }

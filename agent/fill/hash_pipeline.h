@@ -71,9 +71,11 @@ class FileWriter {
   // Blocking. Creates `path` if needed and reserves `size` bytes for it (posix_fallocate;
   // ftruncate where the file system cannot; ENOSPC -> RESOURCE_EXHAUSTED). Keeps the first
   // `resume_from` bytes when the file is at least that long, re-reading them into the
-  // digest; otherwise starts at 0. The descriptor is closed on return.
+  // digest; otherwise starts at 0. The descriptor is closed on return. `direct_io` false:
+  // every write goes through the page cache.
   static absl::StatusOr<std::unique_ptr<FileWriter>> Open(const std::filesystem::path& path,
-                                                          uint64_t size, uint64_t resume_from);
+                                                          uint64_t size, uint64_t resume_from,
+                                                          bool direct_io = true);
   ~FileWriter();
   FileWriter(const FileWriter&) = delete;
   FileWriter& operator=(const FileWriter&) = delete;
@@ -98,7 +100,8 @@ class FileWriter {
   const std::filesystem::path& path() const { return path_; }
 
  private:
-  FileWriter(std::filesystem::path path, uint64_t size, uint64_t hashed, Sha256 digest);
+  FileWriter(std::filesystem::path path, uint64_t size, uint64_t hashed, Sha256 digest,
+             bool direct_io);
   absl::Status Finish();
   // The descriptors for a write, opened on first use: buffered, and direct (-1 when the file
   // system refuses O_DIRECT).

@@ -228,6 +228,17 @@ TEST_F(HashPipelineTest, WholeAlignedBlocksBypassThePageCache) {
   EXPECT_EQ(ReadAll(path), data);
 }
 
+TEST_F(HashPipelineTest, WithoutDirectIoEveryWriteGoesThroughTheCache) {
+  const size_t blocks = 64 * 4096;
+  std::vector<std::byte> data = RandomBytes(blocks, 13);
+  AlignedBytes aligned(data);
+  std::filesystem::path path = dir_ / "buffered.bin";
+  auto writer = FileWriter::Open(path, data.size(), 0, /*direct_io=*/false);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->WriteAt(0, aligned.bytes).ok());
+  EXPECT_EQ(ResidentPages(path, 0, blocks), blocks / 4096);
+}
+
 TEST_F(HashPipelineTest, UnalignedMemoryIsWrittenThroughTheCache) {
   std::vector<std::byte> data = RandomBytes(64 * 4096 + 1, 12);
   AlignedBytes aligned(data);
