@@ -14,11 +14,15 @@
 # is writable (root outside a container), otherwise that is reported.
 #
 # Env: BENCH_GIB (default 4; fractions allowed, e.g. 0.05 for a smoke run), BENCH_ROUNDS,
-#      BENCH_DIR (default build/bench; all runs write there: same disk), KEEP=1.
+#      BENCH_DIR (default build/bench; all runs write there: same disk), KEEP=1,
+#      BENCH_TOOLS (default "agent aria2c rclone curl curl-null"; e.g. "agent" alone to
+#      measure the agent's CPU s/GB and peak RSS quickly; ratios need the agent and a peer).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/lib.sh"
 gib=${BENCH_GIB:-4}
+tools=" ${BENCH_TOOLS:-agent aria2c rclone curl curl-null} "
+runs() { [[ $tools == *" $1 "* ]]; }
 rounds=${BENCH_ROUNDS:-3}
 bench=${BENCH_DIR:-$root/build/bench}
 
@@ -139,14 +143,16 @@ done
 
 for round in $(seq "$rounds"); do
   echo "bench: round $round/$rounds"
-  run_agent
-  run_peer aria2c "$bench/aria2c" aria2c -x16 -s16 -k8M --file-allocation=none --allow-overwrite=true \
-    --auto-file-renaming=false --console-log-level=warn --summary-interval=0 -d "$bench/aria2c" -i "$aria_input"
-  run_peer rclone "$bench/rclone" rclone copy --http-url "$url" :http: "$bench/rclone" \
-    --multi-thread-streams 8 --exclude modelcache.json
-  run_peer curl "$bench/curl" curl -sSf "${curl_args[@]}"
-  drop_caches
-  measure "$bench/curl-null.download" curl -sSf "${null_args[@]}"
+  if runs agent; then run_agent; fi
+  if runs aria2c; then run_peer aria2c "$bench/aria2c" aria2c -x16 -s16 -k8M --file-allocation=none --allow-overwrite=true \
+    --auto-file-renaming=false --console-log-level=warn --summary-interval=0 -d "$bench/aria2c" -i "$aria_input"; fi
+  if runs rclone; then run_peer rclone "$bench/rclone" rclone copy --http-url "$url" :http: "$bench/rclone" \
+    --multi-thread-streams 8 --exclude modelcache.json; fi
+  if runs curl; then run_peer curl "$bench/curl" curl -sSf "${curl_args[@]}"; fi
+  if runs curl-null; then
+    drop_caches
+    measure "$bench/curl-null.download" curl -sSf "${null_args[@]}"
+  fi
 done
 
 # --- report -------------------------------------------------------------------------------
@@ -163,16 +169,20 @@ row() {  # row LABEL FILE
 echo
 echo "model: ${#files[@]} files, $model_bytes bytes; $rounds rounds; medians; $drop_note"
 printf '%-26s %9s %9s %10s %10s %10s\n' "run" "wall s" "cpu s" "rss MiB" "GB/s" "cpu s/GB"
-row "agent (fill + sha256)" "$bench/agent.e2e"
+if runs agent; then row "agent (fill + sha256)" "$bench/agent.e2e"; fi
+peers=()
 for peer in aria2c rclone curl; do
+  runs "$peer" || continue
+  peers+=("$peer")
   row "$peer + sha256sum" "$bench/$peer.e2e"
   row "$peer download only" "$bench/$peer.download"
 done
-row "curl -o /dev/null" "$bench/curl-null.download"
+if runs curl-null; then row "curl -o /dev/null" "$bench/curl-null.download"; fi
 
+if ! runs agent || [ ${#peers[@]} -eq 0 ]; then exit 0; fi
 agent_wall=$(median 1 "$bench/agent.e2e")
-best_e2e=$(for p in aria2c rclone curl; do echo "$(median 1 "$bench/$p.e2e") $p"; done | sort -g | head -n1)
-best_dl=$(for p in aria2c rclone curl; do echo "$(median 1 "$bench/$p.download") $p"; done | sort -g | head -n1)
+best_e2e=$(for p in "${peers[@]}"; do echo "$(median 1 "$bench/$p.e2e") $p"; done | sort -g | head -n1)
+best_dl=$(for p in "${peers[@]}"; do echo "$(median 1 "$bench/$p.download") $p"; done | sort -g | head -n1)
 echo
 awk -v a="$agent_wall" -v b="${best_e2e% *}" -v n="${best_e2e#* }" \
   'BEGIN {printf "agent end-to-end / best peer download+sha256sum (%s): %.2f (below 1: agent faster)\n", n, a / b}'

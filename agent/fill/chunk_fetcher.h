@@ -45,7 +45,8 @@ class ChunkFetcher {
 // connection reuse; `auth` added to every request).
 std::unique_ptr<ChunkFetcher> MakeHttpChunkFetcher(EventLoop& loop, HttpAuth auth,
                                                    const FillSettings& settings);
-// pread from SourceFile::location on libuv's thread pool.
+// pread from SourceFile::location on libuv's thread pool; whole blocks into aligned buffers
+// go past the page cache (O_DIRECT) when settings.direct_io and the file system allow it.
 std::unique_ptr<ChunkFetcher> MakeFileChunkFetcher(EventLoop& loop, const FillSettings& settings);
 
 }  // namespace modelcache

@@ -1,11 +1,12 @@
 #pragma once
 // One fill: a model (name@version) copied from its source into staging, verified and
 // published. Everything runs on the EventLoop thread; blocking work (listing, preallocation,
-// pwrite + SHA-256, fdatasync, journal, publish, trash) runs on the loop's thread pool.
+// pwrite, SHA-256, fdatasync, journal, publish, trash) runs on the loop's thread pool.
 //
 //   QUEUED      listing (Source::List on the pool), path checks, space reservation
 //   FILLING     chunks fetched in parallel (at most settings.concurrency in flight, a fixed
-//               pool of buffers), each file written and hashed in order (hash_pipeline.h),
+//               pool of buffers), each chunk written as it arrives and each file hashed
+//               in order (hash_pipeline.h),
 //               the resume journal saved every settings.journal_interval
 //   PUBLISHING  files verified, manifest written, staging renamed into models/
 //

@@ -1,11 +1,13 @@
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <memory>
@@ -70,7 +72,7 @@ class FileChunkFetcherTest : public ::testing::Test {
     return file;
   }
 
-  absl::Status Fetch(const SourceFile& file, uint64_t offset, std::vector<std::byte>& buffer) {
+  absl::Status Fetch(const SourceFile& file, uint64_t offset, std::span<std::byte> buffer) {
     auto result = std::make_shared<std::promise<absl::Status>>();
     loop_.Post([&, result] {
       fetcher_->Fetch(ChunkRequest{&file, offset, buffer}, [result](absl::Status status) {
@@ -97,6 +99,68 @@ TEST_F(FileChunkFetcherTest, ReadsEveryRangeByteForByte) {
     ASSERT_TRUE(status.ok()) << status;
     EXPECT_EQ(AsString(buffer), content.substr(offset, buffer.size())) << "offset " << offset;
   }
+}
+
+// A chunk buffer as the fill allocates it: aligned for direct I/O.
+class AlignedBuffer {
+ public:
+  explicit AlignedBuffer(size_t size)
+      : memory_(static_cast<std::byte*>(std::aligned_alloc(4096, (size / 4096 + 1) * 4096))),
+        size_(size) {}
+  std::span<std::byte> span() { return {memory_.get(), size_}; }
+  std::string AsString() const { return std::string(reinterpret_cast<const char*>(memory_.get()), size_); }
+
+ private:
+  struct Free {
+    void operator()(std::byte* memory) const { std::free(memory); }
+  };
+  std::unique_ptr<std::byte[], Free> memory_;
+  size_t size_;
+};
+
+// Pages of the file in the page cache.
+size_t ResidentPages(const std::string& path, size_t size) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  EXPECT_GE(fd, 0);
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  EXPECT_NE(map, MAP_FAILED);
+  std::vector<unsigned char> resident((size + 4095) / 4096);
+  EXPECT_EQ(::mincore(map, size, resident.data()), 0);
+  ::munmap(map, size);
+  return static_cast<size_t>(std::count_if(resident.begin(), resident.end(),
+                                           [](unsigned char bits) { return bits & 1; }));
+}
+
+TEST_F(FileChunkFetcherTest, AlignedBuffersReadEveryByteIncludingAPartialLastBlock) {
+  const std::string content = RandomBytes((3 << 20) + 123, 4);
+  SourceFile file = Local("weights.bin", content);
+  for (uint64_t offset : {uint64_t{0}, uint64_t{5 * 4096}}) {
+    AlignedBuffer buffer(content.size() - offset);
+    absl::Status status = Fetch(file, offset, buffer.span());
+    ASSERT_TRUE(status.ok()) << status;
+    EXPECT_EQ(buffer.AsString(), content.substr(offset)) << "offset " << offset;
+  }
+}
+
+TEST_F(FileChunkFetcherTest, AlignedReadsLeaveThePageCacheAlone) {
+  const std::string content = RandomBytes(1 << 20, 5);
+  SourceFile file = Local("weights.bin", content);
+  int fd = ::open(file.location.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  int direct = ::open(file.location.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+  if (direct >= 0) ::close(direct);
+  ::fsync(fd);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
+  if (direct < 0) GTEST_SKIP() << "the temp folder's file system has no O_DIRECT";
+  ASSERT_EQ(ResidentPages(file.location, content.size()), 0u) << "could not empty the page cache";
+
+  AlignedBuffer buffer(content.size());
+  absl::Status status = Fetch(file, 0, buffer.span());
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(buffer.AsString(), content);
+  EXPECT_EQ(ResidentPages(file.location, content.size()), 0u) << "the read went through the cache";
 }
 
 TEST_F(FileChunkFetcherTest, ManyReadsInFlightAllComplete) {

@@ -1,7 +1,12 @@
 #include "agent/fill/hash_pipeline.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
+#include <memory>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -71,7 +76,46 @@ class HashPipelineTest : public ::testing::Test {
     return runs;
   }
 
+  // Whether `dir_`'s file system accepts O_DIRECT (tmpfs before Linux 6.6 does not).
+  bool DirectIoWorks() const {
+    std::filesystem::path probe = dir_ / "probe";
+    int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0644);
+    if (fd < 0) return false;
+    ::close(fd);
+    std::filesystem::remove(probe);
+    return true;
+  }
+  // How many of the file's pages are in the page cache, for [offset, offset + length).
+  static size_t ResidentPages(const std::filesystem::path& path, size_t offset, size_t length) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    EXPECT_GE(fd, 0);
+    void* map = ::mmap(nullptr, offset + length, PROT_READ, MAP_SHARED, fd, 0);
+    ::close(fd);
+    EXPECT_NE(map, MAP_FAILED);
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    std::vector<unsigned char> resident((offset + length + page - 1) / page);
+    EXPECT_EQ(::mincore(map, offset + length, resident.data()), 0);
+    ::munmap(map, offset + length);
+    return static_cast<size_t>(std::count_if(resident.begin() + static_cast<ptrdiff_t>(offset / page),
+                                             resident.end(), [](unsigned char bits) { return bits & 1; }));
+  }
+
   std::filesystem::path dir_;
+};
+
+// Memory aligned for direct I/O, as the fill's chunk buffers are.
+struct AlignedBytes {
+  explicit AlignedBytes(std::span<const std::byte> content)
+      : memory(static_cast<std::byte*>(std::aligned_alloc(FileWriter::kDirectIoAlignment,
+                                                          (content.size() / 4096 + 1) * 4096))),
+        bytes(memory.get(), content.size()) {
+    std::copy(content.begin(), content.end(), bytes.begin());
+  }
+  struct Free {
+    void operator()(std::byte* memory) const { std::free(memory); }
+  };
+  std::unique_ptr<std::byte[], Free> memory;
+  std::span<std::byte> bytes;
 };
 
 TEST_F(HashPipelineTest, RunStartsOnlyAtCommittedOffset) {
@@ -125,6 +169,87 @@ TEST_F(HashPipelineTest, OutOfOrderChunksAreHashedInFileOrder) {
   ASSERT_TRUE((*writer)->complete());
   EXPECT_EQ((*writer)->Sha256Hex(), DigestOf(data));
   EXPECT_EQ(ReadAll(path), data);
+}
+
+TEST_F(HashPipelineTest, ChunksWrittenInAnyOrderAreHashedInFileOrder) {
+  std::vector<std::byte> data = RandomBytes((1 << 20) + 1000, 7);
+  AlignedBytes aligned(data);
+  std::vector<ReadyChunk> chunks = Chunks(aligned.bytes, 0, 256 << 10);
+  std::vector<ReadyChunk> shuffled = chunks;
+  std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937_64(8));
+
+  std::filesystem::path path = dir_ / "any-order.bin";
+  auto writer = FileWriter::Open(path, data.size(), 0);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  for (const ReadyChunk& chunk : shuffled) {
+    ASSERT_TRUE((*writer)->WriteAt(chunk.offset, chunk.data).ok());
+  }
+  EXPECT_FALSE((*writer)->complete()) << "written is not hashed";
+  ASSERT_TRUE((*writer)->HashRun(std::span(chunks).first(2)).ok());
+  EXPECT_FALSE((*writer)->complete());
+  ASSERT_TRUE((*writer)->HashRun(std::span(chunks).subspan(2)).ok());
+  ASSERT_TRUE((*writer)->complete());
+  EXPECT_EQ((*writer)->Sha256Hex(), DigestOf(data));
+  EXPECT_EQ(ReadAll(path), data);
+}
+
+TEST_F(HashPipelineTest, HashRunOutOfOrderIsRefused) {
+  std::vector<std::byte> data = RandomBytes(200, 9);
+  auto writer = FileWriter::Open(dir_ / "x", data.size(), 0);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  std::vector<ReadyChunk> run = {ReadyChunk{100, std::span(data).subspan(100, 100), 0}};
+  EXPECT_FALSE((*writer)->HashRun(run).ok());
+}
+
+TEST_F(HashPipelineTest, WritePastTheSizeIsRefused) {
+  std::vector<std::byte> data = RandomBytes(200, 10);
+  auto writer = FileWriter::Open(dir_ / "x", 150, 0);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  EXPECT_FALSE((*writer)->WriteAt(100, data).ok());
+  EXPECT_EQ(std::filesystem::file_size(dir_ / "x"), 150u);
+}
+
+TEST_F(HashPipelineTest, WholeAlignedBlocksBypassThePageCache) {
+  if (!DirectIoWorks()) GTEST_SKIP() << "the temp folder's file system has no O_DIRECT";
+  const size_t blocks = 256 * 4096;
+  std::vector<std::byte> data = RandomBytes(blocks + 100, 11);
+  AlignedBytes aligned(data);
+  std::filesystem::path path = dir_ / "direct.bin";
+  auto writer = FileWriter::Open(path, data.size(), 0);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->WriteAt(0, aligned.bytes).ok());
+
+  // Buffered writes leave every page cached; the direct ones none. The partial last block
+  // cannot go direct.
+  EXPECT_EQ(ResidentPages(path, 0, blocks), 0u);
+  EXPECT_EQ(ResidentPages(path, blocks, 100), 1u);
+  ASSERT_TRUE((*writer)->HashRun(std::vector<ReadyChunk>{ReadyChunk{0, aligned.bytes, 0}}).ok());
+  EXPECT_EQ((*writer)->Sha256Hex(), DigestOf(data));
+  EXPECT_EQ(ReadAll(path), data);
+}
+
+TEST_F(HashPipelineTest, WithoutDirectIoEveryWriteGoesThroughTheCache) {
+  const size_t blocks = 64 * 4096;
+  std::vector<std::byte> data = RandomBytes(blocks, 13);
+  AlignedBytes aligned(data);
+  std::filesystem::path path = dir_ / "buffered.bin";
+  auto writer = FileWriter::Open(path, data.size(), 0, /*direct_io=*/false);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->WriteAt(0, aligned.bytes).ok());
+  EXPECT_EQ(ResidentPages(path, 0, blocks), blocks / 4096);
+}
+
+TEST_F(HashPipelineTest, UnalignedMemoryIsWrittenThroughTheCache) {
+  std::vector<std::byte> data = RandomBytes(64 * 4096 + 1, 12);
+  AlignedBytes aligned(data);
+  std::filesystem::path path = dir_ / "unaligned.bin";
+  auto writer = FileWriter::Open(path, 64 * 4096, 0);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  std::span<const std::byte> shifted = std::span<const std::byte>(aligned.bytes).subspan(1);
+  ASSERT_TRUE((*writer)->WriteAt(0, shifted).ok());
+  ASSERT_TRUE((*writer)->HashRun(std::vector<ReadyChunk>{ReadyChunk{0, shifted, 0}}).ok());
+  EXPECT_EQ((*writer)->Sha256Hex(), DigestOf(shifted));
+  EXPECT_EQ(ReadAll(path), std::vector<std::byte>(shifted.begin(), shifted.end()));
 }
 
 TEST_F(HashPipelineTest, OpenPreallocatesTheFile) {
