@@ -122,8 +122,11 @@ absl::Status ApplyFill(const YAML::Node& node, AgentConfig& config) {
     } else if (key == "maxAttempts") {
       ASSIGN_OR_RETURN(uint64_t attempts, Integer(path, value, 1, 100));
       config.fill.retry.max_attempts = static_cast<uint32_t>(attempts);
+    } else if (key == "directIo") {
+      ASSIGN_OR_RETURN(config.fill.direct_io, Bool(path, value));
     } else {
-      return UnknownKey(path, {"concurrency", "chunkSize", "stallTimeout", "maxAttempts"});
+      return UnknownKey(path,
+                        {"concurrency", "chunkSize", "stallTimeout", "maxAttempts", "directIo"});
     }
     return absl::OkStatus();
   });

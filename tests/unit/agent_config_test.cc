@@ -47,6 +47,7 @@ TEST(AgentConfig, DefaultsNeedOnlyCacheRoot) {
   EXPECT_EQ(config->fill.chunk_size, 8ull << 20);
   EXPECT_EQ(config->fill.stall_timeout, std::chrono::seconds(30));
   EXPECT_EQ(config->fill.retry.max_attempts, 6u);
+  EXPECT_TRUE(config->fill.direct_io);
   EXPECT_EQ(config->s3.region, "us-east-1");
   EXPECT_TRUE(config->caching_enabled);
   EXPECT_EQ(config->ToModelCacheOptions().quota_bytes, 0u);
@@ -73,6 +74,7 @@ fill:
   chunkSize: 16Mi
   stallTimeout: 2m
   maxAttempts: 3
+  directIo: false
 s3:
   endpoint: http://127.0.0.1:4568
   region: eu-west-1
@@ -95,6 +97,7 @@ modelsCacheStorage:
   EXPECT_EQ(config->fill.chunk_size, 16ull << 20);
   EXPECT_EQ(config->fill.stall_timeout, std::chrono::seconds(120));
   EXPECT_EQ(config->fill.retry.max_attempts, 3u);
+  EXPECT_FALSE(config->fill.direct_io);
   EXPECT_EQ(config->s3.credentials_file, "/etc/aws/credentials");
   EXPECT_EQ(config->s3.profile, "models");
   ModelCacheOptions options = config->ToModelCacheOptions();
