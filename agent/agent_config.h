@@ -17,6 +17,9 @@
 //   s3: {endpoint: "", region: us-east-1, pathStyle: false,
 //        credentialsFile: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile: ""}
 //   modelsCacheStorage: {...}            # common/storage_config.h; storageSize is the quota
+//   leaseTtl: 10m                        # a pod's lease on a model lasts this long unless renewed
+//   stateDir: <cacheRoot>/agents/<nodeName>  # command answers, last caching policy
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -65,6 +68,11 @@ struct AgentConfig {
   // false only when the file has a modelsCacheStorage block with `enabled: false`: the agent
   // then answers Ensure with FAILED_PRECONDITION so clients fall back to a local download.
   bool caching_enabled = true;
+  // How long a lease taken by Ensure (holder set) or Hold lasts without a renewal.
+  std::chrono::seconds lease_ttl{600};
+  // This agent's own files: answered command ids, the last caching policy. Resolved by
+  // ParseAgentConfig (default: AgentStateDir of the cache layout for this node).
+  std::filesystem::path state_dir;
 
   // What ModelCache::Open needs (quota from modelsCacheStorage.storageSize).
   ModelCacheOptions ToModelCacheOptions() const;

@@ -15,11 +15,14 @@
 #include <thread>
 
 #include "agent/caching_policy.h"
+#include "agent/command_answers.h"
 #include "agent/coordinator_client.h"
 #include "agent/fill/event_loop.h"
+#include "agent/leases.h"
 #include "agent/local_cache_ops.h"
 #include "agent/metrics.h"
 #include "agent/model_cache.h"
+#include "agent/saved_policy.h"
 #include "agent/service.h"
 #include "agent/store/space.h"
 #include "agent/store/volume_id.h"
@@ -35,6 +38,9 @@ namespace {
 constexpr std::chrono::seconds kCacheMetricsInterval{5};
 // How long open Ensure streams may go on after shutdown starts before they are cancelled.
 constexpr std::chrono::seconds kShutdownGrace{2};
+// Command answers kept in the state folder; the coordinator re-sends only recent commands.
+constexpr size_t kRememberedAnswers = 4096;
+constexpr char kCommandAnswersFileName[] = "command-answers.bin";
 
 // Makes `socket_path` free to bind: creates its folder, removes a stale socket file. Refuses
 // to take over a socket another process still answers on, or a file that is not a socket.
@@ -72,11 +78,16 @@ absl::Status PrepareSocketPath(const std::filesystem::path& socket_path) {
 struct AgentServer::Parts {
   AgentConfig config;
   SystemClock clock;
+  // Pods' leases (Ensure with a holder, Hold); LiveCount() feeds the live leases gauge.
+  std::unique_ptr<LeaseTable> leases;
+  // Answers to coordinator commands, in the state folder (null without a coordinator).
+  std::unique_ptr<CommandAnswers> answers;
   EventLoop loop;
   std::unique_ptr<ModelCache> cache;
-  // Without a coordinator every model may be cached; with one, the last pushed policy decides
-  // (and until the first one arrives the agent keeps caching, as it keeps serving while the
-  // coordinator is away).
+  // Without a coordinator every model may be cached; with one, the last pushed policy decides.
+  // Until the first one arrives, the policy saved by the previous run applies
+  // (agent/saved_policy.h); on a first start the agent caches everything, as it keeps serving
+  // while the coordinator is away.
   CachingPolicyHolder caching_policy{/*allow_without_policy=*/true};
   std::unique_ptr<ModelCacheOps> cache_ops;
   std::unique_ptr<CoordinatorClient> coordinator;  // null without `coordinator`
@@ -132,6 +143,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   parts->config = config;
   parts->metrics = std::make_unique<AgentMetrics>(parts->registry);
   Parts& p = *parts;
+  p.leases = std::make_unique<LeaseTable>(p.clock, config.lease_ttl);
 
   // Health first, so a long volume scan does not fail a liveness probe.
   if (!config.metrics_address.empty()) {
@@ -146,17 +158,34 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   if (!config.coordinator.empty()) {
     ASSIGN_OR_RETURN(std::string volume_id,
                      EnsureVolumeId(CacheLayout(config.cache_root), config.node_name));
+    const std::filesystem::path policy_file = config.state_dir / kSavedPolicyFileName;
+    absl::StatusOr<std::optional<v1::CachingPolicy>> saved = LoadSavedPolicy(policy_file);
+    if (!saved.ok()) {
+      spdlog::warn("{} (ignored: caching everything until the coordinator answers)",
+                   saved.status());
+    } else if (saved->has_value()) {
+      p.caching_policy.Set(**saved);
+      spdlog::info("caching policy from the last run (until the coordinator answers): default "
+                   "{}, {} rules",
+                   (*saved)->default_enabled() ? "enabled" : "disabled", (*saved)->rules_size());
+    }
+    ASSIGN_OR_RETURN(p.answers,
+                     CommandAnswers::Open(config.state_dir / kCommandAnswersFileName,
+                                          kRememberedAnswers));
     p.cache_ops = std::make_unique<ModelCacheOps>(
         *p.cache, p.caching_policy,
         CacheOpsOptions{.cache_root = config.cache_root,
                         .caching_enabled = config.caching_enabled,
-                        .on_change = [&p] { p.coordinator->ReportNow(); }});
+                        .on_change = [&p] { p.coordinator->ReportNow(); },
+                        .leases = p.leases.get(),
+                        .policy_file = policy_file});
     CoordinatorClientOptions client;
     client.target = config.coordinator;
     client.token = config.coordinator_token;
     client.node_name = config.node_name;
     client.volume_id = volume_id;
     client.agent_version = MODELCACHE_VERSION;
+    client.answers = p.answers.get();
     p.coordinator = std::make_unique<CoordinatorClient>(client, *p.cache_ops);
     p.coordinator->Start();
     spdlog::info("coordinator {}: reporting volume {} as node {}", config.coordinator, volume_id,
@@ -166,6 +195,10 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
                                       .caching_allowed = nullptr,  // set below with a coordinator
                                       .on_model_published = [&p] {
                                         p.RequestRefresh();
+                                        if (p.coordinator) p.coordinator->ReportNow();
+                                      },
+                                      .leases = p.leases.get(),
+                                      .on_leases_changed = [&p] {
                                         if (p.coordinator) p.coordinator->ReportNow();
                                       }};
   if (p.coordinator) {
