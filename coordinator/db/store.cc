@@ -825,7 +825,7 @@ absl::StatusOr<std::vector<AuditEntry>> CoordinatorStore::Audit(size_t limit,
   std::vector<AuditEntry> entries;
   ASSIGN_OR_RETURN(auto statement, db_->Prepare(
       "SELECT at_ms, volume_id, name, version, reason, bytes_freed, node_name, command_id FROM "
-      "purge_audit WHERE ?2='' OR name=?2 ORDER BY id DESC LIMIT ?1"));
+      "purge_audit WHERE coalesce(?2, '')='' OR name=?2 ORDER BY id DESC LIMIT ?1"));
   statement->Bind(1, static_cast<int64_t>(limit)).Bind(2, name);
   for (;;) {
     ASSIGN_OR_RETURN(bool row, statement->Step());
