@@ -277,7 +277,7 @@ TEST_F(AgentLeasesTest, HoldOnceAndReleaseAnswerFromTheAgent) {
   EXPECT_EQ(unreachable.exit_code, 3) << unreachable.err;
   CtlResult refused = Ctl({"audit"});  // no token
   EXPECT_EQ(refused.exit_code, 4) << refused.err;
-  EXPECT_THAT(refused.err, HasSubstr("UNAUTHENTICATED"));
+  EXPECT_THAT(refused.err, HasSubstr("unauthenticated"));
 }
 
 }  // namespace
