@@ -102,10 +102,12 @@ class AgentLeasesTest : public ::testing::Test {
     ASSERT_NO_FATAL_FAILURE(StartAgent(agents_[1], "node-b"));
   }
 
-  void StartAgent(Agent& agent, const std::string& node) {
+  // Starts (or restarts) an agent; with `wait_for_coordinator`, until it holds the
+  // coordinator's policy. Each start logs to its own file.
+  void StartAgent(Agent& agent, const std::string& node, bool wait_for_coordinator = true) {
     agent.node = node;
     agent.socket = dir_.Path() / ("run-" + node) / "agent.sock";
-    agent.log = dir_.Path() / (node + ".log");
+    agent.log = dir_.Path() / (node + "-" + std::to_string(++agent_starts_) + ".log");
     fs::path config = dir_.Path() / (node + ".yaml");
     testing::WriteTestFile(config, "cacheRoot: " + CacheRoot().string() +
                                        "\nsocket: " + agent.socket.string() +
@@ -122,6 +124,7 @@ class AgentLeasesTest : public ::testing::Test {
     ASSERT_TRUE(PollUntil([&] { return !agent.process->Running() || SocketAccepts(agent.socket); },
                           kDeadline));
     ASSERT_TRUE(agent.process->Running()) << "agent exited:\n" << Log(agent);
+    if (!wait_for_coordinator) return;
     ASSERT_TRUE(PollUntil([&] { return Log(agent).find("caching policy from the coordinator") !=
                                        std::string::npos; },
                           kDeadline, 50ms))
@@ -183,6 +186,7 @@ class AgentLeasesTest : public ::testing::Test {
   std::unique_ptr<Subprocess> coordinator_;
   Agent agents_[2];
   int ctl_runs_ = 0;
+  int agent_starts_ = 0;
 };
 
 TEST_F(AgentLeasesTest, HeldModelOutlivesTheUnusedPurgeUntilItsHolderReleasesIt) {
@@ -278,6 +282,34 @@ TEST_F(AgentLeasesTest, HoldOnceAndReleaseAnswerFromTheAgent) {
   CtlResult refused = Ctl({"audit"});  // no token
   EXPECT_EQ(refused.exit_code, 4) << refused.err;
   EXPECT_THAT(refused.err, HasSubstr("unauthenticated"));
+}
+
+TEST_F(AgentLeasesTest, AgentStartingWhileTheCoordinatorIsDownKeepsTheLastPolicy) {
+  Agent& agent = agents_[0];
+  CtlResult disabled = Ctl({"disable-caching", "m", "--token", "adm"});
+  ASSERT_EQ(disabled.exit_code, 0) << disabled.err;
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        return Log(agent).find("caching policy from the coordinator: default enabled, 1 rules") !=
+               std::string::npos;
+      },
+      kDeadline, 50ms))
+      << Log(agent);
+
+  // The coordinator goes away, then the agent restarts without it.
+  coordinator_->Terminate();
+  agent.process->Terminate();
+  ASSERT_NO_FATAL_FAILURE(StartAgent(agent, "node-a", /*wait_for_coordinator=*/false));
+  EXPECT_THAT(Log(agent), HasSubstr("caching policy from the last run (until the coordinator "
+                                    "answers): default enabled, 1 rules"));
+  CtlResult refused = Fetch(agent, "v1");
+  EXPECT_NE(refused.exit_code, 0) << refused.out;
+  EXPECT_THAT(refused.err, HasSubstr("caching disabled for model m@v1 by the coordinator"));
+  EXPECT_FALSE(fs::exists(ModelDir("v1")));
+  // Models the policy does not name still follow its default.
+  CtlResult other = Ctl({"fetch", "--model", "other", "--version", "v1", "--source",
+                         origin_->BaseUrl() + "/m/"}, &agent);
+  EXPECT_EQ(other.exit_code, 0) << other.err << Log(agent);
 }
 
 }  // namespace
