@@ -12,6 +12,7 @@
 #include "agent/store/layout.h"
 #include "common/duration.h"
 #include "common/fs.h"
+#include "common/logging.h"
 #include "common/quantity.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
@@ -331,6 +332,9 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(std::string_view yaml_text, const A
     return absl::InvalidArgumentError(fmt::format("config: not valid YAML: {}", error.what()));
   }
   RETURN_IF_ERROR(ApplyTopLevel(root, config));
+  RETURN_IF_ERROR(ApplyLogEnvironment(environment.Get(kLogLevelVariable),
+                                      environment.Get(kLogJsonVariable), config.log_level,
+                                      config.log_json));
   ApplyFlags(flags, config);
   RETURN_IF_ERROR(Validate(config));
   return config;

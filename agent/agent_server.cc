@@ -27,6 +27,7 @@
 #include "agent/store/space.h"
 #include "agent/store/volume_id.h"
 #include "common/fs.h"
+#include "common/log_fields.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
 #include "spdlog/spdlog.h"
@@ -95,9 +96,12 @@ struct AgentServer::Parts {
   std::unique_ptr<AgentMetrics> metrics;
   std::unique_ptr<grpc::Service> service;
   std::unique_ptr<grpc::Server> server;
+  // Before `http`, whose handlers use them: members are destroyed in reverse order.
+  std::mutex scraped_mutex;
+  CoordinatorClient* scraped_coordinator = nullptr;  // guarded by scraped_mutex
+  std::atomic<bool> ready{false};
   std::unique_ptr<MetricsHttpServer> http;
   int tcp_port = 0;
-  std::atomic<bool> ready{false};
 
   std::thread refresher;
   std::mutex refresher_mutex;
@@ -107,16 +111,35 @@ struct AgentServer::Parts {
   bool shut_down = false;
 
   void RefreshCacheMetrics() {
+    metrics->SetLiveLeases(leases->LiveCount());
     uint64_t used = 0;
     std::vector<v1::CachedModel> models = cache->List();
     for (const v1::CachedModel& model : models) used += model.size_bytes();
     absl::StatusOr<VolumeSpace> space = ReadVolumeSpace(config.cache_root);
     if (!space.ok()) {
-      spdlog::warn("cache metrics: {}", space.status());
+      spdlog::warn("cache metrics refresh failed {}",
+                   LogFields()
+                       .Add("path", config.cache_root.string())
+                       .Add("error", space.status())
+                       .Add("next", "the cache gauges keep their last values; retried in 5 s"));
       return;
     }
     metrics->SetCache(MakeCacheSnapshot(models.size(), used, space->capacity_bytes,
                                         space->free_bytes, config.storage.storage_size_bytes));
+  }
+
+  // On the metrics server's threads, before each scrape. The HTTP server outlives the
+  // coordinator client, hence the guarded pointer.
+  void RefreshCoordinatorMetrics() {
+    std::lock_guard lock(scraped_mutex);
+    if (scraped_coordinator != nullptr) {
+      metrics->SetCoordinator(scraped_coordinator->Connected(),
+                              scraped_coordinator->LastReportUnixSeconds());
+    }
+  }
+  void SetScrapedCoordinator(CoordinatorClient* client) {
+    std::lock_guard lock(scraped_mutex);
+    scraped_coordinator = client;
   }
 
   void RefreshLoop() {
@@ -147,13 +170,20 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
 
   // Health first, so a long volume scan does not fail a liveness probe.
   if (!config.metrics_address.empty()) {
-    ASSIGN_OR_RETURN(p.http, MetricsHttpServer::Start(config.metrics_address, p.registry,
-                                                      [&p] { return p.ready.load(); }));
+    MetricsHttpOptions http{.address = config.metrics_address,
+                            .ready = [&p] { return p.ready.load(); },
+                            .before_scrape = [&p] { p.RefreshCoordinatorMetrics(); }};
+    ASSIGN_OR_RETURN(p.http, MetricsHttpServer::Start(std::move(http), p.registry));
   }
 
   RETURN_IF_ERROR(PrepareSocketPath(config.socket));
   p.loop.Start();
-  ASSIGN_OR_RETURN(p.cache, ModelCache::Open(p.loop, p.clock, config.ToModelCacheOptions()));
+  ModelCacheOptions cache_options = config.ToModelCacheOptions();
+  cache_options.on_fill_finished = [metrics = p.metrics.get()](const FillStats& fill) {
+    metrics->CountFill(fill.scheme, fill.status.ok(), fill.bytes_fetched, fill.duration.count(),
+                       fill.chunk_retries);
+  };
+  ASSIGN_OR_RETURN(p.cache, ModelCache::Open(p.loop, p.clock, std::move(cache_options)));
 
   if (!config.coordinator.empty()) {
     ASSIGN_OR_RETURN(std::string volume_id,
@@ -186,8 +216,12 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
     client.volume_id = volume_id;
     client.agent_version = MODELCACHE_VERSION;
     client.answers = p.answers.get();
+    client.on_purged = [metrics = p.metrics.get()](std::string_view reason, uint64_t bytes_freed) {
+      metrics->CountPurge(reason, bytes_freed);
+    };
     p.coordinator = std::make_unique<CoordinatorClient>(client, *p.cache_ops);
     p.coordinator->Start();
+    p.SetScrapedCoordinator(p.coordinator.get());
     spdlog::info("coordinator {}: reporting volume {} as node {}", config.coordinator, volume_id,
                  config.node_name);
   }
@@ -243,6 +277,7 @@ void AgentServer::Shutdown() {
   p.shut_down = true;
   p.ready = false;
   spdlog::info("agent shutting down");
+  p.SetScrapedCoordinator(nullptr);
   // First, so that no coordinator command runs against a cache that is going away.
   if (p.coordinator) p.coordinator->Stop();
   if (p.server) p.server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);

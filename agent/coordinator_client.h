@@ -8,8 +8,10 @@
 // The agent keeps serving while the coordinator is away; this class only reports and obeys.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -61,6 +63,9 @@ struct CoordinatorClientOptions {
   // after this agent restarted is answered from the record too. Null: in memory, holding
   // remembered_results. Must outlive the client.
   CommandAnswers* answers = nullptr;
+  // Called on the client's thread after a purge command freed a model (not for a replayed
+  // answer), with the command's reason ("unused: ...") and the bytes freed. For metrics.
+  std::function<void(std::string_view reason, uint64_t bytes_freed)> on_purged;
 };
 
 class CoordinatorClient {
@@ -83,6 +88,8 @@ class CoordinatorClient {
   uint64_t Connections() const;
   // Commands run (not counting answers replayed for duplicates).
   uint64_t CommandsExecuted() const;
+  // Unix seconds (system clock) of the last usage report written to the stream; 0: never.
+  int64_t LastReportUnixSeconds() const;
 
   class Impl;
 

@@ -13,10 +13,12 @@
 #include "agent/store/index.h"
 #include "agent/store/space.h"
 #include "agent/store/trash.h"
+#include "common/log_fields.h"
 #include "common/names.h"
 #include "common/quantity.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
+#include "common/uri.h"
 #include "spdlog/spdlog.h"
 
 namespace modelcache {
@@ -88,6 +90,8 @@ class ModelCache::Impl {
   struct Fill {
     std::unique_ptr<FillJob> job;
     std::map<uint64_t, Subscriber> subscribers;
+    std::string scheme;  // of the source, for FillStats
+    Clock::TimePoint started;
   };
 
   void AnswerHit(const IndexEntry& entry, const DoneFn& on_done);
@@ -138,9 +142,15 @@ void ModelCache::Impl::Ensure(uint64_t subscription, const v1::EnsureRequest& re
   fill_request.source_uri = request.source();
   fill_request.source = std::move(source).value();
   fill_request.settings = options_.fill;
-  spdlog::info("fill {}@{}: starting from {}", key.first, key.second, request.source());
+  spdlog::info("fill started {}", LogFields()
+                                      .Add("model", key.first)
+                                      .Add("version", key.second)
+                                      .Add("source", request.source()));
 
   Fill& started = fills_[key];
+  absl::StatusOr<SourceUri> uri = ParseSourceUri(request.source());
+  started.scheme = uri.ok() ? uri->scheme : "other";
+  started.started = clock_.Now();
   started.subscribers[subscription] = Subscriber{std::move(on_progress), std::move(on_done)};
   subscription_fills_[subscription] = key;
   started.job = std::make_unique<FillJob>(
@@ -176,16 +186,33 @@ void ModelCache::Impl::OnFillDone(const ModelKey& key, absl::StatusOr<v1::Manife
   if (fill == fills_.end()) return;
   std::map<uint64_t, Subscriber> subscribers = std::move(fill->second.subscribers);
   double rate = fill->second.job->Progress().bytes_per_second();
+  FillStats stats{.name = key.first,
+                  .version = key.second,
+                  .scheme = fill->second.scheme,
+                  .status = result.status(),
+                  .bytes_fetched = fill->second.job->GetCounters().bytes_fetched,
+                  .chunk_retries = fill->second.job->GetCounters().chunk_retries,
+                  .duration = clock_.Now() - fill->second.started};
   fills_.erase(fill);  // FillJob allows being destroyed from its own DoneFn
   for (const auto& [subscription, subscriber] : subscribers) subscription_fills_.erase(subscription);
 
+  if (options_.on_fill_finished) options_.on_fill_finished(stats);
+  LogFields fields;
+  fields.Add("model", key.first)
+      .Add("version", key.second)
+      .Add("bytes", stats.bytes_fetched)
+      .AddMillis("duration_ms", stats.duration.count());
   if (!result.ok()) {
-    spdlog::warn("fill {}@{} failed: {}", key.first, key.second, result.status());
+    spdlog::warn("fill failed {}", fields.Add("error", result.status())
+                                       .Add("next", KeepsStagingAfter(result.status())
+                                                        ? "staging kept: the next Ensure resumes"
+                                                        : "staging removed: the next Ensure "
+                                                          "starts over"));
     for (const auto& [subscription, subscriber] : subscribers) subscriber.on_done(result.status());
     return;
   }
-  spdlog::info("fill {}@{}: ready ({}, {} files)", key.first, key.second,
-               FormatBytes(result->total_bytes()), result->files_size());
+  spdlog::info("fill finished {}", fields.Add("size_bytes", result->total_bytes())
+                                       .Add("files", result->files_size()));
   index_.Put(IndexEntry{*result, clock_.Now()});
   v1::EnsureProgress ready = ReadyProgress(*result, layout_.ModelDir(key.first, key.second), false);
   ready.set_bytes_per_second(rate);
@@ -250,7 +277,10 @@ void ModelCache::Impl::Purge(const ModelKey& key,
   }
   index_.Remove(key.first, key.second);
   if (!trashed.ok()) return on_done(uint64_t{0});  // not on the volume
-  spdlog::info("model {}: moved to trash for purge ({})", model, FormatBytes(known_bytes));
+  spdlog::info("purge moved to trash {}", LogFields()
+                                             .Add("model", key.first)
+                                             .Add("version", key.second)
+                                             .Add("bytes", known_bytes));
   auto freed = std::make_shared<absl::StatusOr<uint64_t>>(uint64_t{0});
   loop_.RunBlocking([layout = layout_, freed] { *freed = EmptyTrash(layout); },
                     [freed, known_bytes, model, on_done = std::move(on_done)] {

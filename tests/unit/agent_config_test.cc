@@ -308,5 +308,33 @@ TEST(AgentConfig, LeaseTtlAndStateDirHaveDefaultsPerNode) {
   ExpectInvalid("cacheRoot: /c\nstateDir: relative/dir\n", "stateDir", "relative/dir");
 }
 
+TEST(AgentConfig, LogEnvironmentOverridesTheFileAndFlagsOverrideIt) {
+  const std::string yaml = "cacheRoot: /c\nlog:\n  level: warn\n  json: false\n";
+  AgentEnvironment environment =
+      Environment({{"MODELCACHE_LOG_LEVEL", "debug"}, {"MODELCACHE_LOG_JSON", "1"}});
+  absl::StatusOr<AgentConfig> from_environment = Parse(yaml, {}, environment);
+  ASSERT_TRUE(from_environment.ok()) << from_environment.status();
+  EXPECT_EQ(from_environment->log_level, "debug");
+  EXPECT_TRUE(from_environment->log_json);
+
+  AgentFlags flags;
+  flags.log_level = "error";
+  absl::StatusOr<AgentConfig> from_flags = Parse(yaml, flags, environment);
+  ASSERT_TRUE(from_flags.ok()) << from_flags.status();
+  EXPECT_EQ(from_flags->log_level, "error");
+}
+
+TEST(AgentConfig, BadLogEnvironmentIsNamed) {
+  absl::StatusOr<AgentConfig> json =
+      Parse("cacheRoot: /c\n", {}, Environment({{"MODELCACHE_LOG_JSON", "maybe"}}));
+  ASSERT_FALSE(json.ok());
+  EXPECT_THAT(std::string(json.status().message()), HasSubstr("MODELCACHE_LOG_JSON"));
+  EXPECT_THAT(std::string(json.status().message()), HasSubstr("maybe"));
+  absl::StatusOr<AgentConfig> level =
+      Parse("cacheRoot: /c\n", {}, Environment({{"MODELCACHE_LOG_LEVEL", "chatty"}}));
+  ASSERT_FALSE(level.ok());
+  EXPECT_THAT(std::string(level.status().message()), HasSubstr("chatty"));
+}
+
 }  // namespace
 }  // namespace modelcache
