@@ -9,6 +9,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "agent/fill/aws_credentials.h"
+#include "agent/store/layout.h"
 #include "common/duration.h"
 #include "common/fs.h"
 #include "common/logging.h"
@@ -215,6 +216,15 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
       return ApplyFill(value, config);
     } else if (key == "s3") {
       return ApplyS3(value, config);
+    } else if (key == "leaseTtl") {
+      ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
+      absl::StatusOr<std::chrono::seconds> duration = ParseDuration(text);
+      if (!duration.ok()) return InvalidValue(path, text, std::string(duration.status().message()));
+      if (duration->count() == 0) return InvalidValue(path, text, "must be greater than zero");
+      config.lease_ttl = *duration;
+    } else if (key == "stateDir") {
+      ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
+      config.state_dir = text;
     } else if (key == "modelsCacheStorage") {
       ASSIGN_OR_RETURN(config.storage, ParseStorageConfig(value));
       config.caching_enabled = config.storage.enabled;
@@ -228,7 +238,7 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
       return UnknownKey(path, {"cacheRoot", "socket", "listenTcp", "metricsAddress", "nodeName",
                                "coordinator", "coordinatorToken", "coordinatorTokenFile", "log",
                                "fill", "s3", "modelsCacheStorage", "extraVolumes", "scrub",
-                               "testOnlyFilesystemType"});
+                               "testOnlyFilesystemType", "leaseTtl", "stateDir"});
     }
     return absl::OkStatus();
   });
@@ -298,6 +308,11 @@ absl::Status Validate(AgentConfig& config) {
     if (volume.lexically_normal() == config.cache_root.lexically_normal()) {
       return InvalidValue("extraVolumes", volume.string(), "is cacheRoot itself");
     }
+  }
+  if (config.state_dir.empty()) {
+    config.state_dir = CacheLayout(config.cache_root).AgentStateDir(config.node_name);
+  } else if (!config.state_dir.is_absolute()) {
+    return InvalidValue("stateDir", config.state_dir.string(), "want an absolute path");
   }
   return absl::OkStatus();
 }

@@ -20,6 +20,9 @@
 //   extraVolumes: []                     # more cache volumes this agent mounts (migrate, cleanup)
 //   scrub: {every: 0s, rate: 64Mi}       # periodic re-hash of published models; 0s: off
 //   testOnlyFilesystemType: ""           # TESTS ONLY: pretend cacheRoot has this statfs type
+//   leaseTtl: 10m                        # a pod's lease on a model lasts this long unless renewed
+//   stateDir: <cacheRoot>/agents/<nodeName>  # command answers, last caching policy
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -79,6 +82,11 @@ struct AgentConfig {
   // `scrub_bytes_per_second`; a damaged one is quarantined as by `modelcachectl verify`.
   std::chrono::seconds scrub_every{0};
   uint64_t scrub_bytes_per_second = 64ull << 20;
+  // How long a lease taken by Ensure (holder set) or Hold lasts without a renewal.
+  std::chrono::seconds lease_ttl{600};
+  // This agent's own files: answered command ids, the last caching policy. Resolved by
+  // ParseAgentConfig (default: AgentStateDir of the cache layout for this node).
+  std::filesystem::path state_dir;
 
   // What ModelCache::Open needs (quota from modelsCacheStorage.storageSize).
   ModelCacheOptions ToModelCacheOptions() const;

@@ -15,13 +15,16 @@
 #include <thread>
 
 #include "agent/caching_policy.h"
+#include "agent/command_answers.h"
 #include "agent/coordinator_client.h"
 #include "agent/fill/event_loop.h"
+#include "agent/leases.h"
 #include "agent/local_cache_ops.h"
 #include "agent/maintenance.h"
 #include "agent/maintenance_service.h"
 #include "agent/metrics.h"
 #include "agent/model_cache.h"
+#include "agent/saved_policy.h"
 #include "agent/service.h"
 #include "agent/store/space.h"
 #include "agent/store/storage_check.h"
@@ -39,6 +42,9 @@ namespace {
 constexpr std::chrono::seconds kCacheMetricsInterval{5};
 // How long open Ensure streams may go on after shutdown starts before they are cancelled.
 constexpr std::chrono::seconds kShutdownGrace{2};
+// Command answers kept in the state folder; the coordinator re-sends only recent commands.
+constexpr size_t kRememberedAnswers = 4096;
+constexpr char kCommandAnswersFileName[] = "command-answers.bin";
 
 // Makes `socket_path` free to bind: creates its folder, removes a stale socket file. Refuses
 // to take over a socket another process still answers on, or a file that is not a socket.
@@ -119,14 +125,19 @@ absl::StatusOr<MaintenanceOptions> MaintenanceOptionsFor(const AgentConfig& conf
 struct AgentServer::Parts {
   AgentConfig config;
   SystemClock clock;
+  // Pods' leases (Ensure with a holder, Hold); LiveCount() feeds the live leases gauge.
+  std::unique_ptr<LeaseTable> leases;
+  // Answers to coordinator commands, in the state folder (null without a coordinator).
+  std::unique_ptr<CommandAnswers> answers;
   EventLoop loop;
   std::unique_ptr<ModelCache> cache;  // null when the storage check refused the cache
   std::string refused;                // "cache refused: tmpfs at /cache (...)", else ""
   std::unique_ptr<Maintenance> maintenance;
   std::unique_ptr<grpc::Service> maintenance_service;
-  // Without a coordinator every model may be cached; with one, the last pushed policy decides
-  // (and until the first one arrives the agent keeps caching, as it keeps serving while the
-  // coordinator is away).
+  // Without a coordinator every model may be cached; with one, the last pushed policy decides.
+  // Until the first one arrives, the policy saved by the previous run applies
+  // (agent/saved_policy.h); on a first start the agent caches everything, as it keeps serving
+  // while the coordinator is away.
   CachingPolicyHolder caching_policy{/*allow_without_policy=*/true};
   std::unique_ptr<ModelCacheOps> cache_ops;
   std::unique_ptr<CoordinatorClient> coordinator;  // null without `coordinator`
@@ -152,6 +163,7 @@ struct AgentServer::Parts {
   bool shut_down = false;
 
   void RefreshCacheMetrics() {
+    metrics->SetLiveLeases(leases ? leases->LiveCount() : 0);
     if (!cache) return;
     uint64_t used = 0;
     std::vector<v1::CachedModel> models = cache->List();
@@ -226,6 +238,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   parts->config = config;
   parts->metrics = std::make_unique<AgentMetrics>(parts->registry);
   Parts& p = *parts;
+  p.leases = std::make_unique<LeaseTable>(p.clock, config.lease_ttl);
 
   // Health first, so a long volume scan does not fail a liveness probe.
   if (!config.metrics_address.empty()) {
@@ -248,23 +261,43 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   ASSIGN_OR_RETURN(std::string volume_id,
                    EnsureVolumeId(CacheLayout(config.cache_root), config.node_name));
   ASSIGN_OR_RETURN(MaintenanceOptions maintenance, MaintenanceOptionsFor(config, volume_id));
-  // Leases: the lease table is wired in here (maintenance.is_leased); until then nothing is
-  // leased and cleanup removes what it is asked to.
+  // Cleanup never removes a model a pod on this node holds (unless forced).
+  maintenance.is_leased = [leases = p.leases.get()](std::string_view name,
+                                                     std::string_view version) {
+    return leases->is_leased(name, version);
+  };
   p.maintenance = std::make_unique<Maintenance>(*p.cache, p.clock, std::move(maintenance));
   p.maintenance_service = MakeMaintenanceService(*p.maintenance);
 
   if (!config.coordinator.empty()) {
+    const std::filesystem::path policy_file = config.state_dir / kSavedPolicyFileName;
+    absl::StatusOr<std::optional<v1::CachingPolicy>> saved = LoadSavedPolicy(policy_file);
+    if (!saved.ok()) {
+      spdlog::warn("{} (ignored: caching everything until the coordinator answers)",
+                   saved.status());
+    } else if (saved->has_value()) {
+      p.caching_policy.Set(**saved);
+      spdlog::info("caching policy from the last run (until the coordinator answers): default "
+                   "{}, {} rules",
+                   (*saved)->default_enabled() ? "enabled" : "disabled", (*saved)->rules_size());
+    }
+    ASSIGN_OR_RETURN(p.answers,
+                     CommandAnswers::Open(config.state_dir / kCommandAnswersFileName,
+                                          kRememberedAnswers));
     p.cache_ops = std::make_unique<ModelCacheOps>(
         *p.cache, p.caching_policy,
         CacheOpsOptions{.cache_root = config.cache_root,
                         .caching_enabled = config.caching_enabled,
-                        .on_change = [&p] { p.coordinator->ReportNow(); }});
+                        .on_change = [&p] { p.coordinator->ReportNow(); },
+                        .leases = p.leases.get(),
+                        .policy_file = policy_file});
     CoordinatorClientOptions client;
     client.target = config.coordinator;
     client.token = config.coordinator_token;
     client.node_name = config.node_name;
     client.volume_id = volume_id;
     client.agent_version = MODELCACHE_VERSION;
+    client.answers = p.answers.get();
     client.on_purged = [metrics = p.metrics.get()](std::string_view reason, uint64_t bytes_freed) {
       metrics->CountPurge(reason, bytes_freed);
     };
@@ -278,6 +311,10 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
                                       .caching_allowed = nullptr,  // set below with a coordinator
                                       .on_model_published = [&p] {
                                         p.RequestRefresh();
+                                        if (p.coordinator) p.coordinator->ReportNow();
+                                      },
+                                      .leases = p.leases.get(),
+                                      .on_leases_changed = [&p] {
                                         if (p.coordinator) p.coordinator->ReportNow();
                                       }};
   if (p.coordinator) {

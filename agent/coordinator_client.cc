@@ -4,13 +4,12 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <map>
 #include <mutex>
 #include <random>
 #include <thread>
-#include <unordered_map>
 
+#include "agent/command_answers.h"
 #include "common/log_fields.h"
 #include "common/status_format.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
@@ -33,6 +32,12 @@ class CoordinatorClient::Impl {
  public:
   Impl(CoordinatorClientOptions options, LocalCacheOps& ops)
       : options_(std::move(options)), ops_(ops) {
+    if (options_.answers == nullptr) {
+      own_answers_ = CommandAnswers::InMemory(options_.remembered_results);
+      answers_ = own_answers_.get();
+    } else {
+      answers_ = options_.answers;
+    }
     std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
     if (options_.tls || !options_.root_certs.empty()) {
       grpc::SslCredentialsOptions ssl;
@@ -206,8 +211,14 @@ class CoordinatorClient::Impl {
   }
 
   v1::CommandResult Execute(const v1::Command& command) {
-    auto remembered = results_.find(command.id());
-    if (remembered != results_.end()) return remembered->second;
+    if (std::optional<v1::CommandResult> remembered = answers_->Find(command.id())) {
+      spdlog::info("command answered again {}",
+                   LogFields()
+                       .Add("command", command.id())
+                       .Add("code", remembered->code())
+                       .Add("next", "the recorded answer is sent; the command does not run again"));
+      return *std::move(remembered);
+    }
     v1::CommandResult result;
     result.set_command_id(command.id());
     absl::Status status;
@@ -250,11 +261,14 @@ class CoordinatorClient::Impl {
     ++executed_;
     result.set_code(static_cast<int>(status.code()));
     result.set_message(std::string(status.message()));
-    results_[command.id()] = result;
-    result_order_.push_back(command.id());
-    while (result_order_.size() > options_.remembered_results) {
-      results_.erase(result_order_.front());
-      result_order_.pop_front();
+    // Recorded before it is sent: a crash after this line cannot run the command twice.
+    absl::Status recorded = answers_->Record(result);
+    if (!recorded.ok()) {
+      spdlog::warn("command answer not saved {}",
+                   LogFields()
+                       .Add("command", command.id())
+                       .Add("error", recorded)
+                       .Add("next", "answered anyway; an agent restart forgets it"));
     }
     return result;
   }
@@ -316,9 +330,8 @@ class CoordinatorClient::Impl {
   std::mutex write_mutex_;     // one writer at a time on the stream
   Stream* stream_ = nullptr;   // set by the run thread while a stream is open
 
-  // Owned by the reader thread.
-  std::unordered_map<std::string, v1::CommandResult> results_;
-  std::deque<std::string> result_order_;
+  std::unique_ptr<CommandAnswers> own_answers_;  // when options_.answers is null
+  CommandAnswers* answers_ = nullptr;            // thread-safe itself
 
   std::atomic<bool> connected_{false};
   std::atomic<uint64_t> connections_{0};

@@ -3,7 +3,8 @@
 // the full usage on every (re)connect, then deltas and heartbeats; runs the coordinator's
 // commands through LocalCacheOps and answers each with its result. Reconnects with
 // exponential backoff and jitter. Commands are deduplicated by id: a command the coordinator
-// re-sends after a reconnect gets the stored answer instead of running again.
+// re-sends after a reconnect (or, with a durable CommandAnswers, after an agent restart) gets
+// the stored answer instead of running again.
 // The agent keeps serving while the coordinator is away; this class only reports and obeys.
 #include <chrono>
 #include <cstdint>
@@ -18,6 +19,8 @@
 #include "modelcache/v1/coordinator.pb.h"
 
 namespace modelcache {
+
+class CommandAnswers;
 
 // What the client needs from the local cache. Called from the client's threads; the agent's
 // implementation posts to its loop and waits.
@@ -56,6 +59,10 @@ struct CoordinatorClientOptions {
   std::chrono::milliseconds min_backoff{200};
   std::chrono::milliseconds max_backoff{30000};
   size_t remembered_results = 4096;  // command answers kept for deduplication
+  // Where answers are remembered (agent/command_answers.h); with a file, a command re-sent
+  // after this agent restarted is answered from the record too. Null: in memory, holding
+  // remembered_results. Must outlive the client.
+  CommandAnswers* answers = nullptr;
   // Called on the client's thread after a purge command freed a model (not for a replayed
   // answer), with the command's reason ("unused: ...") and the bytes freed. For metrics.
   std::function<void(std::string_view reason, uint64_t bytes_freed)> on_purged;

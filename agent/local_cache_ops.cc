@@ -1,10 +1,12 @@
 #include "agent/local_cache_ops.h"
 
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 
+#include "agent/saved_policy.h"
 #include "agent/store/space.h"
 #include "common/status_format.h"
 #include "spdlog/spdlog.h"
@@ -37,13 +39,16 @@ ModelCacheOps::ModelCacheOps(ModelCache& cache, CachingPolicyHolder& policy,
 
 std::vector<v1::ModelUsage> ModelCacheOps::Usage() {
   std::vector<v1::ModelUsage> usage;
+  std::map<LeaseTable::ModelKey, uint32_t> leases;
+  if (options_.leases != nullptr) leases = options_.leases->LiveByModel();
   for (const v1::CachedModel& model : cache_.List()) {
     v1::ModelUsage& entry = usage.emplace_back();
     entry.set_name(model.name());
     entry.set_version(model.version());
     entry.set_size_bytes(model.size_bytes());
     entry.set_last_access_unix_ms(model.last_access_unix_ms());
-    entry.set_live_leases(0);
+    auto leased = leases.find({model.name(), model.version()});
+    entry.set_live_leases(leased == leases.end() ? 0 : leased->second);
     entry.set_state(v1::ModelUsage::READY);
   }
   return usage;
@@ -59,6 +64,11 @@ LocalCacheOps::Space ModelCacheOps::VolumeSpace() {
 }
 
 absl::StatusOr<uint64_t> ModelCacheOps::Purge(const std::string& name, const std::string& version) {
+  if (options_.leases != nullptr && options_.leases->is_leased(name, version)) {
+    return absl::FailedPreconditionError(
+        fmt::format("model {}@{}: in use on this node ({} live lease(s)): not purged", name,
+                    version, options_.leases->LiveLeases(name, version)));
+  }
   return cache_.Purge(name, version);
 }
 
@@ -95,6 +105,10 @@ absl::Status ModelCacheOps::Prefetch(const std::string& name, const std::string&
 
 void ModelCacheOps::ApplyCachingPolicy(const v1::CachingPolicy& policy) {
   policy_.Set(policy);
+  if (!options_.policy_file.empty()) {
+    absl::Status saved = SavePolicy(options_.policy_file, policy);
+    if (!saved.ok()) spdlog::warn("caching policy not saved: {}", saved);
+  }
   // Tests wait for this line; operators see what the node now refuses.
   spdlog::info("caching policy from the coordinator: default {}, {} rules",
                policy.default_enabled() ? "enabled" : "disabled", policy.rules_size());

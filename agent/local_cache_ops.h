@@ -8,6 +8,7 @@
 
 #include "agent/caching_policy.h"
 #include "agent/coordinator_client.h"
+#include "agent/leases.h"
 #include "agent/model_cache.h"
 
 namespace modelcache {
@@ -18,6 +19,11 @@ struct CacheOpsOptions {
   bool caching_enabled = true;
   // Called after a prefetched fill ends, so the client can report without waiting.
   std::function<void()> on_change;
+  // Pods' leases on this agent: reported per model, and a leased model is not purged.
+  // Null: no leases (live_leases 0).
+  const LeaseTable* leases = nullptr;
+  // Where each policy from the coordinator is saved (agent/saved_policy.h); empty: not saved.
+  std::filesystem::path policy_file;
 };
 
 class ModelCacheOps final : public LocalCacheOps {
@@ -25,17 +31,19 @@ class ModelCacheOps final : public LocalCacheOps {
   // `cache` and `policy` must outlive this object.
   ModelCacheOps(ModelCache& cache, CachingPolicyHolder& policy, CacheOpsOptions options);
 
-  // Published models, all READY. live_leases is always 0: the agent does not track which
-  // pods read a model (pods hold leases at the coordinator, which counts those itself).
+  // Published models, all READY, each with the live leases pods hold on it at this agent.
   std::vector<v1::ModelUsage> Usage() override;
   Space VolumeSpace() override;  // statvfs of the cache root; zeros if it cannot be read
-  // ModelCache::Purge. No local lease check: see Usage.
+  // ModelCache::Purge, unless a pod holds a live lease on the model here: then
+  // FAILED_PRECONDITION naming the model (the coordinator's plan may predate the lease).
   absl::StatusOr<uint64_t> Purge(const std::string& name, const std::string& version) override;
   // FAILED_PRECONDITION when caching is disabled on this node or for this model; otherwise
   // ModelCache::Ensure, waiting until the fill reported its first progress or ended (a hit or
   // an early refusal such as INVALID_ARGUMENT comes back here).
   absl::Status Prefetch(const std::string& name, const std::string& version,
                         const std::string& source) override;
+  // Applies the policy and saves it to policy_file (a failed save is logged: the policy still
+  // applies until the agent restarts).
   void ApplyCachingPolicy(const v1::CachingPolicy& policy) override;
 
  private:

@@ -7,9 +7,11 @@
 #include <string>
 
 #include "agent/ensure_mailbox.h"
+#include "agent/leases.h"
 #include "agent/metrics.h"
 #include "agent/model_cache.h"
 #include "common/log_fields.h"
+#include "common/names.h"
 #include "common/status_format.h"
 #include "modelcache/v1/agent.grpc.pb.h"
 #include "spdlog/spdlog.h"
@@ -112,6 +114,11 @@ class AgentService final : public v1::Agent::Service {
                                                 .Add("next", "the client is told the error"));
         return ToGrpcStatus(result.status());
       }
+      if (!request->holder().empty() && options_.leases != nullptr) {
+        const bool had = options_.leases->LiveLeases(request->name(), request->version()) > 0;
+        options_.leases->Hold(request->name(), request->version(), request->holder());
+        if (!had && options_.on_leases_changed) options_.on_leases_changed();
+      }
       metrics_.CountEnsure(result->hit() ? EnsureResult::kHit : EnsureResult::kMiss);
       if (!result->hit() && options_.on_model_published) options_.on_model_published();
       spdlog::debug("ensure {} {}", result->hit() ? "hit" : "miss",
@@ -129,6 +136,37 @@ class AgentService final : public v1::Agent::Service {
     absl::StatusOr<v1::CachedModel> model = cache_.Stat(request->name(), request->version());
     if (!model.ok()) return ToGrpcStatus(model.status());
     *response = *std::move(model);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Hold(grpc::ServerContext*, const v1::HoldRequest* request,
+                    v1::HoldResponse* response) override {
+    absl::Status valid = ValidateModelName(request->name());
+    if (valid.ok()) valid = ValidateModelVersion(request->version());
+    if (!valid.ok()) return ToGrpcStatus(valid);
+    if (request->holder().empty()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "hold: holder is empty");
+    }
+    if (options_.leases == nullptr) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "this agent keeps no leases");
+    }
+    LeaseTable& leases = *options_.leases;
+    const std::string model = request->name() + "@" + request->version();
+    if (request->release()) {
+      response->set_released(leases.Release(request->name(), request->version(), request->holder()));
+      spdlog::info("lease of {} for {} released ({})", model, request->holder(),
+                   response->released() ? "ended" : "had none");
+      if (response->released() && options_.on_leases_changed) options_.on_leases_changed();
+    } else {
+      const bool had = leases.LiveLeases(request->name(), request->version()) > 0;
+      Clock::TimePoint expires = leases.Hold(request->name(), request->version(), request->holder(),
+                                             std::chrono::seconds(request->ttl_seconds()));
+      response->set_expires_unix_ms(ToUnixMillis(expires));
+      spdlog::debug("lease of {} for {} until {}", model, request->holder(),
+                    response->expires_unix_ms());
+      if (!had && options_.on_leases_changed) options_.on_leases_changed();
+    }
+    response->set_live_leases(leases.LiveLeases(request->name(), request->version()));
     return grpc::Status::OK;
   }
 

@@ -13,6 +13,7 @@ class Service;
 namespace modelcache {
 
 class AgentMetrics;
+class LeaseTable;
 class ModelCache;
 
 struct AgentServiceOptions {
@@ -24,6 +25,12 @@ struct AgentServiceOptions {
   std::function<bool(std::string_view name, std::string_view version)> caching_allowed;
   // Called (on a gRPC thread) after a fill published a model, e.g. to refresh cache gauges.
   std::function<void()> on_model_published;
+  // Pods' leases (agent/leases.h): an Ensure that names a holder takes one when it ends READY,
+  // and Hold renews or releases it. Null: Hold answers FAILED_PRECONDITION.
+  LeaseTable* leases = nullptr;
+  // Called (on a gRPC thread) after a lease was taken for a new holder or released, so the
+  // coordinator hears about it before its next purge pass.
+  std::function<void()> on_leases_changed;
 };
 
 // Ensure streams the cache's progress (the newest one when the client reads slowly) and ends

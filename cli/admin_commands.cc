@@ -16,6 +16,7 @@ struct AdminState {
   std::string source;
   std::string volume_id;
   bool dry_run = false;
+  uint32_t limit = 50;
   int* exit_code = nullptr;
 };
 
@@ -123,6 +124,14 @@ void AddAdminCommands(CLI::App& app, int* exit_code) {
     ModelRef ref;
     if (!ParseModelRef(s.name, true, ref)) return kAdminExitUsage;
     return RunPrefetch(c, ref, s.source, s.volume_id);
+  });
+
+  CLI::App* audit = Command(app, "audit", "The purge audit log, newest first: what, why, bytes freed", *state);
+  audit->add_option("--limit", state->limit, "At most this many entries (default 50)")
+      ->check(CLI::Range(1u, 100000u));
+  audit->add_option("--model", state->name, "Only this model");
+  OnRun(*audit, state, [](AdminConnection& c, AdminState& s) {
+    return RunAudit(c, s.limit, s.name);
   });
 }
 

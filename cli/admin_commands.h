@@ -1,6 +1,6 @@
 #pragma once
 // modelcachectl's coordinator (admin) commands: models list|show, usage, nodes,
-// enable-caching, disable-caching, delete, purge [--dry-run], prefetch, pin, unpin.
+// enable-caching, disable-caching, delete, purge [--dry-run], prefetch, pin, unpin, audit.
 // Each takes --coordinator host:port (or $MODELCACHE_COORDINATOR), --token (or
 // $MODELCACHE_TOKEN), --json, and TLS options --tls/--ca-file.
 #include <CLI/CLI.hpp>

@@ -1,6 +1,7 @@
 #pragma once
 // The admin commands' bodies, one group per file (admin_models.cc, admin_usage.cc,
 // admin_purge.cc). Each returns the exit code; admin_commands.cc parses flags and calls them.
+#include <cstdint>
 #include <string>
 
 #include "cli/admin_connection.h"
@@ -30,5 +31,8 @@ int RunPurge(AdminConnection& connection, const ModelRef& ref);
 int RunPurgeDryRun(AdminConnection& connection);
 int RunPrefetch(AdminConnection& connection, const ModelRef& ref, const std::string& source,
                 const std::string& volume_id);
+
+// Newest first; `model` empty: every model. admin_audit.cc.
+int RunAudit(AdminConnection& connection, uint32_t limit, const std::string& model);
 
 }  // namespace modelcache::cli

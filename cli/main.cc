@@ -4,6 +4,7 @@
 #include "cli/admin_commands.h"
 #include "cli/cli_context.h"
 #include "cli/fetch_command.h"
+#include "cli/hold_command.h"
 #include "cli/inspect_commands.h"
 #include "cli/maintenance_commands.h"
 #include "common/logging.h"
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   cli::AddFetchCommand(app, context);
   cli::AddInspectCommands(app, context);
   cli::AddMaintenanceCommands(app, context);
+  cli::AddHoldCommand(app, context);
   cli::AddAdminCommands(app, &context.exit_code);
   try {
     app.parse(argc, argv);

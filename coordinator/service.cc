@@ -361,6 +361,27 @@ class CoordinatorServer::Impl final
     });
   }
 
+  grpc::Status Audit(grpc::ServerContext* context, const v1::AuditRequest* request,
+                     v1::AuditResponse* response) override {
+    return Handle(context, Permission::kRead, "Audit", [&]() -> absl::Status {
+      if (!request->name().empty()) RETURN_IF_ERROR(ValidateModelName(request->name()));
+      const size_t limit = request->limit() == 0 ? 100 : request->limit();
+      ASSIGN_OR_RETURN(std::vector<AuditEntry> entries, store_->Audit(limit, request->name()));
+      for (const AuditEntry& entry : entries) {
+        v1::AuditRecord* record = response->add_records();
+        record->set_at_unix_ms(entry.at_unix_ms);
+        record->set_volume_id(entry.volume_id);
+        record->set_name(entry.name);
+        record->set_version(entry.version);
+        record->set_reason(entry.reason);
+        record->set_bytes_freed(entry.bytes_freed);
+        record->set_node_name(entry.node_name);
+        record->set_command_id(entry.command_id);
+      }
+      return absl::OkStatus();
+    });
+  }
+
  private:
   int64_t Now() const { return ToUnixMillis(clock_.Now()); }
 

@@ -109,7 +109,7 @@ absl::Status ListStaging(const CacheLayout& layout, Inventory& inventory) {
 bool IsKnownTopLevel(const CacheLayout& layout, const std::string& name) {
   for (const std::filesystem::path& known :
        {layout.ModelsDir(), layout.StagingDir(), layout.TrashDir(), layout.QuarantineDir(),
-        layout.LocksDir(), layout.VolumeIdPath()}) {
+        layout.LocksDir(), layout.VolumeIdPath(), layout.AgentsDir()}) {
     if (known.filename() == name) return true;
   }
   return name == "lost+found";

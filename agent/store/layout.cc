@@ -55,6 +55,12 @@ std::filesystem::path CacheLayout::LocksDir() const { return root_ / "locks"; }
 
 std::filesystem::path CacheLayout::VolumeIdPath() const { return root_ / kVolumeIdFileName; }
 
+std::filesystem::path CacheLayout::AgentsDir() const { return root_ / "agents"; }
+
+std::filesystem::path CacheLayout::AgentStateDir(std::string_view node_name) const {
+  return AgentsDir() / (node_name.empty() ? std::string_view("unnamed") : node_name);
+}
+
 absl::Status CacheLayout::CreateDirectories() const {
   RETURN_IF_ERROR(modelcache::CreateDirectories(ModelsDir()));
   RETURN_IF_ERROR(modelcache::CreateDirectories(StagingDir()));

@@ -8,6 +8,7 @@
 //   <root>/quarantine/<name>@<version>-<ms>/     a model whose files failed verification
 //   <root>/locks/<name>@<version>.lock           cross-node fill lock (coordinator unreachable)
 //   <root>/.modelcache-volume-id                 the volume's identity, written once
+//   <root>/agents/<node>/                        one agent's own state (command answers, policy)
 #include <filesystem>
 #include <string_view>
 
@@ -36,6 +37,9 @@ class CacheLayout {
   std::filesystem::path QuarantineDir() const;
   std::filesystem::path LocksDir() const;
   std::filesystem::path VolumeIdPath() const;
+  std::filesystem::path AgentsDir() const;
+  // The state folder of the agent on `node_name` ("unnamed" when empty).
+  std::filesystem::path AgentStateDir(std::string_view node_name) const;
 
   // Creates models/, staging/ and trash/ if missing.
   absl::Status CreateDirectories() const;

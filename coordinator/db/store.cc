@@ -859,13 +859,14 @@ absl::StatusOr<std::optional<StoredCommand>> CoordinatorStore::GetCommand(std::s
   return std::optional<StoredCommand>(std::move(stored));
 }
 
-absl::StatusOr<std::vector<AuditEntry>> CoordinatorStore::Audit(size_t limit) {
+absl::StatusOr<std::vector<AuditEntry>> CoordinatorStore::Audit(size_t limit,
+                                                                std::string_view name) {
   std::lock_guard lock(mutex_);
   std::vector<AuditEntry> entries;
   ASSIGN_OR_RETURN(auto statement, db_->Prepare(
       "SELECT at_ms, volume_id, name, version, reason, bytes_freed, node_name, command_id FROM "
-      "purge_audit ORDER BY id DESC LIMIT ?1"));
-  statement->Bind(1, static_cast<int64_t>(limit));
+      "purge_audit WHERE coalesce(?2, '')='' OR name=?2 ORDER BY id DESC LIMIT ?1"));
+  statement->Bind(1, static_cast<int64_t>(limit)).Bind(2, name);
   for (;;) {
     ASSIGN_OR_RETURN(bool row, statement->Step());
     if (!row) break;

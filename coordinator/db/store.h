@@ -114,7 +114,8 @@ class CoordinatorStore {
   absl::Status RecordResult(std::string_view node_name, const v1::CommandResult& result,
                             int64_t now_ms);
   absl::StatusOr<std::optional<StoredCommand>> GetCommand(std::string_view id);
-  absl::StatusOr<std::vector<AuditEntry>> Audit(size_t limit);
+  // The newest `limit` purge audit entries, newest first; only model `name` unless empty.
+  absl::StatusOr<std::vector<AuditEntry>> Audit(size_t limit, std::string_view name = {});
 
   // ---- health and metrics
   // A trivial query: OK while the database answers.

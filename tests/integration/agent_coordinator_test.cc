@@ -155,7 +155,8 @@ class AgentCoordinatorTest : public ::testing::Test {
     SubprocessOptions options;
     options.argv = {kCtlBinary};
     options.argv.insert(options.argv.end(), args.begin(), args.end());
-    options.environment = {"MODELCACHE_DISABLE=", "AIOLI_DISABLE_MODEL_CACHE=",
+    // HOSTNAME empty: fetch names no holder, so no lease keeps a model from the purges here.
+    options.environment = {"MODELCACHE_DISABLE=", "AIOLI_DISABLE_MODEL_CACHE=", "HOSTNAME=",
                            "MODELCACHE_TOKEN=", "MODELCACHE_COORDINATOR=" + Address(),
                            "MODELCACHE_SOCKET=" +
                                (agent ? agent->socket.string() : dir_.Join("no-agent.sock"))};

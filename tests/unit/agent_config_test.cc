@@ -321,6 +321,23 @@ TEST(AgentConfig, CoordinatorTokenInlineOrFromAFileButNotBoth) {
                 "coordinatorTokenFile", "not both");
 }
 
+TEST(AgentConfig, LeaseTtlAndStateDirHaveDefaultsPerNode) {
+  absl::StatusOr<AgentConfig> config =
+      Parse("cacheRoot: /c\n", {}, Environment({{"NODE_NAME", "node-7"}}));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->lease_ttl, std::chrono::minutes(10));
+  EXPECT_EQ(config->state_dir, "/c/agents/node-7");
+
+  config = Parse("cacheRoot: /c\nleaseTtl: 90s\nstateDir: /var/lib/modelcache\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->lease_ttl, std::chrono::seconds(90));
+  EXPECT_EQ(config->state_dir, "/var/lib/modelcache");
+
+  ExpectInvalid("cacheRoot: /c\nleaseTtl: 0s\n", "leaseTtl", "0s");
+  ExpectInvalid("cacheRoot: /c\nleaseTtl: soon\n", "leaseTtl", "soon");
+  ExpectInvalid("cacheRoot: /c\nstateDir: relative/dir\n", "stateDir", "relative/dir");
+}
+
 TEST(AgentConfig, LogEnvironmentOverridesTheFileAndFlagsOverrideIt) {
   const std::string yaml = "cacheRoot: /c\nlog:\n  level: warn\n  json: false\n";
   AgentEnvironment environment =

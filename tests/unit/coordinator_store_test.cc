@@ -298,5 +298,63 @@ TEST(CoordinatorStore, BatchAppliesReportsOfManyNodesInOrder) {
   EXPECT_TRUE(store->GetModel("b", 3).ok()) << "models learned from a batch join the registry";
 }
 
+// Purges `name`@`version` on volume "v" through node "n" and records the agent's answer.
+void PurgeAndAnswer(CoordinatorStore& store, const std::string& name, const std::string& version,
+                    int code, uint64_t freed, int64_t now_ms) {
+  v1::UsageReport report;
+  *report.add_models() = Usage(name, version, freed, 1);
+  ASSERT_TRUE(store.ApplyUsage("n", "v", report, now_ms).ok());
+  v1::Command command;
+  command.mutable_purge()->set_name(name);
+  command.mutable_purge()->set_version(version);
+  command.mutable_purge()->set_reason("unused: last access 3d ago, older than 1d");
+  auto queued = store.EnqueueCommand("v", command, now_ms);
+  ASSERT_TRUE(queued.ok());
+  ASSERT_TRUE(store.ClaimPending("v", "n", now_ms).ok());
+  v1::CommandResult result;
+  result.set_command_id(queued->id());
+  result.set_code(code);
+  result.set_bytes_freed(freed);
+  ASSERT_TRUE(store.RecordResult("n", result, now_ms).ok());
+}
+
+TEST(CoordinatorStore, AuditIsNewestFirstAndFiltersByModel) {
+  TempDatabase temp;
+  auto store = *CoordinatorStore::Open(temp.Path(), false);
+  ASSERT_TRUE(store->RecordHello(Hello("n", "v"), 1).ok());
+  ASSERT_NO_FATAL_FAILURE(PurgeAndAnswer(*store, "llama", "1", 0, 100, 10));
+  ASSERT_NO_FATAL_FAILURE(PurgeAndAnswer(*store, "bert", "1", 0, 200, 20));
+  ASSERT_NO_FATAL_FAILURE(PurgeAndAnswer(*store, "llama", "2", 0, 300, 30));
+
+  auto all = store->Audit(10);
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].bytes_freed, 300u);
+  EXPECT_EQ((*all)[0].at_unix_ms, 30);
+  EXPECT_EQ((*all)[0].node_name, "n");
+  EXPECT_EQ((*all)[0].reason, "unused: last access 3d ago, older than 1d");
+  EXPECT_EQ((*all)[2].name, "llama");
+  EXPECT_EQ((*all)[2].version, "1");
+
+  auto llama = store->Audit(10, "llama");
+  ASSERT_TRUE(llama.ok());
+  ASSERT_EQ(llama->size(), 2u);
+  EXPECT_EQ((*llama)[0].version, "2");
+  EXPECT_EQ((*llama)[1].version, "1");
+  EXPECT_EQ(store->Audit(1, "llama")->size(), 1u);
+  EXPECT_TRUE(store->Audit(10, "llam")->empty());
+}
+
+TEST(CoordinatorStore, RefusedPurgeIsNotAuditedAndKeepsTheCopy) {
+  TempDatabase temp;
+  auto store = *CoordinatorStore::Open(temp.Path(), false);
+  ASSERT_TRUE(store->RecordHello(Hello("n", "v"), 1).ok());
+  // The agent found a live lease of its own: FAILED_PRECONDITION.
+  ASSERT_NO_FATAL_FAILURE(PurgeAndAnswer(*store, "m", "1", 9, 0, 10));
+  EXPECT_TRUE(store->Audit(10)->empty());
+  ASSERT_EQ(store->LoadSnapshot()->copies.size(), 1u);
+  EXPECT_FALSE(*store->HasOpenPurge("v", "m", "1"));  // a later pass may try again
+}
+
 }  // namespace
 }  // namespace modelcache
