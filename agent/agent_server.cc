@@ -17,6 +17,8 @@
 #include "agent/caching_policy.h"
 #include "agent/coordinator_client.h"
 #include "agent/fill/event_loop.h"
+#include "agent/fill_gate.h"
+#include "agent/fill_lease_client.h"
 #include "agent/local_cache_ops.h"
 #include "agent/metrics.h"
 #include "agent/model_cache.h"
@@ -73,6 +75,9 @@ struct AgentServer::Parts {
   AgentConfig config;
   SystemClock clock;
   EventLoop loop;
+  // Before the cache, which borrows them.
+  std::unique_ptr<FillLeaseClient> fill_leases;  // null without `coordinator`
+  std::unique_ptr<FillGate> fill_gate;
   std::unique_ptr<ModelCache> cache;
   // Without a coordinator every model may be cached; with one, the last pushed policy decides
   // (and until the first one arrives the agent keeps caching, as it keeps serving while the
@@ -141,22 +146,36 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
 
   RETURN_IF_ERROR(PrepareSocketPath(config.socket));
   p.loop.Start();
-  ASSIGN_OR_RETURN(p.cache, ModelCache::Open(p.loop, p.clock, config.ToModelCacheOptions()));
-
+  std::string volume_id;
+  CoordinatorClientOptions client;
   if (!config.coordinator.empty()) {
-    ASSIGN_OR_RETURN(std::string volume_id,
-                     EnsureVolumeId(CacheLayout(config.cache_root), config.node_name));
-    p.cache_ops = std::make_unique<ModelCacheOps>(
-        *p.cache, p.caching_policy,
-        CacheOpsOptions{.cache_root = config.cache_root,
-                        .caching_enabled = config.caching_enabled,
-                        .on_change = [&p] { p.coordinator->ReportNow(); }});
-    CoordinatorClientOptions client;
+    ASSIGN_OR_RETURN(volume_id, EnsureVolumeId(CacheLayout(config.cache_root), config.node_name));
     client.target = config.coordinator;
     client.token = config.coordinator_token;
     client.node_name = config.node_name;
     client.volume_id = volume_id;
     client.agent_version = MODELCACHE_VERSION;
+    p.fill_leases = std::make_unique<FillLeaseClient>(client, std::chrono::seconds(2));
+  }
+  p.fill_gate = std::make_unique<FillGate>(
+      p.loop, p.clock,
+      FillGateOptions{.cache_root = config.cache_root,
+                      .node_name = config.node_name,
+                      .volume_id = volume_id,
+                      .lease_ttl = config.fill_lease_ttl,
+                      .poll_interval = config.fill_poll_interval,
+                      .wait_timeout = config.fill_wait_timeout},
+      p.fill_leases.get());
+  ModelCacheOptions cache_options = config.ToModelCacheOptions();
+  cache_options.fill_gate = p.fill_gate.get();
+  ASSIGN_OR_RETURN(p.cache, ModelCache::Open(p.loop, p.clock, std::move(cache_options)));
+
+  if (!config.coordinator.empty()) {
+    p.cache_ops = std::make_unique<ModelCacheOps>(
+        *p.cache, p.caching_policy,
+        CacheOpsOptions{.cache_root = config.cache_root,
+                        .caching_enabled = config.caching_enabled,
+                        .on_change = [&p] { p.coordinator->ReportNow(); }});
     p.coordinator = std::make_unique<CoordinatorClient>(client, *p.cache_ops);
     p.coordinator->Start();
     spdlog::info("coordinator {}: reporting volume {} as node {}", config.coordinator, volume_id,
@@ -223,6 +242,8 @@ void AgentServer::Shutdown() {
   p.service.reset();
   // Fills in progress stop here; their staging journals let the next start resume them.
   p.cache.reset();
+  // Sessions still at the gate release their leases and end.
+  p.fill_gate.reset();
   // Only now: a prefetched fill ending above may still have asked the client to report.
   p.coordinator.reset();
   p.cache_ops.reset();

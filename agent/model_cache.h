@@ -20,12 +20,18 @@
 namespace modelcache {
 
 class EventLoop;
+class FillGate;
 
 struct ModelCacheOptions {
   std::filesystem::path cache_root;
   uint64_t quota_bytes = 0;  // 0: only the disk's free space limits fills
   FillSettings fill;
   SourceOptions sources;
+  // Borrowed, outlives the cache. Null: single flight on this agent only. Otherwise every
+  // fill first waits for its turn at the gate (cross-node single flight, agent/fill_gate.h):
+  // while another agent of the volume fills the model, Ensure callers get that fill's
+  // progress, then READY as a hit.
+  FillGate* fill_gate = nullptr;
 };
 
 class ModelCache {

@@ -22,6 +22,7 @@
 #include "common/status_macros.h"
 #include "coordinator/auth.h"
 #include "coordinator/db/store.h"
+#include "coordinator/fill_leases.h"
 #include "coordinator/policy/purge_plan.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
 #include "spdlog/spdlog.h"
@@ -181,6 +182,7 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
       stopping_ = true;
     }
     loop_wake_.notify_all();
+    fill_leases_.Shutdown();
     if (policy_thread_.joinable()) policy_thread_.join();
     {
       std::lock_guard lock(sessions_mutex_);
@@ -459,6 +461,38 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
     });
   }
 
+  // Fill leases (coordinator/fill_leases.h).
+  grpc::Status AcquireFillLease(grpc::ServerContext* context, const v1::FillLeaseRequest* request,
+                                v1::FillLease* response) override {
+    return Handle(context, Permission::kLease, "AcquireFillLease", [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(*response, fill_leases_.Acquire(*request));
+      return absl::OkStatus();
+    });
+  }
+  grpc::Status RenewFillLease(grpc::ServerContext* context, const v1::FillLeaseRequest* request,
+                              v1::FillLease* response) override {
+    return Handle(context, Permission::kLease, "RenewFillLease", [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(*response, fill_leases_.Renew(*request));
+      return absl::OkStatus();
+    });
+  }
+  grpc::Status ReleaseFillLease(grpc::ServerContext* context, const v1::FillLeaseRequest* request,
+                                v1::FillLease* response) override {
+    return Handle(context, Permission::kLease, "ReleaseFillLease", [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(*response, fill_leases_.Release(*request));
+      return absl::OkStatus();
+    });
+  }
+  grpc::Status WatchFillLease(grpc::ServerContext* context,
+                              const v1::WatchFillLeaseRequest* request,
+                              v1::FillLease* response) override {
+    return Handle(context, Permission::kLease, "WatchFillLease", [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(*response,
+                       fill_leases_.Watch(*request, [context] { return context->IsCancelled(); }));
+      return absl::OkStatus();
+    });
+  }
+
  private:
   int64_t Now() const { return ToUnixMillis(clock_.Now()); }
 
@@ -640,6 +674,7 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
   PurgePolicy policy_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  FillLeaseTable fill_leases_{clock_};
 
   std::mutex sessions_mutex_;
   std::map<std::string, std::shared_ptr<AgentSession>> sessions_;  // by node name
