@@ -398,6 +398,10 @@ struct ScriptedCase {
   std::string message_part;
 };
 
+// gtest prints the parameter in test listings (which ctest shows) and in failures; without
+// this it dumps the struct's raw bytes.
+void PrintTo(const ScriptedCase& scripted, std::ostream* out) { *out << scripted.name; }
+
 class HttpFetcherScriptedTest : public HttpFetcherTest,
                                 public ::testing::WithParamInterface<ScriptedCase> {};
 

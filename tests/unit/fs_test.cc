@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <fstream>
 
-#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace modelcache {
 namespace {
@@ -31,13 +31,13 @@ TEST(ErrnoStatus, MapsCodesAndNamesPath) {
 }
 
 TEST(Fs, WriteFileAtomicReplacesAndLeavesNoTemporary) {
-  testing::ScopedTempDir dir;
-  fs::path file = dir.path() / "state.json";
+  testing::TempDir dir;
+  fs::path file = dir.Path() / "state.json";
   ASSERT_TRUE(WriteFileAtomic(file, "first").ok());
   ASSERT_TRUE(WriteFileAtomic(file, "second, longer").ok());
   EXPECT_EQ(*ReadFileToString(file), "second, longer");
   int entries = 0;
-  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir.path())) ++entries;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir.Path())) ++entries;
   EXPECT_EQ(entries, 1);
   struct stat info;
   ASSERT_EQ(::stat(file.c_str(), &info), 0);
@@ -45,27 +45,27 @@ TEST(Fs, WriteFileAtomicReplacesAndLeavesNoTemporary) {
 }
 
 TEST(Fs, WriteFileAtomicIntoMissingDirectoryFailsWithPath) {
-  testing::ScopedTempDir dir;
-  absl::Status status = WriteFileAtomic(dir.path() / "nope" / "f", "x");
+  testing::TempDir dir;
+  absl::Status status = WriteFileAtomic(dir.Path() / "nope" / "f", "x");
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_NE(std::string(status.message()).find("nope"), std::string::npos);
 }
 
 TEST(Fs, ReadMissingFileIsNotFound) {
-  testing::ScopedTempDir dir;
-  EXPECT_EQ(ReadFileToString(dir.path() / "missing").status().code(), absl::StatusCode::kNotFound);
+  testing::TempDir dir;
+  EXPECT_EQ(ReadFileToString(dir.Path() / "missing").status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(Fs, ReadsBinaryContents) {
-  testing::ScopedTempDir dir;
+  testing::TempDir dir;
   std::string contents("a\0b\xff", 4);
-  ASSERT_TRUE(WriteFileAtomic(dir.path() / "bin", contents).ok());
-  EXPECT_EQ(*ReadFileToString(dir.path() / "bin"), contents);
+  ASSERT_TRUE(WriteFileAtomic(dir.Path() / "bin", contents).ok());
+  EXPECT_EQ(*ReadFileToString(dir.Path() / "bin"), contents);
 }
 
 TEST(Fs, CreateDirectoriesMakesAllLevelsAndIsIdempotent) {
-  testing::ScopedTempDir dir;
-  fs::path deep = dir.path() / "a" / "b" / "c";
+  testing::TempDir dir;
+  fs::path deep = dir.Path() / "a" / "b" / "c";
   ASSERT_TRUE(CreateDirectories(deep).ok());
   EXPECT_TRUE(fs::is_directory(deep));
   EXPECT_TRUE(CreateDirectories(deep).ok());
@@ -73,49 +73,49 @@ TEST(Fs, CreateDirectoriesMakesAllLevelsAndIsIdempotent) {
 }
 
 TEST(Fs, CreateDirectoriesFailsOnAFile) {
-  testing::ScopedTempDir dir;
-  WriteBytes(dir.path() / "file", 1);
-  EXPECT_FALSE(CreateDirectories(dir.path() / "file" / "sub").ok());
+  testing::TempDir dir;
+  WriteBytes(dir.Path() / "file", 1);
+  EXPECT_FALSE(CreateDirectories(dir.Path() / "file" / "sub").ok());
 }
 
 TEST(Fs, TreeSizeCountsRegularFilesOnly) {
-  testing::ScopedTempDir dir;
-  fs::path root = dir.path() / "tree";
+  testing::TempDir dir;
+  fs::path root = dir.Path() / "tree";
   fs::create_directories(root / "sub" / "deeper");
   WriteBytes(root / "a", 100);
   WriteBytes(root / "sub" / "b", 20);
   WriteBytes(root / "sub" / "deeper" / "c", 3);
-  WriteBytes(dir.path() / "outside", 5000);
-  fs::create_symlink(dir.path() / "outside", root / "link");
+  WriteBytes(dir.Path() / "outside", 5000);
+  fs::create_symlink(dir.Path() / "outside", root / "link");
   EXPECT_EQ(*TreeSizeBytes(root), 123u);
   EXPECT_EQ(*TreeSizeBytes(root / "sub" / "b"), 20u);
-  EXPECT_EQ(*TreeSizeBytes(dir.path() / "missing"), 0u);
+  EXPECT_EQ(*TreeSizeBytes(dir.Path() / "missing"), 0u);
 }
 
 TEST(Fs, RemoveTreeDeletesEverythingButNotSymlinkTargets) {
-  testing::ScopedTempDir dir;
-  fs::path root = dir.path() / "tree";
+  testing::TempDir dir;
+  fs::path root = dir.Path() / "tree";
   fs::create_directories(root / "sub");
   WriteBytes(root / "sub" / "f", 10);
-  fs::create_directories(dir.path() / "keep");
-  WriteBytes(dir.path() / "keep" / "precious", 7);
-  fs::create_directory_symlink(dir.path() / "keep", root / "link");
+  fs::create_directories(dir.Path() / "keep");
+  WriteBytes(dir.Path() / "keep" / "precious", 7);
+  fs::create_directory_symlink(dir.Path() / "keep", root / "link");
   absl::StatusOr<uint64_t> freed = RemoveTreeCountingBytes(root);
   ASSERT_TRUE(freed.ok()) << freed.status();
   EXPECT_EQ(*freed, 10u);
   EXPECT_FALSE(fs::exists(root));
-  EXPECT_TRUE(fs::exists(dir.path() / "keep" / "precious"));
+  EXPECT_TRUE(fs::exists(dir.Path() / "keep" / "precious"));
 }
 
 TEST(Fs, RemoveTreeOfMissingPathIsOk) {
-  testing::ScopedTempDir dir;
-  EXPECT_TRUE(RemoveTree(dir.path() / "missing").ok());
-  EXPECT_TRUE(RemoveTree(dir.path() / "missing" / "deeper").ok());
+  testing::TempDir dir;
+  EXPECT_TRUE(RemoveTree(dir.Path() / "missing").ok());
+  EXPECT_TRUE(RemoveTree(dir.Path() / "missing" / "deeper").ok());
 }
 
 TEST(Fs, FsyncMissingFileIsNotFound) {
-  testing::ScopedTempDir dir;
-  EXPECT_EQ(FsyncFile(dir.path() / "missing").code(), absl::StatusCode::kNotFound);
+  testing::TempDir dir;
+  EXPECT_EQ(FsyncFile(dir.Path() / "missing").code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -13,7 +13,7 @@
 
 #include "common/fs.h"
 #include "spdlog/spdlog.h"
-#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace modelcache {
 namespace {
@@ -21,8 +21,8 @@ namespace {
 // Runs `body` with stderr redirected to a file and returns what was written.
 template <typename Body>
 std::string CaptureStderr(Body body) {
-  testing::ScopedTempDir dir;
-  std::filesystem::path file = dir.path() / "stderr";
+  testing::TempDir dir;
+  std::filesystem::path file = dir.Path() / "stderr";
   std::fflush(stderr);
   int saved = ::dup(STDERR_FILENO);
   FILE* capture = std::fopen(file.c_str(), "w");

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <string>
 
-#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace modelcache {
 namespace {
@@ -44,22 +44,22 @@ TEST(Sha256, MovedHasherKeepsState) {
 }
 
 TEST(Sha256, FileDigestMatchesStreamDigest) {
-  testing::ScopedTempDir dir;
+  testing::TempDir dir;
   // Larger than the read buffer, so several reads are hashed.
   std::string contents;
   for (int i = 0; contents.size() < (3u << 20) + 17; ++i) contents += std::to_string(i);
-  std::ofstream(dir.path() / "big.bin", std::ios::binary) << contents;
+  std::ofstream(dir.Path() / "big.bin", std::ios::binary) << contents;
   Sha256 hasher;
   hasher.Update(Bytes(contents));
-  EXPECT_EQ(*Sha256OfFile(dir.path() / "big.bin"), hasher.FinishHex());
+  EXPECT_EQ(*Sha256OfFile(dir.Path() / "big.bin"), hasher.FinishHex());
 
-  std::ofstream(dir.path() / "abc.txt", std::ios::binary) << "abc";
-  EXPECT_EQ(*Sha256OfFile(dir.path() / "abc.txt"), kAbcDigest);
+  std::ofstream(dir.Path() / "abc.txt", std::ios::binary) << "abc";
+  EXPECT_EQ(*Sha256OfFile(dir.Path() / "abc.txt"), kAbcDigest);
 }
 
 TEST(Sha256, MissingFileIsNotFound) {
-  testing::ScopedTempDir dir;
-  absl::StatusOr<std::string> digest = Sha256OfFile(dir.path() / "missing");
+  testing::TempDir dir;
+  absl::StatusOr<std::string> digest = Sha256OfFile(dir.Path() / "missing");
   EXPECT_EQ(digest.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(std::string(digest.status().message()).find("missing"), std::string::npos);
 }

@@ -7,15 +7,12 @@
 
 #include "agent/fill/http_source.h"
 #include "agent/fill/s3_source.h"
-#include "tests/testing/scoped_temp_dir.h"
 #include "tests/testing/temp_dir.h"
 
 namespace modelcache {
 namespace {
 
 namespace fs = std::filesystem;
-
-using ScratchDir = testing::ScopedTempDir;
 
 void WriteFile(const fs::path& path, std::string_view contents) {
   ASSERT_TRUE(testing::WriteTestFile(path, contents)) << path;
@@ -51,13 +48,13 @@ TEST(MakeSource, PicksSourceKindByScheme) {
 }
 
 TEST(FileSource, ListsNestedRegularFilesSortedWithSizeAndEtag) {
-  ScratchDir dir;
-  WriteFile(dir.path() / "model" / "config.json", "{}");
-  WriteFile(dir.path() / "model" / "weights" / "b.bin", "0123456789");
-  WriteFile(dir.path() / "model" / "weights" / "a.bin", "");
-  ASSERT_EQ(::mkfifo((dir.path() / "model" / "pipe").c_str(), 0600), 0);  // not a regular file
+  testing::TempDir dir;
+  WriteFile(dir.Path() / "model" / "config.json", "{}");
+  WriteFile(dir.Path() / "model" / "weights" / "b.bin", "0123456789");
+  WriteFile(dir.Path() / "model" / "weights" / "a.bin", "");
+  ASSERT_EQ(::mkfifo((dir.Path() / "model" / "pipe").c_str(), 0600), 0);  // not a regular file
 
-  auto files = ListUri("file://" + (dir.path() / "model").string());
+  auto files = ListUri("file://" + (dir.Path() / "model").string());
   ASSERT_TRUE(files.ok()) << files.status();
   ASSERT_EQ(files->size(), 3u);
   EXPECT_EQ((*files)[0].path, "config.json");
@@ -66,7 +63,7 @@ TEST(FileSource, ListsNestedRegularFilesSortedWithSizeAndEtag) {
   EXPECT_EQ((*files)[0].size, 2u);
   EXPECT_EQ((*files)[1].size, 0u);
   EXPECT_EQ((*files)[2].size, 10u);
-  EXPECT_EQ((*files)[2].location, (dir.path() / "model" / "weights" / "b.bin").string());
+  EXPECT_EQ((*files)[2].location, (dir.Path() / "model" / "weights" / "b.bin").string());
 
   struct stat info {};
   ASSERT_EQ(::stat((*files)[2].location.c_str(), &info), 0);
@@ -76,31 +73,31 @@ TEST(FileSource, ListsNestedRegularFilesSortedWithSizeAndEtag) {
 }
 
 TEST(FileSource, TrailingSlashOnDirectoryGivesSamePaths) {
-  ScratchDir dir;
-  WriteFile(dir.path() / "m" / "x" / "y.txt", "y");
-  auto files = ListUri("file://" + (dir.path() / "m").string() + "/");
+  testing::TempDir dir;
+  WriteFile(dir.Path() / "m" / "x" / "y.txt", "y");
+  auto files = ListUri("file://" + (dir.Path() / "m").string() + "/");
   ASSERT_TRUE(files.ok()) << files.status();
   ASSERT_EQ(files->size(), 1u);
   EXPECT_EQ((*files)[0].path, "x/y.txt");
 }
 
 TEST(FileSource, SingleFileIsNamedAfterItself) {
-  ScratchDir dir;
-  WriteFile(dir.path() / "model.gguf", "ggufdata");
-  auto files = ListUri("file://" + (dir.path() / "model.gguf").string());
+  testing::TempDir dir;
+  WriteFile(dir.Path() / "model.gguf", "ggufdata");
+  auto files = ListUri("file://" + (dir.Path() / "model.gguf").string());
   ASSERT_TRUE(files.ok()) << files.status();
   ASSERT_EQ(files->size(), 1u);
   EXPECT_EQ((*files)[0].path, "model.gguf");
   EXPECT_EQ((*files)[0].size, 8u);
-  EXPECT_EQ((*files)[0].location, (dir.path() / "model.gguf").string());
+  EXPECT_EQ((*files)[0].location, (dir.Path() / "model.gguf").string());
 }
 
 TEST(FileSource, SymlinkInsideTreeIsFollowed) {
-  ScratchDir dir;
-  WriteFile(dir.path() / "m" / "blobs" / "abc", "blobdata");
-  fs::create_directories(dir.path() / "m" / "snap");
-  fs::create_symlink("../blobs/abc", dir.path() / "m" / "snap" / "weights.bin");
-  auto files = ListUri("file://" + (dir.path() / "m").string());
+  testing::TempDir dir;
+  WriteFile(dir.Path() / "m" / "blobs" / "abc", "blobdata");
+  fs::create_directories(dir.Path() / "m" / "snap");
+  fs::create_symlink("../blobs/abc", dir.Path() / "m" / "snap" / "weights.bin");
+  auto files = ListUri("file://" + (dir.Path() / "m").string());
   ASSERT_TRUE(files.ok()) << files.status();
   ASSERT_EQ(files->size(), 2u);
   EXPECT_EQ((*files)[1].path, "snap/weights.bin");
@@ -108,35 +105,35 @@ TEST(FileSource, SymlinkInsideTreeIsFollowed) {
 }
 
 TEST(FileSource, SymlinkEscapingTreeIsRejected) {
-  ScratchDir dir;
-  WriteFile(dir.path() / "secret.txt", "do not copy");
-  WriteFile(dir.path() / "m" / "ok.txt", "ok");
-  fs::create_symlink(dir.path() / "secret.txt", dir.path() / "m" / "leak.txt");
-  auto files = ListUri("file://" + (dir.path() / "m").string());
+  testing::TempDir dir;
+  WriteFile(dir.Path() / "secret.txt", "do not copy");
+  WriteFile(dir.Path() / "m" / "ok.txt", "ok");
+  fs::create_symlink(dir.Path() / "secret.txt", dir.Path() / "m" / "leak.txt");
+  auto files = ListUri("file://" + (dir.Path() / "m").string());
   ASSERT_EQ(files.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(files.status().message().find("leak.txt"), absl::string_view::npos) << files.status();
 }
 
 TEST(FileSource, DirectorySymlinkEscapingTreeIsRejected) {
-  ScratchDir dir;
-  WriteFile(dir.path() / "outside" / "f", "x");
-  WriteFile(dir.path() / "m" / "ok.txt", "ok");
-  fs::create_symlink(dir.path() / "outside", dir.path() / "m" / "escape");
-  auto files = ListUri("file://" + (dir.path() / "m").string());
+  testing::TempDir dir;
+  WriteFile(dir.Path() / "outside" / "f", "x");
+  WriteFile(dir.Path() / "m" / "ok.txt", "ok");
+  fs::create_symlink(dir.Path() / "outside", dir.Path() / "m" / "escape");
+  auto files = ListUri("file://" + (dir.Path() / "m").string());
   EXPECT_EQ(files.status().code(), absl::StatusCode::kInvalidArgument) << files.status();
 }
 
 TEST(FileSource, MissingRootIsNotFound) {
-  ScratchDir dir;
-  auto files = ListUri("file://" + (dir.path() / "nope").string());
+  testing::TempDir dir;
+  auto files = ListUri("file://" + (dir.Path() / "nope").string());
   EXPECT_EQ(files.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(files.status().message().find("nope"), absl::string_view::npos);
 }
 
 TEST(FileSource, ReservedFileNameIsRejected) {
-  ScratchDir dir;
-  WriteFile(dir.path() / "m" / ".modelcache-manifest.json", "{}");
-  auto files = ListUri("file://" + (dir.path() / "m").string());
+  testing::TempDir dir;
+  WriteFile(dir.Path() / "m" / ".modelcache-manifest.json", "{}");
+  auto files = ListUri("file://" + (dir.Path() / "m").string());
   EXPECT_EQ(files.status().code(), absl::StatusCode::kInvalidArgument) << files.status();
 }
 

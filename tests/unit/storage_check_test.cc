@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/vfs.h>
 
-#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace modelcache {
 namespace {
@@ -24,15 +24,15 @@ bool ExpectedAccepted(uint32_t magic) {
 }
 
 TEST(StorageCheck, RealFolderIsJudgedByItsStatfsType) {
-  testing::ScopedTempDir dir;
+  testing::TempDir dir;
   struct statfs info;
-  ASSERT_EQ(::statfs(dir.path().c_str(), &info), 0);
+  ASSERT_EQ(::statfs(dir.Path().c_str(), &info), 0);
   uint32_t magic = static_cast<uint32_t>(info.f_type);
-  StorageCheckResult result = CheckStorage(dir.path(), false, std::nullopt);
+  StorageCheckResult result = CheckStorage(dir.Path(), false, std::nullopt);
   EXPECT_EQ(result.type_magic, magic);
   EXPECT_EQ(result.accepted, ExpectedAccepted(magic)) << result.message;
-  EXPECT_NE(result.message.find(dir.path().string()), std::string::npos) << result.message;
-  EXPECT_TRUE(CheckStorage(dir.path(), true, std::nullopt).accepted);
+  EXPECT_NE(result.message.find(dir.Path().string()), std::string::npos) << result.message;
+  EXPECT_TRUE(CheckStorage(dir.Path(), true, std::nullopt).accepted);
 }
 
 TEST(StorageCheck, TmpfsOverrideIsRefusedNamingTheTypeAndTheBypass) {
@@ -72,8 +72,8 @@ TEST(StorageCheck, UnknownOverrideIsRefusedEvenWithBypass) {
 }
 
 TEST(StorageCheck, MissingFolderIsRefusedEvenWithBypass) {
-  testing::ScopedTempDir dir;
-  StorageCheckResult result = CheckStorage(dir.path() / "missing", true, std::nullopt);
+  testing::TempDir dir;
+  StorageCheckResult result = CheckStorage(dir.Path() / "missing", true, std::nullopt);
   EXPECT_FALSE(result.accepted);
   EXPECT_NE(result.message.find("statfs failed"), std::string::npos) << result.message;
 }

@@ -7,7 +7,7 @@
 
 #include "agent/store/fill_lock.h"
 #include "common/fs.h"
-#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace modelcache {
 namespace {
@@ -38,8 +38,8 @@ class FillLockTest : public ::testing::Test {
   FillLocks Agent(const std::string& node, int64_t pid) {
     return FillLocks(layout_, node, clock_, ttl_, pid);
   }
-  testing::ScopedTempDir dir_;
-  CacheLayout layout_{dir_.path() / "cache"};
+  testing::TempDir dir_;
+  CacheLayout layout_{dir_.Path() / "cache"};
   FakeClock clock_;
   milliseconds ttl_{30'000};
 };

@@ -6,7 +6,7 @@
 #include "agent/store/manifest.h"
 #include "agent/store/publish.h"
 #include "common/fs.h"
-#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace modelcache {
 namespace {
@@ -40,8 +40,8 @@ class ScanVolumeTest : public ::testing::Test {
     return count;
   }
 
-  testing::ScopedTempDir dir_;
-  CacheLayout layout_{dir_.path() / "volume"};
+  testing::TempDir dir_;
+  CacheLayout layout_{dir_.Path() / "volume"};
 };
 
 TEST_F(ScanVolumeTest, RebuildsIndexFromManifests) {

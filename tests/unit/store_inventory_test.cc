@@ -7,7 +7,7 @@
 #include "agent/store/manifest.h"
 #include "agent/store/trash.h"
 #include "common/fs.h"
-#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace modelcache {
 namespace {
@@ -77,8 +77,8 @@ class InventoryTest : public ::testing::Test {
     return nullptr;
   }
 
-  testing::ScopedTempDir dir_;
-  CacheLayout layout_{dir_.path() / "cache"};
+  testing::TempDir dir_;
+  CacheLayout layout_{dir_.Path() / "cache"};
 };
 
 TEST_F(InventoryTest, ListsEverythingWithSizes) {

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/store/layout.h"
-#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace modelcache {
 namespace {
@@ -20,8 +20,8 @@ TEST(CacheLayout, PathsFollowTheVolumeLayout) {
 }
 
 TEST(CacheLayout, CreateDirectoriesMakesTheThreeFolders) {
-  testing::ScopedTempDir dir;
-  CacheLayout layout(dir.path() / "volume");
+  testing::TempDir dir;
+  CacheLayout layout(dir.Path() / "volume");
   ASSERT_TRUE(layout.CreateDirectories().ok());
   EXPECT_TRUE(std::filesystem::is_directory(layout.ModelsDir()));
   EXPECT_TRUE(std::filesystem::is_directory(layout.StagingDir()));

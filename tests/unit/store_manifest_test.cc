@@ -4,7 +4,7 @@
 
 #include "agent/store/manifest.h"
 #include "common/fs.h"
-#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace modelcache {
 namespace {
@@ -27,8 +27,8 @@ v1::Manifest SampleManifest() {
 }
 
 TEST(Manifest, RoundTrips) {
-  testing::ScopedTempDir dir;
-  std::filesystem::path path = dir.path() / "manifest.json";
+  testing::TempDir dir;
+  std::filesystem::path path = dir.Path() / "manifest.json";
   v1::Manifest written = SampleManifest();
   ASSERT_TRUE(WriteManifest(path, written).ok());
   absl::StatusOr<v1::Manifest> read = ReadManifest(path);
@@ -40,13 +40,13 @@ TEST(Manifest, RoundTrips) {
 }
 
 TEST(Manifest, MissingIsNotFound) {
-  testing::ScopedTempDir dir;
-  EXPECT_EQ(ReadManifest(dir.path() / "missing.json").status().code(), absl::StatusCode::kNotFound);
+  testing::TempDir dir;
+  EXPECT_EQ(ReadManifest(dir.Path() / "missing.json").status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(Manifest, CorruptJsonIsDataLossNamingThePath) {
-  testing::ScopedTempDir dir;
-  std::filesystem::path path = dir.path() / "manifest.json";
+  testing::TempDir dir;
+  std::filesystem::path path = dir.Path() / "manifest.json";
   for (std::string_view contents : {"{\"name\": \"x\", ", "", "[]", "{\"files\": 3}"}) {
     ASSERT_TRUE(WriteFileAtomic(path, contents).ok());
     absl::StatusOr<v1::Manifest> read = ReadManifest(path);
@@ -56,8 +56,8 @@ TEST(Manifest, CorruptJsonIsDataLossNamingThePath) {
 }
 
 TEST(Manifest, TraversalPathIsRejected) {
-  testing::ScopedTempDir dir;
-  std::filesystem::path path = dir.path() / "manifest.json";
+  testing::TempDir dir;
+  std::filesystem::path path = dir.Path() / "manifest.json";
   for (std::string_view bad : {"../../etc/passwd", "/etc/passwd", ".modelcache-access"}) {
     v1::Manifest manifest = SampleManifest();
     manifest.mutable_files(1)->set_path(std::string(bad));
@@ -68,8 +68,8 @@ TEST(Manifest, TraversalPathIsRejected) {
 }
 
 TEST(Manifest, InvalidNameIsRejected) {
-  testing::ScopedTempDir dir;
-  std::filesystem::path path = dir.path() / "manifest.json";
+  testing::TempDir dir;
+  std::filesystem::path path = dir.Path() / "manifest.json";
   v1::Manifest manifest = SampleManifest();
   manifest.set_name("../evil");
   ASSERT_TRUE(WriteManifest(path, manifest).ok());
@@ -77,8 +77,8 @@ TEST(Manifest, InvalidNameIsRejected) {
 }
 
 TEST(Manifest, UnknownFieldsAreIgnored) {
-  testing::ScopedTempDir dir;
-  std::filesystem::path path = dir.path() / "manifest.json";
+  testing::TempDir dir;
+  std::filesystem::path path = dir.Path() / "manifest.json";
   ASSERT_TRUE(WriteFileAtomic(path, R"({"name": "m", "version": "1", "addedLater": true})").ok());
   absl::StatusOr<v1::Manifest> read = ReadManifest(path);
   ASSERT_TRUE(read.ok()) << read.status();
@@ -86,8 +86,8 @@ TEST(Manifest, UnknownFieldsAreIgnored) {
 }
 
 TEST(Journal, RoundTripsAndValidates) {
-  testing::ScopedTempDir dir;
-  std::filesystem::path path = dir.path() / "journal.json";
+  testing::TempDir dir;
+  std::filesystem::path path = dir.Path() / "journal.json";
   v1::FillJournal journal;
   journal.set_name("m");
   journal.set_version("1");

@@ -7,7 +7,7 @@
 #include "agent/store/migrate.h"
 #include "common/fs.h"
 #include "common/sha256.h"
-#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace modelcache {
 namespace {
@@ -97,9 +97,9 @@ class MigrateTest : public ::testing::Test {
     EXPECT_FALSE(fs::exists(to_.StagingFor(name, version)));
   }
 
-  testing::ScopedTempDir dir_;
-  CacheLayout from_{dir_.path() / "old-volume"};
-  CacheLayout to_{dir_.path() / "new-volume"};
+  testing::TempDir dir_;
+  CacheLayout from_{dir_.Path() / "old-volume"};
+  CacheLayout to_{dir_.Path() / "new-volume"};
   v1::Manifest manifest_;
 };
 

@@ -5,7 +5,7 @@
 #include "agent/store/manifest.h"
 #include "agent/store/publish.h"
 #include "common/fs.h"
-#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace modelcache {
 namespace {
@@ -40,8 +40,8 @@ v1::Manifest Stage(const CacheLayout& layout, const std::string& name, const std
 class PublishTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(layout_.CreateDirectories().ok()); }
-  testing::ScopedTempDir dir_;
-  CacheLayout layout_{dir_.path() / "volume"};
+  testing::TempDir dir_;
+  CacheLayout layout_{dir_.Path() / "volume"};
 };
 
 TEST_F(PublishTest, MakesModelVisibleWithManifest) {

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/store/space.h"
-#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace modelcache {
 namespace {
@@ -96,12 +96,12 @@ TEST(SpaceReservations, ReadErrorsAreReturned) {
 }
 
 TEST(ReadVolumeSpace, ReportsRealFilesystem) {
-  testing::ScopedTempDir dir;
-  absl::StatusOr<VolumeSpace> space = ReadVolumeSpace(dir.path());
+  testing::TempDir dir;
+  absl::StatusOr<VolumeSpace> space = ReadVolumeSpace(dir.Path());
   ASSERT_TRUE(space.ok()) << space.status();
   EXPECT_GT(space->capacity_bytes, 0u);
   EXPECT_LE(space->free_bytes, space->capacity_bytes);
-  EXPECT_EQ(ReadVolumeSpace(dir.path() / "missing").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadVolumeSpace(dir.Path() / "missing").status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

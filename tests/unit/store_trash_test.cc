@@ -5,7 +5,7 @@
 
 #include "agent/store/trash.h"
 #include "common/fs.h"
-#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace modelcache {
 namespace {
@@ -32,8 +32,8 @@ class TrashTest : public ::testing::Test {
     return count;
   }
 
-  testing::ScopedTempDir dir_;
-  CacheLayout layout_{dir_.path() / "volume"};
+  testing::TempDir dir_;
+  CacheLayout layout_{dir_.Path() / "volume"};
 };
 
 TEST_F(TrashTest, MoveToTrashRenamesUnderTrash) {

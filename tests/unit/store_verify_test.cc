@@ -8,7 +8,7 @@
 #include "agent/store/verify.h"
 #include "common/fs.h"
 #include "common/sha256.h"
-#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace modelcache {
 namespace {
@@ -53,8 +53,8 @@ class VerifyTest : public ::testing::Test {
               {"weights/b.bin", std::string(5, 'b')},
               {"empty", ""}});
   }
-  testing::ScopedTempDir dir_;
-  CacheLayout layout_{dir_.path() / "cache"};
+  testing::TempDir dir_;
+  CacheLayout layout_{dir_.Path() / "cache"};
 };
 
 TEST_F(VerifyTest, IntactModelIsClean) {

@@ -7,7 +7,7 @@
 #include "agent/store/volume_id.h"
 #include "common/fs.h"
 #include "common/random_id.h"
-#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace modelcache {
 namespace {
@@ -24,8 +24,8 @@ class FixedClock : public Clock {
 };
 
 TEST(VolumeId, FirstCallCreatesAndLaterCallsReturnTheSame) {
-  testing::ScopedTempDir dir;
-  CacheLayout layout(dir.path() / "cache");
+  testing::TempDir dir;
+  CacheLayout layout(dir.Path() / "cache");
   FixedClock clock(FromUnixMillis(1'700'000'000'123));
   absl::StatusOr<VolumeIdRecord> first = EnsureVolumeIdRecord(layout, "node-a", clock);
   ASSERT_TRUE(first.ok()) << first.status();
@@ -47,17 +47,17 @@ TEST(VolumeId, FirstCallCreatesAndLaterCallsReturnTheSame) {
 }
 
 TEST(VolumeId, SeparateVolumesGetDifferentIds) {
-  testing::ScopedTempDir dir;
-  absl::StatusOr<std::string> a = EnsureVolumeId(CacheLayout(dir.path() / "a"), "node");
-  absl::StatusOr<std::string> b = EnsureVolumeId(CacheLayout(dir.path() / "b"), "node");
+  testing::TempDir dir;
+  absl::StatusOr<std::string> a = EnsureVolumeId(CacheLayout(dir.Path() / "a"), "node");
+  absl::StatusOr<std::string> b = EnsureVolumeId(CacheLayout(dir.Path() / "b"), "node");
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_NE(*a, *b);
 }
 
 TEST(VolumeId, ConcurrentCreatorsAgreeOnOneId) {
   for (int round = 0; round < 10; ++round) {
-    testing::ScopedTempDir dir;
-    CacheLayout layout(dir.path() / "cache");
+    testing::TempDir dir;
+    CacheLayout layout(dir.Path() / "cache");
     constexpr int kThreads = 8;
     std::vector<absl::StatusOr<std::string>> results(kThreads, absl::UnknownError("not run"));
     std::vector<std::thread> threads;
@@ -84,13 +84,13 @@ TEST(VolumeId, ConcurrentCreatorsAgreeOnOneId) {
 }
 
 TEST(VolumeId, MissingIsNotFound) {
-  testing::ScopedTempDir dir;
-  EXPECT_EQ(ReadVolumeId(CacheLayout(dir.path())).status().code(), absl::StatusCode::kNotFound);
+  testing::TempDir dir;
+  EXPECT_EQ(ReadVolumeId(CacheLayout(dir.Path())).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(VolumeId, CorruptIdIsDataLossNamingThePathAndIsNotReplaced) {
-  testing::ScopedTempDir dir;
-  CacheLayout layout(dir.path());
+  testing::TempDir dir;
+  CacheLayout layout(dir.Path());
   for (std::string_view contents :
        {"id=XYZ\ncreated_unix_ms=1\ncreator_node=n\n", "garbage", "",
         "id=0123456789abcdef0123456789abcdef\ncreator_node=n\n",
@@ -105,8 +105,8 @@ TEST(VolumeId, CorruptIdIsDataLossNamingThePathAndIsNotReplaced) {
 }
 
 TEST(VolumeId, NodeNameWithNewlineIsRejected) {
-  testing::ScopedTempDir dir;
-  CacheLayout layout(dir.path());
+  testing::TempDir dir;
+  CacheLayout layout(dir.Path());
   EXPECT_EQ(EnsureVolumeId(layout, "a\nid=forged").status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(EnsureVolumeId(layout, "").status().code(), absl::StatusCode::kInvalidArgument);
