@@ -11,7 +11,7 @@
 #include "agent/store/layout.h"
 #include "agent/store/manifest.h"
 #include "common/fs.h"
-#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace modelcache {
 namespace {
@@ -53,7 +53,7 @@ class FillGateTest : public ::testing::Test {
 
   std::unique_ptr<FillGate> Gate(const std::string& node) {
     return std::make_unique<FillGate>(loop_, clock_,
-                                      FillGateOptions{.cache_root = dir_.path(),
+                                      FillGateOptions{.cache_root = dir_.Path(),
                                                       .node_name = node,
                                                       .lease_ttl = 1000ms,
                                                       .poll_interval = 50ms},
@@ -75,7 +75,7 @@ class FillGateTest : public ::testing::Test {
     done.get_future().get();
   }
 
-  testing::ScopedTempDir dir_;
+  testing::TempDir dir_;
   SystemClock clock_;
   EventLoop loop_;
 };
@@ -97,7 +97,7 @@ TEST_F(FillGateTest, SecondAgentWaitsThenSeesThePublishedModel) {
   EXPECT_EQ(Within(ended_b, 300ms), "nothing yet") << "b must wait while a fills";
 
   // a publishes (a manifest in models/) and finishes: b learns of it.
-  CacheLayout layout(dir_.path());
+  CacheLayout layout(dir_.Path());
   v1::Manifest manifest;
   manifest.set_name("m");
   manifest.set_version("v1");
@@ -141,7 +141,7 @@ TEST_F(FillGateTest, PublishCheckFailsOnceTheLockWasTakenOver) {
   std::function<absl::Status()> check = OnLoop([&] { return ticket_a->PublishCheck(); });
   EXPECT_TRUE(check().ok());
   // Someone else's lock replaces ours (as a take-over after expiry would).
-  CacheLayout layout(dir_.path());
+  CacheLayout layout(dir_.Path());
   std::filesystem::path lock = layout.LocksDir() / "m@v1.lock";
   ASSERT_TRUE(WriteFileAtomic(lock, "node=other\npid=1\ntoken=x\nfencing=9\nttl_ms=60000\n").ok());
   absl::Status held = check();
