@@ -319,24 +319,6 @@ absl::Status FillGate::Session::CheckHeld() {
     request.set_bytes_total(bytes_total_);
   }
   if (!lock) return absl::FailedPreconditionError("fill lease: not held");
-  if (coordinator_ != nullptr) {
-    if (fencing) {
-      request.set_fencing(*fencing);
-      absl::StatusOr<v1::FillLease> renewed = coordinator_->Renew(request);
-      if (absl::IsAborted(renewed.status())) {
-        lost_ = true;
-        return renewed.status();
-      }
-    } else {
-      // The coordinator was away when we took the lock: take its lease now if it is free, so
-      // that waiters learn our progress.
-      absl::StatusOr<v1::FillLease> lease = coordinator_->Acquire(request);
-      if (lease.ok() && lease->granted()) {
-        std::lock_guard guard(mutex_);
-        fencing_ = lease->fencing();
-      }
-    }
-  }
   // The lock file decides: Renew checks it is ours and extends it.
   absl::Status renewed = locks_.Renew(*lock);
   if (absl::IsAborted(renewed)) {
@@ -346,9 +328,38 @@ absl::Status FillGate::Session::CheckHeld() {
   RETURN_IF_ERROR(renewed);
   {
     std::lock_guard guard(mutex_);
-    if (lock_ && lock_->holder.token == lock->holder.token) lock_->holder.expires = lock->holder.expires;
+    if (lock_ && lock_->holder.token == lock->holder.token) {
+      lock_->holder.expires = lock->holder.expires;
+    }
   }
-  return locks_.CheckHeld(*lock);
+  // Then the coordinator's lease, which may be slow to answer: the lock is renewed already.
+  if (coordinator_ != nullptr) {
+    if (fencing) {
+      request.set_fencing(*fencing);
+      absl::StatusOr<v1::FillLease> lease = coordinator_->Renew(request);
+      if (absl::IsAborted(lease.status())) {
+        // The coordinator restarted (and forgot the lease) or handed it on while it could not
+        // hear us. The lock file decides whether we still fill; take the lease again below.
+        spdlog::warn("fill {}@{}: {}", name_, version_, lease.status());
+        fencing.reset();
+        std::lock_guard guard(mutex_);
+        fencing_.reset();
+      }
+    }
+    if (!fencing) {
+      // No coordinator lease (it was away when we took the lock, or forgot us): take it now
+      // if it is free, so that waiters learn our progress.
+      absl::StatusOr<v1::FillLease> lease = coordinator_->Acquire(request);
+      if (lease.ok() && lease->granted()) {
+        std::lock_guard guard(mutex_);
+        fencing_ = lease->fencing();
+      }
+    }
+  }
+  // Right before publishing, after the coordinator calls: still ours and not expired?
+  absl::Status held = locks_.CheckHeld(*lock);
+  if (absl::IsAborted(held)) lost_ = true;
+  return held;
 }
 
 void FillGate::Session::ReleaseHeld(bool published) {

@@ -8,9 +8,11 @@
 //   2. the lock file on the volume (agent/store/fill_lock.h), always. It is what keeps
 //      fillers apart when some agents cannot reach the coordinator, so a coordinator grant
 //      whose lock file is held elsewhere is released again.
-// The holder renews both while it fills and checks both right before publishing (a filler that
-// lost its lease never publishes; its staging stays for the one that took over, which resumes
-// from the fill journal). A lease whose holder died expires after the ttl and a waiter takes it.
+// The holder renews both while it fills and checks the lock file right before publishing (a
+// filler that lost its lock never publishes; its staging stays for the one that took over, which
+// resumes from the fill journal). A coordinator lease the coordinator forgot (restart) or handed
+// on is taken again when free; only the lock file decides that a holder lost the fill. A lease
+// whose holder died expires after the ttl and a waiter takes it.
 // Waiters poll the manifest, watch the coordinator's lease (or read the fill journal for
 // progress when the coordinator is away) and try to take over, every poll interval.
 //
@@ -70,8 +72,8 @@ class FillGate {
 
     // The holder's progress, sent with the next renew. Any thread.
     void ReportProgress(uint64_t bytes_done, uint64_t bytes_total);
-    // A blocking check for FillRequest::before_publish: OK while both leases are ours,
-    // ABORTED saying who took them over. Callable from any thread, even after the ticket died.
+    // A blocking check for FillRequest::before_publish (also renews): OK while the lock file
+    // is ours, ABORTED saying who took it over. Any thread, even after the ticket died.
     std::function<absl::Status()> PublishCheck() const;
     // The fill ended; the leases are released (published: the waiters read the manifest).
     void Finish(bool published);

@@ -23,7 +23,8 @@ class FillLeaseClient::Impl {
     arguments.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-    stub_ = v1::Coordinator::NewStub(grpc::CreateCustomChannel(options.target, credentials, arguments));
+    stub_ = v1::Coordinator::NewStub(
+        grpc::CreateCustomChannel(options.target, credentials, arguments));
   }
 
   template <typename Request, typename Method>

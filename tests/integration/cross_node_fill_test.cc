@@ -206,6 +206,15 @@ class CrossNodeFillTest : public ::testing::Test {
     origin_ = *std::move(origin);
 
     port_ = testing::FreeTcpPort();
+    ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+
+    for (int i = 0; i < 4; ++i) {
+      ASSERT_NO_FATAL_FAILURE(StartAgent(agents_[i], "node-" + std::to_string(i), Shared()));
+    }
+    ASSERT_NO_FATAL_FAILURE(StartAgent(agents_[4], "node-own", dir_.Path() / "own-cache"));
+  }
+
+  void StartCoordinator() {
     testing::WriteTestFile(
         dir_.Path() / "coordinator.yaml",
         "modelsCacheStorage: {storageSize: 10Gi, checkUnusedCachedModelsEvery: 1h, "
@@ -214,15 +223,10 @@ class CrossNodeFillTest : public ::testing::Test {
             "\n  defaultCaching: enabled\n");
     SubprocessOptions options;
     options.argv = {kCoordinatorBinary, "--config", dir_.Join("coordinator.yaml")};
-    options.stderr_path = dir_.Join("coordinator.log");
+    options.stderr_path = dir_.Join("coordinator-" + std::to_string(++coordinator_runs_) + ".log");
     absl::StatusOr<std::unique_ptr<Subprocess>> coordinator = Subprocess::Start(options);
     ASSERT_TRUE(coordinator.ok()) << coordinator.status();
     coordinator_ = *std::move(coordinator);
-
-    for (int i = 0; i < 4; ++i) {
-      ASSERT_NO_FATAL_FAILURE(StartAgent(agents_[i], "node-" + std::to_string(i), Shared()));
-    }
-    ASSERT_NO_FATAL_FAILURE(StartAgent(agents_[4], "node-own", dir_.Path() / "own-cache"));
   }
 
   fs::path Shared() const { return dir_.Path() / "shared-cache"; }
@@ -294,11 +298,40 @@ class CrossNodeFillTest : public ::testing::Test {
   uint64_t model_bytes_ = 0;
   std::map<std::string, uint64_t> sizes_;
   uint16_t port_ = 0;
+  int coordinator_runs_ = 0;
   std::unique_ptr<testing::NginxServer> origin_;
   // Declared after dir_, so stopped (by PID) before their folders go.
   std::unique_ptr<Subprocess> coordinator_;
   Agent agents_[5];  // 0..3 share one folder, 4 has its own
 };
+
+// The agent whose node the lock file names, once there is one; -1 after the deadline.
+int FillerOf(const fs::path& cache_root, const Agent* agents, int count) {
+  SystemClock clock;
+  FillLocks locks(CacheLayout(cache_root), "test", clock, 2000ms);
+  int filler = -1;
+  PollUntil(
+      [&] {
+        absl::StatusOr<FillLockHolder> holder = locks.ReadHolder("m", "v1");
+        if (!holder.ok()) return false;
+        for (int i = 0; i < count; ++i) {
+          if (agents[i].node == holder->node) filler = i;
+        }
+        return filler >= 0;
+      },
+      kDeadline);
+  return filler;
+}
+
+// Bytes the fill journal says are safely in staging.
+uint64_t CommittedBytes(const fs::path& cache_root) {
+  absl::StatusOr<v1::FillJournal> journal =
+      ReadJournal(CacheLayout(cache_root).JournalPath("m", "v1"));
+  if (!journal.ok()) return 0;
+  uint64_t committed = 0;
+  for (const auto& file : journal->files()) committed += file.committed_bytes();
+  return committed;
+}
 
 TEST_F(CrossNodeFillTest, FourAgentsOnOneVolumeDownloadTheModelOnce) {
   std::vector<std::unique_ptr<EnsureCall>> calls;
@@ -335,31 +368,12 @@ TEST_F(CrossNodeFillTest, KilledFillerIsTakenOverAndResumedFromStaging) {
     calls.push_back(std::make_unique<EnsureCall>(agents_[i], Url("/slow")));
   }
   // Who fills: the lock file names the node.
-  SystemClock clock;
-  FillLocks locks(CacheLayout(Shared()), "test", clock, 2000ms);
-  int filler = -1;
-  ASSERT_TRUE(PollUntil(
-      [&] {
-        absl::StatusOr<FillLockHolder> holder = locks.ReadHolder("m", "v1");
-        if (!holder.ok()) return false;
-        for (int i = 0; i < 4; ++i) {
-          if (agents_[i].node == holder->node) filler = i;
-        }
-        return filler >= 0;
-      },
-      kDeadline));
+  int filler = FillerOf(Shared(), agents_, 4);
+  ASSERT_GE(filler, 0) << Logs();
   // Kill it once its journal holds a good part of the model, well before the end.
-  fs::path journal_path = CacheLayout(Shared()).JournalPath("m", "v1");
   uint64_t committed = 0;
-  ASSERT_TRUE(PollUntil(
-      [&] {
-        absl::StatusOr<v1::FillJournal> journal = ReadJournal(journal_path);
-        if (!journal.ok()) return false;
-        committed = 0;
-        for (const auto& file : journal->files()) committed += file.committed_bytes();
-        return committed >= model_bytes_ / 5;
-      },
-      kDeadline, 20ms))
+  ASSERT_TRUE(PollUntil([&] { return (committed = CommittedBytes(Shared())) >= model_bytes_ / 5; },
+                        kDeadline, 20ms))
       << Logs();
   ASSERT_LT(committed, model_bytes_ * 3 / 4) << "the origin was too fast to kill mid-fill";
   ASSERT_TRUE(agents_[filler].process->Signal(SIGKILL).ok());
@@ -417,6 +431,40 @@ TEST_F(CrossNodeFillTest, LockFilesKeepOneDownloadWithoutTheCoordinator) {
   EXPECT_NE(Logs().find("no coordinator lease"), std::string::npos) << Logs();
   // The lock is gone once the fill is over.
   EXPECT_FALSE(fs::exists(CacheLayout(Shared()).LocksDir() / "m@v1.lock"));
+}
+
+}  // namespace
+}  // namespace modelcache
+
+namespace modelcache {
+namespace {
+
+// The coordinator keeps fill leases in memory: when it restarts mid-fill, the filler (which
+// still holds the lock file) takes a fresh lease and goes on; nobody else starts over.
+TEST_F(CrossNodeFillTest, CoordinatorRestartMidFillKeepsTheFiller) {
+  std::vector<std::unique_ptr<EnsureCall>> calls;
+  for (int i = 0; i < 4; ++i) {
+    calls.push_back(std::make_unique<EnsureCall>(agents_[i], Url("/slow")));
+  }
+  int filler = FillerOf(Shared(), agents_, 4);
+  ASSERT_GE(filler, 0) << Logs();
+  ASSERT_TRUE(PollUntil([&] { return CommittedBytes(Shared()) >= model_bytes_ / 10; }, kDeadline,
+                        20ms))
+      << Logs();
+  testing::ExitStatus stopped = coordinator_->Terminate();
+  ASSERT_FALSE(coordinator_->Running()) << stopped.ToString();
+  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  ASSERT_LT(CommittedBytes(Shared()), model_bytes_ * 9 / 10) << "the fill ended too early";
+
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(calls[i]->Ok()) << calls[i]->Error() << Logs();
+    EXPECT_EQ(calls[i]->Last().path(), ModelDir().string());
+    EXPECT_EQ(calls[i]->Last().hit(), i != filler) << agents_[i].node << Logs();
+  }
+  ExpectModelAt(ModelDir());
+  EXPECT_EQ(Logs().find("resuming"), std::string::npos) << "nobody had to take the fill over";
+  uint64_t served = SettledServedBytes(model_bytes_);
+  EXPECT_LE(served, model_bytes_ + model_bytes_ / 20) << Logs();
 }
 
 }  // namespace
