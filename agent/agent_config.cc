@@ -11,6 +11,7 @@
 #include "agent/fill/aws_credentials.h"
 #include "common/duration.h"
 #include "common/fs.h"
+#include "common/logging.h"
 #include "common/quantity.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
@@ -171,6 +172,42 @@ absl::Status ApplyS3(const YAML::Node& node, AgentConfig& config) {
   });
 }
 
+absl::Status ApplyScrub(const YAML::Node& node, AgentConfig& config) {
+  return ForEachKey("scrub", node, [&](const std::string& path, const std::string& key,
+                                       const YAML::Node& value) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
+    if (key == "every") {
+      absl::StatusOr<std::chrono::seconds> every = ParseDuration(text);
+      if (!every.ok()) return InvalidValue(path, text, std::string(every.status().message()));
+      config.scrub_every = *every;
+    } else if (key == "rate") {
+      absl::StatusOr<uint64_t> rate = ParseQuantity(text);
+      if (!rate.ok()) return InvalidValue(path, text, std::string(rate.status().message()));
+      if (*rate < (1u << 20)) return InvalidValue(path, text, "want at least 1Mi (bytes per second)");
+      config.scrub_bytes_per_second = *rate;
+    } else {
+      return UnknownKey(path, {"every", "rate"});
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::Status ApplyExtraVolumes(std::string_view path, const YAML::Node& node,
+                               AgentConfig& config) {
+  config.extra_volumes.clear();
+  if (node.IsNull()) return absl::OkStatus();
+  if (!node.IsSequence()) {
+    return absl::InvalidArgumentError(fmt::format("{}: want a list of absolute paths", path));
+  }
+  for (const YAML::Node& item : node) {
+    ASSIGN_OR_RETURN(std::string text, Scalar(path, item));
+    std::filesystem::path volume(text);
+    if (!volume.is_absolute()) return InvalidValue(path, text, "want an absolute path");
+    config.extra_volumes.push_back(std::move(volume));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
   return ForEachKey("", root, [&](const std::string& path, const std::string& key,
                                   const YAML::Node& value) -> absl::Status {
@@ -202,10 +239,17 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
     } else if (key == "modelsCacheStorage") {
       ASSIGN_OR_RETURN(config.storage, ParseStorageConfig(value));
       config.caching_enabled = config.storage.enabled;
+    } else if (key == "extraVolumes") {
+      return ApplyExtraVolumes(path, value, config);
+    } else if (key == "scrub") {
+      return ApplyScrub(value, config);
+    } else if (key == "testOnlyFilesystemType") {
+      ASSIGN_OR_RETURN(config.test_only_filesystem_type, Scalar(path, value));
     } else {
       return UnknownKey(path, {"cacheRoot", "socket", "listenTcp", "metricsAddress", "nodeName",
                                "coordinator", "coordinatorToken", "coordinatorTokenFile", "log",
-                               "fill", "fillLease", "s3", "modelsCacheStorage"});
+                               "fill", "fillLease", "s3", "modelsCacheStorage", "extraVolumes",
+                               "scrub", "testOnlyFilesystemType"});
     }
     return absl::OkStatus();
   });
@@ -271,6 +315,11 @@ absl::Status Validate(AgentConfig& config) {
     return InvalidValue("s3.endpoint", config.s3.endpoint, "want an http:// or https:// URL");
   }
   if (config.s3.region.empty()) return InvalidValue("s3.region", "", "must not be empty");
+  for (const std::filesystem::path& volume : config.extra_volumes) {
+    if (volume.lexically_normal() == config.cache_root.lexically_normal()) {
+      return InvalidValue("extraVolumes", volume.string(), "is cacheRoot itself");
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -340,6 +389,9 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(std::string_view yaml_text, const A
     return absl::InvalidArgumentError(fmt::format("config: not valid YAML: {}", error.what()));
   }
   RETURN_IF_ERROR(ApplyTopLevel(root, config));
+  RETURN_IF_ERROR(ApplyLogEnvironment(environment.Get(kLogLevelVariable),
+                                      environment.Get(kLogJsonVariable), config.log_level,
+                                      config.log_json));
   ApplyFlags(flags, config);
   RETURN_IF_ERROR(Validate(config));
   return config;

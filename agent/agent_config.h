@@ -18,11 +18,15 @@
 //   s3: {endpoint: "", region: us-east-1, pathStyle: false,
 //        credentialsFile: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile: ""}
 //   modelsCacheStorage: {...}            # common/storage_config.h; storageSize is the quota
+//   extraVolumes: []                     # more cache volumes this agent mounts (migrate, cleanup)
+//   scrub: {every: 0s, rate: 64Mi}       # periodic re-hash of published models; 0s: off
+//   testOnlyFilesystemType: ""           # TESTS ONLY: pretend cacheRoot has this statfs type
 #include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "agent/fill/fill_settings.h"
@@ -71,6 +75,16 @@ struct AgentConfig {
   // false only when the file has a modelsCacheStorage block with `enabled: false`: the agent
   // then answers Ensure with FAILED_PRECONDITION so clients fall back to a local download.
   bool caching_enabled = true;
+  // Other cache volumes mounted here (an old volume after switching storage): reachable by
+  // `modelcachectl migrate` and `cleanup` through this agent, never filled by Ensure.
+  std::vector<std::filesystem::path> extra_volumes;
+  // TESTS ONLY (key testOnlyFilesystemType): the storage check judges this type ("tmpfs",
+  // "nfs", "0x01021994") instead of statfs's answer for cacheRoot.
+  std::string test_only_filesystem_type;
+  // Background scrub: every `scrub_every` (0: never) re-hash every published model at most
+  // `scrub_bytes_per_second`; a damaged one is quarantined as by `modelcachectl verify`.
+  std::chrono::seconds scrub_every{0};
+  uint64_t scrub_bytes_per_second = 64ull << 20;
 
   // What ModelCache::Open needs (quota from modelsCacheStorage.storageSize).
   ModelCacheOptions ToModelCacheOptions() const;

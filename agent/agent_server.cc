@@ -20,12 +20,16 @@
 #include "agent/fill_gate.h"
 #include "agent/fill_lease_client.h"
 #include "agent/local_cache_ops.h"
+#include "agent/maintenance.h"
+#include "agent/maintenance_service.h"
 #include "agent/metrics.h"
 #include "agent/model_cache.h"
 #include "agent/service.h"
 #include "agent/store/space.h"
+#include "agent/store/storage_check.h"
 #include "agent/store/volume_id.h"
 #include "common/fs.h"
+#include "common/log_fields.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
 #include "spdlog/spdlog.h"
@@ -69,6 +73,49 @@ absl::Status PrepareSocketPath(const std::filesystem::path& socket_path) {
   return absl::OkStatus();
 }
 
+// statfs's verdict on the cache folder, logged once here. `refused` gets the reason Ensure
+// answers with when the type is not supported (and not bypassed); the root folder itself is
+// created first so that a fresh hostPath can be judged.
+absl::Status CheckCacheStorage(const AgentConfig& config, std::string& refused) {
+  RETURN_IF_ERROR(CreateDirectories(config.cache_root));
+  std::optional<std::string> pretend;
+  if (!config.test_only_filesystem_type.empty()) pretend = config.test_only_filesystem_type;
+  StorageCheckResult check =
+      CheckStorage(config.cache_root, config.storage.bypass_storage_check, pretend);
+  if (!check.accepted) {
+    spdlog::error("{}", check.message);
+    refused = fmt::format("cache refused: {} at {} (storage check; see the agent's log)",
+                          check.type_name, config.cache_root.string());
+  } else if (!IsSupportedFilesystem(check.type_magic)) {
+    spdlog::warn("{}", check.message);
+  } else {
+    spdlog::info("{}", check.message);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<MaintenanceOptions> MaintenanceOptionsFor(const AgentConfig& config,
+                                                         const std::string& volume_id) {
+  MaintenanceOptions options;
+  options.serving = {volume_id, config.cache_root};
+  options.sources = config.ToModelCacheOptions().sources;
+  for (const std::filesystem::path& root : config.extra_volumes) {
+    // A fresh volume (the target of a migration) gets its id here, like the cache itself.
+    absl::StatusOr<std::string> id = EnsureVolumeId(CacheLayout(root), config.node_name);
+    if (!id.ok()) {
+      return absl::Status(id.status().code(),
+                          fmt::format("extraVolumes: {}: {}", root.string(), id.status().message()));
+    }
+    if (*id == volume_id) {
+      return absl::InvalidArgumentError(fmt::format(
+          "extraVolumes: {} is the cache volume itself (same volume id {})", root.string(), *id));
+    }
+    options.extra.push_back({*id, root});
+    spdlog::info("extra volume {} at {}", *id, root.string());
+  }
+  return options;
+}
+
 }  // namespace
 
 struct AgentServer::Parts {
@@ -78,7 +125,10 @@ struct AgentServer::Parts {
   // Before the cache, which borrows them.
   std::unique_ptr<FillLeaseClient> fill_leases;  // null without `coordinator`
   std::unique_ptr<FillGate> fill_gate;
-  std::unique_ptr<ModelCache> cache;
+  std::unique_ptr<ModelCache> cache;  // null when the storage check refused the cache
+  std::string refused;                // "cache refused: tmpfs at /cache (...)", else ""
+  std::unique_ptr<Maintenance> maintenance;
+  std::unique_ptr<grpc::Service> maintenance_service;
   // Without a coordinator every model may be cached; with one, the last pushed policy decides
   // (and until the first one arrives the agent keeps caching, as it keeps serving while the
   // coordinator is away).
@@ -89,9 +139,15 @@ struct AgentServer::Parts {
   std::unique_ptr<AgentMetrics> metrics;
   std::unique_ptr<grpc::Service> service;
   std::unique_ptr<grpc::Server> server;
+  // Before `http`, whose handlers use them: members are destroyed in reverse order.
+  std::mutex scraped_mutex;
+  CoordinatorClient* scraped_coordinator = nullptr;  // guarded by scraped_mutex
+  std::atomic<bool> ready{false};
   std::unique_ptr<MetricsHttpServer> http;
   int tcp_port = 0;
-  std::atomic<bool> ready{false};
+
+  std::thread scrubber;  // runs only with scrub_every > 0
+  std::atomic<bool> scrub_cancel{false};
 
   std::thread refresher;
   std::mutex refresher_mutex;
@@ -101,16 +157,35 @@ struct AgentServer::Parts {
   bool shut_down = false;
 
   void RefreshCacheMetrics() {
+    if (!cache) return;
     uint64_t used = 0;
     std::vector<v1::CachedModel> models = cache->List();
     for (const v1::CachedModel& model : models) used += model.size_bytes();
     absl::StatusOr<VolumeSpace> space = ReadVolumeSpace(config.cache_root);
     if (!space.ok()) {
-      spdlog::warn("cache metrics: {}", space.status());
+      spdlog::warn("cache metrics refresh failed {}",
+                   LogFields()
+                       .Add("path", config.cache_root.string())
+                       .Add("error", space.status())
+                       .Add("next", "the cache gauges keep their last values; retried in 5 s"));
       return;
     }
     metrics->SetCache(MakeCacheSnapshot(models.size(), used, space->capacity_bytes,
                                         space->free_bytes, config.storage.storage_size_bytes));
+  }
+
+  // On the metrics server's threads, before each scrape. The HTTP server outlives the
+  // coordinator client, hence the guarded pointer.
+  void RefreshCoordinatorMetrics() {
+    std::lock_guard lock(scraped_mutex);
+    if (scraped_coordinator != nullptr) {
+      metrics->SetCoordinator(scraped_coordinator->Connected(),
+                              scraped_coordinator->LastReportUnixSeconds());
+    }
+  }
+  void SetScrapedCoordinator(CoordinatorClient* client) {
+    std::lock_guard lock(scraped_mutex);
+    scraped_coordinator = client;
   }
 
   void RefreshLoop() {
@@ -122,6 +197,25 @@ struct AgentServer::Parts {
       refresher_wake.wait_for(lock, kCacheMetricsInterval,
                               [this] { return stopping || refresh_requested; });
       refresh_requested = false;
+    }
+  }
+
+  // Waits scrub_every, then one rate-limited pass, until stopping (same mutex and wake-up as
+  // the refresher; scrub_cancel interrupts a pass in the middle of a file).
+  void ScrubLoop() {
+    RateLimit rate{config.scrub_bytes_per_second};
+    std::unique_lock lock(refresher_mutex);
+    while (!stopping) {
+      refresher_wake.wait_for(lock, config.scrub_every, [this] { return stopping; });
+      if (stopping) break;
+      lock.unlock();
+      absl::StatusOr<int> quarantined = maintenance->Scrub(rate, &scrub_cancel);
+      if (!quarantined.ok() && !absl::IsCancelled(quarantined.status())) {
+        spdlog::warn("scrub: {}", quarantined.status());
+      } else if (quarantined.ok()) {
+        spdlog::info("scrub: pass done, {} models quarantined", *quarantined);
+      }
+      lock.lock();
     }
   }
 
@@ -140,16 +234,20 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
 
   // Health first, so a long volume scan does not fail a liveness probe.
   if (!config.metrics_address.empty()) {
-    ASSIGN_OR_RETURN(p.http, MetricsHttpServer::Start(config.metrics_address, p.registry,
-                                                      [&p] { return p.ready.load(); }));
+    MetricsHttpOptions http{.address = config.metrics_address,
+                            .ready = [&p] { return p.ready.load(); },
+                            .before_scrape = [&p] { p.RefreshCoordinatorMetrics(); }};
+    ASSIGN_OR_RETURN(p.http, MetricsHttpServer::Start(std::move(http), p.registry));
   }
 
   RETURN_IF_ERROR(PrepareSocketPath(config.socket));
   p.loop.Start();
-  std::string volume_id;
+  RETURN_IF_ERROR(CheckCacheStorage(config, p.refused));
+  if (!p.refused.empty()) return StartRefusing(std::move(parts));
+  ASSIGN_OR_RETURN(std::string volume_id,
+                   EnsureVolumeId(CacheLayout(config.cache_root), config.node_name));
   CoordinatorClientOptions client;
   if (!config.coordinator.empty()) {
-    ASSIGN_OR_RETURN(volume_id, EnsureVolumeId(CacheLayout(config.cache_root), config.node_name));
     client.target = config.coordinator;
     client.token = config.coordinator_token;
     client.node_name = config.node_name;
@@ -168,7 +266,16 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
       p.fill_leases.get());
   ModelCacheOptions cache_options = config.ToModelCacheOptions();
   cache_options.fill_gate = p.fill_gate.get();
+  cache_options.on_fill_finished = [metrics = p.metrics.get()](const FillStats& fill) {
+    metrics->CountFill(fill.scheme, fill.status.ok(), fill.bytes_fetched, fill.duration.count(),
+                       fill.chunk_retries);
+  };
   ASSIGN_OR_RETURN(p.cache, ModelCache::Open(p.loop, p.clock, std::move(cache_options)));
+  ASSIGN_OR_RETURN(MaintenanceOptions maintenance, MaintenanceOptionsFor(config, volume_id));
+  // Leases: the lease table is wired in here (maintenance.is_leased); until then nothing is
+  // leased and cleanup removes what it is asked to.
+  p.maintenance = std::make_unique<Maintenance>(*p.cache, p.clock, std::move(maintenance));
+  p.maintenance_service = MakeMaintenanceService(*p.maintenance);
 
   if (!config.coordinator.empty()) {
     p.cache_ops = std::make_unique<ModelCacheOps>(
@@ -176,8 +283,12 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
         CacheOpsOptions{.cache_root = config.cache_root,
                         .caching_enabled = config.caching_enabled,
                         .on_change = [&p] { p.coordinator->ReportNow(); }});
+    client.on_purged = [metrics = p.metrics.get()](std::string_view reason, uint64_t bytes_freed) {
+      metrics->CountPurge(reason, bytes_freed);
+    };
     p.coordinator = std::make_unique<CoordinatorClient>(client, *p.cache_ops);
     p.coordinator->Start();
+    p.SetScrapedCoordinator(p.coordinator.get());
     spdlog::info("coordinator {}: reporting volume {} as node {}", config.coordinator, volume_id,
                  config.node_name);
   }
@@ -199,6 +310,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
     builder.AddListeningPort(config.listen_tcp, grpc::InsecureServerCredentials(), &p.tcp_port);
   }
   builder.RegisterService(p.service.get());
+  builder.RegisterService(p.maintenance_service.get());
   p.server = builder.BuildAndStart();
   if (p.server == nullptr) {
     return absl::UnavailableError(fmt::format("gRPC server: cannot listen on unix:{}{}{}",
@@ -211,11 +323,40 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
 
   p.RefreshCacheMetrics();
   p.refresher = std::thread([&p] { p.RefreshLoop(); });
+  if (config.scrub_every.count() > 0) p.scrubber = std::thread([&p] { p.ScrubLoop(); });
   p.ready = true;
   spdlog::info("agent {} serving cache {} on unix:{}{}{}, metrics {}", config.node_name,
                config.cache_root.string(), config.socket,
                config.listen_tcp.empty() ? "" : " and tcp ", config.listen_tcp,
                config.metrics_address.empty() ? "off" : config.metrics_address);
+  return std::unique_ptr<AgentServer>(new AgentServer(std::move(parts)));
+}
+
+absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::StartRefusing(
+    std::unique_ptr<Parts> parts) {
+  Parts& p = *parts;
+  const AgentConfig& config = p.config;
+  p.service = MakeRefusingAgentService(*p.metrics, p.refused);
+  p.maintenance_service = MakeRefusingMaintenanceService(p.refused);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("unix:" + config.socket, grpc::InsecureServerCredentials());
+  if (!config.listen_tcp.empty()) {
+    builder.AddListeningPort(config.listen_tcp, grpc::InsecureServerCredentials(), &p.tcp_port);
+  }
+  builder.RegisterService(p.service.get());
+  builder.RegisterService(p.maintenance_service.get());
+  p.server = builder.BuildAndStart();
+  if (p.server == nullptr) {
+    return absl::UnavailableError(
+        fmt::format("gRPC server: cannot listen on unix:{}", config.socket));
+  }
+  if (chmod(config.socket.c_str(), 0666) != 0) {
+    return ErrnoStatus(errno, "chmod 0666", config.socket);
+  }
+  // Ready on purpose: pods must reach the agent to learn that it refuses, and fall back.
+  p.ready = true;
+  spdlog::warn("agent {} serving on unix:{} with caching refused: {}", config.node_name,
+               config.socket, p.refused);
   return std::unique_ptr<AgentServer>(new AgentServer(std::move(parts)));
 }
 
@@ -229,6 +370,7 @@ void AgentServer::Shutdown() {
   p.shut_down = true;
   p.ready = false;
   spdlog::info("agent shutting down");
+  p.SetScrapedCoordinator(nullptr);
   // First, so that no coordinator command runs against a cache that is going away.
   if (p.coordinator) p.coordinator->Stop();
   if (p.server) p.server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
@@ -236,10 +378,14 @@ void AgentServer::Shutdown() {
     std::lock_guard lock(p.refresher_mutex);
     p.stopping = true;
   }
+  p.scrub_cancel = true;
   p.refresher_wake.notify_all();
   if (p.refresher.joinable()) p.refresher.join();
+  if (p.scrubber.joinable()) p.scrubber.join();
   p.server.reset();
   p.service.reset();
+  p.maintenance_service.reset();
+  p.maintenance.reset();
   // Fills in progress stop here; their staging journals let the next start resume them.
   p.cache.reset();
   // Sessions still at the gate release their leases and end.

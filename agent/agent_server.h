@@ -12,9 +12,15 @@ namespace modelcache {
 
 class AgentServer {
  public:
-  // Opens the cache (a blocking volume scan), then serves. The socket's folder is created, a
-  // stale socket file is replaced (FAILED_PRECONDITION if another agent answers on it) and the
-  // socket is made 0666 so pods of any uid can connect.
+  // Checks the cache folder's filesystem type (storage_check.h). Refused (a tmpfs, FUSE, ...
+  // without modelsCacheStorage.bypassStorageCheck): logs an ERROR and serves without a cache,
+  // every Ensure answering FAILED_PRECONDITION ("cache refused: tmpfs at /cache ...") so that
+  // clients download on their own; /readyz stays 200 in that state on purpose, since a pod
+  // can only fall back after it reached the agent. Otherwise opens the cache (a blocking
+  // volume scan), gives it and each of extraVolumes a volume id, then serves Agent and
+  // Maintenance (and starts the scrub thread when configured). The socket's folder is
+  // created, a stale socket file is replaced (FAILED_PRECONDITION if another agent answers
+  // on it) and the socket is made 0666 so pods of any uid can connect.
   static absl::StatusOr<std::unique_ptr<AgentServer>> Start(const AgentConfig& config);
   ~AgentServer();  // Shutdown()
 
@@ -30,6 +36,7 @@ class AgentServer {
  private:
   struct Parts;
   explicit AgentServer(std::unique_ptr<Parts> parts);
+  static absl::StatusOr<std::unique_ptr<AgentServer>> StartRefusing(std::unique_ptr<Parts> parts);
   std::unique_ptr<Parts> parts_;
 };
 

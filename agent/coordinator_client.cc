@@ -11,6 +11,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "common/log_fields.h"
 #include "common/status_format.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
 #include "spdlog/spdlog.h"
@@ -82,6 +83,7 @@ class CoordinatorClient::Impl {
   bool Connected() const { return connected_.load(); }
   uint64_t Connections() const { return connections_.load(); }
   uint64_t CommandsExecuted() const { return executed_.load(); }
+  int64_t LastReportUnixSeconds() const { return last_report_unix_seconds_.load(); }
 
  private:
   void Run() {
@@ -162,8 +164,13 @@ class CoordinatorClient::Impl {
       stream_ = nullptr;
       // Log once per outage, not once per attempt.
       if (!stopping_ && (reached || status.error_code() != last_error_code_)) {
-        spdlog::warn("coordinator {}: stream ended: {} {}", options_.target,
-                     static_cast<int>(status.error_code()), status.error_message());
+        spdlog::warn("coordinator disconnected {}",
+                     LogFields()
+                         .Add("coordinator", options_.target)
+                         .Add("node", options_.node_name)
+                         .Add("error", absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                                                    status.error_message()))
+                         .Add("next", "reconnecting with backoff; the cache keeps serving"));
       }
       last_error_code_ = reached ? grpc::StatusCode::OK : status.error_code();
     }
@@ -177,8 +184,10 @@ class CoordinatorClient::Impl {
         reached = true;
         connected_ = true;
         ++connections_;
-        spdlog::info("coordinator {}: connected as {} (volume {})", options_.target,
-                     options_.node_name, options_.volume_id);
+        spdlog::info("coordinator connected {}", LogFields()
+                                                      .Add("coordinator", options_.target)
+                                                      .Add("node", options_.node_name)
+                                                      .Add("volume", options_.volume_id));
       }
       if (message.has_policy()) {
         ops_.ApplyCachingPolicy(message.policy());
@@ -206,14 +215,35 @@ class CoordinatorClient::Impl {
       const v1::PurgeCommand& purge = command.purge();
       absl::StatusOr<uint64_t> freed = ops_.Purge(purge.name(), purge.version());
       status = freed.status();
-      if (freed.ok()) result.set_bytes_freed(*freed);
-      spdlog::info("coordinator command {}: purge {}@{} ({}): {}", command.id(), purge.name(),
-                   purge.version(), purge.reason(), status);
+      if (freed.ok()) {
+        result.set_bytes_freed(*freed);
+        if (options_.on_purged) options_.on_purged(purge.reason(), *freed);
+      }
+      LogFields fields;
+      fields.Add("command", command.id())
+          .Add("model", purge.name())
+          .Add("version", purge.version())
+          .Add("reason", purge.reason());
+      if (freed.ok()) {
+        spdlog::info("purge done {}", fields.Add("bytes", *freed));
+      } else {
+        spdlog::warn("purge refused {}", fields.Add("error", status).Add(
+                                             "next", "the coordinator is told and decides again"));
+      }
     } else if (command.has_prefetch()) {
       const v1::PrefetchCommand& prefetch = command.prefetch();
       status = ops_.Prefetch(prefetch.name(), prefetch.version(), prefetch.source());
-      spdlog::info("coordinator command {}: prefetch {}@{} from {}: {}", command.id(),
-                   prefetch.name(), prefetch.version(), prefetch.source(), status);
+      LogFields fields;
+      fields.Add("command", command.id())
+          .Add("model", prefetch.name())
+          .Add("version", prefetch.version())
+          .Add("source", prefetch.source());
+      if (status.ok()) {
+        spdlog::info("prefetch started {}", fields);
+      } else {
+        spdlog::warn("prefetch refused {}",
+                     fields.Add("error", status).Add("next", "the coordinator is told"));
+      }
     } else {
       status = absl::UnimplementedError("unknown command kind");
     }
@@ -258,6 +288,9 @@ class CoordinatorClient::Impl {
     }
     if (!Write(message)) return false;
     sent = std::move(now);
+    last_report_unix_seconds_ = std::chrono::duration_cast<std::chrono::seconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
     return true;
   }
 
@@ -290,6 +323,7 @@ class CoordinatorClient::Impl {
   std::atomic<bool> connected_{false};
   std::atomic<uint64_t> connections_{0};
   std::atomic<uint64_t> executed_{0};
+  std::atomic<int64_t> last_report_unix_seconds_{0};
 };
 
 CoordinatorClient::CoordinatorClient(CoordinatorClientOptions options, LocalCacheOps& ops)
@@ -300,6 +334,9 @@ void CoordinatorClient::Stop() { impl_->Stop(); }
 void CoordinatorClient::ReportNow() { impl_->ReportNow(); }
 bool CoordinatorClient::Connected() const { return impl_->Connected(); }
 uint64_t CoordinatorClient::Connections() const { return impl_->Connections(); }
+int64_t CoordinatorClient::LastReportUnixSeconds() const {
+  return impl_->LastReportUnixSeconds();
+}
 uint64_t CoordinatorClient::CommandsExecuted() const { return impl_->CommandsExecuted(); }
 
 }  // namespace modelcache

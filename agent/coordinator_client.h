@@ -7,8 +7,10 @@
 // The agent keeps serving while the coordinator is away; this class only reports and obeys.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -54,6 +56,9 @@ struct CoordinatorClientOptions {
   std::chrono::milliseconds min_backoff{200};
   std::chrono::milliseconds max_backoff{30000};
   size_t remembered_results = 4096;  // command answers kept for deduplication
+  // Called on the client's thread after a purge command freed a model (not for a replayed
+  // answer), with the command's reason ("unused: ...") and the bytes freed. For metrics.
+  std::function<void(std::string_view reason, uint64_t bytes_freed)> on_purged;
 };
 
 class CoordinatorClient {
@@ -76,6 +81,8 @@ class CoordinatorClient {
   uint64_t Connections() const;
   // Commands run (not counting answers replayed for duplicates).
   uint64_t CommandsExecuted() const;
+  // Unix seconds (system clock) of the last usage report written to the stream; 0: never.
+  int64_t LastReportUnixSeconds() const;
 
   class Impl;
 

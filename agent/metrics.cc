@@ -1,58 +1,37 @@
 #include "agent/metrics.h"
 
-#include <CivetServer.h>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
-#include <prometheus/text_serializer.h>
 
 #include <algorithm>
 
-#include "spdlog/fmt/fmt.h"
-
 namespace modelcache {
 namespace {
+
+// Every series exists from the start, so dashboards and alerts see 0 rather than nothing.
+constexpr std::string_view kSchemes[] = {"http", "https", "s3", "file"};
+constexpr std::string_view kPurgeReasons[] = {"unused", "deleted", "quota", "manual", "other"};
 
 prometheus::Gauge* AddGauge(prometheus::Registry& registry, const std::string& name,
                             const std::string& help) {
   return &prometheus::BuildGauge().Name(name).Help(help).Register(registry).Add({});
 }
 
-void Respond(mg_connection* connection, int status, std::string_view content_type,
-             std::string_view body) {
-  mg_printf(connection,
-            "HTTP/1.1 %d %s\r\nContent-Type: %.*s\r\nContent-Length: %zu\r\n"
-            "Connection: close\r\n\r\n",
-            status, status == 200 ? "OK" : "Service Unavailable",
-            static_cast<int>(content_type.size()), content_type.data(), body.size());
-  mg_write(connection, body.data(), body.size());
+prometheus::Family<prometheus::Counter>* AddCounters(prometheus::Registry& registry,
+                                                     const std::string& name,
+                                                     const std::string& help) {
+  return &prometheus::BuildCounter().Name(name).Help(help).Register(registry);
 }
 
-class MetricsHandler final : public CivetHandler {
- public:
-  explicit MetricsHandler(const prometheus::Registry& registry) : registry_(registry) {}
-  bool handleGet(CivetServer*, mg_connection* connection) override {
-    std::string body = prometheus::TextSerializer().Serialize(registry_.Collect());
-    Respond(connection, 200, "text/plain; version=0.0.4; charset=utf-8", body);
-    return true;
-  }
+// A fill takes from well under a second (a small file:// model) to an hour (a large model
+// from a slow origin).
+prometheus::Histogram::BucketBoundaries FillBuckets() {
+  return {0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600};
+}
 
- private:
-  const prometheus::Registry& registry_;
-};
-
-class ProbeHandler final : public CivetHandler {
- public:
-  explicit ProbeHandler(std::function<bool()> ready) : ready_(std::move(ready)) {}
-  bool handleGet(CivetServer*, mg_connection* connection) override {
-    bool ok = ready_();
-    Respond(connection, ok ? 200 : 503, "text/plain", ok ? "ok\n" : "not ready\n");
-    return true;
-  }
-
- private:
-  std::function<bool()> ready_;
-};
+std::string Label(std::string_view value) { return std::string(value); }
 
 }  // namespace
 
@@ -64,8 +43,48 @@ AgentMetrics::AgentMetrics(prometheus::Registry& registry) {
   ensure_hit_ = &ensure.Add({{"result", "hit"}});
   ensure_miss_ = &ensure.Add({{"result", "miss"}});
   ensure_error_ = &ensure.Add({{"result", "error"}});
+  auto& fallbacks = *AddCounters(
+      registry, "modelcache_ensure_fallbacks_total",
+      "Ensure requests refused with FAILED_PRECONDITION because caching is disabled (on the "
+      "node or for the model): the client downloads the model itself");
+  fallback_node_ = &fallbacks.Add({{"reason", "node_disabled"}});
+  fallback_model_ = &fallbacks.Add({{"reason", "model_disabled"}});
   fills_in_progress_ =
       AddGauge(registry, "modelcache_fills_in_progress", "Models being filled right now");
+  fills_ = AddCounters(registry, "modelcache_fills_total",
+                       "Fills finished, by source scheme and result (ok: published)");
+  fill_bytes_ =
+      AddCounters(registry, "modelcache_fill_bytes_total",
+                  "Bytes fetched from sources by fills (a resumed prefix is not counted)");
+  fill_seconds_ = &prometheus::BuildHistogram()
+                       .Name("modelcache_fill_duration_seconds")
+                       .Help("Time from the start of a fill to its end (published or failed)")
+                       .Register(registry);
+  chunk_retries_ = AddCounters(registry, "modelcache_fill_chunk_retries_total",
+                               "Chunk fetches retried after a retryable error (network, 5xx, "
+                               "stall); counted when the fill ends");
+  for (std::string_view scheme : kSchemes) {
+    fills_->Add({{"scheme", Label(scheme)}, {"result", "ok"}});
+    fills_->Add({{"scheme", Label(scheme)}, {"result", "error"}});
+    fill_bytes_->Add({{"scheme", Label(scheme)}});
+    fill_seconds_->Add({{"scheme", Label(scheme)}}, FillBuckets());
+    chunk_retries_->Add({{"scheme", Label(scheme)}});
+  }
+  purges_ = AddCounters(registry, "modelcache_purges_total",
+                        "Models this agent removed from the volume, by purge reason");
+  purged_bytes_ = AddCounters(registry, "modelcache_purged_bytes_total",
+                              "Bytes freed by purges, by purge reason");
+  for (std::string_view reason : kPurgeReasons) {
+    purges_->Add({{"reason", Label(reason)}});
+    purged_bytes_->Add({{"reason", Label(reason)}});
+  }
+  live_leases_ = AddGauge(registry, "modelcache_live_leases",
+                          "Leases pods hold on cached models now (a leased model is not purged)");
+  coordinator_connected_ = AddGauge(registry, "modelcache_coordinator_connected",
+                                    "1 while the coordinator stream is up, else 0");
+  coordinator_last_report_ =
+      AddGauge(registry, "modelcache_coordinator_last_report_timestamp_seconds",
+               "Unix time of the last usage report sent to the coordinator (0: never)");
   cache_models_ = AddGauge(registry, "modelcache_cache_models", "Published models on the volume");
   cache_used_bytes_ =
       AddGauge(registry, "modelcache_cache_used_bytes", "Bytes of published models");
@@ -77,9 +96,26 @@ AgentMetrics::AgentMetrics(prometheus::Registry& registry) {
 
 void AgentMetrics::CountEnsure(EnsureResult result) {
   switch (result) {
-    case EnsureResult::kHit: ensure_hit_->Increment(); break;
-    case EnsureResult::kMiss: ensure_miss_->Increment(); break;
-    case EnsureResult::kError: ensure_error_->Increment(); break;
+    case EnsureResult::kHit:
+      ensure_hit_->Increment();
+      break;
+    case EnsureResult::kMiss:
+      ensure_miss_->Increment();
+      break;
+    case EnsureResult::kError:
+      ensure_error_->Increment();
+      break;
+  }
+}
+
+void AgentMetrics::CountFallback(FallbackReason reason) {
+  switch (reason) {
+    case FallbackReason::kNodeDisabled:
+      fallback_node_->Increment();
+      break;
+    case FallbackReason::kModelDisabled:
+      fallback_model_->Increment();
+      break;
   }
 }
 
@@ -87,11 +123,45 @@ void AgentMetrics::SetFillsInProgress(uint64_t fills) {
   fills_in_progress_->Set(static_cast<double>(fills));
 }
 
+void AgentMetrics::CountFill(std::string_view scheme, bool ok, uint64_t bytes_fetched,
+                             double seconds, uint32_t chunk_retries) {
+  // Only the four schemes reach a fill (MakeSource refuses others), so the label stays bounded;
+  // Add returns the existing series for known labels.
+  const std::string label(scheme);
+  fills_->Add({{"scheme", label}, {"result", ok ? "ok" : "error"}}).Increment();
+  fill_bytes_->Add({{"scheme", label}}).Increment(static_cast<double>(bytes_fetched));
+  fill_seconds_->Add({{"scheme", label}}, FillBuckets()).Observe(seconds);
+  chunk_retries_->Add({{"scheme", label}}).Increment(chunk_retries);
+}
+
+void AgentMetrics::CountPurge(std::string_view reason, uint64_t bytes_freed) {
+  const std::string label(PurgeReasonLabel(reason));
+  purges_->Add({{"reason", label}}).Increment();
+  purged_bytes_->Add({{"reason", label}}).Increment(static_cast<double>(bytes_freed));
+}
+
+void AgentMetrics::SetLiveLeases(uint64_t leases) {
+  live_leases_->Set(static_cast<double>(leases));
+}
+
+void AgentMetrics::SetCoordinator(bool connected, int64_t last_report_unix_seconds) {
+  coordinator_connected_->Set(connected ? 1 : 0);
+  coordinator_last_report_->Set(static_cast<double>(last_report_unix_seconds));
+}
+
 void AgentMetrics::SetCache(const CacheSnapshot& snapshot) {
   cache_models_->Set(static_cast<double>(snapshot.models));
   cache_used_bytes_->Set(static_cast<double>(snapshot.used_bytes));
   cache_capacity_bytes_->Set(static_cast<double>(snapshot.capacity_bytes));
   cache_free_bytes_->Set(static_cast<double>(snapshot.free_bytes));
+}
+
+std::string_view PurgeReasonLabel(std::string_view reason) {
+  std::string_view head = reason.substr(0, reason.find(':'));
+  for (std::string_view known : kPurgeReasons) {
+    if (head == known) return known;
+  }
+  return "other";
 }
 
 AgentMetrics::CacheSnapshot MakeCacheSnapshot(uint64_t models, uint64_t used_bytes,
@@ -108,42 +178,6 @@ AgentMetrics::CacheSnapshot MakeCacheSnapshot(uint64_t models, uint64_t used_byt
     snapshot.free_bytes = std::min(disk_free_bytes, quota_left);
   }
   return snapshot;
-}
-
-struct MetricsHttpServer::State {
-  MetricsHandler metrics;
-  ProbeHandler healthz;
-  ProbeHandler readyz;
-  std::unique_ptr<CivetServer> server;
-};
-
-absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
-    const std::string& address, const prometheus::Registry& registry,
-    std::function<bool()> ready) {
-  auto state = std::unique_ptr<State>(
-      new State{MetricsHandler(registry), ProbeHandler([] { return true; }),
-                ProbeHandler(std::move(ready)), nullptr});
-  std::vector<std::string> options = {"listening_ports", address, "num_threads", "2"};
-  // CivetServer reports a failed bind by throwing; keep the exception at this edge.
-  try {
-    state->server = std::make_unique<CivetServer>(options);
-  } catch (const std::exception& error) {
-    return absl::UnavailableError(
-        fmt::format("metrics server on {}: {}", address, error.what()));
-  }
-  state->server->addHandler("/metrics", state->metrics);
-  state->server->addHandler("/healthz", state->healthz);
-  state->server->addHandler("/readyz", state->readyz);
-  std::vector<int> ports = state->server->getListeningPorts();
-  int port = ports.empty() ? 0 : ports.front();
-  return std::unique_ptr<MetricsHttpServer>(new MetricsHttpServer(std::move(state), port));
-}
-
-MetricsHttpServer::MetricsHttpServer(std::unique_ptr<State> state, int port)
-    : state_(std::move(state)), port_(port) {}
-
-MetricsHttpServer::~MetricsHttpServer() {
-  if (state_ && state_->server) state_->server->close();
 }
 
 }  // namespace modelcache

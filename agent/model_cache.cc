@@ -14,10 +14,12 @@
 #include "agent/store/index.h"
 #include "agent/store/space.h"
 #include "agent/store/trash.h"
+#include "common/log_fields.h"
 #include "common/names.h"
 #include "common/quantity.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
+#include "common/uri.h"
 #include "spdlog/spdlog.h"
 
 namespace modelcache {
@@ -92,6 +94,8 @@ class ModelCache::Impl {
     v1::EnsureRequest request;                 // the first caller's: the job is made from it
     v1::EnsureProgress progress;               // the latest, ours or the other agent's
     std::map<uint64_t, Subscriber> subscribers;
+    std::string scheme;  // of the source, for FillStats
+    Clock::TimePoint started;
   };
 
   void AnswerHit(const IndexEntry& entry, const DoneFn& on_done);
@@ -139,6 +143,8 @@ void ModelCache::Impl::Ensure(uint64_t subscription, const v1::EnsureRequest& re
     return;
   }
   Fill& started = fills_[key];
+  absl::StatusOr<SourceUri> uri = ParseSourceUri(request.source());
+  started.scheme = uri.ok() ? uri->scheme : "other";
   started.subscribers[subscription] = Subscriber{std::move(on_progress), std::move(on_done)};
   subscription_fills_[subscription] = key;
   started.request = request;
@@ -190,7 +196,11 @@ void ModelCache::Impl::StartJob(const ModelKey& key, Fill& fill) {
   fill_request.source = std::move(source).value();
   fill_request.settings = options_.fill;
   if (fill.ticket) fill_request.before_publish = fill.ticket->PublishCheck();
-  spdlog::info("fill {}@{}: starting from {}", key.first, key.second, fill.request.source());
+  spdlog::info("fill started {}", LogFields()
+                                      .Add("model", key.first)
+                                      .Add("version", key.second)
+                                      .Add("source", fill.request.source()));
+  fill.started = clock_.Now();
   fill.job = std::make_unique<FillJob>(
       loop_, clock_, layout_, space_, std::move(fill_request),
       [this, key](const v1::EnsureProgress& progress) { OnFillProgress(key, progress); },
@@ -239,17 +249,37 @@ void ModelCache::Impl::OnFillDone(const ModelKey& key, absl::StatusOr<v1::Manife
     fill->second.ticket->Finish(/*published=*/result.ok());
   }
   std::map<uint64_t, Subscriber> subscribers = std::move(fill->second.subscribers);
+  const bool filled_here = fill->second.job != nullptr;
   double rate = fill->second.progress.bytes_per_second();
+  FillStats stats{.name = key.first,
+                  .version = key.second,
+                  .scheme = fill->second.scheme,
+                  .status = result.status(),
+                  .duration = clock_.Now() - fill->second.started};
+  if (filled_here) {
+    stats.bytes_fetched = fill->second.job->GetCounters().bytes_fetched;
+    stats.chunk_retries = fill->second.job->GetCounters().chunk_retries;
+  }
   fills_.erase(fill);  // FillJob allows being destroyed from its own DoneFn
   for (const auto& [subscription, subscriber] : subscribers) subscription_fills_.erase(subscription);
 
+  if (filled_here && options_.on_fill_finished) options_.on_fill_finished(stats);
+  LogFields fields;
+  fields.Add("model", key.first)
+      .Add("version", key.second)
+      .Add("bytes", stats.bytes_fetched)
+      .AddMillis("duration_ms", stats.duration.count());
   if (!result.ok()) {
-    spdlog::warn("fill {}@{} failed: {}", key.first, key.second, result.status());
+    spdlog::warn("fill failed {}", fields.Add("error", result.status())
+                                       .Add("next", KeepsStagingAfter(result.status())
+                                                        ? "staging kept: the next Ensure resumes"
+                                                        : "staging removed: the next Ensure "
+                                                          "starts over"));
     for (const auto& [subscription, subscriber] : subscribers) subscriber.on_done(result.status());
     return;
   }
-  spdlog::info("fill {}@{}: ready ({}, {} files)", key.first, key.second,
-               FormatBytes(result->total_bytes()), result->files_size());
+  spdlog::info("fill finished {}", fields.Add("size_bytes", result->total_bytes())
+                                       .Add("files", result->files_size()));
   index_.Put(IndexEntry{*result, clock_.Now()});
   v1::EnsureProgress ready = ReadyProgress(*result, layout_.ModelDir(key.first, key.second), hit);
   ready.set_bytes_per_second(rate);
@@ -314,7 +344,10 @@ void ModelCache::Impl::Purge(const ModelKey& key,
   }
   index_.Remove(key.first, key.second);
   if (!trashed.ok()) return on_done(uint64_t{0});  // not on the volume
-  spdlog::info("model {}: moved to trash for purge ({})", model, FormatBytes(known_bytes));
+  spdlog::info("purge moved to trash {}", LogFields()
+                                             .Add("model", key.first)
+                                             .Add("version", key.second)
+                                             .Add("bytes", known_bytes));
   auto freed = std::make_shared<absl::StatusOr<uint64_t>>(uint64_t{0});
   loop_.RunBlocking([layout = layout_, freed] { *freed = EmptyTrash(layout); },
                     [freed, known_bytes, model, on_done = std::move(on_done)] {

@@ -3,6 +3,7 @@
 // per model (single-flight). Everything runs on the EventLoop; the public methods may be
 // called from any thread (gRPC handlers) and post to the loop. Callbacks run on the loop
 // thread and must not block.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -22,6 +23,17 @@ namespace modelcache {
 class EventLoop;
 class FillGate;
 
+// What one fill did, reported when it ends (published or failed; not when cancelled).
+struct FillStats {
+  std::string name;
+  std::string version;
+  std::string scheme;    // of the source: "http", "https", "s3" or "file"
+  absl::Status status;   // OK when the model was published
+  uint64_t bytes_fetched = 0;  // from the source in this run; a resumed prefix is not counted
+  uint32_t chunk_retries = 0;
+  std::chrono::duration<double> duration{0};  // from the start of the fill to its end
+};
+
 struct ModelCacheOptions {
   std::filesystem::path cache_root;
   uint64_t quota_bytes = 0;  // 0: only the disk's free space limits fills
@@ -32,6 +44,9 @@ struct ModelCacheOptions {
   // while another agent of the volume fills the model, Ensure callers get that fill's
   // progress, then READY as a hit.
   FillGate* fill_gate = nullptr;
+  // Called on the loop thread after each fill of this agent ends (not for a model another
+  // agent of the volume filled), e.g. for metrics; must not block.
+  std::function<void(const FillStats&)> on_fill_finished;
 };
 
 class ModelCache {

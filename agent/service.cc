@@ -9,6 +9,7 @@
 #include "agent/ensure_mailbox.h"
 #include "agent/metrics.h"
 #include "agent/model_cache.h"
+#include "common/log_fields.h"
 #include "common/status_format.h"
 #include "modelcache/v1/agent.grpc.pb.h"
 #include "spdlog/spdlog.h"
@@ -56,12 +57,14 @@ class AgentService final : public v1::Agent::Service {
                       grpc::ServerWriter<v1::EnsureProgress>* writer) override {
     if (!options_.caching_enabled) {
       metrics_.CountEnsure(EnsureResult::kError);
+      metrics_.CountFallback(FallbackReason::kNodeDisabled);
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                           "model caching is disabled on this node (modelsCacheStorage.enabled "
                           "is false): download the model yourself");
     }
     if (options_.caching_allowed && !options_.caching_allowed(request->name(), request->version())) {
       metrics_.CountEnsure(EnsureResult::kError);
+      metrics_.CountFallback(FallbackReason::kModelDisabled);
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                           "caching disabled for model " + request->name() + "@" +
                               request->version() + " by the coordinator: download the model yourself");
@@ -101,13 +104,21 @@ class AgentService final : public v1::Agent::Service {
       const absl::StatusOr<v1::EnsureProgress>& result = *mail.done;
       if (!result.ok()) {
         metrics_.CountEnsure(EnsureResult::kError);
-        spdlog::info("ensure {} from {} failed: {}", model, request->source(), result.status());
+        spdlog::info("ensure failed {}", LogFields()
+                                                .Add("model", request->name())
+                                                .Add("version", request->version())
+                                                .Add("source", request->source())
+                                                .Add("error", result.status())
+                                                .Add("next", "the client is told the error"));
         return ToGrpcStatus(result.status());
       }
       metrics_.CountEnsure(result->hit() ? EnsureResult::kHit : EnsureResult::kMiss);
       if (!result->hit() && options_.on_model_published) options_.on_model_published();
-      spdlog::info("ensure {} ready ({}) at {}", model, result->hit() ? "hit" : "filled",
-                   result->path());
+      spdlog::debug("ensure {} {}", result->hit() ? "hit" : "miss",
+                    LogFields()
+                        .Add("model", request->name())
+                        .Add("version", request->version())
+                        .Add("path", result->path()));
       writer->Write(*result);
       return grpc::Status::OK;
     }

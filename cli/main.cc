@@ -5,6 +5,7 @@
 #include "cli/cli_context.h"
 #include "cli/fetch_command.h"
 #include "cli/inspect_commands.h"
+#include "cli/maintenance_commands.h"
 #include "common/logging.h"
 #include "spdlog/fmt/fmt.h"
 
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
       ->each(set_up_logging);
   cli::AddFetchCommand(app, context);
   cli::AddInspectCommands(app, context);
+  cli::AddMaintenanceCommands(app, context);
   cli::AddAdminCommands(app, &context.exit_code);
   try {
     app.parse(argc, argv);

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/log_fields.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
@@ -47,13 +48,45 @@ std::string JsonEscaped(std::string_view text) {
   return std::string(buffer.data(), buffer.size());
 }
 
-// "%*" in the JSON pattern: the message, escaped so that quotes or newlines in it cannot
-// break the one-object-per-line format.
+// A whole number that JSON can carry exactly: written unquoted.
+bool IsJsonInteger(std::string_view value) {
+  std::string_view digits = value.substr(value.size() > 1 && value[0] == '-' ? 1 : 0);
+  if (digits.empty() || digits.size() > 15) return false;
+  if (digits.size() > 1 && digits[0] == '0') return false;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+// "%*" in the JSON pattern: "msg":"<text>" and one member per key=value field of the message
+// (common/log_fields.h), all escaped so that quotes or newlines cannot break the
+// one-object-per-line format.
 class JsonMessageFlag final : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& message, const std::tm&,
               spdlog::memory_buf_t& dest) override {
-    AppendJsonEscaped(std::string_view(message.payload.data(), message.payload.size()), dest);
+    SplitLogMessage split =
+        SplitLogFields(std::string_view(message.payload.data(), message.payload.size()));
+    dest.append(std::string_view("\"msg\":\""));
+    AppendJsonEscaped(split.text, dest);
+    dest.push_back('"');
+    for (const auto& [key, value] : split.fields) {
+      dest.append(std::string_view(",\""));
+      // The line's own members keep their meaning.
+      if (key == "ts" || key == "level" || key == "component" || key == "msg") {
+        dest.append(std::string_view("field_"));
+      }
+      AppendJsonEscaped(key, dest);
+      dest.append(std::string_view("\":"));
+      if (IsJsonInteger(value)) {
+        dest.append(value);
+      } else {
+        dest.push_back('"');
+        AppendJsonEscaped(value, dest);
+        dest.push_back('"');
+      }
+    }
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {
     return std::make_unique<JsonMessageFlag>();
@@ -98,7 +131,7 @@ absl::Status SetUpLogging(const LogOptions& options) {
   if (options.json) {
     formatter->add_flag<JsonMessageFlag>('*').set_pattern(
         absl::StrCat(R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","component":")",
-                     PatternLiteral(JsonEscaped(component)), R"(","msg":"%*"})"));
+                     PatternLiteral(JsonEscaped(component)), R"(",%*})"));
   } else {
     formatter->set_pattern(
         absl::StrCat("%Y-%m-%dT%H:%M:%S.%eZ %l ", PatternLiteral(component), " %v"));
@@ -111,6 +144,27 @@ absl::Status SetUpLogging(const LogOptions& options) {
   logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(std::move(logger));
   return absl::OkStatus();
+}
+
+absl::Status ApplyLogEnvironment(std::string_view level_value, std::string_view json_value,
+                                 std::string& level, bool& json) {
+  if (!level_value.empty()) level = std::string(level_value);
+  if (json_value.empty()) return absl::OkStatus();
+  for (std::string_view yes : {"1", "true", "yes", "on"}) {
+    if (json_value == yes) {
+      json = true;
+      return absl::OkStatus();
+    }
+  }
+  for (std::string_view no : {"0", "false", "no", "off"}) {
+    if (json_value == no) {
+      json = false;
+      return absl::OkStatus();
+    }
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(kLogJsonVariable, "=\"", absl::string_view(json_value.data(), json_value.size()),
+                   "\": want 1, true, yes, on, 0, false, no or off"));
 }
 
 }  // namespace modelcache

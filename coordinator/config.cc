@@ -37,6 +37,39 @@ absl::StatusOr<double> Watermark(std::string_view key, const YAML::Node& node) {
   return value;
 }
 
+absl::Status ApplyLog(const YAML::Node& block, CoordinatorConfig& config) {
+  if (!block.IsMap()) {
+    return absl::InvalidArgumentError(fmt::format("{}.log: want a map of settings", kBlock));
+  }
+  for (const auto& item : block) {
+    std::string key = item.first.as<std::string>();
+    std::string full = "log." + key;
+    if (key == "level") {
+      ASSIGN_OR_RETURN(config.log_level, Scalar(full, item.second));
+      static constexpr std::string_view kLevels[] = {"trace", "debug",    "info", "warn",
+                                                     "error", "critical", "off"};
+      bool known = false;
+      for (std::string_view level : kLevels) known = known || level == config.log_level;
+      if (!known) {
+        return Invalid(full, config.log_level, "want trace, debug, info, warn, error, critical or off");
+      }
+    } else if (key == "json") {
+      ASSIGN_OR_RETURN(std::string text, Scalar(full, item.second));
+      if (text == "true") {
+        config.log_json = true;
+      } else if (text == "false") {
+        config.log_json = false;
+      } else {
+        return Invalid(full, text, "want true or false");
+      }
+    } else {
+      return absl::InvalidArgumentError(
+          fmt::format("{}.{}: unknown key (want level, json)", kBlock, full));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ApplyTls(const YAML::Node& block, CoordinatorTlsConfig& tls) {
   if (!block.IsMap()) {
     return absl::InvalidArgumentError(fmt::format("{}.tls: want a map of settings", kBlock));
@@ -104,10 +137,12 @@ absl::Status ApplyKey(const std::string& key, const YAML::Node& value, Coordinat
     RETURN_IF_ERROR(ApplyTls(value, config.tls));
   } else if (key == "metricsAddress") {
     ASSIGN_OR_RETURN(config.metrics_address, Scalar(key, value));
+  } else if (key == "log") {
+    RETURN_IF_ERROR(ApplyLog(value, config));
   } else {
     return absl::InvalidArgumentError(fmt::format(
         "{}.{}: unknown key (want listen, database, tokensFile, highWatermark, lowWatermark, "
-        "defaultCaching, maxThreads, tls, metricsAddress)",
+        "defaultCaching, maxThreads, tls, metricsAddress, log)",
         kBlock, key));
   }
   return absl::OkStatus();

@@ -10,7 +10,8 @@
 //     defaultCaching: disabled             # enabled | disabled, for models without a setting
 //     maxThreads: 512                      # gRPC sync server threads (one per connected agent)
 //     tls: {cert: server.pem, key: server.key, clientCa: ca.pem}   # optional
-//     metricsAddress: 127.0.0.1:9102       # optional Prometheus exposer
+//     metricsAddress: 127.0.0.1:9102       # optional: /metrics, /healthz, /readyz
+//     log: {level: info, json: false}      # MODELCACHE_LOG_LEVEL/_JSON and flags override
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -37,6 +38,8 @@ struct CoordinatorConfig {
   int max_threads = 512;
   CoordinatorTlsConfig tls;
   std::string metrics_address;
+  std::string log_level = "info";
+  bool log_json = false;
 };
 
 // Parses a whole YAML document. INVALID_ARGUMENT naming the key and the value for a bad

@@ -2,7 +2,6 @@
 
 #include <grpcpp/grpcpp.h>
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
@@ -17,12 +16,15 @@
 #include <sstream>
 #include <thread>
 
+#include "common/log_fields.h"
+#include "common/metrics_http_server.h"
 #include "common/names.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
 #include "coordinator/auth.h"
 #include "coordinator/db/store.h"
 #include "coordinator/fill_leases.h"
+#include "coordinator/metrics.h"
 #include "coordinator/policy/purge_plan.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
 #include "spdlog/spdlog.h"
@@ -68,50 +70,6 @@ absl::Status ValidateModelRef(std::string_view name, std::string_view version,
   return absl::OkStatus();
 }
 
-// The coordinator's Prometheus metrics, on a registry the server owns.
-struct CoordinatorMetrics {
-  explicit CoordinatorMetrics(prometheus::Registry& registry)
-      : agents_connected(prometheus::BuildGauge()
-                             .Name("modelcache_coordinator_agents_connected")
-                             .Help("Agent streams open now")
-                             .Register(registry)
-                             .Add({})),
-        usage_reports(prometheus::BuildCounter()
-                          .Name("modelcache_coordinator_usage_reports_total")
-                          .Help("Usage reports (full, delta, heartbeat) handled")
-                          .Register(registry)
-                          .Add({})),
-        report_seconds(prometheus::BuildHistogram()
-                           .Name("modelcache_coordinator_usage_report_seconds")
-                           .Help("Time to store one usage report")
-                           .Register(registry)
-                           .Add({}, prometheus::Histogram::BucketBoundaries{
-                                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                        0.25, 1})),
-        purges_done(prometheus::BuildCounter()
-                        .Name("modelcache_coordinator_command_results_total")
-                        .Help("Command answers from agents")
-                        .Register(registry)
-                        .Add({})),
-        bytes_freed(prometheus::BuildCounter()
-                        .Name("modelcache_coordinator_purged_bytes_total")
-                        .Help("Bytes agents reported freed by purges")
-                        .Register(registry)
-                        .Add({})),
-        auth_refused(prometheus::BuildCounter()
-                         .Name("modelcache_coordinator_auth_refused_total")
-                         .Help("Calls refused for a missing or wrong token or role")
-                         .Register(registry)
-                         .Add({})) {}
-
-  prometheus::Gauge& agents_connected;
-  prometheus::Counter& usage_reports;
-  prometheus::Histogram& report_seconds;
-  prometheus::Counter& purges_done;
-  prometheus::Counter& bytes_freed;
-  prometheus::Counter& auth_refused;
-};
-
 }  // namespace
 
 class CoordinatorServer::Impl final : public v1::Coordinator::Service {
@@ -126,16 +84,32 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
     policy_.default_quota_bytes = config_.storage.storage_size_bytes;
   }
 
+  // /metrics, /healthz and /readyz (listening, and the database answers a query).
   absl::Status StartMetrics() {
     if (config_.metrics_address.empty()) return absl::OkStatus();
-    try {
-      exposer_ = std::make_unique<prometheus::Exposer>(config_.metrics_address);
-    } catch (const std::exception& error) {
-      return absl::UnavailableError(fmt::format("coordinator.metricsAddress {}: {}",
-                                                config_.metrics_address, error.what()));
+    MetricsHttpOptions options{.address = config_.metrics_address,
+                               .ready = [this] { return Ready(); },
+                               .before_scrape = [this] { RefreshStoreMetrics(); }};
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http =
+        MetricsHttpServer::Start(std::move(options), *registry_);
+    if (!http.ok()) {
+      return absl::Status(http.status().code(),
+                          fmt::format("coordinator.metricsAddress: {}", http.status().message()));
     }
-    exposer_->RegisterCollectable(registry_);
+    http_ = *std::move(http);
     return absl::OkStatus();
+  }
+
+  int MetricsPort() const { return http_ ? http_->Port() : 0; }
+
+  bool Ready() {
+    if (!listening_.load()) return false;
+    absl::Status ping = store_->Ping();
+    if (!ping.ok()) {
+      spdlog::warn("readiness check failed {}",
+                   LogFields().Add("error", ping).Add("next", "/readyz answers 503"));
+    }
+    return ping.ok();
   }
 
   absl::Status Listen() {
@@ -170,12 +144,14 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
     spdlog::info("coordinator listening on {} (port {}, tls {}, auth {})", config_.listen, port_,
                  config_.tls.cert_file.empty() ? "off" : "on", tokens_ ? "on" : "off");
     policy_thread_ = std::thread([this] { PolicyLoop(); });
+    listening_ = true;
     return absl::OkStatus();
   }
 
   int Port() const { return port_; }
 
   void Shutdown() {
+    listening_ = false;
     {
       std::lock_guard lock(loop_mutex_);
       if (stopping_) return;
@@ -192,6 +168,15 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
   }
 
   absl::Status RunPolicyOnce() {
+    const auto started = std::chrono::steady_clock::now();
+    absl::Status status = RunPolicyPass();
+    metrics_.ObservePolicyPass(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+        status.ok(), ToUnixMillis(clock_.Now()) / 1000);
+    return status;
+  }
+
+  absl::Status RunPolicyPass() {
     ASSIGN_OR_RETURN(Snapshot snapshot, store_->LoadSnapshot());
     PurgePlan plan = Plan(snapshot, policy_, clock_.Now());
     std::set<std::string> volumes;
@@ -203,9 +188,15 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
                        EnqueuePurge(decision.volume_id, decision.name, decision.version,
                                     fmt::format("{}: {}", PurgeReasonName(decision.reason),
                                                 decision.explanation)));
-      spdlog::info("policy: purge {}@{} on volume {} (command {}): {}: {}", decision.name,
-                   decision.version, decision.volume_id, command.id(),
-                   PurgeReasonName(decision.reason), decision.explanation);
+      metrics_.CountPurgeDecision(PurgeReasonName(decision.reason));
+      spdlog::info("purge queued {}", LogFields()
+                                          .Add("model", decision.name)
+                                          .Add("version", decision.version)
+                                          .Add("volume", decision.volume_id)
+                                          .Add("command", command.id())
+                                          .Add("reason", PurgeReasonName(decision.reason))
+                                          .Add("bytes", decision.size_bytes)
+                                          .Add("why", decision.explanation));
       volumes.insert(decision.volume_id);
     }
     DispatchAll();
@@ -590,6 +581,15 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
                      EnqueuePurge(decision.volume_id, decision.name, decision.version,
                                   fmt::format("{}: {}", reason, decision.explanation)));
     action->set_command_id(command.id());
+    metrics_.CountPurgeDecision(reason);
+    spdlog::info("purge queued {}", LogFields()
+                                        .Add("model", decision.name)
+                                        .Add("version", decision.version)
+                                        .Add("volume", decision.volume_id)
+                                        .Add("command", command.id())
+                                        .Add("reason", reason)
+                                        .Add("bytes", decision.size_bytes)
+                                        .Add("why", decision.explanation));
     return absl::OkStatus();
   }
 
@@ -652,6 +652,42 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
     for (auto& [volume, session] : per_volume) Dispatch(session);
   }
 
+  // Before a scrape: the gauges the database knows. At most one read a second, as
+  // several Prometheus servers may scrape and the query walks every report.
+  void RefreshStoreMetrics() {
+    constexpr std::chrono::seconds kMinInterval{1};
+    std::lock_guard lock(store_metrics_mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    if (store_metrics_read_ != std::chrono::steady_clock::time_point() &&
+        now - store_metrics_read_ < kMinInterval) {
+      return;
+    }
+    store_metrics_read_ = now;
+    CoordinatorMetrics::StoreState state;
+    absl::StatusOr<CoordinatorStore::Gauges> gauges = store_->ReadGauges();
+    if (gauges.ok()) {
+      state.volumes = gauges->volumes;
+      state.models_per_volume = std::move(gauges->models_per_volume);
+      state.purges_outstanding = gauges->purges_outstanding;
+      state.purges_failed = gauges->purges_failed;
+    } else {
+      spdlog::warn("metrics read failed {}",
+                   LogFields().Add("error", gauges.status()).Add(
+                       "next", "database gauges keep their last values"));
+    }
+    state.sqlite_errors = store_->SqliteErrors();
+    if (gauges.ok()) {
+      metrics_.SetStoreState(state);
+    } else {
+      // Only the error counter moves; the gauges keep their last values.
+      CoordinatorMetrics::StoreState errors_only = last_store_state_;
+      errors_only.sqlite_errors = state.sqlite_errors;
+      metrics_.SetStoreState(errors_only);
+      return;
+    }
+    last_store_state_ = std::move(state);
+  }
+
   void PolicyLoop() {
     std::unique_lock lock(loop_mutex_);
     while (!stopping_) {
@@ -659,7 +695,11 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
       if (stopping_) break;
       lock.unlock();
       absl::Status status = RunPolicyOnce();
-      if (!status.ok()) spdlog::error("policy pass: {}", status);
+      if (!status.ok()) {
+        spdlog::error("policy pass failed {}",
+                      LogFields().Add("error", status).Add(
+                          "next", fmt::format("retried in {} s", config_.storage.check_unused_every.count())));
+      }
       lock.lock();
     }
   }
@@ -668,7 +708,6 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
   const Clock& clock_;
   std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
   CoordinatorMetrics metrics_{*registry_};
-  std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<CoordinatorStore> store_;
   const std::optional<TokenTable> tokens_;
   PurgePolicy policy_;
@@ -683,6 +722,13 @@ class CoordinatorServer::Impl final : public v1::Coordinator::Service {
   std::condition_variable loop_wake_;
   bool stopping_ = false;
   std::thread policy_thread_;
+
+  std::atomic<bool> listening_{false};
+  std::mutex store_metrics_mutex_;
+  std::chrono::steady_clock::time_point store_metrics_read_;  // guarded by store_metrics_mutex_
+  CoordinatorMetrics::StoreState last_store_state_;           // guarded by store_metrics_mutex_
+  // Last: stopped first, while everything its handlers use still exists.
+  std::unique_ptr<MetricsHttpServer> http_;
 };
 
 CoordinatorServer::CoordinatorServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -706,6 +752,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
 }
 
 int CoordinatorServer::Port() const { return impl_->Port(); }
+int CoordinatorServer::MetricsPort() const { return impl_->MetricsPort(); }
 void CoordinatorServer::Shutdown() { impl_->Shutdown(); }
 absl::Status CoordinatorServer::RunPolicyOnce() { return impl_->RunPolicyOnce(); }
 

@@ -19,7 +19,10 @@ class CoordinatorServer {
   ~CoordinatorServer();  // Shutdown()
 
   int Port() const;
-  // Stops accepting calls, ends agent streams and the policy loop. Idempotent.
+  // The bound port of metricsAddress (/metrics, /healthz, /readyz); 0 when it is "".
+  int MetricsPort() const;
+  // Stops accepting calls, ends agent streams and the policy loop; /readyz answers 503 from
+  // then on. Idempotent.
   void Shutdown();
   // Runs one policy pass now (what the loop does every checkUnusedCachedModelsEvery).
   absl::Status RunPolicyOnce();

@@ -160,6 +160,7 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   void Cancel(std::function<void()> drained);
 
   v1::EnsureProgress progress_;
+  FillJob::Counters counters_;  // for metrics
 
  private:
   enum class Phase { kIdle, kListing, kPreparing, kFilling, kPublishing, kCleaningUp, kDone, kCancelled };
@@ -504,6 +505,7 @@ void FillJob::Impl::OnFetched(uint64_t chunk_id, absl::Status status) {
   if (!status.ok()) {
     ++active.attempts;
     if (retry_.ShouldRetry(active.attempts, status)) {
+      ++counters_.chunk_retries;
       std::chrono::milliseconds delay = retry_.Backoff(active.attempts);
       spdlog::debug("fill {}@{}: retrying chunk in {} ms after: {}", name_, version_,
                     delay.count(), status);
@@ -556,6 +558,7 @@ void FillJob::Impl::OnRunDone(size_t file_index, const std::vector<ReadyChunk>& 
   // Counted even when the fill is failing: the journal saved for a resume can claim it.
   file.pipeline.RunCommitted(bytes);
   progress_.set_bytes_done(progress_.bytes_done() + bytes);
+  counters_.bytes_fetched += bytes;
   if (phase_ != Phase::kFilling) return;
   if (file.writer->complete()) FileComplete(file_index);
   if (phase_ != Phase::kFilling) return;
@@ -812,5 +815,7 @@ void FillJob::Start() { impl_->Start(); }
 void FillJob::Cancel(std::function<void()> drained) { impl_->Cancel(std::move(drained)); }
 
 const v1::EnsureProgress& FillJob::Progress() const { return impl_->progress_; }
+
+const FillJob::Counters& FillJob::GetCounters() const { return impl_->counters_; }
 
 }  // namespace modelcache

@@ -72,6 +72,13 @@ class FillJob {
   // The latest progress: state, bytes and files done and total, rate and ETA.
   const v1::EnsureProgress& Progress() const;
 
+  // What this run of the fill did so far, for metrics.
+  struct Counters {
+    uint64_t bytes_fetched = 0;  // written from the source (a resumed prefix is not counted)
+    uint32_t chunk_retries = 0;  // chunk fetches retried after a retryable error
+  };
+  const Counters& GetCounters() const;
+
  private:
   class Impl;
   // Shared with the thread pool's callbacks: the state lives until the last blocking step

@@ -108,16 +108,12 @@ absl::StatusOr<FileCheck> CheckFile(const std::filesystem::path& path, uint64_t 
 
 }  // namespace
 
-absl::StatusOr<VerifyReport> VerifyModel(const CacheLayout& layout, std::string_view name,
-                                         std::string_view version, RateLimit rate_limit,
-                                         const std::atomic<bool>* cancel) {
-  RETURN_IF_ERROR(ValidateModelName(name));
-  RETURN_IF_ERROR(ValidateModelVersion(version));
-  ASSIGN_OR_RETURN(v1::Manifest manifest, ReadManifest(layout.ManifestPath(name, version)));
+absl::StatusOr<VerifyReport> VerifyTree(const std::filesystem::path& model_dir,
+                                        const v1::Manifest& manifest, RateLimit rate_limit,
+                                        const std::atomic<bool>* cancel) {
   VerifyReport report;
-  report.name = std::string(name);
-  report.version = std::string(version);
-  std::filesystem::path model_dir = layout.ModelDir(name, version);
+  report.name = manifest.name();
+  report.version = manifest.version();
   Pacer pacer(rate_limit);
   std::vector<std::byte> buffer(kReadBufferBytes);
   for (const v1::ManifestFile& file : manifest.files()) {
@@ -127,6 +123,19 @@ absl::StatusOr<VerifyReport> VerifyModel(const CacheLayout& layout, std::string_
     report.bytes_hashed += check.bytes_hashed;
     if (check.problem.has_value()) report.bad_files.push_back({file.path(), *check.problem});
   }
+  return report;
+}
+
+absl::StatusOr<VerifyReport> VerifyModel(const CacheLayout& layout, std::string_view name,
+                                         std::string_view version, RateLimit rate_limit,
+                                         const std::atomic<bool>* cancel) {
+  RETURN_IF_ERROR(ValidateModelName(name));
+  RETURN_IF_ERROR(ValidateModelVersion(version));
+  ASSIGN_OR_RETURN(v1::Manifest manifest, ReadManifest(layout.ManifestPath(name, version)));
+  ASSIGN_OR_RETURN(VerifyReport report,
+                   VerifyTree(layout.ModelDir(name, version), manifest, rate_limit, cancel));
+  report.name = std::string(name);
+  report.version = std::string(version);
   return report;
 }
 

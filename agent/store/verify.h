@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "agent/store/layout.h"
 #include "common/clock.h"
+#include "modelcache/v1/manifest.pb.h"
 
 namespace modelcache {
 
@@ -41,6 +42,11 @@ struct VerifyReport {
 absl::StatusOr<VerifyReport> VerifyModel(const CacheLayout& layout, std::string_view name,
                                          std::string_view version, RateLimit rate_limit,
                                          const std::atomic<bool>* cancel = nullptr);
+
+// Same checks for any folder holding a model's files (a quarantined copy), against `manifest`.
+absl::StatusOr<VerifyReport> VerifyTree(const std::filesystem::path& model_dir,
+                                        const v1::Manifest& manifest, RateLimit rate_limit,
+                                        const std::atomic<bool>* cancel = nullptr);
 
 // Renames models/<name>/<version> to QuarantineDir()/<name>@<version>-<unix ms of `now`>
 // (with a suffix if that exists) and returns the new path; the model is then no longer

@@ -21,6 +21,7 @@ Statement& Statement::BindNull(int index) {
 }
 
 absl::Status Statement::Error(std::string_view what) const {
+  if (errors_ != nullptr) ++*errors_;
   return absl::InternalError(fmt::format("sqlite {} \"{}\": {}", what, sqlite3_sql(statement_),
                                          sqlite3_errmsg(db_)));
 }
@@ -91,6 +92,7 @@ absl::Status Database::Execute(std::string_view sql) {
   if (rc != SQLITE_OK) {
     std::string message = error != nullptr ? error : sqlite3_errstr(rc);
     sqlite3_free(error);
+    ++errors_;
     return absl::InternalError(fmt::format("sqlite exec \"{}\": {}", text, message));
   }
   return absl::OkStatus();
@@ -103,9 +105,10 @@ absl::StatusOr<StatementLease> Database::Prepare(const std::string& sql) {
   int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
                               SQLITE_PREPARE_PERSISTENT, &handle, nullptr);
   if (rc != SQLITE_OK) {
+    ++errors_;
     return absl::InternalError(fmt::format("sqlite prepare \"{}\": {}", sql, sqlite3_errmsg(db_)));
   }
-  auto statement = std::make_unique<Statement>(db_, handle);
+  auto statement = std::make_unique<Statement>(db_, handle, &errors_);
   Statement* raw = statement.get();
   statements_.emplace(sql, std::move(statement));
   return StatementLease(raw);

@@ -3,6 +3,7 @@
 // errors as absl::Status naming the statement. Not thread-safe: the owner serialises calls.
 #include <sqlite3.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -16,7 +17,9 @@ namespace modelcache {
 
 class Statement {
  public:
-  Statement(sqlite3* db, sqlite3_stmt* statement) : db_(db), statement_(statement) {}
+  // `errors` (may be null) counts the statement's failed steps.
+  Statement(sqlite3* db, sqlite3_stmt* statement, std::atomic<uint64_t>* errors = nullptr)
+      : db_(db), statement_(statement), errors_(errors) {}
   ~Statement() { sqlite3_finalize(statement_); }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
@@ -43,6 +46,7 @@ class Statement {
 
   sqlite3* db_;
   sqlite3_stmt* statement_;
+  std::atomic<uint64_t>* errors_;
 };
 
 // A prepared statement on loan from the cache: reset and unbound when it goes out of scope.
@@ -79,9 +83,13 @@ class Database {
   // PRAGMA user_version: the schema migration number.
   absl::StatusOr<int> UserVersion();
 
+  // Statements that failed (exec, prepare or step) since Open. Any thread.
+  uint64_t Errors() const { return errors_.load(); }
+
  private:
   explicit Database(sqlite3* db) : db_(db) {}
   sqlite3* db_;
+  std::atomic<uint64_t> errors_{0};
   std::map<std::string, std::unique_ptr<Statement>> statements_;
 };
 

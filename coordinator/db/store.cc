@@ -837,4 +837,39 @@ absl::StatusOr<std::vector<AuditEntry>> CoordinatorStore::Audit(size_t limit) {
   return entries;
 }
 
+absl::Status CoordinatorStore::Ping() {
+  std::lock_guard lock(mutex_);
+  ASSIGN_OR_RETURN(auto statement, db_->Prepare("SELECT 1"));
+  ASSIGN_OR_RETURN(bool row, statement->Step());
+  if (!row || statement->Int(0) != 1) return absl::InternalError("sqlite: SELECT 1 gave no row");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CoordinatorStore::Gauges> CoordinatorStore::ReadGauges() {
+  std::lock_guard lock(mutex_);
+  Gauges gauges;
+  {
+    // char(31) cannot appear in a model name or version.
+    ASSIGN_OR_RETURN(auto statement, db_->Prepare(
+        "SELECT v.volume_id, COUNT(DISTINCT c.name || char(31) || c.version) FROM volumes v "
+        "LEFT JOIN cache_reports c ON c.volume_id = v.volume_id AND c.state = 2 "
+        "GROUP BY v.volume_id"));
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, statement->Step());
+      if (!row) break;
+      gauges.models_per_volume[statement->Text(0)] = static_cast<uint64_t>(statement->Int(1));
+    }
+    gauges.volumes = gauges.models_per_volume.size();
+  }
+  ASSIGN_OR_RETURN(auto statement, db_->Prepare(
+      "SELECT SUM(state IN ('pending', 'sent')), SUM(state = 'failed') FROM commands "
+      "WHERE kind = 'purge'"));
+  ASSIGN_OR_RETURN(bool row, statement->Step());
+  if (row) {
+    gauges.purges_outstanding = static_cast<uint64_t>(statement->Int(0));
+    gauges.purges_failed = static_cast<uint64_t>(statement->Int(1));
+  }
+  return gauges;
+}
+
 }  // namespace modelcache

@@ -4,6 +4,7 @@
 // purge audit log. Every method is thread-safe (one connection behind a mutex) and each
 // mutation is one transaction, so a crash or restart loses nothing that was acknowledged.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -102,6 +103,19 @@ class CoordinatorStore {
                             int64_t now_ms);
   absl::StatusOr<std::optional<StoredCommand>> GetCommand(std::string_view id);
   absl::StatusOr<std::vector<AuditEntry>> Audit(size_t limit);
+
+  // ---- health and metrics
+  // A trivial query: OK while the database answers.
+  absl::Status Ping();
+  struct Gauges {
+    uint64_t volumes = 0;
+    std::map<std::string, uint64_t> models_per_volume;  // READY copies, every known volume
+    uint64_t purges_outstanding = 0;                    // purge commands pending or sent
+    uint64_t purges_failed = 0;                         // purge commands answered with an error
+  };
+  absl::StatusOr<Gauges> ReadGauges();
+  // Failed SQLite statements since Open (lock-free).
+  uint64_t SqliteErrors() const { return db_->Errors(); }
 
  private:
   CoordinatorStore(std::unique_ptr<Database> db, bool default_caching)

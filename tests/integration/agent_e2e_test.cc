@@ -471,7 +471,9 @@ TEST_F(AgentE2eTest, AModelLargerThanTheVolumeIsResourceExhausted) {
   }
   cache_root_ = dir_.Path() / "small-volume" / "cache";
   ASSERT_NO_FATAL_FAILURE(StartOrigin());
-  ASSERT_NO_FATAL_FAILURE(StartAgent());
+  // A tmpfs is refused by the storage check; this test wants a small volume, not that check.
+  ASSERT_NO_FATAL_FAILURE(
+      StartAgent("modelsCacheStorage: {enabled: true, bypassStorageCheck: true}\n"));
   CtlResult small = Fetch("small", Url("/small/"));
   ASSERT_TRUE(small.exit.Success()) << small.err << AgentLog();
 
@@ -519,10 +521,16 @@ TEST_F(AgentE2eTest, AnAgentWithCachingDisabledRefusesAndTheClientFallsBack) {
   ASSERT_NO_FATAL_FAILURE(StartOrigin());
   ASSERT_NO_FATAL_FAILURE(StartAgent("modelsCacheStorage: {enabled: false}\n"));
   ExpectFailure(Fetch("m", Url("/small/")), "FAILED_PRECONDITION");
+  const std::string metrics_url = "http://127.0.0.1:" + std::to_string(metrics_port_) + "/metrics";
+  EXPECT_THAT(testing::HttpGet(metrics_url).body,
+              HasSubstr("modelcache_ensure_fallbacks_total{reason=\"node_disabled\"} 1"));
   fs::path dest = dir_.Path() / "dest";
   CtlResult fallback = Fetch("m", Url("/small/"), {"--fallback", "--dest", dest.string()});
   ASSERT_TRUE(fallback.exit.Success()) << fallback.err;
   ExpectSameFiles(dest / "models" / "m" / "v1", origin_model_->small);
+  // The agent filled nothing.
+  EXPECT_THAT(testing::HttpGet(metrics_url).body,
+              HasSubstr("modelcache_fill_duration_seconds_count{scheme=\"http\"} 0"));
 }
 
 TEST_F(AgentE2eTest, FillsAModelFromS3UnderAPrefix) {
@@ -549,6 +557,14 @@ TEST_F(AgentE2eTest, FillsAModelFromS3UnderAPrefix) {
     EXPECT_EQ(testing::ReadTestFile(ready / path), body) << path;
   }
   EXPECT_FALSE(fs::exists(ready / "other.bin"));
+  // Counted under the s3 scheme: every byte of the model, fetched once.
+  uint64_t model_bytes = 0;
+  for (const auto& [path, body] : objects) model_bytes += body.size();
+  testing::HttpResponse metrics =
+      testing::HttpGet("http://127.0.0.1:" + std::to_string(metrics_port_) + "/metrics");
+  EXPECT_THAT(metrics.body, HasSubstr("modelcache_fill_bytes_total{scheme=\"s3\"} " +
+                                      std::to_string(model_bytes)));
+  EXPECT_THAT(metrics.body, HasSubstr("modelcache_fills_total{result=\"ok\",scheme=\"s3\"} 1"));
 }
 
 }  // namespace

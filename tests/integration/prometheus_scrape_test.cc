@@ -37,18 +37,38 @@ constexpr char kCoordinatorJob[] = "modelcache-coordinator";
 constexpr auto kDeadline = 30s;
 
 // The series each daemon exports from the moment it starts (agent/metrics.cc,
-// coordinator/service.cc). A histogram is checked through its _count series.
+// coordinator/metrics.cc; docs/metrics.md). A histogram is checked through its _count series.
 const std::vector<std::string> kAgentSeries = {
-    "modelcache_ensure_requests_total", "modelcache_fills_in_progress",
-    "modelcache_cache_models",          "modelcache_cache_used_bytes",
-    "modelcache_cache_capacity_bytes",  "modelcache_cache_free_bytes"};
+    "modelcache_ensure_requests_total",
+    "modelcache_ensure_fallbacks_total",
+    "modelcache_fills_in_progress",
+    "modelcache_fills_total",
+    "modelcache_fill_bytes_total",
+    "modelcache_fill_duration_seconds_count",
+    "modelcache_fill_chunk_retries_total",
+    "modelcache_purges_total",
+    "modelcache_purged_bytes_total",
+    "modelcache_live_leases",
+    "modelcache_coordinator_connected",
+    "modelcache_coordinator_last_report_timestamp_seconds",
+    "modelcache_cache_models",
+    "modelcache_cache_used_bytes",
+    "modelcache_cache_capacity_bytes",
+    "modelcache_cache_free_bytes"};
 const std::vector<std::string> kCoordinatorSeries = {
     "modelcache_coordinator_agents_connected",
     "modelcache_coordinator_usage_reports_total",
     "modelcache_coordinator_usage_report_seconds_count",
     "modelcache_coordinator_command_results_total",
     "modelcache_coordinator_purged_bytes_total",
-    "modelcache_coordinator_auth_refused_total"};
+    "modelcache_coordinator_auth_refused_total",
+    "modelcache_coordinator_volumes",
+    "modelcache_coordinator_purge_decisions_total",
+    "modelcache_coordinator_purge_commands_outstanding",
+    "modelcache_coordinator_purge_commands_failed",
+    "modelcache_coordinator_policy_loop_duration_seconds_count",
+    "modelcache_coordinator_policy_loop_last_run_timestamp_seconds",
+    "modelcache_coordinator_sqlite_errors_total"};
 
 // Why `metric` breaks Prometheus naming conventions, or "" when it follows them.
 std::string NamingProblem(const testing::PrometheusMetricMetadata& metric) {
@@ -86,6 +106,7 @@ class PrometheusScrapeTest : public ::testing::Test {
                            absl::StrCat("cacheRoot: ", dir_.Join("cache"), "\n",
                                         "socket: ", Socket(), "\n",
                                         "metricsAddress: 127.0.0.1:", agent_metrics_port_, "\n",
+                                        "coordinator: 127.0.0.1:", coordinator_port_, "\n",
                                         "nodeName: prometheus-test\n"));
     SubprocessOptions options;
     options.argv = {Binary("agent/modelcache-agent"), "--config", dir_.Join("agent.yaml")};
@@ -107,12 +128,16 @@ class PrometheusScrapeTest : public ::testing::Test {
     testing::WriteTestFile(
         dir_.Path() / "coordinator.yaml",
         absl::StrCat("modelsCacheStorage:\n  enabled: true\n  storageSize: 1Gi\n",
-                     "coordinator:\n  listen: 127.0.0.1:", testing::FreeTcpPort(),
+                     "  checkUnusedCachedModelsEvery: 1s\n",
+                     "coordinator:\n  defaultCaching: enabled\n  listen: 127.0.0.1:",
+                     coordinator_port_,
                      "\n  database: ", dir_.Join("coordinator.db"),
                      "\n  metricsAddress: 127.0.0.1:", coordinator_metrics_port_, "\n"));
     SubprocessOptions options;
     options.argv = {Binary("coordinator/modelcache-coordinator"), "--config",
                     dir_.Join("coordinator.yaml")};
+    // JSON lines, asked for the way a Deployment would: the environment.
+    options.environment = {"MODELCACHE_LOG_JSON=1"};
     options.stderr_path = dir_.Join("coordinator.log");
     absl::StatusOr<std::unique_ptr<Subprocess>> coordinator = Subprocess::Start(options);
     ASSERT_TRUE(coordinator.ok()) << coordinator.status();
@@ -120,10 +145,10 @@ class PrometheusScrapeTest : public ::testing::Test {
     ASSERT_TRUE(PollUntil(
         [&] {
           return !coordinator_->Running() ||
-                 testing::HttpGet(CoordinatorUrl("/metrics")).status == 200;
+                 testing::HttpGet(CoordinatorUrl("/readyz")).status == 200;
         },
         kDeadline, 50ms))
-        << "coordinator metrics never answered:\n"
+        << "coordinator never ready:\n"
         << testing::ReadTestFile(dir_.Path() / "coordinator.log");
     ASSERT_TRUE(coordinator_->Running()) << "coordinator exited:\n"
                                          << testing::ReadTestFile(dir_.Path() / "coordinator.log");
@@ -140,6 +165,8 @@ class PrometheusScrapeTest : public ::testing::Test {
 
   // Starts everything and waits until Prometheus reports both targets up.
   void StartAll() {
+    // The agent reports to the coordinator, which may start after it (the agent retries).
+    coordinator_port_ = testing::FreeTcpPort();
     ASSERT_NO_FATAL_FAILURE(StartAgent());
     ASSERT_NO_FATAL_FAILURE(StartCoordinator());
     ASSERT_NO_FATAL_FAILURE(StartPrometheus());
@@ -203,6 +230,7 @@ class PrometheusScrapeTest : public ::testing::Test {
   testing::TempDir dir_;
   uint16_t agent_metrics_port_ = 0;
   uint16_t coordinator_metrics_port_ = 0;
+  uint16_t coordinator_port_ = 0;
   // Declared after dir_: stopped (by PID) before the dir goes.
   std::unique_ptr<Subprocess> agent_;
   std::unique_ptr<Subprocess> coordinator_;
@@ -243,6 +271,34 @@ TEST_F(PrometheusScrapeTest, BothDaemonsAreUpWithTheirSeriesUnderTheirJob) {
 
   EXPECT_EQ(testing::HttpGet(AgentUrl("/healthz")).status, 200);
   EXPECT_EQ(testing::HttpGet(AgentUrl("/readyz")).status, 200);
+  EXPECT_EQ(testing::HttpGet(CoordinatorUrl("/healthz")).status, 200);
+  EXPECT_EQ(testing::HttpGet(CoordinatorUrl("/readyz")).status, 200);
+  EXPECT_EQ(testing::HttpGet(CoordinatorUrl("/nothing")).status, 404);
+  // The coordinator logs JSON lines (MODELCACHE_LOG_JSON=1); its start-up line is one.
+  const std::string coordinator_log = testing::ReadTestFile(dir_.Path() / "coordinator.log");
+  EXPECT_TRUE(absl::StartsWith(coordinator_log, "{\"ts\":\"")) << coordinator_log;
+  EXPECT_THAT(coordinator_log, ::testing::HasSubstr("\"component\":\"coordinator\""));
+
+  // The agent's stream reached the coordinator: both sides say so.
+  EXPECT_TRUE(WaitForValue(absl::StrCat("modelcache_coordinator_connected{job=\"", kAgentJob, "\"}"),
+                           [](double v) { return v == 1; }));
+  EXPECT_TRUE(WaitForValue(
+      absl::StrCat("modelcache_coordinator_last_report_timestamp_seconds{job=\"", kAgentJob, "\"}"),
+      [](double v) { return v > 1e9; }));
+  EXPECT_TRUE(WaitForValue(
+      absl::StrCat("modelcache_coordinator_agents_connected{job=\"", kCoordinatorJob, "\"}"),
+      [](double v) { return v == 1; }));
+  EXPECT_TRUE(WaitForValue(absl::StrCat("modelcache_coordinator_volumes{job=\"", kCoordinatorJob, "\"}"),
+                           [](double v) { return v == 1; }));
+  // The policy loop runs every second here.
+  EXPECT_TRUE(WaitForValue(
+      absl::StrCat("modelcache_coordinator_policy_loop_duration_seconds_count{job=\"",
+                   kCoordinatorJob, "\"}"),
+      [](double v) { return v >= 1; }));
+  EXPECT_TRUE(WaitForValue(
+      absl::StrCat("modelcache_coordinator_policy_loop_last_run_timestamp_seconds{job=\"",
+                   kCoordinatorJob, "\"}"),
+      [](double v) { return v > 1e9; }));
 }
 
 TEST_F(PrometheusScrapeTest, AFetchThroughTheAgentIsCountedAsAMissInPrometheus) {
@@ -288,6 +344,25 @@ TEST_F(PrometheusScrapeTest, AFetchThroughTheAgentIsCountedAsAMissInPrometheus) 
   EXPECT_TRUE(WaitForValue(absl::StrCat("modelcache_cache_used_bytes{job=\"", kAgentJob, "\"}"),
                            [&](double v) { return v >= static_cast<double>(model_bytes); }))
       << "want at least the model's " << model_bytes << " bytes";
+  // The fill over http: its bytes, its duration, its result.
+  EXPECT_TRUE(WaitForValue(
+      absl::StrCat("modelcache_fill_bytes_total{job=\"", kAgentJob, "\",scheme=\"http\"}"),
+      [&](double v) { return v == static_cast<double>(model_bytes); }))
+      << "want the model's " << model_bytes << " bytes";
+  EXPECT_TRUE(WaitForValue(absl::StrCat("modelcache_fills_total{job=\"", kAgentJob,
+                                        "\",scheme=\"http\",result=\"ok\"}"),
+                           [](double v) { return v == 1; }));
+  EXPECT_TRUE(WaitForValue(absl::StrCat("modelcache_fill_duration_seconds_count{job=\"", kAgentJob,
+                                        "\",scheme=\"http\"}"),
+                           [](double v) { return v == 1; }));
+  // The agent's log has the fill as one key=value line.
+  EXPECT_THAT(testing::ReadTestFile(dir_.Path() / "agent.log"),
+              ::testing::HasSubstr(absl::StrCat("fill finished model=scraped version=v1 bytes=",
+                                                model_bytes, " duration_ms=")));
+  // The coordinator learnt of the model from the agent's report.
+  EXPECT_TRUE(WaitForValue(
+      absl::StrCat("modelcache_coordinator_cached_models{job=\"", kCoordinatorJob, "\"}"),
+      [](double v) { return v == 1; }));
   // The fetch filled the model: no hit was counted.
   EXPECT_THAT(Query(absl::StrCat("modelcache_ensure_requests_total{job=\"", kAgentJob,
                                  "\",result=\"hit\"} == 0")),

@@ -203,6 +203,33 @@ TEST(AgentConfig, DisabledStorageBlockTurnsCachingOff) {
   EXPECT_FALSE(config->caching_enabled);
 }
 
+TEST(AgentConfig, ExtraVolumesAndTheTestOnlyFilesystemType) {
+  absl::StatusOr<AgentConfig> config =
+      Parse("cacheRoot: /c\nextraVolumes: [/old, /older]\ntestOnlyFilesystemType: tmpfs\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->extra_volumes, (std::vector<std::filesystem::path>{"/old", "/older"}));
+  EXPECT_EQ(config->test_only_filesystem_type, "tmpfs");
+  absl::StatusOr<AgentConfig> plain = Parse("cacheRoot: /c\n");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(plain->extra_volumes.empty());
+  EXPECT_EQ(plain->test_only_filesystem_type, "");
+  ExpectInvalid("cacheRoot: /c\nextraVolumes: [relative]\n", "extraVolumes", "relative");
+  ExpectInvalid("cacheRoot: /c\nextraVolumes: [/c]\n", "extraVolumes", "cacheRoot");
+  ExpectInvalid("cacheRoot: /c\nextraVolumes: /old\n", "extraVolumes", "list");
+}
+
+TEST(AgentConfig, ScrubIsOffUnlessAnIntervalIsSet) {
+  absl::StatusOr<AgentConfig> plain = Parse("cacheRoot: /c\n");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->scrub_every, std::chrono::seconds(0));
+  absl::StatusOr<AgentConfig> config = Parse("cacheRoot: /c\nscrub: {every: 1d, rate: 10Mi}\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->scrub_every, std::chrono::hours(24));
+  EXPECT_EQ(config->scrub_bytes_per_second, 10ull << 20);
+  ExpectInvalid("cacheRoot: /c\nscrub: {every: often}\n", "scrub.every", "often");
+  ExpectInvalid("cacheRoot: /c\nscrub: {rate: 1Ki}\n", "scrub.rate", "1Ki");
+}
+
 TEST(AgentConfig, CredentialsFileDefaultsFollowAwsConventions) {
   EXPECT_EQ(DefaultCredentialsFile(Environment({{"HOME", "/home/u"}})), "/home/u/.aws/credentials");
   EXPECT_EQ(DefaultCredentialsFile(Environment(
@@ -303,6 +330,34 @@ TEST(AgentConfig, CoordinatorTokenInlineOrFromAFileButNotBoth) {
 
   ExpectInvalid("cacheRoot: /c\ncoordinatorToken: a\ncoordinatorTokenFile: /t\n",
                 "coordinatorTokenFile", "not both");
+}
+
+TEST(AgentConfig, LogEnvironmentOverridesTheFileAndFlagsOverrideIt) {
+  const std::string yaml = "cacheRoot: /c\nlog:\n  level: warn\n  json: false\n";
+  AgentEnvironment environment =
+      Environment({{"MODELCACHE_LOG_LEVEL", "debug"}, {"MODELCACHE_LOG_JSON", "1"}});
+  absl::StatusOr<AgentConfig> from_environment = Parse(yaml, {}, environment);
+  ASSERT_TRUE(from_environment.ok()) << from_environment.status();
+  EXPECT_EQ(from_environment->log_level, "debug");
+  EXPECT_TRUE(from_environment->log_json);
+
+  AgentFlags flags;
+  flags.log_level = "error";
+  absl::StatusOr<AgentConfig> from_flags = Parse(yaml, flags, environment);
+  ASSERT_TRUE(from_flags.ok()) << from_flags.status();
+  EXPECT_EQ(from_flags->log_level, "error");
+}
+
+TEST(AgentConfig, BadLogEnvironmentIsNamed) {
+  absl::StatusOr<AgentConfig> json =
+      Parse("cacheRoot: /c\n", {}, Environment({{"MODELCACHE_LOG_JSON", "maybe"}}));
+  ASSERT_FALSE(json.ok());
+  EXPECT_THAT(std::string(json.status().message()), HasSubstr("MODELCACHE_LOG_JSON"));
+  EXPECT_THAT(std::string(json.status().message()), HasSubstr("maybe"));
+  absl::StatusOr<AgentConfig> level =
+      Parse("cacheRoot: /c\n", {}, Environment({{"MODELCACHE_LOG_LEVEL", "chatty"}}));
+  ASSERT_FALSE(level.ok());
+  EXPECT_THAT(std::string(level.status().message()), HasSubstr("chatty"));
 }
 
 }  // namespace

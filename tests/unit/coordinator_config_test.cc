@@ -67,5 +67,23 @@ TEST(CoordinatorConfig, BadValuesNameKeyAndValue) {
                    "purgeUnusedCachedModelsAfter", "3 fortnights");
 }
 
+TEST(CoordinatorConfig, LogBlockSetsLevelAndJson) {
+  absl::StatusOr<CoordinatorConfig> defaults = ParseCoordinatorConfig("coordinator: {}\n");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->log_level, "info");
+  EXPECT_FALSE(defaults->log_json);
+  absl::StatusOr<CoordinatorConfig> config =
+      ParseCoordinatorConfig("coordinator:\n  log:\n    level: debug\n    json: true\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->log_level, "debug");
+  EXPECT_TRUE(config->log_json);
+  absl::StatusOr<CoordinatorConfig> bad =
+      ParseCoordinatorConfig("coordinator:\n  log:\n    level: chatty\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(std::string(bad.status().message()).find("coordinator.log.level"), std::string::npos)
+      << bad.status();
+  EXPECT_NE(std::string(bad.status().message()).find("chatty"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace modelcache

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/fs.h"
+#include "common/log_fields.h"
 #include "spdlog/spdlog.h"
 #include "tests/testing/temp_dir.h"
 
@@ -78,6 +79,53 @@ TEST(Logging, UnknownLevelIsRejected) {
   absl::Status status = SetUpLogging(options);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(status.message()).find("verbose"), std::string::npos);
+}
+
+TEST(Logging, JsonLinesCarryTheMessageFieldsAsMembers) {
+  std::string output = CaptureStderr([] {
+    ASSERT_TRUE(SetUpLogging({.level = "info", .json = true, .component = "agent"}).ok());
+    spdlog::warn("fill failed {}", LogFields()
+                                       .Add("model", "llama")
+                                       .Add("bytes", uint64_t{1024})
+                                       .Add("error", absl::UnavailableError("origin said \"503\""))
+                                       .Add("msg", "clash"));
+  });
+  google::protobuf::Struct object;
+  auto status = google::protobuf::util::JsonStringToMessage(output, &object);
+  ASSERT_TRUE(status.ok()) << status.ToString() << ": " << output;
+  const auto& fields = object.fields();
+  EXPECT_EQ(fields.at("msg").string_value(), "fill failed");
+  EXPECT_EQ(fields.at("model").string_value(), "llama");
+  EXPECT_EQ(fields.at("bytes").number_value(), 1024);
+  EXPECT_EQ(fields.at("error").string_value(), "UNAVAILABLE: origin said \"503\"");
+  EXPECT_EQ(fields.at("field_msg").string_value(), "clash");
+  EXPECT_EQ(fields.at("component").string_value(), "agent");
+}
+
+TEST(Logging, TextLinesKeepTheFieldsAsWritten) {
+  std::string output = CaptureStderr([] {
+    ASSERT_TRUE(SetUpLogging({.level = "info", .json = false, .component = "agent"}).ok());
+    spdlog::info("purge done {}", LogFields().Add("model", "m").Add("reason", "unused: 3d old"));
+  });
+  EXPECT_NE(output.find(" info agent purge done model=m reason=\"unused: 3d old\"\n"),
+            std::string::npos)
+      << output;
+}
+
+TEST(Logging, EnvironmentSetsLevelAndJsonOnlyWhenGiven) {
+  std::string level = "info";
+  bool json = false;
+  ASSERT_TRUE(ApplyLogEnvironment("", "", level, json).ok());
+  EXPECT_EQ(level, "info");
+  EXPECT_FALSE(json);
+  ASSERT_TRUE(ApplyLogEnvironment("debug", "true", level, json).ok());
+  EXPECT_EQ(level, "debug");
+  EXPECT_TRUE(json);
+  ASSERT_TRUE(ApplyLogEnvironment("", "off", level, json).ok());
+  EXPECT_FALSE(json);
+  absl::Status bad = ApplyLogEnvironment("", "sure", level, json);
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(bad.message()).find("MODELCACHE_LOG_JSON"), std::string::npos);
 }
 
 }  // namespace
