@@ -133,6 +133,28 @@ absl::Status ApplyFill(const YAML::Node& node, AgentConfig& config) {
   });
 }
 
+absl::Status ApplyFillLease(const YAML::Node& node, AgentConfig& config) {
+  return ForEachKey("fillLease", node, [&](const std::string& path, const std::string& key,
+                                           const YAML::Node& value) -> absl::Status {
+    std::chrono::seconds* target = nullptr;
+    if (key == "ttl") {
+      target = &config.fill_lease_ttl;
+    } else if (key == "pollInterval") {
+      target = &config.fill_poll_interval;
+    } else if (key == "waitTimeout") {
+      target = &config.fill_wait_timeout;
+    } else {
+      return UnknownKey(path, {"ttl", "pollInterval", "waitTimeout"});
+    }
+    ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
+    absl::StatusOr<std::chrono::seconds> duration = ParseDuration(text);
+    if (!duration.ok()) return InvalidValue(path, text, std::string(duration.status().message()));
+    if (duration->count() == 0) return InvalidValue(path, text, "must be greater than zero");
+    *target = *duration;
+    return absl::OkStatus();
+  });
+}
+
 absl::Status ApplyS3(const YAML::Node& node, AgentConfig& config) {
   return ForEachKey("s3", node, [&](const std::string& path, const std::string& key,
                                     const YAML::Node& value) -> absl::Status {
@@ -214,6 +236,8 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
       return ApplyLog(value, config);
     } else if (key == "fill") {
       return ApplyFill(value, config);
+    } else if (key == "fillLease") {
+      return ApplyFillLease(value, config);
     } else if (key == "s3") {
       return ApplyS3(value, config);
     } else if (key == "leaseTtl") {
@@ -237,8 +261,8 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
     } else {
       return UnknownKey(path, {"cacheRoot", "socket", "listenTcp", "metricsAddress", "nodeName",
                                "coordinator", "coordinatorToken", "coordinatorTokenFile", "log",
-                               "fill", "s3", "modelsCacheStorage", "extraVolumes", "scrub",
-                               "testOnlyFilesystemType", "leaseTtl", "stateDir"});
+                               "fill", "fillLease", "s3", "modelsCacheStorage", "extraVolumes",
+                               "scrub", "testOnlyFilesystemType", "leaseTtl", "stateDir"});
     }
     return absl::OkStatus();
   });

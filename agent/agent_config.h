@@ -14,6 +14,7 @@
 //   coordinatorTokenFile: ""             # ... or a file holding it (trailing whitespace dropped)
 //   log: {level: info, json: false}
 //   fill: {concurrency: 16, chunkSize: 8Mi, stallTimeout: 30s, maxAttempts: 6}
+//   fillLease: {ttl: 30s, pollInterval: 1s, waitTimeout: 2h}   # cross-node single flight
 //   s3: {endpoint: "", region: us-east-1, pathStyle: false,
 //        credentialsFile: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile: ""}
 //   modelsCacheStorage: {...}            # common/storage_config.h; storageSize is the quota
@@ -66,6 +67,11 @@ struct AgentConfig {
   std::string log_level = "info";
   bool log_json = false;
   FillSettings fill;
+  // Cross-node single flight (agent/fill_gate.h): how long a fill lease lives without a renew,
+  // how often waiters look for the model, and how long they wait for another agent's fill.
+  std::chrono::seconds fill_lease_ttl{30};
+  std::chrono::seconds fill_poll_interval{1};
+  std::chrono::seconds fill_wait_timeout{std::chrono::hours(2)};
   S3Config s3;
   AwsCredentials aws;  // resolved by LoadAgentConfig (environment or credentials file)
   StorageConfig storage;

@@ -19,6 +19,8 @@
 #include "agent/coordinator_client.h"
 #include "agent/fill/event_loop.h"
 #include "agent/leases.h"
+#include "agent/fill_gate.h"
+#include "agent/fill_lease_client.h"
 #include "agent/local_cache_ops.h"
 #include "agent/maintenance.h"
 #include "agent/maintenance_service.h"
@@ -130,6 +132,9 @@ struct AgentServer::Parts {
   // Answers to coordinator commands, in the state folder (null without a coordinator).
   std::unique_ptr<CommandAnswers> answers;
   EventLoop loop;
+  // Before the cache, which borrows them.
+  std::unique_ptr<FillLeaseClient> fill_leases;  // null without `coordinator`
+  std::unique_ptr<FillGate> fill_gate;
   std::unique_ptr<ModelCache> cache;  // null when the storage check refused the cache
   std::string refused;                // "cache refused: tmpfs at /cache (...)", else ""
   std::unique_ptr<Maintenance> maintenance;
@@ -252,14 +257,33 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   p.loop.Start();
   RETURN_IF_ERROR(CheckCacheStorage(config, p.refused));
   if (!p.refused.empty()) return StartRefusing(std::move(parts));
+  ASSIGN_OR_RETURN(std::string volume_id,
+                   EnsureVolumeId(CacheLayout(config.cache_root), config.node_name));
+  CoordinatorClientOptions client;
+  if (!config.coordinator.empty()) {
+    client.target = config.coordinator;
+    client.token = config.coordinator_token;
+    client.node_name = config.node_name;
+    client.volume_id = volume_id;
+    client.agent_version = MODELCACHE_VERSION;
+    p.fill_leases = std::make_unique<FillLeaseClient>(client, std::chrono::seconds(2));
+  }
+  p.fill_gate = std::make_unique<FillGate>(
+      p.loop, p.clock,
+      FillGateOptions{.cache_root = config.cache_root,
+                      .node_name = config.node_name,
+                      .volume_id = volume_id,
+                      .lease_ttl = config.fill_lease_ttl,
+                      .poll_interval = config.fill_poll_interval,
+                      .wait_timeout = config.fill_wait_timeout},
+      p.fill_leases.get());
   ModelCacheOptions cache_options = config.ToModelCacheOptions();
+  cache_options.fill_gate = p.fill_gate.get();
   cache_options.on_fill_finished = [metrics = p.metrics.get()](const FillStats& fill) {
     metrics->CountFill(fill.scheme, fill.status.ok(), fill.bytes_fetched, fill.duration.count(),
                        fill.chunk_retries);
   };
   ASSIGN_OR_RETURN(p.cache, ModelCache::Open(p.loop, p.clock, std::move(cache_options)));
-  ASSIGN_OR_RETURN(std::string volume_id,
-                   EnsureVolumeId(CacheLayout(config.cache_root), config.node_name));
   ASSIGN_OR_RETURN(MaintenanceOptions maintenance, MaintenanceOptionsFor(config, volume_id));
   // Cleanup never removes a model a pod on this node holds (unless forced).
   maintenance.is_leased = [leases = p.leases.get()](std::string_view name,
@@ -407,6 +431,8 @@ void AgentServer::Shutdown() {
   p.maintenance.reset();
   // Fills in progress stop here; their staging journals let the next start resume them.
   p.cache.reset();
+  // Sessions still at the gate release their leases and end.
+  p.fill_gate.reset();
   // Only now: a prefetched fill ending above may still have asked the client to report.
   p.coordinator.reset();
   p.cache_ops.reset();

@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "agent/fill/event_loop.h"
 #include "agent/fill/fill_job.h"
+#include "agent/fill_gate.h"
 #include "agent/store/index.h"
 #include "agent/store/space.h"
 #include "agent/store/trash.h"
@@ -88,15 +89,20 @@ class ModelCache::Impl {
     DoneFn on_done;
   };
   struct Fill {
-    std::unique_ptr<FillJob> job;
+    std::unique_ptr<FillJob> job;  // null while another agent of the volume fills the model
+    std::unique_ptr<FillGate::Ticket> ticket;  // null without a fill gate
+    v1::EnsureRequest request;                 // the first caller's: the job is made from it
+    v1::EnsureProgress progress;               // the latest, ours or the other agent's
     std::map<uint64_t, Subscriber> subscribers;
     std::string scheme;  // of the source, for FillStats
     Clock::TimePoint started;
   };
 
   void AnswerHit(const IndexEntry& entry, const DoneFn& on_done);
+  void EnterGate(const ModelKey& key, Fill& fill);
+  void StartJob(const ModelKey& key, Fill& fill);
   void OnFillProgress(const ModelKey& key, const v1::EnsureProgress& progress);
-  void OnFillDone(const ModelKey& key, absl::StatusOr<v1::Manifest> result);
+  void OnFillDone(const ModelKey& key, absl::StatusOr<v1::Manifest> result, bool hit = false);
   v1::CachedModel ToCachedModel(const IndexEntry& entry) const;
 
   EventLoop& loop_;
@@ -133,31 +139,73 @@ void ModelCache::Impl::Ensure(uint64_t subscription, const v1::EnsureRequest& re
     // model; the first caller's source is the one used).
     fill->second.subscribers[subscription] = Subscriber{on_progress, on_done};
     subscription_fills_[subscription] = key;
-    if (on_progress) on_progress(fill->second.job->Progress());
+    if (on_progress) on_progress(fill->second.progress);
     return;
+  }
+  Fill& started = fills_[key];
+  absl::StatusOr<SourceUri> uri = ParseSourceUri(request.source());
+  started.scheme = uri.ok() ? uri->scheme : "other";
+  started.subscribers[subscription] = Subscriber{std::move(on_progress), std::move(on_done)};
+  subscription_fills_[subscription] = key;
+  started.request = request;
+  started.progress.set_state(v1::EnsureProgress::QUEUED);
+  if (options_.fill_gate != nullptr) return EnterGate(key, started);
+  StartJob(key, started);
+}
+
+void ModelCache::Impl::EnterGate(const ModelKey& key, Fill& fill) {
+  FillGate::Callbacks callbacks;
+  callbacks.on_turn = [this, key] {
+    auto it = fills_.find(key);
+    if (it != fills_.end() && it->second.job == nullptr) StartJob(key, it->second);
+  };
+  callbacks.on_published = [this, key](v1::Manifest manifest) {
+    spdlog::info("fill {}@{}: published by another agent of the volume", key.first, key.second);
+    OnFillDone(key, std::move(manifest), /*hit=*/true);
+  };
+  callbacks.on_error = [this, key](absl::Status status) { OnFillDone(key, std::move(status)); };
+  callbacks.on_progress = [this, key](const v1::EnsureProgress& progress) {
+    OnFillProgress(key, progress);
+  };
+  callbacks.on_lost = [this, key] {
+    auto it = fills_.find(key);
+    if (it == fills_.end()) return;
+    // Another agent took the model over (we were too slow to renew): stop fetching, keep the
+    // staging for it, and wait for its publish like any other agent of the volume.
+    spdlog::warn("fill {}@{}: lost the fill lease, waiting for the new filler", key.first,
+                 key.second);
+    it->second.job.reset();
+    it->second.ticket.reset();
+    EnterGate(key, it->second);
+  };
+  fill.ticket = options_.fill_gate->Enter(key.first, key.second, std::move(callbacks));
+}
+
+void ModelCache::Impl::StartJob(const ModelKey& key, Fill& fill) {
+  absl::StatusOr<std::unique_ptr<Source>> source =
+      MakeSource(fill.request.source(), options_.sources);
+  if (!source.ok()) {
+    return OnFillDone(key, absl::Status(source.status().code(),
+                                        absl::StrCat("model ", key.first, "@", key.second, ": ",
+                                                     source.status().message())));
   }
   FillRequest fill_request;
   fill_request.name = key.first;
   fill_request.version = key.second;
-  fill_request.source_uri = request.source();
+  fill_request.source_uri = fill.request.source();
   fill_request.source = std::move(source).value();
   fill_request.settings = options_.fill;
+  if (fill.ticket) fill_request.before_publish = fill.ticket->PublishCheck();
   spdlog::info("fill started {}", LogFields()
                                       .Add("model", key.first)
                                       .Add("version", key.second)
-                                      .Add("source", request.source()));
-
-  Fill& started = fills_[key];
-  absl::StatusOr<SourceUri> uri = ParseSourceUri(request.source());
-  started.scheme = uri.ok() ? uri->scheme : "other";
-  started.started = clock_.Now();
-  started.subscribers[subscription] = Subscriber{std::move(on_progress), std::move(on_done)};
-  subscription_fills_[subscription] = key;
-  started.job = std::make_unique<FillJob>(
+                                      .Add("source", fill.request.source()));
+  fill.started = clock_.Now();
+  fill.job = std::make_unique<FillJob>(
       loop_, clock_, layout_, space_, std::move(fill_request),
       [this, key](const v1::EnsureProgress& progress) { OnFillProgress(key, progress); },
       [this, key](absl::StatusOr<v1::Manifest> result) { OnFillDone(key, std::move(result)); });
-  started.job->Start();
+  fill.job->Start();
 }
 
 void ModelCache::Impl::AnswerHit(const IndexEntry& entry, const DoneFn& on_done) {
@@ -176,27 +224,46 @@ void ModelCache::Impl::AnswerHit(const IndexEntry& entry, const DoneFn& on_done)
 void ModelCache::Impl::OnFillProgress(const ModelKey& key, const v1::EnsureProgress& progress) {
   auto fill = fills_.find(key);
   if (fill == fills_.end()) return;
+  fill->second.progress = progress;
+  if (fill->second.ticket && fill->second.job) {
+    fill->second.ticket->ReportProgress(progress.bytes_done(), progress.bytes_total());
+  }
   for (const auto& [subscription, subscriber] : fill->second.subscribers) {
     if (subscriber.on_progress) subscriber.on_progress(progress);
   }
 }
 
-void ModelCache::Impl::OnFillDone(const ModelKey& key, absl::StatusOr<v1::Manifest> result) {
+void ModelCache::Impl::OnFillDone(const ModelKey& key, absl::StatusOr<v1::Manifest> result,
+                                  bool hit) {
   auto fill = fills_.find(key);
   if (fill == fills_.end()) return;
+  if (fill->second.ticket) {
+    if (!result.ok() && fill->second.ticket->Lost()) {
+      // The publish check found the lease taken over: the new filler finishes the model.
+      spdlog::warn("fill {}@{}: {}; waiting for the new filler", key.first, key.second,
+                   result.status());
+      fill->second.job.reset();
+      fill->second.ticket.reset();
+      return EnterGate(key, fill->second);
+    }
+    fill->second.ticket->Finish(/*published=*/result.ok());
+  }
   std::map<uint64_t, Subscriber> subscribers = std::move(fill->second.subscribers);
-  double rate = fill->second.job->Progress().bytes_per_second();
+  const bool filled_here = fill->second.job != nullptr;
+  double rate = fill->second.progress.bytes_per_second();
   FillStats stats{.name = key.first,
                   .version = key.second,
                   .scheme = fill->second.scheme,
                   .status = result.status(),
-                  .bytes_fetched = fill->second.job->GetCounters().bytes_fetched,
-                  .chunk_retries = fill->second.job->GetCounters().chunk_retries,
                   .duration = clock_.Now() - fill->second.started};
+  if (filled_here) {
+    stats.bytes_fetched = fill->second.job->GetCounters().bytes_fetched;
+    stats.chunk_retries = fill->second.job->GetCounters().chunk_retries;
+  }
   fills_.erase(fill);  // FillJob allows being destroyed from its own DoneFn
   for (const auto& [subscription, subscriber] : subscribers) subscription_fills_.erase(subscription);
 
-  if (options_.on_fill_finished) options_.on_fill_finished(stats);
+  if (filled_here && options_.on_fill_finished) options_.on_fill_finished(stats);
   LogFields fields;
   fields.Add("model", key.first)
       .Add("version", key.second)
@@ -214,7 +281,7 @@ void ModelCache::Impl::OnFillDone(const ModelKey& key, absl::StatusOr<v1::Manife
   spdlog::info("fill finished {}", fields.Add("size_bytes", result->total_bytes())
                                        .Add("files", result->files_size()));
   index_.Put(IndexEntry{*result, clock_.Now()});
-  v1::EnsureProgress ready = ReadyProgress(*result, layout_.ModelDir(key.first, key.second), false);
+  v1::EnsureProgress ready = ReadyProgress(*result, layout_.ModelDir(key.first, key.second), hit);
   ready.set_bytes_per_second(rate);
   for (const auto& [subscription, subscriber] : subscribers) subscriber.on_done(ready);
 }
@@ -310,7 +377,11 @@ void ModelCache::Impl::EmptyTrashInBackground() {
 void ModelCache::Impl::Shutdown() {
   auto cancel_all = [this](std::function<void()> drained) {
     for (auto& [key, fill] : fills_) {
-      fill.job->Cancel(drained);
+      if (fill.job) {
+        fill.job->Cancel(drained);
+      } else if (drained) {
+        drained();  // only waiting at the gate: nothing runs on the pool
+      }
       for (const auto& [subscription, subscriber] : fill.subscribers) {
         subscriber.on_done(absl::CancelledError(absl::StrCat(
             "model ", key.first, "@", key.second, ": the agent is shutting down")));

@@ -21,6 +21,7 @@
 namespace modelcache {
 
 class EventLoop;
+class FillGate;
 
 // What one fill did, reported when it ends (published or failed; not when cancelled).
 struct FillStats {
@@ -38,7 +39,13 @@ struct ModelCacheOptions {
   uint64_t quota_bytes = 0;  // 0: only the disk's free space limits fills
   FillSettings fill;
   SourceOptions sources;
-  // Called on the loop thread after each fill ends, e.g. for metrics; must not block.
+  // Borrowed, outlives the cache. Null: single flight on this agent only. Otherwise every
+  // fill first waits for its turn at the gate (cross-node single flight, agent/fill_gate.h):
+  // while another agent of the volume fills the model, Ensure callers get that fill's
+  // progress, then READY as a hit.
+  FillGate* fill_gate = nullptr;
+  // Called on the loop thread after each fill of this agent ends (not for a model another
+  // agent of the volume filled), e.g. for metrics; must not block.
   std::function<void(const FillStats&)> on_fill_finished;
 };
 

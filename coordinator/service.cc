@@ -24,6 +24,7 @@
 #include "coordinator/agent_stream.h"
 #include "coordinator/auth.h"
 #include "coordinator/db/store.h"
+#include "coordinator/fill_leases.h"
 #include "coordinator/metrics.h"
 #include "coordinator/policy/purge_plan.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
@@ -143,6 +144,7 @@ class CoordinatorServer::Impl final
       stopping_ = true;
     }
     loop_wake_.notify_all();
+    fill_leases_.Shutdown();
     if (policy_thread_.joinable()) policy_thread_.join();
     streams_.CancelAll();
     // Returns once every stream finished, which the streams' worker does: stop it after.
@@ -382,6 +384,38 @@ class CoordinatorServer::Impl final
     });
   }
 
+  // Fill leases (coordinator/fill_leases.h).
+  grpc::Status AcquireFillLease(grpc::ServerContext* context, const v1::FillLeaseRequest* request,
+                                v1::FillLease* response) override {
+    return Handle(context, Permission::kLease, "AcquireFillLease", [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(*response, fill_leases_.Acquire(*request));
+      return absl::OkStatus();
+    });
+  }
+  grpc::Status RenewFillLease(grpc::ServerContext* context, const v1::FillLeaseRequest* request,
+                              v1::FillLease* response) override {
+    return Handle(context, Permission::kLease, "RenewFillLease", [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(*response, fill_leases_.Renew(*request));
+      return absl::OkStatus();
+    });
+  }
+  grpc::Status ReleaseFillLease(grpc::ServerContext* context, const v1::FillLeaseRequest* request,
+                                v1::FillLease* response) override {
+    return Handle(context, Permission::kLease, "ReleaseFillLease", [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(*response, fill_leases_.Release(*request));
+      return absl::OkStatus();
+    });
+  }
+  grpc::Status WatchFillLease(grpc::ServerContext* context,
+                              const v1::WatchFillLeaseRequest* request,
+                              v1::FillLease* response) override {
+    return Handle(context, Permission::kLease, "WatchFillLease", [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(*response,
+                       fill_leases_.Watch(*request, [context] { return context->IsCancelled(); }));
+      return absl::OkStatus();
+    });
+  }
+
  private:
   int64_t Now() const { return ToUnixMillis(clock_.Now()); }
 
@@ -562,6 +596,7 @@ class CoordinatorServer::Impl final
                                            &metrics_.bytes_freed}};
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  FillLeaseTable fill_leases_{clock_};
 
   std::mutex loop_mutex_;
   std::condition_variable loop_wake_;

@@ -163,6 +163,7 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
         source_uri_(std::move(request.source_uri)),
         source_(std::move(request.source)),
         settings_(request.settings),
+        before_publish_(std::move(request.before_publish)),
         on_progress_(std::move(on_progress)),
         on_done_(std::move(on_done)),
         owner_(absl::StrCat("model ", name_, "@", version_)),
@@ -251,6 +252,8 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   const std::string source_uri_;
   std::unique_ptr<Source> source_;  // List() runs on the pool; nothing else touches it then
   FillSettings settings_;
+  std::function<absl::Status()> before_publish_;  // called on the pool only
+  bool keep_staging_ = false;  // before_publish_ refused: the staging is someone else's now
   ProgressFn on_progress_;
   DoneFn on_done_;
   const std::string owner_;  // the space reservation's owner
@@ -708,8 +711,16 @@ void FillJob::Impl::ContinuePublish() {
     entry->set_size(file.source.size);
     entry->set_sha256(file.sha256);
   }
+  auto refused = std::make_shared<bool>(false);
   Run(
-      [layout = layout_, manifest, now]() -> absl::Status {
+      [layout = layout_, manifest, now, check = before_publish_, refused]() -> absl::Status {
+        if (check) {
+          absl::Status held = check();
+          if (!held.ok()) {
+            *refused = true;
+            return held;
+          }
+        }
         absl::Status published = Publish(layout, *manifest);
         if (absl::IsAlreadyExists(published)) {
           // Another agent of this volume published it first: theirs is the result.
@@ -723,8 +734,9 @@ void FillJob::Impl::ContinuePublish() {
         if (!access.ok()) spdlog::warn("model {}@{}: {}", manifest->name(), manifest->version(), access);
         return absl::OkStatus();
       },
-      [this, manifest](absl::Status status) {
+      [this, manifest, refused](absl::Status status) {
         if (phase_ != Phase::kPublishing) return;
+        if (*refused) keep_staging_ = true;
         if (!status.ok()) return Fail(ModelError(status));
         ReleaseReservation();
         phase_ = Phase::kDone;
@@ -747,7 +759,7 @@ void FillJob::Impl::ContinueCleanup() {
   // Wait until no worker writes into staging any more.
   if (pending_work_ > 0 || cleanup_started_) return;
   cleanup_started_ = true;
-  if (KeepsStagingAfter(failure_)) {
+  if (keep_staging_ || KeepsStagingAfter(failure_)) {
     if (files_.empty() || !files_[0].writer) return Deliver(failure_);
     std::vector<std::shared_ptr<FileWriter>> writers;
     for (const FileState& file : files_) writers.push_back(file.writer);

@@ -38,6 +38,10 @@ struct FillRequest {
   std::string source_uri;          // recorded in the manifest and the journal
   std::unique_ptr<Source> source;  // made from source_uri
   FillSettings settings;
+  // Optional. Blocking, on the thread pool right before the staging folder is published: an
+  // error (the cross-node fill lease was lost) fails the fill with it and keeps the staging
+  // folder, which the agent that took the lease over is filling now.
+  std::function<absl::Status()> before_publish;
 };
 
 class FillJob {

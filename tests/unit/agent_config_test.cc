@@ -180,6 +180,20 @@ TEST(AgentConfig, BadValuesAreNamedWithKeyAndValue) {
                 "modelsCacheStorage.storageSize", "lots");
 }
 
+TEST(AgentConfig, FillLeaseTimesAreReadAndValidated) {
+  absl::StatusOr<AgentConfig> config =
+      Parse("cacheRoot: /c\nfillLease: {ttl: 2m, pollInterval: 5s, waitTimeout: 1h}\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->fill_lease_ttl, std::chrono::seconds(120));
+  EXPECT_EQ(config->fill_poll_interval, std::chrono::seconds(5));
+  EXPECT_EQ(config->fill_wait_timeout, std::chrono::seconds(3600));
+  absl::StatusOr<AgentConfig> zero = Parse("cacheRoot: /c\nfillLease: {ttl: 0s}\n");
+  EXPECT_TRUE(absl::IsInvalidArgument(zero.status()));
+  EXPECT_THAT(std::string(zero.status().message()), ::testing::HasSubstr("fillLease.ttl"));
+  absl::StatusOr<AgentConfig> unknown = Parse("cacheRoot: /c\nfillLease: {ttlx: 1s}\n");
+  EXPECT_THAT(std::string(unknown.status().message()), ::testing::HasSubstr("fillLease.ttlx"));
+}
+
 TEST(AgentConfig, BrokenYamlIsInvalidArgument) {
   absl::StatusOr<AgentConfig> config = Parse("cacheRoot: [unclosed\n");
   ASSERT_FALSE(config.ok());

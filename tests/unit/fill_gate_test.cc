@@ -1,0 +1,157 @@
+// FillGate with lock files only (no coordinator): two agents of one volume, each with its own
+// gate, as two nodes sharing an NFS folder.
+#include "agent/fill_gate.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <mutex>
+
+#include "agent/fill/event_loop.h"
+#include "agent/store/layout.h"
+#include "agent/store/manifest.h"
+#include "common/fs.h"
+#include "tests/testing/temp_dir.h"
+
+namespace modelcache {
+namespace {
+
+using namespace std::chrono_literals;
+
+// What one agent's ticket was told, in order.
+struct Outcome {
+  std::mutex mutex;
+  std::vector<std::string> events;
+  std::promise<std::string> ended;  // "turn", "published" or "error: ..."
+  bool done = false;
+
+  void End(const std::string& what) {
+    std::lock_guard lock(mutex);
+    events.push_back(what);
+    if (!done) {
+      done = true;
+      ended.set_value(what);
+    }
+  }
+  FillGate::Callbacks Callbacks() {
+    FillGate::Callbacks callbacks;
+    callbacks.on_turn = [this] { End("turn"); };
+    callbacks.on_published = [this](v1::Manifest manifest) { End("published " + manifest.name()); };
+    callbacks.on_error = [this](absl::Status status) { End("error: " + status.ToString()); };
+    callbacks.on_progress = [this](const v1::EnsureProgress& progress) {
+      std::lock_guard lock(mutex);
+      events.push_back("progress " + std::to_string(progress.bytes_done()));
+    };
+    return callbacks;
+  }
+};
+
+class FillGateTest : public ::testing::Test {
+ protected:
+  void SetUp() override { loop_.Start(); }
+  void TearDown() override { loop_.Stop(); }
+
+  std::unique_ptr<FillGate> Gate(const std::string& node) {
+    return std::make_unique<FillGate>(loop_, clock_,
+                                      FillGateOptions{.cache_root = dir_.Path(),
+                                                      .node_name = node,
+                                                      .lease_ttl = 1000ms,
+                                                      .poll_interval = 50ms},
+                                      nullptr);
+  }
+  // Runs `fn` on the loop and waits (tickets live on the loop thread).
+  template <typename Fn>
+  auto OnLoop(Fn fn) {
+    std::promise<decltype(fn())> result;
+    loop_.Post([&] { result.set_value(fn()); });
+    return result.get_future().get();
+  }
+  void OnLoopVoid(std::function<void()> fn) {
+    std::promise<void> done;
+    loop_.Post([&] {
+      fn();
+      done.set_value();
+    });
+    done.get_future().get();
+  }
+
+  testing::TempDir dir_;
+  SystemClock clock_;
+  EventLoop loop_;
+};
+
+std::string Within(std::future<std::string>& future, std::chrono::milliseconds timeout) {
+  if (future.wait_for(timeout) != std::future_status::ready) return "nothing yet";
+  return future.get();
+}
+
+TEST_F(FillGateTest, SecondAgentWaitsThenSeesThePublishedModel) {
+  auto gate_a = Gate("node-a");
+  auto gate_b = Gate("node-b");
+  Outcome a, b;
+  auto ended_a = a.ended.get_future();
+  auto ended_b = b.ended.get_future();
+  auto ticket_a = OnLoop([&] { return gate_a->Enter("m", "v1", a.Callbacks()); });
+  ASSERT_EQ(Within(ended_a, 5s), "turn");
+  auto ticket_b = OnLoop([&] { return gate_b->Enter("m", "v1", b.Callbacks()); });
+  EXPECT_EQ(Within(ended_b, 300ms), "nothing yet") << "b must wait while a fills";
+
+  // a publishes (a manifest in models/) and finishes: b learns of it.
+  CacheLayout layout(dir_.Path());
+  v1::Manifest manifest;
+  manifest.set_name("m");
+  manifest.set_version("v1");
+  ASSERT_TRUE(CreateDirectories(layout.ModelDir("m", "v1")).ok());
+  ASSERT_TRUE(WriteManifest(layout.ManifestPath("m", "v1"), manifest).ok());
+  OnLoopVoid([&] { ticket_a->Finish(true); });
+  EXPECT_EQ(Within(ended_b, 5s), "published m");
+  OnLoopVoid([&] {
+    ticket_a.reset();
+    ticket_b.reset();
+  });
+  gate_a.reset();
+  gate_b.reset();
+  EXPECT_FALSE(std::filesystem::exists(layout.LocksDir() / "m@v1.lock"));
+}
+
+TEST_F(FillGateTest, WaiterTakesTheTurnWhenTheFillerGivesUp) {
+  auto gate_a = Gate("node-a");
+  auto gate_b = Gate("node-b");
+  Outcome a, b;
+  auto ended_a = a.ended.get_future();
+  auto ended_b = b.ended.get_future();
+  auto ticket_a = OnLoop([&] { return gate_a->Enter("m", "v1", a.Callbacks()); });
+  ASSERT_EQ(Within(ended_a, 5s), "turn");
+  auto ticket_b = OnLoop([&] { return gate_b->Enter("m", "v1", b.Callbacks()); });
+  EXPECT_EQ(Within(ended_b, 200ms), "nothing yet");
+  OnLoopVoid([&] { ticket_a->Finish(false); });  // the fill failed: the lock is released
+  EXPECT_EQ(Within(ended_b, 5s), "turn");
+  OnLoopVoid([&] {
+    ticket_a.reset();
+    ticket_b.reset();
+  });
+}
+
+TEST_F(FillGateTest, PublishCheckFailsOnceTheLockWasTakenOver) {
+  auto gate_a = Gate("node-a");
+  Outcome a;
+  auto ended_a = a.ended.get_future();
+  auto ticket_a = OnLoop([&] { return gate_a->Enter("m", "v1", a.Callbacks()); });
+  ASSERT_EQ(Within(ended_a, 5s), "turn");
+  std::function<absl::Status()> check = OnLoop([&] { return ticket_a->PublishCheck(); });
+  EXPECT_TRUE(check().ok());
+  // Someone else's lock replaces ours (as a take-over after expiry would).
+  CacheLayout layout(dir_.Path());
+  std::filesystem::path lock = layout.LocksDir() / "m@v1.lock";
+  ASSERT_TRUE(WriteFileAtomic(lock, "node=other\npid=1\ntoken=x\nfencing=9\nttl_ms=60000\n").ok());
+  absl::Status held = check();
+  EXPECT_TRUE(absl::IsAborted(held)) << held;
+  EXPECT_TRUE(OnLoop([&] { return ticket_a->Lost(); }));
+  OnLoopVoid([&] { ticket_a.reset(); });
+  gate_a.reset();
+  // The other's lock is left alone.
+  EXPECT_TRUE(std::filesystem::exists(lock));
+}
+
+}  // namespace
+}  // namespace modelcache
