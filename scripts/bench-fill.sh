@@ -15,6 +15,7 @@
 #
 # Env: BENCH_GIB (default 4; fractions allowed, e.g. 0.05 for a smoke run), BENCH_ROUNDS,
 #      BENCH_DIR (default build/bench; all runs write there: same disk), KEEP=1,
+#      BENCH_AGENT_CONFIG (an agent YAML, e.g. to try fill.concurrency/chunkSize),
 #      BENCH_TOOLS (default "agent aria2c rclone curl curl-null"; e.g. "agent" alone to
 #      measure the agent's CPU s/GB and peak RSS quickly; ratios need the agent and a peer).
 set -euo pipefail
@@ -98,7 +99,8 @@ proc_cpu_seconds() { awk -v t="$ticks" '{printf "%.3f", ($14 + $15) / t}' "/proc
 run_agent() {  # one fill through a fresh agent with an empty cache
   local cache="$bench/agent-cache" socket="$bench/agent.sock"
   rm -rf "$cache"
-  "$agent_bin" --cache-root "$cache" --socket "$socket" --metrics-address "" --log-level warn \
+  "$agent_bin" ${BENCH_AGENT_CONFIG:+--config "$BENCH_AGENT_CONFIG"} --cache-root "$cache" \
+    --socket "$socket" --metrics-address "" --log-level warn \
     2>> "$bench/agent.log" &
   local agent=$!
   pids+=("$agent")
