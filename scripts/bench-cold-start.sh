@@ -60,7 +60,7 @@ url="http://127.0.0.1:$port/cold-model/"
 
 # Body bytes nginx has served for the model's files so far (combined log: field 10).
 served_bytes() {
-  awk '$7 ~ /\/cold-model\/model-/ {sum += $10} END {printf "%d", sum}' "$bench/nginx/access.log"
+  awk '$7 ~ /\/cold-model\/model-/ {sum += $10} END {printf "%.0f", sum}' "$bench/nginx/access.log"
 }
 
 coordinator_port=$(free_port)
@@ -153,5 +153,5 @@ printf '%-7s %14s %16s %8s   %14s %16s %8s\n' "agents" "shared: all s" "origin b
 while read -r n cached_s cached_b uncached_s uncached_b; do
   awk -v n="$n" -v cs="$cached_s" -v cb="$cached_b" -v us="$uncached_s" -v ub="$uncached_b" \
     -v m="$model_bytes" \
-    'BEGIN {printf "%-7d %14.2f %16d %8.2f   %14.2f %16d %8.2f\n", n, cs, cb, cb / m, us, ub, ub / m}'
+    'BEGIN {printf "%-7d %14.2f %16.0f %8.2f   %14.2f %16.0f %8.2f\n", n, cs, cb, cb / m, us, ub, ub / m}'
 done < "$results"
