@@ -122,6 +122,15 @@ absl::Status ScanStaging(const CacheLayout& layout, ScanReport& report) {
         return journal.status();
       }
       why = journal.ok() ? "journal is for another model" : "no usable journal";
+      // A fill on another node creates its staging folder before its first journal: while
+      // its lock file is there, the folder is that fill's, not a crash's leftover.
+      std::error_code error;
+      if (!journal.ok() &&
+          std::filesystem::exists(layout.LocksDir() / (folder + ".lock"), error)) {
+        report.problems.push_back(fmt::format(
+            "{}: {}, kept: a fill lock exists for it", Relative(layout, path), why));
+        continue;
+      }
     }
     ASSIGN_OR_RETURN(uint64_t bytes, TreeSizeBytes(path));
     absl::StatusOr<std::filesystem::path> moved = MoveToTrash(layout, path);

@@ -115,6 +115,21 @@ TEST_F(ScanVolumeTest, StagingWithJournalKeptWithoutJournalTrashed) {
   EXPECT_EQ(TrashEntries(), 3u);
 }
 
+TEST_F(ScanVolumeTest, StagingWithoutJournalIsKeptWhileItsFillLockExists) {
+  // Another node's fill created the folder and holds the lock but has no journal yet.
+  ASSERT_TRUE(CreateDirectories(layout_.StagingTree("busy", "1")).ok());
+  ASSERT_TRUE(WriteFileAtomic(layout_.StagingTree("busy", "1") / "part", "123").ok());
+  ASSERT_TRUE(CreateDirectories(layout_.LocksDir()).ok());
+  ASSERT_TRUE(WriteFileAtomic(layout_.LocksDir() / "busy@1.lock", "node=n\n").ok());
+
+  absl::StatusOr<ScanReport> report = ScanVolume(layout_);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(fs::exists(layout_.StagingTree("busy", "1") / "part"));
+  EXPECT_EQ(report->staging_removed_bytes, 0u);
+  EXPECT_TRUE(report->staging_found.empty());
+  EXPECT_EQ(TrashEntries(), 0u);
+}
+
 TEST_F(ScanVolumeTest, AccessTimePersistsAcrossScans) {
   PublishModel("m", "1", "abc", 1000);
   Clock::TimePoint accessed = FromUnixMillis(1795000000123);
