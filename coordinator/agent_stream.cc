@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/log_fields.h"
 #include "common/status_format.h"
 #include "spdlog/spdlog.h"
 
@@ -81,8 +82,11 @@ class AgentStreams::Session final
     std::lock_guard lock(write_mutex_);
     if (finishing_ || write_failed_) return false;
     if (outgoing_.size() >= kMaxOutgoing) {
-      spdlog::warn("agent {}: {} messages unread, cancelling its stream", node_name,
-                   outgoing_.size());
+      spdlog::warn("agent stream cancelled {}",
+                   LogFields()
+                       .Add("node", node_name)
+                       .Add("unread_messages", outgoing_.size())
+                       .Add("next", "the agent reconnects and resyncs"));
       write_failed_ = true;
       if (!done_) context_->TryCancel();
       return false;
@@ -264,14 +268,25 @@ class AgentStreams::Worker {
     owner_.metrics_.command_results->Increment();
     owner_.metrics_.bytes_freed->Increment(static_cast<double>(result.bytes_freed()));
     if (result.code() == 0) {
-      spdlog::info("agent {}: command {} done ({} bytes freed)", session->node_name,
-                   result.command_id(), result.bytes_freed());
+      spdlog::info("command done {}", LogFields()
+                                          .Add("node", session->node_name)
+                                          .Add("command", result.command_id())
+                                          .Add("bytes_freed", result.bytes_freed()));
     } else {
-      spdlog::warn("agent {}: command {} failed: code {}: {}", session->node_name,
-                   result.command_id(), result.code(), result.message());
+      spdlog::warn("command failed {}",
+                   LogFields()
+                       .Add("node", session->node_name)
+                       .Add("command", result.command_id())
+                       .Add("error", absl::Status(static_cast<absl::StatusCode>(result.code()),
+                                                  result.message()))
+                       .Add("next", "a later policy pass may queue it again"));
     }
     if (!status.ok()) {
-      spdlog::error("agent {}: {}; closing its stream", session->node_name, status);
+      spdlog::error("recording a command result failed {}",
+                    LogFields()
+                        .Add("node", session->node_name)
+                        .Add("error", status)
+                        .Add("next", "closing the stream; the agent reconnects"));
       Close(session, ToGrpc(status));
       return;
     }
@@ -295,7 +310,10 @@ class AgentStreams::Worker {
       std::lock_guard lock(previous->claim_mutex);
       previous->closed = true;
       absl::Status requeued = owner_.store_.RecordDisconnect(hello.node_name(), Now());
-      if (!requeued.ok()) spdlog::error("agent {}: {}", hello.node_name(), requeued);
+      if (!requeued.ok()) {
+        spdlog::error("recording the old stream's end failed {}",
+                      LogFields().Add("node", hello.node_name()).Add("error", requeued));
+      }
     }
     absl::Status status = owner_.store_.RecordHello(hello, Now());
     if (!status.ok()) {
@@ -308,13 +326,20 @@ class AgentStreams::Worker {
     std::shared_ptr<Session> replaced = owner_.ReplaceCurrent(session);
     if (replaced) replaced->Cancel();  // the old stream is dead
     owner_.metrics_.agents_connected->Increment();
-    spdlog::info("agent {} connected (volume {}, version {}, by {})", hello.node_name(),
-                 hello.volume_id(), hello.agent_version(), session->principal);
+    spdlog::info("agent connected {}", LogFields()
+                                           .Add("node", hello.node_name())
+                                           .Add("volume", hello.volume_id())
+                                           .Add("agent_version", hello.agent_version())
+                                           .Add("principal", session->principal));
     absl::StatusOr<v1::CachingPolicy> policy = owner_.store_.CachingPolicy();
     if (policy.ok()) {
       owner_.SendPolicy(*session, *policy);
     } else {
-      spdlog::error("caching policy for agent {}: {}", session->node_name, policy.status());
+      spdlog::error("reading the caching policy failed {}",
+                    LogFields()
+                        .Add("node", session->node_name)
+                        .Add("error", policy.status())
+                        .Add("next", "the agent keeps its saved policy until the next change"));
     }
     owner_.Dispatch(*session);
     session->ReadNext();
@@ -346,7 +371,11 @@ class AgentStreams::Worker {
       if (status.ok()) {
         session->ReadNext();
       } else {
-        spdlog::error("agent {}: {}; closing its stream", session->node_name, status);
+        spdlog::error("storing a usage report failed {}",
+                      LogFields()
+                          .Add("node", session->node_name)
+                          .Add("error", status)
+                          .Add("next", "closing the stream; the agent reconnects and resyncs"));
         Close(session, ToGrpc(status));
       }
     }
@@ -361,11 +390,14 @@ class AgentStreams::Worker {
       session->closed = true;
       if (current) {
         absl::Status disconnected = owner_.store_.RecordDisconnect(session->node_name, Now());
-        if (!disconnected.ok()) spdlog::error("agent {}: {}", session->node_name, disconnected);
+        if (!disconnected.ok()) {
+          spdlog::error("recording a disconnect failed {}",
+                        LogFields().Add("node", session->node_name).Add("error", disconnected));
+        }
       }
     }
     owner_.metrics_.agents_connected->Decrement();
-    spdlog::info("agent {} disconnected", session->node_name);
+    spdlog::info("agent disconnected {}", LogFields().Add("node", session->node_name));
     session->FinishWith(std::move(status));
   }
 
@@ -400,7 +432,8 @@ AgentStreams::Reactor* AgentStreams::Open(grpc::CallbackServerContext* context,
 void AgentStreams::BroadcastPolicy() {
   absl::StatusOr<v1::CachingPolicy> policy = store_.CachingPolicy();
   if (!policy.ok()) {
-    spdlog::error("caching policy: {}; agents keep the previous one", policy.status());
+    spdlog::error("reading the caching policy failed {}",
+                  LogFields().Add("error", policy.status()).Add("next", "agents keep the previous one"));
     return;
   }
   std::vector<std::shared_ptr<Session>> sessions;
@@ -481,8 +514,11 @@ void AgentStreams::Dispatch(Session& session) {
   absl::StatusOr<std::vector<v1::Command>> commands =
       store_.ClaimPending(session.volume_id, session.node_name, ToUnixMillis(clock_.Now()));
   if (!commands.ok()) {
-    spdlog::error("dispatch to {}: {}; the commands stay pending", session.node_name,
-                  commands.status());
+    spdlog::error("dispatching commands failed {}",
+                  LogFields()
+                      .Add("node", session.node_name)
+                      .Add("error", commands.status())
+                      .Add("next", "the commands stay pending"));
     return;
   }
   for (const v1::Command& command : *commands) {

@@ -292,8 +292,8 @@ TEST_F(AgentCoordinatorTest, CachedModelsAreReportedThenPurgedFromEveryAgent) {
       [&] {
         coordinator_log = testing::ReadTestFile(dir_.Path() / "coordinator.log");
         for (const std::string& id : command_ids) {
-          if (coordinator_log.find("command " + id + " done (" + std::to_string(model_bytes_) +
-                                   " bytes freed)") == std::string::npos) {
+          if (coordinator_log.find("command=" + id + " bytes_freed=" +
+                                   std::to_string(model_bytes_)) == std::string::npos) {
             return false;
           }
         }
