@@ -105,10 +105,18 @@ std::string StateName(int64_t state) {
   }
 }
 
-// The aggregate of every agent's report of one copy.
+// The aggregate of every agent's report of one copy. Leases reported by an agent that went
+// away and has not been heard from for 15 minutes (longer than the agents' default lease TTL of
+// 10 minutes, so its pods' leases would have expired) no longer count: otherwise a dead node
+// would protect its models forever. "Now" is the newest heartbeat of any agent, so the rule
+// runs on the agents' clock and a coordinator restart alone (every agent disconnected, none
+// heard from since) drops no lease.
 constexpr const char* kCopiesSql =
     "SELECT volume_id, name, version, MAX(size_bytes), MIN(state), MAX(last_access_ms), "
-    "SUM(live_leases), group_concat(node_name, ',') FROM cache_reports ";
+    "SUM(CASE WHEN node_name IN (SELECT node_name FROM agents WHERE connected=0 AND "
+    "last_heartbeat_ms < (SELECT MAX(last_heartbeat_ms) FROM agents) - 900000) "
+    "THEN 0 ELSE live_leases END), "
+    "group_concat(node_name, ',') FROM cache_reports ";
 constexpr const char* kCopiesGroup = " GROUP BY volume_id, name, version ORDER BY volume_id, name, version";
 
 std::string VersionKey(std::string_view name, std::string_view version) {

@@ -318,6 +318,31 @@ void PurgeAndAnswer(CoordinatorStore& store, const std::string& name, const std:
   ASSERT_TRUE(store.RecordResult("n", result, now_ms).ok());
 }
 
+TEST(CoordinatorStore, LeasesOfAnAgentGoneLongerThanTheGraceStopCounting) {
+  TempDatabase temp;
+  auto store = *CoordinatorStore::Open(temp.Path(), false);
+  constexpr int64_t kMinute = 60'000;
+  ASSERT_TRUE(store->RecordHello(Hello("dead", "v"), 0).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("alive", "v"), 0).ok());
+  v1::UsageReport leased;
+  leased.set_full(true);
+  *leased.add_models() = Usage("m", "1", 10, 0, /*leases=*/2);
+  ASSERT_TRUE(store->ApplyUsage("dead", "v", leased, 0).ok());
+  ASSERT_TRUE(store->RecordDisconnect("dead", 1).ok());
+  auto leases_now = [&] { return store->LoadSnapshot()->copies.at(0).agent_leases; };
+
+  v1::UsageReport heartbeat;  // the live agent keeps reporting: its clock is "now"
+  ASSERT_TRUE(store->ApplyUsage("alive", "v", heartbeat, 10 * kMinute).ok());
+  EXPECT_EQ(leases_now(), 2u) << "within the grace the dead agent's pods may still hold it";
+  ASSERT_TRUE(store->ApplyUsage("alive", "v", heartbeat, 16 * kMinute).ok());
+  EXPECT_EQ(leases_now(), 0u) << "gone longer than the grace: its leases have expired";
+
+  // It comes back and reports its leases again: they count again.
+  ASSERT_TRUE(store->RecordHello(Hello("dead", "v"), 17 * kMinute).ok());
+  ASSERT_TRUE(store->ApplyUsage("dead", "v", leased, 17 * kMinute).ok());
+  EXPECT_EQ(leases_now(), 2u);
+}
+
 TEST(CoordinatorStore, AuditIsNewestFirstAndFiltersByModel) {
   TempDatabase temp;
   auto store = *CoordinatorStore::Open(temp.Path(), false);
