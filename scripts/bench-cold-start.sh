@@ -35,22 +35,8 @@ cleanup() {
 trap cleanup EXIT
 
 # --- the model and the origin -------------------------------------------------------------
-total_mib=$(awk -v g="$gib" 'BEGIN {printf "%d", g * 1024}')
-[ "$total_mib" -ge 8 ] || { echo "bench: BENCH_GIB too small"; exit 2; }
-big_mib=$((total_mib * 3 / 4))
-small_mib=$(((total_mib - big_mib) / 4))
 model="$bench/origin/cold-model"
-mkdir -p "$model"
-echo "bench: generating ${total_mib} MiB model in $model"
-files=(model-00001.safetensors)
-head -c $((big_mib << 20)) /dev/urandom > "$model/model-00001.safetensors"
-for i in 2 3 4 5; do
-  name=$(printf 'model-%05d.safetensors' "$i")
-  head -c $((small_mib << 20)) /dev/urandom > "$model/$name"
-  files+=("$name")
-done
-write_manifest "$model" "${files[@]}"
-model_bytes=$(cd "$model" && cat "${files[@]}" | wc -c)
+generate_bench_model "$model" "$gib"
 (cd "$model" && sha256sum "${files[@]}") > "$bench/expected.sha256"
 
 port=$(free_port)

@@ -75,3 +75,24 @@ CONF
   NGINX_PID=$!
   wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
 }
+
+# generate_bench_model DIR GIB: a model of GIB GiB in DIR (one file of 3/4 of it, four smaller
+# ones; random bytes) with its modelcache.json. Sets `files` (names) and `model_bytes`.
+generate_bench_model() {
+  local model=$1 gib=$2 total_mib big_mib small_mib i name
+  total_mib=$(awk -v g="$gib" 'BEGIN {printf "%d", g * 1024}')
+  [ "$total_mib" -ge 8 ] || { echo "bench: BENCH_GIB too small" >&2; exit 2; }
+  big_mib=$((total_mib * 3 / 4))
+  small_mib=$(((total_mib - big_mib) / 4))
+  mkdir -p "$model"
+  echo "bench: generating ${total_mib} MiB model in $model" >&2
+  files=(model-00001.safetensors)
+  head -c $((big_mib << 20)) /dev/urandom > "$model/model-00001.safetensors"
+  for i in 2 3 4 5; do
+    name=$(printf 'model-%05d.safetensors' "$i")
+    head -c $((small_mib << 20)) /dev/urandom > "$model/$name"
+    files+=("$name")
+  done
+  write_manifest "$model" "${files[@]}"
+  model_bytes=$(cd "$model" && cat "${files[@]}" | wc -c)
+}
