@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "common/status_macros.h"
 
 namespace modelcache {
@@ -183,6 +184,8 @@ absl::StatusOr<S3ListPage> ParseListObjectsV2(std::string_view xml) {
         have_key = true;
       } else if (path[2] == "ETag") {
         object.etag = text;
+      } else if (path[2] == "ChecksumAlgorithm") {
+        object.has_sha256_checksum = object.has_sha256_checksum || text == "SHA256";
       } else if (path[2] == "Size") {
         const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), object.size);
         if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
@@ -217,6 +220,22 @@ std::optional<S3Error> ParseS3Error(std::string_view xml) {
   };
   if (!WalkXml(xml, on_open, on_close).ok() || !is_error) return std::nullopt;
   return error;
+}
+
+std::optional<std::string> WholeObjectSha256Hex(std::string_view header_value,
+                                                std::string_view checksum_type) {
+  if (checksum_type == "COMPOSITE" || header_value.find('-') != std::string_view::npos) {
+    return std::nullopt;
+  }
+  std::string digest;
+  if (!absl::Base64Unescape(absl::string_view(header_value.data(), header_value.size()), &digest) ||
+      digest.size() != 32) {
+    return std::nullopt;
+  }
+  std::string hex;
+  hex.reserve(64);
+  for (unsigned char byte : digest) hex += fmt::format("{:02x}", byte);
+  return hex;
 }
 
 }  // namespace modelcache

@@ -14,6 +14,9 @@ struct S3Object {
   std::string key;   // entity-decoded
   uint64_t size = 0;
   std::string etag;  // as S3 states it, quotes included ("\"9b2cf5...\""), like the ETag header
+  // <ChecksumAlgorithm> SHA256 listed: the object was uploaded with a SHA-256 checksum, which
+  // a HEAD with x-amz-checksum-mode: ENABLED returns (the listing does not carry the value).
+  bool has_sha256_checksum = false;
 };
 
 struct S3ListPage {
@@ -34,6 +37,13 @@ struct S3Error {
 
 // The <Error> document S3 sends with a failed request; nullopt when `xml` is not one.
 std::optional<S3Error> ParseS3Error(std::string_view xml);
+
+// The SHA-256 of a whole object from an x-amz-checksum-sha256 header (base64 of 32 bytes) as
+// lowercase hex. nullopt for a composite checksum of a multipart upload ("<base64>-<parts>",
+// or `checksum_type` COMPOSITE: a hash of the parts' hashes, not of the bytes) and for a value
+// that is not base64 of 32 bytes.
+std::optional<std::string> WholeObjectSha256Hex(std::string_view header_value,
+                                                std::string_view checksum_type = {});
 
 // Replaces the five predefined XML entities and numeric character references (&#38; &#x26;,
 // written as UTF-8); an unknown or unterminated entity is kept literally.

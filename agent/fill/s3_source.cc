@@ -103,7 +103,32 @@ class S3Source final : public Source {
     file.size = object.size;
     file.location = S3ObjectUrl(options_, bucket_, object.key);
     file.etag = object.etag;
+    if (object.has_sha256_checksum) {
+      ASSIGN_OR_RETURN(file.expected_sha256, UploadedSha256(object, file.location));
+    }
     return file;
+  }
+
+  // The SHA-256 the object was uploaded with (HEAD with checksum mode), so the fill checks
+  // the bytes against it; empty when S3 only has a composite checksum of multipart parts.
+  absl::StatusOr<std::string> UploadedSha256(const S3Object& object, const std::string& url) const {
+    HttpRequest request;
+    request.method = "HEAD";
+    request.url = url;
+    request.headers.push_back("x-amz-checksum-mode: ENABLED");
+    request.auth = auth_;
+    request.timeout = options_.request_timeout;
+    request.follow_redirects = false;
+    ASSIGN_OR_RETURN(const HttpResponse response, PerformHttpRequest(request));
+    RETURN_IF_ERROR(HttpStatusToStatus(response.status_code, "HEAD", url));
+    if (response.Header("ETag").value_or(object.etag) != object.etag) {
+      // The checksum would be another version's; the next listing sees one version.
+      return absl::UnavailableError(fmt::format("HEAD {}: object changed while listing (ETag {} in the listing, {} now)",
+                                                url, object.etag, *response.Header("ETag")));
+    }
+    std::optional<std::string> value = response.Header("x-amz-checksum-sha256");
+    if (!value) return std::string();
+    return WholeObjectSha256Hex(*value, response.Header("x-amz-checksum-type").value_or("")).value_or("");
   }
 
   absl::StatusOr<S3ListPage> ListPage(std::string_view prefix, std::string_view continuation_token,

@@ -45,8 +45,11 @@ struct CapturedRequest {
 };
 
 struct CannedResponse {
-  int status = 200;
+  CannedResponse(int status, std::string body, std::vector<std::pair<std::string, std::string>> headers = {})
+      : status(status), body(std::move(body)), headers(std::move(headers)) {}
+  int status;
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra response headers
 };
 
 // A one-connection-at-a-time HTTP/1.1 server on 127.0.0.1 that records each request and
@@ -132,10 +135,12 @@ class CaptureServer {
       std::lock_guard lock(mutex_);
       requests_.push_back(request);
     }
+    std::string extra_headers;
+    for (const auto& [name, value] : response.headers) extra_headers += fmt::format("{}: {}\r\n", name, value);
     const std::string reply = fmt::format(
-        "HTTP/1.1 {} Canned\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n"
+        "HTTP/1.1 {} Canned\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n{}"
         "Connection: close\r\n\r\n{}",
-        response.status, response.body.size(), request.method == "HEAD" ? "" : response.body);
+        response.status, response.body.size(), extra_headers, request.method == "HEAD" ? "" : response.body);
     ::send(connection, reply.data(), reply.size(), MSG_NOSIGNAL);
   }
 
@@ -336,6 +341,94 @@ TEST(S3SourceSigning, ServerErrorIsUnavailable) {
   options.s3_path_style = true;
   auto files = (*MakeSource("s3://models/m/", options))->List();
   EXPECT_EQ(files.status().code(), absl::StatusCode::kUnavailable) << files.status();
+}
+
+// One object uploaded with a SHA-256 checksum (listed with <ChecksumAlgorithm>), one without.
+constexpr std::string_view kChecksumPage = R"(<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult><Name>models</Name><IsTruncated>false</IsTruncated>
+<Contents><Key>m/a.bin</Key><Size>3</Size><ETag>&quot;e1&quot;</ETag><ChecksumAlgorithm>SHA256</ChecksumAlgorithm></Contents>
+<Contents><Key>m/b.bin</Key><Size>3</Size><ETag>&quot;e2&quot;</ETag></Contents>
+</ListBucketResult>)";
+// SHA-256 of "abc", base64 and hex.
+constexpr std::string_view kAbcSha256Base64 = "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=";
+constexpr std::string_view kAbcSha256Hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+std::vector<CapturedRequest> HeadRequests(const std::vector<CapturedRequest>& requests) {
+  std::vector<CapturedRequest> heads;
+  for (const CapturedRequest& request : requests) {
+    if (request.method == "HEAD") heads.push_back(request);
+  }
+  return heads;
+}
+
+TEST(S3SourceChecksums, UploadedSha256IsReadWithASignedHeadOnlyForObjectsListedWithIt) {
+  CaptureServer server([](const CapturedRequest& request) {
+    if (request.method == "HEAD") {
+      return CannedResponse{200, "", {{"ETag", "\"e1\""}, {"x-amz-checksum-sha256", std::string(kAbcSha256Base64)},
+                                      {"x-amz-checksum-type", "FULL_OBJECT"}}};
+    }
+    return CannedResponse{200, std::string(kChecksumPage)};
+  });
+  SourceOptions options;
+  options.s3_endpoint = server.Endpoint();
+  options.s3_path_style = true;
+  options.aws = {"AKIDEXAMPLE", "secret", ""};
+  auto files = (*MakeSource("s3://models/m/", options))->List();
+  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_EQ(files->size(), 2u);
+  EXPECT_EQ((*files)[0].expected_sha256, kAbcSha256Hex);
+  EXPECT_EQ((*files)[1].expected_sha256, "");  // no checksum uploaded: hashed, not checked
+
+  const std::vector<CapturedRequest> heads = HeadRequests(server.Requests());
+  ASSERT_EQ(heads.size(), 1u);
+  EXPECT_EQ(heads[0].target, "/models/m/a.bin");
+  EXPECT_EQ(heads[0].Header("x-amz-checksum-mode"), "ENABLED");
+  ExpectValidSignature(heads[0], SigV4Key{"AKIDEXAMPLE", "secret", "us-east-1", "s3"});
+}
+
+TEST(S3SourceChecksums, CompositeChecksumOfAMultipartUploadIsNotUsed) {
+  CaptureServer server([](const CapturedRequest& request) {
+    if (request.method == "HEAD") {
+      return CannedResponse{200, "", {{"ETag", "\"e1\""}, {"x-amz-checksum-sha256", std::string(kAbcSha256Base64) + "-4"}}};
+    }
+    return CannedResponse{200, std::string(kChecksumPage)};
+  });
+  SourceOptions options;
+  options.s3_endpoint = server.Endpoint();
+  options.s3_path_style = true;
+  auto files = (*MakeSource("s3://models/m/", options))->List();
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_EQ((*files)[0].expected_sha256, "");
+  EXPECT_EQ(HeadRequests(server.Requests()).size(), 1u);
+}
+
+TEST(S3SourceChecksums, ObjectReplacedBetweenListAndHeadIsUnavailable) {
+  CaptureServer server([](const CapturedRequest& request) {
+    if (request.method == "HEAD") {
+      return CannedResponse{200, "", {{"ETag", "\"newer\""}, {"x-amz-checksum-sha256", std::string(kAbcSha256Base64)}}};
+    }
+    return CannedResponse{200, std::string(kChecksumPage)};
+  });
+  SourceOptions options;
+  options.s3_endpoint = server.Endpoint();
+  options.s3_path_style = true;
+  auto files = (*MakeSource("s3://models/m/", options))->List();
+  EXPECT_EQ(files.status().code(), absl::StatusCode::kUnavailable) << files.status();
+  EXPECT_NE(files.status().message().find("changed while listing"), absl::string_view::npos) << files.status();
+}
+
+TEST(S3SourceChecksums, HeadRefusedIsPermissionDenied) {
+  CaptureServer server([](const CapturedRequest& request) {
+    if (request.method == "HEAD") return CannedResponse{403, ""};
+    return CannedResponse{200, std::string(kChecksumPage)};
+  });
+  SourceOptions options;
+  options.s3_endpoint = server.Endpoint();
+  options.s3_path_style = true;
+  auto files = (*MakeSource("s3://models/m/", options))->List();
+  EXPECT_EQ(files.status().code(), absl::StatusCode::kPermissionDenied) << files.status();
+  EXPECT_NE(files.status().message().find("HEAD " + server.Endpoint() + "/models/m/a.bin"), absl::string_view::npos)
+      << files.status();
 }
 
 class S3SourceOnS3rver : public ::testing::Test {

@@ -117,5 +117,33 @@ TEST(S3ListParser, UnknownEntitiesStayLiteral) {
   EXPECT_EQ(DecodeXmlEntities("&quot;x&quot;&apos;"), "\"x\"'");
 }
 
+TEST(S3ListParser, ChecksumAlgorithmSha256IsNoted) {
+  auto page = ParseListObjectsV2(
+      "<ListBucketResult><Contents><Key>a</Key><Size>1</Size><ChecksumAlgorithm>CRC32</ChecksumAlgorithm>"
+      "<ChecksumAlgorithm>SHA256</ChecksumAlgorithm></Contents>"
+      "<Contents><Key>b</Key><Size>1</Size><ChecksumAlgorithm>CRC64NVME</ChecksumAlgorithm></Contents>"
+      "<Contents><Key>c</Key><Size>1</Size></Contents></ListBucketResult>");
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->objects.size(), 3u);
+  EXPECT_TRUE(page->objects[0].has_sha256_checksum);
+  EXPECT_FALSE(page->objects[1].has_sha256_checksum);
+  EXPECT_FALSE(page->objects[2].has_sha256_checksum);
+}
+
+TEST(S3ChecksumHeader, WholeObjectSha256IsHex) {
+  EXPECT_EQ(WholeObjectSha256Hex("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");  // sha256("")
+  EXPECT_EQ(WholeObjectSha256Hex("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", "FULL_OBJECT"),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+TEST(S3ChecksumHeader, CompositeOrMalformedValuesAreNotUsed) {
+  EXPECT_EQ(WholeObjectSha256Hex("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=-3"), std::nullopt);
+  EXPECT_EQ(WholeObjectSha256Hex("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", "COMPOSITE"), std::nullopt);
+  EXPECT_EQ(WholeObjectSha256Hex("AAAA"), std::nullopt);  // 3 bytes, not 32
+  EXPECT_EQ(WholeObjectSha256Hex("not base64!"), std::nullopt);
+  EXPECT_EQ(WholeObjectSha256Hex(""), std::nullopt);
+}
+
 }  // namespace
 }  // namespace modelcache
