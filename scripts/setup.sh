@@ -27,10 +27,16 @@ done
 # (by its pid file), never the test servers of a run in progress.
 if [ -s /run/nginx.pid ]; then kill "$(cat /run/nginx.pid)" 2>/dev/null || true; fi
 
-# s3rver (S3 server for the tests) from npm, into the project's own tools folder.
+# npm packages for the tests, into the project's own tools folder: s3rver (an S3 server) and
+# the offline Kubernetes API models that validate deploy/ (kubernetes-models 5 needs Node 22: these versions run on Node 20).
 tools="$root/build/tools"
-if [ ! -x "$tools/node_modules/.bin/s3rver" ]; then
+npm_packages=(s3rver@3 kubernetes-models@4.5.1 @kubernetes-models/prometheus-operator@4.4.4 @kubernetes/client-node@1.4.0)
+npm_missing=()
+for package in "${npm_packages[@]}"; do
+  [ -f "$tools/node_modules/${package%@*}/package.json" ] || npm_missing+=("$package")
+done
+if [ ${#npm_missing[@]} -gt 0 ]; then
   mkdir -p "$tools"
-  (cd "$tools" && npm install --silent --no-audit --no-fund s3rver@3 >/dev/null)
+  (cd "$tools" && npm install --silent --no-audit --no-fund "${npm_packages[@]}" >/dev/null)
 fi
 echo "setup: ok"
