@@ -200,9 +200,10 @@ TEST_F(AgentMaintenanceTest, AnUnsupportedFilesystemIsRefusedAndClientsFallBack)
   EXPECT_THAT(refused.err, HasSubstr("cache refused: tmpfs at " + cache_root_.string()));
   EXPECT_THAT(AgentLog(), HasSubstr("Z error "));
   EXPECT_THAT(AgentLog(), HasSubstr("storage check refused the cache path=" + cache_root_.string() +
-                                    " type=tmpfs magic=0x01021994 error=\"not NFS or a local disk\""
-                                    " next=\"caching refused (set"));
-  EXPECT_THAT(AgentLog(), HasSubstr("type_overridden_for_tests=true"));
+                                    " type=tmpfs magic=0x01021994 type_overridden_for_tests=true"));
+  EXPECT_THAT(AgentLog(), HasSubstr(" error=\"not NFS or a local disk\" next=\"caching refused "
+                                    "(set modelsCacheStorage.bypassStorageCheck: true to use it "
+                                    "anyway)\""));
   // Ready: pods must reach the agent to learn that they have to download on their own.
   testing::HttpResponse ready =
       testing::HttpGet("http://127.0.0.1:" + std::to_string(metrics_port_) + "/readyz");
