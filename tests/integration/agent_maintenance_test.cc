@@ -251,8 +251,12 @@ TEST_F(AgentMaintenanceTest, ARealTmpfsIsRefused) {
   CtlResult refused = Fetch();
   EXPECT_EQ(refused.exit.code, 4) << refused.err;
   EXPECT_THAT(refused.err, HasSubstr("cache refused: tmpfs at " + cache_root_.string()));
-  EXPECT_THAT(AgentLog(), HasSubstr("storage check refused the cache path=" + cache_root_.string() +
-                                    " type=tmpfs"));
+  // The line README.md's troubleshooting section quotes.
+  EXPECT_THAT(AgentLog(),
+              HasSubstr(" error agent storage check refused the cache path=" + cache_root_.string() +
+                        " type=tmpfs magic=0x01021994 error=\"not NFS or a local disk\" "
+                        "next=\"caching refused (set modelsCacheStorage.bypassStorageCheck: true "
+                        "to use it anyway)\"\n"));
   EXPECT_THAT(AgentLog(), Not(HasSubstr("type_overridden_for_tests")));
   agent_.reset();  // before the folder goes
 }
