@@ -31,6 +31,7 @@
 #include "agent/store/space.h"
 #include "agent/store/storage_check.h"
 #include "agent/store/volume_id.h"
+#include "common/duration.h"
 #include "common/fs.h"
 #include "common/log_fields.h"
 #include "common/status_format.h"
@@ -75,8 +76,18 @@ absl::Status PrepareSocketPath(const std::filesystem::path& socket_path) {
   if (unlink(socket_path.c_str()) != 0 && errno != ENOENT) {
     return ErrnoStatus(errno, "remove stale socket", socket_path);
   }
-  spdlog::info("removed stale socket {}", socket_path.string());
+  spdlog::info("removed a stale socket {}", LogFields().Add("path", socket_path.string()));
   return absl::OkStatus();
+}
+
+// The folder and its type, for the storage check's log line.
+LogFields StorageFields(const std::filesystem::path& root, const StorageCheckResult& check) {
+  LogFields fields;
+  fields.Add("path", root.string())
+      .Add("type", check.type_name)
+      .Add("magic", fmt::format("{:#010x}", check.type_magic));
+  if (check.type_overridden) fields.Add("type_overridden_for_tests", "true");
+  return fields;
 }
 
 // statfs's verdict on the cache folder, logged once here. `refused` gets the reason Ensure
@@ -88,14 +99,17 @@ absl::Status CheckCacheStorage(const AgentConfig& config, std::string& refused) 
   if (!config.test_only_filesystem_type.empty()) pretend = config.test_only_filesystem_type;
   StorageCheckResult check =
       CheckStorage(config.cache_root, config.storage.bypass_storage_check, pretend);
+  LogFields fields = StorageFields(config.cache_root, check);
   if (!check.accepted) {
-    spdlog::error("{}", check.message);
+    spdlog::error("storage check refused the cache {}",
+                  fields.Add("error", check.problem).Add("next", check.next));
     refused = fmt::format("cache refused: {} at {} (storage check; see the agent's log)",
                           check.type_name, config.cache_root.string());
-  } else if (!IsSupportedFilesystem(check.type_magic)) {
-    spdlog::warn("{}", check.message);
+  } else if (!check.problem.empty()) {
+    spdlog::warn("storage check: unsupported filesystem {}",
+                 fields.Add("error", check.problem).Add("next", check.next));
   } else {
-    spdlog::info("{}", check.message);
+    spdlog::info("storage check accepted the cache {}", fields);
   }
   return absl::OkStatus();
 }
@@ -117,7 +131,7 @@ absl::StatusOr<MaintenanceOptions> MaintenanceOptionsFor(const AgentConfig& conf
           "extraVolumes: {} is the cache volume itself (same volume id {})", root.string(), *id));
     }
     options.extra.push_back({*id, root});
-    spdlog::info("extra volume {} at {}", *id, root.string());
+    spdlog::info("extra volume {}", LogFields().Add("volume_id", *id).Add("path", root.string()));
   }
   return options;
 }
@@ -223,9 +237,16 @@ struct AgentServer::Parts {
       lock.unlock();
       absl::StatusOr<int> quarantined = maintenance->Scrub(rate, &scrub_cancel);
       if (!quarantined.ok() && !absl::IsCancelled(quarantined.status())) {
-        spdlog::warn("scrub: {}", quarantined.status());
+        spdlog::warn("scrub pass failed {}",
+                     LogFields()
+                         .Add("volume", config.cache_root.string())
+                         .Add("error", quarantined.status())
+                         .Add("next", fmt::format("the next pass starts in {}",
+                                                  FormatDuration(config.scrub_every))));
       } else if (quarantined.ok()) {
-        spdlog::info("scrub: pass done, {} models quarantined", *quarantined);
+        spdlog::info("scrub pass done {}", LogFields()
+                                               .Add("volume", config.cache_root.string())
+                                               .Add("quarantined", *quarantined));
       }
       lock.lock();
     }
@@ -297,8 +318,11 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
     const std::filesystem::path policy_file = config.state_dir / kSavedPolicyFileName;
     absl::StatusOr<std::optional<v1::CachingPolicy>> saved = LoadSavedPolicy(policy_file);
     if (!saved.ok()) {
-      spdlog::warn("{} (ignored: caching everything until the coordinator answers)",
-                   saved.status());
+      spdlog::warn("saved caching policy not read {}",
+                   LogFields()
+                       .Add("path", policy_file.string())
+                       .Add("error", saved.status())
+                       .Add("next", "ignored: caching everything until the coordinator answers"));
     } else if (saved->has_value()) {
       p.caching_policy.Set(**saved);
       spdlog::info("caching policy from the last run (until the coordinator answers): default "
@@ -328,8 +352,10 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
     p.coordinator = std::make_unique<CoordinatorClient>(client, *p.cache_ops);
     p.coordinator->Start();
     p.SetScrapedCoordinator(p.coordinator.get());
-    spdlog::info("coordinator {}: reporting volume {} as node {}", config.coordinator, volume_id,
-                 config.node_name);
+    spdlog::info("reporting to the coordinator {}", LogFields()
+                                                        .Add("coordinator", config.coordinator)
+                                                        .Add("volume_id", volume_id)
+                                                        .Add("node", config.node_name));
   }
   AgentServiceOptions service_options{.caching_enabled = config.caching_enabled,
                                       .caching_allowed = nullptr,  // set below with a coordinator
@@ -368,10 +394,14 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   p.refresher = std::thread([&p] { p.RefreshLoop(); });
   if (config.scrub_every.count() > 0) p.scrubber = std::thread([&p] { p.ScrubLoop(); });
   p.ready = true;
-  spdlog::info("agent {} serving cache {} on unix:{}{}{}, metrics {}", config.node_name,
-               config.cache_root.string(), config.socket,
-               config.listen_tcp.empty() ? "" : " and tcp ", config.listen_tcp,
-               config.metrics_address.empty() ? "off" : config.metrics_address);
+  LogFields serving;
+  serving.Add("node", config.node_name)
+      .Add("volume", config.cache_root.string())
+      .Add("socket", "unix:" + config.socket);
+  if (!config.listen_tcp.empty()) serving.Add("tcp", config.listen_tcp);
+  spdlog::info("agent serving {}", serving.Add("metrics", config.metrics_address.empty()
+                                                              ? "off"
+                                                              : config.metrics_address));
   return std::unique_ptr<AgentServer>(new AgentServer(std::move(parts)));
 }
 
@@ -398,8 +428,12 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::StartRefusing(
   }
   // Ready on purpose: pods must reach the agent to learn that it refuses, and fall back.
   p.ready = true;
-  spdlog::warn("agent {} serving on unix:{} with caching refused: {}", config.node_name,
-               config.socket, p.refused);
+  spdlog::warn("agent serving with caching refused {}",
+               LogFields()
+                   .Add("node", config.node_name)
+                   .Add("socket", "unix:" + config.socket)
+                   .Add("error", p.refused)
+                   .Add("next", "every Ensure and maintenance call answers FAILED_PRECONDITION"));
   return std::unique_ptr<AgentServer>(new AgentServer(std::move(parts)));
 }
 
@@ -457,7 +491,8 @@ absl::Status RunAgentUntilSignal(const AgentConfig& config) {
   ASSIGN_OR_RETURN(std::unique_ptr<AgentServer> server, AgentServer::Start(config));
   int received = 0;
   sigwait(&signals, &received);
-  spdlog::info("agent got {}", received == SIGTERM ? "SIGTERM" : "SIGINT");
+  spdlog::info("agent got a stop signal {}",
+               LogFields().Add("signal", received == SIGTERM ? "SIGTERM" : "SIGINT"));
   server->Shutdown();
   return absl::OkStatus();
 }

@@ -10,6 +10,7 @@
 #include "agent/fill_lease_client.h"
 #include "agent/store/fill_lock.h"
 #include "agent/store/manifest.h"
+#include "common/log_fields.h"
 #include "common/random_id.h"
 #include "common/status_macros.h"
 #include "common/status_format.h"
@@ -183,8 +184,12 @@ absl::StatusOr<bool> FillGate::Session::TryTake() {
       granted = *lease;
     } else {
       if (coordinator_up_) {
-        spdlog::warn("fill {}@{}: no coordinator lease ({}), using the lock file", name_, version_,
-                     lease.status());
+        spdlog::warn("no coordinator lease {}",
+                     LogFields()
+                         .Add("model", name_)
+                         .Add("version", version_)
+                         .Add("error", lease.status())
+                         .Add("next", "the volume's lock file alone decides who fills"));
       }
       coordinator_up_ = false;
     }
@@ -288,7 +293,12 @@ void FillGate::Session::Hold() {
     }
     absl::Status held = CheckHeld();
     if (!held.ok() && lost_) {
-      spdlog::warn("fill {}@{}: {}", name_, version_, held);
+      spdlog::warn("fill lease lost {}",
+                   LogFields()
+                       .Add("model", name_)
+                       .Add("version", version_)
+                       .Add("error", held)
+                       .Add("next", "fetching stops; staging kept; waiting for the new filler"));
       Post([](Callbacks& callbacks) {
         if (callbacks.on_lost) callbacks.on_lost();
       });
@@ -297,7 +307,15 @@ void FillGate::Session::Hold() {
       wake_.wait(lock, [this] { return stop_ || finished_; });
       return;
     }
-    if (!held.ok()) spdlog::warn("fill {}@{}: renewing the lease: {}", name_, version_, held);
+    if (!held.ok()) {
+      spdlog::warn("fill lease not renewed {}",
+                   LogFields()
+                       .Add("model", name_)
+                       .Add("version", version_)
+                       .Add("error", held)
+                       .Add("next", fmt::format("the fill goes on; renewal retried in {} ms",
+                                                renew_every.count())));
+    }
   }
   bool published;
   {
@@ -340,7 +358,13 @@ absl::Status FillGate::Session::CheckHeld() {
       if (absl::IsAborted(lease.status())) {
         // The coordinator restarted (and forgot the lease) or handed it on while it could not
         // hear us. The lock file decides whether we still fill; take the lease again below.
-        spdlog::warn("fill {}@{}: {}", name_, version_, lease.status());
+        spdlog::warn("coordinator fill lease lost {}",
+                     LogFields()
+                         .Add("model", name_)
+                         .Add("version", version_)
+                         .Add("error", lease.status())
+                         .Add("next", "the lock file decides; the coordinator lease is taken "
+                                      "again if free"));
         fencing.reset();
         std::lock_guard guard(mutex_);
         fencing_.reset();
@@ -373,7 +397,15 @@ void FillGate::Session::ReleaseHeld(bool published) {
   // The lock file first: the coordinator's news wakes the waiters, who then find it free.
   if (lock) {
     absl::Status released = locks_.Release(*lock);
-    if (!released.ok()) spdlog::warn("fill {}@{}: releasing: {}", name_, version_, released);
+    if (!released.ok()) {
+      spdlog::warn("fill lock not released {}",
+                   LogFields()
+                       .Add("model", name_)
+                       .Add("version", version_)
+                       .Add("error", released)
+                       .Add("next", "waiters see the manifest if published, else take the lock "
+                                    "once it expires"));
+    }
   }
   if (fencing && coordinator_ != nullptr) {
     v1::FillLeaseRequest request = LeaseRequest();
@@ -381,8 +413,13 @@ void FillGate::Session::ReleaseHeld(bool published) {
     request.set_published(published);
     absl::StatusOr<v1::FillLease> released = coordinator_->Release(request);
     if (!released.ok()) {
-      spdlog::warn("fill {}@{}: releasing the coordinator lease: {}", name_, version_,
-                   released.status());
+      spdlog::warn("coordinator fill lease not released {}",
+                   LogFields()
+                       .Add("model", name_)
+                       .Add("version", version_)
+                       .Add("error", released.status())
+                       .Add("next", "waiters see the manifest if published, else take over "
+                                    "once the lease expires"));
     }
   }
 }

@@ -8,6 +8,7 @@
 
 #include "agent/saved_policy.h"
 #include "agent/store/space.h"
+#include "common/log_fields.h"
 #include "common/status_format.h"
 #include "spdlog/spdlog.h"
 
@@ -57,7 +58,11 @@ std::vector<v1::ModelUsage> ModelCacheOps::Usage() {
 LocalCacheOps::Space ModelCacheOps::VolumeSpace() {
   absl::StatusOr<modelcache::VolumeSpace> space = ReadVolumeSpace(options_.cache_root);
   if (!space.ok()) {
-    spdlog::warn("coordinator report: {}", space.status());
+    spdlog::warn("volume space not read {}",
+                 LogFields()
+                     .Add("path", options_.cache_root.string())
+                     .Add("error", space.status())
+                     .Add("next", "the coordinator gets 0 capacity and 0 free bytes this time"));
     return Space{};
   }
   return Space{space->capacity_bytes, space->free_bytes};
@@ -92,7 +97,13 @@ absl::Status ModelCacheOps::Prefetch(const std::string& name, const std::string&
       [start, on_change, name, version](absl::StatusOr<v1::EnsureProgress> result) {
         start->Set(result.status());
         if (!result.ok()) {
-          spdlog::warn("prefetch {}@{}: {}", name, version, result.status());
+          spdlog::warn("prefetch failed {}",
+                       LogFields()
+                           .Add("model", name)
+                           .Add("version", version)
+                           .Add("error", result.status())
+                           .Add("next", "the model stays uncached until the next prefetch or "
+                                        "Ensure"));
         } else if (on_change) {
           on_change();
         }
@@ -107,7 +118,14 @@ void ModelCacheOps::ApplyCachingPolicy(const v1::CachingPolicy& policy) {
   policy_.Set(policy);
   if (!options_.policy_file.empty()) {
     absl::Status saved = SavePolicy(options_.policy_file, policy);
-    if (!saved.ok()) spdlog::warn("caching policy not saved: {}", saved);
+    if (!saved.ok()) {
+      spdlog::warn("caching policy not saved {}",
+                   LogFields()
+                       .Add("path", options_.policy_file.string())
+                       .Add("error", saved)
+                       .Add("next", "applied anyway; a restart starts from the policy saved "
+                                    "before"));
+    }
   }
   // Tests wait for this line; operators see what the node now refuses.
   spdlog::info("caching policy from the coordinator: default {}, {} rules",

@@ -3,6 +3,7 @@
 
 #include "agent/agent_config.h"
 #include "agent/agent_server.h"
+#include "common/log_fields.h"
 #include "common/logging.h"
 #include "common/status_format.h"
 #include "spdlog/spdlog.h"
@@ -27,7 +28,8 @@ int main(int argc, char** argv) {
   }
   absl::Status run = modelcache::RunAgentUntilSignal(*config);
   if (!run.ok()) {
-    spdlog::critical("agent stopped: {}", run);
+    spdlog::critical("agent stopped {}",
+                     modelcache::LogFields().Add("error", run).Add("next", "the agent exits with 1"));
     return 1;
   }
   return 0;

@@ -19,18 +19,14 @@
 #include "agent/store/trash.h"
 #include "agent/store/verify.h"
 #include "common/fs.h"
+#include "common/log_fields.h"
 #include "common/names.h"
-#include "common/quantity.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
 #include "spdlog/spdlog.h"
 
 namespace modelcache {
 namespace {
-
-std::string Key(std::string_view name, std::string_view version) {
-  return fmt::format("{}@{}", name, version);
-}
 
 // "NAME" (version "") or "NAME@VERSION".
 absl::StatusOr<NameAndVersion> ParseSelector(std::string_view text) {
@@ -264,9 +260,12 @@ absl::StatusOr<v1::CleanupResponse> Maintenance::Cleanup(const v1::CleanupReques
   }
   ASSIGN_OR_RETURN(VolumeSpace after, ReadVolumeSpace(volume.root));
   *response.mutable_after() = ToProto(after);
-  spdlog::info("cleanup of volume {} ({}): removed {} items, {} freed, {} problems", volume.id,
-               volume.root.string(), response.removed_size(), FormatBytes(response.freed_bytes()),
-               response.problems_size());
+  spdlog::info("cleanup done {}", LogFields()
+                                     .Add("volume_id", volume.id)
+                                     .Add("volume", volume.root.string())
+                                     .Add("removed", response.removed_size())
+                                     .Add("bytes", response.freed_bytes())
+                                     .Add("problems", response.problems_size()));
   return response;
 }
 
@@ -321,13 +320,25 @@ v1::ModelVerification Maintenance::VerifyOne(const std::string& name, const std:
   // The folder is gone from models/; Purge finds nothing to trash and drops the index entry.
   absl::StatusOr<uint64_t> forgotten = cache_.Purge(name, version);
   if (!forgotten.ok()) {
-    spdlog::warn("model {}: quarantined but the index kept it: {}", Key(name, version),
-                 forgotten.status());
+    spdlog::warn("quarantined model still in the index {}",
+                 LogFields()
+                     .Add("model", name)
+                     .Add("version", version)
+                     .Add("error", forgotten.status())
+                     .Add("next", "it stays listed until it is filled again or the agent "
+                                  "restarts"));
   }
   result.set_quarantined_to(moved->lexically_relative(layout.Root()).string());
-  spdlog::error("model {}: {} bad files ({}: {}); quarantined to {}", Key(name, version),
-                report->bad_files.size(), report->bad_files.front().path,
-                report->bad_files.front().problem, moved->string());
+  spdlog::error("model damaged, quarantined {}",
+                LogFields()
+                    .Add("model", name)
+                    .Add("version", version)
+                    .Add("bad_files", report->bad_files.size())
+                    .Add("path", report->bad_files.front().path)
+                    .Add("error", report->bad_files.front().problem)
+                    .Add("quarantined_to", moved->string())
+                    .Add("next", forgotten.ok() ? "the next Ensure fetches it again"
+                                                : "it stays listed until it is filled again"));
   return result;
 }
 
@@ -341,7 +352,10 @@ absl::StatusOr<int> Maintenance::Scrub(RateLimit rate_limit, const std::atomic<b
     if (!result.quarantined_to().empty()) ++quarantined;
     // Purged or quarantined meanwhile, usually; the next pass sees the volume as it is then.
     if (!result.error().empty()) {
-      spdlog::info("scrub {}: {}", Key(model.name, model.version), result.error());
+      spdlog::info("scrub skipped a model {}", LogFields()
+                                                   .Add("model", model.name)
+                                                   .Add("version", model.version)
+                                                   .Add("reason", result.error()));
     }
   }
   return quarantined;
@@ -395,8 +409,10 @@ absl::StatusOr<v1::RepairResponse> Maintenance::Repair(const v1::RepairRequest& 
   bool claimed = ::mkdir(staging.c_str(), 0755) == 0;
   if (!claimed && errno != EEXIST) return ErrnoStatus(errno, "create", staging);
   if (!claimed) {
-    spdlog::info("repair {}: {} exists; joining or resuming that fill", Key(name, version),
-                 staging.string());
+    spdlog::info("repair joins or resumes the fill in staging {}", LogFields()
+                                                                     .Add("model", name)
+                                                                     .Add("version", version)
+                                                                     .Add("path", staging.string()));
   }
   absl::Status prepared = !claimed ? absl::OkStatus() : [&]() -> absl::Status {
     std::filesystem::path tree = layout.StagingTree(name, version);
@@ -411,10 +427,15 @@ absl::StatusOr<v1::RepairResponse> Maintenance::Repair(const v1::RepairRequest& 
     if (trashed.ok()) (void)RemoveTree(*trashed);
     return prepared;
   }
-  spdlog::info("repair {}: keeping {} files ({}) from {}, fetching {} ({}) from {}",
-               Key(name, version), plan.keep.size(), FormatBytes(plan.bytes_kept),
-               damaged.string(), plan.fetch.size(), FormatBytes(plan.bytes_to_fetch),
-               manifest.source());
+  spdlog::info("repair started {}", LogFields()
+                                        .Add("model", name)
+                                        .Add("version", version)
+                                        .Add("files_kept", plan.keep.size())
+                                        .Add("bytes_kept", plan.bytes_kept)
+                                        .Add("path", damaged.string())
+                                        .Add("files_fetched", plan.fetch.size())
+                                        .Add("bytes", plan.bytes_to_fetch)
+                                        .Add("source", manifest.source()));
   ASSIGN_OR_RETURN(v1::EnsureProgress ready,
                    EnsureAndWait(cache_, name, version, manifest.source()));
   response.set_bytes_kept(plan.bytes_kept);
@@ -479,8 +500,10 @@ absl::StatusOr<v1::MigrateResponse> Maintenance::Migrate(const v1::MigrateReques
         result->set_error(fmt::format("copied, but the cache did not take it: {}", adopted.message()));
       }
     }
-    spdlog::info("migrate {} from {} to {}: {}", Key(name, version), from.id, to.id,
-                 report->skipped ? "already there" : FormatBytes(report->bytes_copied));
+    LogFields migrated;
+    migrated.Add("model", name).Add("version", version).Add("from", from.id).Add("to", to.id);
+    if (report->skipped) migrated.Add("reason", "already there");
+    spdlog::info("migrate done {}", migrated.Add("bytes", report->skipped ? 0 : report->bytes_copied));
   }
   return response;
 }

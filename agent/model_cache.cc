@@ -16,7 +16,6 @@
 #include "agent/store/trash.h"
 #include "common/log_fields.h"
 #include "common/names.h"
-#include "common/quantity.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
 #include "common/uri.h"
@@ -160,7 +159,8 @@ void ModelCache::Impl::EnterGate(const ModelKey& key, Fill& fill) {
     if (it != fills_.end() && it->second.job == nullptr) StartJob(key, it->second);
   };
   callbacks.on_published = [this, key](v1::Manifest manifest) {
-    spdlog::info("fill {}@{}: published by another agent of the volume", key.first, key.second);
+    spdlog::info("fill published by another agent of the volume {}",
+                 LogFields().Add("model", key.first).Add("version", key.second));
     OnFillDone(key, std::move(manifest), /*hit=*/true);
   };
   callbacks.on_error = [this, key](absl::Status status) { OnFillDone(key, std::move(status)); };
@@ -172,8 +172,9 @@ void ModelCache::Impl::EnterGate(const ModelKey& key, Fill& fill) {
     if (it == fills_.end()) return;
     // Another agent took the model over (we were too slow to renew): stop fetching, keep the
     // staging for it, and wait for its publish like any other agent of the volume.
-    spdlog::warn("fill {}@{}: lost the fill lease, waiting for the new filler", key.first,
-                 key.second);
+    // The fill gate logged the loss and its cause (WARN); this says what the cache does.
+    spdlog::info("fill stopped: lease lost, waiting for the new filler {}",
+                 LogFields().Add("model", key.first).Add("version", key.second));
     it->second.job.reset();
     it->second.ticket.reset();
     EnterGate(key, it->second);
@@ -215,7 +216,15 @@ void ModelCache::Impl::AnswerHit(const IndexEntry& entry, const DoneFn& on_done)
   loop_.RunBlocking(
       [layout = layout_, name = manifest.name(), version = manifest.version(), now] {
         absl::Status persisted = PersistAccess(layout, name, version, now);
-        if (!persisted.ok()) spdlog::warn("model {}@{}: {}", name, version, persisted);
+        if (!persisted.ok()) {
+          spdlog::warn("last use not saved {}",
+                       LogFields()
+                           .Add("model", name)
+                           .Add("version", version)
+                           .Add("error", persisted)
+                           .Add("next", "served anyway; after a restart the last use saved "
+                                        "before counts"));
+        }
       },
       [] {});
   on_done(ReadyProgress(manifest, layout_.ModelDir(manifest.name(), manifest.version()), true));
@@ -240,8 +249,12 @@ void ModelCache::Impl::OnFillDone(const ModelKey& key, absl::StatusOr<v1::Manife
   if (fill->second.ticket) {
     if (!result.ok() && fill->second.ticket->Lost()) {
       // The publish check found the lease taken over: the new filler finishes the model.
-      spdlog::warn("fill {}@{}: {}; waiting for the new filler", key.first, key.second,
-                   result.status());
+      spdlog::warn("fill lease lost before publishing {}",
+                   LogFields()
+                       .Add("model", key.first)
+                       .Add("version", key.second)
+                       .Add("error", result.status())
+                       .Add("next", "staging kept; waiting for the new filler"));
       fill->second.job.reset();
       fill->second.ticket.reset();
       return EnterGate(key, fill->second);
@@ -350,11 +363,18 @@ void ModelCache::Impl::Purge(const ModelKey& key,
                                              .Add("bytes", known_bytes));
   auto freed = std::make_shared<absl::StatusOr<uint64_t>>(uint64_t{0});
   loop_.RunBlocking([layout = layout_, freed] { *freed = EmptyTrash(layout); },
-                    [freed, known_bytes, model, on_done = std::move(on_done)] {
+                    [freed, known_bytes, key, on_done = std::move(on_done)] {
                       // The model is already out of the cache; a failed delete is retried by
                       // the next trash sweep, so the purge itself succeeded.
                       if (!freed->ok()) {
-                        spdlog::warn("model {}: emptying trash: {}", model, freed->status());
+                        spdlog::warn("trash not emptied after a purge {}",
+                                     LogFields()
+                                         .Add("model", key.first)
+                                         .Add("version", key.second)
+                                         .Add("error", freed->status())
+                                         .Add("next", "the purge counts as done; the trash is "
+                                                      "emptied again at the next purge or "
+                                                      "agent start"));
                         return on_done(known_bytes);
                       }
                       on_done(known_bytes > 0 ? known_bytes : **freed);
@@ -366,9 +386,16 @@ void ModelCache::Impl::EmptyTrashInBackground() {
       [layout = layout_] {
         absl::StatusOr<uint64_t> freed = EmptyTrash(layout);
         if (!freed.ok()) {
-          spdlog::warn("emptying trash: {}", freed.status());
+          spdlog::warn("trash not emptied {}",
+                       LogFields()
+                           .Add("volume", layout.Root().string())
+                           .Add("error", freed.status())
+                           .Add("next", "the trash is emptied again at the next purge or agent "
+                                        "start"));
         } else if (*freed > 0) {
-          spdlog::info("emptied trash: {} freed", FormatBytes(*freed));
+          spdlog::info("trash emptied {}", LogFields()
+                                               .Add("volume", layout.Root().string())
+                                               .Add("bytes", *freed));
         }
       },
       [] {});
@@ -412,16 +439,23 @@ absl::StatusOr<std::unique_ptr<ModelCache>> ModelCache::Open(EventLoop& loop, co
   CacheLayout layout(options.cache_root);
   RETURN_IF_ERROR(layout.CreateDirectories());
   ASSIGN_OR_RETURN(ScanReport report, ScanVolume(layout));
-  for (const std::string& problem : report.problems) {
-    spdlog::warn("cache {}: {}", layout.Root().string(), problem);
+  for (const ScanProblem& problem : report.problems) {
+    spdlog::warn("volume scan problem {}", LogFields()
+                                               .Add("volume", layout.Root().string())
+                                               .Add("path", problem.path)
+                                               .Add("error", problem.error)
+                                               .Add("next", problem.next));
   }
-  spdlog::info("cache {}: {} models ({}), {} resumable fills in staging{}, {} of stale staging removed",
-               layout.Root().string(), report.index.Size(), FormatBytes(report.index.TotalBytes()),
-               report.staging_found.size(),
-               report.staging_found.empty()
-                   ? std::string()
-                   : absl::StrCat(" (", absl::StrJoin(report.staging_found, ", "), ")"),
-               FormatBytes(report.staging_removed_bytes));
+  LogFields scanned;
+  scanned.Add("volume", layout.Root().string())
+      .Add("models", report.index.Size())
+      .Add("bytes", report.index.TotalBytes())
+      .Add("resumable_fills", report.staging_found.size());
+  if (!report.staging_found.empty()) {
+    scanned.Add("resumable", absl::StrJoin(report.staging_found, ","));
+  }
+  spdlog::info("volume scanned {}",
+               scanned.Add("stale_staging_removed_bytes", report.staging_removed_bytes));
   auto impl = std::make_unique<Impl>(loop, clock, std::move(options), std::move(report.index));
   Impl* raw = impl.get();
   loop.Post([raw] { raw->EmptyTrashInBackground(); });

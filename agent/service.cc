@@ -154,8 +154,12 @@ class AgentService final : public v1::Agent::Service {
     const std::string model = request->name() + "@" + request->version();
     if (request->release()) {
       response->set_released(leases.Release(request->name(), request->version(), request->holder()));
-      spdlog::info("lease of {} for {} released ({})", model, request->holder(),
-                   response->released() ? "ended" : "had none");
+      spdlog::info("pod lease released {}",
+                   LogFields()
+                       .Add("model", request->name())
+                       .Add("version", request->version())
+                       .Add("holder", request->holder())
+                       .Add("result", response->released() ? "ended" : "had none"));
       if (response->released() && options_.on_leases_changed) options_.on_leases_changed();
     } else {
       const bool had = leases.LiveLeases(request->name(), request->version()) > 0;

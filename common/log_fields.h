@@ -8,8 +8,10 @@
 //
 // Keys are [a-z_][a-z0-9_]*. A value with a space, a quote, '=' or a control character, or an
 // empty one, is written in double quotes with \" \\ \n \r \t escapes.
-// The usual keys: model, version, node, volume, source, bytes, duration_ms, command, reason,
-// error (what failed and why), next (what happens now).
+// The usual keys: model, version, node, volume, path, source, bytes, duration_ms, command,
+// reason, error (what failed and why), next (what happens now). Every WARN, ERROR and CRITICAL
+// line is "<constant message> {}" with fields that include error and next; the LogLines unit
+// test (tests/unit/log_lines_test.cc) checks the sources for it.
 #include <concepts>
 #include <cstdint>
 #include <string>

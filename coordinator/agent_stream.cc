@@ -86,6 +86,7 @@ class AgentStreams::Session final
                    LogFields()
                        .Add("node", node_name)
                        .Add("unread_messages", outgoing_.size())
+                       .Add("error", "the agent does not read its stream")
                        .Add("next", "the agent reconnects and resyncs"));
       write_failed_ = true;
       if (!done_) context_->TryCancel();
@@ -312,7 +313,12 @@ class AgentStreams::Worker {
       absl::Status requeued = owner_.store_.RecordDisconnect(hello.node_name(), Now());
       if (!requeued.ok()) {
         spdlog::error("recording the old stream's end failed {}",
-                      LogFields().Add("node", hello.node_name()).Add("error", requeued));
+                      LogFields()
+                          .Add("node", hello.node_name())
+                          .Add("error", requeued)
+                          .Add("next", "the new stream goes on; commands sent on the old one "
+                                       "stay sent until a later disconnect is recorded or the "
+                                       "coordinator restarts"));
       }
     }
     absl::Status status = owner_.store_.RecordHello(hello, Now());
@@ -392,7 +398,11 @@ class AgentStreams::Worker {
         absl::Status disconnected = owner_.store_.RecordDisconnect(session->node_name, Now());
         if (!disconnected.ok()) {
           spdlog::error("recording a disconnect failed {}",
-                        LogFields().Add("node", session->node_name).Add("error", disconnected));
+                        LogFields()
+                            .Add("node", session->node_name)
+                            .Add("error", disconnected)
+                            .Add("next", "the node's commands in flight stay sent until a later "
+                                         "disconnect is recorded or the coordinator restarts"));
         }
       }
     }

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "common/log_fields.h"
 #include "common/logging.h"
 #include "common/status_format.h"
 #include "coordinator/config.h"
@@ -55,12 +56,15 @@ int main(int argc, char** argv) {
   modelcache::SystemClock clock;
   auto server = modelcache::CoordinatorServer::Start(*config, clock);
   if (!server.ok()) {
-    spdlog::critical("{}", server.status());
+    spdlog::critical("coordinator not started {}",
+                     modelcache::LogFields()
+                         .Add("error", server.status())
+                         .Add("next", "the coordinator exits with 1"));
     return 1;
   }
   int received = 0;
   sigwait(&signals, &received);
-  spdlog::info("signal {}: shutting down", received);
+  spdlog::info("coordinator shutting down {}", modelcache::LogFields().Add("signal", received));
   (*server)->Shutdown();
   return 0;
 }

@@ -127,8 +127,12 @@ class CoordinatorServer::Impl final
     if (server_ == nullptr || port_ == 0) {
       return absl::UnavailableError(fmt::format("coordinator: cannot listen on {}", config_.listen));
     }
-    spdlog::info("coordinator listening on {} (port {}, tls {}, auth {})", config_.listen, port_,
-                 config_.tls.cert_file.empty() ? "off" : "on", tokens_ ? "on" : "off");
+    spdlog::info("coordinator listening {}",
+                 LogFields()
+                     .Add("listen", config_.listen)
+                     .Add("port", port_)
+                     .Add("tls", config_.tls.cert_file.empty() ? "off" : "on")
+                     .Add("auth", tokens_ ? "on" : "off"));
     policy_thread_ = std::thread([this] { PolicyLoop(); });
     listening_ = true;
     return absl::OkStatus();
@@ -239,8 +243,11 @@ class CoordinatorServer::Impl final
       RETURN_IF_ERROR(ValidateModelRef(request->name(), request->version(), false));
       ASSIGN_OR_RETURN(*response, store_->SetCaching(request->name(), request->version(),
                                                      request->enabled(), Now()));
-      spdlog::info("caching {} for {}{}{}", request->enabled() ? "enabled" : "disabled",
-                   request->name(), request->version().empty() ? "" : "@", request->version());
+      LogFields changed;
+      changed.Add("model", request->name());
+      if (!request->version().empty()) changed.Add("version", request->version());
+      spdlog::info("caching setting changed {}",
+                   changed.Add("caching", request->enabled() ? "enabled" : "disabled"));
       BroadcastPolicy();
       return absl::OkStatus();
     });
@@ -261,7 +268,7 @@ class CoordinatorServer::Impl final
     return Handle(context, Permission::kAdmin, "DeleteModel", [&]() -> absl::Status {
       RETURN_IF_ERROR(ValidateModelName(request->name()));
       RETURN_IF_ERROR(store_->MarkDeleted(request->name(), Now()));
-      spdlog::info("model {} deleted from the registry", request->name());
+      spdlog::info("model deleted from the registry {}", LogFields().Add("model", request->name()));
       BroadcastPolicy();
       ASSIGN_OR_RETURN(Snapshot snapshot, store_->LoadSnapshot());
       PurgePlan plan = Plan(snapshot, policy_, clock_.Now());
@@ -429,18 +436,29 @@ class CoordinatorServer::Impl final
     absl::StatusOr<Principal> principal = tokens_->Authenticate(header);
     if (!principal.ok()) {
       metrics_.auth_refused.Increment();
-      spdlog::warn("auth: {} from {} refused: {}", what, context->peer(), principal.status());
+      spdlog::warn("auth refused {}", LogFields()
+                                          .Add("call", what)
+                                          .Add("peer", context->peer())
+                                          .Add("error", principal.status())
+                                          .Add("next", "the call is refused"));
       return principal.status();
     }
     absl::Status allowed = Authorize(*principal, permission, what);
     if (!allowed.ok()) {
       metrics_.auth_refused.Increment();
-      spdlog::warn("auth: {} from {} refused: {}", what, context->peer(), allowed);
+      spdlog::warn("auth refused {}", LogFields()
+                                          .Add("call", what)
+                                          .Add("peer", context->peer())
+                                          .Add("error", allowed)
+                                          .Add("next", "the call is refused"));
       return allowed;
     }
     if (permission == Permission::kAdmin || permission == Permission::kMaintain) {
-      spdlog::info("auth: {} by {} ({}) from {}", what, principal->name, RoleName(principal->role),
-                   context->peer());
+      spdlog::info("auth granted {}", LogFields()
+                                          .Add("call", what)
+                                          .Add("principal", principal->name)
+                                          .Add("role", RoleName(principal->role))
+                                          .Add("peer", context->peer()));
     }
     return principal;
   }
@@ -620,7 +638,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   if (!config.tokens_file.empty()) {
     ASSIGN_OR_RETURN(tokens, TokenTable::Load(config.tokens_file));
   } else {
-    spdlog::warn("coordinator: no tokensFile configured, every caller is admin (development only)");
+    spdlog::warn("authentication off {}",
+                 LogFields()
+                     .Add("error", "no tokensFile configured")
+                     .Add("next", "every caller is admin (development only)"));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<CoordinatorStore> store,
                    CoordinatorStore::Open(config.database, config.default_caching_enabled));

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "agent/fill/event_loop.h"
+#include "common/log_fields.h"
 #include "spdlog/spdlog.h"
 
 namespace modelcache {
@@ -31,16 +32,27 @@ void CloseAndDelete(Handle* handle, Owner* owner) {
   uv_close(raw, [](uv_handle_t* closed) { delete static_cast<Owner*>(closed->data); });
 }
 
+// An exception must not unwind through curl or libuv. `next` says what happens after it.
 template <typename Fn>
-void Guarded(const char* what, Fn&& fn) {
+void Guarded(const char* what, const char* next, Fn&& fn) {
   try {
     fn();
   } catch (const std::exception& error) {
-    spdlog::error("curl multi: {} threw: {}", what, error.what());
+    spdlog::error("curl multi callback threw {}",
+                  LogFields().Add("callback", what).Add("error", error.what()).Add("next", next));
   } catch (...) {
-    spdlog::error("curl multi: {} threw a non-std exception", what);
+    spdlog::error("curl multi callback threw {}", LogFields()
+                                                      .Add("callback", what)
+                                                      .Add("error", "a non-std exception")
+                                                      .Add("next", next));
   }
 }
+
+// After a throw in a socket, poll or timer callback curl has not been driven to the end; it
+// is driven again at the next socket event or timeout, and a transfer left without one ends
+// by its stall timeout.
+constexpr char kDrivenAgain[] =
+    "the transfers are driven again at the next socket event or timeout";
 
 }  // namespace
 
@@ -100,7 +112,8 @@ void CurlMulti::Remove(CURL* easy) {
 
 int CurlMulti::OnCurlSocket(CURL* /*easy*/, curl_socket_t fd, int what, void* self, void* socket) {
   auto* multi = static_cast<CurlMulti*>(self);
-  Guarded("socket callback", [&] { multi->WatchSocket(fd, what, static_cast<Socket*>(socket)); });
+  Guarded("socket", kDrivenAgain,
+          [&] { multi->WatchSocket(fd, what, static_cast<Socket*>(socket)); });
   return 0;
 }
 
@@ -122,7 +135,11 @@ void CurlMulti::WatchSocket(curl_socket_t fd, int what, Socket* socket) {
     int error = uv_poll_init_socket(loop_.Raw(), &fresh->poll, fd);
     if (error != 0) {
       // The transfer then makes no progress and ends by its stall timeout.
-      spdlog::error("curl multi: uv_poll_init_socket(fd {}): {}", fd, uv_strerror(error));
+      spdlog::error("curl multi cannot watch a socket {}",
+                    LogFields()
+                        .Add("fd", fd)
+                        .Add("error", uv_strerror(error))
+                        .Add("next", "the transfer ends by its stall timeout"));
       return;
     }
     fresh->poll.data = fresh.get();
@@ -161,12 +178,12 @@ void CurlMulti::OnPoll(uv_poll_t* poll, int status, int events) {
   }
   CurlMulti* multi = socket->owner;
   curl_socket_t fd = socket->fd;  // `socket` may be closed during Act()
-  Guarded("poll callback", [&] { multi->Act(fd, mask); });
+  Guarded("poll", kDrivenAgain, [&] { multi->Act(fd, mask); });
 }
 
 void CurlMulti::OnTimer(uv_timer_t* timer) {
   auto* multi = static_cast<CurlMulti*>(timer->data);
-  Guarded("timer callback", [&] { multi->Act(CURL_SOCKET_TIMEOUT, 0); });
+  Guarded("timer", kDrivenAgain, [&] { multi->Act(CURL_SOCKET_TIMEOUT, 0); });
 }
 
 void CurlMulti::Act(curl_socket_t fd, int event_mask) {
@@ -189,7 +206,8 @@ void CurlMulti::FinishDone() {
     curl_multi_remove_handle(multi_, easy);
     DoneFn done = std::move(it->second);
     transfers_.erase(it);
-    Guarded("transfer callback", [&] { done(result); });
+    Guarded("transfer done", "the transfer is forgotten; the other transfers go on",
+            [&] { done(result); });
     if (destroyed) {
       if (outer != nullptr) *outer = true;
       return;  // `this` is gone

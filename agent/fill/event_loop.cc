@@ -4,6 +4,7 @@
 #include <exception>
 #include <utility>
 
+#include "common/log_fields.h"
 #include "spdlog/spdlog.h"
 
 namespace modelcache {
@@ -18,13 +19,18 @@ struct BlockingWork {
 };
 
 // A task that throws is a bug in the task, but the exception must not unwind through libuv.
-void RunGuarded(const std::function<void()>& task, const char* what) {
+// `next` says what the loop does after it (for the log line).
+void RunGuarded(const std::function<void()>& task, const char* what, const char* next) {
   try {
     task();
   } catch (const std::exception& error) {
-    spdlog::error("event loop: {} threw: {}", what, error.what());
+    spdlog::error("event loop task threw {}",
+                  LogFields().Add("task", what).Add("error", error.what()).Add("next", next));
   } catch (...) {
-    spdlog::error("event loop: {} threw a non-std exception", what);
+    spdlog::error("event loop task threw {}", LogFields()
+                                                  .Add("task", what)
+                                                  .Add("error", "a non-std exception")
+                                                  .Add("next", next));
   }
 }
 
@@ -108,7 +114,7 @@ void EventLoop::RunBlocking(std::function<void()> work, std::function<void()> do
       &loop_, &job->request,
       [](uv_work_t* request) {
         auto* job = static_cast<BlockingWork*>(request->data);
-        RunGuarded(job->work, "blocking work");
+        RunGuarded(job->work, "blocking work", "its completion runs on the loop anyway");
       },
       [](uv_work_t* request, int status) {
         std::unique_ptr<BlockingWork> job(static_cast<BlockingWork*>(request->data));
@@ -118,12 +124,15 @@ void EventLoop::RunBlocking(std::function<void()> work, std::function<void()> do
           stopping = job->loop->stopping_;
         }
         if (status == UV_ECANCELED || stopping || !job->done) return;
-        RunGuarded(job->done, "blocking work completion");
+        RunGuarded(job->done, "blocking work completion", "the loop goes on");
       });
   if (error == 0) {
     job.release();  // libuv owns it until the after-work callback
   } else {
-    spdlog::error("event loop: uv_queue_work failed: {}", uv_strerror(error));
+    spdlog::error("event loop cannot queue blocking work {}",
+                  LogFields()
+                      .Add("error", uv_strerror(error))
+                      .Add("next", "the work and its completion are dropped"));
   }
 }
 
@@ -148,7 +157,7 @@ void EventLoop::Drain() {
     return;
   }
   for (auto& task : batch) {
-    RunGuarded(task, "posted task");
+    RunGuarded(task, "posted task", "the loop goes on with the next task");
   }
 }
 

@@ -30,6 +30,7 @@
 #include "agent/store/space.h"
 #include "agent/store/trash.h"
 #include "common/fs.h"
+#include "common/log_fields.h"
 #include "common/names.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
@@ -347,7 +348,8 @@ void FillJob::Impl::Start() {
 void FillJob::Impl::OnListed(absl::Status status, Listing listing) {
   if (phase_ != Phase::kListing) return;
   if (status.ok() && listing.published) {
-    spdlog::info("fill {}@{}: published meanwhile on this volume, not fetching", name_, version_);
+    spdlog::info("fill not needed: published meanwhile on this volume {}",
+                 LogFields().Add("model", name_).Add("version", version_));
     progress_.set_state(v1::EnsureProgress::READY);
     progress_.set_path(layout_.ModelDir(name_, version_).string());
     return Deliver(*std::move(listing.published));
@@ -391,8 +393,11 @@ void FillJob::Impl::OnListed(absl::Status status, Listing listing) {
   if (!reserved.ok()) return Fail(reserved);  // names the owner: "model x@1: needs ..."
   reserved_ = true;
   if (resumed_bytes > 0) {
-    spdlog::info("fill {}@{}: resuming {} of {} bytes from staging", name_, version_,
-                 resumed_bytes, total_bytes);
+    spdlog::info("fill resuming from staging {}", LogFields()
+                                                      .Add("model", name_)
+                                                      .Add("version", version_)
+                                                      .Add("bytes", resumed_bytes)
+                                                      .Add("total_bytes", total_bytes));
   }
 
   for (const SourceFile& file : listing.files) {
@@ -731,7 +736,15 @@ void FillJob::Impl::ContinuePublish() {
           return published;
         }
         absl::Status access = PersistAccess(layout, manifest->name(), manifest->version(), now);
-        if (!access.ok()) spdlog::warn("model {}@{}: {}", manifest->name(), manifest->version(), access);
+        if (!access.ok()) {
+          spdlog::warn("last use not saved {}",
+                       LogFields()
+                           .Add("model", manifest->name())
+                           .Add("version", manifest->version())
+                           .Add("error", access)
+                           .Add("next", "the model is published; after a restart its fetch time "
+                                        "counts as its last use"));
+        }
         return absl::OkStatus();
       },
       [this, manifest, refused](absl::Status status) {
@@ -770,7 +783,15 @@ void FillJob::Impl::ContinueCleanup() {
           return WriteJournal(path, journal);
         },
         [this](absl::Status status) {
-          if (!status.ok()) spdlog::warn("fill {}@{}: saving the journal: {}", name_, version_, status);
+          if (!status.ok()) {
+            spdlog::warn("fill journal not saved {}",
+                         LogFields()
+                             .Add("model", name_)
+                             .Add("version", version_)
+                             .Add("error", status)
+                             .Add("next", "staging kept; the next fill resumes from the journal "
+                                          "saved before, or starts over without one"));
+          }
           Deliver(failure_);
         });
     return;
@@ -785,7 +806,15 @@ void FillJob::Impl::ContinueCleanup() {
         return absl::OkStatus();
       },
       [this](absl::Status status) {
-        if (!status.ok()) spdlog::warn("fill {}@{}: removing staging: {}", name_, version_, status);
+        if (!status.ok()) {
+          spdlog::warn("fill staging not removed {}",
+                       LogFields()
+                           .Add("model", name_)
+                           .Add("version", version_)
+                           .Add("error", status)
+                           .Add("next", "the fill's failure is reported; the next fill reuses or "
+                                        "replaces the staging"));
+        }
         Deliver(failure_);
       });
 }

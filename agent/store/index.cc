@@ -42,7 +42,7 @@ absl::Status TrashWithReport(const CacheLayout& layout, const std::filesystem::p
   absl::StatusOr<std::filesystem::path> moved = MoveToTrash(layout, victim);
   if (absl::IsNotFound(moved.status())) return absl::OkStatus();  // another agent got there
   RETURN_IF_ERROR(moved.status());
-  report.problems.push_back(fmt::format("{}: {}, moved to trash", Relative(layout, victim), why));
+  report.problems.push_back({Relative(layout, victim), std::string(why), "moved to trash"});
   return absl::OkStatus();
 }
 
@@ -52,8 +52,7 @@ absl::Status ScanModels(const CacheLayout& layout, ScanReport& report) {
     std::filesystem::path name_dir = layout.ModelsDir() / name;
     // Not ours to judge: leave unknown entries alone, but say so.
     if (!ValidateModelName(name).ok() || !IsDirectory(name_dir)) {
-      report.problems.push_back(
-          fmt::format("{}: not a model folder, ignored", Relative(layout, name_dir)));
+      report.problems.push_back({Relative(layout, name_dir), "not a model folder", "ignored"});
       continue;
     }
     ASSIGN_OR_RETURN(std::vector<std::string> versions, ListDirectory(name_dir));
@@ -61,7 +60,7 @@ absl::Status ScanModels(const CacheLayout& layout, ScanReport& report) {
       std::filesystem::path model_dir = layout.ModelDir(name, version);
       if (!ValidateModelVersion(version).ok() || !IsDirectory(model_dir)) {
         report.problems.push_back(
-            fmt::format("{}: not a model version folder, ignored", Relative(layout, model_dir)));
+            {Relative(layout, model_dir), "not a model version folder", "ignored"});
         continue;
       }
       absl::StatusOr<v1::Manifest> manifest = ReadManifest(layout.ManifestPath(name, version));
@@ -127,8 +126,8 @@ absl::Status ScanStaging(const CacheLayout& layout, ScanReport& report) {
       std::error_code error;
       if (!journal.ok() &&
           std::filesystem::exists(layout.LocksDir() / (folder + ".lock"), error)) {
-        report.problems.push_back(fmt::format(
-            "{}: {}, kept: a fill lock exists for it", Relative(layout, path), why));
+        report.problems.push_back(
+            {Relative(layout, path), why, "kept: a fill lock exists for it"});
         continue;
       }
     }
@@ -137,7 +136,7 @@ absl::Status ScanStaging(const CacheLayout& layout, ScanReport& report) {
     if (absl::IsNotFound(moved.status())) continue;
     RETURN_IF_ERROR(moved.status());
     report.staging_removed_bytes += bytes;
-    report.problems.push_back(fmt::format("{}: {}, moved to trash", Relative(layout, path), why));
+    report.problems.push_back({Relative(layout, path), why, "moved to trash"});
   }
   return absl::OkStatus();
 }

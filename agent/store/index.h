@@ -34,9 +34,16 @@ class ModelIndex {
   std::map<std::pair<std::string, std::string>, IndexEntry> entries_;
 };
 
+// Something the scan found wrong on the volume, and what it did about it (for the log).
+struct ScanProblem {
+  std::string path;   // relative to the volume root: "models/x/1"
+  std::string error;  // "no manifest"
+  std::string next;   // "moved to trash", "ignored", ...
+};
+
 struct ScanReport {
   ModelIndex index;
-  std::vector<std::string> problems;       // e.g. "models/x/1: no manifest, moved to trash"
+  std::vector<ScanProblem> problems;
   std::vector<std::string> staging_found;  // "<name>@<version>" folders with a journal (resumable)
   uint64_t staging_removed_bytes = 0;      // staging without a usable journal, trashed
 };

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <charconv>
 #include <system_error>
+#include <utility>
 
 #include "spdlog/fmt/fmt.h"
 
@@ -72,28 +73,30 @@ std::optional<uint32_t> ParseOverride(std::string_view text) {
   return magic;
 }
 
-StorageCheckResult Judge(const std::filesystem::path& root, uint32_t magic, bool bypass,
-                         std::string_view pretended) {
+StorageCheckResult Judge(uint32_t magic, bool bypass) {
   StorageCheckResult result;
   result.type_magic = magic;
   result.type_name = std::string(FilesystemTypeName(magic));
-  std::string described = fmt::format("{} ({:#010x})", result.type_name, magic);
   if (IsSupportedFilesystem(magic)) {
     result.accepted = true;
-    result.message = fmt::format("cache {} is on {}: accepted", root.string(), described);
   } else if (bypass) {
     result.accepted = true;
-    result.message = fmt::format(
-        "cache {} is on {}, not NFS or a local disk; used anyway because "
-        "modelsCacheStorage.bypassStorageCheck is true",
-        root.string(), described);
+    result.problem = "not NFS or a local disk";
+    result.next = "used anyway because modelsCacheStorage.bypassStorageCheck is true";
   } else {
-    result.message = fmt::format(
-        "cache {} is on {}, not NFS or a local disk; caching refused (set "
-        "modelsCacheStorage.bypassStorageCheck: true to use it anyway)",
-        root.string(), described);
+    result.problem = "not NFS or a local disk";
+    result.next =
+        "caching refused (set modelsCacheStorage.bypassStorageCheck: true to use it anyway)";
   }
-  result.message += pretended;
+  return result;
+}
+
+// Nothing could be cached in the folder: refused whatever the bypass says.
+StorageCheckResult Unusable(std::string problem) {
+  StorageCheckResult result;
+  result.type_name = "unknown";
+  result.problem = std::move(problem);
+  result.next = "caching refused, even with modelsCacheStorage.bypassStorageCheck";
   return result;
 }
 
@@ -113,26 +116,20 @@ StorageCheckResult CheckStorage(const std::filesystem::path& root, bool bypass,
                                 std::optional<std::string> fs_type_override) {
   if (fs_type_override.has_value()) {
     std::optional<uint32_t> magic = ParseOverride(*fs_type_override);
-    if (!magic.has_value()) {
-      StorageCheckResult result;
-      result.type_name = "unknown";
-      result.message = fmt::format(
-          "cache {}: filesystem type override '{}' is not a known type or number; "
-          "caching refused",
-          root.string(), *fs_type_override);
-      return result;
-    }
-    return Judge(root, *magic, bypass, " [filesystem type overridden for tests]");
+    StorageCheckResult result =
+        magic.has_value()
+            ? Judge(*magic, bypass)
+            : Unusable(fmt::format("filesystem type override '{}' is not a known type or number",
+                                   *fs_type_override));
+    result.type_overridden = true;
+    return result;
   }
   struct statfs info;
   if (::statfs(root.c_str(), &info) != 0) {
-    StorageCheckResult result;
-    result.type_name = "unknown";
-    result.message = fmt::format("cache {}: statfs failed: {}; caching refused", root.string(),
-                                 std::error_code(errno, std::generic_category()).message());
-    return result;
+    return Unusable(fmt::format("statfs failed: {}",
+                                std::error_code(errno, std::generic_category()).message()));
   }
-  return Judge(root, static_cast<uint32_t>(info.f_type), bypass, "");
+  return Judge(static_cast<uint32_t>(info.f_type), bypass);
 }
 
 }  // namespace modelcache

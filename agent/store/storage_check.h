@@ -16,13 +16,16 @@ struct StorageCheckResult {
   bool accepted = false;
   std::string type_name;    // "nfs", "ext4", "tmpfs", ... or "unknown"
   uint32_t type_magic = 0;  // statfs f_type (0 when statfs failed)
-  // For the log: why it was refused (ERROR), or what was accepted and why (INFO / WARN when
-  // bypassed). Names the folder and the type.
-  std::string message;
+  // For the log line (the caller adds the folder and the type): what is wrong with the type
+  // ("not NFS or a local disk", "statfs failed: ..."), empty when it is supported; and what
+  // happens because of it ("caching refused (set ... to use it anyway)", "used anyway ...").
+  std::string problem;
+  std::string next;
+  bool type_overridden = false;  // the type is the tests' fs_type_override, not statfs's
 };
 
 // statfs(`root`) and judge its type. With `bypass` an unsupported type is accepted (the
-// message says so); a folder that cannot be statfs'ed is refused even then, since nothing
+// `next` says so); a folder that cannot be statfs'ed is refused even then, since nothing
 // could be cached in it. `fs_type_override` (tests only) pretends the folder has that type:
 // a name from the table ("tmpfs", "nfs", "ext4", ...) or a magic number ("0x01021994"); an
 // unrecognised override is refused.

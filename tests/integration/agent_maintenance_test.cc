@@ -199,7 +199,11 @@ TEST_F(AgentMaintenanceTest, AnUnsupportedFilesystemIsRefusedAndClientsFallBack)
   EXPECT_THAT(refused.err, HasSubstr("FAILED_PRECONDITION"));
   EXPECT_THAT(refused.err, HasSubstr("cache refused: tmpfs at " + cache_root_.string()));
   EXPECT_THAT(AgentLog(), HasSubstr("Z error "));
-  EXPECT_THAT(AgentLog(), HasSubstr("cache " + cache_root_.string() + " is on tmpfs"));
+  EXPECT_THAT(AgentLog(), HasSubstr("storage check refused the cache path=" + cache_root_.string() +
+                                    " type=tmpfs magic=0x01021994 type_overridden_for_tests=true"));
+  EXPECT_THAT(AgentLog(), HasSubstr(" error=\"not NFS or a local disk\" next=\"caching refused "
+                                    "(set modelsCacheStorage.bypassStorageCheck: true to use it "
+                                    "anyway)\""));
   // Ready: pods must reach the agent to learn that they have to download on their own.
   testing::HttpResponse ready =
       testing::HttpGet("http://127.0.0.1:" + std::to_string(metrics_port_) + "/readyz");
@@ -224,7 +228,9 @@ TEST_F(AgentMaintenanceTest, BypassStorageCheckUsesAnUnsupportedFilesystemWithAW
   EXPECT_EQ(ready, cache_root_ / "models" / "m" / "v1");
   ExpectOriginFiles(ready);
   EXPECT_THAT(AgentLog(), HasSubstr("Z warning "));
-  EXPECT_THAT(AgentLog(), HasSubstr("used anyway"));
+  EXPECT_THAT(AgentLog(), HasSubstr("storage check: unsupported filesystem path=" +
+                                    cache_root_.string() + " type=tmpfs"));
+  EXPECT_THAT(AgentLog(), HasSubstr("next=\"used anyway because"));
 }
 
 TEST_F(AgentMaintenanceTest, ARealTmpfsIsRefused) {
@@ -245,7 +251,13 @@ TEST_F(AgentMaintenanceTest, ARealTmpfsIsRefused) {
   CtlResult refused = Fetch();
   EXPECT_EQ(refused.exit.code, 4) << refused.err;
   EXPECT_THAT(refused.err, HasSubstr("cache refused: tmpfs at " + cache_root_.string()));
-  EXPECT_THAT(AgentLog(), Not(HasSubstr("overridden for tests")));
+  // The line README.md's troubleshooting section quotes.
+  EXPECT_THAT(AgentLog(),
+              HasSubstr(" error agent storage check refused the cache path=" + cache_root_.string() +
+                        " type=tmpfs magic=0x01021994 error=\"not NFS or a local disk\" "
+                        "next=\"caching refused (set modelsCacheStorage.bypassStorageCheck: true "
+                        "to use it anyway)\"\n"));
+  EXPECT_THAT(AgentLog(), Not(HasSubstr("type_overridden_for_tests")));
   agent_.reset();  // before the folder goes
 }
 
@@ -394,14 +406,16 @@ TEST_F(AgentMaintenanceTest, ThePeriodicScrubQuarantinesADamagedModel) {
   fs::path model = FillModel();
   ASSERT_TRUE(fs::exists(model));
   // Clean passes leave it alone.
-  ASSERT_TRUE(PollUntil([&] { return AgentLog().find("scrub: pass done, 0 models") != std::string::npos; },
+  const std::string clean_pass = "scrub pass done volume=" + cache_root_.string() + " quarantined=0";
+  ASSERT_TRUE(PollUntil([&] { return AgentLog().find(clean_pass) != std::string::npos; },
                         std::chrono::seconds(20)))
       << AgentLog();
   EXPECT_TRUE(fs::exists(model));
   fs::resize_file(model / "config.json", 5);
   // Logged once the model was quarantined and dropped from the index.
-  ASSERT_TRUE(PollUntil([&] { return AgentLog().find("config.json: has 5 bytes") != std::string::npos; },
-                        std::chrono::seconds(20)))
+  ASSERT_TRUE(PollUntil(
+      [&] { return AgentLog().find("path=config.json error=\"has 5 bytes") != std::string::npos; },
+      std::chrono::seconds(20)))
       << AgentLog();
   EXPECT_FALSE(fs::exists(model));
   EXPECT_FALSE(fs::is_empty(cache_root_ / "quarantine"));

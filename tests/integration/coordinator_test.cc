@@ -561,7 +561,7 @@ TEST(CoordinatorIntegration, RolesAreEnforced) {
   ASSERT_TRUE(PollUntil([&] { return right.Client().Connected(); }, kDeadline));
   EXPECT_FALSE(wrong.Client().Connected());
   EXPECT_EQ(wrong.Client().Connections(), 0u);
-  EXPECT_NE(coordinator.Log().find("auth: Connect from"), std::string::npos)
+  EXPECT_NE(coordinator.Log().find("auth refused call=Connect peer="), std::string::npos)
       << "refused attempts are logged";
 }
 

@@ -30,8 +30,9 @@ TEST(StorageCheck, RealFolderIsJudgedByItsStatfsType) {
   uint32_t magic = static_cast<uint32_t>(info.f_type);
   StorageCheckResult result = CheckStorage(dir.Path(), false, std::nullopt);
   EXPECT_EQ(result.type_magic, magic);
-  EXPECT_EQ(result.accepted, ExpectedAccepted(magic)) << result.message;
-  EXPECT_NE(result.message.find(dir.Path().string()), std::string::npos) << result.message;
+  EXPECT_EQ(result.accepted, ExpectedAccepted(magic)) << result.problem;
+  EXPECT_EQ(result.problem.empty(), ExpectedAccepted(magic)) << result.problem;
+  EXPECT_FALSE(result.type_overridden);
   EXPECT_TRUE(CheckStorage(dir.Path(), true, std::nullopt).accepted);
 }
 
@@ -40,18 +41,18 @@ TEST(StorageCheck, TmpfsOverrideIsRefusedNamingTheTypeAndTheBypass) {
   EXPECT_FALSE(result.accepted);
   EXPECT_EQ(result.type_name, "tmpfs");
   EXPECT_EQ(result.type_magic, 0x01021994u);
-  EXPECT_NE(result.message.find("cache /cache is on tmpfs (0x01021994), not NFS or a local disk; "
-                                "caching refused"),
-            std::string::npos)
-      << result.message;
-  EXPECT_NE(result.message.find("bypassStorageCheck: true"), std::string::npos);
+  EXPECT_TRUE(result.type_overridden);
+  EXPECT_EQ(result.problem, "not NFS or a local disk");
+  EXPECT_EQ(result.next,
+            "caching refused (set modelsCacheStorage.bypassStorageCheck: true to use it anyway)");
 }
 
 TEST(StorageCheck, BypassAcceptsAnUnsupportedType) {
   StorageCheckResult result = CheckStorage("/cache", true, "tmpfs");
   EXPECT_TRUE(result.accepted);
   EXPECT_EQ(result.type_name, "tmpfs");
-  EXPECT_NE(result.message.find("used anyway"), std::string::npos) << result.message;
+  EXPECT_EQ(result.problem, "not NFS or a local disk");
+  EXPECT_NE(result.next.find("used anyway"), std::string::npos) << result.next;
 }
 
 TEST(StorageCheck, OverridesNameSupportedTypesAndNumbers) {
@@ -68,14 +69,16 @@ TEST(StorageCheck, OverridesNameSupportedTypesAndNumbers) {
 TEST(StorageCheck, UnknownOverrideIsRefusedEvenWithBypass) {
   StorageCheckResult result = CheckStorage("/cache", true, "floppyfs");
   EXPECT_FALSE(result.accepted);
-  EXPECT_NE(result.message.find("floppyfs"), std::string::npos);
+  EXPECT_NE(result.problem.find("floppyfs"), std::string::npos) << result.problem;
+  EXPECT_NE(result.next.find("caching refused, even with"), std::string::npos) << result.next;
 }
 
 TEST(StorageCheck, MissingFolderIsRefusedEvenWithBypass) {
   testing::TempDir dir;
   StorageCheckResult result = CheckStorage(dir.Path() / "missing", true, std::nullopt);
   EXPECT_FALSE(result.accepted);
-  EXPECT_NE(result.message.find("statfs failed"), std::string::npos) << result.message;
+  EXPECT_NE(result.problem.find("statfs failed"), std::string::npos) << result.problem;
+  EXPECT_NE(result.next.find("caching refused, even with"), std::string::npos) << result.next;
 }
 
 TEST(StorageCheck, DevShmIsRefusedWhenItIsTmpfs) {

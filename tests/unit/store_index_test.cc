@@ -77,8 +77,8 @@ TEST_F(ScanVolumeTest, VersionWithoutManifestGoesToTrash) {
   EXPECT_EQ(TrashEntries(), 2u);
   ASSERT_EQ(report->problems.size(), 2u);
   EXPECT_TRUE(std::any_of(report->problems.begin(), report->problems.end(), [](const auto& p) {
-    return p.find("models/bad/1") != std::string::npos && p.find("trash") != std::string::npos;
-  })) << report->problems[0];
+    return p.path == "models/bad/1" && p.error == "no manifest" && p.next == "moved to trash";
+  })) << report->problems[0].path << ": " << report->problems[0].error;
 }
 
 TEST_F(ScanVolumeTest, ManifestInTheWrongFolderGoesToTrash) {
