@@ -1,0 +1,89 @@
+#pragma once
+// A real modelcache-agent for integration tests: writes its YAML config from options, starts
+// the binary (tests/testing/subprocess.h) and waits until its gRPC socket accepts. Each start
+// logs stderr to a file of its own, so Log() and WaitForLogLine() see only the current run.
+// Restart() starts it again with the same options, on the same cache folder and socket, as a
+// crashed or upgraded agent would come back.
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "tests/testing/subprocess.h"
+
+namespace modelcache::testing {
+
+struct AgentProcessOptions {
+  std::filesystem::path directory;  // required: <node_name>.yaml and <node_name>-<start>.log go here
+  std::string node_name = "agent";  // nodeName:
+  std::filesystem::path cache_root;  // required: cacheRoot:
+  std::filesystem::path socket;      // required: socket:
+  std::string coordinator;           // coordinator: host:port; empty: none
+  std::filesystem::path coordinator_token_file;  // coordinatorTokenFile:; empty: none
+  std::string metrics_address;       // metricsAddress: ("" turns the HTTP server off)
+  std::string log_level = "info";    // log: {level: ...}
+  std::string extra_yaml;            // appended verbatim after the keys above
+  // "NAME=value" entries added to the agent's environment (see SubprocessOptions).
+  std::vector<std::string> environment;
+  std::string binary = MODELCACHE_BINARY_DIR "/agent/modelcache-agent";
+  std::chrono::milliseconds start_timeout{30'000};  // for the socket to accept
+};
+
+class AgentProcess {
+ public:
+  // Writes the config and starts the agent, then waits until the socket accepts. An error
+  // (INTERNAL, or DEADLINE_EXCEEDED after start_timeout) names the config and quotes the log.
+  static absl::StatusOr<std::unique_ptr<AgentProcess>> Start(AgentProcessOptions options);
+  ~AgentProcess() = default;  // the Subprocess kills the process group if still running
+  AgentProcess(const AgentProcess&) = delete;
+  AgentProcess& operator=(const AgentProcess&) = delete;
+
+  // Starts the agent again with the same options (config rewritten, a new log file) once
+  // the current run has ended (Stop() or Kill() + WaitExit()). FAILED_PRECONDITION while it
+  // still runs; otherwise as Start().
+  absl::Status Restart();
+
+  const AgentProcessOptions& Options() const { return options_; }
+  const std::filesystem::path& Socket() const { return options_.socket; }
+  const std::filesystem::path& CacheRoot() const { return options_.cache_root; }
+  const std::string& NodeName() const { return options_.node_name; }
+  std::filesystem::path ConfigPath() const;
+  std::filesystem::path LogPath() const { return log_path_; }
+  // The current run's stderr so far ("" before it wrote anything).
+  std::string Log() const;
+  // Polls Log() for `text` until `timeout`; true once it is there.
+  bool WaitForLogLine(std::string_view text, std::chrono::milliseconds timeout,
+                      std::chrono::milliseconds interval = std::chrono::milliseconds(50)) const;
+
+  pid_t Pid() const { return process_->Pid(); }
+  bool Running() { return process_->Running(); }
+  // Sends `signal` (SIGKILL for a crash) to the agent; see Subprocess::Signal.
+  absl::Status Kill(int signal) { return process_->Signal(signal); }
+  absl::StatusOr<ExitStatus> WaitExit(std::chrono::milliseconds timeout) {
+    return process_->WaitExit(timeout);
+  }
+  // SIGTERM, then SIGKILL after `grace`; returns how it ended.
+  ExitStatus Stop(std::chrono::milliseconds grace = std::chrono::seconds(5)) {
+    return process_->Terminate(grace);
+  }
+
+ private:
+  explicit AgentProcess(AgentProcessOptions options) : options_(std::move(options)) {}
+  absl::Status Launch();
+
+  AgentProcessOptions options_;
+  std::filesystem::path log_path_;
+  int starts_ = 0;
+  std::unique_ptr<Subprocess> process_;
+};
+
+// The agent YAML that AgentProcess writes for `options`.
+std::string AgentConfigYaml(const AgentProcessOptions& options);
+
+}  // namespace modelcache::testing
