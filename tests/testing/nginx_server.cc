@@ -1,9 +1,6 @@
 #include "tests/testing/nginx_server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -17,18 +14,6 @@
 
 namespace modelcache::testing {
 namespace {
-
-bool PortAccepts(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(port);
-  bool connected = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-  ::close(fd);
-  return connected;
-}
 
 std::string ReadAll(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -87,7 +72,7 @@ absl::StatusOr<std::unique_ptr<NginxServer>> NginxServer::Start(const NginxOptio
     auto started = Subprocess::Start(process);
     if (!started.ok()) return started.status();
     std::unique_ptr<Subprocess> child = *std::move(started);
-    bool ready = PollUntil([&] { return !child->Running() || PortAccepts(port); }, options.start_timeout);
+    bool ready = PollUntil([&] { return !child->Running() || TcpPortAccepts(port); }, options.start_timeout);
     if (ready && child->Running()) {
       server->process_ = std::move(child);
       server->port_ = port;
