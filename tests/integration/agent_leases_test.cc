@@ -6,15 +6,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <regex>
 
 #include "agent/store/layout.h"
+#include "tests/testing/agent_process.h"
+#include "tests/testing/coordinator_process.h"
 #include "tests/testing/nginx_server.h"
-#include "tests/testing/ports.h"
 #include "tests/testing/random_model.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
@@ -31,20 +29,8 @@ using testing::PollUntil;
 using testing::Subprocess;
 using testing::SubprocessOptions;
 
-const std::string kAgentBinary = MODELCACHE_BINARY_DIR "/agent/modelcache-agent";
-const std::string kCoordinatorBinary = MODELCACHE_BINARY_DIR "/coordinator/modelcache-coordinator";
 const std::string kCtlBinary = MODELCACHE_BINARY_DIR "/cli/modelcachectl";
 constexpr auto kDeadline = 30s;
-
-bool SocketAccepts(const fs::path& path) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
-  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-  close(fd);
-  return ok;
-}
 
 size_t Count(const std::string& text, const std::string& needle) {
   size_t count = 0;
@@ -60,12 +46,7 @@ struct CtlResult {
   std::string err;
 };
 
-struct Agent {
-  std::string node;
-  fs::path socket;
-  fs::path log;
-  std::unique_ptr<Subprocess> process;
-};
+using testing::AgentProcess;
 
 class AgentLeasesTest : public ::testing::Test {
  protected:
@@ -81,19 +62,14 @@ class AgentLeasesTest : public ::testing::Test {
     ASSERT_TRUE(origin.ok()) << origin.status();
     origin_ = *std::move(origin);
 
-    port_ = testing::FreeTcpPort();
     testing::WriteTestFile(dir_.Path() / "tokens", "adm admin\nview viewer\nagt agent\n");
     testing::WriteTestFile(dir_.Path() / "agent-token", "agt\n");
-    testing::WriteTestFile(
-        dir_.Path() / "coordinator.yaml",
-        "modelsCacheStorage: {storageSize: 1Gi, checkUnusedCachedModelsEvery: 1s, "
-        "purgeUnusedCachedModelsAfter: 2s}\ncoordinator:\n  listen: 127.0.0.1:" +
-            std::to_string(port_) + "\n  database: " + dir_.Join("c.db") +
-            "\n  tokensFile: " + dir_.Join("tokens") + "\n  defaultCaching: enabled\n");
-    SubprocessOptions options;
-    options.argv = {kCoordinatorBinary, "--config", dir_.Join("coordinator.yaml")};
-    options.stderr_path = dir_.Join("coordinator.log");
-    absl::StatusOr<std::unique_ptr<Subprocess>> coordinator = Subprocess::Start(options);
+    absl::StatusOr<std::unique_ptr<testing::CoordinatorProcess>> coordinator =
+        testing::CoordinatorProcess::Start(
+            {.directory = dir_.Path(),
+             .storage_yaml = "{storageSize: 1Gi, checkUnusedCachedModelsEvery: 1s, "
+                             "purgeUnusedCachedModelsAfter: 2s}",
+             .tokens_file = dir_.Path() / "tokens"});
     ASSERT_TRUE(coordinator.ok()) << coordinator.status();
     coordinator_ = *std::move(coordinator);
 
@@ -102,43 +78,29 @@ class AgentLeasesTest : public ::testing::Test {
     ASSERT_NO_FATAL_FAILURE(StartAgent(agents_[1], "node-b"));
   }
 
-  // Starts (or restarts) an agent; with `wait_for_coordinator`, until it holds the
-  // coordinator's policy. Each start logs to its own file.
-  void StartAgent(Agent& agent, const std::string& node, bool wait_for_coordinator = true) {
-    agent.node = node;
-    agent.socket = dir_.Path() / ("run-" + node) / "agent.sock";
-    agent.log = dir_.Path() / (node + "-" + std::to_string(++agent_starts_) + ".log");
-    fs::path config = dir_.Path() / (node + ".yaml");
-    testing::WriteTestFile(config, "cacheRoot: " + CacheRoot().string() +
-                                       "\nsocket: " + agent.socket.string() +
-                                       "\nmetricsAddress: \"\"\nnodeName: " + node +
-                                       "\ncoordinator: " + Address() +
-                                       "\ncoordinatorTokenFile: " + dir_.Join("agent-token") +
-                                       "\nleaseTtl: 3s\nlog: {level: info}\n");
-    SubprocessOptions options;
-    options.argv = {kAgentBinary, "--config", config.string()};
-    options.stderr_path = agent.log.string();
-    absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(options);
-    ASSERT_TRUE(process.ok()) << process.status();
-    agent.process = *std::move(process);
-    ASSERT_TRUE(PollUntil([&] { return !agent.process->Running() || SocketAccepts(agent.socket); },
-                          kDeadline));
-    ASSERT_TRUE(agent.process->Running()) << "agent exited:\n" << Log(agent);
-    if (!wait_for_coordinator) return;
-    ASSERT_TRUE(PollUntil([&] { return Log(agent).find("caching policy from the coordinator") !=
-                                       std::string::npos; },
-                          kDeadline, 50ms))
-        << Log(agent);
+  // Starts an agent and waits until it holds the coordinator's policy.
+  void StartAgent(std::unique_ptr<AgentProcess>& agent, const std::string& node) {
+    absl::StatusOr<std::unique_ptr<AgentProcess>> started = AgentProcess::Start(
+        {.directory = dir_.Path(),
+         .node_name = node,
+         .cache_root = CacheRoot(),
+         .socket = dir_.Path() / ("run-" + node) / "agent.sock",
+         .coordinator = Address(),
+         .coordinator_token_file = dir_.Path() / "agent-token",
+         .extra_yaml = "leaseTtl: 3s\n"});
+    ASSERT_TRUE(started.ok()) << started.status();
+    agent = *std::move(started);
+    ASSERT_TRUE(agent->WaitForLogLine("caching policy from the coordinator", kDeadline))
+        << agent->Log();
   }
 
   fs::path CacheRoot() const { return dir_.Path() / "cache"; }
   fs::path ModelDir(const std::string& version) const {
     return CacheRoot() / "models" / "m" / version;
   }
-  static std::string Log(const Agent& agent) { return testing::ReadTestFile(agent.log); }
-  std::string Address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string Address() const { return coordinator_->Address(); }
 
-  SubprocessOptions CtlOptions(std::vector<std::string> args, const Agent* agent) {
+  SubprocessOptions CtlOptions(std::vector<std::string> args, const AgentProcess* agent) {
     std::string tag = std::to_string(++ctl_runs_);
     SubprocessOptions options;
     options.argv = {kCtlBinary};
@@ -147,13 +109,13 @@ class AgentLeasesTest : public ::testing::Test {
     options.environment = {"MODELCACHE_DISABLE=", "AIOLI_DISABLE_MODEL_CACHE=", "HOSTNAME=",
                            "MODELCACHE_TOKEN=", "MODELCACHE_COORDINATOR=" + Address(),
                            "MODELCACHE_SOCKET=" +
-                               (agent ? agent->socket.string() : dir_.Join("no-agent.sock"))};
+                               (agent ? agent->Socket().string() : dir_.Join("no-agent.sock"))};
     options.stdout_path = dir_.Join("ctl-" + tag + ".out");
     options.stderr_path = dir_.Join("ctl-" + tag + ".err");
     return options;
   }
 
-  CtlResult Ctl(std::vector<std::string> args, const Agent* agent = nullptr) {
+  CtlResult Ctl(std::vector<std::string> args, const AgentProcess* agent = nullptr) {
     SubprocessOptions options = CtlOptions(std::move(args), agent);
     CtlResult result;
     absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(options);
@@ -169,7 +131,7 @@ class AgentLeasesTest : public ::testing::Test {
     return result;
   }
 
-  CtlResult Fetch(const Agent& agent, const std::string& version, std::vector<std::string> more = {}) {
+  CtlResult Fetch(const AgentProcess& agent, const std::string& version, std::vector<std::string> more = {}) {
     std::vector<std::string> args = {"fetch", "--model", "m", "--version", version, "--source",
                                      origin_->BaseUrl() + "/m/"};
     args.insert(args.end(), more.begin(), more.end());
@@ -181,19 +143,17 @@ class AgentLeasesTest : public ::testing::Test {
 
   testing::TempDir dir_;
   uint64_t model_bytes_ = 0;
-  uint16_t port_ = 0;
   std::unique_ptr<testing::NginxServer> origin_;
-  std::unique_ptr<Subprocess> coordinator_;
-  Agent agents_[2];
+  std::unique_ptr<testing::CoordinatorProcess> coordinator_;
+  std::unique_ptr<AgentProcess> agents_[2];
   int ctl_runs_ = 0;
-  int agent_starts_ = 0;
 };
 
 TEST_F(AgentLeasesTest, HeldModelOutlivesTheUnusedPurgeUntilItsHolderReleasesIt) {
-  Agent& pod_node = agents_[1];  // the commands for the volume go to node-a: the lease is not its own
+  AgentProcess& pod_node = *agents_[1];  // the commands for the volume go to node-a: the lease is not its own
   // The init container fetches with a holder (a 3s lease), the sidecar keeps renewing it.
   CtlResult fetched = Fetch(pod_node, "v1", {"--holder", "pod-1"});
-  ASSERT_EQ(fetched.exit_code, 0) << fetched.err << Log(pod_node);
+  ASSERT_EQ(fetched.exit_code, 0) << fetched.err << pod_node.Log();
   SubprocessOptions sidecar_options = CtlOptions(
       {"hold", "--model", "m", "--version", "v1", "--holder", "pod-1", "--every", "1s"}, &pod_node);
   absl::StatusOr<std::unique_ptr<Subprocess>> sidecar = Subprocess::Start(sidecar_options);
@@ -206,7 +166,7 @@ TEST_F(AgentLeasesTest, HeldModelOutlivesTheUnusedPurgeUntilItsHolderReleasesIt)
   EXPECT_TRUE(fs::exists(ModelDir("v1")));
 
   // An unheld model, fetched later (so used more recently than v1), goes after 2s.
-  CtlResult unheld = Fetch(agents_[0], "v2");
+  CtlResult unheld = Fetch(*agents_[0], "v2");
   ASSERT_EQ(unheld.exit_code, 0) << unheld.err;
   std::string audit;
   ASSERT_TRUE(PollUntil(
@@ -215,7 +175,7 @@ TEST_F(AgentLeasesTest, HeldModelOutlivesTheUnusedPurgeUntilItsHolderReleasesIt)
         return audit.find("\"version\": \"v2\"") != std::string::npos;
       },
       kDeadline, 200ms))
-      << audit << testing::ReadTestFile(dir_.Path() / "coordinator.log");
+      << audit << coordinator_->Log();
   EXPECT_TRUE(PollUntil([&] { return !fs::exists(ModelDir("v2")); }, kDeadline, 50ms));
   // The pass that took v2 saw v1 unused for longer, and kept it for its lease.
   EXPECT_TRUE(fs::exists(ModelDir("v1")));
@@ -230,7 +190,7 @@ TEST_F(AgentLeasesTest, HeldModelOutlivesTheUnusedPurgeUntilItsHolderReleasesIt)
   EXPECT_TRUE(exit->Success()) << exit->ToString() << testing::ReadTestFile(sidecar_options.stderr_path);
   EXPECT_THAT(sidecar_out(), HasSubstr("released m@v1 for pod-1"));
   EXPECT_TRUE(PollUntil([&] { return !fs::exists(ModelDir("v1")); }, kDeadline, 50ms))
-      << Log(agents_[0]) << Log(pod_node);
+      << agents_[0]->Log() << pod_node.Log();
   ASSERT_TRUE(PollUntil(
       [&] {
         audit = AuditJson();
@@ -262,7 +222,7 @@ TEST_F(AgentLeasesTest, HeldModelOutlivesTheUnusedPurgeUntilItsHolderReleasesIt)
 }
 
 TEST_F(AgentLeasesTest, HoldOnceAndReleaseAnswerFromTheAgent) {
-  const Agent& agent = agents_[0];
+  const AgentProcess& agent = *agents_[0];
   CtlResult held = Ctl({"hold", "--model", "m", "--version", "v9", "--holder", "pod-9", "--once"},
                        &agent);
   ASSERT_EQ(held.exit_code, 0) << held.err;
@@ -285,22 +245,19 @@ TEST_F(AgentLeasesTest, HoldOnceAndReleaseAnswerFromTheAgent) {
 }
 
 TEST_F(AgentLeasesTest, AgentStartingWhileTheCoordinatorIsDownKeepsTheLastPolicy) {
-  Agent& agent = agents_[0];
+  AgentProcess& agent = *agents_[0];
   CtlResult disabled = Ctl({"disable-caching", "m", "--token", "adm"});
   ASSERT_EQ(disabled.exit_code, 0) << disabled.err;
-  ASSERT_TRUE(PollUntil(
-      [&] {
-        return Log(agent).find("caching policy from the coordinator: default enabled, 1 rules") !=
-               std::string::npos;
-      },
-      kDeadline, 50ms))
-      << Log(agent);
+  ASSERT_TRUE(agent.WaitForLogLine("caching policy from the coordinator: default enabled, 1 rules",
+                                    kDeadline, 50ms))
+      << agent.Log();
 
-  // The coordinator goes away, then the agent restarts without it.
-  coordinator_->Terminate();
-  agent.process->Terminate();
-  ASSERT_NO_FATAL_FAILURE(StartAgent(agent, "node-a", /*wait_for_coordinator=*/false));
-  EXPECT_THAT(Log(agent), HasSubstr("caching policy from the last run (until the coordinator "
+  // The coordinator goes away, then the agent restarts without it (a new log: this run's).
+  coordinator_->Stop();
+  agent.Stop();
+  absl::Status restarted = agent.Restart();
+  ASSERT_TRUE(restarted.ok()) << restarted;
+  EXPECT_THAT(agent.Log(), HasSubstr("caching policy from the last run (until the coordinator "
                                     "answers): default enabled, 1 rules"));
   CtlResult refused = Fetch(agent, "v1");
   EXPECT_NE(refused.exit_code, 0) << refused.out;
@@ -309,7 +266,7 @@ TEST_F(AgentLeasesTest, AgentStartingWhileTheCoordinatorIsDownKeepsTheLastPolicy
   // Models the policy does not name still follow its default.
   CtlResult other = Ctl({"fetch", "--model", "other", "--version", "v1", "--source",
                          origin_->BaseUrl() + "/m/"}, &agent);
-  EXPECT_EQ(other.exit_code, 0) << other.err << Log(agent);
+  EXPECT_EQ(other.exit_code, 0) << other.err << agent.Log();
 }
 
 }  // namespace
