@@ -4,9 +4,6 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <map>
@@ -19,8 +16,9 @@
 #include "agent/store/volume_id.h"
 #include "common/sha256.h"
 #include "modelcache/v1/agent.grpc.pb.h"
+#include "tests/testing/agent_process.h"
+#include "tests/testing/coordinator_process.h"
 #include "tests/testing/nginx_server.h"
-#include "tests/testing/ports.h"
 #include "tests/testing/random_model.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
@@ -32,42 +30,21 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using testing::PollUntil;
-using testing::Subprocess;
-using testing::SubprocessOptions;
+using testing::AgentProcess;
 
-const std::string kAgentBinary = MODELCACHE_BINARY_DIR "/agent/modelcache-agent";
-const std::string kCoordinatorBinary = MODELCACHE_BINARY_DIR "/coordinator/modelcache-coordinator";
 constexpr auto kDeadline = 30s;
 constexpr auto kFillDeadline = 180s;
 constexpr uint64_t kMiB = 1ull << 20;
 
-bool SocketAccepts(const fs::path& path) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
-  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-  close(fd);
-  return ok;
-}
-
-struct Agent {
-  std::string node;
-  fs::path cache_root;
-  fs::path socket;
-  fs::path log;
-  std::unique_ptr<Subprocess> process;
-};
-
 // One Ensure call through an agent's socket, on a thread of its own.
 class EnsureCall {
  public:
-  EnsureCall(const Agent& agent, const std::string& source) {
+  EnsureCall(const AgentProcess& agent, const std::string& source) {
     v1::EnsureRequest request;
     request.set_name("m");
     request.set_version("v1");
     request.set_source(source);
-    thread_ = std::thread([this, socket = agent.socket, request] {
+    thread_ = std::thread([this, socket = agent.Socket(), request] {
       auto channel = grpc::CreateChannel("unix:" + socket.string(),
                                          grpc::InsecureChannelCredentials());
       auto stub = v1::Agent::NewStub(channel);
@@ -205,8 +182,10 @@ class CrossNodeFillTest : public ::testing::Test {
     ASSERT_TRUE(origin.ok()) << origin.status();
     origin_ = *std::move(origin);
 
-    port_ = testing::FreeTcpPort();
-    ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+    absl::StatusOr<std::unique_ptr<testing::CoordinatorProcess>> coordinator =
+        testing::CoordinatorProcess::Start({.directory = dir_.Path()});
+    ASSERT_TRUE(coordinator.ok()) << coordinator.status();
+    coordinator_ = *std::move(coordinator);
 
     for (int i = 0; i < 4; ++i) {
       ASSERT_NO_FATAL_FAILURE(StartAgent(agents_[i], "node-" + std::to_string(i), Shared()));
@@ -214,51 +193,27 @@ class CrossNodeFillTest : public ::testing::Test {
     ASSERT_NO_FATAL_FAILURE(StartAgent(agents_[4], "node-own", dir_.Path() / "own-cache"));
   }
 
-  void StartCoordinator() {
-    testing::WriteTestFile(
-        dir_.Path() / "coordinator.yaml",
-        "modelsCacheStorage: {storageSize: 10Gi, checkUnusedCachedModelsEvery: 1h, "
-        "purgeUnusedCachedModelsAfter: 1d}\ncoordinator:\n  listen: 127.0.0.1:" +
-            std::to_string(port_) + "\n  database: " + dir_.Join("c.db") +
-            "\n  defaultCaching: enabled\n");
-    SubprocessOptions options;
-    options.argv = {kCoordinatorBinary, "--config", dir_.Join("coordinator.yaml")};
-    options.stderr_path = dir_.Join("coordinator-" + std::to_string(++coordinator_runs_) + ".log");
-    absl::StatusOr<std::unique_ptr<Subprocess>> coordinator = Subprocess::Start(options);
-    ASSERT_TRUE(coordinator.ok()) << coordinator.status();
-    coordinator_ = *std::move(coordinator);
-  }
-
   fs::path Shared() const { return dir_.Path() / "shared-cache"; }
   fs::path ModelDir() const { return Shared() / "models" / "m" / "v1"; }
 
-  void StartAgent(Agent& agent, const std::string& node, const fs::path& cache_root) {
-    agent.node = node;
-    agent.cache_root = cache_root;
-    agent.socket = dir_.Path() / ("run-" + node) / "agent.sock";
-    agent.log = dir_.Path() / (node + ".log");
-    fs::path config = dir_.Path() / (node + ".yaml");
-    testing::WriteTestFile(config, "cacheRoot: " + cache_root.string() +
-                                       "\nsocket: " + agent.socket.string() +
-                                       "\nmetricsAddress: \"\"\nnodeName: " + node +
-                                       "\ncoordinator: 127.0.0.1:" + std::to_string(port_) +
-                                       "\nfillLease: {ttl: 2s, pollInterval: 1s}"
-                                       "\nlog: {level: info}\n");
-    SubprocessOptions options;
-    options.argv = {kAgentBinary, "--config", config.string()};
-    options.stderr_path = agent.log.string();
-    absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(options);
-    ASSERT_TRUE(process.ok()) << process.status();
-    agent.process = *std::move(process);
-    ASSERT_TRUE(PollUntil([&] { return !agent.process->Running() || SocketAccepts(agent.socket); },
-                          kDeadline));
-    ASSERT_TRUE(agent.process->Running()) << "agent exited:\n" << Log(agent);
+  void StartAgent(std::unique_ptr<AgentProcess>& agent, const std::string& node,
+                  const fs::path& cache_root) {
+    absl::StatusOr<std::unique_ptr<AgentProcess>> started = AgentProcess::Start(
+        {.directory = dir_.Path(),
+         .node_name = node,
+         .cache_root = cache_root,
+         .socket = dir_.Path() / ("run-" + node) / "agent.sock",
+         .coordinator = coordinator_->Address(),
+         .extra_yaml = "fillLease: {ttl: 2s, pollInterval: 1s}\n"});
+    ASSERT_TRUE(started.ok()) << started.status();
+    agent = *std::move(started);
   }
 
-  static std::string Log(const Agent& agent) { return testing::ReadTestFile(agent.log); }
   std::string Logs() {
     std::string all;
-    for (const Agent& agent : agents_) all += "---- " + agent.node + "\n" + Log(agent);
+    for (const std::unique_ptr<AgentProcess>& agent : agents_) {
+      if (agent) all += "---- " + agent->NodeName() + "\n" + agent->Log();
+    }
     return all;
   }
 
@@ -297,16 +252,14 @@ class CrossNodeFillTest : public ::testing::Test {
   testing::TempDir dir_;
   uint64_t model_bytes_ = 0;
   std::map<std::string, uint64_t> sizes_;
-  uint16_t port_ = 0;
-  int coordinator_runs_ = 0;
   std::unique_ptr<testing::NginxServer> origin_;
   // Declared after dir_, so stopped (by PID) before their folders go.
-  std::unique_ptr<Subprocess> coordinator_;
-  Agent agents_[5];  // 0..3 share one folder, 4 has its own
+  std::unique_ptr<testing::CoordinatorProcess> coordinator_;
+  std::unique_ptr<AgentProcess> agents_[5];  // 0..3 share one folder, 4 has its own
 };
 
 // The agent whose node the lock file names, once there is one; -1 after the deadline.
-int FillerOf(const fs::path& cache_root, const Agent* agents, int count) {
+int FillerOf(const fs::path& cache_root, const std::unique_ptr<AgentProcess>* agents, int count) {
   SystemClock clock;
   FillLocks locks(CacheLayout(cache_root), "test", clock, 2000ms);
   int filler = -1;
@@ -315,7 +268,7 @@ int FillerOf(const fs::path& cache_root, const Agent* agents, int count) {
         absl::StatusOr<FillLockHolder> holder = locks.ReadHolder("m", "v1");
         if (!holder.ok()) return false;
         for (int i = 0; i < count; ++i) {
-          if (agents[i].node == holder->node) filler = i;
+          if (agents[i]->NodeName() == holder->node) filler = i;
         }
         return filler >= 0;
       },
@@ -335,7 +288,7 @@ uint64_t CommittedBytes(const fs::path& cache_root) {
 
 TEST_F(CrossNodeFillTest, FourAgentsOnOneVolumeDownloadTheModelOnce) {
   std::vector<std::unique_ptr<EnsureCall>> calls;
-  for (int i = 0; i < 4; ++i) calls.push_back(std::make_unique<EnsureCall>(agents_[i], Url()));
+  for (int i = 0; i < 4; ++i) calls.push_back(std::make_unique<EnsureCall>(*agents_[i], Url()));
   int fills = 0;
   for (auto& call : calls) {
     ASSERT_TRUE(call->Ok()) << call->Error() << Logs();
@@ -351,13 +304,13 @@ TEST_F(CrossNodeFillTest, FourAgentsOnOneVolumeDownloadTheModelOnce) {
 
   // The agent on its own folder is another volume: it fills its own copy.
   absl::StatusOr<VolumeIdRecord> shared = ReadVolumeId(CacheLayout(Shared()));
-  absl::StatusOr<VolumeIdRecord> own = ReadVolumeId(CacheLayout(agents_[4].cache_root));
+  absl::StatusOr<VolumeIdRecord> own = ReadVolumeId(CacheLayout(agents_[4]->CacheRoot()));
   ASSERT_TRUE(shared.ok() && own.ok());
   EXPECT_NE(shared->id, own->id);
-  EnsureCall separate(agents_[4], Url());
-  ASSERT_TRUE(separate.Ok()) << separate.Error() << Log(agents_[4]);
+  EnsureCall separate(*agents_[4], Url());
+  ASSERT_TRUE(separate.Ok()) << separate.Error() << agents_[4]->Log();
   EXPECT_FALSE(separate.Last().hit());
-  ExpectModelAt(agents_[4].cache_root / "models" / "m" / "v1");
+  ExpectModelAt(agents_[4]->CacheRoot() / "models" / "m" / "v1");
   EXPECT_GE(SettledServedBytes(2 * model_bytes_), 2 * model_bytes_);
 }
 
@@ -365,7 +318,7 @@ TEST_F(CrossNodeFillTest, KilledFillerIsTakenOverAndResumedFromStaging) {
   PartialFileWatcher watcher(ModelDir(), sizes_);
   std::vector<std::unique_ptr<EnsureCall>> calls;
   for (int i = 0; i < 4; ++i) {
-    calls.push_back(std::make_unique<EnsureCall>(agents_[i], Url("/slow")));
+    calls.push_back(std::make_unique<EnsureCall>(*agents_[i], Url("/slow")));
   }
   // Who fills: the lock file names the node.
   int filler = FillerOf(Shared(), agents_, 4);
@@ -376,7 +329,7 @@ TEST_F(CrossNodeFillTest, KilledFillerIsTakenOverAndResumedFromStaging) {
                         kDeadline, 20ms))
       << Logs();
   ASSERT_LT(committed, model_bytes_ * 3 / 4) << "the origin was too fast to kill mid-fill";
-  ASSERT_TRUE(agents_[filler].process->Signal(SIGKILL).ok());
+  ASSERT_TRUE(agents_[filler]->Kill(SIGKILL).ok());
 
   // Another agent takes over after the lease ttl and resumes. Bytes served from then on are
   // its own: the killed filler's requests were logged by nginx when their connections died.
@@ -384,7 +337,7 @@ TEST_F(CrossNodeFillTest, KilledFillerIsTakenOverAndResumedFromStaging) {
   ASSERT_TRUE(PollUntil(
       [&] {
         for (int i = 0; i < 4; ++i) {
-          if (i != filler && Log(agents_[i]).find("resuming") != std::string::npos) taker = i;
+          if (i != filler && agents_[i]->Log().find("resuming") != std::string::npos) taker = i;
         }
         return taker >= 0;
       },
@@ -396,9 +349,9 @@ TEST_F(CrossNodeFillTest, KilledFillerIsTakenOverAndResumedFromStaging) {
     if (i == filler) continue;
     ASSERT_TRUE(calls[i]->Ok()) << calls[i]->Error() << Logs();
     EXPECT_EQ(calls[i]->Last().path(), ModelDir().string());
-    EXPECT_EQ(calls[i]->Last().hit(), i != taker) << agents_[i].node;
+    EXPECT_EQ(calls[i]->Last().hit(), i != taker) << agents_[i]->NodeName();
     // Every survivor heard of a fill in progress before READY (its own or the filler's).
-    EXPECT_TRUE(calls[i]->SawPartialProgress(model_bytes_)) << agents_[i].node;
+    EXPECT_TRUE(calls[i]->SawPartialProgress(model_bytes_)) << agents_[i]->NodeName();
   }
   ExpectModelAt(ModelDir());
   uint64_t served = SettledServedBytes(model_bytes_);
@@ -413,10 +366,10 @@ TEST_F(CrossNodeFillTest, KilledFillerIsTakenOverAndResumedFromStaging) {
 }
 
 TEST_F(CrossNodeFillTest, LockFilesKeepOneDownloadWithoutTheCoordinator) {
-  testing::ExitStatus stopped = coordinator_->Terminate();
+  testing::ExitStatus stopped = coordinator_->Stop();
   ASSERT_FALSE(coordinator_->Running()) << stopped.ToString();
   std::vector<std::unique_ptr<EnsureCall>> calls;
-  for (int i = 0; i < 4; ++i) calls.push_back(std::make_unique<EnsureCall>(agents_[i], Url()));
+  for (int i = 0; i < 4; ++i) calls.push_back(std::make_unique<EnsureCall>(*agents_[i], Url()));
   int fills = 0;
   for (auto& call : calls) {
     ASSERT_TRUE(call->Ok()) << call->Error() << Logs();
@@ -444,22 +397,23 @@ namespace {
 TEST_F(CrossNodeFillTest, CoordinatorRestartMidFillKeepsTheFiller) {
   std::vector<std::unique_ptr<EnsureCall>> calls;
   for (int i = 0; i < 4; ++i) {
-    calls.push_back(std::make_unique<EnsureCall>(agents_[i], Url("/slow")));
+    calls.push_back(std::make_unique<EnsureCall>(*agents_[i], Url("/slow")));
   }
   int filler = FillerOf(Shared(), agents_, 4);
   ASSERT_GE(filler, 0) << Logs();
   ASSERT_TRUE(PollUntil([&] { return CommittedBytes(Shared()) >= model_bytes_ / 10; }, kDeadline,
                         20ms))
       << Logs();
-  testing::ExitStatus stopped = coordinator_->Terminate();
+  testing::ExitStatus stopped = coordinator_->Stop();
   ASSERT_FALSE(coordinator_->Running()) << stopped.ToString();
-  ASSERT_NO_FATAL_FAILURE(StartCoordinator());
+  absl::Status restarted = coordinator_->Restart();
+  ASSERT_TRUE(restarted.ok()) << restarted;
   ASSERT_LT(CommittedBytes(Shared()), model_bytes_ * 9 / 10) << "the fill ended too early";
 
   for (int i = 0; i < 4; ++i) {
     ASSERT_TRUE(calls[i]->Ok()) << calls[i]->Error() << Logs();
     EXPECT_EQ(calls[i]->Last().path(), ModelDir().string());
-    EXPECT_EQ(calls[i]->Last().hit(), i != filler) << agents_[i].node << Logs();
+    EXPECT_EQ(calls[i]->Last().hit(), i != filler) << agents_[i]->NodeName() << Logs();
   }
   ExpectModelAt(ModelDir());
   EXPECT_EQ(Logs().find("resuming"), std::string::npos) << "nobody had to take the fill over";
