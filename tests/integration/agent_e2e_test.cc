@@ -3,8 +3,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -13,6 +11,7 @@
 
 #include "agent/store/manifest.h"
 #include "common/sha256.h"
+#include "tests/testing/agent_process.h"
 #include "tests/testing/http_get.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/ports.h"
@@ -39,7 +38,6 @@ constexpr auto kFetchTimeout = std::chrono::seconds(180);
 // The big file crosses 256 MiB and ends in a short chunk.
 constexpr uint64_t kBigFileBytes = (256ull << 20) + 12345;
 
-std::string AgentBinary() { return std::string(MODELCACHE_BINARY_DIR) + "/agent/modelcache-agent"; }
 std::string CtlBinary() { return std::string(MODELCACHE_BINARY_DIR) + "/cli/modelcachectl"; }
 
 // --- the origin's models, generated once per build tree ------------------------------------
@@ -154,16 +152,6 @@ struct CtlResult {
   std::string err;
 };
 
-bool SocketAccepts(const fs::path& path) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
-  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-  close(fd);
-  return ok;
-}
-
 class AgentE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -191,26 +179,20 @@ class AgentE2eTest : public ::testing::Test {
   // Starts the agent binary with a config file (plus `extra_yaml`) and waits for its socket.
   void StartAgent(const std::string& extra_yaml = "", std::vector<std::string> environment = {}) {
     if (metrics_port_ == 0) metrics_port_ = testing::FreeTcpPort();
-    std::ofstream(dir_.Path() / "agent.yaml")
-        << "cacheRoot: " << cache_root_.string() << "\n"
-        << "socket: " << socket_.string() << "\n"
-        << "metricsAddress: 127.0.0.1:" << metrics_port_ << "\n"
-        << "nodeName: e2e\n"
-        << "log: {level: debug}\n"
-        << extra_yaml;
-    SubprocessOptions options;
-    options.argv = {AgentBinary(), "--config", (dir_.Path() / "agent.yaml").string()};
-    options.environment = std::move(environment);
-    options.stderr_path = (dir_.Path() / "agent.log").string();
-    absl::StatusOr<std::unique_ptr<Subprocess>> agent = Subprocess::Start(options);
+    absl::StatusOr<std::unique_ptr<testing::AgentProcess>> agent = testing::AgentProcess::Start(
+        {.directory = dir_.Path(),
+         .node_name = "e2e",
+         .cache_root = cache_root_,
+         .socket = socket_,
+         .metrics_address = "127.0.0.1:" + std::to_string(metrics_port_),
+         .log_level = "debug",
+         .extra_yaml = extra_yaml,
+         .environment = std::move(environment)});
     ASSERT_TRUE(agent.ok()) << agent.status();
     agent_ = *std::move(agent);
-    ASSERT_TRUE(PollUntil([&] { return !agent_->Running() || SocketAccepts(socket_); },
-                          std::chrono::seconds(30)));
-    ASSERT_TRUE(agent_->Running()) << "agent exited:\n" << AgentLog();
   }
 
-  std::string AgentLog() const { return testing::ReadTestFile(dir_.Path() / "agent.log"); }
+  std::string AgentLog() const { return agent_ ? agent_->Log() : ""; }
 
   SubprocessOptions CtlOptions(std::vector<std::string> args, std::vector<std::string> environment,
                                const std::string& tag) {
@@ -281,7 +263,7 @@ class AgentE2eTest : public ::testing::Test {
   fs::path cache_root_;
   uint16_t metrics_port_ = 0;
   std::unique_ptr<NginxServer> origin_;
-  std::unique_ptr<Subprocess> agent_;  // declared after dir_: stopped before the dir goes
+  std::unique_ptr<testing::AgentProcess> agent_;  // declared after dir_: stopped before the dir goes
   int ctl_runs_ = 0;
 };
 
@@ -424,7 +406,7 @@ TEST_F(AgentE2eTest, AFillInterruptedByKillResumesAfterRestart) {
   };
   ASSERT_TRUE(PollUntil([&] { return committed() >= (48u << 20); }, std::chrono::seconds(60)))
       << "journal never showed progress:\n" << AgentLog();
-  ASSERT_TRUE(agent_->Signal(SIGKILL).ok());
+  ASSERT_TRUE(agent_->Kill(SIGKILL).ok());
   ASSERT_TRUE(agent_->WaitExit(std::chrono::seconds(10)).ok());
   ASSERT_FALSE(fs::exists(cache_root_ / "models" / "resumed" / "v1")) << "finished before the kill";
   absl::StatusOr<testing::ExitStatus> first_exit = (*first)->WaitExit(std::chrono::seconds(30));
@@ -432,7 +414,8 @@ TEST_F(AgentE2eTest, AFillInterruptedByKillResumesAfterRestart) {
   EXPECT_FALSE(first_exit->Success());
   uint64_t before_restart = OriginBytes("/slow/big/");
 
-  ASSERT_NO_FATAL_FAILURE(StartAgent());
+  absl::Status restarted = agent_->Restart();  // same config, cache folder and socket
+  ASSERT_TRUE(restarted.ok()) << restarted;
   CtlResult second = Fetch("resumed", source);
   ASSERT_TRUE(second.exit.Success()) << second.err << AgentLog();
   ExpectSameFiles(Trim(second.out), origin_model_->big);
