@@ -29,7 +29,9 @@ std::string CoordinatorConfigYaml(const CoordinatorProcessOptions& options) {
   if (!options.tokens_file.empty()) {
     absl::StrAppend(&yaml, "  tokensFile: ", options.tokens_file.string(), "\n");
   }
-  absl::StrAppend(&yaml, "  defaultCaching: ", options.default_caching, "\n");
+  if (!options.default_caching.empty()) {
+    absl::StrAppend(&yaml, "  defaultCaching: ", options.default_caching, "\n");
+  }
   if (!options.coordinator_extra_yaml.empty()) {
     std::string lines = options.coordinator_extra_yaml;
     if (lines.back() != '\n') lines += '\n';

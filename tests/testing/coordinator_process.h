@@ -25,7 +25,7 @@ struct CoordinatorProcessOptions {
       "{storageSize: 10Gi, checkUnusedCachedModelsEvery: 1h, purgeUnusedCachedModelsAfter: 1d}";
   std::filesystem::path database;     // empty: <directory>/c.db
   std::filesystem::path tokens_file;  // tokensFile:; empty: none (no authentication)
-  std::string default_caching = "enabled";  // defaultCaching:
+  std::string default_caching = "enabled";  // defaultCaching:; empty: the key is left out
   std::string coordinator_extra_yaml;  // more "key: value" lines under coordinator:, unindented
   std::string extra_yaml;              // appended verbatim at the top level
   std::string binary = MODELCACHE_BINARY_DIR "/coordinator/modelcache-coordinator";
