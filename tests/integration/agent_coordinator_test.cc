@@ -3,17 +3,15 @@
 // report what they cached, and a purge from modelcachectl empties their cache folders.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <regex>
 
 #include "agent/store/layout.h"
 #include "agent/store/volume_id.h"
 #include "common/sha256.h"
+#include "tests/testing/agent_process.h"
+#include "tests/testing/coordinator_process.h"
 #include "tests/testing/nginx_server.h"
-#include "tests/testing/ports.h"
 #include "tests/testing/random_model.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
@@ -25,12 +23,11 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
+using testing::AgentProcess;
 using testing::PollUntil;
 using testing::Subprocess;
 using testing::SubprocessOptions;
 
-const std::string kAgentBinary = MODELCACHE_BINARY_DIR "/agent/modelcache-agent";
-const std::string kCoordinatorBinary = MODELCACHE_BINARY_DIR "/coordinator/modelcache-coordinator";
 const std::string kCtlBinary = MODELCACHE_BINARY_DIR "/cli/modelcachectl";
 constexpr auto kDeadline = 30s;
 
@@ -40,16 +37,6 @@ struct CtlResult {
   std::string err;
 };
 
-bool SocketAccepts(const fs::path& path) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
-  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-  close(fd);
-  return ok;
-}
-
 size_t Count(const std::string& text, const std::string& needle) {
   size_t count = 0;
   for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
@@ -57,14 +44,6 @@ size_t Count(const std::string& text, const std::string& needle) {
   }
   return count;
 }
-
-struct Agent {
-  std::string node;
-  fs::path cache_root;
-  fs::path socket;
-  fs::path log;
-  std::unique_ptr<Subprocess> process;
-};
 
 class AgentCoordinatorTest : public ::testing::Test {
  protected:
@@ -82,19 +61,15 @@ class AgentCoordinatorTest : public ::testing::Test {
     origin_ = *std::move(origin);
 
     // The coordinator, caching disabled by default.
-    port_ = testing::FreeTcpPort();
     testing::WriteTestFile(dir_.Path() / "tokens", "adm admin\nview viewer\nagt agent\n");
     testing::WriteTestFile(dir_.Path() / "agent-token", "agt\n");
-    testing::WriteTestFile(
-        dir_.Path() / "coordinator.yaml",
-        "modelsCacheStorage: {storageSize: 1Gi, checkUnusedCachedModelsEvery: 1h, "
-        "purgeUnusedCachedModelsAfter: 1d}\ncoordinator:\n  listen: 127.0.0.1:" +
-            std::to_string(port_) + "\n  database: " + dir_.Join("c.db") +
-            "\n  tokensFile: " + dir_.Join("tokens") + "\n  defaultCaching: disabled\n");
-    SubprocessOptions options;
-    options.argv = {kCoordinatorBinary, "--config", dir_.Join("coordinator.yaml")};
-    options.stderr_path = dir_.Join("coordinator.log");
-    absl::StatusOr<std::unique_ptr<Subprocess>> coordinator = Subprocess::Start(options);
+    absl::StatusOr<std::unique_ptr<testing::CoordinatorProcess>> coordinator =
+        testing::CoordinatorProcess::Start(
+            {.directory = dir_.Path(),
+             .storage_yaml = "{storageSize: 1Gi, checkUnusedCachedModelsEvery: 1h, "
+                             "purgeUnusedCachedModelsAfter: 1d}",
+             .tokens_file = dir_.Path() / "tokens",
+             .default_caching = "disabled"});
     ASSERT_TRUE(coordinator.ok()) << coordinator.status();
     coordinator_ = *std::move(coordinator);
 
@@ -104,53 +79,35 @@ class AgentCoordinatorTest : public ::testing::Test {
 
   // Starts an agent on its own volume and waits until it serves and holds the coordinator's
   // first caching policy.
-  void StartAgent(Agent& agent, const std::string& node) {
-    agent.node = node;
-    agent.cache_root = dir_.Path() / ("cache-" + node);
-    agent.socket = dir_.Path() / ("run-" + node) / "agent.sock";
-    agent.log = dir_.Path() / (node + ".log");
-    fs::path config = dir_.Path() / (node + ".yaml");
-    testing::WriteTestFile(config, "cacheRoot: " + agent.cache_root.string() +
-                                       "\nsocket: " + agent.socket.string() +
-                                       "\nmetricsAddress: \"\"\nnodeName: " + node +
-                                       "\ncoordinator: " + Address() +
-                                       "\ncoordinatorTokenFile: " + dir_.Join("agent-token") +
-                                       "\nlog: {level: info}\n");
-    SubprocessOptions options;
-    options.argv = {kAgentBinary, "--config", config.string()};
-    options.stderr_path = agent.log.string();
-    absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(options);
-    ASSERT_TRUE(process.ok()) << process.status();
-    agent.process = *std::move(process);
-    ASSERT_TRUE(PollUntil([&] { return !agent.process->Running() || SocketAccepts(agent.socket); },
-                          kDeadline));
-    ASSERT_TRUE(agent.process->Running()) << "agent exited:\n" << Log(agent);
-    ASSERT_TRUE(WaitForPolicy(agent, "default disabled, 0 rules")) << Log(agent);
+  void StartAgent(std::unique_ptr<AgentProcess>& agent, const std::string& node) {
+    absl::StatusOr<std::unique_ptr<AgentProcess>> started = AgentProcess::Start(
+        {.directory = dir_.Path(),
+         .node_name = node,
+         .cache_root = dir_.Path() / ("cache-" + node),
+         .socket = dir_.Path() / ("run-" + node) / "agent.sock",
+         .coordinator = Address(),
+         .coordinator_token_file = dir_.Path() / "agent-token"});
+    ASSERT_TRUE(started.ok()) << started.status();
+    agent = *std::move(started);
+    ASSERT_TRUE(WaitForPolicy(*agent, "default disabled, 0 rules")) << agent->Log();
   }
-
-  static std::string Log(const Agent& agent) { return testing::ReadTestFile(agent.log); }
 
   // True once the agent logged that it applied a caching policy whose summary starts with
   // `summary` ("" for any policy).
-  static bool WaitForPolicy(const Agent& agent, const std::string& summary) {
-    return PollUntil(
-        [&] {
-          return Log(agent).find("caching policy from the coordinator: " + summary) !=
-                 std::string::npos;
-        },
-        kDeadline, 50ms);
+  static bool WaitForPolicy(const AgentProcess& agent, const std::string& summary) {
+    return agent.WaitForLogLine("caching policy from the coordinator: " + summary, kDeadline, 50ms);
   }
 
-  std::string Address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string Address() const { return coordinator_->Address(); }
   std::string Url() const { return origin_->BaseUrl() + "/m/"; }
 
-  static std::string VolumeId(const Agent& agent) {
-    absl::StatusOr<VolumeIdRecord> record = ReadVolumeId(CacheLayout(agent.cache_root));
+  static std::string VolumeId(const AgentProcess& agent) {
+    absl::StatusOr<VolumeIdRecord> record = ReadVolumeId(CacheLayout(agent.CacheRoot()));
     EXPECT_TRUE(record.ok()) << record.status();
     return record.ok() ? record->id : "missing volume id";
   }
 
-  CtlResult Ctl(std::vector<std::string> args, const Agent* agent = nullptr) {
+  CtlResult Ctl(std::vector<std::string> args, const AgentProcess* agent = nullptr) {
     std::string tag = std::to_string(++ctl_runs_);
     SubprocessOptions options;
     options.argv = {kCtlBinary};
@@ -159,7 +116,7 @@ class AgentCoordinatorTest : public ::testing::Test {
     options.environment = {"MODELCACHE_DISABLE=", "AIOLI_DISABLE_MODEL_CACHE=", "HOSTNAME=",
                            "MODELCACHE_TOKEN=", "MODELCACHE_COORDINATOR=" + Address(),
                            "MODELCACHE_SOCKET=" +
-                               (agent ? agent->socket.string() : dir_.Join("no-agent.sock"))};
+                               (agent ? agent->Socket().string() : dir_.Join("no-agent.sock"))};
     options.stdout_path = dir_.Join("ctl-" + tag + ".out");
     options.stderr_path = dir_.Join("ctl-" + tag + ".err");
     CtlResult result;
@@ -176,7 +133,7 @@ class AgentCoordinatorTest : public ::testing::Test {
     return result;
   }
 
-  CtlResult Fetch(const Agent& agent, std::vector<std::string> more = {}) {
+  CtlResult Fetch(const AgentProcess& agent, std::vector<std::string> more = {}) {
     std::vector<std::string> args = {"fetch", "--model", "m", "--version", "v1", "--source", Url()};
     args.insert(args.end(), more.begin(), more.end());
     return Ctl(std::move(args), &agent);
@@ -195,29 +152,28 @@ class AgentCoordinatorTest : public ::testing::Test {
   void EnableCaching() {
     CtlResult enabled = Ctl({"enable-caching", "m", "--token", "adm"});
     ASSERT_EQ(enabled.exit_code, 0) << enabled.err;
-    for (const Agent& agent : agents_) {
-      ASSERT_TRUE(WaitForPolicy(agent, "default disabled, 1 rules")) << Log(agent);
+    for (const std::unique_ptr<AgentProcess>& agent : agents_) {
+      ASSERT_TRUE(WaitForPolicy(*agent, "default disabled, 1 rules")) << agent->Log();
     }
   }
 
   testing::TempDir dir_;
   std::vector<v1::ManifestFile> files_;
   uint64_t model_bytes_ = 0;
-  uint16_t port_ = 0;
   std::unique_ptr<testing::NginxServer> origin_;
   // Declared after dir_, so stopped (by PID) before their folders go.
-  std::unique_ptr<Subprocess> coordinator_;
-  Agent agents_[2];
+  std::unique_ptr<testing::CoordinatorProcess> coordinator_;
+  std::unique_ptr<AgentProcess> agents_[2];
   int ctl_runs_ = 0;
 };
 
 TEST_F(AgentCoordinatorTest, DisabledCachingRefusesEnsureUntilTheAdminEnablesIt) {
-  Agent& agent = agents_[0];
+  const AgentProcess& agent = *agents_[0];
   CtlResult refused = Fetch(agent);
   EXPECT_NE(refused.exit_code, 0) << refused.out;
   EXPECT_THAT(refused.err, HasSubstr("FAILED_PRECONDITION"));
   EXPECT_THAT(refused.err, HasSubstr("caching disabled for model m@v1 by the coordinator"));
-  EXPECT_FALSE(fs::exists(agent.cache_root / "models" / "m"));
+  EXPECT_FALSE(fs::exists(agent.CacheRoot() / "models" / "m"));
 
   // The client falls back to downloading the model itself.
   fs::path dest = dir_.Path() / "dest";
@@ -225,25 +181,26 @@ TEST_F(AgentCoordinatorTest, DisabledCachingRefusesEnsureUntilTheAdminEnablesIt)
   ASSERT_EQ(local.exit_code, 0) << local.err;
   EXPECT_THAT(local.err, HasSubstr("the agent refused (caching disabled for model m@v1"));
   ExpectModelAt(dest / "models" / "m" / "v1");
-  EXPECT_FALSE(fs::exists(agent.cache_root / "models" / "m"));
+  EXPECT_FALSE(fs::exists(agent.CacheRoot() / "models" / "m"));
 
   ASSERT_NO_FATAL_FAILURE(EnableCaching());
   CtlResult cached = Fetch(agent);
-  ASSERT_EQ(cached.exit_code, 0) << cached.err << Log(agent);
-  fs::path ready = agent.cache_root / "models" / "m" / "v1";
+  ASSERT_EQ(cached.exit_code, 0) << cached.err << agent.Log();
+  fs::path ready = agent.CacheRoot() / "models" / "m" / "v1";
   EXPECT_THAT(cached.out, HasSubstr(ready.string()));
   ExpectModelAt(ready);
 }
 
 TEST_F(AgentCoordinatorTest, CachedModelsAreReportedThenPurgedFromEveryAgent) {
   ASSERT_NO_FATAL_FAILURE(EnableCaching());
-  for (const Agent& agent : agents_) {
+  for (const std::unique_ptr<AgentProcess>& each : agents_) {
+    const AgentProcess& agent = *each;
     CtlResult fetched = Fetch(agent);
-    ASSERT_EQ(fetched.exit_code, 0) << fetched.err << Log(agent);
-    ExpectModelAt(agent.cache_root / "models" / "m" / "v1");
+    ASSERT_EQ(fetched.exit_code, 0) << fetched.err << agent.Log();
+    ExpectModelAt(agent.CacheRoot() / "models" / "m" / "v1");
   }
-  const std::string volume_a = VolumeId(agents_[0]);
-  const std::string volume_b = VolumeId(agents_[1]);
+  const std::string volume_a = VolumeId(*agents_[0]);
+  const std::string volume_b = VolumeId(*agents_[1]);
   ASSERT_NE(volume_a, volume_b);
   const std::string used = "\"used_bytes\": \"" + std::to_string(model_bytes_) + "\"";
 
@@ -275,11 +232,12 @@ TEST_F(AgentCoordinatorTest, CachedModelsAreReportedThenPurgedFromEveryAgent) {
   ASSERT_EQ(command_ids.size(), 2u) << purge.out;
 
   // Each agent moves its copy to trash and empties it.
-  for (const Agent& agent : agents_) {
-    fs::path model_dir = agent.cache_root / "models" / "m" / "v1";
+  for (const std::unique_ptr<AgentProcess>& each : agents_) {
+    const AgentProcess& agent = *each;
+    fs::path model_dir = agent.CacheRoot() / "models" / "m" / "v1";
     EXPECT_TRUE(PollUntil([&] { return !fs::exists(model_dir); }, kDeadline, 50ms))
-        << model_dir << "\n" << Log(agent);
-    EXPECT_TRUE(PollUntil([&] { return fs::is_empty(agent.cache_root / "trash"); }, kDeadline, 50ms));
+        << model_dir << "\n" << agent.Log();
+    EXPECT_TRUE(PollUntil([&] { return fs::is_empty(agent.CacheRoot() / "trash"); }, kDeadline, 50ms));
     // ... and its index forgot it.
     CtlResult stat = Ctl({"stat", "--model", "m", "--version", "v1"}, &agent);
     EXPECT_NE(stat.exit_code, 0) << stat.out;
@@ -290,7 +248,7 @@ TEST_F(AgentCoordinatorTest, CachedModelsAreReportedThenPurgedFromEveryAgent) {
   std::string coordinator_log;
   EXPECT_TRUE(PollUntil(
       [&] {
-        coordinator_log = testing::ReadTestFile(dir_.Path() / "coordinator.log");
+        coordinator_log = coordinator_->Log();
         for (const std::string& id : command_ids) {
           if (coordinator_log.find("command=" + id + " bytes_freed=" +
                                    std::to_string(model_bytes_)) == std::string::npos) {
