@@ -3,9 +3,7 @@
 // numbers, verify + quarantine, repair of only the bad file, migrate between two volumes.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -14,6 +12,7 @@
 #include "agent/store/layout.h"
 #include "agent/store/volume_id.h"
 #include "common/sha256.h"
+#include "tests/testing/agent_process.h"
 #include "tests/testing/http_get.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/ports.h"
@@ -38,18 +37,7 @@ using testing::TempDir;
 constexpr auto kCtlTimeout = std::chrono::seconds(120);
 constexpr uint32_t kTmpfsMagic = 0x01021994;
 
-std::string AgentBinary() { return std::string(MODELCACHE_BINARY_DIR) + "/agent/modelcache-agent"; }
 std::string CtlBinary() { return std::string(MODELCACHE_BINARY_DIR) + "/cli/modelcachectl"; }
-
-bool SocketAccepts(const fs::path& path) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
-  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-  close(fd);
-  return ok;
-}
 
 std::string Trim(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
@@ -95,21 +83,18 @@ class AgentMaintenanceTest : public ::testing::Test {
 
   void StartAgent(const std::string& extra_yaml = "") {
     metrics_port_ = testing::FreeTcpPort();
-    testing::WriteTestFile(dir_.Path() / "agent.yaml",
-                           "cacheRoot: " + cache_root_.string() + "\nsocket: " + socket_.string() +
-                               "\nmetricsAddress: 127.0.0.1:" + std::to_string(metrics_port_) +
-                               "\nnodeName: maint\nlog: {level: debug}\n" + extra_yaml);
-    SubprocessOptions options;
-    options.argv = {AgentBinary(), "--config", (dir_.Path() / "agent.yaml").string()};
-    options.stderr_path = (dir_.Path() / "agent.log").string();
-    absl::StatusOr<std::unique_ptr<Subprocess>> agent = Subprocess::Start(options);
+    absl::StatusOr<std::unique_ptr<testing::AgentProcess>> agent = testing::AgentProcess::Start(
+        {.directory = dir_.Path(),
+         .node_name = "maint",
+         .cache_root = cache_root_,
+         .socket = socket_,
+         .metrics_address = "127.0.0.1:" + std::to_string(metrics_port_),
+         .log_level = "debug",
+         .extra_yaml = extra_yaml});
     ASSERT_TRUE(agent.ok()) << agent.status();
     agent_ = *std::move(agent);
-    ASSERT_TRUE(PollUntil([&] { return !agent_->Running() || SocketAccepts(socket_); },
-                          std::chrono::seconds(30)));
-    ASSERT_TRUE(agent_->Running()) << "agent exited:\n" << AgentLog();
   }
-  std::string AgentLog() const { return testing::ReadTestFile(dir_.Path() / "agent.log"); }
+  std::string AgentLog() const { return agent_ ? agent_->Log() : ""; }
 
   CtlResult Ctl(std::vector<std::string> args) {
     std::string tag = std::to_string(ctl_runs_++);
@@ -184,7 +169,7 @@ class AgentMaintenanceTest : public ::testing::Test {
   std::vector<v1::ManifestFile> origin_files_;
   uint64_t model_bytes_ = 0;
   std::unique_ptr<NginxServer> origin_;
-  std::unique_ptr<Subprocess> agent_;  // declared after dir_: stopped before the dir goes
+  std::unique_ptr<testing::AgentProcess> agent_;  // declared after dir_: stopped before the dir goes
   int ctl_runs_ = 0;
 };
 
