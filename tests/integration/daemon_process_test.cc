@@ -59,7 +59,7 @@ TEST(AgentProcess, AnAgentThatExitsAtStartIsAnErrorQuotingItsLog) {
   options.extra_yaml = "noSuchKey: 1\n";
   absl::StatusOr<std::unique_ptr<AgentProcess>> agent = AgentProcess::Start(options);
   ASSERT_FALSE(agent.ok());
-  EXPECT_THAT(std::string(agent.status().message()), HasSubstr("agent exited"));
+  EXPECT_THAT(std::string(agent.status().message()), HasSubstr("node-x exited"));
   EXPECT_THAT(std::string(agent.status().message()), HasSubstr("noSuchKey: unknown key"));
 }
 

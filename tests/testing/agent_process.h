@@ -1,11 +1,9 @@
 #pragma once
 // A real modelcache-agent for integration tests: writes its YAML config from options, starts
-// the binary (tests/testing/subprocess.h) and waits until its gRPC socket accepts. Each start
-// logs stderr to a file of its own, so Log() and WaitForLogLine() see only the current run.
+// the binary and waits until its gRPC socket accepts. Each start logs stderr to a file of its
+// own (see daemon_process.h for Log(), WaitForLogLine(), Kill(), Stop()).
 // Restart() starts it again with the same options, on the same cache folder and socket, as a
 // crashed or upgraded agent would come back.
-#include <sys/types.h>
-
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -15,7 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "tests/testing/subprocess.h"
+#include "tests/testing/daemon_process.h"
 
 namespace modelcache::testing {
 
@@ -35,12 +33,11 @@ struct AgentProcessOptions {
   std::chrono::milliseconds start_timeout{30'000};  // for the socket to accept
 };
 
-class AgentProcess {
+class AgentProcess : public DaemonProcess {
  public:
   // Writes the config and starts the agent, then waits until the socket accepts. An error
   // (INTERNAL, or DEADLINE_EXCEEDED after start_timeout) names the config and quotes the log.
   static absl::StatusOr<std::unique_ptr<AgentProcess>> Start(AgentProcessOptions options);
-  ~AgentProcess() = default;  // the Subprocess kills the process group if still running
   AgentProcess(const AgentProcess&) = delete;
   AgentProcess& operator=(const AgentProcess&) = delete;
 
@@ -54,33 +51,12 @@ class AgentProcess {
   const std::filesystem::path& CacheRoot() const { return options_.cache_root; }
   const std::string& NodeName() const { return options_.node_name; }
   std::filesystem::path ConfigPath() const;
-  std::filesystem::path LogPath() const { return log_path_; }
-  // The current run's stderr so far ("" before it wrote anything).
-  std::string Log() const;
-  // Polls Log() for `text` until `timeout`; true once it is there.
-  bool WaitForLogLine(std::string_view text, std::chrono::milliseconds timeout,
-                      std::chrono::milliseconds interval = std::chrono::milliseconds(50)) const;
-
-  pid_t Pid() const { return process_->Pid(); }
-  bool Running() { return process_->Running(); }
-  // Sends `signal` (SIGKILL for a crash) to the agent; see Subprocess::Signal.
-  absl::Status Kill(int signal) { return process_->Signal(signal); }
-  absl::StatusOr<ExitStatus> WaitExit(std::chrono::milliseconds timeout) {
-    return process_->WaitExit(timeout);
-  }
-  // SIGTERM, then SIGKILL after `grace`; returns how it ended.
-  ExitStatus Stop(std::chrono::milliseconds grace = std::chrono::seconds(5)) {
-    return process_->Terminate(grace);
-  }
 
  private:
-  explicit AgentProcess(AgentProcessOptions options) : options_(std::move(options)) {}
-  absl::Status Launch();
+  explicit AgentProcess(AgentProcessOptions options)
+      : DaemonProcess(options.node_name, options.directory), options_(std::move(options)) {}
 
   AgentProcessOptions options_;
-  std::filesystem::path log_path_;
-  int starts_ = 0;
-  std::unique_ptr<Subprocess> process_;
 };
 
 // The agent YAML that AgentProcess writes for `options`.

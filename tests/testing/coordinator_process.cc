@@ -1,24 +1,11 @@
 #include "tests/testing/coordinator_process.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "tests/testing/ports.h"
-#include "tests/testing/wait.h"
+#include "tests/testing/temp_dir.h"
 
 namespace modelcache::testing {
-namespace {
-
-std::string ReadIfPresent(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
-}
-
-}  // namespace
 
 std::string CoordinatorConfigYaml(const CoordinatorProcessOptions& options) {
   std::filesystem::path database =
@@ -49,58 +36,22 @@ absl::StatusOr<std::unique_ptr<CoordinatorProcess>> CoordinatorProcess::Start(
   }
   if (options.port == 0) options.port = FreeTcpPort();
   std::unique_ptr<CoordinatorProcess> coordinator(new CoordinatorProcess(std::move(options)));
-  absl::Status launched = coordinator->Launch();
+  absl::Status launched = coordinator->Restart();
   if (!launched.ok()) return launched;
   return coordinator;
 }
 
 absl::Status CoordinatorProcess::Restart() {
-  if (process_ != nullptr && process_->Running()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("coordinator still runs (pid ", process_->Pid(), ")"));
+  if (!WriteTestFile(ConfigPath(), CoordinatorConfigYaml(options_))) {
+    return absl::InternalError(absl::StrCat("cannot write ", ConfigPath().string()));
   }
-  return Launch();
+  return Launch({options_.binary, "--config", ConfigPath().string()}, {},
+                [this] { return TcpPortAccepts(options_.port); }, options_.start_timeout,
+                ConfigPath());
 }
 
 std::string CoordinatorProcess::Address() const {
   return absl::StrCat("127.0.0.1:", options_.port);
-}
-
-absl::Status CoordinatorProcess::Launch() {
-  {
-    std::error_code error;
-    std::filesystem::create_directories(options_.directory, error);
-    std::ofstream out(ConfigPath(), std::ios::binary | std::ios::trunc);
-    out << CoordinatorConfigYaml(options_);
-    out.close();
-    if (!out) return absl::InternalError(absl::StrCat("cannot write ", ConfigPath().string()));
-  }
-  log_path_ = options_.directory / ("coordinator-" + std::to_string(++starts_) + ".log");
-  SubprocessOptions subprocess;
-  subprocess.argv = {options_.binary, "--config", ConfigPath().string()};
-  subprocess.stderr_path = log_path_.string();
-  absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(subprocess);
-  if (!process.ok()) return process.status();
-  process_ = *std::move(process);
-  bool accepted = PollUntil([&] { return !process_->Running() || TcpPortAccepts(options_.port); },
-                            options_.start_timeout);
-  if (!process_->Running()) {
-    return absl::InternalError(absl::StrCat("coordinator exited (config ", ConfigPath().string(),
-                                            "):\n", Log()));
-  }
-  if (!accepted) {
-    return absl::DeadlineExceededError(absl::StrCat("coordinator port ", options_.port,
-                                                    " does not accept (config ",
-                                                    ConfigPath().string(), "):\n", Log()));
-  }
-  return absl::OkStatus();
-}
-
-std::string CoordinatorProcess::Log() const { return ReadIfPresent(log_path_); }
-
-bool CoordinatorProcess::WaitForLogLine(std::string_view text, std::chrono::milliseconds timeout,
-                                        std::chrono::milliseconds interval) const {
-  return PollUntil([&] { return Log().find(text) != std::string::npos; }, timeout, interval);
 }
 
 }  // namespace modelcache::testing

@@ -1,9 +1,8 @@
 #pragma once
 // A real modelcache-coordinator for integration tests: writes its YAML config from options,
-// starts the binary and waits until its port accepts. Each start logs to a file of its own.
+// starts the binary and waits until its port accepts. Each start logs to a file of its own
+// (see daemon_process.h for Log(), WaitForLogLine(), Kill(), Stop()).
 // Restart() brings it back on the same port and database, as agents keep its address.
-#include <sys/types.h>
-
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -13,7 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "tests/testing/subprocess.h"
+#include "tests/testing/daemon_process.h"
 
 namespace modelcache::testing {
 
@@ -32,7 +31,7 @@ struct CoordinatorProcessOptions {
   std::chrono::milliseconds start_timeout{30'000};  // for the port to accept
 };
 
-class CoordinatorProcess {
+class CoordinatorProcess : public DaemonProcess {
  public:
   // Writes the config, starts the coordinator and waits until its port accepts. An error names
   // the config and quotes the log.
@@ -48,29 +47,12 @@ class CoordinatorProcess {
   uint16_t Port() const { return options_.port; }
   std::string Address() const;  // "127.0.0.1:<port>"
   std::filesystem::path ConfigPath() const { return options_.directory / "coordinator.yaml"; }
-  std::filesystem::path LogPath() const { return log_path_; }
-  std::string Log() const;  // the current run's stderr so far
-  bool WaitForLogLine(std::string_view text, std::chrono::milliseconds timeout,
-                      std::chrono::milliseconds interval = std::chrono::milliseconds(50)) const;
-
-  pid_t Pid() const { return process_->Pid(); }
-  bool Running() { return process_->Running(); }
-  absl::Status Kill(int signal) { return process_->Signal(signal); }
-  absl::StatusOr<ExitStatus> WaitExit(std::chrono::milliseconds timeout) {
-    return process_->WaitExit(timeout);
-  }
-  ExitStatus Stop(std::chrono::milliseconds grace = std::chrono::seconds(5)) {
-    return process_->Terminate(grace);
-  }
 
  private:
-  explicit CoordinatorProcess(CoordinatorProcessOptions options) : options_(std::move(options)) {}
-  absl::Status Launch();
+  explicit CoordinatorProcess(CoordinatorProcessOptions options)
+      : DaemonProcess("coordinator", options.directory), options_(std::move(options)) {}
 
   CoordinatorProcessOptions options_;
-  std::filesystem::path log_path_;
-  int starts_ = 0;
-  std::unique_ptr<Subprocess> process_;
 };
 
 // The coordinator YAML that CoordinatorProcess writes for `options` (port already chosen).
