@@ -38,6 +38,13 @@ absl::Status AgentProcess::Restart() {
                 ConfigPath());
 }
 
+absl::Status AgentProcess::Restart(AgentProcessOptions options) {
+  options.directory = options_.directory;
+  options.node_name = options_.node_name;
+  options_ = std::move(options);
+  return Restart();
+}
+
 std::filesystem::path AgentProcess::ConfigPath() const {
   return options_.directory / (options_.node_name + ".yaml");
 }

@@ -45,6 +45,9 @@ class AgentProcess : public DaemonProcess {
   // the current run has ended (Stop() or Kill() + WaitExit()). FAILED_PRECONDITION while it
   // still runs; otherwise as Start().
   absl::Status Restart();
+  // As Restart(), with new options for the same agent (another cache root, more YAML). The
+  // directory and node name, which name its files, stay those of Start().
+  absl::Status Restart(AgentProcessOptions options);
 
   const AgentProcessOptions& Options() const { return options_; }
   const std::filesystem::path& Socket() const { return options_.socket; }
