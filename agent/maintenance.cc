@@ -267,6 +267,7 @@ absl::StatusOr<v1::CleanupResponse> Maintenance::Cleanup(const v1::CleanupReques
   spdlog::info("cleanup of volume {} ({}): removed {} items, {} freed, {} problems", volume.id,
                volume.root.string(), response.removed_size(), FormatBytes(response.freed_bytes()),
                response.problems_size());
+  if (options_.on_volume_changed) options_.on_volume_changed();
   return response;
 }
 
@@ -482,6 +483,7 @@ absl::StatusOr<v1::MigrateResponse> Maintenance::Migrate(const v1::MigrateReques
     spdlog::info("migrate {} from {} to {}: {}", Key(name, version), from.id, to.id,
                  report->skipped ? "already there" : FormatBytes(report->bytes_copied));
   }
+  if (options_.on_volume_changed) options_.on_volume_changed();
   return response;
 }
 
