@@ -143,8 +143,10 @@ absl::Status ApplyFillLease(const YAML::Node& node, AgentConfig& config) {
       target = &config.fill_poll_interval;
     } else if (key == "waitTimeout") {
       target = &config.fill_wait_timeout;
+    } else if (key == "progressWindow") {
+      target = &config.fill_progress_window;
     } else {
-      return UnknownKey(path, {"ttl", "pollInterval", "waitTimeout"});
+      return UnknownKey(path, {"ttl", "pollInterval", "waitTimeout", "progressWindow"});
     }
     ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
     absl::StatusOr<std::chrono::seconds> duration = ParseDuration(text);
@@ -246,6 +248,12 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
       if (!duration.ok()) return InvalidValue(path, text, std::string(duration.status().message()));
       if (duration->count() == 0) return InvalidValue(path, text, "must be greater than zero");
       config.lease_ttl = *duration;
+    } else if (key == "coordinatorReportInterval") {
+      ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
+      absl::StatusOr<std::chrono::seconds> duration = ParseDuration(text);
+      if (!duration.ok()) return InvalidValue(path, text, std::string(duration.status().message()));
+      if (duration->count() == 0) return InvalidValue(path, text, "must be greater than zero");
+      config.coordinator_report_interval = *duration;
     } else if (key == "stateDir") {
       ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
       config.state_dir = text;
@@ -262,7 +270,8 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
       return UnknownKey(path, {"cacheRoot", "socket", "listenTcp", "metricsAddress", "nodeName",
                                "coordinator", "coordinatorToken", "coordinatorTokenFile", "log",
                                "fill", "fillLease", "s3", "modelsCacheStorage", "extraVolumes",
-                               "scrub", "testOnlyFilesystemType", "leaseTtl", "stateDir"});
+                               "scrub", "testOnlyFilesystemType", "leaseTtl", "stateDir",
+                               "coordinatorReportInterval"});
     }
     return absl::OkStatus();
   });

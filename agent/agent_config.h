@@ -12,9 +12,11 @@
 //   coordinator: ""                      # host:port; "" runs without one
 //   coordinatorToken: ""                 # bearer token (role agent) for the coordinator
 //   coordinatorTokenFile: ""             # ... or a file holding it (trailing whitespace dropped)
+//   coordinatorReportInterval: 10s       # usage delta / heartbeat to the coordinator
 //   log: {level: info, json: false}
 //   fill: {concurrency: 16, chunkSize: 8Mi, stallTimeout: 30s, maxAttempts: 6}
-//   fillLease: {ttl: 30s, pollInterval: 1s, waitTimeout: 2h}   # cross-node single flight
+//   fillLease: {ttl: 30s, pollInterval: 1s, waitTimeout: 2h,   # cross-node single flight
+//               progressWindow: 5m}
 //   s3: {endpoint: "", region: us-east-1, pathStyle: false,
 //        credentialsFile: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile: ""}
 //   modelsCacheStorage: {...}            # common/storage_config.h; storageSize is the quota
@@ -64,6 +66,8 @@ struct AgentConfig {
   // coordinatorToken, or after LoadAgentConfig the contents of coordinatorTokenFile.
   std::string coordinator_token;
   std::string coordinator_token_file;
+  // Between two usage reports when nothing asks for one sooner (a fill, a purge, a cleanup).
+  std::chrono::seconds coordinator_report_interval{10};
   std::string log_level = "info";
   bool log_json = false;
   FillSettings fill;
@@ -71,6 +75,10 @@ struct AgentConfig {
   // how often waiters look for the model, and how long they wait for another agent's fill.
   std::chrono::seconds fill_lease_ttl{30};
   std::chrono::seconds fill_poll_interval{1};
+  // The filler renews its fill lease only while a chunk landed within this window. Progress
+  // is counted in whole chunks (fill.chunkSize), so the window must exceed the time one chunk
+  // takes at the slowest origin rate that should keep its lease.
+  std::chrono::seconds fill_progress_window{300};
   std::chrono::seconds fill_wait_timeout{std::chrono::hours(2)};
   S3Config s3;
   AwsCredentials aws;  // resolved by LoadAgentConfig (environment or credentials file)

@@ -296,7 +296,10 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
                       .volume_id = volume_id,
                       .lease_ttl = config.fill_lease_ttl,
                       .poll_interval = config.fill_poll_interval,
-                      .wait_timeout = config.fill_wait_timeout},
+                      .wait_timeout = config.fill_wait_timeout,
+                      // A fill that lands no chunk for this long stops renewing its lease,
+                      // so another agent can take it over.
+                      .progress_window = config.fill_progress_window},
       p.fill_leases.get());
   ModelCacheOptions cache_options = config.ToModelCacheOptions();
   cache_options.fill_gate = p.fill_gate.get();
@@ -311,6 +314,11 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
                                                      std::string_view version) {
     return leases->is_leased(name, version);
   };
+  // A cleanup of the old volume shows in `usage` at once, not at the next heartbeat.
+  maintenance.on_volume_changed = [&p] {
+    if (p.coordinator) p.coordinator->ReportNow();
+  };
+  const std::vector<MaintainedVolume> extra_volumes = maintenance.extra;
   p.maintenance = std::make_unique<Maintenance>(*p.cache, p.clock, std::move(maintenance));
   p.maintenance_service = MakeMaintenanceService(*p.maintenance);
 
@@ -338,7 +346,8 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
                         .caching_enabled = config.caching_enabled,
                         .on_change = [&p] { p.coordinator->ReportNow(); },
                         .leases = p.leases.get(),
-                        .policy_file = policy_file});
+                        .policy_file = policy_file,
+                        .extra_volumes = extra_volumes});
     CoordinatorClientOptions client;
     client.target = config.coordinator;
     client.token = config.coordinator_token;
@@ -346,6 +355,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
     client.volume_id = volume_id;
     client.agent_version = MODELCACHE_VERSION;
     client.answers = p.answers.get();
+    client.report_interval = config.coordinator_report_interval;
     client.on_purged = [metrics = p.metrics.get()](std::string_view reason, uint64_t bytes_freed) {
       metrics->CountPurge(reason, bytes_freed);
     };

@@ -145,8 +145,18 @@ class CoordinatorClient::Impl {
     LocalCacheOps::Space space = ops_.VolumeSpace();
     body->set_capacity_bytes(space.capacity_bytes);
     body->set_free_bytes(space.free_bytes);
+    std::vector<LocalCacheOps::ExtraVolumeUsage> extras = ops_.ExtraVolumes();
+    for (const LocalCacheOps::ExtraVolumeUsage& extra : extras) {
+      v1::ExtraVolume* volume = body->add_extra_volumes();
+      volume->set_volume_id(extra.volume_id);
+      volume->set_capacity_bytes(extra.space.capacity_bytes);
+      volume->set_free_bytes(extra.space.free_bytes);
+    }
     std::map<UsageKey, v1::ModelUsage> sent;
-    bool ok = Write(hello) && SendUsage(/*full=*/true, sent);
+    // What was last sent per extra volume; a volume is absent until its first full report.
+    std::map<std::string, std::map<UsageKey, v1::ModelUsage>> extra_sent;
+    bool ok = Write(hello) && SendUsage(/*full=*/true, sent) &&
+              SendExtraUsage(std::move(extras), extra_sent);
 
     std::thread reader;
     if (ok) reader = std::thread([this, &reached] { ReadLoop(reached); });
@@ -157,7 +167,7 @@ class CoordinatorClient::Impl {
       if (stopping_ || reader_done_) break;
       report_now_ = false;
       lock.unlock();
-      ok = SendUsage(/*full=*/false, sent);
+      ok = SendUsage(/*full=*/false, sent) && SendExtraUsage(ops_.ExtraVolumes(), extra_sent);
     }
     context.TryCancel();
     if (reader.joinable()) reader.join();
@@ -274,14 +284,37 @@ class CoordinatorClient::Impl {
   }
 
   bool SendUsage(bool full, std::map<UsageKey, v1::ModelUsage>& sent) {
+    return SendReport(full, /*volume_id=*/"", ops_.VolumeSpace(), ops_.Usage(), sent,
+                      /*skip_unchanged=*/false);
+  }
+
+  // One report per extra volume that could be listed: a full one the first time on this
+  // stream, then deltas, sent only when something changed (the served volume's report is the
+  // heartbeat).
+  bool SendExtraUsage(std::vector<LocalCacheOps::ExtraVolumeUsage> extras,
+                      std::map<std::string, std::map<UsageKey, v1::ModelUsage>>& extra_sent) {
+    for (LocalCacheOps::ExtraVolumeUsage& extra : extras) {
+      if (!extra.listed) continue;
+      auto [sent, first] = extra_sent.try_emplace(extra.volume_id);
+      if (!SendReport(first, extra.volume_id, extra.space, std::move(extra.models), sent->second,
+                      /*skip_unchanged=*/!first)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  bool SendReport(bool full, const std::string& volume_id, LocalCacheOps::Space space,
+                  std::vector<v1::ModelUsage> models, std::map<UsageKey, v1::ModelUsage>& sent,
+                  bool skip_unchanged) {
     v1::AgentMessage message;
     v1::UsageReport* report = message.mutable_usage();
     report->set_full(full);
-    LocalCacheOps::Space space = ops_.VolumeSpace();
+    report->set_volume_id(volume_id);
     report->set_capacity_bytes(space.capacity_bytes);
     report->set_free_bytes(space.free_bytes);
     std::map<UsageKey, v1::ModelUsage> now;
-    for (v1::ModelUsage& usage : ops_.Usage()) {
+    for (v1::ModelUsage& usage : models) {
       UsageKey key{usage.name(), usage.version()};
       now[key] = std::move(usage);
     }
@@ -300,8 +333,12 @@ class CoordinatorClient::Impl {
         }
       }
     }
+    if (skip_unchanged && report->models_size() == 0 && report->removed_size() == 0) {
+      return true;
+    }
     if (!Write(message)) return false;
     sent = std::move(now);
+    if (!volume_id.empty()) return true;  // the served volume's report is the one timed
     last_report_unix_seconds_ = std::chrono::duration_cast<std::chrono::seconds>(
                                     std::chrono::system_clock::now().time_since_epoch())
                                     .count();

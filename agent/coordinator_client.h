@@ -34,6 +34,16 @@ class LocalCacheOps {
     uint64_t free_bytes = 0;
   };
   virtual Space VolumeSpace() = 0;
+  // One extra volume (extraVolumes: mounted, not served; the old volume after a storage
+  // switch) as the coordinator's `usage` shows it.
+  struct ExtraVolumeUsage {
+    std::string volume_id;
+    Space space;
+    bool listed = false;  // false: it could not be read now (models empty, not "no models")
+    std::vector<v1::ModelUsage> models;  // published, READY
+  };
+  // Every extra volume, in a fixed order. Default: none.
+  virtual std::vector<ExtraVolumeUsage> ExtraVolumes() { return {}; }
   // Re-checks local leases (FAILED_PRECONDITION while in use), moves the version to trash and
   // returns the bytes freed; 0 (OK) when it is not cached.
   virtual absl::StatusOr<uint64_t> Purge(const std::string& name, const std::string& version) = 0;

@@ -8,6 +8,7 @@
 
 #include "agent/fill/event_loop.h"
 #include "agent/fill_lease_client.h"
+#include "agent/fill_lease_renewal.h"
 #include "agent/store/fill_lock.h"
 #include "agent/store/manifest.h"
 #include "common/log_fields.h"
@@ -24,6 +25,7 @@ class FillGate::Session : public std::enable_shared_from_this<FillGate::Session>
           FillLeaseClient* coordinator, std::string holder_id, std::string name,
           std::string version, Callbacks callbacks)
       : loop_(loop),
+        clock_(clock),
         options_(options),
         coordinator_(coordinator),
         holder_id_(std::move(holder_id)),
@@ -46,14 +48,16 @@ class FillGate::Session : public std::enable_shared_from_this<FillGate::Session>
   }
   bool Done() const { return done_; }
 
-  void Finish(bool published) {
+  void Finish(bool published, absl::Status error) {
     std::lock_guard lock(mutex_);
     finished_ = true;
     published_ = published;
+    error_ = std::move(error);
     wake_.notify_all();
   }
   void ReportProgress(uint64_t bytes_done, uint64_t bytes_total) {
     std::lock_guard lock(mutex_);
+    if (bytes_done > bytes_done_) last_progress_ = clock_.Now();
     bytes_done_ = bytes_done;
     bytes_total_ = bytes_total;
   }
@@ -68,8 +72,13 @@ class FillGate::Session : public std::enable_shared_from_this<FillGate::Session>
   // true: both leases are ours. false: someone else fills. Errors other than contention.
   absl::StatusOr<bool> TryTake();
   void Hold();
+  // Whether Hold renews now, from the fill's progress (agent/fill_lease_renewal.h).
+  FillLeaseRenewal Renewal();
   void Wait();
-  void ReleaseHeld(bool published);
+  // True (and holder_failed_ set) when `lease` is the failed fill this agent waited on.
+  bool HolderFailed(const v1::FillLease& lease);
+  // `error`: the fill's status when it failed; a permanent one goes to the coordinator.
+  void ReleaseHeld(bool published, const absl::Status& error);
   v1::FillLeaseRequest LeaseRequest() const;
   // Sleeps up to `duration`; false once stopped.
   bool SleepFor(std::chrono::milliseconds duration);
@@ -85,6 +94,7 @@ class FillGate::Session : public std::enable_shared_from_this<FillGate::Session>
   }
 
   EventLoop& loop_;
+  const Clock& clock_;
   const FillGateOptions options_;
   FillLeaseClient* const coordinator_;
   const std::string holder_id_;
@@ -102,8 +112,11 @@ class FillGate::Session : public std::enable_shared_from_this<FillGate::Session>
   bool stop_ = false;             // guarded by mutex_
   bool finished_ = false;         // guarded by mutex_
   bool published_ = false;        // guarded by mutex_
+  absl::Status error_;            // guarded by mutex_: how the fill failed (Finish)
   uint64_t bytes_done_ = 0;       // guarded by mutex_
   uint64_t bytes_total_ = 0;      // guarded by mutex_
+  // When the fill last landed bytes, or took the turn (before its first bytes).
+  Clock::TimePoint last_progress_;  // guarded by mutex_
   std::optional<FillLock> lock_;  // guarded by mutex_: ours while we fill
   std::optional<uint64_t> fencing_;  // guarded by mutex_: the coordinator lease we hold
 
@@ -112,6 +125,10 @@ class FillGate::Session : public std::enable_shared_from_this<FillGate::Session>
   uint64_t watch_change_ = 0;
   v1::FillLease last_lease_;
   bool said_waiting_ = false;
+  // The coordinator lease this agent waits on (fencing of a HELD lease it saw; 0: none), and
+  // that holder's permanent failure once its release says so: this agent answers with it.
+  uint64_t waited_fencing_ = 0;
+  std::optional<absl::Status> holder_failed_;
   uint64_t sent_bytes_ = UINT64_MAX;
   std::chrono::steady_clock::time_point sent_at_;
 };
@@ -160,20 +177,42 @@ void FillGate::Session::Run() {
       });
       break;
     }
-    Wait();
+    if (!holder_failed_) Wait();
+    if (holder_failed_) {
+      Post([status = *holder_failed_](Callbacks& callbacks) { callbacks.on_error(status); });
+      break;
+    }
   }
   done_ = true;
+}
+
+bool FillGate::Session::HolderFailed(const v1::FillLease& lease) {
+  if (lease.state() != v1::FillLease::FAILED || waited_fencing_ == 0 ||
+      lease.fencing() != waited_fencing_) {
+    return false;
+  }
+  // The fill we waited for failed for good: answer with its error rather than fetch again
+  // (the origin would answer us the same). A later Ensure may try again.
+  holder_failed_ = absl::Status(
+      static_cast<absl::StatusCode>(lease.error_code()),
+      fmt::format("{} (the fill by {} on this volume, which this agent waited for)",
+                  lease.error_message(), lease.holder()));
+  return true;
 }
 
 absl::StatusOr<bool> FillGate::Session::TryTake() {
   std::optional<v1::FillLease> granted;
   v1::FillLeaseRequest request = LeaseRequest();
   if (coordinator_ != nullptr) {
-    absl::StatusOr<v1::FillLease> lease = coordinator_->Acquire(request);
+    v1::FillLeaseRequest acquire = request;
+    acquire.set_waited_fencing(waited_fencing_);
+    absl::StatusOr<v1::FillLease> lease = coordinator_->Acquire(acquire);
     if (lease.ok()) {
       coordinator_up_ = true;
       last_lease_ = *lease;
+      if (HolderFailed(*lease)) return false;  // Run answers with its error
       if (!lease->granted()) {
+        if (lease->state() == v1::FillLease::HELD) waited_fencing_ = lease->fencing();
         if (!said_waiting_) {
           spdlog::info("fill {}@{}: {} fills it (coordinator lease, fencing {}), waiting", name_,
                        version_, lease->holder(), lease->fencing());
@@ -203,6 +242,7 @@ absl::StatusOr<bool> FillGate::Session::TryTake() {
     std::lock_guard guard(mutex_);
     lock_ = *std::move(lock);
     if (granted) fencing_ = granted->fencing();
+    last_progress_ = clock_.Now();
     return true;
   }
   if (granted) {
@@ -256,7 +296,9 @@ void FillGate::Session::Wait() {
     if (lease.ok()) {
       watch_change_ = lease->change();
       last_lease_ = *lease;
+      if (HolderFailed(*lease)) return;
       if (lease->state() == v1::FillLease::HELD) {
+        waited_fencing_ = lease->fencing();
         SendProgress(lease->bytes_done(), lease->bytes_total(), 0);
         return;
       }
@@ -283,14 +325,53 @@ void FillGate::Session::Wait() {
   coordinator_up_ = true;
 }
 
+FillLeaseRenewal FillGate::Session::Renewal() {
+  std::lock_guard lock(mutex_);
+  if (!lock_) return FillLeaseRenewal::kRenew;  // CheckHeld says what is wrong
+  return DecideFillLeaseRenewal(last_progress_, lock_->holder.expires, clock_.Now(),
+                                options_.progress_window);
+}
+
 void FillGate::Session::Hold() {
   auto renew_every = std::min(options_.lease_ttl / 3, options_.poll_interval);
+  bool said_lapsing = false;
   while (true) {
     {
       std::unique_lock lock(mutex_);
       wake_.wait_for(lock, renew_every, [this] { return stop_ || finished_; });
       if (stop_ || finished_) break;
     }
+    FillLeaseRenewal renewal = Renewal();
+    if (renewal == FillLeaseRenewal::kLetLapse) {
+      if (!said_lapsing) {
+        said_lapsing = true;
+        spdlog::warn("fill lease not renewed {}",
+                     LogFields()
+                         .Add("model", name_ + "@" + version_)
+                         .Add("error", fmt::format("no bytes landed for {} ms",
+                                                   options_.progress_window.count()))
+                         .Add("next", "the lease lapses unless the fill moves again; another "
+                                      "agent may take the fill over"));
+      }
+      continue;
+    }
+    if (renewal == FillLeaseRenewal::kLapsed) {
+      spdlog::warn("fill lease lapsed {}",
+                   LogFields()
+                       .Add("model", name_ + "@" + version_)
+                       .Add("error", "the fill made no progress until the lease expired")
+                       .Add("next", "this fill stops and waits at the gate like any agent; "
+                                    "whoever takes the lease resumes from the staging"));
+      lost_ = true;
+      Post([](Callbacks& callbacks) {
+        if (callbacks.on_lost) callbacks.on_lost();
+      });
+      // Expired: another agent may hold it already, so nothing is released.
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return stop_ || finished_; });
+      return;
+    }
+    said_lapsing = false;
     absl::Status held = CheckHeld();
     if (!held.ok() && lost_) {
       spdlog::warn("fill lease lost {}",
@@ -318,11 +399,13 @@ void FillGate::Session::Hold() {
     }
   }
   bool published;
+  absl::Status error;
   {
     std::lock_guard lock(mutex_);
     published = published_;
+    error = error_;
   }
-  if (!lost_) ReleaseHeld(published);
+  if (!lost_) ReleaseHeld(published, error);
 }
 
 absl::Status FillGate::Session::CheckHeld() {
@@ -386,7 +469,7 @@ absl::Status FillGate::Session::CheckHeld() {
   return held;
 }
 
-void FillGate::Session::ReleaseHeld(bool published) {
+void FillGate::Session::ReleaseHeld(bool published, const absl::Status& error) {
   std::optional<FillLock> lock;
   std::optional<uint64_t> fencing;
   {
@@ -411,6 +494,10 @@ void FillGate::Session::ReleaseHeld(bool published) {
     v1::FillLeaseRequest request = LeaseRequest();
     request.set_fencing(*fencing);
     request.set_published(published);
+    if (!published && IsPermanentFillError(error)) {
+      request.set_error_code(static_cast<int32_t>(error.code()));
+      request.set_error_message(std::string(error.message()));
+    }
     absl::StatusOr<v1::FillLease> released = coordinator_->Release(request);
     if (!released.ok()) {
       spdlog::warn("coordinator fill lease not released {}",
@@ -421,6 +508,19 @@ void FillGate::Session::ReleaseHeld(bool published) {
                        .Add("next", "waiters see the manifest if published, else take over "
                                     "once the lease expires"));
     }
+  }
+}
+
+bool IsPermanentFillError(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kDataLoss:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -439,7 +539,9 @@ std::function<absl::Status()> FillGate::Ticket::PublishCheck() const {
   return [session = session_] { return session->CheckHeld(); };
 }
 
-void FillGate::Ticket::Finish(bool published) { session_->Finish(published); }
+void FillGate::Ticket::Finish(bool published, absl::Status error) {
+  session_->Finish(published, std::move(error));
+}
 
 bool FillGate::Ticket::Lost() const { return session_->Lost(); }
 

@@ -8,9 +8,9 @@
 //   2. the lock file on the volume (agent/store/fill_lock.h), always. It is what keeps
 //      fillers apart when some agents cannot reach the coordinator, so a coordinator grant
 //      whose lock file is held elsewhere is released again.
-// The holder renews both while it fills and checks the lock file right before publishing (a
-// filler that lost its lock never publishes; its staging stays for the one that took over, which
-// resumes from the fill journal). A coordinator lease the coordinator forgot (restart) or handed
+// The holder renews both while its fill makes progress (FillGateOptions::progress_window) and
+// checks the lock file right before publishing (a filler that lost its lock never publishes;
+// its staging stays for the one that took over, which resumes from the fill journal). A coordinator lease the coordinator forgot (restart) or handed
 // on is taken again when free; only the lock file decides that a holder lost the fill. A lease
 // whose holder died expires after the ttl and a waiter takes it.
 // Waiters poll the manifest, watch the coordinator's lease (or read the fill journal for
@@ -45,7 +45,16 @@ struct FillGateOptions {
   std::chrono::milliseconds poll_interval{1'000};
   // A waiter gives up (DEADLINE_EXCEEDED) after this long without the model.
   std::chrono::milliseconds wait_timeout{std::chrono::hours(2)};
+  // The holder renews only while its fill lands bytes within this window (agent/
+  // fill_lease_renewal.h): a stalled filler lets its leases lapse and leaves the gate (on_lost).
+  // Progress is what ReportProgress says (whole chunks). The agent sets fillLease.progressWindow.
+  std::chrono::milliseconds progress_window{300'000};
 };
+
+// Errors that another agent's attempt would meet too: the origin has no such model or file
+// (NOT_FOUND), refuses us (PERMISSION_DENIED, UNAUTHENTICATED), the source is malformed
+// (INVALID_ARGUMENT) or its content does not match its listing (DATA_LOSS).
+bool IsPermanentFillError(const absl::Status& status);
 
 class FillGate {
  public:
@@ -56,7 +65,9 @@ class FillGate {
     std::function<void(v1::Manifest)> on_published;  // the model is on the volume
     std::function<void(absl::Status)> on_error;
     std::function<void(const v1::EnsureProgress&)> on_progress;  // another agent's fill
-    std::function<void()> on_lost;  // a renew found the lease taken over
+    // A renew found the lease taken over, or the fill made no progress for progress_window
+    // and the lease lapsed.
+    std::function<void()> on_lost;
   };
 
   class Session;
@@ -70,13 +81,16 @@ class FillGate {
     Ticket(const Ticket&) = delete;
     Ticket& operator=(const Ticket&) = delete;
 
-    // The holder's progress, sent with the next renew. Any thread.
+    // The holder's progress, sent with the next renew; growing bytes_done keeps the lease
+    // renewed. Any thread.
     void ReportProgress(uint64_t bytes_done, uint64_t bytes_total);
     // A blocking check for FillRequest::before_publish (also renews): OK while the lock file
     // is ours, ABORTED saying who took it over. Any thread, even after the ticket died.
     std::function<absl::Status()> PublishCheck() const;
     // The fill ended; the leases are released (published: the waiters read the manifest).
-    void Finish(bool published);
+    // A permanent `error` (IsPermanentFillError) is published with the coordinator lease:
+    // agents waiting on this fill answer with it instead of each fetching again.
+    void Finish(bool published, absl::Status error = absl::OkStatus());
     // True once a renew or the publish check found the lease lost.
     bool Lost() const;
 

@@ -7,6 +7,9 @@
 #include <optional>
 
 #include "agent/saved_policy.h"
+#include "agent/store/inventory.h"
+#include "agent/store/layout.h"
+#include "agent/store/manifest.h"
 #include "agent/store/space.h"
 #include "common/log_fields.h"
 #include "common/status_format.h"
@@ -66,6 +69,41 @@ LocalCacheOps::Space ModelCacheOps::VolumeSpace() {
     return Space{};
   }
   return Space{space->capacity_bytes, space->free_bytes};
+}
+
+std::vector<LocalCacheOps::ExtraVolumeUsage> ModelCacheOps::ExtraVolumes() {
+  std::vector<ExtraVolumeUsage> volumes;
+  for (const MaintainedVolume& extra : options_.extra_volumes) {
+    ExtraVolumeUsage& volume = volumes.emplace_back();
+    volume.volume_id = extra.id;
+    absl::StatusOr<modelcache::VolumeSpace> space = ReadVolumeSpace(extra.root);
+    if (space.ok()) volume.space = Space{space->capacity_bytes, space->free_bytes};
+    const CacheLayout layout(extra.root);
+    absl::StatusOr<Inventory> inventory = TakeInventory(layout);
+    if (!inventory.ok()) {
+      spdlog::warn("extra volume not listed {}",
+                   LogFields()
+                       .Add("volume", extra.id)
+                       .Add("path", extra.root.string())
+                       .Add("error", inventory.status())
+                       .Add("next", "the coordinator keeps its last report; retried at the next "
+                                    "report"));
+      continue;
+    }
+    volume.listed = true;
+    for (const InventoryModel& model : inventory->models) {
+      v1::ModelUsage& entry = volume.models.emplace_back();
+      entry.set_name(model.name);
+      entry.set_version(model.version);
+      // The manifest's total, as the served volume reports it; the bytes on disk else.
+      absl::StatusOr<v1::Manifest> manifest =
+          ReadManifest(layout.ManifestPath(model.name, model.version));
+      entry.set_size_bytes(manifest.ok() ? manifest->total_bytes() : model.bytes);
+      entry.set_last_access_unix_ms(ToUnixMillis(model.last_access));
+      entry.set_state(v1::ModelUsage::READY);
+    }
+  }
+  return volumes;
 }
 
 absl::StatusOr<uint64_t> ModelCacheOps::Purge(const std::string& name, const std::string& version) {

@@ -9,6 +9,7 @@
 #include "agent/caching_policy.h"
 #include "agent/coordinator_client.h"
 #include "agent/leases.h"
+#include "agent/maintenance.h"
 #include "agent/model_cache.h"
 
 namespace modelcache {
@@ -24,6 +25,9 @@ struct CacheOpsOptions {
   const LeaseTable* leases = nullptr;
   // Where each policy from the coordinator is saved (agent/saved_policy.h); empty: not saved.
   std::filesystem::path policy_file;
+  // extraVolumes (id and root): their published models are reported too, so that the old
+  // volume after a storage switch shows in the coordinator's `usage` until it is cleaned.
+  std::vector<MaintainedVolume> extra_volumes;
 };
 
 class ModelCacheOps final : public LocalCacheOps {
@@ -34,6 +38,9 @@ class ModelCacheOps final : public LocalCacheOps {
   // Published models, all READY, each with the live leases pods hold on it at this agent.
   std::vector<v1::ModelUsage> Usage() override;
   Space VolumeSpace() override;  // statvfs of the cache root; zeros if it cannot be read
+  // Each extra volume's published models (its inventory: what `modelcachectl volumes` counts)
+  // and statvfs; a volume that cannot be read is returned with listed=false (logged).
+  std::vector<ExtraVolumeUsage> ExtraVolumes() override;
   // ModelCache::Purge, unless a pod holds a live lease on the model here: then
   // FAILED_PRECONDITION naming the model (the coordinator's plan may predate the lease).
   absl::StatusOr<uint64_t> Purge(const std::string& name, const std::string& version) override;

@@ -266,6 +266,7 @@ absl::StatusOr<v1::CleanupResponse> Maintenance::Cleanup(const v1::CleanupReques
                                      .Add("removed", response.removed_size())
                                      .Add("bytes", response.freed_bytes())
                                      .Add("problems", response.problems_size()));
+  if (options_.on_volume_changed) options_.on_volume_changed();
   return response;
 }
 
@@ -505,6 +506,7 @@ absl::StatusOr<v1::MigrateResponse> Maintenance::Migrate(const v1::MigrateReques
     if (report->skipped) migrated.Add("reason", "already there");
     spdlog::info("migrate done {}", migrated.Add("bytes", report->skipped ? 0 : report->bytes_copied));
   }
+  if (options_.on_volume_changed) options_.on_volume_changed();
   return response;
 }
 

@@ -37,6 +37,10 @@ struct MaintenanceOptions {
   // Whether a pod holds a live lease on the model (the lead wires the lease table here).
   // Unset: nothing is leased. Called from the maintenance thread.
   std::function<bool(std::string_view name, std::string_view version)> is_leased;
+  // Called after a cleanup or a migration changed a volume (the lead asks the coordinator
+  // client to report now, so that `usage` shows it without waiting for a heartbeat). Unset:
+  // nothing. Called from the maintenance thread.
+  std::function<void()> on_volume_changed;
 };
 
 class Maintenance {

@@ -259,7 +259,7 @@ void ModelCache::Impl::OnFillDone(const ModelKey& key, absl::StatusOr<v1::Manife
       fill->second.ticket.reset();
       return EnterGate(key, fill->second);
     }
-    fill->second.ticket->Finish(/*published=*/result.ok());
+    fill->second.ticket->Finish(/*published=*/result.ok(), result.status());
   }
   std::map<uint64_t, Subscriber> subscribers = std::move(fill->second.subscribers);
   const bool filled_here = fill->second.job != nullptr;

@@ -21,6 +21,10 @@ int RunUsage(AdminConnection& connection) {
   for (const v1::VolumeUsage& volume : response.volumes()) {
     std::string nodes;
     for (const std::string& node : volume.nodes()) nodes += (nodes.empty() ? "" : ",") + node;
+    // Mounted as an extra volume only (the old volume after a storage switch).
+    for (const std::string& node : volume.extra_nodes()) {
+      nodes += (nodes.empty() ? "" : ",") + node + "(extra)";
+    }
     std::string percent = "-";
     if (volume.quota_bytes() > 0) {
       percent = std::to_string(volume.used_bytes() * 100 / volume.quota_bytes()) + "%";

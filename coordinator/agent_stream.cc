@@ -11,6 +11,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -157,7 +158,15 @@ class AgentStreams::Session final
   // Written by the worker before the session is registered in current_, constant after.
   std::string node_name;
   std::string volume_id;
+  std::set<std::string> extra_volume_ids;  // the hello's extra_volumes
   bool hello_done = false;  // worker thread only
+
+  // The volume a usage report speaks for; null when it names a volume the hello did not list.
+  const std::string* ReportVolume(const v1::UsageReport& report) const {
+    if (report.volume_id().empty()) return &volume_id;
+    auto found = extra_volume_ids.find(report.volume_id());
+    return found == extra_volume_ids.end() ? nullptr : &*found;
+  }
 
   // Held while commands are claimed for this session and while its disconnect is recorded,
   // so a closing session is never handed commands after its disconnect put them back to
@@ -221,7 +230,8 @@ class AgentStreams::Worker {
   }
 
   static bool IsUsage(const Event& event) {
-    return event.message && event.message->has_usage() && event.session->hello_done;
+    return event.message && event.message->has_usage() && event.session->hello_done &&
+           event.session->ReportVolume(event.message->usage()) != nullptr;
   }
 
   // A stream appears at most once per batch (its next read starts after it was handled), so
@@ -258,6 +268,12 @@ class AgentStreams::Worker {
     }
     if (!session->hello_done) {
       Hello(session, *event.message);
+      return;
+    }
+    if (event.message->has_usage()) {  // not IsUsage: a volume the hello did not list
+      Close(session, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                  "usage report for volume " + event.message->usage().volume_id() +
+                                      ", which the hello did not list in extra_volumes"));
       return;
     }
     if (!event.message->has_result()) {  // a repeated hello or an unknown body: ignored
@@ -328,6 +344,11 @@ class AgentStreams::Worker {
     }
     session->node_name = hello.node_name();
     session->volume_id = hello.volume_id();
+    for (const v1::ExtraVolume& extra : hello.extra_volumes()) {
+      if (!extra.volume_id().empty() && extra.volume_id() != hello.volume_id()) {
+        session->extra_volume_ids.insert(extra.volume_id());
+      }
+    }
     session->hello_done = true;
     std::shared_ptr<Session> replaced = owner_.ReplaceCurrent(session);
     if (replaced) replaced->Cancel();  // the old stream is dead
@@ -355,8 +376,9 @@ class AgentStreams::Worker {
     std::vector<UsageUpdate> updates;
     updates.reserve(end - begin);
     for (size_t i = begin; i < end; ++i) {
-      updates.push_back(UsageUpdate{batch[i].session->node_name, batch[i].session->volume_id,
-                                    &batch[i].message->usage()});
+      const v1::UsageReport& report = batch[i].message->usage();
+      updates.push_back(
+          UsageUpdate{batch[i].session->node_name, *batch[i].session->ReportVolume(report), &report});
     }
     const int64_t now = Now();
     absl::Status together = owner_.store_.ApplyUsageBatch(updates, now);

@@ -78,6 +78,12 @@ absl::StatusOr<v1::FillLease> FillLeaseTable::Acquire(const v1::FillLeaseRequest
     current.set_granted(false);
     return current;
   }
+  if (current.state() == v1::FillLease::FAILED && request.waited_fencing() != 0 &&
+      current.fencing() == request.waited_fencing()) {
+    // The caller waited on this very fill: it answers with its error, not a new attempt.
+    current.set_granted(false);
+    return current;
+  }
   if (current.state() != v1::FillLease::HELD) {
     // Free, published or expired: a new grant, with a new fencing number.
     lease.set_volume_id(request.volume_id());
@@ -87,6 +93,9 @@ absl::StatusOr<v1::FillLease> FillLeaseTable::Acquire(const v1::FillLeaseRequest
     lease.set_fencing(next_fencing_++);
     lease.set_bytes_done(0);
     lease.set_bytes_total(0);
+    // A failed fill's error stays with its fencing number; a new attempt starts clean.
+    lease.clear_error_code();
+    lease.clear_error_message();
   }
   lease.set_state(v1::FillLease::HELD);
   lease.set_expires_unix_ms(ToUnixMillis(now + std::chrono::milliseconds(ttl_ms)));
@@ -136,7 +145,16 @@ absl::StatusOr<v1::FillLease> FillLeaseTable::Release(const v1::FillLeaseRequest
         request.version(), request.volume_id(), request.fencing(), request.holder()));
   }
   v1::FillLease& lease = it->second.lease;
-  lease.set_state(request.published() ? v1::FillLease::PUBLISHED : v1::FillLease::FREE);
+  if (request.published()) {
+    lease.set_state(v1::FillLease::PUBLISHED);
+  } else if (request.error_code() != 0) {
+    // The waiters on this fencing number answer with the filler's error.
+    lease.set_state(v1::FillLease::FAILED);
+    lease.set_error_code(request.error_code());
+    lease.set_error_message(request.error_message());
+  } else {
+    lease.set_state(v1::FillLease::FREE);
+  }
   lease.set_expires_unix_ms(0);
   Changed(it->second);
   return lease;

@@ -22,10 +22,12 @@ class FillLeaseTable {
   // `clock` must outlive the table.
   explicit FillLeaseTable(const Clock& clock);
 
-  // Grants the lease when it is free, published, expired, or already the caller's (then it is
+  // Grants the lease when it is free, published, failed, expired, or already the caller's (then it is
   // extended, same fencing); otherwise granted=false with the holder and its progress. Every
   // grant to a new holder takes the next fencing number (one counter for all leases, so numbers
-  // never go back even after a lease is forgotten). INVALID_ARGUMENT for a bad request.
+  // never go back even after a lease is forgotten). A FAILED lease whose fencing is the
+  // request's waited_fencing is not granted but returned (the waiter answers with its error).
+  // INVALID_ARGUMENT for a bad request.
   absl::StatusOr<v1::FillLease> Acquire(const v1::FillLeaseRequest& request);
 
   // Extends the caller's lease to now + ttl and records bytes_done/bytes_total. A lease that
@@ -33,7 +35,8 @@ class FillLeaseTable {
   // when the holder or fencing differs or the lease was released.
   absl::StatusOr<v1::FillLease> Renew(const v1::FillLeaseRequest& request);
 
-  // Ends the caller's lease: state PUBLISHED when request.published, else FREE. ABORTED as
+  // Ends the caller's lease: state PUBLISHED when request.published, else FAILED with the
+  // request's error when error_code is set, else FREE. ABORTED as
   // Renew (a release by a holder that lost the lease changes nothing).
   absl::StatusOr<v1::FillLease> Release(const v1::FillLeaseRequest& request);
 
@@ -49,7 +52,7 @@ class FillLeaseTable {
  private:
   using Key = std::tuple<std::string, std::string, std::string>;  // volume, name, version
   struct Entry {
-    v1::FillLease lease;  // state FREE, HELD or PUBLISHED (EXPIRED is computed)
+    v1::FillLease lease;  // state FREE, HELD, PUBLISHED or FAILED (EXPIRED is computed)
     Clock::TimePoint updated;
   };
 

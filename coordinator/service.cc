@@ -280,6 +280,10 @@ class CoordinatorServer::Impl final
         if (held.name != request->name()) continue;
         FillAction(held, "deleted", response->add_skipped());
       }
+      for (const PurgeDecision& left : plan.draining) {
+        if (left.name != request->name()) continue;
+        FillAction(left, "deleted", response->add_skipped());
+      }
       DispatchAll();
       return absl::OkStatus();
     });
@@ -301,6 +305,15 @@ class CoordinatorServer::Impl final
           FillAction(decision, "manual", response->add_skipped());
           continue;
         }
+        if (copy.draining) {
+          // No agent serves the volume, so no agent would run the command.
+          decision.explanation = fmt::format(
+              "volume {} is only mounted as an extra volume: empty it with modelcachectl "
+              "cleanup --volume {}",
+              copy.volume_id, copy.volume_id);
+          FillAction(decision, "manual", response->add_skipped());
+          continue;
+        }
         RETURN_IF_ERROR(AddPurgeAction(decision, "manual", response->add_actions()));
       }
       DispatchAll();
@@ -318,6 +331,9 @@ class CoordinatorServer::Impl final
       }
       for (const PurgeDecision& held : plan.held_by_lease) {
         FillAction(held, PurgeReasonName(held.reason), response->add_skipped());
+      }
+      for (const PurgeDecision& left : plan.draining) {
+        FillAction(left, PurgeReasonName(left.reason), response->add_skipped());
       }
       return absl::OkStatus();
     });

@@ -91,6 +91,13 @@ CREATE INDEX cache_reports_by_copy ON cache_reports(volume_id, name, version);
 CREATE INDEX cache_reports_by_node ON cache_reports(node_name);
 CREATE INDEX commands_by_volume_state ON commands(volume_id, state);
 )sql",
+    // 3: the volumes each agent mounts as extraVolumes (reported, not served).
+    R"sql(
+CREATE TABLE agent_extra_volumes(
+  node_name TEXT NOT NULL,
+  volume_id TEXT NOT NULL,
+  PRIMARY KEY(node_name, volume_id));
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
@@ -116,7 +123,10 @@ constexpr const char* kCopiesSql =
     "SUM(CASE WHEN node_name IN (SELECT node_name FROM agents WHERE connected=0 AND "
     "last_heartbeat_ms < (SELECT MAX(last_heartbeat_ms) FROM agents) - 900000) "
     "THEN 0 ELSE live_leases END), "
-    "group_concat(node_name, ',') FROM cache_reports ";
+    "group_concat(node_name, ','), "
+    // Draining: no agent serves the volume (it is only some agent's extra volume), so no agent
+    // would run a purge command for it.
+    "volume_id NOT IN (SELECT volume_id FROM agents) FROM cache_reports ";
 constexpr const char* kCopiesGroup = " GROUP BY volume_id, name, version ORDER BY volume_id, name, version";
 
 std::string VersionKey(std::string_view name, std::string_view version) {
@@ -200,9 +210,34 @@ absl::Status CoordinatorStore::RecordHello(const v1::AgentHello& hello, int64_t 
     RETURN_IF_ERROR(statement->Run());
   }
   {
-    // A node that moved to another volume no longer speaks for the old one.
+    ASSIGN_OR_RETURN(auto statement,
+                     db_->Prepare("DELETE FROM agent_extra_volumes WHERE node_name=?1"));
+    statement->Bind(1, hello.node_name());
+    RETURN_IF_ERROR(statement->Run());
+  }
+  for (const v1::ExtraVolume& extra : hello.extra_volumes()) {
+    if (extra.volume_id().empty() || extra.volume_id() == hello.volume_id()) continue;
+    {
+      ASSIGN_OR_RETURN(auto statement, db_->Prepare(
+          "INSERT OR IGNORE INTO agent_extra_volumes(node_name, volume_id) VALUES(?1, ?2)"));
+      statement->Bind(1, hello.node_name()).Bind(2, extra.volume_id());
+      RETURN_IF_ERROR(statement->Run());
+    }
     ASSIGN_OR_RETURN(auto statement, db_->Prepare(
-        "DELETE FROM cache_reports WHERE node_name=?1 AND volume_id<>?2"));
+        "INSERT INTO volumes(volume_id, capacity_bytes, free_bytes, updated_ms) "
+        "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(volume_id) DO UPDATE SET capacity_bytes=?2, "
+        "free_bytes=?3, updated_ms=?4"));
+    statement->Bind(1, extra.volume_id()).Bind(2, AsInt(extra.capacity_bytes()))
+        .Bind(3, AsInt(extra.free_bytes())).Bind(4, now_ms);
+    RETURN_IF_ERROR(statement->Run());
+  }
+  {
+    // A node that moved to another volume no longer speaks for the old one, unless it still
+    // mounts it as an extra volume: then it goes on reporting the old volume's models (until
+    // they are cleaned) in reports for that volume.
+    ASSIGN_OR_RETURN(auto statement, db_->Prepare(
+        "DELETE FROM cache_reports WHERE node_name=?1 AND volume_id<>?2 AND volume_id NOT IN "
+        "(SELECT volume_id FROM agent_extra_volumes WHERE node_name=?1)"));
     statement->Bind(1, hello.node_name()).Bind(2, hello.volume_id());
     RETURN_IF_ERROR(statement->Run());
   }
@@ -277,12 +312,15 @@ absl::Status CoordinatorStore::ApplyUsageLocked(std::string_view node_name,
                                                 std::string_view volume_id,
                                                 const v1::UsageReport& report, int64_t now_ms,
                                                 std::vector<std::string>& ensured) {
+  // A report of an extra volume speaks for that volume, not for the node's own file system.
+  const bool own_volume = report.volume_id().empty();
   {
     ASSIGN_OR_RETURN(auto statement, db_->Prepare(
         "UPDATE agents SET last_heartbeat_ms=?2, capacity_bytes=CASE WHEN ?3>0 THEN ?3 ELSE "
         "capacity_bytes END, free_bytes=CASE WHEN ?3>0 THEN ?4 ELSE free_bytes END "
         "WHERE node_name=?1"));
-    statement->Bind(1, node_name).Bind(2, now_ms).Bind(3, AsInt(report.capacity_bytes()))
+    statement->Bind(1, node_name).Bind(2, now_ms)
+        .Bind(3, own_volume ? AsInt(report.capacity_bytes()) : int64_t{0})
         .Bind(4, AsInt(report.free_bytes()));
     RETURN_IF_ERROR(statement->Run());
   }
@@ -294,8 +332,9 @@ absl::Status CoordinatorStore::ApplyUsageLocked(std::string_view node_name,
     RETURN_IF_ERROR(statement->Run());
   }
   if (report.full()) {
-    ASSIGN_OR_RETURN(auto statement, db_->Prepare("DELETE FROM cache_reports WHERE node_name=?1"));
-    statement->Bind(1, node_name);
+    ASSIGN_OR_RETURN(auto statement, db_->Prepare(
+        "DELETE FROM cache_reports WHERE node_name=?1 AND volume_id=?2"));
+    statement->Bind(1, node_name).Bind(2, volume_id);
     RETURN_IF_ERROR(statement->Run());
   }
   for (const v1::ModelKey& removed : report.removed()) {
@@ -558,6 +597,16 @@ absl::StatusOr<v1::UsageResponse> CoordinatorStore::Usage(uint64_t default_quota
       if (found != volumes.end()) found->second->add_nodes(statement->Text(1));
     }
   }
+  {
+    ASSIGN_OR_RETURN(auto statement, db_->Prepare(
+        "SELECT volume_id, node_name FROM agent_extra_volumes ORDER BY node_name"));
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, statement->Step());
+      if (!row) break;
+      auto found = volumes.find(statement->Text(0));
+      if (found != volumes.end()) found->second->add_extra_nodes(statement->Text(1));
+    }
+  }
   return response;
 }
 
@@ -598,6 +647,7 @@ absl::StatusOr<Snapshot> CoordinatorStore::LoadSnapshot() {
       copy.ready = statement->Int(4) == v1::ModelUsage::READY;
       copy.last_access = FromUnixMillis(statement->Int(5));
       copy.agent_leases = static_cast<uint32_t>(statement->Int(6));
+      copy.draining = statement->Int(8) != 0;
       snapshot.copies.push_back(std::move(copy));
     }
   }

@@ -23,7 +23,7 @@
 namespace modelcache {
 
 // The newest schema; migrations 1..kSchemaVersion are applied in order at Open.
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 struct StoredCommand {
   v1::Command command;  // id set
@@ -64,9 +64,12 @@ class CoordinatorStore {
   absl::Status ResetConnections();
 
   // ---- agents
+  // Records the node, its volume and its extra volumes; drops its reports of any other volume.
   absl::Status RecordHello(const v1::AgentHello& hello, int64_t now_ms);
   absl::Status RecordDisconnect(std::string_view node_name, int64_t now_ms);
-  // A full report replaces what the node reported before; a delta upserts and removes.
+  // `volume_id` is the node's volume or one of its extra volumes (the caller checks which). A
+  // full report replaces what the node reported before for that volume; a delta upserts and
+  // removes.
   // Models the registry does not know are added with the default caching setting.
   absl::Status ApplyUsage(std::string_view node_name, std::string_view volume_id,
                           const v1::UsageReport& report, int64_t now_ms);

@@ -67,6 +67,15 @@ PurgePlan Plan(const Snapshot& snapshot, const PurgePolicy& policy, Clock::TimeP
     PurgeDecision decision =
         DecisionFor(copy, PurgeReason::kDeleted, fmt::format("model {} deleted from the registry",
                                                              copy.name));
+    if (copy.draining) {
+      decision.explanation += fmt::format(
+          ", on volume {} that no agent serves (an extra volume): empty it with modelcachectl "
+          "cleanup",
+          copy.volume_id);
+      plan.draining.push_back(std::move(decision));
+      decided.insert(KeyOf(copy));
+      continue;
+    }
     if (HasLiveLease(copy, snapshot, now)) {
       decision.explanation += ", waiting for its lease";
       plan.held_by_lease.push_back(std::move(decision));
@@ -79,7 +88,7 @@ PurgePlan Plan(const Snapshot& snapshot, const PurgePolicy& policy, Clock::TimeP
 
   if (policy.purge_unused_after.count() > 0) {
     for (const CachedCopy& copy : snapshot.copies) {
-      if (!copy.ready || decided.count(KeyOf(copy)) > 0) continue;
+      if (!copy.ready || copy.draining || decided.count(KeyOf(copy)) > 0) continue;
       if (now - copy.last_access <= policy.purge_unused_after) continue;
       if (IsPinned(copy, snapshot) || HasLiveLease(copy, snapshot, now)) continue;
       decided.insert(KeyOf(copy));
@@ -91,7 +100,9 @@ PurgePlan Plan(const Snapshot& snapshot, const PurgePolicy& policy, Clock::TimeP
   }
 
   std::map<std::string, std::vector<const CachedCopy*>> by_volume;
-  for (const CachedCopy& copy : snapshot.copies) by_volume[copy.volume_id].push_back(&copy);
+  for (const CachedCopy& copy : snapshot.copies) {
+    if (!copy.draining) by_volume[copy.volume_id].push_back(&copy);
+  }
   for (auto& [volume_id, copies] : by_volume) {
     uint64_t quota = policy.default_quota_bytes;
     auto own = snapshot.volume_quota.find(volume_id);

@@ -22,6 +22,10 @@ struct CachedCopy {
   Clock::TimePoint last_access;
   uint32_t agent_leases = 0;  // live leases the agents reported
   bool ready = true;          // false while filling or purging: never chosen
+  // No agent serves the volume; it is only mounted as some agent's extra volume (the old
+  // volume after a storage switch). Purge commands go to an agent serving the volume, so none
+  // would run: no rule chooses such a copy. `modelcachectl cleanup` on the node empties it.
+  bool draining = false;
 };
 
 struct RegistryModel {
@@ -70,6 +74,8 @@ struct PurgePlan {
   std::vector<PurgeDecision> decisions;  // at most one per copy
   // Copies a rule wanted but a lease kept (deleted models waiting for their leases).
   std::vector<PurgeDecision> held_by_lease;
+  // Copies of deleted models on draining volumes: left to `modelcachectl cleanup`.
+  std::vector<PurgeDecision> draining;
 };
 
 // Rules, in this order, each copy decided at most once:
@@ -78,6 +84,8 @@ struct PurgePlan {
 //  3. quota: while a volume's used bytes (all copies, minus those already decided) exceed
 //     high_watermark * quota, its least recently used ready, unleased, unpinned copies go
 //     until used <= low_watermark * quota.
+// Draining copies are never chosen (deleted ones are listed in `draining`) and do not count
+// towards a quota.
 // A live lease is an agent-reported one or a coordinator lease expiring after `now` for the
 // same name and version on the copy's volume (or on every volume).
 PurgePlan Plan(const Snapshot& snapshot, const PurgePolicy& policy, Clock::TimePoint now);

@@ -6,9 +6,12 @@
 
 #include <regex>
 
+#include <google/protobuf/util/json_util.h>
+
 #include "agent/store/layout.h"
 #include "agent/store/volume_id.h"
 #include "common/sha256.h"
+#include "modelcache/v1/coordinator.pb.h"
 #include "tests/testing/agent_process.h"
 #include "tests/testing/coordinator_process.h"
 #include "tests/testing/nginx_server.h"
@@ -90,6 +93,23 @@ class AgentCoordinatorTest : public ::testing::Test {
     ASSERT_TRUE(started.ok()) << started.status();
     agent = *std::move(started);
     ASSERT_TRUE(WaitForPolicy(*agent, "default disabled, 0 rules")) << agent->Log();
+  }
+
+  v1::UsageResponse Usage() {
+    CtlResult usage = Ctl({"usage", "--json", "--token", "view"});
+    EXPECT_EQ(usage.exit_code, 0) << usage.err;
+    v1::UsageResponse response;
+    auto parsed = google::protobuf::util::JsonStringToMessage(usage.out, &response);
+    EXPECT_TRUE(parsed.ok()) << parsed.ToString() << "\n" << usage.out;
+    return response;
+  }
+
+  static const v1::VolumeUsage* FindVolume(const v1::UsageResponse& usage,
+                                           const std::string& volume_id) {
+    for (const v1::VolumeUsage& volume : usage.volumes()) {
+      if (volume.volume_id() == volume_id) return &volume;
+    }
+    return nullptr;
   }
 
   // True once the agent logged that it applied a caching policy whose summary starts with
@@ -269,6 +289,81 @@ TEST_F(AgentCoordinatorTest, CachedModelsAreReportedThenPurgedFromEveryAgent) {
       },
       kDeadline, 200ms))
       << show.out << usage.out;
+}
+
+// Switch storage: the agent comes back on a new empty volume with the old one as an extra
+// volume. The old volume keeps showing in `usage` (its model, its bytes, the node mounting it),
+// the coordinator plans no purge there, and a cleanup through the agent shows at once.
+TEST_F(AgentCoordinatorTest, AfterASwitchTheOldVolumeShowsInUsageUntilItIsCleaned) {
+  ASSERT_NO_FATAL_FAILURE(EnableCaching());
+  AgentProcess& agent = *agents_[0];
+  CtlResult fetched = Fetch(agent);
+  ASSERT_EQ(fetched.exit_code, 0) << fetched.err << agent.Log();
+  const fs::path old_root = agent.CacheRoot();
+  const std::string old_volume = VolumeId(agent);
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        const v1::VolumeUsage* volume = FindVolume(Usage(), old_volume);
+        return volume != nullptr && volume->model_count() == 1;
+      },
+      kDeadline, 200ms));
+
+  // Restarted on volume B, with A as its extra volume; a long report interval, so that only
+  // the cleanup's own report can show the cleanup within the deadline below.
+  agent.Stop();
+  testing::AgentProcessOptions switched = agent.Options();
+  switched.cache_root = dir_.Path() / "cache-node-a-v2";
+  switched.extra_yaml =
+      "coordinatorReportInterval: 1h\nextraVolumes: [" + old_root.string() + "]\n";
+  absl::Status restarted = agent.Restart(switched);
+  ASSERT_TRUE(restarted.ok()) << restarted;
+  ASSERT_TRUE(WaitForPolicy(agent, "default disabled, 1 rules")) << agent.Log();
+  const std::string new_volume = VolumeId(agent);
+  ASSERT_NE(new_volume, old_volume);
+
+  v1::UsageResponse usage;
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        usage = Usage();
+        const v1::VolumeUsage* now = FindVolume(usage, new_volume);
+        const v1::VolumeUsage* old = FindVolume(usage, old_volume);
+        return now != nullptr && now->nodes_size() == 1 && old != nullptr &&
+               old->extra_nodes_size() == 1;
+      },
+      kDeadline, 200ms))
+      << usage.DebugString();
+  const v1::VolumeUsage* old = FindVolume(usage, old_volume);
+  EXPECT_EQ(old->model_count(), 1u) << usage.DebugString();
+  EXPECT_EQ(old->used_bytes(), model_bytes_);
+  EXPECT_EQ(old->nodes_size(), 0) << "no agent serves the old volume";
+  EXPECT_EQ(old->extra_nodes(0), "node-a");
+  EXPECT_EQ(FindVolume(usage, new_volume)->nodes(0), "node-a");
+  EXPECT_EQ(FindVolume(usage, new_volume)->model_count(), 0u);
+  CtlResult table = Ctl({"usage", "--token", "view"});
+  EXPECT_THAT(table.out, HasSubstr("node-a(extra)"));
+
+  // No agent would run a purge command for the old volume: it is skipped, not queued.
+  CtlResult purge = Ctl({"purge", "m@v1", "--json", "--token", "adm"});
+  ASSERT_EQ(purge.exit_code, 0) << purge.err;
+  v1::PurgeResponse purged;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(purge.out, &purged).ok()) << purge.out;
+  EXPECT_EQ(purged.actions_size(), 0) << purge.out;
+  ASSERT_EQ(purged.skipped_size(), 1) << purge.out;
+  EXPECT_EQ(purged.skipped(0).volume_id(), old_volume);
+  EXPECT_THAT(purged.skipped(0).explanation(), HasSubstr("modelcachectl cleanup"));
+
+  CtlResult cleanup = Ctl({"cleanup", "--volume", old_volume, "--all-models"}, &agent);
+  ASSERT_EQ(cleanup.exit_code, 0) << cleanup.out << cleanup.err << agent.Log();
+  EXPECT_FALSE(fs::exists(old_root / "models" / "m" / "v1"));
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        usage = Usage();
+        const v1::VolumeUsage* volume = FindVolume(usage, old_volume);
+        return volume != nullptr && volume->model_count() == 0 && volume->used_bytes() == 0 &&
+               volume->extra_nodes_size() == 1;
+      },
+      10s, 200ms))
+      << usage.DebugString() << agent.Log();
 }
 
 }  // namespace

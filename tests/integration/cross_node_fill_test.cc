@@ -79,6 +79,18 @@ class EnsureCall {
     Wait();
     return progress_.empty() ? v1::EnsureProgress() : progress_.back();
   }
+  // A FILLING update of a fill of `total` bytes that has not ended (another agent's, for a
+  // waiter: its progress comes from the filler's coordinator lease).
+  bool SawFillingOf(uint64_t total) {
+    std::lock_guard lock(mutex_);
+    for (const auto& update : progress_) {
+      if (update.state() == v1::EnsureProgress::FILLING && update.bytes_total() == total &&
+          update.bytes_done() < total) {
+        return true;
+      }
+    }
+    return false;
+  }
   // A FILLING update with bytes of another agent's fill (neither nothing nor everything).
   bool SawPartialProgress(uint64_t total) {
     std::lock_guard lock(mutex_);
@@ -178,7 +190,8 @@ class CrossNodeFillTest : public ::testing::Test {
     ASSERT_GE(model_bytes_, 512 * kMiB);
     absl::StatusOr<std::unique_ptr<testing::NginxServer>> origin = testing::NginxServer::Start(
         {.root = origin_dir_->Path().string(),
-         .locations = {{.prefix = "/slow/", .extra_directives = "limit_rate 6m;"}}});
+         .locations = {{.prefix = "/slow/", .extra_directives = "limit_rate 6m;"},
+                       {.prefix = "/crawl/", .extra_directives = "limit_rate 256k;"}}});
     ASSERT_TRUE(origin.ok()) << origin.status();
     origin_ = *std::move(origin);
 
@@ -419,6 +432,74 @@ TEST_F(CrossNodeFillTest, CoordinatorRestartMidFillKeepsTheFiller) {
   EXPECT_EQ(Logs().find("resuming"), std::string::npos) << "nobody had to take the fill over";
   uint64_t served = SettledServedBytes(model_bytes_);
   EXPECT_LE(served, model_bytes_ + model_bytes_ / 20) << Logs();
+}
+
+// A fill that fails for good (here DATA_LOSS: the origin's file does not match its listing) is
+// not retried by each waiting agent in turn: the filler publishes its error with the
+// coordinator lease, and the agents that waited on it answer their clients with it.
+TEST_F(CrossNodeFillTest, APermanentFailureIsSharedWithTheWaitersInsteadOfRefetched) {
+  fs::path bad = origin_dir_->Path() / ("bad-" + std::to_string(coordinator_->Port()));
+  // One file of one chunk, sent at 256 KB/s: about 12 s.
+  constexpr uint64_t kFileBytes = 3 * kMiB;
+  std::vector<v1::ManifestFile> files =
+      testing::WriteRandomModel(bad, {{"weights/w.bin", kFileBytes}});
+  files[0].set_sha256(std::string(64, '0'));  // the listing lies
+  testing::WriteTestFile(bad / "modelcache.json", testing::HttpListingJson(files));
+  const std::string prefix = "/crawl/" + bad.filename().string() + "/";
+  fs::create_directories(origin_dir_->Path() / "crawl");
+  fs::create_directory_symlink(bad, origin_dir_->Path() / "crawl" / bad.filename());
+  const std::string source = origin_->BaseUrl() + prefix;
+
+  std::vector<std::unique_ptr<EnsureCall>> calls;
+  calls.push_back(std::make_unique<EnsureCall>(*agents_[0], source));
+  ASSERT_EQ(FillerOf(Shared(), agents_, 4), 0) << Logs();
+  for (int i = 1; i < 4; ++i) calls.push_back(std::make_unique<EnsureCall>(*agents_[i], source));
+  // Every other agent waits on agent 0's fill: it passes on the progress of the coordinator
+  // lease to its client.
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        for (int i = 1; i < 4; ++i) {
+          if (!calls[i]->SawFillingOf(kFileBytes)) return false;
+        }
+        return true;
+      },
+      kDeadline, 20ms))
+      << Logs();
+  ASSERT_EQ(agents_[0]->Log().find("sha256 mismatch"), std::string::npos)
+      << "the fill ended before the waiters waited";
+
+  for (int i = 0; i < 4; ++i) {
+    calls[i]->Wait();
+    EXPECT_EQ(calls[i]->Error().substr(0, 3), "15 ") << agents_[i]->NodeName() << ": "
+                                                     << calls[i]->Error() << Logs();
+    EXPECT_NE(calls[i]->Error().find("sha256 mismatch"), std::string::npos) << calls[i]->Error();
+  }
+  // One agent asked the origin: one listing, the file's bytes once.
+  int listings = 0;
+  uint64_t file_bytes = 0;
+  PollUntil(
+      [&] {
+        listings = 0;
+        file_bytes = 0;
+        for (const testing::AccessRecord& record : origin_->AccessLog()) {
+          if (record.uri.find(prefix + "modelcache.json") != std::string::npos) ++listings;
+          if (record.uri.find(prefix + "weights/") != std::string::npos) {
+            file_bytes += record.bytes;
+          }
+        }
+        return file_bytes >= kFileBytes;
+      },
+      5s, 20ms);
+  EXPECT_EQ(listings, 1) << Logs();
+  EXPECT_EQ(file_bytes, kFileBytes) << Logs();
+  EXPECT_FALSE(fs::exists(ModelDir()));
+
+  // A new Ensure may try again (and meets the same error from the origin itself).
+  EnsureCall again(*agents_[1], source);
+  again.Wait();
+  EXPECT_EQ(again.Error().substr(0, 3), "15 ") << again.Error();
+  EXPECT_EQ(again.Error().find("which this agent waited for"), std::string::npos)
+      << again.Error();
 }
 
 }  // namespace

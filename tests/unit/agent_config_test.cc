@@ -182,8 +182,13 @@ TEST(AgentConfig, BadValuesAreNamedWithKeyAndValue) {
 
 TEST(AgentConfig, FillLeaseTimesAreReadAndValidated) {
   absl::StatusOr<AgentConfig> config =
-      Parse("cacheRoot: /c\nfillLease: {ttl: 2m, pollInterval: 5s, waitTimeout: 1h}\n");
+      Parse("cacheRoot: /c\nfillLease: {ttl: 2m, pollInterval: 5s, waitTimeout: 1h, "
+            "progressWindow: 90s}\ncoordinatorReportInterval: 3s\n");
   ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->fill_progress_window, std::chrono::seconds(90));
+  EXPECT_EQ(config->coordinator_report_interval, std::chrono::seconds(3));
+  EXPECT_EQ(Parse("cacheRoot: /c\n")->fill_progress_window, std::chrono::seconds(300));
+  EXPECT_FALSE(Parse("cacheRoot: /c\ncoordinatorReportInterval: 0s\n").ok());
   EXPECT_EQ(config->fill_lease_ttl, std::chrono::seconds(120));
   EXPECT_EQ(config->fill_poll_interval, std::chrono::seconds(5));
   EXPECT_EQ(config->fill_wait_timeout, std::chrono::seconds(3600));

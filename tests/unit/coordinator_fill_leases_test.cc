@@ -125,6 +125,45 @@ TEST(FillLeaseTable, ReleasedLeaseIsGrantedAgainWithNewFencing) {
   EXPECT_GT(again.fencing(), first.fencing());
 }
 
+TEST(FillLeaseTable, AFailedFillIsToldToItsWaitersAndANewAttemptStartsClean) {
+  FakeClock clock;
+  FillLeaseTable table(clock);
+  absl::StatusOr<v1::FillLease> held = table.Acquire(Request("a"));
+  ASSERT_TRUE(held.ok() && held->granted());
+  absl::StatusOr<v1::FillLease> waiting = table.Acquire(Request("b"));
+  ASSERT_TRUE(waiting.ok() && !waiting->granted());
+
+  v1::FillLeaseRequest release = Request("a", held->fencing());
+  release.set_error_code(static_cast<int32_t>(absl::StatusCode::kNotFound));
+  release.set_error_message("model llama@v1: listing: HTTP 404");
+  absl::StatusOr<v1::FillLease> failed = table.Release(release);
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  EXPECT_EQ(failed->state(), v1::FillLease::FAILED);
+
+  // The waiter's watch sees the failure with its error ...
+  absl::StatusOr<v1::FillLease> watched = table.Watch(WatchRequest(waiting->change(), 0), {});
+  ASSERT_TRUE(watched.ok());
+  EXPECT_EQ(watched->state(), v1::FillLease::FAILED);
+  EXPECT_EQ(watched->fencing(), held->fencing());
+  EXPECT_EQ(watched->error_code(), static_cast<int32_t>(absl::StatusCode::kNotFound));
+  EXPECT_EQ(watched->error_message(), "model llama@v1: listing: HTTP 404");
+  // ... and so does its acquire naming the fill it waited for: no new attempt for it.
+  v1::FillLeaseRequest waiter = Request("b");
+  waiter.set_waited_fencing(held->fencing());
+  absl::StatusOr<v1::FillLease> refused = table.Acquire(waiter);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_FALSE(refused->granted());
+  EXPECT_EQ(refused->state(), v1::FillLease::FAILED);
+
+  // A new Ensure (no waited fencing) may try again, with a new fencing and no error.
+  absl::StatusOr<v1::FillLease> again = table.Acquire(Request("c"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->granted());
+  EXPECT_GT(again->fencing(), held->fencing());
+  EXPECT_EQ(again->error_code(), 0);
+  EXPECT_TRUE(again->error_message().empty());
+}
+
 TEST(FillLeaseTable, WatchAnswersAtOnceWhenChangedSince) {
   FakeClock clock;
   FillLeaseTable table(clock);

@@ -48,6 +48,25 @@ TEST(PurgePlan, UnusedCopyOlderThanLimitIsPurgedWithReason) {
       << plan.decisions[0].explanation;
 }
 
+TEST(PurgePlan, CopiesOnADrainingVolumeAreNeverChosen) {
+  // vol-old is only an agent's extra volume: no agent would run a purge command for it.
+  Snapshot snapshot;
+  CachedCopy old_unused = Copy("vol-old", "a", "1", 600, hours(48));
+  old_unused.draining = true;
+  CachedCopy old_deleted = Copy("vol-old", "gone", "1", 600, hours(1));
+  old_deleted.draining = true;
+  snapshot.copies = {old_unused, old_deleted, Copy("vol-new", "gone", "1", 10, hours(1))};
+  snapshot.models["gone"].deleted = true;
+  PurgePolicy policy = UnusedAfter(hours(24));
+  policy.default_quota_bytes = 1000;  // vol-old holds 1200: above any watermark
+  PurgePlan plan = Plan(snapshot, policy, kNow);
+  EXPECT_EQ(Names(plan.decisions), std::vector<std::string>{"vol-new/gone@1"});
+  ASSERT_EQ(Names(plan.draining), std::vector<std::string>{"vol-old/gone@1"});
+  EXPECT_NE(plan.draining[0].explanation.find("modelcachectl cleanup"), std::string::npos)
+      << plan.draining[0].explanation;
+  EXPECT_TRUE(plan.held_by_lease.empty());
+}
+
 TEST(PurgePlan, UnusedExactlyAtLimitIsKept) {
   Snapshot snapshot;
   snapshot.copies = {Copy("v1", "m", "1", 100, hours(24))};

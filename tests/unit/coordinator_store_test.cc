@@ -128,6 +128,94 @@ TEST(CoordinatorStore, DeltaRemovesAndFullReportReplaces) {
   EXPECT_EQ(copies[0].name, "c");
 }
 
+TEST(CoordinatorStore, ANodeOnANewVolumeStillReportsTheOldOneAsAnExtraVolume) {
+  TempDatabase temp;
+  auto store = *CoordinatorStore::Open(temp.Path(), false);
+  ASSERT_TRUE(store->RecordHello(Hello("node-a", "vol-old"), 1).ok());
+  v1::UsageReport old_full;
+  old_full.set_full(true);
+  *old_full.add_models() = Usage("llama", "1", 300, 1000);
+  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-old", old_full, 2).ok());
+
+  // Switch storage: served from vol-new, vol-old mounted as an extra volume.
+  v1::AgentHello hello = Hello("node-a", "vol-new");
+  v1::ExtraVolume* extra = hello.add_extra_volumes();
+  extra->set_volume_id("vol-old");
+  extra->set_capacity_bytes(5000);
+  extra->set_free_bytes(4000);
+  ASSERT_TRUE(store->RecordHello(hello, 3).ok());
+  v1::UsageReport new_full;  // the served volume's full report leaves vol-old alone
+  new_full.set_full(true);
+  new_full.set_capacity_bytes(1000);
+  new_full.set_free_bytes(900);
+  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-new", new_full, 4).ok());
+
+  auto usage = store->Usage(0);
+  ASSERT_TRUE(usage.ok()) << usage.status();
+  ASSERT_EQ(usage->volumes_size(), 2);
+  const v1::VolumeUsage& now = usage->volumes(0);
+  const v1::VolumeUsage& old = usage->volumes(1);
+  ASSERT_EQ(now.volume_id(), "vol-new");
+  EXPECT_EQ(now.model_count(), 0u);
+  ASSERT_EQ(now.nodes_size(), 1);
+  EXPECT_EQ(now.extra_nodes_size(), 0);
+  ASSERT_EQ(old.volume_id(), "vol-old");
+  EXPECT_EQ(old.model_count(), 1u);
+  EXPECT_EQ(old.used_bytes(), 300u);
+  EXPECT_EQ(old.capacity_bytes(), 5000u);
+  EXPECT_EQ(old.nodes_size(), 0);
+  ASSERT_EQ(old.extra_nodes_size(), 1);
+  EXPECT_EQ(old.extra_nodes(0), "node-a");
+  // No agent serves vol-old: its copy is draining, so no purge is planned for it.
+  auto snapshot = store->LoadSnapshot();
+  ASSERT_TRUE(snapshot.ok());
+  ASSERT_EQ(snapshot->copies.size(), 1u);
+  EXPECT_TRUE(snapshot->copies[0].draining);
+
+  // An extra volume's report leaves the node's own capacity alone; after the cleanup, the
+  // extra volume's full report empties it.
+  v1::UsageReport cleaned;
+  cleaned.set_full(true);
+  cleaned.set_volume_id("vol-old");
+  cleaned.set_capacity_bytes(5000);
+  cleaned.set_free_bytes(4300);
+  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-old", cleaned, 5).ok());
+  usage = store->Usage(0);
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->volumes(1).model_count(), 0u);
+  EXPECT_EQ(usage->volumes(1).free_bytes(), 4300u);
+  auto nodes = store->Nodes();
+  ASSERT_TRUE(nodes.ok());
+  EXPECT_EQ(nodes->nodes(0).capacity_bytes(), 1000u);
+  EXPECT_EQ(nodes->nodes(0).free_bytes(), 900u);
+
+  // Without the extra volume in its next hello, the node no longer speaks for vol-old.
+  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-old", old_full, 6).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("node-a", "vol-new"), 7).ok());
+  usage = store->Usage(0);
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->volumes(1).model_count(), 0u);
+  EXPECT_EQ(usage->volumes(1).extra_nodes_size(), 0);
+}
+
+TEST(CoordinatorStore, ACopyOnAVolumeSomeAgentServesIsNotDraining) {
+  TempDatabase temp;
+  auto store = *CoordinatorStore::Open(temp.Path(), false);
+  v1::AgentHello hello = Hello("node-a", "vol-new");
+  hello.add_extra_volumes()->set_volume_id("vol-shared");
+  ASSERT_TRUE(store->RecordHello(hello, 1).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("node-b", "vol-shared"), 1).ok());
+  v1::UsageReport report;
+  report.set_full(true);
+  report.set_volume_id("vol-shared");
+  *report.add_models() = Usage("llama", "1", 300, 1000);
+  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-shared", report, 2).ok());
+  auto snapshot = store->LoadSnapshot();
+  ASSERT_TRUE(snapshot.ok());
+  ASSERT_EQ(snapshot->copies.size(), 1u);
+  EXPECT_FALSE(snapshot->copies[0].draining);  // node-b runs its purge commands
+}
+
 TEST(CoordinatorStore, VersionInheritsModelCachingUnlessOverridden) {
   TempDatabase temp;
   auto store = *CoordinatorStore::Open(temp.Path(), false);

@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <future>
+#include <thread>
 #include <mutex>
 
 #include "agent/fill/event_loop.h"
@@ -12,6 +15,7 @@
 #include "agent/store/manifest.h"
 #include "common/fs.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace modelcache {
 namespace {
@@ -42,7 +46,15 @@ struct Outcome {
       std::lock_guard lock(mutex);
       events.push_back("progress " + std::to_string(progress.bytes_done()));
     };
+    callbacks.on_lost = [this] {
+      std::lock_guard lock(mutex);
+      events.push_back("lost");
+    };
     return callbacks;
+  }
+  bool Has(const std::string& event) {
+    std::lock_guard lock(mutex);
+    return std::find(events.begin(), events.end(), event) != events.end();
   }
 };
 
@@ -51,12 +63,14 @@ class FillGateTest : public ::testing::Test {
   void SetUp() override { loop_.Start(); }
   void TearDown() override { loop_.Stop(); }
 
-  std::unique_ptr<FillGate> Gate(const std::string& node) {
+  std::unique_ptr<FillGate> Gate(const std::string& node,
+                                 std::chrono::milliseconds progress_window = 30s) {
     return std::make_unique<FillGate>(loop_, clock_,
                                       FillGateOptions{.cache_root = dir_.Path(),
                                                       .node_name = node,
                                                       .lease_ttl = 1000ms,
-                                                      .poll_interval = 50ms},
+                                                      .poll_interval = 50ms,
+                                                      .progress_window = progress_window},
                                       nullptr);
   }
   // Runs `fn` on the loop and waits (tickets live on the loop thread).
@@ -151,6 +165,55 @@ TEST_F(FillGateTest, PublishCheckFailsOnceTheLockWasTakenOver) {
   gate_a.reset();
   // The other's lock is left alone.
   EXPECT_TRUE(std::filesystem::exists(lock));
+}
+
+TEST_F(FillGateTest, AStalledFillerLetsItsLeaseLapseAndAWaiterTakesOver) {
+  // a lands no bytes: after the window (200 ms) it stops renewing, its 1 s lock expires.
+  auto gate_a = Gate("node-a", 200ms);
+  auto gate_b = Gate("node-b", 200ms);
+  Outcome a, b;
+  auto ended_a = a.ended.get_future();
+  auto ended_b = b.ended.get_future();
+  auto ticket_a = OnLoop([&] { return gate_a->Enter("m", "v1", a.Callbacks()); });
+  ASSERT_EQ(Within(ended_a, 5s), "turn");
+  OnLoopVoid([&] { ticket_a->ReportProgress(100, 1000); });  // then nothing more
+  auto ticket_b = OnLoop([&] { return gate_b->Enter("m", "v1", b.Callbacks()); });
+  EXPECT_EQ(Within(ended_b, 5s), "turn") << "the stalled filler's lease never lapsed";
+  EXPECT_TRUE(testing::PollUntil([&] { return a.Has("lost"); }, 5s));
+  EXPECT_TRUE(OnLoop([&] { return ticket_a->Lost(); }));
+  OnLoopVoid([&] {
+    ticket_a.reset();
+    ticket_b.reset();
+  });
+}
+
+TEST_F(FillGateTest, AFillerThatLandsBytesKeepsItsLease) {
+  auto gate_a = Gate("node-a", 200ms);
+  auto gate_b = Gate("node-b", 200ms);
+  Outcome a, b;
+  auto ended_a = a.ended.get_future();
+  auto ended_b = b.ended.get_future();
+  auto ticket_a = OnLoop([&] { return gate_a->Enter("m", "v1", a.Callbacks()); });
+  ASSERT_EQ(Within(ended_a, 5s), "turn");
+  // The fill's bytes: 50 ms apart, well within the window (this thread stands in for it).
+  std::atomic<bool> filling{true};
+  FillGate::Ticket* filler = ticket_a.get();
+  std::thread fill([&] {
+    for (uint64_t bytes = 1; filling; ++bytes) {
+      filler->ReportProgress(bytes * 100, 1'000'000);
+      std::this_thread::sleep_for(50ms);
+    }
+  });
+  auto ticket_b = OnLoop([&] { return gate_b->Enter("m", "v1", b.Callbacks()); });
+  // Three lease lifetimes: without renewals, b would have taken the fill.
+  EXPECT_EQ(Within(ended_b, 3s), "nothing yet");
+  EXPECT_FALSE(a.Has("lost"));
+  filling = false;
+  fill.join();
+  OnLoopVoid([&] {
+    ticket_a.reset();
+    ticket_b.reset();
+  });
 }
 
 }  // namespace
