@@ -21,6 +21,8 @@ namespace {
 using Stream = grpc::ClientReaderWriter<v1::AgentMessage, v1::CoordinatorMessage>;
 using UsageKey = std::pair<std::string, std::string>;
 
+constexpr std::chrono::seconds kExtraVolumeRescan{60};
+
 bool SameUsage(const v1::ModelUsage& a, const v1::ModelUsage& b) {
   return a.size_bytes() == b.size_bytes() && a.last_access_unix_ms() == b.last_access_unix_ms() &&
          a.live_leases() == b.live_leases() && a.state() == b.state();
@@ -160,14 +162,24 @@ class CoordinatorClient::Impl {
 
     std::thread reader;
     if (ok) reader = std::thread([this, &reached] { ReadLoop(reached); });
+    // Listing an extra volume walks its models; it changes only through a cleanup or migrate
+    // (which ask for a report now) or through other agents, so a heartbeat lists it only
+    // every kExtraVolumeRescan.
+    auto extras_listed = std::chrono::steady_clock::now();
     while (ok) {
       std::unique_lock lock(mutex_);
       wake_.wait_for(lock, options_.report_interval,
                      [this] { return stopping_ || report_now_ || reader_done_; });
       if (stopping_ || reader_done_) break;
+      const bool asked = report_now_;
       report_now_ = false;
       lock.unlock();
-      ok = SendUsage(/*full=*/false, sent) && SendExtraUsage(ops_.ExtraVolumes(), extra_sent);
+      ok = SendUsage(/*full=*/false, sent);
+      const auto now = std::chrono::steady_clock::now();
+      if (ok && (asked || now - extras_listed >= kExtraVolumeRescan)) {
+        extras_listed = now;
+        ok = SendExtraUsage(ops_.ExtraVolumes(), extra_sent);
+      }
     }
     context.TryCancel();
     if (reader.joinable()) reader.join();
