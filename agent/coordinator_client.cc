@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "agent/command_answers.h"
+#include "agent/coordinator_channel.h"
 #include "common/log_fields.h"
 #include "common/status_format.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
@@ -40,14 +41,7 @@ class CoordinatorClient::Impl {
     } else {
       answers_ = options_.answers;
     }
-    std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
-    if (options_.tls || !options_.root_certs.empty()) {
-      grpc::SslCredentialsOptions ssl;
-      ssl.pem_root_certs = options_.root_certs;
-      ssl.pem_cert_chain = options_.client_cert;
-      ssl.pem_private_key = options_.client_key;
-      credentials = grpc::SslCredentials(ssl);
-    }
+    std::shared_ptr<grpc::ChannelCredentials> credentials = CoordinatorChannelCredentials(options_);
     grpc::ChannelArguments arguments;
     arguments.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
     arguments.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);

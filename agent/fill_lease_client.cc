@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "agent/coordinator_channel.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
 
 namespace modelcache {
@@ -10,14 +11,7 @@ class FillLeaseClient::Impl {
  public:
   Impl(const CoordinatorClientOptions& options, std::chrono::milliseconds call_timeout)
       : token_(options.token), call_timeout_(call_timeout) {
-    std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
-    if (options.tls || !options.root_certs.empty()) {
-      grpc::SslCredentialsOptions ssl;
-      ssl.pem_root_certs = options.root_certs;
-      ssl.pem_cert_chain = options.client_cert;
-      ssl.pem_private_key = options.client_key;
-      credentials = grpc::SslCredentials(ssl);
-    }
+    std::shared_ptr<grpc::ChannelCredentials> credentials = CoordinatorChannelCredentials(options);
     grpc::ChannelArguments arguments;
     // A coordinator that comes back is used again within a second.
     arguments.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
