@@ -6,6 +6,7 @@
 #include <cctype>
 #include <charconv>
 #include <climits>
+#include <tuple>
 #include <yaml-cpp/yaml.h>
 
 #include "agent/fill/aws_credentials.h"
@@ -157,6 +158,25 @@ absl::Status ApplyFillLease(const YAML::Node& node, AgentConfig& config) {
   });
 }
 
+absl::Status ApplyCoordinatorTls(const YAML::Node& node, AgentConfig& config) {
+  return ForEachKey("coordinatorTls", node, [&](const std::string& path, const std::string& key,
+                                                const YAML::Node& value) -> absl::Status {
+    AgentConfig::CoordinatorTls& tls = config.coordinator_tls;
+    if (key == "enabled") {
+      ASSIGN_OR_RETURN(tls.enabled, Bool(path, value));
+    } else if (key == "caFile") {
+      ASSIGN_OR_RETURN(tls.ca_file, Scalar(path, value));
+    } else if (key == "certFile") {
+      ASSIGN_OR_RETURN(tls.cert_file, Scalar(path, value));
+    } else if (key == "keyFile") {
+      ASSIGN_OR_RETURN(tls.key_file, Scalar(path, value));
+    } else {
+      return UnknownKey(path, {"enabled", "caFile", "certFile", "keyFile"});
+    }
+    return absl::OkStatus();
+  });
+}
+
 absl::Status ApplyS3(const YAML::Node& node, AgentConfig& config) {
   return ForEachKey("s3", node, [&](const std::string& path, const std::string& key,
                                     const YAML::Node& value) -> absl::Status {
@@ -240,6 +260,8 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
       return ApplyFill(value, config);
     } else if (key == "fillLease") {
       return ApplyFillLease(value, config);
+    } else if (key == "coordinatorTls") {
+      return ApplyCoordinatorTls(value, config);
     } else if (key == "s3") {
       return ApplyS3(value, config);
     } else if (key == "leaseTtl") {
@@ -271,7 +293,7 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
                                "coordinator", "coordinatorToken", "coordinatorTokenFile", "log",
                                "fill", "fillLease", "s3", "modelsCacheStorage", "extraVolumes",
                                "scrub", "testOnlyFilesystemType", "leaseTtl", "stateDir",
-                               "coordinatorReportInterval"});
+                               "coordinatorReportInterval", "coordinatorTls"});
     }
     return absl::OkStatus();
   });
@@ -325,6 +347,16 @@ absl::Status Validate(AgentConfig& config) {
   if (!config.coordinator_token.empty() && !config.coordinator_token_file.empty()) {
     return InvalidValue("coordinatorTokenFile", config.coordinator_token_file,
                         "set coordinatorToken or coordinatorTokenFile, not both");
+  }
+  const AgentConfig::CoordinatorTls& tls = config.coordinator_tls;
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return InvalidValue(tls.cert_file.empty() ? "coordinatorTls.keyFile" : "coordinatorTls.certFile",
+                        tls.cert_file.empty() ? tls.key_file : tls.cert_file,
+                        "set certFile and keyFile together");
+  }
+  if (!tls.cert_file.empty() && !tls.enabled && tls.ca_file.empty()) {
+    return InvalidValue("coordinatorTls.certFile", tls.cert_file,
+                        "a client certificate needs TLS: set enabled: true or caFile");
   }
   static constexpr std::string_view kLevels[] = {"trace", "debug", "info",   "warn",
                                                  "error", "critical", "off"};
@@ -460,6 +492,15 @@ absl::StatusOr<AgentConfig> LoadAgentConfig(const AgentFlags& flags,
       token->pop_back();
     }
     config.coordinator_token = *std::move(token);
+  }
+  AgentConfig::CoordinatorTls& tls = config.coordinator_tls;
+  for (auto [key, file, pem] : {std::tuple{"coordinatorTls.caFile", &tls.ca_file, &tls.ca_pem},
+                                std::tuple{"coordinatorTls.certFile", &tls.cert_file, &tls.cert_pem},
+                                std::tuple{"coordinatorTls.keyFile", &tls.key_file, &tls.key_pem}}) {
+    if (file->empty()) continue;
+    absl::StatusOr<std::string> contents = ReadFileToString(*file);
+    if (!contents.ok()) return InvalidValue(key, *file, std::string(contents.status().message()));
+    *pem = *std::move(contents);
   }
   absl::StatusOr<AwsCredentials> aws = LoadAwsCredentials(config.s3, environment);
   if (!aws.ok()) {

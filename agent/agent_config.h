@@ -13,6 +13,7 @@
 //   coordinatorToken: ""                 # bearer token (role agent) for the coordinator
 //   coordinatorTokenFile: ""             # ... or a file holding it (trailing whitespace dropped)
 //   coordinatorReportInterval: 10s       # usage delta / heartbeat to the coordinator
+//   coordinatorTls: {enabled: false, caFile: "", certFile: "", keyFile: ""}  # TLS to it
 //   log: {level: info, json: false}
 //   fill: {concurrency: 16, chunkSize: 8Mi, stallTimeout: 30s, maxAttempts: 6}
 //   fillLease: {ttl: 30s, pollInterval: 1s, waitTimeout: 2h,   # cross-node single flight
@@ -68,6 +69,14 @@ struct AgentConfig {
   std::string coordinator_token_file;
   // Between two usage reports when nothing asks for one sooner (a fill, a purge, a cleanup).
   std::chrono::seconds coordinator_report_interval{10};
+  // coordinatorTls: TLS to the coordinator when enabled or a CA file is given (system roots
+  // without one); certFile + keyFile add a client certificate. LoadAgentConfig reads the
+  // files' PEM contents into the coordinator_tls_* fields.
+  struct CoordinatorTls {
+    bool enabled = false;
+    std::string ca_file, cert_file, key_file;
+    std::string ca_pem, cert_pem, key_pem;
+  } coordinator_tls;
   std::string log_level = "info";
   bool log_json = false;
   FillSettings fill;

@@ -287,6 +287,10 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
     client.node_name = config.node_name;
     client.volume_id = volume_id;
     client.agent_version = MODELCACHE_VERSION;
+    client.tls = config.coordinator_tls.enabled;
+    client.root_certs = config.coordinator_tls.ca_pem;
+    client.client_cert = config.coordinator_tls.cert_pem;
+    client.client_key = config.coordinator_tls.key_pem;
     p.fill_leases = std::make_unique<FillLeaseClient>(client, std::chrono::seconds(2));
   }
   p.fill_gate = std::make_unique<FillGate>(
@@ -354,6 +358,10 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
     client.node_name = config.node_name;
     client.volume_id = volume_id;
     client.agent_version = MODELCACHE_VERSION;
+    client.tls = config.coordinator_tls.enabled;
+    client.root_certs = config.coordinator_tls.ca_pem;
+    client.client_cert = config.coordinator_tls.cert_pem;
+    client.client_key = config.coordinator_tls.key_pem;
     client.answers = p.answers.get();
     client.report_interval = config.coordinator_report_interval;
     client.on_purged = [metrics = p.metrics.get()](std::string_view reason, uint64_t bytes_freed) {

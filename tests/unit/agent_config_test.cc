@@ -340,6 +340,42 @@ TEST(AgentConfig, CoordinatorTokenInlineOrFromAFileButNotBoth) {
                 "coordinatorTokenFile", "not both");
 }
 
+TEST(AgentConfig, CoordinatorTlsReadsItsPemFilesAndNeedsCertAndKeyTogether) {
+  absl::StatusOr<AgentConfig> plain = Parse("cacheRoot: /c\n");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->coordinator_tls.enabled);
+  EXPECT_EQ(plain->coordinator_tls.ca_file, "");
+
+  testing::TempDir dir;
+  ASSERT_TRUE(testing::WriteTestFile(dir.Path() / "ca.pem", "CA PEM"));
+  ASSERT_TRUE(testing::WriteTestFile(dir.Path() / "c.pem", "CERT PEM"));
+  ASSERT_TRUE(testing::WriteTestFile(dir.Path() / "c.key", "KEY PEM"));
+  ASSERT_TRUE(testing::WriteTestFile(dir.Path() / "agent.yaml",
+                                     "cacheRoot: /c\ncoordinatorTls: {caFile: " + dir.Join("ca.pem") +
+                                         ", certFile: " + dir.Join("c.pem") + ", keyFile: " +
+                                         dir.Join("c.key") + "}\n"));
+  AgentFlags flags;
+  flags.config_file = dir.Join("agent.yaml");
+  absl::StatusOr<AgentConfig> loaded = LoadAgentConfig(flags, Environment());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->coordinator_tls.ca_pem, "CA PEM");
+  EXPECT_EQ(loaded->coordinator_tls.cert_pem, "CERT PEM");
+  EXPECT_EQ(loaded->coordinator_tls.key_pem, "KEY PEM");
+
+  ASSERT_TRUE(testing::WriteTestFile(dir.Path() / "agent.yaml",
+                                     "cacheRoot: /c\ncoordinatorTls: {caFile: " + dir.Join("absent.pem") + "}\n"));
+  absl::StatusOr<AgentConfig> missing = LoadAgentConfig(flags, Environment());
+  EXPECT_FALSE(missing.ok());
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("coordinatorTls.caFile"));
+
+  ExpectInvalid("cacheRoot: /c\ncoordinatorTls: {enabled: true, certFile: /c.pem}\n",
+                "coordinatorTls.certFile", "together");
+  ExpectInvalid("cacheRoot: /c\ncoordinatorTls: {certFile: /c.pem, keyFile: /c.key}\n",
+                "coordinatorTls.certFile", "needs TLS");
+  ExpectInvalid("cacheRoot: /c\ncoordinatorTls: {enabled: maybe}\n", "coordinatorTls.enabled", "maybe");
+  ExpectInvalid("cacheRoot: /c\ncoordinatorTls: {ca: /x}\n", "coordinatorTls.ca", "caFile");
+}
+
 TEST(AgentConfig, LeaseTtlAndStateDirHaveDefaultsPerNode) {
   absl::StatusOr<AgentConfig> config =
       Parse("cacheRoot: /c\n", {}, Environment({{"NODE_NAME", "node-7"}}));
