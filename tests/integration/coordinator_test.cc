@@ -600,12 +600,16 @@ class TestCertificates {
   testing::TempDir dir_;
 };
 
+// The coordinator config lines that serve TLS with the server certificate and require client
+// certificates signed by the test CA.
+std::string MutualTlsYaml(const TestCertificates& certs) {
+  return "\n  tls: {cert: " + certs.Path("server.pem") + ", key: " + certs.Path("server.key") +
+         ", clientCa: " + certs.Path("ca.pem") + "}";
+}
+
 TEST(CoordinatorIntegration, MutualTlsLetsInOnlyClientsWithCertificates) {
   TestCertificates certs;
-  CoordinatorProcess coordinator({.extra_coordinator_yaml =
-                                      "\n  tls: {cert: " + certs.Path("server.pem") +
-                                      ", key: " + certs.Path("server.key") +
-                                      ", clientCa: " + certs.Path("ca.pem") + "}"});
+  CoordinatorProcess coordinator({.extra_coordinator_yaml = MutualTlsYaml(certs)});
   ASSERT_NO_FATAL_FAILURE(coordinator.Start());
   auto call_usage = [&](std::shared_ptr<grpc::ChannelCredentials> credentials) {
     auto stub = v1::Coordinator::NewStub(grpc::CreateChannel(coordinator.Target(), credentials));
@@ -648,10 +652,7 @@ TEST(CoordinatorIntegration, MutualTlsLetsInOnlyClientsWithCertificates) {
 // coordinatorTls keys; with the CA alone (no client certificate) it is refused.
 TEST(CoordinatorIntegration, AgentConnectsOverMutualTlsWithItsConfiguredCertificates) {
   TestCertificates certs;
-  CoordinatorProcess coordinator({.extra_coordinator_yaml =
-                                      "\n  tls: {cert: " + certs.Path("server.pem") +
-                                      ", key: " + certs.Path("server.key") +
-                                      ", clientCa: " + certs.Path("ca.pem") + "}"});
+  CoordinatorProcess coordinator({.extra_coordinator_yaml = MutualTlsYaml(certs)});
   ASSERT_NO_FATAL_FAILURE(coordinator.Start());
   testing::TempDir dir;
   testing::WriteTestFile(dir.Path() / "token", std::string(kAgentToken) + "\n");
