@@ -20,10 +20,27 @@ elapsed=$(( $(date +%s) - start ))
 echo
 echo "== modelcache test summary =="
 grep -E '^[0-9]+% tests passed' "$log" || true
-for label in unit integration; do
+for label in unit integration fault; do
   count=$(ctest --test-dir build -N -L "^${label}\$" 2>/dev/null | awk '/Total Tests:/ {print $3}')
   echo "  ${label} tests: ${count:-0}"
 done
+# The fault suite (tests/fault, label "fault"): one line per case, then tried and passed.
+fault_cases=$(ctest --test-dir build -N -L '^fault$' 2>/dev/null | sed -n 's/^ *Test *#[0-9]*: //p')
+if [ -n "$fault_cases" ]; then
+  echo "  fault suite:"
+  tried=0; passed=0
+  while read -r case_name; do
+    tried=$((tried + 1))
+    line=$(grep -F -- ": ${case_name} " "$log" | grep -F " Test " | tail -n 1)
+    case "$line" in
+      *" Passed "*) passed=$((passed + 1)); echo "    pass  $case_name" ;;
+      *"Skipped"*|*"Not Run"*) echo "    skip  $case_name" ;;
+      "") echo "    ----  $case_name (not run)" ;;
+      *) echo "    FAIL  $case_name" ;;
+    esac
+  done <<< "$fault_cases"
+  echo "  fault suite: tried ${tried}, passed ${passed}"
+fi
 skipped=$(grep -c 'Not Run\|\*\*\*Skipped' "$log" || true)
 echo "  skipped: ${skipped}"
 echo "  time: ${elapsed}s"
