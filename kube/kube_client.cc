@@ -178,16 +178,17 @@ absl::StatusOr<ListPage> KubeClient::List(const Resource& resource, std::string_
 
 absl::StatusOr<ListPage> KubeClient::ListAll(const Resource& resource, std::string_view namespace_name,
                                              ListOptions options) {
-  const std::string first_token = options.continue_token;
   bool restarted = false;
+  bool midway = false;  // the continue token is one this call received
   ListPage all;
   for (;;) {
     absl::StatusOr<ListPage> page = List(resource, namespace_name, options);
-    if (!page.ok() && IsGone(page.status()) && !options.continue_token.empty() && !restarted) {
+    if (!page.ok() && IsGone(page.status()) && midway && !restarted) {
       // The snapshot the pages came from expired: start again from the first page.
       restarted = true;
+      midway = false;
       all = ListPage();
-      options.continue_token = first_token;
+      options.continue_token.clear();
       continue;
     }
     if (!page.ok()) return page.status();
@@ -195,6 +196,7 @@ absl::StatusOr<ListPage> KubeClient::ListAll(const Resource& resource, std::stri
     for (json& item : page->items) all.items.push_back(std::move(item));
     if (page->continue_token.empty()) return all;
     options.continue_token = page->continue_token;
+    midway = true;
   }
 }
 

@@ -97,7 +97,8 @@ class KubeClient {
   absl::StatusOr<nlohmann::json> Get(const Resource& resource, std::string_view namespace_name, std::string_view name);
   absl::StatusOr<ListPage> List(const Resource& resource, std::string_view namespace_name, const ListOptions& options);
   // Every page, from options.continue_token (usually ""). The result's resource_version is the
-  // first page's. A continue token that expires midway (410) restarts the list once.
+  // first page's. When a continue token this call received expires midway (410), the list
+  // starts again from the first page, once; an expired token given by the caller is an error.
   absl::StatusOr<ListPage> ListAll(const Resource& resource, std::string_view namespace_name, ListOptions options);
 
   // The namespace comes from the object's metadata (or `namespace_name` when it has none; they

@@ -99,7 +99,11 @@ absl::Status Map(long http_status, const StatusObject& answer, const RequestTarg
         status = absl::AlreadyExistsError(fmt::format("{}: 409 AlreadyExists: {}", prefix, message));
       } else {
         std::string fields;
-        for (const std::string& cause : answer.causes) fields += fmt::format("; {}", cause);
+        for (const std::string& cause : answer.causes) {
+          // Servers often list the causes in the message already.
+          const std::string field = cause.substr(0, cause.find(':'));
+          if (message.find(field) == std::string::npos) fields += fmt::format("; {}", cause);
+        }
         status = absl::AbortedError(fmt::format(
             "{}: 409 Conflict (the object changed since it was read, or a precondition failed; re-read and "
             "retry): {}{}", prefix, message, fields));

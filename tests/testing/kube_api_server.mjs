@@ -57,9 +57,14 @@
 //    here where a real server answers 400 (fieldValidation=Strict) or drops it with a warning;
 //  - authorization allows every authenticated user, except what a test denies through
 //    /_test/config {deny: [...]}; SubjectAccessReviews answer from /_test/config {allow: [...]};
-//  - no protobuf, no aggregated discovery, no OpenAPI documents (kubectl falls back), no
-//    deletecollection, resourceVersion/resourceVersionMatch on get and list are ignored (always
-//    the latest state).
+//  - JSON only: no protobuf (kubectl's generator commands, such as `kubectl create namespace`,
+//    send protobuf and get 415; `kubectl create|apply -f` send JSON and work), no aggregated
+//    discovery, OpenAPI v3 only as an index of PATCH operations with the fieldValidation
+//    parameter (so kubectl validates on the server's side; no schemas, no v2), no
+//    deletecollection; resourceVersion/resourceVersionMatch on get and list are ignored (always
+//    the latest state);
+//  - a new server starts with the namespaces default, kube-node-lease, kube-public and
+//    kube-system, and nothing else (no ServiceAccounts, no ConfigMaps, no RBAC objects).
 //
 // Test endpoints (no authentication): GET /_test/validation-failures, GET|DELETE
 // /_test/requests, POST /_test/compact (forget all history: every older watch or continue
@@ -534,7 +539,9 @@ function applyConfiguration(resource, existing, configuration, manager, force) {
     for (const part of parts.slice(0, -1)) node = node?.[part];
     if (isObject(node)) delete node[parts[parts.length - 1]];
   }
-  for (const { paths } of owned.values()) for (const path of applied.keys()) paths.delete(path);
+  // Fields taken over by force leave their other owners; fields applied with the value they
+  // already had are owned together.
+  for (const { path } of conflicts) for (const { paths } of owned.values()) paths.delete(path);
   owned.set(key, { entry: { manager, operation: 'Apply', apiVersion: resource.apiVersion, time: now() }, paths: new Set(applied.keys()) });
   result.metadata ??= {};
   writeManagers(result, owned);
@@ -1168,8 +1175,13 @@ function updateObject(resource, existing, proposed, subresource, user, verb, que
   }
   if (managerUpdate) recordUpdate(resource, existing, updated, query.get('fieldManager') || 'unknown');
   updated.metadata.resourceVersion = existing.metadata.resourceVersion;
-  // Nothing changed: no new resourceVersion, no event (as a real server).
-  const comparable = (o) => { const copy = clone(o); delete copy.metadata.managedFields; return copy; };
+  // Nothing changed (ownership included, timestamps not): no new resourceVersion, no event,
+  // as a real server.
+  const comparable = (o) => {
+    const copy = clone(o);
+    for (const entry of copy.metadata.managedFields ?? []) delete entry.time;
+    return copy;
+  };
   if (equal(comparable(existing), comparable(updated))) return existing;
   validateStored(resource, updated, verb, user.username);
   if (query.get('dryRun') === 'All') return updated;
@@ -1396,6 +1408,16 @@ async function handle(request, response, port) {
 // ---------------------------------------------------------------- start
 
 loadState();
+// A new cluster has its system namespaces (and so a resourceVersion above 0, as a real one).
+if (state.rv === 0) {
+  for (const name of ['default', 'kube-node-lease', 'kube-public', 'kube-system']) {
+    const namespace = { apiVersion: 'v1', kind: 'Namespace', metadata: { name, uid: randomUUID(), creationTimestamp: now() } };
+    applyDefaults(nsResource, namespace);
+    namespace.status = initialStatus(nsResource, namespace);
+    store(nsResource, namespace, undefined, 'ADDED');
+  }
+  saveState();
+}
 // A namespace left Terminating by a server that stopped mid-deletion finishes now.
 for (const namespace of objectsOf(nsResource)) if (namespace.metadata.deletionTimestamp) finishNamespace(namespace.metadata.name);
 const tls = options.tlsCert
