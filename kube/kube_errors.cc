@@ -123,6 +123,10 @@ absl::Status Map(long http_status, const StatusObject& answer, const RequestTarg
           fields.empty() ? "" : "field ", fields, fields.empty() ? message : fmt::format(" ({})", message)));
       break;
     }
+    case 405:
+      status = absl::UnimplementedError(fmt::format(
+          "{}: 405 Method Not Allowed (the resource does not support this verb): {}", prefix, message));
+      break;
     default:
       status = absl::UnavailableError(fmt::format("{}: HTTP {}{}: {}", prefix, http_status,
                                                   answer.reason.empty() ? "" : " " + answer.reason, message));

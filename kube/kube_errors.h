@@ -11,6 +11,7 @@
 //                                delete precondition, an apply conflict: re-read and retry
 //   410       OUT_OF_RANGE       resourceVersion too old or continue token expired: relist
 //   400, 422  INVALID_ARGUMENT   names each field from the Status' details.causes
+//   405       UNIMPLEMENTED      the resource does not support the verb
 //   429, 5xx  UNAVAILABLE        try again later (a transport failure is UNAVAILABLE too)
 //
 // The HTTP status rides along as a payload, so callers can tell a 410 from other errors

@@ -475,6 +475,70 @@ TEST_F(KubeClientTest, ClientCertificatesAndKubeconfigFilesAndTls) {
   EXPECT_TRUE(NewClient(untrusted)->List(Namespaces(), "", {}).ok());
 }
 
+// The other resources the project will use: pods by node (the agent's leases), a webhook
+// configuration (the admission webhook), TokenReviews and SubjectAccessReviews (authentication).
+TEST_F(KubeClientTest, PodsByNodeWebhookConfigurationsAndReviews) {
+  MustCreate(Namespaces(), NamespaceObject("team-a"));
+  for (const char* node : {"node-1", "node-2"}) {
+    MustCreate(Pods(), {{"apiVersion", "v1"},
+                        {"kind", "Pod"},
+                        {"metadata", {{"name", std::string("server-") + node}, {"namespace", "team-a"},
+                                      {"labels", {{"modelcache.io/inject", "true"}}}}},
+                        {"spec", {{"nodeName", node}, {"containers", {{{"name", "app"}, {"image", "busybox"}}}}}}});
+  }
+  auto on_node = client_->List(Pods(), "", {.label_selector = "modelcache.io/inject=true", .field_selector = "spec.nodeName=node-2"});
+  ASSERT_TRUE(on_node.ok()) << on_node.status();
+  ASSERT_EQ(on_node->items.size(), 1u);
+  EXPECT_EQ(Meta(on_node->items[0], "name"), "server-node-2");
+  EXPECT_EQ(on_node->items[0]["status"]["phase"], "Pending") << "no kubelet runs it";
+  json status = on_node->items[0];
+  status["status"] = {{"phase", "Running"}};
+  ASSERT_TRUE(client_->Update(Pods(), status, "status").ok());
+  auto running = client_->List(Pods(), "team-a", {.field_selector = "status.phase=Running"});
+  ASSERT_TRUE(running.ok());
+  EXPECT_EQ(running->items.size(), 1u);
+
+  const json webhook = {
+      {"apiVersion", "admissionregistration.k8s.io/v1"},
+      {"kind", "MutatingWebhookConfiguration"},
+      {"metadata", {{"name", "modelcache"}}},
+      {"webhooks",
+       {{{"name", "pods.modelcache.io"},
+         {"clientConfig", {{"service", {{"namespace", "modelcache"}, {"name", "modelcache-coordinator"}, {"path", "/mutate"}}}}},
+         {"rules", {{{"operations", {"CREATE"}}, {"apiGroups", {""}}, {"apiVersions", {"v1"}}, {"resources", {"pods"}}}}},
+         {"objectSelector", {{"matchLabels", {{"modelcache.io/inject", "true"}}}}},
+         {"sideEffects", "None"},
+         {"admissionReviewVersions", {"v1"}}}}}};
+  auto applied = client_->Apply(MutatingWebhookConfigurations(), webhook, true);
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_EQ((*applied)["webhooks"][0]["failurePolicy"], "Fail") << "defaulted as a real server does";
+  auto ca_bundle = client_->MergePatch(MutatingWebhookConfigurations(), "", "modelcache",
+                                       {{"webhooks", {{{"name", "pods.modelcache.io"},
+                                                       {"clientConfig", {{"caBundle", "Q0E="}}}}}}});
+  EXPECT_EQ(ca_bundle.status().code(), absl::StatusCode::kInvalidArgument)
+      << "a merge patch replaces the whole list: the webhook loses its required fields";
+
+  auto review = client_->Create(TokenReviews(), {{"spec", {{"token", KubeApiServer::kToken}, {"audiences", {"modelcache"}}}}});
+  ASSERT_TRUE(review.ok()) << review.status();
+  EXPECT_EQ((*review)["status"]["authenticated"], true);
+  EXPECT_EQ((*review)["status"]["user"]["username"], "test-admin");
+  auto unknown = client_->Create(TokenReviews(), {{"spec", {{"token", "nobody"}}}});
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_EQ((*unknown)["status"]["authenticated"], false);
+  const json access = {{"spec", {{"user", "test-admin"},
+                                 {"resourceAttributes", {{"verb", "delete"}, {"resource", "models"}, {"group", "modelcache.io"}}}}}};
+  auto denied = client_->Create(SubjectAccessReviews(), access);
+  ASSERT_TRUE(denied.ok()) << denied.status();
+  EXPECT_EQ((*denied)["status"]["allowed"], false);
+  ASSERT_TRUE(server_->Configure({{"allow", {{{"user", "test-admin"}, {"verb", "delete"}, {"resource", "models"}}}}}).ok());
+  auto allowed = client_->Create(SubjectAccessReviews(), access);
+  ASSERT_TRUE(allowed.ok());
+  EXPECT_EQ((*allowed)["status"]["allowed"], true);
+  EXPECT_EQ(client_->Get(TokenReviews(), "", "x").status().code(), absl::StatusCode::kUnimplemented)
+      << "reviews are create-only (405)";
+  expect_invalid_ = true;  // the caBundle patch above
+}
+
 // Collects the informer's callbacks; thread-safe.
 class Recorder : public InformerHandler {
  public:

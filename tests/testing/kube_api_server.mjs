@@ -118,11 +118,11 @@ const log = (line) => process.stderr.write(`${new Date().toISOString()} ${line}\
 
 const RESOURCES = [
   { group: '', version: 'v1', name: 'namespaces', singular: 'namespace', kind: 'Namespace', namespaced: false, shortNames: ['ns'], status: true, spec: false },
-  { group: '', version: 'v1', name: 'persistentvolumes', singular: 'persistentvolume', kind: 'PersistentVolume', namespaced: false, shortNames: ['pv'], status: true, spec: true },
-  { group: '', version: 'v1', name: 'persistentvolumeclaims', singular: 'persistentvolumeclaim', kind: 'PersistentVolumeClaim', namespaced: true, shortNames: ['pvc'], status: true, spec: true },
-  { group: '', version: 'v1', name: 'pods', singular: 'pod', kind: 'Pod', namespaced: true, shortNames: ['po'], status: true, spec: true },
+  { group: '', version: 'v1', name: 'persistentvolumes', singular: 'persistentvolume', kind: 'PersistentVolume', generation: true, namespaced: false, shortNames: ['pv'], status: true, spec: true },
+  { group: '', version: 'v1', name: 'persistentvolumeclaims', singular: 'persistentvolumeclaim', kind: 'PersistentVolumeClaim', generation: true, namespaced: true, shortNames: ['pvc'], status: true, spec: true },
+  { group: '', version: 'v1', name: 'pods', singular: 'pod', kind: 'Pod', generation: true, namespaced: true, shortNames: ['po'], status: true, spec: true },
   { group: '', version: 'v1', name: 'secrets', singular: 'secret', kind: 'Secret', namespaced: true, shortNames: [], status: false, spec: false },
-  { group: 'admissionregistration.k8s.io', version: 'v1', name: 'mutatingwebhookconfigurations', singular: 'mutatingwebhookconfiguration', kind: 'MutatingWebhookConfiguration', namespaced: false, shortNames: [], status: false, spec: true },
+  { group: 'admissionregistration.k8s.io', version: 'v1', name: 'mutatingwebhookconfigurations', singular: 'mutatingwebhookconfiguration', kind: 'MutatingWebhookConfiguration', namespaced: false, shortNames: [], status: false, spec: false, generation: true },
   { group: 'authentication.k8s.io', version: 'v1', name: 'tokenreviews', singular: 'tokenreview', kind: 'TokenReview', namespaced: false, shortNames: [], createOnly: true },
   { group: 'authorization.k8s.io', version: 'v1', name: 'subjectaccessreviews', singular: 'subjectaccessreview', kind: 'SubjectAccessReview', namespaced: false, shortNames: [], createOnly: true },
 ];
@@ -249,7 +249,9 @@ function labelKeyProblem(key) {
 function metadataProblems(resource, object) {
   const causes = [];
   const metadata = object.metadata ?? {};
-  for (const problem of nameProblems(resource, metadata.name ?? '')) {
+  // Reviews are not stored and need no name.
+  const name = metadata.name ?? '';
+  for (const problem of resource.createOnly && !name ? [] : nameProblems(resource, name)) {
     causes.push({ reason: 'FieldValueInvalid', field: 'metadata.name', message: `Invalid value: "${metadata.name}": ${problem}` });
   }
   for (const [key, value] of Object.entries(metadata.labels ?? {})) {
@@ -1129,7 +1131,7 @@ function createObject(resource, namespace, object, user, query, appliedFields) {
   for (const field of ['uid', 'resourceVersion', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'selfLink', 'managedFields']) delete object.metadata[field];
   object.metadata.uid = randomUUID();
   object.metadata.creationTimestamp = now();
-  if (resource.spec) object.metadata.generation = 1;
+  if (resource.generation) object.metadata.generation = 1;
   if (resource.spec) object.spec ??= {};
   applyDefaults(resource, object);
   if (resource.status) object.status = initialStatus(resource, object);
@@ -1169,7 +1171,7 @@ function updateObject(resource, existing, proposed, subresource, user, verb, que
   updated.metadata.name = name;
   if (resource.kind === 'Secret') applyDefaults(resource, updated);
   if (resource.kind === 'MutatingWebhookConfiguration') applyDefaults(resource, updated);
-  if (resource.spec) {
+  if (resource.generation) {
     const body = (o) => { const { metadata, status, ...rest } = o; return rest; };
     if (!equal(body(existing), body(updated))) updated.metadata.generation = (existing.metadata.generation ?? 0) + 1;
   }
