@@ -122,19 +122,19 @@ absl::Status Informer::ListAndResync() {
       fresh.emplace(std::move(key), std::move(object));
     }
     for (const std::string& key : plan.deleted) {
-      tasks.push_back([this, last = cache_[key]] { handler_.OnDeleted(last); });
+      tasks.push_back([handler = &handler_, last = cache_[key]] { handler->OnDeleted(last); });
     }
     for (const std::string& key : plan.added) {
-      tasks.push_back([this, object = fresh[key]] { handler_.OnAdded(object); });
+      tasks.push_back([handler = &handler_, object = fresh[key]] { handler->OnAdded(object); });
     }
     for (const std::string& key : plan.modified) {
-      tasks.push_back([this, before = cache_[key], object = fresh[key]] { handler_.OnModified(before, object); });
+      tasks.push_back([handler = &handler_, before = cache_[key], object = fresh[key]] { handler->OnModified(before, object); });
     }
     cache_ = std::move(fresh);
     resource_version_ = listed->resource_version;
   }
   synced_.store(true);
-  tasks.push_back([this] { handler_.OnSynced(); });
+  tasks.push_back([handler = &handler_] { handler->OnSynced(); });
   for (auto& task : tasks) Deliver(std::move(task));
   return absl::OkStatus();
 }
@@ -166,15 +166,15 @@ absl::Status Informer::WatchOnce(int& events) {
       auto found = cache_.find(key);
       if (event.type == WatchEventType::kDeleted) {
         if (found != cache_.end()) cache_.erase(found);
-        task = [this, object = std::move(event.object)] { handler_.OnDeleted(object); };
+        task = [handler = &handler_, object = std::move(event.object)] { handler->OnDeleted(object); };
       } else if (found == cache_.end()) {
         cache_.emplace(key, event.object);
-        task = [this, object = std::move(event.object)] { handler_.OnAdded(object); };
+        task = [handler = &handler_, object = std::move(event.object)] { handler->OnAdded(object); };
       } else {
         json before = std::move(found->second);
         found->second = event.object;
-        task = [this, before = std::move(before), object = std::move(event.object)] {
-          handler_.OnModified(before, object);
+        task = [handler = &handler_, before = std::move(before), object = std::move(event.object)] {
+          handler->OnModified(before, object);
         };
       }
     }
@@ -221,7 +221,7 @@ void Informer::Run() {
         std::lock_guard lock(mutex_);
         ++stats_.failures;
       }
-      Deliver([this, result, delay = step.delay] { handler_.OnTrouble(result, delay); });
+      Deliver([handler = &handler_, result, delay = step.delay] { handler->OnTrouble(result, delay); });
     }
     failures = step.failures;
   }

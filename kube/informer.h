@@ -11,7 +11,9 @@
 // Threads: the informer's HTTP requests run on one thread of its own, so no caller's thread is
 // ever blocked. Handler callbacks run on that thread, or, when `deliver` is given, wherever it
 // sends them (pass the daemon's loop Post() to get them on the loop thread). Callbacks arrive
-// one at a time, in order. Stop() ends a request in flight at once and joins the thread.
+// one at a time, in order; a delivered callback refers to the handler, not to the informer, so
+// the handler must outlive the tasks posted for it. Stop() ends a request in flight at once and
+// joins the thread.
 #include <atomic>
 #include <chrono>
 #include <cstdint>

@@ -651,10 +651,36 @@ TEST_F(KubeClientTest, AWatchFromAForgottenVersionIsGoneEitherWay) {
   StopSignal stop;
   const absl::Status as_event = client_->Watch(Namespaces(), "", {.resource_version = listed->resource_version}, no_events, &stop);
   EXPECT_TRUE(IsGone(as_event)) << as_event;
-  ASSERT_TRUE(server_->Configure({{"goneAs", "status"}}).ok());
-  const absl::Status as_status = client_->Watch(Namespaces(), "", {.resource_version = listed->resource_version}, no_events, &stop);
+  // The same through the history window (three events kept), answered as an HTTP 410.
+  ASSERT_TRUE(server_->Configure({{"goneAs", "status"}, {"historyWindow", 3}}).ok());
+  auto recent = client_->List(Namespaces(), "", {});
+  ASSERT_TRUE(recent.ok());
+  for (const char* name : {"n2", "n3", "n4"}) MustCreate(Namespaces(), NamespaceObject(name));
+  std::vector<std::string> replayed;
+  auto collect = [&](WatchEvent event) {
+    replayed.push_back(Meta(event.object, "name"));
+    return replayed.size() == 3 ? absl::CancelledError("seen enough") : absl::OkStatus();
+  };
+  EXPECT_EQ(client_->Watch(Namespaces(), "", {.resource_version = recent->resource_version}, collect, &stop).code(),
+            absl::StatusCode::kCancelled);
+  EXPECT_THAT(replayed, ::testing::ElementsAre("n2", "n3", "n4")) << "within the window: the missed events are replayed";
+  MustCreate(Namespaces(), NamespaceObject("n5"));
+  const absl::Status as_status = client_->Watch(Namespaces(), "", {.resource_version = recent->resource_version}, no_events, &stop);
   EXPECT_TRUE(IsGone(as_status)) << as_status;
+  EXPECT_EQ(HttpStatusOf(as_status), 410);
   EXPECT_THAT(std::string(as_status.message()), HasSubstr("too old resource version"));
+}
+
+TEST(KubeApiServerTest, PlainHttpToo) {
+  auto server = KubeApiServer::Start({.tls = false});
+  if (!server.ok() && server.status().code() == absl::StatusCode::kFailedPrecondition) GTEST_SKIP() << server.status();
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_EQ((*server)->Server().rfind("http://", 0), 0u);
+  auto client = KubeClient::Create((*server)->Config());
+  ASSERT_TRUE(client.ok());
+  auto listed = (*client)->List(Namespaces(), "", {});
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(listed->items.size(), 4u) << "default, kube-node-lease, kube-public, kube-system";
 }
 
 TEST_F(KubeClientTest, InformerListsWatchesAndKeepsItsCache) {
