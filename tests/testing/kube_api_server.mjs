@@ -1326,7 +1326,13 @@ async function handleResource(request, response, target, query, user) {
     result = deleteObject(resource, existing, deleteOptions, user, query);
   }
   if (resource.kind === 'PersistentVolume' || resource.kind === 'PersistentVolumeClaim') {
-    runBinder();
+    // The binder is a controller: its failure is not the request's (the request's object is
+    // stored); it is logged and, if it was a validation failure, recorded for the test.
+    try {
+      runBinder();
+    } catch (error) {
+      log(`binder failed after ${request.method} ${request.url}: ${error.message}`);
+    }
     const latest = state.objects.get(key);
     if (latest && verb !== 'delete') result = latest;
   }
