@@ -190,8 +190,7 @@ absl::Status KubeApiServer::Configure(const nlohmann::json& settings) const {
 absl::StatusOr<std::string> KubeApiServer::Kubectl(const std::vector<std::string>& args,
                                                    std::chrono::seconds timeout) const {
   if (!KubectlInstalled()) return absl::FailedPreconditionError("kubectl is not installed");
-  static int calls = 0;
-  const int call = ++calls;
+  const int call = ++kubectl_calls_;
   SubprocessOptions process;
   process.argv = {"kubectl", "--kubeconfig", WriteKubeconfig(), "--cache-dir", dir_->Join("kubectl-cache")};
   process.argv.insert(process.argv.end(), args.begin(), args.end());

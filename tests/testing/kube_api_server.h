@@ -6,6 +6,7 @@
 // left off, on the same port.
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -91,6 +92,7 @@ class KubeApiServer {
   std::unique_ptr<kube::KubeClient> admin_;  // no token: the test endpoints need none
   uint16_t port_ = 0;
   int launches_ = 0;
+  mutable std::atomic<int> kubectl_calls_{0};  // names each run's output files
 };
 
 // True when the real kubectl is on PATH.
