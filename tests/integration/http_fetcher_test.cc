@@ -27,6 +27,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/nginx_server.h"
+#include "tests/testing/source_access.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
 
@@ -181,7 +182,7 @@ class HttpFetcherTest : public ::testing::Test {
   }
 
   void MakeFetcher(const FillSettings& settings, const HttpAuth& auth) {
-    RunOnLoop([&] { fetcher_ = MakeHttpChunkFetcher(loop_, auth, settings); });
+    RunOnLoop([&] { fetcher_ = MakeHttpChunkFetcher(loop_, auth, settings, testing::AllowLoopback()); });
   }
 
   void RunOnLoop(std::function<void()> task) {

@@ -15,6 +15,16 @@ std::string AgentConfigYaml(const AgentProcessOptions& options) {
   if (!options.coordinator_token_file.empty()) {
     absl::StrAppend(&yaml, "coordinatorTokenFile: ", options.coordinator_token_file.string(), "\n");
   }
+  if (!options.network_allow.empty()) {
+    absl::StrAppend(&yaml, "network:\n  allow:\n");
+    for (const std::string& range : options.network_allow) absl::StrAppend(&yaml, "  - \"", range, "\"\n");
+  }
+  if (!options.file_sources.empty()) {
+    absl::StrAppend(&yaml, "fileSources:\n");
+    for (const std::filesystem::path& folder : options.file_sources) {
+      absl::StrAppend(&yaml, "- ", folder.string(), "\n");
+    }
+  }
   absl::StrAppend(&yaml, "log: {level: ", options.log_level, "}\n", options.extra_yaml);
   return yaml;
 }
