@@ -66,13 +66,15 @@ curl_socket_t CurlNetworkGuard::OnOpenSocket(void* user, curlsocktype purpose,
     // the hop that was refused.
     char* url = nullptr;
     curl_easy_getinfo(guard->easy_, CURLINFO_EFFECTIVE_URL, &url);
-    const std::string host = HostOf(url);
+    std::string host = HostOf(url);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    const std::string resolved =
+        host == decision.address ? std::string() : fmt::format(" resolves to {}, which", decision.address);
     guard->refusal_ = absl::PermissionDeniedError(fmt::format(
-        "host {} resolves to {}, which is {}: the agent does not fetch from there (set "
-        "network.allow in the agent's config to allow it, e.g. network.allow: [\"{}\"]){}",
-        host.empty() ? "?" : host, decision.address,
-        decision.reason.empty() ? "not allowed" : decision.reason, SuggestedRange(decision),
-        url != nullptr ? fmt::format("; connecting for {}", url) : std::string()));
+        "host {}{} is {}: the agent does not fetch from there (set network.allow in the agent's "
+        "config to allow it, e.g. network.allow: [\"{}\"]){}",
+        host.empty() ? "?" : host, resolved, decision.reason.empty() ? "not allowed" : decision.reason,
+        SuggestedRange(decision), url != nullptr ? fmt::format("; refused while connecting for {}", url) : std::string()));
   } catch (...) {
     // No exception may cross into curl; the socket is refused either way.
   }
