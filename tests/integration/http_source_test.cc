@@ -192,5 +192,21 @@ TEST(HttpSource, ConnectionRefusedIsUnavailable) {
   EXPECT_NE(files.status().message().find(url), absl::string_view::npos);
 }
 
+TEST(HttpSource, LoopbackIsRefusedByDefaultNamingHostAddressAndKey) {
+  const uint16_t port = testing::FreeTcpPort();  // refused before any connection is tried
+  ASSERT_NE(port, 0);
+  for (const std::string& url : {"http://127.0.0.1:" + std::to_string(port) + "/m/",
+                                 "http://127.0.0.1:" + std::to_string(port) + "/model.bin",
+                                 "http://[::1]:" + std::to_string(port) + "/model.bin"}) {
+    auto source = MakeSource(url, SourceOptions{});
+    ASSERT_TRUE(source.ok()) << source.status();
+    auto files = (*source)->List();
+    EXPECT_EQ(files.status().code(), absl::StatusCode::kPermissionDenied) << files.status();
+    const std::string message(files.status().message());
+    EXPECT_NE(message.find("(loopback)"), std::string::npos) << message;
+    EXPECT_NE(message.find("network.allow"), std::string::npos) << message;
+  }
+}
+
 }  // namespace
 }  // namespace modelcache

@@ -336,6 +336,17 @@ TEST(S3SourceSigning, HttpErrorsMapToStatusCodesNamingUrlAndS3Code) {
   EXPECT_NE(files.status().message().find("AccessDenied"), absl::string_view::npos) << files.status();
 }
 
+TEST(S3SourceSigning, EndpointTheNetworkPolicyRefusesIsPermissionDeniedAndNeverAsked) {
+  CaptureServer server([](const CapturedRequest&) { return CannedResponse{200, ""}; });
+  SourceOptions options;  // the agent's default network policy: no loopback
+  options.s3_endpoint = server.Endpoint();
+  options.s3_path_style = true;
+  auto files = (*MakeSource("s3://models/m/", options))->List();
+  EXPECT_EQ(files.status().code(), absl::StatusCode::kPermissionDenied) << files.status();
+  EXPECT_NE(files.status().message().find("network.allow"), absl::string_view::npos) << files.status();
+  EXPECT_TRUE(server.Requests().empty());
+}
+
 TEST(S3SourceSigning, ServerErrorIsUnavailable) {
   CaptureServer server([](const CapturedRequest&) { return CannedResponse{503, "<Error><Code>SlowDown</Code></Error>"}; });
   SourceOptions options = testing::LoopbackSourceOptions();
