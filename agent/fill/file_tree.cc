@@ -215,24 +215,23 @@ absl::StatusOr<std::shared_ptr<const FileTree>> FileTree::Open(
   if (allowed_roots) {
     tree->restricted_ = true;
     tree->roots_text_ = RootsText(*allowed_roots);
-    const fs::path* best = nullptr;
-    fs::path best_normal;
+    // The outermost allowed folder holding the source (folders may nest): links are followed
+    // anywhere beneath it.
+    std::optional<fs::path> best;
     for (const fs::path& root : *allowed_roots) {
       const fs::path normal = Normalized(root);
       if (IsBeneath(tree->source_, normal) &&
-          (best == nullptr || std::distance(normal.begin(), normal.end()) >
-                                  std::distance(best_normal.begin(), best_normal.end()))) {
-        best = &root;
-        best_normal = normal;
+          (!best || std::distance(normal.begin(), normal.end()) < std::distance(best->begin(), best->end()))) {
+        best = normal;
       }
     }
-    if (best == nullptr) {
+    if (!best) {
       return absl::PermissionDeniedError(fmt::format(
           "{}: not in a folder this agent serves file:// sources from (fileSources: {}); an "
           "operator allows a folder by adding it to fileSources in the agent's config",
           where, tree->roots_text_));
     }
-    tree->root_ = best_normal;
+    tree->root_ = *best;
     tree->root_fd_ = FileDescriptor(::open(tree->root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (tree->root_fd_.get() < 0) {
       return ErrnoStatus(errno, fmt::format("{}: fileSources folder {}", where, tree->root_.string()));

@@ -187,6 +187,20 @@ TEST(FileSource, SingleFileLinkMayPointAnywhereInTheAllowedFolderButNotOut) {
   EXPECT_EQ(out.status().code(), absl::StatusCode::kPermissionDenied) << out.status();
 }
 
+TEST(FileSource, NestedAllowedFoldersAllowLinksAnywhereInTheOuterOne) {
+  testing::TempDir dir;
+  WriteFile(dir.Path() / "shared" / "blob.bin", "blob");
+  fs::create_directories(dir.Path() / "models");
+  fs::create_symlink("../shared/blob.bin", dir.Path() / "models" / "w.bin");
+  SourceOptions options;
+  options.file_roots = std::vector<fs::path>{dir.Path() / "models", dir.Path()};
+  auto source = MakeSource("file://" + (dir.Path() / "models" / "w.bin").string(), options);
+  ASSERT_TRUE(source.ok()) << source.status();
+  auto files = (*source)->List();
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_EQ((*files)[0].size, 4u);
+}
+
 TEST(FileSource, FifoAsTheSourceIsInvalidArgument) {
   testing::TempDir dir;
   ASSERT_EQ(::mkfifo((dir.Path() / "pipe").c_str(), 0600), 0);
