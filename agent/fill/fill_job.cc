@@ -209,6 +209,10 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
     uint32_t attempts = 0;
     std::unique_ptr<Timer> retry_timer;
     bool waiting_for_buffer = false;  // paused until a buffer is free (Pump resumes it)
+    // The buffer of the chunk the stream took over (or of its piece when an attempt
+    // failed), kept for its next piece: later chunks of the file may hold every other buffer
+    // while they wait for that piece to be hashed before them.
+    std::optional<size_t> spare;
     std::optional<size_t> buffer;     // the chunk being filled, at `piece_offset`
     uint64_t piece_offset = 0;
     uint64_t piece_filled = 0;
@@ -245,6 +249,7 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   size_t TakeStreamData(size_t file_index, uint64_t offset, std::span<const std::byte> data);
   void OnStreamDone(size_t file_index, absl::Status status);
   void FinishStreamEarly(size_t file_index);
+  void EndStream(size_t file_index);
   void ResumeWaitingStreams();
   void WriteChunk(size_t file_index, ReadyChunk chunk);
   void StartRun(size_t file_index);
@@ -627,7 +632,11 @@ void FillJob::Impl::StreamWholeFile(size_t file_index) {
       fetcher_->Cancel(active.fetch_id);
       --fetching_;
     }
-    free_buffers_.push_back(active.buffer);
+    if (!stream.spare) {
+      stream.spare = active.buffer;
+    } else {
+      free_buffers_.push_back(active.buffer);
+    }
     stream.wanted.emplace(active.chunk.offset, active.chunk.length);
     it = chunks_.erase(it);
   }
@@ -642,10 +651,18 @@ void FillJob::Impl::StreamWholeFile(size_t file_index) {
                    .Add("ranges_ignored", file.range_answers.ignored)
                    .Add("ranges_served", file.range_answers.served));
   if (stream.wanted.empty()) {
-    streams_.erase(file_index);
+    EndStream(file_index);
     return;
   }
   IssueStream(file_index);
+}
+
+void FillJob::Impl::EndStream(size_t file_index) {
+  auto found = streams_.find(file_index);
+  if (found == streams_.end()) return;
+  if (found->second.spare) free_buffers_.push_back(*found->second.spare);
+  if (found->second.buffer) free_buffers_.push_back(*found->second.buffer);
+  streams_.erase(found);
 }
 
 void FillJob::Impl::IssueStream(size_t file_index) {
@@ -706,7 +723,8 @@ size_t FillJob::Impl::TakeStreamData(size_t file_index, uint64_t offset, std::sp
     }
     auto next = stream.wanted.lower_bound(at);
     if (next != stream.wanted.end() && next->first == at) {
-      std::optional<size_t> buffer = AcquireBuffer();
+      std::optional<size_t> buffer = std::exchange(stream.spare, std::nullopt);
+      if (!buffer) buffer = AcquireBuffer();
       if (!buffer) {
         stream.waiting_for_buffer = true;  // the fetcher pauses; Pump resumes it
         return taken;
@@ -731,7 +749,7 @@ void FillJob::Impl::FinishStreamEarly(size_t file_index) {
   }
   fetcher_->Cancel(found->second.fetch_id);
   --fetching_;
-  streams_.erase(found);
+  EndStream(file_index);
   Pump();
 }
 
@@ -748,12 +766,17 @@ void FillJob::Impl::OnStreamDone(size_t file_index, absl::Status status) {
                                                  stream.wanted.begin()->first));
   }
   if (status.ok()) {
-    streams_.erase(found);
+    EndStream(file_index);
     Pump();
     return;
   }
-  // The chunk being filled starts over with the next attempt, which reads from byte 0.
-  if (stream.buffer) free_buffers_.push_back(*stream.buffer);
+  // The chunk being filled starts over with the next attempt, which reads from byte 0; its
+  // buffer waits for it.
+  if (stream.buffer && !stream.spare) {
+    stream.spare = stream.buffer;
+  } else if (stream.buffer) {
+    free_buffers_.push_back(*stream.buffer);
+  }
   stream.buffer.reset();
   stream.piece_filled = 0;
   ++stream.attempts;
