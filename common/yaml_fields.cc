@@ -3,7 +3,6 @@
 #include <cstddef>
 #include <map>
 
-#include "absl/strings/cord.h"
 #include "common/status_macros.h"
 #include "spdlog/fmt/fmt.h"
 
@@ -16,8 +15,15 @@ constexpr int kMaxDepth = 32;
 // Aliases can multiply a small file into billions of nodes ("billion laughs").
 constexpr size_t kMaxNodes = 100'000;
 
-// Marks an error that already names the line of its key, so outer maps do not add theirs.
-constexpr absl::string_view kLinePayload = "type.modelcache/config-line";
+// "line 12: ": how an error names the line of its key; an error that starts so already
+// names the innermost one, and outer maps do not add theirs.
+bool NamesALine(std::string_view message) {
+  if (!message.starts_with("line ")) return false;
+  message.remove_prefix(5);
+  size_t digits = 0;
+  while (digits < message.size() && message[digits] >= '0' && message[digits] <= '9') ++digits;
+  return digits > 0 && message.substr(digits).starts_with(": ");
+}
 
 std::string Join(std::string_view prefix, std::string_view key) {
   return prefix.empty() ? std::string(key) : fmt::format("{}.{}", prefix, key);
@@ -71,14 +77,9 @@ class DuplicateKeyCheck {
 };
 
 absl::Status WithLine(const absl::Status& status, const YAML::Node& key) {
-  if (status.ok() || status.GetPayload(kLinePayload).has_value()) return status;
-  absl::Status annotated(status.code(), fmt::format("line {}: {}", YamlLine(key),
-                                                    std::string(status.message())));
-  status.ForEachPayload([&annotated](absl::string_view url, const absl::Cord& payload) {
-    annotated.SetPayload(url, payload);
-  });
-  annotated.SetPayload(kLinePayload, absl::Cord());
-  return annotated;
+  const std::string message(status.message());
+  if (status.ok() || NamesALine(message)) return status;
+  return absl::Status(status.code(), fmt::format("line {}: {}", YamlLine(key), message));
 }
 
 }  // namespace
