@@ -14,20 +14,20 @@
 #include <mutex>
 #include <thread>
 
-#include "agent/caching_policy.h"
-#include "agent/command_answers.h"
-#include "agent/coordinator_client.h"
-#include "agent/fill/event_loop.h"
-#include "agent/leases.h"
-#include "agent/fill_gate.h"
-#include "agent/fill_lease_client.h"
-#include "agent/local_cache_ops.h"
-#include "agent/maintenance.h"
-#include "agent/maintenance_service.h"
+#include "agent/coordination/caching_policy.h"
+#include "agent/coordination/command_answers.h"
+#include "agent/coordination/coordinator_client.h"
+#include "agent/coordination/model_cache_ops.h"
+#include "agent/coordination/saved_policy.h"
+#include "agent/grpc/agent_service.h"
+#include "agent/loop/event_loop.h"
+#include "agent/maintenance/maintenance.h"
+#include "agent/maintenance/maintenance_service.h"
 #include "agent/metrics.h"
 #include "agent/model_cache.h"
-#include "agent/saved_policy.h"
-#include "agent/service.h"
+#include "agent/pod_leases.h"
+#include "agent/single_flight/fill_gate.h"
+#include "agent/single_flight/fill_lease_client.h"
 #include "agent/store/space.h"
 #include "agent/store/storage_check.h"
 #include "agent/store/volume_id.h"
@@ -142,7 +142,7 @@ struct AgentServer::Parts {
   AgentConfig config;
   SystemClock clock;
   // Pods' leases (Ensure with a holder, Hold); LiveCount() feeds the live leases gauge.
-  std::unique_ptr<LeaseTable> leases;
+  std::unique_ptr<PodLeaseTable> pod_leases;
   // Answers to coordinator commands, in the state folder (null without a coordinator).
   std::unique_ptr<CommandAnswers> answers;
   EventLoop loop;
@@ -155,7 +155,7 @@ struct AgentServer::Parts {
   std::unique_ptr<grpc::Service> maintenance_service;
   // Without a coordinator every model may be cached; with one, the last pushed policy decides.
   // Until the first one arrives, the policy saved by the previous run applies
-  // (agent/saved_policy.h); on a first start the agent caches everything, as it keeps serving
+  // (agent/coordination/saved_policy.h); on a first start the agent caches everything, as it keeps serving
   // while the coordinator is away.
   CachingPolicyHolder caching_policy{/*allow_without_policy=*/true};
   std::unique_ptr<ModelCacheOps> cache_ops;
@@ -182,7 +182,7 @@ struct AgentServer::Parts {
   bool shut_down = false;
 
   void RefreshCacheMetrics() {
-    metrics->SetLiveLeases(leases ? leases->LiveCount() : 0);
+    metrics->SetLiveLeases(pod_leases ? pod_leases->LiveCount() : 0);
     if (!cache) return;
     uint64_t used = 0;
     std::vector<v1::CachedModel> models = cache->List();
@@ -264,7 +264,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   parts->config = config;
   parts->metrics = std::make_unique<AgentMetrics>(parts->registry);
   Parts& p = *parts;
-  p.leases = std::make_unique<LeaseTable>(p.clock, config.lease_ttl);
+  p.pod_leases = std::make_unique<PodLeaseTable>(p.clock, config.lease_ttl);
 
   // Health first, so a long volume scan does not fail a liveness probe.
   if (!config.metrics_address.empty()) {
@@ -315,7 +315,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   ASSIGN_OR_RETURN(p.cache, ModelCache::Open(p.loop, p.clock, std::move(cache_options)));
   ASSIGN_OR_RETURN(MaintenanceOptions maintenance, MaintenanceOptionsFor(config, volume_id));
   // Cleanup never removes a model a pod on this node holds (unless forced).
-  maintenance.is_leased = [leases = p.leases.get()](std::string_view name,
+  maintenance.is_leased = [leases = p.pod_leases.get()](std::string_view name,
                                                      std::string_view version) {
     return leases->is_leased(name, version);
   };
@@ -350,7 +350,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
         CacheOpsOptions{.cache_root = config.cache_root,
                         .caching_enabled = config.caching_enabled,
                         .on_change = [&p] { p.coordinator->ReportNow(); },
-                        .leases = p.leases.get(),
+                        .pod_leases = p.pod_leases.get(),
                         .policy_file = policy_file,
                         .extra_volumes = extra_volumes});
     CoordinatorClientOptions client;
@@ -382,7 +382,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
                                         p.RequestRefresh();
                                         if (p.coordinator) p.coordinator->ReportNow();
                                       },
-                                      .leases = p.leases.get(),
+                                      .pod_leases = p.pod_leases.get(),
                                       .on_leases_changed = [&p] {
                                         if (p.coordinator) p.coordinator->ReportNow();
                                       }};

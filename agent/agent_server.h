@@ -6,7 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "agent/agent_config.h"
+#include "agent/config.h"
 
 namespace modelcache {
 

@@ -1,8 +1,8 @@
 // modelcache-agent: parse the configuration, start the agent, run until SIGTERM/SIGINT.
 #include <CLI/CLI.hpp>
 
-#include "agent/agent_config.h"
 #include "agent/agent_server.h"
+#include "agent/config.h"
 #include "common/log_fields.h"
 #include "common/logging.h"
 #include "common/status_format.h"

@@ -9,10 +9,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "agent/fill/event_loop.h"
 #include "agent/fill/fill_job.h"
-#include "agent/fill_gate.h"
 #include "agent/hit_decision.h"
+#include "agent/loop/event_loop.h"
+#include "agent/single_flight/fill_gate.h"
 #include "agent/store/index.h"
 #include "agent/store/manifest.h"
 #include "agent/store/space.h"

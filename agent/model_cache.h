@@ -13,7 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "agent/fill/fill_settings.h"
-#include "agent/fill/source.h"
+#include "agent/source/source.h"
 #include "agent/store/layout.h"
 #include "common/clock.h"
 #include "modelcache/v1/agent.pb.h"
@@ -42,7 +42,7 @@ struct ModelCacheOptions {
   FillSettings fill;
   SourceOptions sources;
   // Borrowed, outlives the cache. Null: single flight on this agent only. Otherwise every
-  // fill first waits for its turn at the gate (cross-node single flight, agent/fill_gate.h):
+  // fill first waits for its turn at the gate (cross-node single flight, agent/single_flight/fill_gate.h):
   // while another agent of the volume fills the model, Ensure callers get that fill's
   // progress, then READY as a hit.
   FillGate* fill_gate = nullptr;

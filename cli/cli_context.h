@@ -3,7 +3,7 @@
 // put its exit code.
 #include <string>
 
-#include "agent/agent_config.h"
+#include "agent/config.h"
 
 namespace modelcache::cli {
 

@@ -1,7 +1,7 @@
 #include "cli/local_fill.h"
 
-#include "agent/ensure_mailbox.h"
-#include "agent/fill/event_loop.h"
+#include "agent/grpc/ensure_mailbox.h"
+#include "agent/loop/event_loop.h"
 #include "agent/model_cache.h"
 #include "common/clock.h"
 #include "common/status_macros.h"

@@ -7,7 +7,7 @@
 #include <optional>
 
 #include "absl/status/statusor.h"
-#include "agent/fill/source.h"
+#include "agent/source/source.h"
 #include "modelcache/v1/agent.pb.h"
 
 namespace modelcache::cli {

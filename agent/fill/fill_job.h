@@ -23,7 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "agent/fill/fill_settings.h"
-#include "agent/fill/source.h"
+#include "agent/source/source.h"
 #include "agent/store/layout.h"
 #include "common/clock.h"
 #include "modelcache/v1/agent.pb.h"

@@ -17,7 +17,7 @@ struct FillSettings {
   std::chrono::seconds stall_timeout{30};     // a chunk without progress this long is retried
   std::chrono::milliseconds journal_interval{1000};  // how often the resume journal is saved
   // Write staging files, and read file:// sources, past the page cache where the file system
-  // allows (hash_pipeline.h). Off: everything goes through the page cache (e.g. for an NFS
+  // allows (file_writer.h). Off: everything goes through the page cache (e.g. for an NFS
   // volume, where direct writes are synchronous round trips to the server).
   bool direct_io = true;
   RetrySettings retry;

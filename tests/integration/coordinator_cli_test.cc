@@ -4,7 +4,7 @@
 #include <map>
 #include <mutex>
 
-#include "agent/coordinator_client.h"
+#include "agent/coordination/coordinator_client.h"
 #include "common/clock.h"
 #include "tests/testing/ports.h"
 #include "tests/testing/subprocess.h"

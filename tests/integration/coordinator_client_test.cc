@@ -1,7 +1,7 @@
 // CoordinatorClient against an in-process fake coordinator on 127.0.0.1: a command the
 // coordinator sends again after the agent restarted is answered from the agent's record of
 // answers (CommandAnswers in its state folder) instead of running a second time.
-#include "agent/coordinator_client.h"
+#include "agent/coordination/coordinator_client.h"
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -10,7 +10,7 @@
 #include <condition_variable>
 #include <mutex>
 
-#include "agent/command_answers.h"
+#include "agent/coordination/command_answers.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
 #include "tests/testing/temp_dir.h"
 

@@ -9,7 +9,7 @@
 #include <mutex>
 #include <set>
 
-#include "agent/coordinator_client.h"
+#include "agent/coordination/coordinator_client.h"
 #include "common/clock.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
 #include "tests/testing/agent_process.h"

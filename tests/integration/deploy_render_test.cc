@@ -23,7 +23,7 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
-#include "agent/agent_config.h"
+#include "agent/config.h"
 #include "common/storage_config.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"

@@ -13,8 +13,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "agent/fill/event_loop.h"
 #include "agent/fill/range_fallback.h"
+#include "agent/loop/event_loop.h"
 #include "agent/store/layout.h"
 #include "agent/store/manifest.h"
 #include "agent/store/publish.h"

@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "agent/fill/chunk_fetcher.h"
-#include "agent/fill/event_loop.h"
+#include "agent/loop/event_loop.h"
+#include "agent/source/chunk_fetcher.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/nginx_server.h"

@@ -3,8 +3,8 @@
 
 #include <map>
 
-#include "agent/fill/blocking_http.h"
-#include "agent/fill/source.h"
+#include "agent/source/blocking_http.h"
+#include "agent/source/source.h"
 #include "common/sha256.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/ports.h"

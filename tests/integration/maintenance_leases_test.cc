@@ -6,8 +6,8 @@
 #include <future>
 #include <set>
 
-#include "agent/fill/event_loop.h"
-#include "agent/maintenance.h"
+#include "agent/loop/event_loop.h"
+#include "agent/maintenance/maintenance.h"
 #include "agent/model_cache.h"
 #include "agent/store/layout.h"
 #include "tests/testing/random_model.h"

@@ -14,7 +14,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "agent/fill/event_loop.h"
+#include "agent/loop/event_loop.h"
 #include "agent/store/layout.h"
 #include "agent/store/manifest.h"
 #include "common/sha256.h"

@@ -16,9 +16,9 @@
 #include <mutex>
 #include <thread>
 
-#include "agent/fill/blocking_http.h"
-#include "agent/fill/s3_source.h"
-#include "agent/fill/source.h"
+#include "agent/source/blocking_http.h"
+#include "agent/source/s3_source.h"
+#include "agent/source/source.h"
 #include "tests/testing/s3rver_server.h"
 #include "tests/testing/sigv4_reference.h"
 #include "tests/testing/source_access.h"

@@ -8,8 +8,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "agent/fill/blocking_http.h"
-#include "agent/fill/s3_source.h"
+#include "agent/source/blocking_http.h"
+#include "agent/source/s3_source.h"
 #include "tests/testing/source_access.h"
 #include "tests/testing/wait.h"
 

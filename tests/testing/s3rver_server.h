@@ -10,7 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "agent/fill/source.h"
+#include "agent/source/source.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 

@@ -1,16 +1,16 @@
 #pragma once
 // What a test allows the agent to read, the way an operator would. The test origins (nginx,
 // s3rver, small servers) listen on 127.0.0.1, which the agent refuses by default
-// (agent/fill/address_policy.h); file:// sources are refused outside the folders listed in
-// fileSources (agent/fill/file_tree.h). Tests name both explicitly: in the agent's config
+// (agent/source/address_policy.h); file:// sources are refused outside the folders listed in
+// fileSources (agent/source/file_tree.h). Tests name both explicitly: in the agent's config
 // (AgentProcessOptions::network_allow and ::file_sources) or in the SourceOptions of an
 // in-process engine.
 #include <filesystem>
 #include <string>
 #include <vector>
 
-#include "agent/fill/address_policy.h"
-#include "agent/fill/source.h"
+#include "agent/source/address_policy.h"
+#include "agent/source/source.h"
 
 namespace modelcache::testing {
 

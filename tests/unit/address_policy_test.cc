@@ -1,4 +1,4 @@
-#include "agent/fill/address_policy.h"
+#include "agent/source/address_policy.h"
 
 #include <arpa/inet.h>
 #include <gmock/gmock.h>

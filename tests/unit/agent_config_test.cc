@@ -1,4 +1,4 @@
-#include "agent/agent_config.h"
+#include "agent/config.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-#include "agent/fill/aws_credentials.h"
+#include "agent/source/aws_credentials.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "agent/caching_policy.h"
+#include "agent/coordination/caching_policy.h"
 
 #include <gtest/gtest.h>
 

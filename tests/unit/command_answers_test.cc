@@ -1,4 +1,4 @@
-#include "agent/command_answers.h"
+#include "agent/coordination/command_answers.h"
 
 #include <gtest/gtest.h>
 

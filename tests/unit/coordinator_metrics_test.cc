@@ -12,7 +12,7 @@
 #include <optional>
 #include <regex>
 
-#include "agent/coordinator_client.h"
+#include "agent/coordination/coordinator_client.h"
 #include "coordinator/db/sqlite.h"
 #include "coordinator/metrics.h"
 #include "coordinator/service.h"

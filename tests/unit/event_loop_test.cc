@@ -1,4 +1,4 @@
-#include "agent/fill/event_loop.h"
+#include "agent/loop/event_loop.h"
 
 #include <atomic>
 #include <chrono>

@@ -16,9 +16,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "agent/fill/chunk_fetcher.h"
-#include "agent/fill/event_loop.h"
-#include "agent/fill/file_tree.h"
+#include "agent/loop/event_loop.h"
+#include "agent/source/chunk_fetcher.h"
+#include "agent/source/file_tree.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/temp_dir.h"

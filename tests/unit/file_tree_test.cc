@@ -1,4 +1,4 @@
-#include "agent/fill/file_tree.h"
+#include "agent/source/file_tree.h"
 
 #include <fcntl.h>
 #include <gmock/gmock.h>

@@ -1,6 +1,6 @@
 // FillGate with lock files only (no coordinator): two agents of one volume, each with its own
 // gate, as two nodes sharing an NFS folder.
-#include "agent/fill_gate.h"
+#include "agent/single_flight/fill_gate.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <thread>
 #include <mutex>
 
-#include "agent/fill/event_loop.h"
+#include "agent/loop/event_loop.h"
 #include "agent/store/layout.h"
 #include "agent/store/manifest.h"
 #include "common/fs.h"

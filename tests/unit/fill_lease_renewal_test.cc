@@ -1,4 +1,4 @@
-#include "agent/fill_lease_renewal.h"
+#include "agent/single_flight/fill_lease_renewal.h"
 
 #include <gtest/gtest.h>
 

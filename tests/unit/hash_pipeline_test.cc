@@ -1,3 +1,4 @@
+#include "agent/fill/file_writer.h"
 #include "agent/fill/hash_pipeline.h"
 
 #include <fcntl.h>

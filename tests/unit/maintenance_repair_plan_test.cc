@@ -1,4 +1,4 @@
-#include "agent/maintenance_repair_plan.h"
+#include "agent/maintenance/repair_plan.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

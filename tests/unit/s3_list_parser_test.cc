@@ -1,4 +1,4 @@
-#include "agent/fill/s3_list_parser.h"
+#include "agent/source/s3_list_parser.h"
 
 #include <gtest/gtest.h>
 

@@ -1,8 +1,8 @@
-#include "agent/saved_policy.h"
+#include "agent/coordination/saved_policy.h"
 
 #include <gtest/gtest.h>
 
-#include "agent/caching_policy.h"
+#include "agent/coordination/caching_policy.h"
 #include "tests/testing/temp_dir.h"
 
 namespace modelcache {

@@ -1,12 +1,12 @@
-#include "agent/fill/source.h"
+#include "agent/source/source.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 
-#include "agent/fill/http_source.h"
-#include "agent/fill/s3_source.h"
+#include "agent/source/http_source.h"
+#include "agent/source/s3_source.h"
 #include "tests/testing/temp_dir.h"
 
 namespace modelcache {

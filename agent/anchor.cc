@@ -1,1 +1,0 @@
-int ModelcacheAgentAnchor() { return 0; }

@@ -1,0 +1,42 @@
+#pragma once
+// The gRPC service modelcache.v1.Agent (proto/modelcache/v1/agent.proto) over a ModelCache.
+// Handlers run on gRPC's threads and reach the cache only through its thread-safe methods.
+// This header stays free of <grpcpp/...>: only the server that registers the service needs it.
+#include <functional>
+#include <memory>
+#include <string_view>
+
+namespace grpc {
+class Service;
+}  // namespace grpc
+
+namespace modelcache {
+
+class AgentMetrics;
+class PodLeaseTable;
+class ModelCache;
+
+struct AgentServiceOptions {
+  // false: Ensure answers FAILED_PRECONDITION ("caching disabled on this node") so that
+  // clients download on their own instead.
+  bool caching_enabled = true;
+  // Set when a coordinator decides: false for a model means Ensure answers
+  // FAILED_PRECONDITION ("caching disabled for model X by the coordinator"). Empty: all allowed.
+  std::function<bool(std::string_view name, std::string_view version)> caching_allowed;
+  // Called (on a gRPC thread) after a fill published a model, e.g. to refresh cache gauges.
+  std::function<void()> on_model_published;
+  // Pods' leases (agent/pod_leases.h): an Ensure that names a holder takes one when it ends READY,
+  // and Hold renews or releases it. Null: Hold answers FAILED_PRECONDITION.
+  PodLeaseTable* pod_leases = nullptr;
+  // Called (on a gRPC thread) after a lease was taken for a new holder or released, so the
+  // coordinator hears about it before its next purge pass.
+  std::function<void()> on_leases_changed;
+};
+
+// Ensure streams the cache's progress (the newest one when the client reads slowly) and ends
+// with the cache's status, its code mapped 1:1 onto the gRPC code. A client that cancels is
+// unsubscribed; the fill goes on. `cache` and `metrics` must outlive the service.
+std::unique_ptr<grpc::Service> MakeAgentService(ModelCache& cache, AgentMetrics& metrics,
+                                                AgentServiceOptions options);
+
+}  // namespace modelcache

@@ -1,0 +1,204 @@
+#include "agent/source/blocking_http.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "agent/source/curl_network_guard.h"
+#include "common/status_format.h"
+
+namespace modelcache {
+namespace {
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string_view Trim(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  return text;
+}
+
+// State shared with curl's C callbacks; they must not throw, so they only append.
+struct Transfer {
+  HttpResponse response;
+  uint64_t max_body_bytes = 0;
+  bool body_too_large = false;
+  std::string_view upload;  // remaining PUT body
+};
+
+size_t OnBody(char* data, size_t size, size_t count, void* user) {
+  auto* transfer = static_cast<Transfer*>(user);
+  const size_t bytes = size * count;
+  if (transfer->response.body.size() + bytes > transfer->max_body_bytes) {
+    transfer->body_too_large = true;
+    return 0;  // makes curl fail with CURLE_WRITE_ERROR
+  }
+  transfer->response.body.append(data, bytes);
+  return bytes;
+}
+
+size_t OnHeader(char* data, size_t size, size_t count, void* user) {
+  auto* transfer = static_cast<Transfer*>(user);
+  const size_t bytes = size * count;
+  std::string_view line(data, bytes);
+  if (line.substr(0, 5) == "HTTP/") {
+    // A new status line: a redirect or 100-continue came before; keep only the final headers.
+    transfer->response.headers.clear();
+    return bytes;
+  }
+  const size_t colon = line.find(':');
+  if (colon != std::string_view::npos) {
+    transfer->response.headers.emplace_back(std::string(Trim(line.substr(0, colon))),
+                                            std::string(Trim(line.substr(colon + 1))));
+  }
+  return bytes;
+}
+
+size_t OnUpload(char* buffer, size_t size, size_t count, void* user) {
+  auto* transfer = static_cast<Transfer*>(user);
+  const size_t bytes = std::min(size * count, transfer->upload.size());
+  std::copy_n(transfer->upload.data(), bytes, buffer);
+  transfer->upload.remove_prefix(bytes);
+  return bytes;
+}
+
+struct EasyDeleter {
+  void operator()(CURL* easy) const { curl_easy_cleanup(easy); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+
+}  // namespace
+
+std::optional<std::string> HttpResponse::Header(std::string_view name) const {
+  for (const auto& [header_name, value] : headers) {
+    if (EqualsIgnoreCase(header_name, name)) return value;
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<HttpResponse> PerformHttpRequest(const HttpRequest& request) {
+  std::unique_ptr<CURL, EasyDeleter> easy(curl_easy_init());
+  if (!easy) return absl::InternalError(fmt::format("{} {}: curl_easy_init failed", request.method, request.url));
+  CURL* handle = easy.get();
+
+  Transfer transfer;
+  transfer.max_body_bytes = request.max_body_bytes;
+  transfer.upload = request.body;
+
+  std::unique_ptr<curl_slist, SlistDeleter> header_list;
+  auto add_header = [&header_list](const std::string& header) {
+    curl_slist* appended = curl_slist_append(header_list.get(), header.c_str());
+    if (appended != nullptr) {
+      header_list.release();
+      header_list.reset(appended);
+    }
+  };
+  for (const auto& header : request.headers) add_header(header);
+  for (const auto& header : request.auth.headers) add_header(header);
+
+  char error_buffer[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(handle, CURLOPT_URL, request.url.c_str());
+  curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, error_buffer);
+  curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
+  curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, request.follow_redirects ? 1L : 0L);
+  curl_easy_setopt(handle, CURLOPT_MAXREDIRS, 5L);
+  // A listing URL must never turn into file:// or another protocol, even through a redirect.
+  curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, OnBody);
+  curl_easy_setopt(handle, CURLOPT_WRITEDATA, &transfer);
+  curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(handle, CURLOPT_HEADERDATA, &transfer);
+  if (request.method == "HEAD") {
+    curl_easy_setopt(handle, CURLOPT_NOBODY, 1L);
+  } else if (request.method == "PUT") {
+    curl_easy_setopt(handle, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(handle, CURLOPT_READFUNCTION, OnUpload);
+    curl_easy_setopt(handle, CURLOPT_READDATA, &transfer);
+    curl_easy_setopt(handle, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+    add_header("Expect:");  // no 100-continue round trip
+  } else if (request.method != "GET") {
+    return absl::InvalidArgumentError(fmt::format("unsupported HTTP method {}", request.method));
+  }
+  std::string range;
+  if (request.range) {
+    range = fmt::format("{}-{}", request.range->first, request.range->last);
+    curl_easy_setopt(handle, CURLOPT_RANGE, range.c_str());
+  }
+  if (!request.auth.aws_sigv4.empty()) {
+    curl_easy_setopt(handle, CURLOPT_AWS_SIGV4, request.auth.aws_sigv4.c_str());
+  }
+  if (!request.auth.user_password.empty()) {
+    curl_easy_setopt(handle, CURLOPT_USERPWD, request.auth.user_password.c_str());
+  }
+  curl_easy_setopt(handle, CURLOPT_HTTPHEADER, header_list.get());
+  CurlNetworkGuard guard;
+  if (absl::Status installed = guard.Install(handle, request.network); !installed.ok()) {
+    return absl::InternalError(fmt::format("{} {}: {}", request.method, request.url, installed.message()));
+  }
+
+  const CURLcode result = curl_easy_perform(handle);
+  if (transfer.body_too_large) {
+    return absl::ResourceExhaustedError(fmt::format("{} {}: response body larger than {} bytes",
+                                                         request.method, request.url,
+                                                         request.max_body_bytes));
+  }
+  if (result != CURLE_OK && !guard.Refusal().ok()) {
+    return absl::PermissionDeniedError(
+        fmt::format("{} {}: {}", request.method, request.url, guard.Refusal().message()));
+  }
+  if (result != CURLE_OK) {
+    const char* reason = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(result);
+    return absl::UnavailableError(fmt::format("{} {}: {}", request.method, request.url, reason));
+  }
+  curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &transfer.response.status_code);
+  return std::move(transfer.response);
+}
+
+absl::Status HttpStatusToStatus(long status_code, std::string_view method, std::string_view url,
+                                std::string_view detail) {
+  if (status_code >= 200 && status_code < 300) return absl::OkStatus();
+  std::string message = fmt::format("{} {}: HTTP {}", method, url, status_code);
+  if (!detail.empty()) message += fmt::format(" ({})", detail);
+  switch (status_code) {
+    case 404:
+      return absl::NotFoundError(message);
+    case 401:
+    case 403:
+      return absl::PermissionDeniedError(message);
+    default:
+      return absl::UnavailableError(message);
+  }
+}
+
+std::string PercentEncode(std::string_view text, bool keep_slash) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    const bool alphanumeric = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    if (alphanumeric || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[byte >> 4]);
+      out.push_back(kHex[byte & 0x0f]);
+    }
+  }
+  return out;
+}
+
+}  // namespace modelcache

@@ -1,0 +1,82 @@
+#include "agent/pod_leases.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/testing/fake_clock.h"
+
+namespace modelcache {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::FakeClock;
+
+TEST(PodLeaseTable, HoldLeasesTheModelUntilTheDefaultTtlEnds) {
+  FakeClock clock;
+  PodLeaseTable leases(clock, 10min);
+  EXPECT_FALSE(leases.is_leased("llama", "1"));
+  Clock::TimePoint expires = leases.Hold("llama", "1", "pod-a");
+  EXPECT_EQ(expires, clock.Now() + 10min);
+  EXPECT_TRUE(leases.is_leased("llama", "1"));
+  EXPECT_FALSE(leases.is_leased("llama", "2"));  // another version is not covered
+  EXPECT_FALSE(leases.is_leased("llam", "1"));
+  clock.Advance(10min - 1s);
+  EXPECT_TRUE(leases.is_leased("llama", "1"));
+  clock.Advance(1s);
+  EXPECT_FALSE(leases.is_leased("llama", "1"));
+  EXPECT_EQ(leases.LiveCount(), 0u);
+}
+
+TEST(PodLeaseTable, RenewalExtendsFromNowAndAnExplicitTtlWins) {
+  FakeClock clock;
+  PodLeaseTable leases(clock, 60s);
+  leases.Hold("m", "v", "pod");
+  clock.Advance(50s);
+  EXPECT_EQ(leases.Hold("m", "v", "pod"), clock.Now() + 60s);
+  clock.Advance(50s);  // 100s after the first hold: alive only thanks to the renewal
+  EXPECT_TRUE(leases.is_leased("m", "v"));
+  EXPECT_EQ(leases.Hold("m", "v", "pod", 5s), clock.Now() + 5s);
+  clock.Advance(5s);
+  EXPECT_FALSE(leases.is_leased("m", "v"));
+}
+
+TEST(PodLeaseTable, CountsOneLeasePerHolder) {
+  FakeClock clock;
+  PodLeaseTable leases(clock, 60s);
+  leases.Hold("m", "v", "pod-a");
+  leases.Hold("m", "v", "pod-a");
+  leases.Hold("m", "v", "pod-b", 10s);
+  leases.Hold("m", "w", "pod-a");
+  leases.Hold("n", "v", "pod-c");
+  EXPECT_EQ(leases.LiveLeases("m", "v"), 2u);
+  EXPECT_EQ(leases.LiveCount(), 4u);
+  std::map<PodLeaseTable::ModelKey, uint32_t> by_model = leases.LiveByModel();
+  EXPECT_EQ(by_model.size(), 3u);
+  EXPECT_EQ((by_model[{"m", "v"}]), 2u);
+  EXPECT_EQ((by_model[{"m", "w"}]), 1u);
+  clock.Advance(10s);  // pod-b's short lease ends
+  EXPECT_EQ(leases.LiveLeases("m", "v"), 1u);
+  EXPECT_EQ(leases.LiveCount(), 3u);
+}
+
+TEST(PodLeaseTable, ReleaseEndsOnlyThatHoldersLease) {
+  FakeClock clock;
+  PodLeaseTable leases(clock, 60s);
+  leases.Hold("m", "v", "pod-a");
+  leases.Hold("m", "v", "pod-b");
+  EXPECT_TRUE(leases.Release("m", "v", "pod-a"));
+  EXPECT_FALSE(leases.Release("m", "v", "pod-a"));  // already gone
+  EXPECT_TRUE(leases.is_leased("m", "v"));
+  EXPECT_TRUE(leases.Release("m", "v", "pod-b"));
+  EXPECT_FALSE(leases.is_leased("m", "v"));
+}
+
+TEST(PodLeaseTable, ReleasingAnExpiredLeaseReportsNone) {
+  FakeClock clock;
+  PodLeaseTable leases(clock, 60s);
+  leases.Hold("m", "v", "pod");
+  clock.Advance(61s);
+  EXPECT_FALSE(leases.Release("m", "v", "pod"));
+}
+
+}  // namespace
+}  // namespace modelcache
