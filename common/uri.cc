@@ -81,4 +81,18 @@ absl::StatusOr<SourceUri> ParseSourceUri(std::string_view uri) {
   return parsed;
 }
 
+absl::StatusOr<std::string> NormalizeSourceUri(std::string_view uri) {
+  absl::StatusOr<SourceUri> parsed = ParseSourceUri(uri);
+  if (!parsed.ok()) return parsed.status();
+  if (parsed->scheme == "file") return fmt::format("file://{}", parsed->path);
+  std::string authority = absl::AsciiStrToLower(parsed->authority);
+  if (parsed->scheme == "s3") return fmt::format("s3://{}/{}", authority, parsed->path);
+  const std::string_view default_port = parsed->scheme == "http" ? ":80" : ":443";
+  if (authority.size() > default_port.size() &&
+      std::string_view(authority).substr(authority.size() - default_port.size()) == default_port) {
+    authority.resize(authority.size() - default_port.size());
+  }
+  return fmt::format("{}://{}{}", parsed->scheme, authority, parsed->path);
+}
+
 }  // namespace modelcache

@@ -49,5 +49,32 @@ TEST(SourceUri, RejectsMalformed) {
   }
 }
 
+TEST(SourceUri, NormalizedSpellingsOfOnePlaceCompareEqual) {
+  auto normal = [](std::string_view text) {
+    absl::StatusOr<std::string> normalized = NormalizeSourceUri(text);
+    EXPECT_TRUE(normalized.ok()) << text << ": " << normalized.status();
+    return normalized.value_or("");
+  };
+  EXPECT_EQ(normal("HTTP://Example.COM:80/Models/x.bin"), "http://example.com/Models/x.bin");
+  EXPECT_EQ(normal("https://example.com:443/m/"), "https://example.com/m/");
+  EXPECT_EQ(normal("https://example.com:8443/m/"), "https://example.com:8443/m/");
+  EXPECT_EQ(normal("http://h"), "http://h/");
+  EXPECT_EQ(normal("http://h?sig=1"), "http://h/?sig=1");
+  EXPECT_EQ(normal("S3://Models/llama/v3/"), "s3://models/llama/v3/");
+  EXPECT_EQ(normal("s3://bucket"), "s3://bucket/");
+  EXPECT_EQ(normal("file://localhost/srv/m"), "file:///srv/m");
+  EXPECT_EQ(normal("file:///srv/m"), "file:///srv/m");
+}
+
+TEST(SourceUri, NormalizingKeepsWhatTellsSourcesApart) {
+  // A directory is not a file; a path's case and a query are the origin's to interpret.
+  EXPECT_NE(*NormalizeSourceUri("http://h/m/"), *NormalizeSourceUri("http://h/m"));
+  EXPECT_NE(*NormalizeSourceUri("http://h/M"), *NormalizeSourceUri("http://h/m"));
+  EXPECT_NE(*NormalizeSourceUri("http://h/m?v=1"), *NormalizeSourceUri("http://h/m?v=2"));
+  EXPECT_NE(*NormalizeSourceUri("http://h:8080/m"), *NormalizeSourceUri("http://h/m"));
+  EXPECT_NE(*NormalizeSourceUri("https://h/m"), *NormalizeSourceUri("http://h/m"));
+  EXPECT_EQ(NormalizeSourceUri("ftp://h/m").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace modelcache
