@@ -406,6 +406,7 @@ class CoordinatorServer::Impl final
         // Before the commands: the agents hold the registry that names this source.
         BroadcastPolicy();
       }
+      response->set_source(source);
       for (const std::string& volume : volumes) {
         v1::Command command;
         command.mutable_prefetch()->set_name(name);

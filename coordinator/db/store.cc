@@ -1,5 +1,6 @@
 #include "coordinator/db/store.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <tuple>
@@ -163,13 +164,13 @@ std::vector<std::string> SplitNodes(const std::string& text) {
 
 }  // namespace
 
-absl::Status MigrateSchema(Database& db) {
+absl::Status MigrateSchema(Database& db, int target) {
   ASSIGN_OR_RETURN(int current, db.UserVersion());
   if (current > kSchemaVersion) {
     return absl::FailedPreconditionError(fmt::format(
         "database schema {} is newer than this coordinator's {}", current, kSchemaVersion));
   }
-  for (int next = current + 1; next <= kSchemaVersion; ++next) {
+  for (int next = current + 1; next <= std::min(target, kSchemaVersion); ++next) {
     Transaction transaction(db);
     RETURN_IF_ERROR(transaction.status());
     RETURN_IF_ERROR(db.Execute(kMigrations[next - 1]));

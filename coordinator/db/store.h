@@ -173,7 +173,8 @@ class CoordinatorStore {
   std::unordered_set<std::string> known_versions_;
 };
 
-// Applies the numbered migrations to `db` (exposed for the migration tests).
-absl::Status MigrateSchema(Database& db);
+// Applies the numbered migrations up to `target` to `db` (exposed for the migration tests,
+// which build an older schema with a smaller target).
+absl::Status MigrateSchema(Database& db, int target = kSchemaVersion);
 
 }  // namespace modelcache
