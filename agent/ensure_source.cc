@@ -43,7 +43,9 @@ absl::StatusOr<std::string> ResolveEnsureSource(const v1::EnsureRequest& request
   }
   if (request.source().empty()) return registry.source;
   absl::StatusOr<std::string> asked = NormalizeSourceUri(request.source());
-  if (!asked.ok()) return absl::InvalidArgumentError(fmt::format("{}: {}", model, asked.status().message()));
+  if (!asked.ok()) {
+    return absl::InvalidArgumentError(fmt::format("{}: {}", model, asked.status().message()));
+  }
   if (*asked != registry.source) {
     return absl::FailedPreconditionError(fmt::format(
         "{}: source {} is not the registered source {} (ask without a source to get the "

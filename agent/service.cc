@@ -74,7 +74,9 @@ class AgentService final : public v1::Agent::Service {
     }
     // The source comes from the registry when there is one: the request's is only checked.
     RegistryLookup registry;
-    if (options_.registry_lookup) registry = options_.registry_lookup(request->name(), request->version());
+    if (options_.registry_lookup) {
+      registry = options_.registry_lookup(request->name(), request->version());
+    }
     absl::StatusOr<std::string> source = ResolveEnsureSource(*request, registry);
     if (!source.ok()) {
       metrics_.CountEnsure(EnsureResult::kError);
@@ -90,6 +92,7 @@ class AgentService final : public v1::Agent::Service {
                                                     .Add("next", "the client is told the error"));
       return ToGrpcStatus(source.status());
     }
+    // From here on the request names the source the cache fills from (and records).
     v1::EnsureRequest resolved = *request;
     resolved.set_source(*std::move(source));
     request = &resolved;
