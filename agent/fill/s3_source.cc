@@ -104,14 +104,16 @@ class S3Source final : public Source {
     file.location = S3ObjectUrl(options_, bucket_, object.key);
     file.etag = object.etag;
     if (object.has_sha256_checksum) {
-      ASSIGN_OR_RETURN(file.expected_sha256, UploadedSha256(object, file.location));
+      ASSIGN_OR_RETURN(file.expected_sha256, UploadedSha256(object, file.location, file.version_id));
     }
     return file;
   }
 
   // The SHA-256 the object was uploaded with (HEAD with checksum mode), so the fill checks
   // the bytes against it; empty when S3 only has a composite checksum of multipart parts.
-  absl::StatusOr<std::string> UploadedSha256(const S3Object& object, const std::string& url) const {
+  // `version_id` gets the object's x-amz-version-id (versioned buckets), for the manifest.
+  absl::StatusOr<std::string> UploadedSha256(const S3Object& object, const std::string& url,
+                                             std::string& version_id) const {
     HttpRequest request;
     request.method = "HEAD";
     request.url = url;
@@ -126,6 +128,7 @@ class S3Source final : public Source {
       return absl::UnavailableError(fmt::format("HEAD {}: object changed while listing (ETag {} in the listing, {} now)",
                                                 url, object.etag, *response.Header("ETag")));
     }
+    version_id = response.Header("x-amz-version-id").value_or("");
     std::optional<std::string> value = response.Header("x-amz-checksum-sha256");
     if (!value) return std::string();
     return WholeObjectSha256Hex(*value, response.Header("x-amz-checksum-type").value_or("")).value_or("");

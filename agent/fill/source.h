@@ -18,6 +18,14 @@ struct SourceFile {
   std::string expected_sha256;  // lowercase hex when the source states it, else empty
   std::string etag;             // identity for change detection and resume; may be empty.
                                 // http(s)/s3: as the ETag header carries it (quotes included)
+  std::string version_id;       // s3 on a versioned bucket, when the source read it; else empty
+};
+
+// What a source resolved the whole model to (List() sets it), recorded in the manifest beside
+// each file's identity. Empty for s3, http(s) and file sources.
+struct ResolvedRevision {
+  std::string revision;  // a commit a branch or tag resolved to (Hugging Face)
+  std::string digest;    // a content digest a tag resolved to (an OCI manifest's "sha256:...")
 };
 
 // What a range GET needs besides the URL and the Range header.
@@ -55,6 +63,8 @@ class Source {
   virtual bool IsLocal() const = 0;
   // Authentication to add to each range GET (empty for plain http and file).
   virtual HttpAuth Auth() const = 0;
+  // After a successful List(): what the model resolved to, for the manifest.
+  virtual ResolvedRevision Resolved() const { return {}; }
 };
 
 // The source for a URI (see common/uri.h). INVALID_ARGUMENT for an unknown scheme.

@@ -52,13 +52,16 @@ struct LockFile {
 };
 
 std::string FormatHolder(const FillLockHolder& holder) {
-  return FormatKeyValues({
+  std::vector<std::pair<std::string, std::string>> entries = {
       {"node", holder.node},
       {"pid", std::to_string(holder.pid)},
       {"token", holder.token},
       {"fencing", std::to_string(holder.fencing)},
       {"ttl_ms", std::to_string(holder.ttl.count())},
-  });
+  };
+  // Optional, and last: older agents ignore keys they do not know.
+  if (!holder.source.empty()) entries.emplace_back("source", holder.source);
+  return FormatKeyValues(entries);
 }
 
 absl::StatusOr<FillLockHolder> ParseHolder(std::string_view text, const struct stat& info,
@@ -76,6 +79,7 @@ absl::StatusOr<FillLockHolder> ParseHolder(std::string_view text, const struct s
   holder.fencing = static_cast<uint64_t>(fencing);
   holder.ttl = std::chrono::milliseconds(ttl_ms);
   holder.expires = ModifiedTime(info) + holder.ttl;
+  if (auto source = values.find("source"); source != values.end()) holder.source = source->second;
   return holder;
 }
 
@@ -216,11 +220,12 @@ std::filesystem::path FillLocks::LockPath(std::string_view name, std::string_vie
   return layout_.LocksDir() / fmt::format("{}@{}.lock", name, version);
 }
 
-absl::StatusOr<FillLock> FillLocks::TryAcquire(std::string_view name,
-                                               std::string_view version) const {
+absl::StatusOr<FillLock> FillLocks::TryAcquire(std::string_view name, std::string_view version,
+                                               std::string_view source) const {
   RETURN_IF_ERROR(ValidateModelName(name));
   RETURN_IF_ERROR(ValidateModelVersion(version));
   RETURN_IF_ERROR(ValidateValue("node name", node_name_));
+  if (!source.empty()) RETURN_IF_ERROR(ValidateValue("source", source));
   RETURN_IF_ERROR(CreateDirectories(layout_.LocksDir()));
   FillLock lock;
   lock.name = std::string(name);
@@ -229,6 +234,7 @@ absl::StatusOr<FillLock> FillLocks::TryAcquire(std::string_view name,
   lock.holder.node = node_name_;
   lock.holder.pid = pid_;
   lock.holder.ttl = ttl_;
+  lock.holder.source = std::string(source);
 
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     Clock::TimePoint now = clock_.Now();

@@ -35,6 +35,10 @@ struct FillLockHolder {
   uint64_t fencing = 0;
   std::chrono::milliseconds ttl{0};
   Clock::TimePoint expires;  // mtime + ttl
+  // The source URI the holder fills from (the "source" line, written since this field
+  // exists; empty in older agents' lock files): a waiter that asked for another source is
+  // told at once instead of waiting for a model it will not be served.
+  std::string source;
 };
 
 // A lock this process holds (returned by TryAcquire, kept by the filler).
@@ -56,10 +60,12 @@ class FillLocks {
   FillLocks(CacheLayout layout, std::string node_name, const Clock& clock,
             std::chrono::milliseconds ttl);
 
-  // Takes the lock of name@version if it is free or expired (then with fencing + 1).
-  // ALREADY_EXISTS naming the holder (node, pid, fencing, expiry) when someone holds it;
-  // INVALID_ARGUMENT for a bad name, version or node name.
-  absl::StatusOr<FillLock> TryAcquire(std::string_view name, std::string_view version) const;
+  // Takes the lock of name@version if it is free or expired (then with fencing + 1), naming
+  // `source` in it (empty: no source line). ALREADY_EXISTS naming the holder (node, pid,
+  // fencing, expiry) when someone holds it; INVALID_ARGUMENT for a bad name, version, node
+  // name or source.
+  absl::StatusOr<FillLock> TryAcquire(std::string_view name, std::string_view version,
+                                      std::string_view source = {}) const;
 
   // Extends the lock to now + ttl if the file is still ours (same token and fencing), and
   // updates lock.holder.expires. ABORTED naming the new holder when it is not (lost).
