@@ -31,11 +31,16 @@ absl::Status RegisterSource(const std::string& coordinator, std::string_view tok
 }
 
 bool WaitForRegisteredSources(const std::filesystem::path& agent_log, int sources,
-                              std::chrono::milliseconds timeout) {
+                              std::chrono::milliseconds timeout, int times) {
   const std::regex line("caching policy from the coordinator: default \\w+, \\d+ rules, " +
                         std::to_string(sources) + " sources");
-  return PollUntil([&] { return std::regex_search(ReadTestFile(agent_log), line); }, timeout,
-                   std::chrono::milliseconds(50));
+  return PollUntil(
+      [&] {
+        const std::string log = ReadTestFile(agent_log);
+        return std::distance(std::sregex_iterator(log.begin(), log.end(), line),
+                             std::sregex_iterator()) >= times;
+      },
+      timeout, std::chrono::milliseconds(50));
 }
 
 }  // namespace modelcache::testing

@@ -20,8 +20,9 @@ absl::Status RegisterSource(const std::string& coordinator, std::string_view tok
 
 // True once the agent logging to `agent_log` (AgentProcess::LogPath(), text or JSON lines)
 // applied a caching policy from the coordinator that carries exactly `sources` registered
-// sources ("caching policy from the coordinator: default ..., N rules, <sources> sources").
+// sources ("caching policy from the coordinator: default ..., N rules, <sources> sources"),
+// `times` times or more (a change of a registered source keeps the count: wait for one more).
 bool WaitForRegisteredSources(const std::filesystem::path& agent_log, int sources,
-                              std::chrono::milliseconds timeout);
+                              std::chrono::milliseconds timeout, int times = 1);
 
 }  // namespace modelcache::testing
