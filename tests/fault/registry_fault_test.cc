@@ -24,6 +24,7 @@
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/random_model.h"
 #include "tests/testing/registry_sources.h"
+#include "tests/testing/source_access.h"
 #include "tests/testing/temp_dir.h"
 
 namespace modelcache {
@@ -82,6 +83,7 @@ class FaultRegistry : public ::testing::Test {
            .socket = dir_.Path() / ("run-" + node) / "agent.sock",
            .coordinator = coordinator_->Address(),
            .coordinator_token_file = dir_.Path() / "agent-token",
+           .network_allow = testing::LoopbackOrigins(),  // the origin listens on 127.0.0.1
            .extra_yaml = "fillLease: {ttl: 2s, pollInterval: 1s}\n"});
       ASSERT_TRUE(started.ok()) << started.status();
       agents_[i] = *std::move(started);
