@@ -242,8 +242,8 @@ absl::StatusOr<std::vector<std::string>> ScalarList(std::string_view path, const
 }
 
 absl::Status ApplyNetwork(const YAML::Node& node, AgentConfig& config) {
-  return ForEachKey("network", node, [&](const std::string& path, const std::string& key,
-                                         const YAML::Node& value) -> absl::Status {
+  return ForEachField("network", node, [&](const std::string& path, const std::string& key,
+                                           const YAML::Node& value) -> absl::Status {
     ASSIGN_OR_RETURN(std::vector<std::string> items, ScalarList(path, value));
     if (key == "allow" || key == "deny") {
       std::vector<IpRange>& ranges = key == "allow" ? config.network.allow : config.network.deny;
