@@ -14,8 +14,10 @@ namespace modelcache {
 
 // OK when `source` falls under `prefix`: equal to it, or longer and continuing after a '/'
 // (the prefix's last character or the source's next one), so that "s3://models/llama" does
-// not admit "s3://models/llama-evil/". An empty prefix admits everything. Otherwise
-// FAILED_PRECONDITION naming the model version, the source and the prefix.
+// not admit "s3://models/llama-evil/". Under an http(s) prefix, the path after it may not hold
+// "%2F", "%5C" or a backslash (an origin may decode them into separators and resolve ".." across
+// them). An empty prefix admits everything. Otherwise FAILED_PRECONDITION naming the model
+// version, the source and the prefix.
 absl::Status CheckSourcePrefix(std::string_view name, std::string_view version,
                                std::string_view source, std::string_view prefix);
 

@@ -19,6 +19,27 @@ TEST(SourceRules, ASourceFallsUnderItsPrefixOnlyAtAPathBoundary) {
   EXPECT_FALSE(CheckSourcePrefix("llama", "v3", "s3://models/", "s3://models/llama/").ok());
 }
 
+TEST(SourceRules, AnEscapedSeparatorAfterAnHttpPrefixIsRefused) {
+  const char* prefix = "https://models.example/llama/";
+  for (const char* escaping : {"https://models.example/llama/x%2F..%2F..%2Fevil/w.bin",
+                               "https://models.example/llama/x%2f..%2fevil/",
+                               "https://models.example/llama/x%5C..%5Cevil/",
+                               "https://models.example/llama/x\\..\\evil/"}) {
+    absl::Status refused = CheckSourcePrefix("llama", "v3", escaping, prefix);
+    ASSERT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << escaping;
+    EXPECT_THAT(std::string(refused.message()),
+                AllOf(HasSubstr("llama@v3"), HasSubstr(escaping), HasSubstr(prefix),
+                      HasSubstr("%2F")));
+  }
+  // The query is not part of the path: a presigned URL's credential holds "%2F".
+  EXPECT_TRUE(CheckSourcePrefix("llama", "v3",
+                                "https://models.example/llama/w.bin?X-Amz-Credential=AK%2F2024",
+                                prefix)
+                  .ok());
+  // An s3 key takes "%2F" as three characters of the key: it cannot leave the prefix.
+  EXPECT_TRUE(CheckSourcePrefix("llama", "v3", "s3://models/llama/a%2Fb/", "s3://models/llama/").ok());
+}
+
 TEST(SourceRules, ARefusalNamesTheVersionTheSourceAndThePrefix) {
   absl::Status refused =
       CheckSourcePrefix("llama", "v3", "http://attacker.example/w.bin", "s3://models/llama/");
