@@ -18,7 +18,7 @@ struct SourceUri {
 // percent-decoding: "%20" is three characters of the key), and requests encode it.
 // http(s): sent as written, so special characters are percent-encoded in the URL already.
 // INVALID_ARGUMENT for an unknown scheme (names it and the accepted ones), a missing bucket
-// or host, a relative file path, a path with "..", a control character, a space outside an
+// or host, a relative file path, a path with ".." (in an http(s) URL also as "%2E%2E"), a control character, a space outside an
 // s3 key, or an s3 uri that is not valid UTF-8.
 absl::StatusOr<SourceUri> ParseSourceUri(std::string_view uri);
 

@@ -333,6 +333,15 @@ TEST_F(AgentE2eTest, RejectsBadNamesAndSourcesWithTheirCodes) {
   ExpectFailure(Fetch("secret", Url("/forbidden/big/")), "PERMISSION_DENIED");
   CtlResult usage = Ctl({"fetch", "--model", "x"});
   EXPECT_EQ(usage.exit.code, 2) << usage.err;
+  // Without a coordinator there is no registry to name the source: the request must.
+  CtlResult no_source = Ctl({"fetch", "--model", "small", "--version", "v1"});
+  ExpectFailure(no_source, "INVALID_ARGUMENT");
+  EXPECT_THAT(no_source.err, HasSubstr("EnsureRequest.source is empty"));
+  // A download without the agent has no registry either: --fallback needs the source.
+  CtlResult fallback = Ctl({"fetch", "--model", "small", "--version", "v1", "--fallback",
+                            "--dest", dir_.Path().string()});
+  EXPECT_EQ(fallback.exit.code, 2) << fallback.err;
+  EXPECT_THAT(fallback.err, HasSubstr("--fallback needs --source"));
   // The agent still serves after all of these.
   CtlResult good = Fetch("small", Url("/small/"));
   ASSERT_TRUE(good.exit.Success()) << good.err << AgentLog();
