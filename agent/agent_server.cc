@@ -34,6 +34,7 @@
 #include "common/duration.h"
 #include "common/fs.h"
 #include "common/log_fields.h"
+#include "common/status_annotate.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
 #include "spdlog/spdlog.h"
@@ -123,8 +124,7 @@ absl::StatusOr<MaintenanceOptions> MaintenanceOptionsFor(const AgentConfig& conf
     // A fresh volume (the target of a migration) gets its id here, like the cache itself.
     absl::StatusOr<std::string> id = EnsureVolumeId(CacheLayout(root), config.node_name);
     if (!id.ok()) {
-      return absl::Status(id.status().code(),
-                          fmt::format("extraVolumes: {}: {}", root.string(), id.status().message()));
+      return Annotate(id.status(), fmt::format("extraVolumes: {}", root.string()));
     }
     if (*id == volume_id) {
       return absl::InvalidArgumentError(fmt::format(

@@ -15,12 +15,12 @@
 #include "common/fs.h"
 #include "common/logging.h"
 #include "common/quantity.h"
+#include "common/status_annotate.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
 #include "common/yaml_fields.h"
 #include "spdlog/fmt/fmt.h"
 
-extern char** environ;
 
 namespace modelcache {
 namespace {
@@ -28,53 +28,15 @@ namespace {
 // Unix socket paths must fit sockaddr_un::sun_path (108 bytes with the NUL).
 constexpr size_t kMaxSocketPathLength = 107;
 
-absl::Status InvalidValue(std::string_view key, std::string_view value, std::string_view why) {
-  return absl::InvalidArgumentError(fmt::format("{}: invalid value \"{}\": {}", key, value, why));
-}
-
-absl::StatusOr<std::string> Scalar(std::string_view key, const YAML::Node& node) {
-  if (node.IsNull()) return std::string();
-  if (!node.IsScalar()) {
-    return absl::InvalidArgumentError(fmt::format("{}: want a single value, not a list or map", key));
-  }
-  return node.Scalar();
-}
-
-absl::StatusOr<bool> Bool(std::string_view key, const YAML::Node& node) {
-  ASSIGN_OR_RETURN(std::string text, Scalar(key, node));
-  if (text == "true" || text == "True" || text == "TRUE") return true;
-  if (text == "false" || text == "False" || text == "FALSE") return false;
-  return InvalidValue(key, text, "want true or false");
-}
-
-absl::StatusOr<uint64_t> Integer(std::string_view key, const YAML::Node& node, uint64_t min,
-                                 uint64_t max) {
-  ASSIGN_OR_RETURN(std::string text, Scalar(key, node));
-  uint64_t value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
-    return InvalidValue(key, text, "want a whole number");
-  }
-  if (value < min || value > max) {
-    return InvalidValue(key, text, fmt::format("want {}..{}", min, max));
-  }
-  return value;
-}
-
-// Inside a ForEachField callback, so the error gets the key's line.
-absl::Status UnknownKey(std::string_view path, std::initializer_list<std::string_view> known) {
-  return UnknownKeyError(path, known);
-}
-
 absl::Status ApplyLog(const YAML::Node& node, AgentConfig& config) {
   return ForEachField("log", node, [&](const std::string& path, const std::string& key,
                                      const YAML::Node& value) -> absl::Status {
     if (key == "level") {
-      ASSIGN_OR_RETURN(config.log_level, Scalar(path, value));
+      ASSIGN_OR_RETURN(config.log_level, YamlScalar(path, value));
     } else if (key == "json") {
-      ASSIGN_OR_RETURN(config.log_json, Bool(path, value));
+      ASSIGN_OR_RETURN(config.log_json, YamlBool(path, value));
     } else {
-      return UnknownKey(path, {"level", "json"});
+      return UnknownKeyError(path, {"level", "json"});
     }
     return absl::OkStatus();
   });
@@ -84,30 +46,23 @@ absl::Status ApplyFill(const YAML::Node& node, AgentConfig& config) {
   return ForEachField("fill", node, [&](const std::string& path, const std::string& key,
                                       const YAML::Node& value) -> absl::Status {
     if (key == "concurrency") {
-      ASSIGN_OR_RETURN(uint64_t concurrency, Integer(path, value, 1, 1024));
+      ASSIGN_OR_RETURN(uint64_t concurrency, YamlInteger(path, value, 1, 1024));
       config.fill.concurrency = static_cast<uint32_t>(concurrency);
     } else if (key == "chunkSize") {
-      ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
-      absl::StatusOr<uint64_t> bytes = ParseQuantity(text);
-      if (!bytes.ok()) return InvalidValue(path, text, std::string(bytes.status().message()));
-      if (*bytes < (64u << 10) || *bytes > (1ull << 30)) {
-        return InvalidValue(path, text, "want 64Ki..1Gi");
+      ASSIGN_OR_RETURN(config.fill.chunk_size, YamlQuantity(path, value));
+      if (config.fill.chunk_size < (64u << 10) || config.fill.chunk_size > (1ull << 30)) {
+        return InvalidValueError(path, value.Scalar(), "want 64Ki..1Gi");
       }
-      config.fill.chunk_size = *bytes;
     } else if (key == "stallTimeout") {
-      ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
-      absl::StatusOr<std::chrono::seconds> duration = ParseDuration(text);
-      if (!duration.ok()) return InvalidValue(path, text, std::string(duration.status().message()));
-      if (duration->count() == 0) return InvalidValue(path, text, "must be greater than zero");
-      config.fill.stall_timeout = *duration;
+      ASSIGN_OR_RETURN(config.fill.stall_timeout, YamlDuration(path, value));
     } else if (key == "maxAttempts") {
-      ASSIGN_OR_RETURN(uint64_t attempts, Integer(path, value, 1, 100));
+      ASSIGN_OR_RETURN(uint64_t attempts, YamlInteger(path, value, 1, 100));
       config.fill.retry.max_attempts = static_cast<uint32_t>(attempts);
     } else if (key == "directIo") {
-      ASSIGN_OR_RETURN(config.fill.direct_io, Bool(path, value));
+      ASSIGN_OR_RETURN(config.fill.direct_io, YamlBool(path, value));
     } else {
-      return UnknownKey(path,
-                        {"concurrency", "chunkSize", "stallTimeout", "maxAttempts", "directIo"});
+      return UnknownKeyError(path,
+                             {"concurrency", "chunkSize", "stallTimeout", "maxAttempts", "directIo"});
     }
     return absl::OkStatus();
   });
@@ -126,13 +81,9 @@ absl::Status ApplyFillLease(const YAML::Node& node, AgentConfig& config) {
     } else if (key == "progressWindow") {
       target = &config.fill_progress_window;
     } else {
-      return UnknownKey(path, {"ttl", "pollInterval", "waitTimeout", "progressWindow"});
+      return UnknownKeyError(path, {"ttl", "pollInterval", "waitTimeout", "progressWindow"});
     }
-    ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
-    absl::StatusOr<std::chrono::seconds> duration = ParseDuration(text);
-    if (!duration.ok()) return InvalidValue(path, text, std::string(duration.status().message()));
-    if (duration->count() == 0) return InvalidValue(path, text, "must be greater than zero");
-    *target = *duration;
+    ASSIGN_OR_RETURN(*target, YamlDuration(path, value));
     return absl::OkStatus();
   });
 }
@@ -142,15 +93,15 @@ absl::Status ApplyCoordinatorTls(const YAML::Node& node, AgentConfig& config) {
                                                 const YAML::Node& value) -> absl::Status {
     AgentConfig::CoordinatorTls& tls = config.coordinator_tls;
     if (key == "enabled") {
-      ASSIGN_OR_RETURN(tls.enabled, Bool(path, value));
+      ASSIGN_OR_RETURN(tls.enabled, YamlBool(path, value));
     } else if (key == "caFile") {
-      ASSIGN_OR_RETURN(tls.ca_file, Scalar(path, value));
+      ASSIGN_OR_RETURN(tls.ca_file, YamlScalar(path, value));
     } else if (key == "certFile") {
-      ASSIGN_OR_RETURN(tls.cert_file, Scalar(path, value));
+      ASSIGN_OR_RETURN(tls.cert_file, YamlScalar(path, value));
     } else if (key == "keyFile") {
-      ASSIGN_OR_RETURN(tls.key_file, Scalar(path, value));
+      ASSIGN_OR_RETURN(tls.key_file, YamlScalar(path, value));
     } else {
-      return UnknownKey(path, {"enabled", "caFile", "certFile", "keyFile"});
+      return UnknownKeyError(path, {"enabled", "caFile", "certFile", "keyFile"});
     }
     return absl::OkStatus();
   });
@@ -160,18 +111,18 @@ absl::Status ApplyS3(const YAML::Node& node, AgentConfig& config) {
   return ForEachField("s3", node, [&](const std::string& path, const std::string& key,
                                     const YAML::Node& value) -> absl::Status {
     if (key == "endpoint") {
-      ASSIGN_OR_RETURN(config.s3.endpoint, Scalar(path, value));
+      ASSIGN_OR_RETURN(config.s3.endpoint, YamlScalar(path, value));
     } else if (key == "region") {
-      ASSIGN_OR_RETURN(config.s3.region, Scalar(path, value));
+      ASSIGN_OR_RETURN(config.s3.region, YamlScalar(path, value));
     } else if (key == "pathStyle") {
-      ASSIGN_OR_RETURN(config.s3.path_style, Bool(path, value));
+      ASSIGN_OR_RETURN(config.s3.path_style, YamlBool(path, value));
     } else if (key == "credentialsFile") {
-      ASSIGN_OR_RETURN(config.s3.credentials_file, Scalar(path, value));
+      ASSIGN_OR_RETURN(config.s3.credentials_file, YamlScalar(path, value));
       config.s3.credentials_file_explicit = true;
     } else if (key == "profile") {
-      ASSIGN_OR_RETURN(config.s3.profile, Scalar(path, value));
+      ASSIGN_OR_RETURN(config.s3.profile, YamlScalar(path, value));
     } else {
-      return UnknownKey(path, {"endpoint", "region", "pathStyle", "credentialsFile", "profile"});
+      return UnknownKeyError(path, {"endpoint", "region", "pathStyle", "credentialsFile", "profile"});
     }
     return absl::OkStatus();
   });
@@ -180,18 +131,15 @@ absl::Status ApplyS3(const YAML::Node& node, AgentConfig& config) {
 absl::Status ApplyScrub(const YAML::Node& node, AgentConfig& config) {
   return ForEachField("scrub", node, [&](const std::string& path, const std::string& key,
                                        const YAML::Node& value) -> absl::Status {
-    ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
     if (key == "every") {
-      absl::StatusOr<std::chrono::seconds> every = ParseDuration(text);
-      if (!every.ok()) return InvalidValue(path, text, std::string(every.status().message()));
-      config.scrub_every = *every;
+      ASSIGN_OR_RETURN(config.scrub_every, YamlDuration(path, value, /*zero_allowed=*/true));
     } else if (key == "rate") {
-      absl::StatusOr<uint64_t> rate = ParseQuantity(text);
-      if (!rate.ok()) return InvalidValue(path, text, std::string(rate.status().message()));
-      if (*rate < (1u << 20)) return InvalidValue(path, text, "want at least 1Mi (bytes per second)");
-      config.scrub_bytes_per_second = *rate;
+      ASSIGN_OR_RETURN(config.scrub_bytes_per_second, YamlQuantity(path, value));
+      if (config.scrub_bytes_per_second < (1u << 20)) {
+        return InvalidValueError(path, value.Scalar(), "want at least 1Mi (bytes per second)");
+      }
     } else {
-      return UnknownKey(path, {"every", "rate"});
+      return UnknownKeyError(path, {"every", "rate"});
     }
     return absl::OkStatus();
   });
@@ -205,9 +153,9 @@ absl::Status ApplyExtraVolumes(std::string_view path, const YAML::Node& node,
     return absl::InvalidArgumentError(fmt::format("{}: want a list of absolute paths", path));
   }
   for (const YAML::Node& item : node) {
-    ASSIGN_OR_RETURN(std::string text, Scalar(path, item));
+    ASSIGN_OR_RETURN(std::string text, YamlScalar(path, item));
     std::filesystem::path volume(text);
-    if (!volume.is_absolute()) return InvalidValue(path, text, "want an absolute path");
+    if (!volume.is_absolute()) return InvalidValueError(path, text, "want an absolute path");
     config.extra_volumes.push_back(std::move(volume));
   }
   return absl::OkStatus();
@@ -221,30 +169,19 @@ absl::Status ApplyFileSources(std::string_view path, const YAML::Node& node, Age
     return absl::InvalidArgumentError(fmt::format("{}: want a list of absolute paths", path));
   }
   for (const YAML::Node& item : node) {
-    ASSIGN_OR_RETURN(std::string text, Scalar(path, item));
+    ASSIGN_OR_RETURN(std::string text, YamlScalar(path, item));
     std::filesystem::path folder = std::filesystem::path(text).lexically_normal();
-    if (!folder.is_absolute()) return InvalidValue(path, text, "want an absolute path");
+    if (!folder.is_absolute()) return InvalidValueError(path, text, "want an absolute path");
     if (!folder.has_filename() && folder != folder.root_path()) folder = folder.parent_path();
     config.file_sources.push_back(std::move(folder));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<std::string>> ScalarList(std::string_view path, const YAML::Node& node) {
-  std::vector<std::string> items;
-  if (node.IsNull()) return items;
-  if (!node.IsSequence()) return absl::InvalidArgumentError(fmt::format("{}: want a list", path));
-  for (const YAML::Node& item : node) {
-    ASSIGN_OR_RETURN(std::string text, Scalar(path, item));
-    items.push_back(std::move(text));
-  }
-  return items;
-}
-
 absl::Status ApplyNetwork(const YAML::Node& node, AgentConfig& config) {
   return ForEachField("network", node, [&](const std::string& path, const std::string& key,
                                            const YAML::Node& value) -> absl::Status {
-    ASSIGN_OR_RETURN(std::vector<std::string> items, ScalarList(path, value));
+    ASSIGN_OR_RETURN(std::vector<std::string> items, YamlScalarList(path, value));
     if (key == "allow" || key == "deny") {
       std::vector<IpRange>& ranges = key == "allow" ? config.network.allow : config.network.deny;
       ranges.clear();
@@ -263,7 +200,7 @@ absl::Status ApplyNetwork(const YAML::Node& node, AgentConfig& config) {
       }
       config.network.resolve = std::move(items);
     } else {
-      return UnknownKey(path, {"allow", "deny", "resolve"});
+      return UnknownKeyError(path, {"allow", "deny", "resolve"});
     }
     return absl::OkStatus();
   });
@@ -273,22 +210,22 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
   return ForEachField("", root, [&](const std::string& path, const std::string& key,
                                   const YAML::Node& value) -> absl::Status {
     if (key == "cacheRoot") {
-      ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
+      ASSIGN_OR_RETURN(std::string text, YamlScalar(path, value));
       config.cache_root = text;
     } else if (key == "socket") {
-      ASSIGN_OR_RETURN(config.socket, Scalar(path, value));
+      ASSIGN_OR_RETURN(config.socket, YamlScalar(path, value));
     } else if (key == "listenTcp") {
-      ASSIGN_OR_RETURN(config.listen_tcp, Scalar(path, value));
+      ASSIGN_OR_RETURN(config.listen_tcp, YamlScalar(path, value));
     } else if (key == "metricsAddress") {
-      ASSIGN_OR_RETURN(config.metrics_address, Scalar(path, value));
+      ASSIGN_OR_RETURN(config.metrics_address, YamlScalar(path, value));
     } else if (key == "nodeName") {
-      ASSIGN_OR_RETURN(config.node_name, Scalar(path, value));
+      ASSIGN_OR_RETURN(config.node_name, YamlScalar(path, value));
     } else if (key == "coordinator") {
-      ASSIGN_OR_RETURN(config.coordinator, Scalar(path, value));
+      ASSIGN_OR_RETURN(config.coordinator, YamlScalar(path, value));
     } else if (key == "coordinatorToken") {
-      ASSIGN_OR_RETURN(config.coordinator_token, Scalar(path, value));
+      ASSIGN_OR_RETURN(config.coordinator_token, YamlScalar(path, value));
     } else if (key == "coordinatorTokenFile") {
-      ASSIGN_OR_RETURN(config.coordinator_token_file, Scalar(path, value));
+      ASSIGN_OR_RETURN(config.coordinator_token_file, YamlScalar(path, value));
     } else if (key == "log") {
       return ApplyLog(value, config);
     } else if (key == "fill") {
@@ -300,19 +237,11 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
     } else if (key == "s3") {
       return ApplyS3(value, config);
     } else if (key == "leaseTtl") {
-      ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
-      absl::StatusOr<std::chrono::seconds> duration = ParseDuration(text);
-      if (!duration.ok()) return InvalidValue(path, text, std::string(duration.status().message()));
-      if (duration->count() == 0) return InvalidValue(path, text, "must be greater than zero");
-      config.lease_ttl = *duration;
+      ASSIGN_OR_RETURN(config.lease_ttl, YamlDuration(path, value));
     } else if (key == "coordinatorReportInterval") {
-      ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
-      absl::StatusOr<std::chrono::seconds> duration = ParseDuration(text);
-      if (!duration.ok()) return InvalidValue(path, text, std::string(duration.status().message()));
-      if (duration->count() == 0) return InvalidValue(path, text, "must be greater than zero");
-      config.coordinator_report_interval = *duration;
+      ASSIGN_OR_RETURN(config.coordinator_report_interval, YamlDuration(path, value));
     } else if (key == "stateDir") {
-      ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
+      ASSIGN_OR_RETURN(std::string text, YamlScalar(path, value));
       config.state_dir = text;
     } else if (key == "modelsCacheStorage") {
       ASSIGN_OR_RETURN(config.storage, ParseStorageConfig(value));
@@ -326,9 +255,9 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
     } else if (key == "scrub") {
       return ApplyScrub(value, config);
     } else if (key == "testOnlyFilesystemType") {
-      ASSIGN_OR_RETURN(config.test_only_filesystem_type, Scalar(path, value));
+      ASSIGN_OR_RETURN(config.test_only_filesystem_type, YamlScalar(path, value));
     } else {
-      return UnknownKey(path, {"cacheRoot", "socket", "listenTcp", "metricsAddress", "nodeName",
+      return UnknownKeyError(path, {"cacheRoot", "socket", "listenTcp", "metricsAddress", "nodeName",
                                "coordinator", "coordinatorToken", "coordinatorTokenFile", "log",
                                "fill", "fillLease", "s3", "modelsCacheStorage", "extraVolumes",
                                "scrub", "testOnlyFilesystemType", "leaseTtl", "stateDir",
@@ -353,14 +282,14 @@ void ApplyFlags(const AgentFlags& flags, AgentConfig& config) {
 absl::Status ValidateHostPort(std::string_view key, std::string_view value) {
   size_t colon = value.rfind(':');
   if (colon == std::string_view::npos || colon == 0) {
-    return InvalidValue(key, value, "want host:port");
+    return InvalidValueError(key, value, "want host:port");
   }
   std::string_view port_text = value.substr(colon + 1);
   unsigned port = 0;
   auto [end, error] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (port_text.empty() || error != std::errc() || end != port_text.data() + port_text.size() ||
       port > 65535) {
-    return InvalidValue(key, value, "want host:port with a port of 0..65535");
+    return InvalidValueError(key, value, "want host:port with a port of 0..65535");
   }
   return absl::OkStatus();
 }
@@ -370,14 +299,14 @@ absl::Status Validate(AgentConfig& config) {
     return absl::InvalidArgumentError("cacheRoot: required (set it in the file or --cache-root)");
   }
   if (!config.cache_root.is_absolute()) {
-    return InvalidValue("cacheRoot", config.cache_root.string(), "want an absolute path");
+    return InvalidValueError("cacheRoot", config.cache_root.string(), "want an absolute path");
   }
   if (config.socket.empty() || config.socket.front() != '/') {
-    return InvalidValue("socket", config.socket, "want an absolute path");
+    return InvalidValueError("socket", config.socket, "want an absolute path");
   }
   if (config.socket.size() > kMaxSocketPathLength) {
-    return InvalidValue("socket", config.socket,
-                        fmt::format("longer than {} bytes", kMaxSocketPathLength));
+    return InvalidValueError("socket", config.socket,
+                             fmt::format("longer than {} bytes", kMaxSocketPathLength));
   }
   if (!config.listen_tcp.empty()) RETURN_IF_ERROR(ValidateHostPort("listenTcp", config.listen_tcp));
   if (!config.metrics_address.empty()) {
@@ -385,39 +314,40 @@ absl::Status Validate(AgentConfig& config) {
   }
   if (!config.coordinator.empty()) RETURN_IF_ERROR(ValidateHostPort("coordinator", config.coordinator));
   if (!config.coordinator_token.empty() && !config.coordinator_token_file.empty()) {
-    return InvalidValue("coordinatorTokenFile", config.coordinator_token_file,
-                        "set coordinatorToken or coordinatorTokenFile, not both");
+    return InvalidValueError("coordinatorTokenFile", config.coordinator_token_file,
+                             "set coordinatorToken or coordinatorTokenFile, not both");
   }
   const AgentConfig::CoordinatorTls& tls = config.coordinator_tls;
   if (tls.cert_file.empty() != tls.key_file.empty()) {
-    return InvalidValue(tls.cert_file.empty() ? "coordinatorTls.keyFile" : "coordinatorTls.certFile",
-                        tls.cert_file.empty() ? tls.key_file : tls.cert_file,
-                        "set certFile and keyFile together");
+    const bool key_alone = tls.cert_file.empty();
+    return InvalidValueError(key_alone ? "coordinatorTls.keyFile" : "coordinatorTls.certFile",
+                             key_alone ? tls.key_file : tls.cert_file,
+                             "set certFile and keyFile together");
   }
   if (!tls.cert_file.empty() && !tls.enabled && tls.ca_file.empty()) {
-    return InvalidValue("coordinatorTls.certFile", tls.cert_file,
-                        "a client certificate needs TLS: set enabled: true or caFile");
+    return InvalidValueError("coordinatorTls.certFile", tls.cert_file,
+                             "a client certificate needs TLS: set enabled: true or caFile");
   }
   static constexpr std::string_view kLevels[] = {"trace", "debug", "info",   "warn",
                                                  "error", "critical", "off"};
   if (std::find(std::begin(kLevels), std::end(kLevels), config.log_level) == std::end(kLevels)) {
-    return InvalidValue("log.level", config.log_level,
-                        "want trace, debug, info, warn, error, critical or off");
+    return InvalidValueError("log.level", config.log_level,
+                             "want trace, debug, info, warn, error, critical or off");
   }
   if (!config.s3.endpoint.empty() && config.s3.endpoint.rfind("http://", 0) != 0 &&
       config.s3.endpoint.rfind("https://", 0) != 0) {
-    return InvalidValue("s3.endpoint", config.s3.endpoint, "want an http:// or https:// URL");
+    return InvalidValueError("s3.endpoint", config.s3.endpoint, "want an http:// or https:// URL");
   }
-  if (config.s3.region.empty()) return InvalidValue("s3.region", "", "must not be empty");
+  if (config.s3.region.empty()) return InvalidValueError("s3.region", "", "must not be empty");
   for (const std::filesystem::path& volume : config.extra_volumes) {
     if (volume.lexically_normal() == config.cache_root.lexically_normal()) {
-      return InvalidValue("extraVolumes", volume.string(), "is cacheRoot itself");
+      return InvalidValueError("extraVolumes", volume.string(), "is cacheRoot itself");
     }
   }
   if (config.state_dir.empty()) {
     config.state_dir = CacheLayout(config.cache_root).AgentStateDir(config.node_name);
   } else if (!config.state_dir.is_absolute()) {
-    return InvalidValue("stateDir", config.state_dir.string(), "want an absolute path");
+    return InvalidValueError("stateDir", config.state_dir.string(), "want an absolute path");
   }
   return absl::OkStatus();
 }
@@ -438,26 +368,7 @@ ModelCacheOptions AgentConfig::ToModelCacheOptions() const {
   return options;
 }
 
-AgentEnvironment AgentEnvironment::FromProcess() {
-  AgentEnvironment environment;
-  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-    std::string_view text(*entry);
-    size_t equals = text.find('=');
-    if (equals == std::string_view::npos) continue;
-    environment.variables.emplace(std::string(text.substr(0, equals)),
-                                  std::string(text.substr(equals + 1)));
-  }
-  char hostname[HOST_NAME_MAX + 1] = {};
-  if (gethostname(hostname, sizeof(hostname) - 1) == 0) environment.hostname = hostname;
-  return environment;
-}
-
-std::string AgentEnvironment::Get(std::string_view name) const {
-  auto found = variables.find(std::string(name));
-  return found == variables.end() ? std::string() : found->second;
-}
-
-std::string DefaultCredentialsFile(const AgentEnvironment& environment) {
+std::string DefaultCredentialsFile(const ProcessEnvironment& environment) {
   std::string explicit_file = environment.Get("AWS_SHARED_CREDENTIALS_FILE");
   if (!explicit_file.empty()) return explicit_file;
   std::string home = environment.Get("HOME");
@@ -477,7 +388,7 @@ void AddAgentFlags(CLI::App& app, AgentFlags& flags) {
 }
 
 absl::StatusOr<AgentConfig> ParseAgentConfig(std::string_view yaml_text, const AgentFlags& flags,
-                                             const AgentEnvironment& environment) {
+                                             const ProcessEnvironment& environment) {
   AgentConfig config;
   config.s3.credentials_file = DefaultCredentialsFile(environment);
   config.node_name = environment.Get("NODE_NAME");
@@ -495,27 +406,27 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(std::string_view yaml_text, const A
 }
 
 absl::StatusOr<AwsCredentials> LoadAwsCredentials(const S3Config& s3,
-                                                  const AgentEnvironment& environment) {
+                                                  const ProcessEnvironment& environment) {
   std::string file_text;
   if (!s3.credentials_file.empty()) {
     absl::StatusOr<std::string> text = ReadFileToString(s3.credentials_file);
     if (text.ok()) {
       file_text = *std::move(text);
     } else if (s3.credentials_file_explicit || !absl::IsNotFound(text.status())) {
-      return InvalidValue("s3.credentialsFile", s3.credentials_file, std::string(text.status().message()));
+      return InvalidValueError("s3.credentialsFile", s3.credentials_file,
+                               std::string(text.status().message()));
     }
   }
   return ResolveAwsCredentials(environment.variables, file_text, s3.profile);
 }
 
 absl::StatusOr<AgentConfig> LoadAgentConfig(const AgentFlags& flags,
-                                            const AgentEnvironment& environment) {
+                                            const ProcessEnvironment& environment) {
   std::string yaml_text;
   if (flags.config_file) {
     absl::StatusOr<std::string> text = ReadFileToString(*flags.config_file);
     if (!text.ok()) {
-      return absl::Status(text.status().code(),
-                          fmt::format("config file: {}", text.status().message()));
+      return Annotate(text.status(), "config file");
     }
     yaml_text = *std::move(text);
   }
@@ -523,8 +434,8 @@ absl::StatusOr<AgentConfig> LoadAgentConfig(const AgentFlags& flags,
   if (!config.coordinator_token_file.empty()) {
     absl::StatusOr<std::string> token = ReadFileToString(config.coordinator_token_file);
     if (!token.ok()) {
-      return InvalidValue("coordinatorTokenFile", config.coordinator_token_file,
-                          std::string(token.status().message()));
+      return InvalidValueError("coordinatorTokenFile", config.coordinator_token_file,
+                               std::string(token.status().message()));
     }
     while (!token->empty() && std::isspace(static_cast<unsigned char>(token->back()))) {
       token->pop_back();
@@ -537,12 +448,14 @@ absl::StatusOr<AgentConfig> LoadAgentConfig(const AgentFlags& flags,
                                 std::tuple{"coordinatorTls.keyFile", &tls.key_file, &tls.key_pem}}) {
     if (file->empty()) continue;
     absl::StatusOr<std::string> contents = ReadFileToString(*file);
-    if (!contents.ok()) return InvalidValue(key, *file, std::string(contents.status().message()));
+    if (!contents.ok()) {
+      return InvalidValueError(key, *file, std::string(contents.status().message()));
+    }
     *pem = *std::move(contents);
   }
   absl::StatusOr<AwsCredentials> aws = LoadAwsCredentials(config.s3, environment);
   if (!aws.ok()) {
-    return absl::Status(aws.status().code(), fmt::format("s3 credentials: {}", aws.status().message()));
+    return Annotate(aws.status(), "s3 credentials");
   }
   config.aws = *std::move(aws);
   return config;

@@ -41,6 +41,7 @@
 #include "agent/fill/fill_settings.h"
 #include "agent/model_cache.h"
 #include "agent/source/source.h"
+#include "common/environment.h"
 #include "common/storage_config.h"
 
 namespace CLI {
@@ -123,15 +124,6 @@ struct AgentConfig {
   ModelCacheOptions ToModelCacheOptions() const;
 };
 
-// The process environment, captured once by main (or made up by a test).
-struct AgentEnvironment {
-  std::map<std::string, std::string> variables;
-  std::string hostname;
-
-  static AgentEnvironment FromProcess();
-  std::string Get(std::string_view name) const;  // "" when unset
-};
-
 // Command-line overrides; unset flags leave the file's value.
 struct AgentFlags {
   std::optional<std::string> config_file;
@@ -152,20 +144,20 @@ void AddAgentFlags(CLI::App& app, AgentFlags& flags);
 // resolve AWS credentials. INVALID_ARGUMENT names the key path and the value
 // ("fill.chunkSize: invalid value \"8Q\": ...").
 absl::StatusOr<AgentConfig> ParseAgentConfig(std::string_view yaml_text, const AgentFlags& flags,
-                                             const AgentEnvironment& environment);
+                                             const ProcessEnvironment& environment);
 
 // Reads the config file (flags.config_file) and the AWS credentials file, then ParseAgentConfig
 // and ResolveAwsCredentials. NOT_FOUND names a missing config file.
 absl::StatusOr<AgentConfig> LoadAgentConfig(const AgentFlags& flags,
-                                            const AgentEnvironment& environment);
+                                            const ProcessEnvironment& environment);
 
 // AWS credentials for `s3`: environment variables first, then the profile in the credentials
 // file. Shared with modelcachectl's local fallback.
 absl::StatusOr<AwsCredentials> LoadAwsCredentials(const S3Config& s3,
-                                                  const AgentEnvironment& environment);
+                                                  const ProcessEnvironment& environment);
 
 // The credentials file to use when none is configured: $AWS_SHARED_CREDENTIALS_FILE, else
 // $HOME/.aws/credentials ("" when neither is known).
-std::string DefaultCredentialsFile(const AgentEnvironment& environment);
+std::string DefaultCredentialsFile(const ProcessEnvironment& environment);
 
 }  // namespace modelcache

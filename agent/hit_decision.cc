@@ -1,5 +1,6 @@
 #include "agent/hit_decision.h"
 
+#include "common/status_annotate.h"
 #include "common/uri.h"
 #include "spdlog/fmt/fmt.h"
 
@@ -10,9 +11,8 @@ HitDecision DecideHit(std::string_view name, std::string_view version,
   if (absl::IsNotFound(on_disk.status())) return {HitAction::kFillAgain, absl::OkStatus()};
   if (!on_disk.ok()) {
     return {HitAction::kRefuse,
-            absl::Status(on_disk.status().code(),
-                         fmt::format("model {}@{}: its published folder cannot be read: {}", name,
-                                     version, std::string(on_disk.status().message())))};
+            Annotate(on_disk.status(), fmt::format("model {}@{}: its published folder cannot be read",
+                                                   name, version))};
   }
   if (on_disk->name() != name || on_disk->version() != version) {
     return {HitAction::kRefuse,

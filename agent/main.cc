@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   absl::StatusOr<modelcache::AgentConfig> config =
-      modelcache::LoadAgentConfig(flags, modelcache::AgentEnvironment::FromProcess());
+      modelcache::LoadAgentConfig(flags, modelcache::ProcessEnvironment::FromProcess());
   if (!config.ok()) {
     fmt::print(stderr, "modelcache-agent: {}\n", config.status());
     return 2;

@@ -19,6 +19,7 @@
 #include "agent/store/trash.h"
 #include "common/log_fields.h"
 #include "common/names.h"
+#include "common/status_annotate.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
 #include "common/uri.h"
@@ -162,9 +163,7 @@ void ModelCache::Impl::Ensure(uint64_t subscription, const v1::EnsureRequest& re
   ModelKey key(request.name(), request.version());
   absl::StatusOr<std::unique_ptr<Source>> source = MakeSource(request.source(), options_.sources);
   if (!source.ok()) {
-    return on_done(absl::Status(source.status().code(),
-                                absl::StrCat("model ", key.first, "@", key.second, ": ",
-                                             source.status().message())));
+    return on_done(Annotate(source.status(), absl::StrCat("model ", key.first, "@", key.second)));
   }
 
   Dispatch(subscription, request, std::move(on_progress), std::move(on_done));
@@ -310,9 +309,8 @@ void ModelCache::Impl::StartJob(const ModelKey& key, Fill& fill) {
   absl::StatusOr<std::unique_ptr<Source>> source =
       MakeSource(fill.request.source(), options_.sources);
   if (!source.ok()) {
-    return OnFillDone(key, absl::Status(source.status().code(),
-                                        absl::StrCat("model ", key.first, "@", key.second, ": ",
-                                                     source.status().message())));
+    return OnFillDone(key,
+                      Annotate(source.status(), absl::StrCat("model ", key.first, "@", key.second)));
   }
   FillRequest fill_request;
   fill_request.name = key.first;
@@ -488,8 +486,7 @@ void ModelCache::Impl::Purge(const ModelKey& key,
   absl::StatusOr<std::filesystem::path> trashed =
       MoveToTrash(layout_, layout_.ModelDir(key.first, key.second));
   if (!trashed.ok() && !absl::IsNotFound(trashed.status())) {
-    return on_done(absl::Status(trashed.status().code(),
-                                absl::StrCat("model ", model, ": ", trashed.status().message())));
+    return on_done(Annotate(trashed.status(), absl::StrCat("model ", model)));
   }
   index_.Remove(key.first, key.second);
   if (!trashed.ok()) return on_done(uint64_t{0});  // not on the volume
@@ -654,8 +651,7 @@ absl::StatusOr<v1::CachedModel> ModelCache::Stat(std::string_view name, std::str
                                             " was removed)"));
   }
   if (!on_disk.ok()) {
-    return absl::Status(on_disk.status().code(),
-                        absl::StrCat("model ", model, ": ", on_disk.status().message()));
+    return Annotate(on_disk.status(), absl::StrCat("model ", model));
   }
   v1::CachedModel cached = impl->ToCachedModel(*on_disk, entry->last_access);
   *cached.mutable_files() = on_disk->files();

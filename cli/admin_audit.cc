@@ -20,11 +20,11 @@ int RunAudit(AdminConnection& connection, uint32_t limit, const std::string& mod
   if (!status.ok()) return connection.Fail("audit", status);
   if (connection.Options().json) {
     std::printf("%s\n", ToJson(response).c_str());
-    return kAdminExitOk;
+    return kExitOk;
   }
   if (response.records().empty()) {
     std::printf("nothing recorded%s\n", model.empty() ? "" : (" for model " + model).c_str());
-    return kAdminExitOk;
+    return kExitOk;
   }
   // A purge names the volume, bytes, node and command; a registry change names who made it.
   auto dash = [](const std::string& text) { return text.empty() ? std::string("-") : text; };
@@ -37,7 +37,7 @@ int RunAudit(AdminConnection& connection, uint32_t limit, const std::string& mod
                   dash(record.command_id()), dash(record.principal()), record.reason()});
   }
   std::printf("%s", table.Render().c_str());
-  return kAdminExitOk;
+  return kExitOk;
 }
 
 }  // namespace modelcache::cli

@@ -19,7 +19,7 @@ struct AdminState {
   bool dry_run = false;
   bool clear = false;
   uint32_t limit = 50;
-  int* exit_code = nullptr;
+  CliContext* context = nullptr;
 };
 
 void AddConnectionFlags(CLI::App& command, AdminState& state) {
@@ -36,12 +36,13 @@ void AddConnectionFlags(CLI::App& command, AdminState& state) {
 template <typename Body>
 void OnRun(CLI::App& command, std::shared_ptr<AdminState> state, Body body) {
   command.callback([state, body] {
-    std::unique_ptr<AdminConnection> connection = AdminConnection::Open(state->options);
+    std::unique_ptr<AdminConnection> connection =
+        AdminConnection::Open(state->options, state->context->environment);
     if (!connection) {
-      *state->exit_code = kAdminExitUsage;
+      state->context->exit_code = kExitUsage;
       return;
     }
-    *state->exit_code = body(*connection, *state);
+    state->context->exit_code = body(*connection, *state);
   });
 }
 
@@ -61,16 +62,16 @@ void RefCommand(CLI::App& app, const std::string& name, const std::string& help,
       ->required();
   OnRun(*command, state, [body, version_required](AdminConnection& connection, AdminState& s) {
     ModelRef ref;
-    if (!ParseModelRef(s.name, version_required, ref)) return kAdminExitUsage;
+    if (!ParseModelRef(s.name, version_required, ref)) return kExitUsage;
     return body(connection, ref, s);
   });
 }
 
 }  // namespace
 
-void AddAdminCommands(CLI::App& app, int* exit_code) {
+void AddAdminCommands(CLI::App& app, CliContext& context) {
   auto state = std::make_shared<AdminState>();
-  state->exit_code = exit_code;
+  state->context = &context;
 
   CLI::App* models = app.add_subcommand("models", "Models known to the coordinator");
   models->require_subcommand(1);
@@ -87,7 +88,7 @@ void AddAdminCommands(CLI::App& app, int* exit_code) {
   set_source->add_option("source", state->source, "s3://, http(s):// or file:// URI")->required();
   OnRun(*set_source, state, [](AdminConnection& c, AdminState& s) {
     ModelRef ref;
-    if (!ParseModelRef(s.name, true, ref)) return kAdminExitUsage;
+    if (!ParseModelRef(s.name, true, ref)) return kExitUsage;
     return RunSetSource(c, ref, s.source);
   });
   CLI::App* set_prefix = Command(
@@ -99,7 +100,7 @@ void AddAdminCommands(CLI::App& app, int* exit_code) {
   OnRun(*set_prefix, state, [](AdminConnection& c, AdminState& s) {
     if (s.clear == !s.source.empty()) {
       std::fprintf(stderr, "modelcachectl: models set-source-prefix needs PREFIX or --clear\n");
-      return kAdminExitUsage;
+      return kExitUsage;
     }
     return RunSetSourcePrefix(c, s.name, s.source);
   });
@@ -129,16 +130,16 @@ void AddAdminCommands(CLI::App& app, int* exit_code) {
     if (s.dry_run) {
       if (!s.name.empty()) {
         std::fprintf(stderr, "modelcachectl: purge --dry-run takes no model\n");
-        return kAdminExitUsage;
+        return kExitUsage;
       }
       return RunPurgeDryRun(c);
     }
     ModelRef ref;
     if (s.name.empty()) {
       std::fprintf(stderr, "modelcachectl: purge needs NAME[@VERSION] (or --dry-run)\n");
-      return kAdminExitUsage;
+      return kExitUsage;
     }
-    if (!ParseModelRef(s.name, false, ref)) return kAdminExitUsage;
+    if (!ParseModelRef(s.name, false, ref)) return kExitUsage;
     return RunPurge(c, ref);
   });
 
@@ -150,7 +151,7 @@ void AddAdminCommands(CLI::App& app, int* exit_code) {
   prefetch->add_option("--volume", state->volume_id, "Only this volume (default: every volume)");
   OnRun(*prefetch, state, [](AdminConnection& c, AdminState& s) {
     ModelRef ref;
-    if (!ParseModelRef(s.name, true, ref)) return kAdminExitUsage;
+    if (!ParseModelRef(s.name, true, ref)) return kExitUsage;
     return RunPrefetch(c, ref, s.source, s.volume_id);
   });
 

@@ -3,11 +3,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdio>
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "cli/admin_commands.h"
+#include "common/fs.h"
 
 namespace modelcache::cli {
 namespace {
@@ -27,13 +25,10 @@ const char* CodeName(grpc::StatusCode code) {
 
 }  // namespace
 
-std::unique_ptr<AdminConnection> AdminConnection::Open(AdminOptions options) {
-  if (options.coordinator.empty()) {
-    if (const char* value = std::getenv("MODELCACHE_COORDINATOR")) options.coordinator = value;
-  }
-  if (options.token.empty()) {
-    if (const char* value = std::getenv("MODELCACHE_TOKEN")) options.token = value;
-  }
+std::unique_ptr<AdminConnection> AdminConnection::Open(AdminOptions options,
+                                                      const ProcessEnvironment& environment) {
+  if (options.coordinator.empty()) options.coordinator = environment.Get("MODELCACHE_COORDINATOR");
+  if (options.token.empty()) options.token = environment.Get("MODELCACHE_TOKEN");
   if (options.coordinator.empty()) {
     std::fprintf(stderr,
                  "modelcachectl: no coordinator: pass --coordinator host:port or set "
@@ -44,14 +39,13 @@ std::unique_ptr<AdminConnection> AdminConnection::Open(AdminOptions options) {
   if (options.tls || !options.ca_file.empty()) {
     grpc::SslCredentialsOptions ssl;
     if (!options.ca_file.empty()) {
-      std::ifstream file(options.ca_file);
-      if (!file) {
-        std::fprintf(stderr, "modelcachectl: --ca-file %s: cannot open\n", options.ca_file.c_str());
+      absl::StatusOr<std::string> pem = ReadFileToString(options.ca_file);
+      if (!pem.ok()) {
+        std::fprintf(stderr, "modelcachectl: --ca-file: %s\n",
+                     std::string(pem.status().message()).c_str());
         return nullptr;
       }
-      std::stringstream buffer;
-      buffer << file.rdbuf();
-      ssl.pem_root_certs = buffer.str();
+      ssl.pem_root_certs = *std::move(pem);
     }
     credentials = grpc::SslCredentials(ssl);
   }
@@ -76,11 +70,11 @@ int AdminConnection::Fail(const std::string& what, const grpc::Status& status) c
   if (unreachable) {
     std::fprintf(stderr, "modelcachectl: %s: coordinator %s unreachable: %s\n", what.c_str(),
                  options_.coordinator.c_str(), status.error_message().c_str());
-    return kAdminExitUnreachable;
+    return kExitUnreachable;
   }
   std::fprintf(stderr, "modelcachectl: %s: %s: %s\n", what.c_str(),
                CodeName(status.error_code()), status.error_message().c_str());
-  return kAdminExitFailed;
+  return kExitFailed;
 }
 
 }  // namespace modelcache::cli

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "common/environment.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
 
 namespace modelcache::cli {
@@ -19,9 +20,11 @@ struct AdminOptions {
 
 class AdminConnection {
  public:
-  // Fills coordinator/token from the environment when the flags are empty. nullptr (after a
-  // message on stderr) when no coordinator address is known or the CA file cannot be read.
-  static std::unique_ptr<AdminConnection> Open(AdminOptions options);
+  // Fills coordinator/token from $MODELCACHE_COORDINATOR/$MODELCACHE_TOKEN in `environment`
+  // when the flags are empty. nullptr (after a message on stderr) when no coordinator address
+  // is known or the CA file cannot be read.
+  static std::unique_ptr<AdminConnection> Open(AdminOptions options,
+                                               const ProcessEnvironment& environment);
 
   v1::Coordinator::Stub& Stub() { return *stub_; }
   // A context with the deadline and the authorization header.

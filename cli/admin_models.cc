@@ -33,7 +33,7 @@ int RunModelsList(AdminConnection& connection) {
   if (!status.ok()) return connection.Fail("models list", status);
   if (connection.Options().json) {
     std::printf("%s\n", ToJson(response).c_str());
-    return kAdminExitOk;
+    return kExitOk;
   }
   TextTable table({"NAME", "CACHING", "PINNED", "DELETED", "VERSIONS", "COPIES", "CACHED"});
   for (const v1::ModelInfo& model : response.models()) {
@@ -45,7 +45,7 @@ int RunModelsList(AdminConnection& connection) {
                   FormatBytes(model.cached_bytes())});
   }
   std::printf("%s", table.Render().c_str());
-  return kAdminExitOk;
+  return kExitOk;
 }
 
 int RunModelsShow(AdminConnection& connection, const std::string& name) {
@@ -56,7 +56,7 @@ int RunModelsShow(AdminConnection& connection, const std::string& name) {
   if (!status.ok()) return connection.Fail("models show " + name, status);
   if (connection.Options().json) {
     std::printf("%s\n", ToJson(info).c_str());
-    return kAdminExitOk;
+    return kExitOk;
   }
   PrintModelSummary(info);
   TextTable table({"VERSION", "CACHING", "PINNED", "VOLUME", "SIZE", "STATE", "LAST ACCESS",
@@ -80,7 +80,7 @@ int RunModelsShow(AdminConnection& connection, const std::string& name) {
     }
   }
   std::printf("%s", table.Render().c_str());
-  return kAdminExitOk;
+  return kExitOk;
 }
 
 int RunSetCaching(AdminConnection& connection, const ModelRef& ref, bool enabled) {
@@ -97,7 +97,7 @@ int RunSetCaching(AdminConnection& connection, const ModelRef& ref, bool enabled
   } else {
     std::printf("caching %s for %s\n", enabled ? "enabled" : "disabled", Ref(ref).c_str());
   }
-  return kAdminExitOk;
+  return kExitOk;
 }
 
 int RunSetPin(AdminConnection& connection, const ModelRef& ref, bool pinned) {
@@ -113,7 +113,7 @@ int RunSetPin(AdminConnection& connection, const ModelRef& ref, bool pinned) {
   } else {
     std::printf("%s %s\n", pinned ? "pinned" : "unpinned", Ref(ref).c_str());
   }
-  return kAdminExitOk;
+  return kExitOk;
 }
 
 int RunDelete(AdminConnection& connection, const std::string& name) {

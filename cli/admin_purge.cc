@@ -12,7 +12,7 @@ int PrintPurgeResponse(AdminConnection& connection, const v1::PurgeResponse& res
                        const char* empty_message) {
   if (connection.Options().json) {
     std::printf("%s\n", ToJson(response).c_str());
-    return kAdminExitOk;
+    return kExitOk;
   }
   if (response.actions().empty()) std::printf("%s\n", empty_message);
   if (!response.actions().empty()) {
@@ -33,7 +33,7 @@ int PrintPurgeResponse(AdminConnection& connection, const v1::PurgeResponse& res
     }
     std::printf("%s", table.Render().c_str());
   }
-  return kAdminExitOk;
+  return kExitOk;
 }
 
 int RunPurge(AdminConnection& connection, const ModelRef& ref) {
@@ -67,14 +67,14 @@ int RunPrefetch(AdminConnection& connection, const ModelRef& ref, const std::str
   if (!status.ok()) return connection.Fail("prefetch " + ref.name + "@" + ref.version, status);
   if (connection.Options().json) {
     std::printf("%s\n", ToJson(response).c_str());
-    return kAdminExitOk;
+    return kExitOk;
   }
   for (int i = 0; i < response.command_ids_size(); ++i) {
     std::printf("prefetch of %s@%s from %s queued on volume %s (command %s)\n", ref.name.c_str(),
                 ref.version.c_str(), response.source().c_str(), response.volume_ids(i).c_str(),
                 response.command_ids(i).c_str());
   }
-  return kAdminExitOk;
+  return kExitOk;
 }
 
 }  // namespace modelcache::cli

@@ -18,7 +18,7 @@ int RunSetSource(AdminConnection& connection, const ModelRef& ref, const std::st
   if (!status.ok()) return connection.Fail("models set-source " + ref.name + "@" + ref.version, status);
   if (connection.Options().json) {
     std::printf("%s\n", ToJson(info).c_str());
-    return kAdminExitOk;
+    return kExitOk;
   }
   for (const v1::VersionInfo& version : info.versions()) {
     if (version.version() != ref.version) continue;
@@ -32,7 +32,7 @@ int RunSetSource(AdminConnection& connection, const ModelRef& ref, const std::st
                   ref.name.c_str(), ref.version.c_str());
     }
   }
-  return kAdminExitOk;
+  return kExitOk;
 }
 
 int RunSetSourcePrefix(AdminConnection& connection, const std::string& name,
@@ -52,7 +52,7 @@ int RunSetSourcePrefix(AdminConnection& connection, const std::string& name,
     std::printf("model %s: sources of new versions must fall under %s\n", name.c_str(),
                 info.source_prefix().c_str());
   }
-  return kAdminExitOk;
+  return kExitOk;
 }
 
 }  // namespace modelcache::cli

@@ -15,7 +15,7 @@ int RunUsage(AdminConnection& connection) {
   if (!status.ok()) return connection.Fail("usage", status);
   if (connection.Options().json) {
     std::printf("%s\n", ToJson(response).c_str());
-    return kAdminExitOk;
+    return kExitOk;
   }
   TextTable table({"VOLUME", "QUOTA", "USED", "USED%", "FS FREE", "MODELS", "NODES"});
   for (const v1::VolumeUsage& volume : response.volumes()) {
@@ -35,7 +35,7 @@ int RunUsage(AdminConnection& connection) {
                    std::to_string(volume.model_count()), nodes});
   }
   std::printf("%s", table.Render().c_str());
-  return kAdminExitOk;
+  return kExitOk;
 }
 
 int RunNodes(AdminConnection& connection) {
@@ -45,7 +45,7 @@ int RunNodes(AdminConnection& connection) {
   if (!status.ok()) return connection.Fail("nodes", status);
   if (connection.Options().json) {
     std::printf("%s\n", ToJson(response).c_str());
-    return kAdminExitOk;
+    return kExitOk;
   }
   TextTable table({"NODE", "VOLUME", "AGENT", "CONNECTED", "LAST HEARTBEAT", "CAPACITY", "FREE"});
   for (const v1::NodeInfo& node : response.nodes()) {
@@ -54,7 +54,7 @@ int RunNodes(AdminConnection& connection) {
                   FormatBytes(node.capacity_bytes()), FormatBytes(node.free_bytes())});
   }
   std::printf("%s", table.Render().c_str());
-  return kAdminExitOk;
+  return kExitOk;
 }
 
 }  // namespace modelcache::cli

@@ -25,10 +25,6 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectToAgent(const std::string&
   return channel;
 }
 
-absl::Status FromGrpcStatus(const grpc::Status& status) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
-}
-
 std::string DescribeError(const absl::Status& status) {
   return fmt::format("{}: {}", absl::StatusCodeToString(status.code()), status.message());
 }

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/grpc_status.h"  // FromGrpcStatus for the commands
 #include "modelcache/v1/agent.grpc.pb.h"
 
 namespace modelcache::cli {
@@ -16,9 +17,6 @@ namespace modelcache::cli {
 // socket does not exist (at once) or nothing accepted a connection in time.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectToAgent(const std::string& socket_path,
                                                               std::chrono::milliseconds timeout);
-
-// Same code (the numbers are shared), same message.
-absl::Status FromGrpcStatus(const grpc::Status& status);
 
 // "DATA_LOSS: model x@1: file a.bin: sha256 mismatch ..." for people.
 std::string DescribeError(const absl::Status& status);

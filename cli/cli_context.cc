@@ -2,9 +2,11 @@
 
 #include <cctype>
 
+#include "agent/config.h"  // kDefaultSocketPath
+
 namespace modelcache::cli {
 
-std::string ResolveSocketPath(const std::string& flag_value, const AgentEnvironment& environment) {
+std::string ResolveSocketPath(const std::string& flag_value, const ProcessEnvironment& environment) {
   if (!flag_value.empty()) return flag_value;
   std::string from_environment = environment.Get("MODELCACHE_SOCKET");
   if (!from_environment.empty()) return from_environment;

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "agent/config.h"
 #include "cli/agent_client.h"
 #include "cli/local_fill.h"
 #include "cli/progress_display.h"
@@ -33,7 +34,7 @@ struct FetchOptions {
 
 // Settings for the local fallback's S3 source: flags first, then the usual AWS variables.
 absl::StatusOr<SourceOptions> LocalSourceOptions(const FetchOptions& options,
-                                                 const AgentEnvironment& environment) {
+                                                 const ProcessEnvironment& environment) {
   S3Config s3;
   s3.endpoint = options.s3_endpoint;
   if (s3.endpoint.empty()) s3.endpoint = environment.Get("AWS_ENDPOINT_URL_S3");
@@ -92,7 +93,7 @@ class Fetch {
     request_.set_holder(options_.holder.empty() ? context_.environment.Get("HOSTNAME")
                                                 : options_.holder);
 
-    const AgentEnvironment& environment = context_.environment;
+    const ProcessEnvironment& environment = context_.environment;
     if (IsTruthy(environment.Get("MODELCACHE_DISABLE")) ||
         IsTruthy(environment.Get("AIOLI_DISABLE_MODEL_CACHE"))) {
       if (options_.dest.empty() || options_.source.empty()) {

@@ -12,7 +12,7 @@
 
 int main(int argc, char** argv) {
   namespace cli = modelcache::cli;
-  cli::CliContext context{.environment = modelcache::AgentEnvironment::FromProcess()};
+  cli::CliContext context{.environment = modelcache::ProcessEnvironment::FromProcess()};
   CLI::App app{"modelcachectl: client of the modelcache node agent"};
   app.require_subcommand(1);
   auto set_up_logging = [](const std::string& level) {
@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
   cli::AddInspectCommands(app, context);
   cli::AddMaintenanceCommands(app, context);
   cli::AddHoldCommand(app, context);
-  cli::AddAdminCommands(app, &context.exit_code);
+  cli::AddAdminCommands(app, context);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

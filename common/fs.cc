@@ -27,18 +27,6 @@ absl::Status FsyncPath(const std::filesystem::path& path, int flags) {
   return absl::OkStatus();
 }
 
-absl::Status WriteAll(int fd, std::string_view contents, const std::filesystem::path& path) {
-  while (!contents.empty()) {
-    ssize_t written = ::write(fd, contents.data(), contents.size());
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "write", path);
-    }
-    contents.remove_prefix(static_cast<size_t>(written));
-  }
-  return absl::OkStatus();
-}
-
 // What a walk does with each entry below a directory. `path` is for messages only; all
 // access goes through descriptors so that a rename elsewhere cannot redirect the walk.
 struct TreeWalk {
@@ -122,6 +110,30 @@ absl::Status WalkTree(const std::filesystem::path& path, TreeWalk& walk) {
 }
 
 }  // namespace
+
+absl::Status WriteAll(int fd, std::string_view contents, const std::filesystem::path& path) {
+  while (!contents.empty()) {
+    ssize_t written = ::write(fd, contents.data(), contents.size());
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "write", path);
+    }
+    contents.remove_prefix(static_cast<size_t>(written));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SetFileTimes(int fd, Clock::TimePoint time, const std::filesystem::path& path) {
+  auto since_epoch = time.time_since_epoch();
+  auto seconds = std::chrono::floor<std::chrono::seconds>(since_epoch);
+  struct timespec times[2];
+  times[0].tv_sec = seconds.count();
+  times[0].tv_nsec =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - seconds).count();
+  times[1] = times[0];
+  if (::futimens(fd, times) != 0) return ErrnoStatus(errno, "set times of", path);
+  return absl::OkStatus();
+}
 
 absl::Status ErrnoStatus(int error_number, std::string_view what,
                          const std::filesystem::path& path) {

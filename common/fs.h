@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/clock.h"
 
 namespace modelcache {
 
@@ -16,6 +17,13 @@ namespace modelcache {
 absl::Status ErrnoStatus(int error_number, std::string_view what, const std::filesystem::path& path);
 
 absl::StatusOr<std::string> ReadFileToString(const std::filesystem::path& path);
+
+// write(2) until all of `contents` is written (EINTR retried); errors name `path`.
+absl::Status WriteAll(int fd, std::string_view contents, const std::filesystem::path& path);
+
+// Sets both timestamps of the open file `fd` to `time` (set by the client, so the same
+// clock on NFS). `path` names the file in errors.
+absl::Status SetFileTimes(int fd, Clock::TimePoint time, const std::filesystem::path& path);
 
 // Writes `contents` to a temporary file beside `path`, fsyncs it, renames it over `path` and
 // fsyncs the directory: a crash leaves either the old file or the new one.

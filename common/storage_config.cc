@@ -15,56 +15,27 @@ constexpr std::string_view kBlockName = "modelsCacheStorage";
 
 std::string KeyName(std::string_view key) { return fmt::format("{}.{}", kBlockName, key); }
 
-absl::Status InvalidValue(std::string_view key, std::string_view value, std::string_view why) {
-  return absl::InvalidArgumentError(
-      fmt::format("{}: invalid value \"{}\": {}", KeyName(key), value, why));
-}
-
-absl::StatusOr<std::string> ScalarOf(std::string_view key, const YAML::Node& node) {
-  if (!node.IsScalar()) {
-    return absl::InvalidArgumentError(fmt::format("{}: want a scalar value", KeyName(key)));
-  }
-  return node.Scalar();
-}
-
-absl::StatusOr<bool> ParseBool(std::string_view key, const YAML::Node& node) {
-  // Not ASSIGN_OR_RETURN: g++ 12 gives a false -Wmaybe-uninitialized for it here.
-  absl::StatusOr<std::string> scalar = ScalarOf(key, node);
-  if (!scalar.ok()) return scalar.status();
-  const std::string& text = *scalar;
-  if (text == "true" || text == "True" || text == "TRUE") return true;
-  if (text == "false" || text == "False" || text == "FALSE") return false;
-  return InvalidValue(key, text, "want true or false");
-}
-
-absl::StatusOr<std::chrono::seconds> ParsePositiveDuration(std::string_view key,
-                                                           const YAML::Node& node) {
-  ASSIGN_OR_RETURN(std::string text, ScalarOf(key, node));
-  absl::StatusOr<std::chrono::seconds> duration = ParseDuration(text);
-  if (!duration.ok()) return InvalidValue(key, text, std::string(duration.status().message()));
-  if (duration->count() == 0) return InvalidValue(key, text, "must be greater than zero");
-  return *duration;
-}
-
 absl::Status ApplyKey(std::string_view key, const YAML::Node& value, StorageConfig& config) {
   if (key == "enabled") {
-    ASSIGN_OR_RETURN(config.enabled, ParseBool(key, value));
+    ASSIGN_OR_RETURN(config.enabled, YamlBool(KeyName(key), value));
   } else if (key == "storageSize") {
-    ASSIGN_OR_RETURN(std::string text, ScalarOf(key, value));
+    ASSIGN_OR_RETURN(std::string text, YamlScalar(KeyName(key), value));
     absl::StatusOr<uint64_t> bytes = ParseQuantity(text);
-    if (!bytes.ok()) return InvalidValue(key, text, std::string(bytes.status().message()));
+    if (!bytes.ok()) {
+      return InvalidValueError(KeyName(key), text, std::string(bytes.status().message()));
+    }
     config.storage_size_bytes = *bytes;
     config.storage_size_text = text;
   } else if (key == "storageClassName") {
-    ASSIGN_OR_RETURN(config.storage_class_name, ScalarOf(key, value));
+    ASSIGN_OR_RETURN(config.storage_class_name, YamlScalar(KeyName(key), value));
   } else if (key == "pvcNameSuffix") {
-    ASSIGN_OR_RETURN(config.pvc_name_suffix, ScalarOf(key, value));
+    ASSIGN_OR_RETURN(config.pvc_name_suffix, YamlScalar(KeyName(key), value));
   } else if (key == "bypassStorageCheck") {
-    ASSIGN_OR_RETURN(config.bypass_storage_check, ParseBool(key, value));
+    ASSIGN_OR_RETURN(config.bypass_storage_check, YamlBool(KeyName(key), value));
   } else if (key == "checkUnusedCachedModelsEvery") {
-    ASSIGN_OR_RETURN(config.check_unused_every, ParsePositiveDuration(key, value));
+    ASSIGN_OR_RETURN(config.check_unused_every, YamlDuration(KeyName(key), value));
   } else if (key == "purgeUnusedCachedModelsAfter") {
-    ASSIGN_OR_RETURN(config.purge_unused_after, ParsePositiveDuration(key, value));
+    ASSIGN_OR_RETURN(config.purge_unused_after, YamlDuration(KeyName(key), value));
   } else {
     return absl::InvalidArgumentError(fmt::format(
         "{}: unknown key (want enabled, storageSize, storageClassName, pvcNameSuffix, "

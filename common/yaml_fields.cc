@@ -1,8 +1,13 @@
 #include "common/yaml_fields.h"
 
+#include <charconv>
 #include <cstddef>
+#include <system_error>
+#include <utility>
 #include <map>
 
+#include "common/duration.h"
+#include "common/quantity.h"
 #include "common/status_macros.h"
 #include "spdlog/fmt/fmt.h"
 
@@ -123,6 +128,78 @@ absl::Status ForEachField(std::string_view prefix, const YAML::Node& node, Field
     return absl::InvalidArgumentError(fmt::format("{}: {}", Shown(prefix), error.what()));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> YamlScalar(std::string_view path, const YAML::Node& node) {
+  if (node.IsNull()) {
+    return absl::InvalidArgumentError(
+        fmt::format("{}: no value; write \"\" for an empty one", path));
+  }
+  if (!node.IsScalar()) {
+    return absl::InvalidArgumentError(
+        fmt::format("{}: want a single value, not a list or map", path));
+  }
+  return node.Scalar();
+}
+
+absl::StatusOr<bool> YamlBool(std::string_view path, const YAML::Node& node) {
+  // Not ASSIGN_OR_RETURN: g++ 12 gives a false -Wmaybe-uninitialized for it here.
+  absl::StatusOr<std::string> scalar = YamlScalar(path, node);
+  if (!scalar.ok()) return scalar.status();
+  const std::string& text = *scalar;
+  if (text == "true" || text == "True" || text == "TRUE") return true;
+  if (text == "false" || text == "False" || text == "FALSE") return false;
+  return InvalidValueError(path, text, "want true or false");
+}
+
+absl::StatusOr<uint64_t> YamlInteger(std::string_view path, const YAML::Node& node, uint64_t min,
+                                     uint64_t max) {
+  ASSIGN_OR_RETURN(std::string text, YamlScalar(path, node));
+  uint64_t value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
+    return InvalidValueError(path, text, "want a whole number");
+  }
+  if (value < min || value > max) {
+    return InvalidValueError(path, text, fmt::format("want {}..{}", min, max));
+  }
+  return value;
+}
+
+absl::StatusOr<std::chrono::seconds> YamlDuration(std::string_view path, const YAML::Node& node,
+                                                  bool zero_allowed) {
+  ASSIGN_OR_RETURN(std::string text, YamlScalar(path, node));
+  absl::StatusOr<std::chrono::seconds> duration = ParseDuration(text);
+  if (!duration.ok()) {
+    return InvalidValueError(path, text, std::string(duration.status().message()));
+  }
+  if (duration->count() == 0 && !zero_allowed) {
+    return InvalidValueError(path, text, "must be greater than zero");
+  }
+  return *duration;
+}
+
+absl::StatusOr<uint64_t> YamlQuantity(std::string_view path, const YAML::Node& node) {
+  ASSIGN_OR_RETURN(std::string text, YamlScalar(path, node));
+  absl::StatusOr<uint64_t> bytes = ParseQuantity(text);
+  if (!bytes.ok()) return InvalidValueError(path, text, std::string(bytes.status().message()));
+  return *bytes;
+}
+
+absl::StatusOr<std::vector<std::string>> YamlScalarList(std::string_view path,
+                                                        const YAML::Node& node) {
+  std::vector<std::string> items;
+  if (!node.IsDefined() || node.IsNull()) return items;
+  if (!node.IsSequence()) return absl::InvalidArgumentError(fmt::format("{}: want a list", path));
+  for (const YAML::Node& item : node) {
+    ASSIGN_OR_RETURN(std::string text, YamlScalar(path, item));
+    items.push_back(std::move(text));
+  }
+  return items;
+}
+
+absl::Status InvalidValueError(std::string_view path, std::string_view value, std::string_view why) {
+  return absl::InvalidArgumentError(fmt::format("{}: invalid value \"{}\": {}", path, value, why));
 }
 
 absl::Status UnknownKeyError(std::string_view path, std::initializer_list<std::string_view> known) {

@@ -7,9 +7,12 @@
 // daemons load their file with LoadConfigYaml, which refuses a key written twice in any map
 // at any depth, and walk each map with ForEachField, which puts the line of the key on any
 // error about it (an unknown key, a bad value).
+#include <chrono>
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <yaml-cpp/yaml.h>
 
@@ -39,6 +42,28 @@ using FieldFn = absl::FunctionRef<absl::Status(const std::string& path, const st
 // for an entry is prefixed with "line N: ", N the line of its key, unless an inner
 // ForEachField already gave it the line of a nested key.
 absl::Status ForEachField(std::string_view prefix, const YAML::Node& node, FieldFn apply);
+
+// The value of one setting; `path` names it in errors ("fill.chunkSize"). One rule for a key
+// written with nothing after it (null) in both daemons: a map or a list may be left empty so
+// (ForEachField, YamlScalarList), a single value may not ("<path>: no value; write \"\" for an
+// empty one"), so that a value a template failed to fill in is not taken for "none".
+absl::StatusOr<std::string> YamlScalar(std::string_view path, const YAML::Node& node);
+// true/True/TRUE or false/False/FALSE.
+absl::StatusOr<bool> YamlBool(std::string_view path, const YAML::Node& node);
+// A whole number in [min, max].
+absl::StatusOr<uint64_t> YamlInteger(std::string_view path, const YAML::Node& node, uint64_t min,
+                                     uint64_t max);
+// A duration such as "30s" or "5m" (common/duration.h); zero is refused unless `zero_allowed`.
+absl::StatusOr<std::chrono::seconds> YamlDuration(std::string_view path, const YAML::Node& node,
+                                                  bool zero_allowed = false);
+// A byte quantity such as "8Mi" (common/quantity.h).
+absl::StatusOr<uint64_t> YamlQuantity(std::string_view path, const YAML::Node& node);
+// A list of single values; null is an empty list.
+absl::StatusOr<std::vector<std::string>> YamlScalarList(std::string_view path,
+                                                        const YAML::Node& node);
+
+// INVALID_ARGUMENT "<path>: invalid value \"<value>\": <why>".
+absl::Status InvalidValueError(std::string_view path, std::string_view value, std::string_view why);
 
 // INVALID_ARGUMENT "<path>: unknown key (known: a, b, c)". Returned from inside a
 // ForEachField callback, it gets the key's line.

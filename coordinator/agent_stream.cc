@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/grpc_status.h"
 #include "common/log_fields.h"
 #include "common/status_format.h"
 #include "spdlog/spdlog.h"
@@ -30,11 +31,6 @@ constexpr size_t kMaxOutgoing = 1024;
 // Bounds one usage transaction (and so the time the store's lock is held) while many full
 // reports arrive at once.
 constexpr size_t kMaxRowsPerTransaction = 20000;
-
-grpc::Status ToGrpc(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
 
 size_t Rows(const v1::UsageReport& report) {
   return 1 + static_cast<size_t>(report.models_size()) + static_cast<size_t>(report.removed_size());
@@ -70,7 +66,7 @@ class AgentStreams::Session final
       }
     }
     if (!refused.ok()) {
-      FinishWith(ToGrpc(refused));
+      FinishWith(ToGrpcStatus(refused));
       return;
     }
     ReadNext();
@@ -294,8 +290,7 @@ class AgentStreams::Worker {
                    LogFields()
                        .Add("node", session->node_name)
                        .Add("command", result.command_id())
-                       .Add("error", absl::Status(static_cast<absl::StatusCode>(result.code()),
-                                                  result.message()))
+                       .Add("error", StatusFromCode(result.code(), result.message()))
                        .Add("next", "a later policy pass may queue it again"));
     }
     if (!status.ok()) {
@@ -304,7 +299,7 @@ class AgentStreams::Worker {
                         .Add("node", session->node_name)
                         .Add("error", status)
                         .Add("next", "closing the stream; the agent reconnects"));
-      Close(session, ToGrpc(status));
+      Close(session, ToGrpcStatus(status));
       return;
     }
     session->ReadNext();
@@ -339,7 +334,7 @@ class AgentStreams::Worker {
     }
     absl::Status status = owner_.store_.RecordHello(hello, Now());
     if (!status.ok()) {
-      session->FinishWith(ToGrpc(status));
+      session->FinishWith(ToGrpcStatus(status));
       return;
     }
     session->node_name = hello.node_name();
@@ -404,7 +399,7 @@ class AgentStreams::Worker {
                           .Add("node", session->node_name)
                           .Add("error", status)
                           .Add("next", "closing the stream; the agent reconnects and resyncs"));
-        Close(session, ToGrpc(status));
+        Close(session, ToGrpcStatus(status));
       }
     }
   }

@@ -1,8 +1,9 @@
 #include "coordinator/auth.h"
 
-#include <fstream>
 #include <sstream>
 
+#include "common/fs.h"
+#include "common/status_annotate.h"
 #include "spdlog/fmt/fmt.h"
 
 namespace modelcache {
@@ -68,11 +69,9 @@ absl::StatusOr<TokenTable> TokenTable::Parse(std::string_view text) {
 }
 
 absl::StatusOr<TokenTable> TokenTable::Load(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) return absl::NotFoundError(fmt::format("tokens file {}: cannot open", path));
-  std::stringstream buffer;
-  buffer << file.rdbuf();
-  absl::StatusOr<TokenTable> table = Parse(buffer.str());
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return Annotate(text.status(), "tokens file");
+  absl::StatusOr<TokenTable> table = Parse(*text);
   if (!table.ok()) {
     return absl::InvalidArgumentError(
         fmt::format("{}: {}", path, std::string(table.status().message())));

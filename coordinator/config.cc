@@ -3,9 +3,12 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
+#include <CLI/CLI.hpp>
+
+#include "common/fs.h"
+#include "common/logging.h"
+#include "common/status_annotate.h"
 #include "common/status_macros.h"
 #include "common/yaml_fields.h"
 #include "spdlog/fmt/fmt.h"
@@ -15,26 +18,19 @@ namespace {
 
 constexpr std::string_view kBlock = "coordinator";
 
-absl::Status Invalid(std::string_view key, std::string_view value, std::string_view why) {
-  return absl::InvalidArgumentError(
-      fmt::format("{}.{}: invalid value \"{}\": {}", kBlock, key, value, why));
-}
-
-absl::StatusOr<std::string> Scalar(std::string_view key, const YAML::Node& node) {
-  if (!node.IsScalar()) {
-    return absl::InvalidArgumentError(fmt::format("{}.{}: want a scalar value", kBlock, key));
-  }
-  return node.Scalar();
-}
+// "coordinator.<key>": how errors name a setting of the block.
+std::string Key(std::string_view key) { return fmt::format("{}.{}", kBlock, key); }
 
 absl::StatusOr<double> Watermark(std::string_view key, const YAML::Node& node) {
-  ASSIGN_OR_RETURN(std::string text, Scalar(key, node));
+  ASSIGN_OR_RETURN(std::string text, YamlScalar(Key(key), node));
   char* end = nullptr;
   double value = std::strtod(text.c_str(), &end);
   if (text.empty() || end != text.c_str() + text.size()) {
-    return Invalid(key, text, "want a number such as 0.9");
+    return InvalidValueError(Key(key), text, "want a number such as 0.9");
   }
-  if (!(value > 0.0 && value <= 1.0)) return Invalid(key, text, "want a fraction in (0, 1]");
+  if (!(value > 0.0 && value <= 1.0)) {
+    return InvalidValueError(Key(key), text, "want a fraction in (0, 1]");
+  }
   return value;
 }
 
@@ -43,23 +39,17 @@ absl::Status ApplyLog(const YAML::Node& block, CoordinatorConfig& config) {
                                                     const YAML::Node& value) -> absl::Status {
     std::string full = "log." + key;
     if (key == "level") {
-      ASSIGN_OR_RETURN(config.log_level, Scalar(full, value));
+      ASSIGN_OR_RETURN(config.log_level, YamlScalar(Key(full), value));
       static constexpr std::string_view kLevels[] = {"trace", "debug",    "info", "warn",
                                                      "error", "critical", "off"};
       bool known = false;
       for (std::string_view level : kLevels) known = known || level == config.log_level;
       if (!known) {
-        return Invalid(full, config.log_level, "want trace, debug, info, warn, error, critical or off");
+        return InvalidValueError(Key(full), config.log_level,
+                                 "want trace, debug, info, warn, error, critical or off");
       }
     } else if (key == "json") {
-      ASSIGN_OR_RETURN(std::string text, Scalar(full, value));
-      if (text == "true") {
-        config.log_json = true;
-      } else if (text == "false") {
-        config.log_json = false;
-      } else {
-        return Invalid(full, text, "want true or false");
-      }
+      ASSIGN_OR_RETURN(config.log_json, YamlBool(Key(full), value));
     } else {
       return UnknownKeyError(path, {"level", "json"});
     }
@@ -72,11 +62,11 @@ absl::Status ApplyTls(const YAML::Node& block, CoordinatorTlsConfig& tls) {
                                                              const YAML::Node& value) -> absl::Status {
     std::string full = "tls." + key;
     if (key == "cert") {
-      ASSIGN_OR_RETURN(tls.cert_file, Scalar(full, value));
+      ASSIGN_OR_RETURN(tls.cert_file, YamlScalar(Key(full), value));
     } else if (key == "key") {
-      ASSIGN_OR_RETURN(tls.key_file, Scalar(full, value));
+      ASSIGN_OR_RETURN(tls.key_file, YamlScalar(Key(full), value));
     } else if (key == "clientCa") {
-      ASSIGN_OR_RETURN(tls.client_ca_file, Scalar(full, value));
+      ASSIGN_OR_RETURN(tls.client_ca_file, YamlScalar(Key(full), value));
     } else {
       return UnknownKeyError(path, {"cert", "key", "clientCa"});
     }
@@ -97,40 +87,35 @@ absl::Status ApplyTls(const YAML::Node& block, CoordinatorTlsConfig& tls) {
 
 absl::Status ApplyKey(const std::string& key, const YAML::Node& value, CoordinatorConfig& config) {
   if (key == "listen") {
-    ASSIGN_OR_RETURN(config.listen, Scalar(key, value));
+    ASSIGN_OR_RETURN(config.listen, YamlScalar(Key(key), value));
     if (config.listen.find(':') == std::string::npos) {
-      return Invalid(key, config.listen, "want host:port");
+      return InvalidValueError(Key(key), config.listen, "want host:port");
     }
   } else if (key == "database") {
-    ASSIGN_OR_RETURN(config.database, Scalar(key, value));
-    if (config.database.empty()) return Invalid(key, "", "want a file path");
+    ASSIGN_OR_RETURN(config.database, YamlScalar(Key(key), value));
+    if (config.database.empty()) return InvalidValueError(Key(key), "", "want a file path");
   } else if (key == "tokensFile") {
-    ASSIGN_OR_RETURN(config.tokens_file, Scalar(key, value));
+    ASSIGN_OR_RETURN(config.tokens_file, YamlScalar(Key(key), value));
   } else if (key == "highWatermark") {
     ASSIGN_OR_RETURN(config.high_watermark, Watermark(key, value));
   } else if (key == "lowWatermark") {
     ASSIGN_OR_RETURN(config.low_watermark, Watermark(key, value));
   } else if (key == "defaultCaching") {
-    ASSIGN_OR_RETURN(std::string text, Scalar(key, value));
+    ASSIGN_OR_RETURN(std::string text, YamlScalar(Key(key), value));
     if (text == "enabled") {
       config.default_caching_enabled = true;
     } else if (text == "disabled") {
       config.default_caching_enabled = false;
     } else {
-      return Invalid(key, text, "want enabled or disabled");
+      return InvalidValueError(Key(key), text, "want enabled or disabled");
     }
   } else if (key == "maxThreads") {
-    ASSIGN_OR_RETURN(std::string text, Scalar(key, value));
-    char* end = nullptr;
-    long threads = std::strtol(text.c_str(), &end, 10);
-    if (text.empty() || end != text.c_str() + text.size() || threads < 4 || threads > 65536) {
-      return Invalid(key, text, "want an integer in [4, 65536]");
-    }
+    ASSIGN_OR_RETURN(uint64_t threads, YamlInteger(Key(key), value, 4, 65536));
     config.max_threads = static_cast<int>(threads);
   } else if (key == "tls") {
     RETURN_IF_ERROR(ApplyTls(value, config.tls));
   } else if (key == "metricsAddress") {
-    ASSIGN_OR_RETURN(config.metrics_address, Scalar(key, value));
+    ASSIGN_OR_RETURN(config.metrics_address, YamlScalar(Key(key), value));
   } else if (key == "log") {
     RETURN_IF_ERROR(ApplyLog(value, config));
   } else {
@@ -172,16 +157,30 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(std::string_view yaml_t
 }
 
 absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) return absl::NotFoundError(fmt::format("config {}: cannot open", path));
-  std::stringstream buffer;
-  buffer << file.rdbuf();
-  std::string text = buffer.str();
-  absl::StatusOr<CoordinatorConfig> config = ParseCoordinatorConfig(text);
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return Annotate(text.status(), "config");
+  absl::StatusOr<CoordinatorConfig> config = ParseCoordinatorConfig(*text);
   if (!config.ok()) {
-    return absl::Status(config.status().code(),
-                        fmt::format("{}: {}", path, std::string(config.status().message())));
+    return Annotate(config.status(), path);
   }
+  return config;
+}
+
+void AddCoordinatorFlags(CLI::App& app, CoordinatorFlags& flags) {
+  app.add_option("--config", flags.config_file, "YAML configuration file")->required();
+  app.add_option("--log-level", flags.log_level,
+                 "trace, debug, info, warn, error (overrides log.level)");
+  app.add_flag("--log-json", flags.log_json, "JSON log lines (overrides log.json)");
+}
+
+absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const CoordinatorFlags& flags,
+                                                        const ProcessEnvironment& environment) {
+  ASSIGN_OR_RETURN(CoordinatorConfig config, LoadCoordinatorConfig(flags.config_file));
+  RETURN_IF_ERROR(ApplyLogEnvironment(environment.Get(kLogLevelVariable),
+                                      environment.Get(kLogJsonVariable), config.log_level,
+                                      config.log_json));
+  if (flags.log_level.has_value() && !flags.log_level->empty()) config.log_level = *flags.log_level;
+  if (flags.log_json) config.log_json = true;
   return config;
 }
 

@@ -13,11 +13,17 @@
 //     metricsAddress: 127.0.0.1:9102       # optional: /metrics, /healthz, /readyz
 //     log: {level: info, json: false}      # MODELCACHE_LOG_LEVEL/_JSON and flags override
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "common/environment.h"
 #include "common/storage_config.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
 
 namespace modelcache {
 
@@ -48,5 +54,22 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(std::string_view yaml_t
 
 // Reads and parses `path`; errors name the file.
 absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path);
+
+// Command-line settings; the log flags, when given, override the file and the environment.
+struct CoordinatorFlags {
+  std::string config_file;               // --config (required)
+  std::optional<std::string> log_level;  // --log-level
+  bool log_json = false;                 // --log-json
+};
+
+// Registers --config, --log-level and --log-json on `app`, writing into `flags` (which must
+// outlive parsing).
+void AddCoordinatorFlags(CLI::App& app, CoordinatorFlags& flags);
+
+// The configuration the coordinator runs with, merged as the agent's is: the file
+// (flags.config_file), then MODELCACHE_LOG_LEVEL / MODELCACHE_LOG_JSON from `environment`,
+// then the flags. INVALID_ARGUMENT names a bad variable.
+absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const CoordinatorFlags& flags,
+                                                        const ProcessEnvironment& environment);
 
 }  // namespace modelcache

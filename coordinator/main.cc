@@ -2,8 +2,6 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
-#include <cstdio>
-#include <cstdlib>
 
 #include "common/log_fields.h"
 #include "common/logging.h"
@@ -14,35 +12,20 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"modelcache coordinator"};
-  std::string config_path;
-  std::string log_level;  // "": the config's (or MODELCACHE_LOG_LEVEL's)
-  bool log_json = false;
-  app.add_option("--config", config_path, "YAML configuration file")->required();
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error (overrides log.level)");
-  app.add_flag("--log-json", log_json, "JSON log lines (overrides log.json)");
+  modelcache::CoordinatorFlags flags;
+  modelcache::AddCoordinatorFlags(app, flags);
   CLI11_PARSE(app, argc, argv);
 
-  absl::StatusOr<modelcache::CoordinatorConfig> config =
-      modelcache::LoadCoordinatorConfig(config_path);
+  absl::StatusOr<modelcache::CoordinatorConfig> config = modelcache::LoadCoordinatorConfig(
+      flags, modelcache::ProcessEnvironment::FromProcess());
   if (!config.ok()) {
-    std::fprintf(stderr, "modelcache-coordinator: %s\n", std::string(config.status().message()).c_str());
+    fmt::print(stderr, "modelcache-coordinator: {}\n", config.status());
     return 2;
   }
-  auto variable = [](const char* name) {
-    const char* value = std::getenv(name);
-    return std::string(value != nullptr ? value : "");
-  };
-  absl::Status logging = modelcache::ApplyLogEnvironment(
-      variable(modelcache::kLogLevelVariable), variable(modelcache::kLogJsonVariable),
-      config->log_level, config->log_json);
-  if (!log_level.empty()) config->log_level = log_level;
-  if (log_json) config->log_json = true;
-  if (logging.ok()) {
-    logging = modelcache::SetUpLogging(
-        {.level = config->log_level, .json = config->log_json, .component = "coordinator"});
-  }
+  absl::Status logging = modelcache::SetUpLogging(
+      {.level = config->log_level, .json = config->log_json, .component = "coordinator"});
   if (!logging.ok()) {
-    std::fprintf(stderr, "modelcache-coordinator: %s\n", std::string(logging.message()).c_str());
+    fmt::print(stderr, "modelcache-coordinator: {}\n", logging);
     return 2;
   }
 

@@ -8,17 +8,18 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <thread>
 
+#include "common/fs.h"
+#include "common/grpc_status.h"
 #include "common/log_fields.h"
 #include "common/metrics_http_server.h"
 #include "common/names.h"
+#include "common/status_annotate.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
 #include "common/uri.h"
@@ -35,19 +36,6 @@
 namespace modelcache {
 namespace {
 
-grpc::Status ToGrpc(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
-
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) return absl::NotFoundError(fmt::format("{}: cannot open", path));
-  std::stringstream buffer;
-  buffer << file.rdbuf();
-  return buffer.str();
-}
-
 absl::Status ValidateModelRef(std::string_view name, std::string_view version,
                               bool version_required) {
   RETURN_IF_ERROR(ValidateModelName(name));
@@ -60,10 +48,7 @@ absl::Status ValidateModelRef(std::string_view name, std::string_view version,
 absl::StatusOr<std::string> NormalizedSource(std::string_view what, std::string_view uri) {
   if (uri.empty()) return absl::InvalidArgumentError(fmt::format("{} is empty", what));
   absl::StatusOr<std::string> normalized = NormalizeSourceUri(uri);
-  if (!normalized.ok()) {
-    return absl::Status(normalized.status().code(),
-                        fmt::format("{}: {}", what, normalized.status().message()));
-  }
+  if (!normalized.ok()) return Annotate(normalized.status(), what);
   return normalized;
 }
 
@@ -101,8 +86,7 @@ class CoordinatorServer::Impl final
     absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http =
         MetricsHttpServer::Start(std::move(options), *registry_);
     if (!http.ok()) {
-      return absl::Status(http.status().code(),
-                          fmt::format("coordinator.metricsAddress: {}", http.status().message()));
+      return Annotate(http.status(), "coordinator.metricsAddress");
     }
     http_ = *std::move(http);
     return absl::OkStatus();
@@ -124,11 +108,11 @@ class CoordinatorServer::Impl final
     std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
     if (!config_.tls.cert_file.empty()) {
       grpc::SslServerCredentialsOptions options;
-      ASSIGN_OR_RETURN(std::string cert, ReadWholeFile(config_.tls.cert_file));
-      ASSIGN_OR_RETURN(std::string key, ReadWholeFile(config_.tls.key_file));
+      ASSIGN_OR_RETURN(std::string cert, ReadFileToString(config_.tls.cert_file));
+      ASSIGN_OR_RETURN(std::string key, ReadFileToString(config_.tls.key_file));
       options.pem_key_cert_pairs.push_back({key, cert});
       if (!config_.tls.client_ca_file.empty()) {
-        ASSIGN_OR_RETURN(options.pem_root_certs, ReadWholeFile(config_.tls.client_ca_file));
+        ASSIGN_OR_RETURN(options.pem_root_certs, ReadFileToString(config_.tls.client_ca_file));
         options.client_certificate_request =
             GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
       }
@@ -574,16 +558,16 @@ class CoordinatorServer::Impl final
   grpc::Status Handle(grpc::ServerContext* context, Permission permission, std::string_view what,
                       Body body) {
     absl::StatusOr<Principal> principal = Check(context, permission, what);
-    if (!principal.ok()) return ToGrpc(principal.status());
-    return ToGrpc(body());
+    if (!principal.ok()) return ToGrpcStatus(principal.status());
+    return ToGrpcStatus(body());
   }
   // Handle, for a body that records who called (registry changes).
   template <typename Body>
   grpc::Status HandleAs(grpc::ServerContext* context, Permission permission,
                         std::string_view what, Body body) {
     absl::StatusOr<Principal> principal = Check(context, permission, what);
-    if (!principal.ok()) return ToGrpc(principal.status());
-    return ToGrpc(body(*principal));
+    if (!principal.ok()) return ToGrpcStatus(principal.status());
+    return ToGrpcStatus(body(*principal));
   }
 
   // `via`: the call that set it ("set-source", "prefetch").

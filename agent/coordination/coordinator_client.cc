@@ -11,6 +11,7 @@
 
 #include "agent/coordination/command_answers.h"
 #include "agent/coordination/coordinator_channel.h"
+#include "common/grpc_status.h"
 #include "common/log_fields.h"
 #include "common/status_format.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
@@ -189,8 +190,7 @@ class CoordinatorClient::Impl {
                      LogFields()
                          .Add("coordinator", options_.target)
                          .Add("node", options_.node_name)
-                         .Add("error", absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                                                    status.error_message()))
+                         .Add("error", FromGrpcStatus(status))
                          .Add("next", "reconnecting with backoff; the cache keeps serving"));
       }
       last_error_code_ = reached ? grpc::StatusCode::OK : status.error_code();

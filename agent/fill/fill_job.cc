@@ -35,6 +35,7 @@
 #include "common/fs.h"
 #include "common/log_fields.h"
 #include "common/names.h"
+#include "common/status_annotate.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
 #include "spdlog/spdlog.h"
@@ -102,10 +103,6 @@ class Timer {
   };
   Handle* handle_;
 };
-
-absl::Status Annotate(const absl::Status& status, const std::string& prefix) {
-  return absl::Status(status.code(), absl::StrCat(prefix, status.message()));
-}
 
 // INVALID_ARGUMENT for a listing we cannot lay out: bad paths, duplicates, a path that is
 // both a file and a folder.
@@ -269,11 +266,11 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   void Emit();
 
   absl::Status ModelError(const absl::Status& status) const {
-    return Annotate(status, absl::StrCat("model ", name_, "@", version_, ": "));
+    return Annotate(status, absl::StrCat("model ", name_, "@", version_));
   }
   absl::Status FileError(size_t file_index, const absl::Status& status) const {
     return Annotate(status, absl::StrCat("model ", name_, "@", version_, ": file ",
-                                         files_[file_index].source.path, ": "));
+                                         files_[file_index].source.path));
   }
 
   EventLoop& loop_;
@@ -460,7 +457,7 @@ void FillJob::Impl::OnListed(absl::Status status, Listing listing) {
           if (std::filesystem::is_directory(target, error)) RETURN_IF_ERROR(RemoveTree(target));
           RETURN_IF_ERROR(CreateDirectories(target.parent_path()));
           auto writer = FileWriter::Open(target, files[i].size, resume_from[i], direct_io);
-          if (!writer.ok()) return Annotate(writer.status(), absl::StrCat("file ", files[i].path, ": "));
+          if (!writer.ok()) return Annotate(writer.status(), absl::StrCat("file ", files[i].path));
           writers->push_back(std::move(writer).value());
         }
         return absl::OkStatus();

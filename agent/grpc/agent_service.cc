@@ -6,6 +6,7 @@
 #include <mutex>
 #include <string>
 
+#include "common/grpc_status.h"
 #include "agent/grpc/ensure_mailbox.h"
 #include "agent/grpc/ensure_source.h"
 #include "agent/metrics.h"
@@ -22,11 +23,6 @@ namespace {
 
 // How often a waiting Ensure handler looks whether its client went away.
 constexpr std::chrono::milliseconds kCancelPollInterval{100};
-
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  // absl and gRPC share the canonical code numbers.
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
 
 // Models with at least one Ensure waiting on a fill (not a hit), for modelcache_fills_in_progress.
 class FillTracker {

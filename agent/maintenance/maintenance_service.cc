@@ -4,16 +4,12 @@
 
 #include "agent/maintenance/maintenance.h"
 #include "agent/metrics.h"
+#include "common/grpc_status.h"
 #include "modelcache/v1/agent.grpc.pb.h"
 #include "modelcache/v1/maintenance.grpc.pb.h"
 
 namespace modelcache {
 namespace {
-
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  // absl and gRPC share the canonical code numbers.
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
 
 template <typename Response>
 grpc::Status Answer(absl::StatusOr<Response> result, Response* response) {

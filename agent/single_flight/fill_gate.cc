@@ -12,6 +12,7 @@
 #include "agent/single_flight/fill_lease_renewal.h"
 #include "agent/store/fill_lock.h"
 #include "agent/store/manifest.h"
+#include "common/grpc_status.h"
 #include "common/log_fields.h"
 #include "common/random_id.h"
 #include "common/status_format.h"
@@ -214,8 +215,8 @@ bool FillGate::Session::HolderFailed(const v1::FillLease& lease) {
   }
   // The fill we waited for failed for good: answer with its error rather than fetch again
   // (the origin would answer us the same). A later Ensure may try again.
-  holder_failed_ = absl::Status(
-      static_cast<absl::StatusCode>(lease.error_code()),
+  holder_failed_ = StatusFromCode(
+      lease.error_code(),
       fmt::format("{} (the fill by {} on this volume, which this agent waited for)",
                   lease.error_message(), lease.holder()));
   return true;

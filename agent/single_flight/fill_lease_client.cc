@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "agent/coordination/coordinator_channel.h"
+#include "common/grpc_status.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
 
 namespace modelcache {
@@ -30,8 +31,7 @@ class FillLeaseClient::Impl {
     v1::FillLease response;
     grpc::Status status = (stub_.get()->*method)(&context, request, &response);
     if (!status.ok()) {
-      return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                          "coordinator: " + status.error_message());
+      return FromGrpcStatus(status, "coordinator: ");
     }
     return response;
   }

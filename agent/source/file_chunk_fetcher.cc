@@ -25,6 +25,7 @@
 #include "agent/loop/event_loop.h"
 #include "agent/source/chunk_fetcher.h"
 #include "agent/source/file_tree.h"
+#include "common/status_annotate.h"
 
 namespace modelcache {
 namespace {
@@ -76,7 +77,7 @@ absl::Status ReadChunk(FileRead& read) {
   }
   absl::StatusOr<FileDescriptor> opened = read.tree->OpenForRead(read.path, /*direct=*/false);
   if (!opened.ok()) {
-    return absl::Status(opened.status().code(), absl::StrCat(read.what, ": ", opened.status().message()));
+    return Annotate(opened.status(), read.what);
   }
   const int fd = opened->get();
   struct stat info {};

@@ -14,18 +14,6 @@
 namespace modelcache {
 namespace {
 
-absl::Status WriteAll(int fd, std::string_view contents, const std::filesystem::path& path) {
-  while (!contents.empty()) {
-    ssize_t written = ::write(fd, contents.data(), contents.size());
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "write", path);
-    }
-    contents.remove_prefix(static_cast<size_t>(written));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status WriteTemporary(const std::filesystem::path& temporary, std::string_view contents,
                             std::optional<Clock::TimePoint> modified) {
   int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -38,18 +26,6 @@ absl::Status WriteTemporary(const std::filesystem::path& temporary, std::string_
 }
 
 }  // namespace
-
-absl::Status SetFileTimes(int fd, Clock::TimePoint time, const std::filesystem::path& path) {
-  auto since_epoch = time.time_since_epoch();
-  auto seconds = std::chrono::floor<std::chrono::seconds>(since_epoch);
-  struct timespec times[2];
-  times[0].tv_sec = seconds.count();
-  times[0].tv_nsec =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - seconds).count();
-  times[1] = times[0];
-  if (::futimens(fd, times) != 0) return ErrnoStatus(errno, "set times of", path);
-  return absl::OkStatus();
-}
 
 Clock::TimePoint ModifiedTime(const struct stat& info) {
   auto since_epoch =

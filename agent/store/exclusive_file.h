@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "common/clock.h"
+#include "common/fs.h"
 
 namespace modelcache {
 
@@ -26,10 +27,6 @@ absl::Status CreateFileExclusive(const std::filesystem::path& path, std::string_
 // partial one.
 absl::Status ReplaceFile(const std::filesystem::path& path, std::string_view contents,
                          Clock::TimePoint modified);
-
-// Sets both timestamps of the open file `fd` to `time` (set by the client, so the same
-// clock on NFS). `path` names the file in errors.
-absl::Status SetFileTimes(int fd, Clock::TimePoint time, const std::filesystem::path& path);
 
 // The mtime of a stat result as a Clock time.
 Clock::TimePoint ModifiedTime(const struct stat& info);

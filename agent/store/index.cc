@@ -198,18 +198,9 @@ absl::Status PersistAccess(const CacheLayout& layout, std::string_view name,
   std::filesystem::path path = layout.ModelDir(name, version) / kAccessFileName;
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus(errno, "open", path);
-  auto since_epoch = time.time_since_epoch();
-  auto seconds = std::chrono::floor<std::chrono::seconds>(since_epoch);
-  struct timespec times[2];
-  times[0].tv_sec = seconds.count();
-  times[0].tv_nsec =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - seconds).count();
-  times[1] = times[0];
-  int result = ::futimens(fd, times);
-  int error_number = errno;
+  absl::Status status = SetFileTimes(fd, time, path);
   ::close(fd);
-  if (result != 0) return ErrnoStatus(error_number, "set access time of", path);
-  return absl::OkStatus();
+  return status;
 }
 
 }  // namespace modelcache

@@ -1,5 +1,6 @@
 #include "coordinator/db/sqlite.h"
 
+#include "common/status_annotate.h"
 #include "spdlog/fmt/fmt.h"
 
 namespace modelcache {
@@ -74,8 +75,7 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
   absl::Status status = db->Execute(
       "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
   if (!status.ok()) {
-    return absl::Status(status.code(), fmt::format("database {}: {}", path,
-                                                   std::string(status.message())));
+    return Annotate(status, fmt::format("database {}", path));
   }
   return db;
 }

@@ -489,7 +489,7 @@ TEST_F(DeployRender, AgentConfigShipsTheSafeSourceDefaults) {
     const Rendered& rendered = Render(directory);
     std::string text = Str(At(Find(rendered, "ConfigMap", "modelcache-config"), {"data", "config.yaml"}));
     ASSERT_NE(text, "") << directory;
-    AgentEnvironment environment;
+    ProcessEnvironment environment;
     environment.hostname = "node-a";
     absl::StatusOr<AgentConfig> config = ParseAgentConfig(text, AgentFlags{}, environment);
     ASSERT_TRUE(config.ok()) << directory << ": " << config.status();

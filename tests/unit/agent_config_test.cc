@@ -13,15 +13,15 @@ namespace {
 
 using ::testing::HasSubstr;
 
-AgentEnvironment Environment(std::map<std::string, std::string> variables = {}) {
-  AgentEnvironment environment;
+ProcessEnvironment Environment(std::map<std::string, std::string> variables = {}) {
+  ProcessEnvironment environment;
   environment.variables = std::move(variables);
   environment.hostname = "host-from-uname";
   return environment;
 }
 
 absl::StatusOr<AgentConfig> Parse(std::string_view yaml, const AgentFlags& flags = {},
-                                  const AgentEnvironment& environment = Environment()) {
+                                  const ProcessEnvironment& environment = Environment()) {
   return ParseAgentConfig(yaml, flags, environment);
 }
 
@@ -317,7 +317,7 @@ TEST(AgentConfig, LoadReadsTheConfigFileAndEnvironmentCredentials) {
   testing::TempDir folder;
   AgentFlags flags;
   flags.config_file = WriteFile(folder, "agent.yaml", "cacheRoot: /from/file\n");
-  AgentEnvironment environment = Environment(
+  ProcessEnvironment environment = Environment(
       {{"HOME", folder.Path().string()},
        {"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"},
        {"AWS_SECRET_ACCESS_KEY", "secret"}});
@@ -454,7 +454,7 @@ TEST(AgentConfig, LeaseTtlAndStateDirHaveDefaultsPerNode) {
 
 TEST(AgentConfig, LogEnvironmentOverridesTheFileAndFlagsOverrideIt) {
   const std::string yaml = "cacheRoot: /c\nlog:\n  level: warn\n  json: false\n";
-  AgentEnvironment environment =
+  ProcessEnvironment environment =
       Environment({{"MODELCACHE_LOG_LEVEL", "debug"}, {"MODELCACHE_LOG_JSON", "1"}});
   absl::StatusOr<AgentConfig> from_environment = Parse(yaml, {}, environment);
   ASSERT_TRUE(from_environment.ok()) << from_environment.status();

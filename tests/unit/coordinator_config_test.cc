@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/testing/temp_dir.h"
+
 namespace modelcache {
 namespace {
 
@@ -107,6 +109,47 @@ TEST(CoordinatorConfig, LogBlockSetsLevelAndJson) {
   EXPECT_NE(std::string(bad.status().message()).find("coordinator.log.level"), std::string::npos)
       << bad.status();
   EXPECT_NE(std::string(bad.status().message()).find("chatty"), std::string::npos);
+}
+
+// The file, then MODELCACHE_LOG_LEVEL/_JSON, then the flags: merged in the config module as
+// the agent's are, not in main.
+TEST(CoordinatorConfig, EnvironmentOverridesTheFileAndFlagsOverrideBoth) {
+  testing::TempDir dir;
+  ASSERT_TRUE(testing::WriteTestFile(dir.Path() / "c.yaml",
+                                     "coordinator:\n  log:\n    level: warn\n"));
+  CoordinatorFlags flags{.config_file = dir.Join("c.yaml")};
+  ProcessEnvironment environment;
+  absl::StatusOr<CoordinatorConfig> file_only = LoadCoordinatorConfig(flags, environment);
+  ASSERT_TRUE(file_only.ok()) << file_only.status();
+  EXPECT_EQ(file_only->log_level, "warn");
+  EXPECT_FALSE(file_only->log_json);
+
+  environment.variables = {{"MODELCACHE_LOG_LEVEL", "debug"}, {"MODELCACHE_LOG_JSON", "true"}};
+  absl::StatusOr<CoordinatorConfig> with_environment = LoadCoordinatorConfig(flags, environment);
+  ASSERT_TRUE(with_environment.ok()) << with_environment.status();
+  EXPECT_EQ(with_environment->log_level, "debug");
+  EXPECT_TRUE(with_environment->log_json);
+
+  flags.log_level = "error";
+  absl::StatusOr<CoordinatorConfig> with_flags = LoadCoordinatorConfig(flags, environment);
+  ASSERT_TRUE(with_flags.ok()) << with_flags.status();
+  EXPECT_EQ(with_flags->log_level, "error");
+
+  environment.variables = {{"MODELCACHE_LOG_JSON", "maybe"}};
+  absl::StatusOr<CoordinatorConfig> bad = LoadCoordinatorConfig(flags, environment);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(std::string(bad.status().message()).find("MODELCACHE_LOG_JSON"), std::string::npos)
+      << bad.status();
+}
+
+TEST(CoordinatorConfig, AMissingFileIsNamed) {
+  CoordinatorFlags flags{.config_file = "/nonexistent/coordinator.yaml"};
+  absl::StatusOr<CoordinatorConfig> config = LoadCoordinatorConfig(flags, ProcessEnvironment{});
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(std::string(config.status().message()).find("/nonexistent/coordinator.yaml"),
+            std::string::npos)
+      << config.status();
 }
 
 }  // namespace

@@ -109,5 +109,41 @@ TEST(YamlFields, ForEachFieldTakesNullAsEmptyAndRefusesAScalar) {
   EXPECT_EQ(calls, 0);
 }
 
+// One rule for both daemons: a key written with nothing after it is an empty map or list,
+// never an empty single value.
+TEST(YamlFields, ANullSingleValueIsRefusedButANullListIsEmpty) {
+  absl::StatusOr<YAML::Node> root = LoadConfigYaml("tokensFile:\nfileSources:\n");
+  ASSERT_TRUE(root.ok()) << root.status();
+  absl::StatusOr<std::string> token = YamlScalar("coordinator.tokensFile", (*root)["tokensFile"]);
+  ASSERT_FALSE(token.ok());
+  EXPECT_EQ(token.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(token.status()), HasSubstr("coordinator.tokensFile: no value"));
+  absl::StatusOr<std::vector<std::string>> list = YamlScalarList("fileSources", (*root)["fileSources"]);
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_TRUE(list->empty());
+  absl::StatusOr<std::string> quoted = YamlScalar("x", YAML::Load("\"\""));
+  ASSERT_TRUE(quoted.ok()) << quoted.status();
+  EXPECT_EQ(*quoted, "");
+}
+
+TEST(YamlFields, ValuesAreCheckedAndErrorsNameThePathAndTheValue) {
+  EXPECT_EQ(*YamlBool("log.json", YAML::Load("True")), true);
+  EXPECT_EQ(*YamlBool("log.json", YAML::Load("false")), false);
+  EXPECT_THAT(Message(YamlBool("log.json", YAML::Load("maybe")).status()),
+              HasSubstr("log.json: invalid value \"maybe\": want true or false"));
+  EXPECT_EQ(*YamlInteger("n", YAML::Load("7"), 1, 10), 7u);
+  EXPECT_THAT(Message(YamlInteger("n", YAML::Load("11"), 1, 10).status()), HasSubstr("want 1..10"));
+  EXPECT_THAT(Message(YamlInteger("n", YAML::Load("7x"), 1, 10).status()),
+              HasSubstr("want a whole number"));
+  EXPECT_EQ(*YamlDuration("ttl", YAML::Load("2m")), std::chrono::minutes(2));
+  EXPECT_THAT(Message(YamlDuration("ttl", YAML::Load("0s")).status()),
+              HasSubstr("ttl: invalid value \"0s\": must be greater than zero"));
+  EXPECT_EQ(*YamlDuration("every", YAML::Load("0s"), /*zero_allowed=*/true), std::chrono::seconds(0));
+  EXPECT_EQ(*YamlQuantity("size", YAML::Load("8Mi")), 8ull << 20);
+  EXPECT_THAT(Message(YamlQuantity("size", YAML::Load("8Q")).status()), HasSubstr("size: invalid value"));
+  EXPECT_THAT(Message(YamlScalar("tls", YAML::Load("{a: 1}")).status()),
+              HasSubstr("tls: want a single value, not a list or map"));
+}
+
 }  // namespace
 }  // namespace modelcache

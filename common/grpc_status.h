@@ -1,0 +1,33 @@
+#pragma once
+// absl::Status <-> grpc::Status, the one place that converts. Abseil and gRPC share the
+// canonical code numbers (OK 0 ... UNAUTHENTICATED 16), so a code crosses unchanged and an
+// error raised deep in a fill reaches the client with the code it was raised with.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <grpcpp/support/status.h>
+
+#include "absl/status/status.h"
+
+namespace modelcache {
+
+inline grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+// `prefix` goes before the message ("coordinator: "), naming who answered.
+inline absl::Status FromGrpcStatus(const grpc::Status& status, std::string_view prefix = {}) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      std::string(prefix) + status.error_message());
+}
+
+// A status carried in a message as its code number and text (CommandResult, FillLease).
+inline absl::Status StatusFromCode(int32_t code, std::string_view message) {
+  return absl::Status(static_cast<absl::StatusCode>(code),
+                      absl::string_view(message.data(), message.size()));
+}
+
+}  // namespace modelcache
