@@ -349,7 +349,7 @@ TEST_F(CacheClaimsTest, OtherStorageIsRefusedWithAnErrorThenCopiedWithBypass) {
   coordinator_ = std::move(*coordinator);
   ASSERT_TRUE(coordinator_->WaitForLogLine("cache claim source unusable", kDeadline)) << coordinator_->Log();
   const std::string log = coordinator_->Log();
-  EXPECT_THAT(log, HasSubstr("[error]"));
+  EXPECT_THAT(log, HasSubstr(" error coordinator cache claim source unusable"));
   EXPECT_THAT(log, HasSubstr("pvc-source"));
   EXPECT_THAT(log, HasSubstr("csi ebs.csi.aws.com"));
   EXPECT_THAT(log, HasSubstr("key=modelsCacheStorage.bypassStorageCheck"));
@@ -368,7 +368,7 @@ TEST_F(CacheClaimsTest, OtherStorageIsRefusedWithAnErrorThenCopiedWithBypass) {
   coordinator_ = std::move(*coordinator);
   WaitForCopies({"team-a"});
   EXPECT_TRUE(coordinator_->WaitForLogLine("cache claim storage check bypassed", kDeadline));
-  EXPECT_THAT(coordinator_->Log(), HasSubstr("[warning]"));
+  EXPECT_THAT(coordinator_->Log(), HasSubstr(" warning coordinator cache claim storage check bypassed"));
   const json copy = KubectlObjects()["/" + claims::CopyVolumeName(kClaim, "team-a")];
   EXPECT_EQ(Str(copy, {"spec", "csi", "driver"}), "ebs.csi.aws.com");
   EXPECT_EQ(Str(copy, {"spec", "persistentVolumeReclaimPolicy"}), "Retain");
