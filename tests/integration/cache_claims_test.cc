@@ -19,7 +19,7 @@
 #include "coordinator/claims/claims_controller.h"
 #include "coordinator/claims/volume_copy.h"
 #include "kube/kube_client.h"
-#include "prometheus/registry.h"
+#include <prometheus/registry.h>
 #include "tests/testing/coordinator_process.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/http_get.h"
@@ -462,7 +462,7 @@ TEST_F(CacheClaimsTest, CoordinatorKilledMidReconcileRestartsWithoutDuplicates) 
         auto requests = server_->Requests();
         if (!requests.ok()) return false;
         for (const json& request : *requests) {
-          if (request.value("method", "") == "POST" && request.dump().find("persistentvolume") != std::string::npos) {
+          if (request.value("method", "") == "POST" && request.value("user", "") == kCoordinatorUser) {
             return true;
           }
         }
