@@ -214,7 +214,10 @@ users:
     EXPECT_TRUE(out.ok()) << out.status();
     std::map<std::string, json> objects;
     if (!out.ok()) return objects;
-    for (const json& item : json::parse(*out)["items"]) {
+    json parsed = json::parse(*out, nullptr, false);
+    EXPECT_TRUE(parsed.is_object() && parsed.contains("items")) << "kubectl get: " << *out;
+    if (!parsed.is_object() || !parsed.contains("items")) return objects;
+    for (const json& item : parsed["items"]) {
       objects[Str(item, {"metadata", "namespace"}) + "/" + Str(item, {"metadata", "name"})] = item;
     }
     return objects;

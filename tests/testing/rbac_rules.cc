@@ -16,7 +16,7 @@ namespace {
 
 std::vector<std::string> Strings(const YAML::Node& node) {
   std::vector<std::string> out;
-  if (node.IsSequence()) {
+  if (node.IsDefined() && node.IsSequence()) {
     for (const YAML::Node& item : node) out.push_back(item.as<std::string>());
   }
   return out;
