@@ -474,6 +474,8 @@ TEST_F(CacheClaimsTest, CoordinatorKilledMidReconcileRestartsWithoutDuplicates) 
       kDeadline, 5ms));
   ASSERT_TRUE(coordinator_->Kill(SIGKILL).ok());
   ASSERT_TRUE(coordinator_->WaitExit(10s).ok());
+  // How far it got (usually part way: a claim without its volume, some namespaces not yet).
+  RecordProperty("copies_at_kill", static_cast<int>(KubectlCopies().size()));
   ASSERT_TRUE(coordinator_->Restart().ok());
   WaitForCopies(namespaces);
   std::map<std::string, json> copies = KubectlCopies();

@@ -318,6 +318,8 @@ TEST_F(DeployRender, BaseHasEveryComponentInTheNamespace) {
   for (const std::string& directory : AllDirectories()) {
     for (const YAML::Node& object : Render(directory).objects) {
       if (cluster_scoped.contains(Str(object["kind"]))) continue;
+      // The example inference Deployment runs in a namespace of its own, as users' services do.
+      if (directory == "examples" && Str(object["kind"]) == "Deployment") continue;
       EXPECT_EQ(Str(At(object, {"metadata", "namespace"})), kNamespace)
           << directory << ": " << object["kind"] << "/" << At(object, {"metadata", "name"});
     }
