@@ -208,6 +208,7 @@ struct ClaimsController::Impl {
     std::set<std::string> failed_claims;                // namespaces whose claim create failed
     std::map<std::string, std::vector<std::string>> action_problems;
     for (ClaimsAction& action : plan.actions) {
+      if (Stopping()) break;  // a shutdown waits for one request at most, not for the whole pass
       if (action.kind == ActionKind::kCreateVolume) {
         if (failed_claims.contains(action.namespace_name)) continue;
         if (auto uid = created_claims.find(action.namespace_name); uid != created_claims.end()) {
@@ -283,6 +284,11 @@ struct ClaimsController::Impl {
       if (!delay || until < *delay) delay = until;
     }
     return delay;
+  }
+
+  bool Stopping() {
+    std::lock_guard lock(mutex_);
+    return stopping_;
   }
 
   std::chrono::milliseconds NextRetry() {

@@ -9,6 +9,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <prometheus/registry.h>
 
 #include <filesystem>
 #include <fstream>
@@ -19,7 +20,6 @@
 #include "coordinator/claims/claims_controller.h"
 #include "coordinator/claims/volume_copy.h"
 #include "kube/kube_client.h"
-#include <prometheus/registry.h>
 #include "tests/testing/coordinator_process.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/http_get.h"
@@ -309,6 +309,11 @@ TEST_F(CacheClaimsTest, NfsSourceIsCopiedIntoThreeLabelledNamespacesWithTheSameE
     EXPECT_EQ(entry["phase"], "Bound");
     EXPECT_THAT(entry["reasons"][0].get<std::string>(), HasSubstr("label modelcache.io/cache=enabled"));
   }
+  testing::CtlResult table =
+      testing::RunCtl({.directory = dir_.Path(), .coordinator = coordinator_->Address()}, {"namespaces"});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr("source: modelcache/models-cache-pvc-modelcache -> pvc-source (nfs)"));
+  EXPECT_THAT(table.out, ::testing::ContainsRegex("team-b +models-cache-pvc-modelcache +models-cache-pvc-modelcache-team-b +Bound"));
 }
 
 TEST_F(CacheClaimsTest, HostPathSourceIsCopied) {
@@ -651,6 +656,21 @@ TEST_F(CacheClaimsTest, SwitchingStorageAddsNewCopiesAndKeepsThePreviousOnes) {
   ASSERT_EQ(view["namespaces"].size(), 2u) << view.dump();
   EXPECT_FALSE(view["namespaces"][1]["current"].get<bool>());
   EXPECT_THAT(view["namespaces"][1]["reasons"][0].get<std::string>(), HasSubstr("previous cache claim"));
+}
+
+// Off by default: no Kubernetes API call, and the view says why there is nothing.
+TEST(CacheClaims, DisabledByDefaultAndTheViewSaysSo) {
+  testing::TempDir dir;
+  auto coordinator = testing::CoordinatorProcess::Start({.directory = dir.Path()});
+  ASSERT_TRUE(coordinator.ok()) << coordinator.status();
+  testing::CtlResult table =
+      testing::RunCtl({.directory = dir.Path(), .coordinator = (*coordinator)->Address()}, {"namespaces"});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr("kubernetes.enabled is false"));
+  testing::CtlResult json_view =
+      testing::RunCtl({.directory = dir.Path(), .coordinator = (*coordinator)->Address()}, {"namespaces", "--json"});
+  EXPECT_EQ(json::parse(json_view.out).value("enabled", true), false) << json_view.out;
+  EXPECT_THAT((*coordinator)->Log(), ::testing::Not(HasSubstr("cache claims reconciler starting")));
 }
 
 // ---------------------------------------------------------------- RBAC
