@@ -108,6 +108,9 @@ void AddAdminCommands(CLI::App& app, int* exit_code) {
   OnRun(*usage, state, [](AdminConnection& c, AdminState&) { return RunUsage(c); });
   CLI::App* nodes = Command(app, "nodes", "Agents: volume, version, connection, heartbeat", *state);
   OnRun(*nodes, state, [](AdminConnection& c, AdminState&) { return RunNodes(c); });
+  CLI::App* namespaces =
+      Command(app, "namespaces", "Cache claim copies per namespace: claim, PV, bound, why, problems", *state);
+  OnRun(*namespaces, state, [](AdminConnection& c, AdminState&) { return RunNamespaces(c); });
 
   RefCommand(app, "enable-caching", "Allow caching of a model (or one version)", state, false,
              [](AdminConnection& c, const ModelRef& r, AdminState&) { return RunSetCaching(c, r, true); });

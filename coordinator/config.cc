@@ -154,6 +154,10 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(std::string_view yaml_t
       ASSIGN_OR_RETURN(config.storage, ParseStorageConfig(value));
       return absl::OkStatus();
     }
+    if (key == "kubernetes") {
+      ASSIGN_OR_RETURN(config.kubernetes, claims::ParseKubernetesConfig(value));
+      return absl::OkStatus();
+    }
     if (key == kBlock) {
       return ForEachField(kBlock, value, [&](const std::string&, const std::string& setting,
                                              const YAML::Node& setting_value) {
@@ -161,8 +165,9 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(std::string_view yaml_t
       });
     }
     // The agent's keys have no meaning here; the coordinator's file is its own.
-    return UnknownKeyError(path, {"modelsCacheStorage", "coordinator"});
+    return UnknownKeyError(path, {"modelsCacheStorage", "coordinator", "kubernetes"});
   }));
+  RETURN_IF_ERROR(claims::ValidateSourceClaim(config.kubernetes, config.storage.pvc_name_suffix));
   if (config.low_watermark > config.high_watermark) {
     return absl::InvalidArgumentError(fmt::format(
         "{}.lowWatermark: invalid value \"{}\": above highWatermark {}", kBlock,

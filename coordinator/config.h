@@ -12,12 +12,14 @@
 //     tls: {cert: server.pem, key: server.key, clientCa: ca.pem}   # optional
 //     metricsAddress: 127.0.0.1:9102       # optional: /metrics, /healthz, /readyz
 //     log: {level: info, json: false}      # MODELCACHE_LOG_LEVEL/_JSON and flags override
+//   kubernetes: {...}                      # coordinator/claims/claims_config.h (cache claim copies)
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
 #include "common/storage_config.h"
+#include "coordinator/claims/claims_config.h"
 
 namespace modelcache {
 
@@ -40,6 +42,7 @@ struct CoordinatorConfig {
   std::string metrics_address;
   std::string log_level = "info";
   bool log_json = false;
+  claims::KubernetesConfig kubernetes;
 };
 
 // Parses a whole YAML document. INVALID_ARGUMENT naming the key and the value for a bad

@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  config->kubernetes.environment = modelcache::kube::KubeEnvironment::FromLookup(std::getenv);
   modelcache::SystemClock clock;
   auto server = modelcache::CoordinatorServer::Start(*config, clock);
   if (!server.ok()) {
