@@ -1,6 +1,7 @@
 #include "common/uri.h"
 
 #include "absl/strings/ascii.h"
+#include "common/safe_text.h"
 #include "spdlog/fmt/fmt.h"
 
 namespace modelcache {
@@ -19,9 +20,20 @@ bool HasDotDot(std::string_view path) {
   return false;
 }
 
+// How much of an over-long URI its error message quotes.
+constexpr size_t kQuotedUriBytes = 80;
+
 }  // namespace
 
+absl::Status CheckSourceUriLength(std::string_view uri) {
+  if (uri.size() <= kMaxSourceUriBytes) return absl::OkStatus();
+  return absl::InvalidArgumentError(fmt::format(
+      "source uri of {} bytes is longer than the limit of {} bytes (it starts \"{}\")", uri.size(),
+      kMaxSourceUriBytes, EscapeUnsafeBytes(uri.substr(0, kQuotedUriBytes))));
+}
+
 absl::StatusOr<SourceUri> ParseSourceUri(std::string_view uri) {
+  if (absl::Status length = CheckSourceUriLength(uri); !length.ok()) return length;
   auto invalid = [&](std::string_view why) {
     return absl::InvalidArgumentError(fmt::format("source uri \"{}\": {}", uri, why));
   };

@@ -29,6 +29,8 @@ struct Transfer {
   HttpResponse response;
   uint64_t max_body_bytes = 0;
   bool body_too_large = false;
+  ListingBudget::Listing* listing = nullptr;
+  bool listing_cut = false;  // the agent's listing budget refused more
   std::string_view upload;  // remaining PUT body
 };
 
@@ -38,6 +40,10 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
   if (transfer->response.body.size() + bytes > transfer->max_body_bytes) {
     transfer->body_too_large = true;
     return 0;  // makes curl fail with CURLE_WRITE_ERROR
+  }
+  if (transfer->listing != nullptr && !transfer->listing->Charge(bytes)) {
+    transfer->listing_cut = true;
+    return 0;
   }
   transfer->response.body.append(data, bytes);
   return bytes;
@@ -91,6 +97,7 @@ absl::StatusOr<HttpResponse> PerformHttpRequest(const HttpRequest& request) {
 
   Transfer transfer;
   transfer.max_body_bytes = request.max_body_bytes;
+  transfer.listing = request.listing;
   transfer.upload = request.body;
 
   std::unique_ptr<curl_slist, SlistDeleter> header_list;
@@ -143,6 +150,9 @@ absl::StatusOr<HttpResponse> PerformHttpRequest(const HttpRequest& request) {
   curl_easy_setopt(handle, CURLOPT_HTTPHEADER, header_list.get());
 
   const CURLcode result = curl_easy_perform(handle);
+  if (transfer.listing_cut) {
+    return request.listing->CutError(fmt::format("{} {}", request.method, request.url));
+  }
   if (transfer.body_too_large) {
     return absl::ResourceExhaustedError(fmt::format("{} {}: response body larger than {} bytes",
                                                          request.method, request.url,

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -18,6 +19,7 @@
 #include "agent/fill/chunk_fetcher.h"
 #include "agent/fill/curl_multi.h"
 #include "agent/fill/event_loop.h"
+#include "agent/fill/stall_watch.h"
 #include "common/status_macros.h"
 
 namespace modelcache {
@@ -142,11 +144,11 @@ class HttpChunkFetcher final : public ChunkFetcher {
     std::string etag;
     std::string error_body;     // first bytes of a non-2xx body
     char curl_error[CURL_ERROR_SIZE] = {};
-    // Stall detection: curl's own low-speed check averages over ~5 s, so it fires late.
-    std::chrono::steady_clock::duration stall_timeout{};
-    std::chrono::steady_clock::time_point last_progress;
-    curl_off_t progress_bytes = -1;
+    // Stall detection (stall_watch.h), from curl's progress callback; curl's own low-speed
+    // check is only the backstop that keeps the callback coming.
+    std::optional<StallWatch> stall_watch;
     bool stalled = false;
+    std::string stall_detail;  // what was measured when it stalled
 
     ~Transfer() {
       if (easy != nullptr) curl_easy_cleanup(easy);
@@ -238,15 +240,16 @@ absl::Status HttpChunkFetcher::Configure(Transfer& transfer) {
   curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, kReceiveBufferBytes);
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, stall_seconds);
-  // OnProgress ends a transfer that received nothing for stall_timeout. The low-speed check
-  // is the backstop, and it makes curl wake up every second even when no data comes.
-  transfer.stall_timeout = settings_.stall_timeout;
-  transfer.last_progress = std::chrono::steady_clock::now();
+  // OnProgress ends a transfer that received less than 1 byte/s over stall_timeout. The
+  // low-speed check is the backstop (a little later, so OnProgress decides and says what it
+  // measured), and it makes curl wake up every second even when no data comes.
+  transfer.stall_watch.emplace(settings_.stall_timeout);
+  transfer.stall_watch->Start(std::chrono::steady_clock::now());
   curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, &HttpChunkFetcher::OnProgress);
   curl_easy_setopt(easy, CURLOPT_XFERINFODATA, &transfer);
   curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, stall_seconds);
+  curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, stall_seconds + 2);
   curl_easy_setopt(easy, CURLOPT_USERAGENT, "modelcache/0.1");
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer.curl_error);
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &HttpChunkFetcher::OnHeader);
@@ -325,14 +328,12 @@ size_t HttpChunkFetcher::OnHeader(char* data, size_t size, size_t count, void* u
 int HttpChunkFetcher::OnProgress(void* user, curl_off_t /*download_total*/, curl_off_t download_now,
                                  curl_off_t /*upload_total*/, curl_off_t /*upload_now*/) {
   auto* transfer = static_cast<Transfer*>(user);
+  if (!transfer->stall_watch) return 0;
   const auto now = std::chrono::steady_clock::now();
-  if (download_now != transfer->progress_bytes) {
-    transfer->progress_bytes = download_now;
-    transfer->last_progress = now;
-    return 0;
-  }
-  if (now - transfer->last_progress < transfer->stall_timeout) return 0;
+  transfer->stall_watch->Observe(now, static_cast<uint64_t>(std::max<curl_off_t>(download_now, 0)));
+  if (!transfer->stall_watch->Stalled(now)) return 0;
   transfer->stalled = true;
+  transfer->stall_detail = transfer->stall_watch->Describe(now);
   return 1;  // ends the transfer with CURLE_ABORTED_BY_CALLBACK
 }
 
@@ -425,10 +426,18 @@ absl::Status HttpChunkFetcher::StatusForHttpError(const Transfer& transfer, long
 
 absl::Status HttpChunkFetcher::Classify(Transfer& transfer, CURLcode result) const {
   if (!transfer.early_error.ok()) return transfer.early_error;
-  if (transfer.stalled || result == CURLE_OPERATION_TIMEDOUT) {
+  if (transfer.stalled) {
     return absl::DeadlineExceededError(absl::StrCat(
-        transfer.what, ": stalled, no data for ", settings_.stall_timeout.count(), "s (",
-        transfer.received, " of ", transfer.request.buffer.size(), " bytes received)"));
+        transfer.what, ": stalled: ", transfer.stall_detail, " (window: fill.stallTimeout; ",
+        transfer.received, " of ", transfer.request.buffer.size(),
+        " bytes of the chunk received)"));
+  }
+  if (result == CURLE_OPERATION_TIMEDOUT) {
+    // curl's connect timeout or its low-speed backstop: its own words say which.
+    const char* detail = transfer.curl_error[0] != '\0' ? transfer.curl_error : curl_easy_strerror(result);
+    return absl::DeadlineExceededError(absl::StrCat(
+        transfer.what, ": timed out: ", detail, " (", transfer.received, " of ",
+        transfer.request.buffer.size(), " bytes of the chunk received)"));
   }
   if (transfer.overflow) {
     return absl::UnavailableError(absl::StrCat(transfer.what, ": wrong length: origin sent more than ",

@@ -11,6 +11,8 @@
 
 namespace modelcache {
 
+class ListingBudget;
+
 struct SourceFile {
   std::string path;             // relative path inside the model, already validated
   uint64_t size = 0;            // bytes, from the listing (Content-Length, S3 Size, stat)
@@ -41,6 +43,10 @@ struct SourceOptions {
   AwsCredentials aws;                // filled by the config loader (env or credentials file)
   std::chrono::seconds request_timeout{60};  // for listing requests
   uint32_t s3_max_keys = 1000;       // ListObjectsV2 page size (S3's maximum; tests use less)
+  // Borrowed, outlives the sources. The agent's memory for listings (listing_budget.h): each
+  // http(s) and s3 List() takes a slot and charges what it receives. Null: no shared budget
+  // (each response is still capped at 256 MiB), as in modelcachectl's local fallback.
+  ListingBudget* listing_budget = nullptr;
 };
 
 class Source {
