@@ -428,16 +428,15 @@ absl::Status HttpChunkFetcher::Classify(Transfer& transfer, CURLcode result) con
   if (!transfer.early_error.ok()) return transfer.early_error;
   if (transfer.stalled) {
     return absl::DeadlineExceededError(absl::StrCat(
-        transfer.what, ": stalled: ", transfer.stall_detail, " (window: fill.stallTimeout; ",
-        transfer.received, " of ", transfer.request.buffer.size(),
-        " bytes of the chunk received)"));
+        transfer.what, ": stalled (fill.stallTimeout): ", transfer.stall_detail, " (",
+        transfer.received, " of ", transfer.request.buffer.size(), " bytes received)"));
   }
   if (result == CURLE_OPERATION_TIMEDOUT) {
     // curl's connect timeout or its low-speed backstop: its own words say which.
     const char* detail = transfer.curl_error[0] != '\0' ? transfer.curl_error : curl_easy_strerror(result);
     return absl::DeadlineExceededError(absl::StrCat(
         transfer.what, ": timed out: ", detail, " (", transfer.received, " of ",
-        transfer.request.buffer.size(), " bytes of the chunk received)"));
+        transfer.request.buffer.size(), " bytes received)"));
   }
   if (transfer.overflow) {
     return absl::UnavailableError(absl::StrCat(transfer.what, ": wrong length: origin sent more than ",
