@@ -1,5 +1,7 @@
 #include "agent/fill/listing_budget.h"
 
+#include <algorithm>
+
 #include "common/safe_text.h"
 #include "spdlog/fmt/fmt.h"
 
@@ -32,6 +34,13 @@ bool ListingBudget::Listing::Charge(uint64_t bytes) {
   budget_.bytes_in_use_ += bytes;
   charged_ += bytes;
   return true;
+}
+
+void ListingBudget::Listing::Refund(uint64_t bytes) {
+  std::lock_guard lock(budget_.mutex_);
+  bytes = std::min(bytes, charged_);
+  budget_.bytes_in_use_ -= bytes;
+  charged_ -= bytes;
 }
 
 absl::Status ListingBudget::Listing::CutError(std::string_view what) const {

@@ -34,6 +34,8 @@ class ListingBudget {
     // Takes `bytes` more; false (and nothing taken) when all listings together would pass
     // max_total_bytes.
     bool Charge(uint64_t bytes);
+    // Gives back `bytes` it took (at most what it holds): a buffer it charged was freed.
+    void Refund(uint64_t bytes);
     uint64_t charged() const { return charged_; }
     // RESOURCE_EXHAUSTED for a response cut because the budget ran out: names `what` (the
     // request, "GET <url>"), the bytes it got, the limit and its config key.
