@@ -453,7 +453,9 @@ void AddAgentFlags(CLI::App& app, AgentFlags& flags) {
                  "host:port for /metrics, /healthz, /readyz; empty disables (metricsAddress)");
   app.add_option("--node-name", flags.node_name, "This node's name (nodeName)");
   app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error|critical|off");
-  app.add_flag("--log-json{true}", flags.log_json, "Log JSON lines");
+  // A callback, not add_flag on the optional: CLI11 sets such an optional to false when the
+  // flag is absent, which overrode log.json and MODELCACHE_LOG_JSON.
+  app.add_flag_callback("--log-json", [&flags] { flags.log_json = true; }, "Log JSON lines");
 }
 
 absl::StatusOr<AgentConfig> ParseAgentConfig(std::string_view yaml_text, const AgentFlags& flags,

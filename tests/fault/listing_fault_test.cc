@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/testing/agent_process.h"
+#include "tests/testing/fault_case.h"
 #include "tests/testing/fault_checks.h"
 #include "tests/testing/modelcachectl_run.h"
 #include "tests/testing/nginx_server.h"
@@ -21,7 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
-using testing::AgentProcess;
 using testing::CtlResult;
 using testing::RawHttpServer;
 using testing::Subprocess;
@@ -30,53 +29,7 @@ using testing::TempDir;
 
 constexpr uint64_t kMiB = 1 << 20;
 
-class FaultListings : public ::testing::Test {
- protected:
-  void SetUp() override {
-    cache_root_ = dir_.Path() / "cache";
-    testing::PlantPublishedModel(cache_root_, "bystander", "v1",
-                                 {{"config.json", 300}, {"weights/w.bin", 3 * kMiB + 5}});
-    bystander_ = testing::HashModels(cache_root_);
-    ASSERT_EQ(bystander_.size(), 3u);  // two files and the manifest
-  }
-
-  void StartAgent(const std::string& extra_yaml) {
-    absl::StatusOr<std::unique_ptr<AgentProcess>> agent =
-        AgentProcess::Start({.directory = dir_.Path(),
-                             .node_name = "fault-node",
-                             .cache_root = cache_root_,
-                             .socket = dir_.Path() / "agent.sock",
-                             .extra_yaml = extra_yaml});
-    ASSERT_TRUE(agent.ok()) << agent.status();
-    agent_ = *std::move(agent);
-  }
-
-  std::vector<std::string> CtlEnvironment() const {
-    return {"MODELCACHE_SOCKET=" + agent_->Socket().string()};
-  }
-
-  CtlResult Fetch(const std::string& model, const std::string& source) {
-    return testing::RunCtl({"fetch", "--model", model, "--version", "v1", "--source", source},
-                           CtlEnvironment(), dir_.Path(), model + "-" + std::to_string(runs_++));
-  }
-
-  // Promises 2 and 3: every published model complete, the bystander as it was, and nothing
-  // of `model` published or left in staging.
-  void ExpectNothingPartialAndBystanderUntouched(const std::vector<std::string>& models) {
-    EXPECT_THAT(testing::PublishedModelProblems(cache_root_), ::testing::IsEmpty());
-    EXPECT_EQ(testing::HashModels(cache_root_), bystander_);
-    for (const std::string& model : models) {
-      EXPECT_FALSE(fs::exists(cache_root_ / "models" / model)) << model;
-      EXPECT_FALSE(fs::exists(cache_root_ / "staging" / (model + "@v1"))) << model;
-    }
-  }
-
-  TempDir dir_;
-  fs::path cache_root_;
-  std::map<std::string, std::string> bystander_;
-  std::unique_ptr<AgentProcess> agent_;  // after dir_: stopped before the folder goes
-  int runs_ = 0;
-};
+class FaultListings : public testing::FaultCase {};
 
 // Issue 11: eight parallel fetches of listings that never end took the agent from 30 MB to
 // 2.1 GB of memory, as the cap was per listing. The cap is on all listings together now.
@@ -87,7 +40,8 @@ TEST_F(FaultListings, EndlessListingsInParallelStayWithinTheAgentsListingMemory)
       RawHttpServer::Start(RawHttpServer::Endless(block));
   ASSERT_TRUE(origin.ok()) << origin.status();
   constexpr uint64_t kListingBudget = 32 * kMiB;
-  ASSERT_NO_FATAL_FAILURE(StartAgent("listing: {maxTotalBytes: 32Mi, maxInFlight: 4}\n"));
+  ASSERT_NO_FATAL_FAILURE(
+      StartAgent({.extra_yaml = "listing: {maxTotalBytes: 32Mi, maxInFlight: 4}\n"}));
   std::optional<uint64_t> started = testing::ProcStatusBytes(agent_->Pid(), "VmHWM");
   ASSERT_TRUE(started.has_value());
 
@@ -144,7 +98,7 @@ TEST_F(FaultListings, SizesThatAddUpPast2To64AreInvalidArgumentNamingTheFile) {
   absl::StatusOr<std::unique_ptr<testing::NginxServer>> origin =
       testing::NginxServer::Start({.root = root.string()});
   ASSERT_TRUE(origin.ok()) << origin.status();
-  ASSERT_NO_FATAL_FAILURE(StartAgent(""));
+  ASSERT_NO_FATAL_FAILURE(StartAgent());
 
   CtlResult wraps = Fetch("wraps", (*origin)->BaseUrl() + "/wraps/");
   EXPECT_EQ(wraps.exit.code, 4) << wraps.err;

@@ -15,7 +15,8 @@ std::string AgentConfigYaml(const AgentProcessOptions& options) {
   if (!options.coordinator_token_file.empty()) {
     absl::StrAppend(&yaml, "coordinatorTokenFile: ", options.coordinator_token_file.string(), "\n");
   }
-  absl::StrAppend(&yaml, "log: {level: ", options.log_level, "}\n", options.extra_yaml);
+  absl::StrAppend(&yaml, "log: {level: ", options.log_level, options.log_json ? ", json: true" : "",
+                  "}\n", options.extra_yaml);
   return yaml;
 }
 

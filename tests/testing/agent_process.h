@@ -26,6 +26,7 @@ struct AgentProcessOptions {
   std::filesystem::path coordinator_token_file;  // coordinatorTokenFile:; empty: none
   std::string metrics_address;       // metricsAddress: ("" turns the HTTP server off)
   std::string log_level = "info";    // log: {level: ...}
+  bool log_json = false;             // log: {json: true}: one JSON object per line
   std::string extra_yaml;            // appended verbatim after the keys above
   // "NAME=value" entries added to the agent's environment (see SubprocessOptions).
   std::vector<std::string> environment;

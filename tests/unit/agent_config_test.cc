@@ -146,6 +146,20 @@ TEST(AgentConfig, CommandLineFlagsFillTheOverrides) {
   EXPECT_FALSE(flags.log_level.has_value());
 }
 
+TEST(AgentConfig, AnAbsentLogJsonFlagLeavesTheFileAndEnvironmentAlone) {
+  CLI::App app;
+  AgentFlags flags;
+  AddAgentFlags(app, flags);
+  std::vector<std::string> args = {"--config", "/etc/agent.yaml"};
+  std::reverse(args.begin(), args.end());
+  app.parse(args);
+  EXPECT_FALSE(flags.log_json.has_value());
+  absl::StatusOr<AgentConfig> config =
+      ParseAgentConfig("cacheRoot: /c\nlog: {json: true}\n", flags, AgentEnvironment{});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->log_json);
+}
+
 TEST(AgentConfig, CacheRootIsRequired) {
   absl::StatusOr<AgentConfig> config = Parse("socket: /tmp/a.sock\n");
   ASSERT_FALSE(config.ok());
