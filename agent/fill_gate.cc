@@ -9,12 +9,14 @@
 #include "agent/fill/event_loop.h"
 #include "agent/fill_lease_client.h"
 #include "agent/fill_lease_renewal.h"
+#include "agent/hit_decision.h"
 #include "agent/store/fill_lock.h"
 #include "agent/store/manifest.h"
 #include "common/log_fields.h"
 #include "common/random_id.h"
 #include "common/status_macros.h"
 #include "common/status_format.h"
+#include "common/uri.h"
 #include "spdlog/spdlog.h"
 
 namespace modelcache {
@@ -23,7 +25,7 @@ class FillGate::Session : public std::enable_shared_from_this<FillGate::Session>
  public:
   Session(EventLoop& loop, const Clock& clock, const FillGateOptions& options,
           FillLeaseClient* coordinator, std::string holder_id, std::string name,
-          std::string version, Callbacks callbacks)
+          std::string version, std::string source, Callbacks callbacks)
       : loop_(loop),
         clock_(clock),
         options_(options),
@@ -31,6 +33,7 @@ class FillGate::Session : public std::enable_shared_from_this<FillGate::Session>
         holder_id_(std::move(holder_id)),
         name_(std::move(name)),
         version_(std::move(version)),
+        source_(std::move(source)),
         layout_(options.cache_root),
         locks_(layout_, options.node_name, clock, options.lease_ttl),
         callbacks_(std::move(callbacks)) {}
@@ -71,6 +74,8 @@ class FillGate::Session : public std::enable_shared_from_this<FillGate::Session>
   void Run();
   // true: both leases are ours. false: someone else fills. Errors other than contention.
   absl::StatusOr<bool> TryTake();
+  // FAILED_PRECONDITION when the lock file's holder fills from another source than ours.
+  absl::Status CheckHolderSource();
   void Hold();
   // Whether Hold renews now, from the fill's progress (agent/fill_lease_renewal.h).
   FillLeaseRenewal Renewal();
@@ -100,6 +105,7 @@ class FillGate::Session : public std::enable_shared_from_this<FillGate::Session>
   const std::string holder_id_;
   const std::string name_;
   const std::string version_;
+  const std::string source_;  // what this agent's callers asked for
   const CacheLayout layout_;
   const FillLocks locks_;
   Callbacks callbacks_;  // loop thread only
@@ -169,6 +175,10 @@ void FillGate::Session::Run() {
       Hold();
       break;
     }
+    if (absl::Status same = CheckHolderSource(); !same.ok()) {
+      Post([same](Callbacks& callbacks) { callbacks.on_error(same); });
+      break;
+    }
     if (std::chrono::steady_clock::now() > deadline) {
       Post([this](Callbacks& callbacks) {
         callbacks.on_error(absl::DeadlineExceededError(
@@ -184,6 +194,17 @@ void FillGate::Session::Run() {
     }
   }
   done_ = true;
+}
+
+absl::Status FillGate::Session::CheckHolderSource() {
+  absl::StatusOr<FillLockHolder> holder = locks_.ReadHolder(name_, version_);
+  // No lock file (the coordinator's holder has not written it yet, or it was just released)
+  // or one of an older agent without a source line: the published manifest is checked.
+  if (!holder.ok() || holder->source.empty() || SameSource(holder->source, source_)) {
+    return absl::OkStatus();
+  }
+  return OtherSourceError(name_, version_, SourceConflict::kFillingOnAnotherAgent, holder->source,
+                          source_, holder->node);
 }
 
 bool FillGate::Session::HolderFailed(const v1::FillLease& lease) {
@@ -233,7 +254,7 @@ absl::StatusOr<bool> FillGate::Session::TryTake() {
       coordinator_up_ = false;
     }
   }
-  absl::StatusOr<FillLock> lock = locks_.TryAcquire(name_, version_);
+  absl::StatusOr<FillLock> lock = locks_.TryAcquire(name_, version_, source_);
   if (lock.ok()) {
     spdlog::info("fill {}@{}: this agent fills it (lock fencing {}{})", name_, version_,
                  lock->holder.fencing,
@@ -565,9 +586,9 @@ FillGate::~FillGate() {
 
 std::unique_ptr<FillGate::Ticket> FillGate::Enter(const std::string& name,
                                                   const std::string& version,
-                                                  Callbacks callbacks) {
+                                                  const std::string& source, Callbacks callbacks) {
   auto session = std::make_shared<Session>(loop_, clock_, options_, coordinator_, holder_id_, name,
-                                           version, std::move(callbacks));
+                                           version, source, std::move(callbacks));
   {
     std::lock_guard lock(mutex_);
     for (auto it = sessions_.begin(); it != sessions_.end();) {

@@ -15,6 +15,9 @@
 // whose holder died expires after the ttl and a waiter takes it.
 // Waiters poll the manifest, watch the coordinator's lease (or read the fill journal for
 // progress when the coordinator is away) and try to take over, every poll interval.
+// The lock file names the source its holder fills from: a waiter that asked for another
+// source (common/uri.h SameSource) is told so at once (FAILED_PRECONDITION naming both), as it
+// will not be served the holder's model anyway (agent/hit_decision.h).
 //
 // Each model at the gate has a session thread of its own for the blocking work (file I/O on
 // the volume, coordinator calls); callbacks are posted to the EventLoop.
@@ -106,9 +109,10 @@ class FillGate {
   FillGate(const FillGate&) = delete;
   FillGate& operator=(const FillGate&) = delete;
 
-  // Starts a session for name@version (valid names). Loop thread.
+  // Starts a session for name@version (valid names), to be filled from `source` (written into
+  // the lock file when this agent fills). Loop thread.
   std::unique_ptr<Ticket> Enter(const std::string& name, const std::string& version,
-                                Callbacks callbacks);
+                                const std::string& source, Callbacks callbacks);
 
  private:
   EventLoop& loop_;

@@ -36,6 +36,8 @@ class ModelCacheOps final : public LocalCacheOps {
   ModelCacheOps(ModelCache& cache, CachingPolicyHolder& policy, CacheOpsOptions options);
 
   // Published models, all READY, each with the live leases pods hold on it at this agent.
+  // ModelCache::List checks each against the volume first, so a model another agent of the
+  // volume purged (or that was removed by hand) is not reported again.
   std::vector<v1::ModelUsage> Usage() override;
   Space VolumeSpace() override;  // statvfs of the cache root; zeros if it cannot be read
   // Each extra volume's published models (its inventory: what `modelcachectl volumes` counts)

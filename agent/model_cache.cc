@@ -3,6 +3,7 @@
 #include <atomic>
 #include <future>
 #include <map>
+#include <optional>
 #include <type_traits>
 #include <utility>
 
@@ -11,7 +12,9 @@
 #include "agent/fill/event_loop.h"
 #include "agent/fill/fill_job.h"
 #include "agent/fill_gate.h"
+#include "agent/hit_decision.h"
 #include "agent/store/index.h"
+#include "agent/store/manifest.h"
 #include "agent/store/space.h"
 #include "agent/store/trash.h"
 #include "common/log_fields.h"
@@ -39,6 +42,17 @@ v1::EnsureProgress ReadyProgress(const v1::Manifest& manifest, const std::filesy
   return progress;
 }
 
+// What the volume said about one published model, read off the loop for a hit.
+struct HitCheck {
+  std::string name;
+  std::string version;
+  int64_t indexed_fetched_ms = 0;  // the index entry checked: a newer one is left alone
+  Clock::TimePoint now;
+  absl::StatusOr<v1::Manifest> on_disk = absl::UnknownError("not read");
+  HitDecision decision;
+  absl::Status access_saved;  // PersistAccess, when serving
+};
+
 }  // namespace
 
 class ModelCache::Impl {
@@ -57,8 +71,16 @@ class ModelCache::Impl {
   void Ensure(uint64_t subscription, const v1::EnsureRequest& request, ProgressFn on_progress,
               DoneFn on_done);
   void Unsubscribe(uint64_t subscription);
-  absl::StatusOr<v1::CachedModel> Stat(const ModelKey& key) const;
-  std::vector<v1::CachedModel> List() const;
+  std::optional<IndexEntry> Find(const ModelKey& key) const;
+  std::vector<IndexEntry> All() const { return index_.All(); }
+  // Makes the index agree with what the volume holds for `key` (`on_disk`: ReadManifest
+  // there, NOT_FOUND once gone), unless the entry changed since it was read (its fetch time
+  // is no longer `indexed_fetched_ms`).
+  void Reconcile(const ModelKey& key, int64_t indexed_fetched_ms,
+                 const absl::StatusOr<v1::Manifest>& on_disk);
+  // Thread-safe (const members only): the answer of Stat and List.
+  v1::CachedModel ToCachedModel(const v1::Manifest& manifest, Clock::TimePoint last_access) const;
+  const CacheLayout& Layout() const { return layout_; }
   void Purge(const ModelKey& key, std::function<void(absl::StatusOr<uint64_t>)> on_done);
   void EmptyTrashInBackground();
   // Cancels every fill (their staging stays for resume) and waits until none of their
@@ -86,6 +108,13 @@ class ModelCache::Impl {
   struct Subscriber {
     ProgressFn on_progress;
     DoneFn on_done;
+    std::string source;  // as asked: the published manifest must name the same
+  };
+  // An Ensure whose hit is being checked against the volume.
+  struct PendingHit {
+    v1::EnsureRequest request;
+    ProgressFn on_progress;
+    DoneFn on_done;
   };
   struct Fill {
     std::unique_ptr<FillJob> job;  // null while another agent of the volume fills the model
@@ -97,12 +126,17 @@ class ModelCache::Impl {
     Clock::TimePoint started;
   };
 
-  void AnswerHit(const IndexEntry& entry, const DoneFn& on_done);
+  // A hit in the index, or a fill joined or started.
+  void Dispatch(uint64_t subscription, const v1::EnsureRequest& request, ProgressFn on_progress,
+                DoneFn on_done);
+  void CheckHit(uint64_t subscription, const IndexEntry& entry, PendingHit pending);
+  void OnHitChecked(uint64_t subscription, const HitCheck& checked);
+  void JoinOrFill(uint64_t subscription, const v1::EnsureRequest& request, ProgressFn on_progress,
+                  DoneFn on_done);
   void EnterGate(const ModelKey& key, Fill& fill);
   void StartJob(const ModelKey& key, Fill& fill);
   void OnFillProgress(const ModelKey& key, const v1::EnsureProgress& progress);
   void OnFillDone(const ModelKey& key, absl::StatusOr<v1::Manifest> result, bool hit = false);
-  v1::CachedModel ToCachedModel(const IndexEntry& entry) const;
 
   EventLoop& loop_;
   const Clock& clock_;
@@ -114,6 +148,10 @@ class ModelCache::Impl {
   SpaceReservations space_;
   std::map<ModelKey, Fill> fills_;
   std::map<uint64_t, ModelKey> subscription_fills_;
+  std::map<uint64_t, PendingHit> pending_hits_;
+  // The hit checks' way back from the thread pool: reset by Shutdown on the loop, so a check
+  // that comes back later finds the cache gone instead of touching it.
+  std::shared_ptr<Impl*> alive_ = std::make_shared<Impl*>(this);
 };
 
 void ModelCache::Impl::Ensure(uint64_t subscription, const v1::EnsureRequest& request,
@@ -129,14 +167,98 @@ void ModelCache::Impl::Ensure(uint64_t subscription, const v1::EnsureRequest& re
                                              source.status().message())));
   }
 
-  if (const IndexEntry* entry = index_.Find(key.first, key.second)) {
-    return AnswerHit(*entry, on_done);
+  Dispatch(subscription, request, std::move(on_progress), std::move(on_done));
+}
+
+void ModelCache::Impl::Dispatch(uint64_t subscription, const v1::EnsureRequest& request,
+                                ProgressFn on_progress, DoneFn on_done) {
+  if (const IndexEntry* entry = index_.Find(request.name(), request.version())) {
+    return CheckHit(subscription, *entry,
+                    PendingHit{request, std::move(on_progress), std::move(on_done)});
   }
+  JoinOrFill(subscription, request, std::move(on_progress), std::move(on_done));
+}
+
+void ModelCache::Impl::CheckHit(uint64_t subscription, const IndexEntry& entry,
+                                PendingHit pending) {
+  auto checked = std::make_shared<HitCheck>();
+  checked->name = pending.request.name();
+  checked->version = pending.request.version();
+  checked->indexed_fetched_ms = entry.manifest.fetched_unix_ms();
+  checked->now = clock_.Now();
+  std::string source = pending.request.source();
+  pending_hits_[subscription] = std::move(pending);
+  // The index remembers; the volume decides. Reading the manifest is file I/O (on a network
+  // filesystem, a round trip), so it runs on the pool.
+  loop_.RunBlocking(
+      [layout = layout_, checked, source = std::move(source)] {
+        checked->on_disk = ReadManifest(layout.ManifestPath(checked->name, checked->version));
+        checked->decision = DecideHit(checked->name, checked->version, checked->on_disk, source);
+        if (checked->decision.action != HitAction::kServe) return;
+        checked->access_saved =
+            PersistAccess(layout, checked->name, checked->version, checked->now);
+        // The folder went between the two steps: not a hit after all.
+        if (absl::IsNotFound(checked->access_saved)) {
+          checked->decision = HitDecision{HitAction::kFillAgain, absl::OkStatus()};
+          checked->on_disk = checked->access_saved;
+        }
+      },
+      [alive = std::weak_ptr<Impl*>(alive_), subscription, checked] {
+        if (std::shared_ptr<Impl*> self = alive.lock()) (*self)->OnHitChecked(subscription, *checked);
+      });
+}
+
+void ModelCache::Impl::OnHitChecked(uint64_t subscription, const HitCheck& checked) {
+  const ModelKey key(checked.name, checked.version);
+  // The index follows the volume, whether or not the caller is still there.
+  Reconcile(key, checked.indexed_fetched_ms, checked.on_disk);
+  auto pending = pending_hits_.find(subscription);
+  if (pending == pending_hits_.end()) return;  // unsubscribed meanwhile
+  PendingHit caller = std::move(pending->second);
+  pending_hits_.erase(pending);
+
+  switch (checked.decision.action) {
+    case HitAction::kRefuse:
+      return caller.on_done(checked.decision.error);
+    case HitAction::kFillAgain:
+      return Dispatch(subscription, caller.request, std::move(caller.on_progress),
+                      std::move(caller.on_done));
+    case HitAction::kServe:
+      break;
+  }
+  if (index_.Find(key.first, key.second) == nullptr) {
+    // Purged on this loop while the check ran: whatever comes next decides.
+    return Dispatch(subscription, caller.request, std::move(caller.on_progress),
+                    std::move(caller.on_done));
+  }
+  index_.SetLastAccess(key.first, key.second, checked.now);
+  if (!checked.access_saved.ok()) {
+    // The manifest was just read: the model is there, only its access time is not saved
+    // (a read-only volume, say).
+    spdlog::warn("last use not saved {}",
+                 LogFields()
+                     .Add("model", key.first)
+                     .Add("version", key.second)
+                     .Add("error", checked.access_saved)
+                     .Add("next", "served (the model is there); after a restart the last use "
+                                  "saved before counts"));
+  }
+  caller.on_done(ReadyProgress(*checked.on_disk, layout_.ModelDir(key.first, key.second), true));
+}
+
+void ModelCache::Impl::JoinOrFill(uint64_t subscription, const v1::EnsureRequest& request,
+                                  ProgressFn on_progress, DoneFn on_done) {
+  ModelKey key(request.name(), request.version());
   auto fill = fills_.find(key);
   if (fill != fills_.end()) {
-    // Single flight: a second caller joins the fill in progress (name@version names the
-    // model; the first caller's source is the one used).
-    fill->second.subscribers[subscription] = Subscriber{on_progress, on_done};
+    // Single flight: a second caller joins the fill in progress, but only a fill of the
+    // source it asked for: the first caller's source is the one used.
+    const std::string& filling_from = fill->second.request.source();
+    if (!SameSource(filling_from, request.source())) {
+      return on_done(OtherSourceError(key.first, key.second, SourceConflict::kFilling,
+                                      filling_from, request.source()));
+    }
+    fill->second.subscribers[subscription] = Subscriber{on_progress, on_done, request.source()};
     subscription_fills_[subscription] = key;
     if (on_progress) on_progress(fill->second.progress);
     return;
@@ -144,7 +266,8 @@ void ModelCache::Impl::Ensure(uint64_t subscription, const v1::EnsureRequest& re
   Fill& started = fills_[key];
   absl::StatusOr<SourceUri> uri = ParseSourceUri(request.source());
   started.scheme = uri.ok() ? uri->scheme : "other";
-  started.subscribers[subscription] = Subscriber{std::move(on_progress), std::move(on_done)};
+  started.subscribers[subscription] =
+      Subscriber{std::move(on_progress), std::move(on_done), request.source()};
   subscription_fills_[subscription] = key;
   started.request = request;
   started.progress.set_state(v1::EnsureProgress::QUEUED);
@@ -179,7 +302,8 @@ void ModelCache::Impl::EnterGate(const ModelKey& key, Fill& fill) {
     it->second.ticket.reset();
     EnterGate(key, it->second);
   };
-  fill.ticket = options_.fill_gate->Enter(key.first, key.second, std::move(callbacks));
+  fill.ticket = options_.fill_gate->Enter(key.first, key.second, fill.request.source(),
+                                         std::move(callbacks));
 }
 
 void ModelCache::Impl::StartJob(const ModelKey& key, Fill& fill) {
@@ -207,27 +331,6 @@ void ModelCache::Impl::StartJob(const ModelKey& key, Fill& fill) {
       [this, key](const v1::EnsureProgress& progress) { OnFillProgress(key, progress); },
       [this, key](absl::StatusOr<v1::Manifest> result) { OnFillDone(key, std::move(result)); });
   fill.job->Start();
-}
-
-void ModelCache::Impl::AnswerHit(const IndexEntry& entry, const DoneFn& on_done) {
-  const v1::Manifest& manifest = entry.manifest;
-  Clock::TimePoint now = clock_.Now();
-  index_.SetLastAccess(manifest.name(), manifest.version(), now);
-  loop_.RunBlocking(
-      [layout = layout_, name = manifest.name(), version = manifest.version(), now] {
-        absl::Status persisted = PersistAccess(layout, name, version, now);
-        if (!persisted.ok()) {
-          spdlog::warn("last use not saved {}",
-                       LogFields()
-                           .Add("model", name)
-                           .Add("version", version)
-                           .Add("error", persisted)
-                           .Add("next", "served anyway; after a restart the last use saved "
-                                        "before counts"));
-        }
-      },
-      [] {});
-  on_done(ReadyProgress(manifest, layout_.ModelDir(manifest.name(), manifest.version()), true));
 }
 
 void ModelCache::Impl::OnFillProgress(const ModelKey& key, const v1::EnsureProgress& progress) {
@@ -296,10 +399,20 @@ void ModelCache::Impl::OnFillDone(const ModelKey& key, absl::StatusOr<v1::Manife
   index_.Put(IndexEntry{*result, clock_.Now()});
   v1::EnsureProgress ready = ReadyProgress(*result, layout_.ModelDir(key.first, key.second), hit);
   ready.set_bytes_per_second(rate);
-  for (const auto& [subscription, subscriber] : subscribers) subscriber.on_done(ready);
+  for (const auto& [subscription, subscriber] : subscribers) {
+    // Another agent of the volume may have published the model first, from its own source
+    // (the gate's on_published, or the fill job finding it at listing or at publish time).
+    if (!SameSource(result->source(), subscriber.source)) {
+      subscriber.on_done(OtherSourceError(key.first, key.second, SourceConflict::kPublished,
+                                          result->source(), subscriber.source));
+      continue;
+    }
+    subscriber.on_done(ready);
+  }
 }
 
 void ModelCache::Impl::Unsubscribe(uint64_t subscription) {
+  pending_hits_.erase(subscription);
   auto it = subscription_fills_.find(subscription);
   if (it == subscription_fills_.end()) return;
   auto fill = fills_.find(it->second);
@@ -307,8 +420,8 @@ void ModelCache::Impl::Unsubscribe(uint64_t subscription) {
   subscription_fills_.erase(it);
 }
 
-v1::CachedModel ModelCache::Impl::ToCachedModel(const IndexEntry& entry) const {
-  const v1::Manifest& manifest = entry.manifest;
+v1::CachedModel ModelCache::Impl::ToCachedModel(const v1::Manifest& manifest,
+                                                Clock::TimePoint last_access) const {
   v1::CachedModel model;
   model.set_name(manifest.name());
   model.set_version(manifest.version());
@@ -317,22 +430,43 @@ v1::CachedModel ModelCache::Impl::ToCachedModel(const IndexEntry& entry) const {
   model.set_file_count(static_cast<uint32_t>(manifest.files_size()));
   model.set_source(manifest.source());
   model.set_fetched_unix_ms(manifest.fetched_unix_ms());
-  model.set_last_access_unix_ms(ToUnixMillis(entry.last_access));
+  model.set_last_access_unix_ms(ToUnixMillis(last_access));
   return model;
 }
 
-absl::StatusOr<v1::CachedModel> ModelCache::Impl::Stat(const ModelKey& key) const {
+std::optional<IndexEntry> ModelCache::Impl::Find(const ModelKey& key) const {
   const IndexEntry* entry = index_.Find(key.first, key.second);
-  if (entry == nullptr) {
-    return absl::NotFoundError(absl::StrCat("model ", key.first, "@", key.second, " is not in the cache"));
-  }
-  return ToCachedModel(*entry);
+  if (entry == nullptr) return std::nullopt;
+  return *entry;
 }
 
-std::vector<v1::CachedModel> ModelCache::Impl::List() const {
-  std::vector<v1::CachedModel> models;
-  for (const IndexEntry& entry : index_.All()) models.push_back(ToCachedModel(entry));
-  return models;
+void ModelCache::Impl::Reconcile(const ModelKey& key, int64_t indexed_fetched_ms,
+                                 const absl::StatusOr<v1::Manifest>& on_disk) {
+  const IndexEntry* entry = index_.Find(key.first, key.second);
+  if (entry == nullptr || entry->manifest.fetched_unix_ms() != indexed_fetched_ms) return;
+  if (absl::IsNotFound(on_disk.status())) {
+    spdlog::info("published model gone from the volume {}",
+                 LogFields()
+                     .Add("model", key.first)
+                     .Add("version", key.second)
+                     .Add("path", layout_.ModelDir(key.first, key.second).string())
+                     .Add("next", "forgotten; the next Ensure fills it again"));
+    index_.Remove(key.first, key.second);
+    return;
+  }
+  if (absl::IsDataLoss(on_disk.status()) ||
+      (on_disk.ok() && (on_disk->name() != key.first || on_disk->version() != key.second))) {
+    // A broken manifest is not servable (the caller was told why): nothing to list either.
+    index_.Remove(key.first, key.second);
+    return;
+  }
+  // Any other error (EIO, a stale NFS handle) says nothing about the model: keep it.
+  if (!on_disk.ok()) return;
+  // Another agent of the volume purged and filled it again: its manifest is the truth.
+  if (on_disk->fetched_unix_ms() != entry->manifest.fetched_unix_ms() ||
+      on_disk->source() != entry->manifest.source()) {
+    index_.Put(IndexEntry{*on_disk, entry->last_access});
+  }
 }
 
 void ModelCache::Impl::Purge(const ModelKey& key,
@@ -416,6 +550,14 @@ void ModelCache::Impl::Shutdown() {
     }
     fills_.clear();
     subscription_fills_.clear();
+    // Hit checks still on the pool come back to nothing.
+    alive_.reset();
+    for (const auto& [subscription, pending] : pending_hits_) {
+      pending.on_done(absl::CancelledError(absl::StrCat("model ", pending.request.name(), "@",
+                                                        pending.request.version(),
+                                                        ": the agent is shutting down")));
+    }
+    pending_hits_.clear();
   };
   if (loop_.OnLoopThread()) return cancel_all(nullptr);
   // Owned by the task and the cancelled jobs: if the loop drops them, the promise breaks and
@@ -482,17 +624,72 @@ void ModelCache::Unsubscribe(uint64_t subscription) {
   impl_->Post([impl, subscription] { impl->Unsubscribe(subscription); });
 }
 
+// Why the disk, and not news of purges from the coordinator: the volume is the one thing
+// every agent of it shares. It knows of purges by another agent while this one was cut off
+// from the coordinator, of agents without a coordinator, and of folders removed by hand or by
+// `modelcachectl cleanup`; a message from the coordinator would cover only the first case,
+// and only when delivered. The price is one stat() per model per List (the usage report runs
+// it every report interval) and one manifest read per Stat.
 absl::StatusOr<v1::CachedModel> ModelCache::Stat(std::string_view name, std::string_view version) {
   ModelKey key{std::string(name), std::string(version)};
   Impl* impl = impl_.get();
-  return impl_->OnLoop([impl, key] { return impl->Stat(key); },
-                       absl::StatusOr<v1::CachedModel>(
-                           absl::UnavailableError("the agent is shutting down")));
+  const std::string model = absl::StrCat(key.first, "@", key.second);
+  std::optional<IndexEntry> entry =
+      impl->OnLoop([impl, key] { return impl->Find(key); }, std::optional<IndexEntry>());
+  if (!entry) return absl::NotFoundError(absl::StrCat("model ", model, " is not in the cache"));
+  absl::StatusOr<v1::Manifest> on_disk =
+      ReadManifest(impl->Layout().ManifestPath(key.first, key.second));
+  const int64_t indexed_fetched_ms = entry->manifest.fetched_unix_ms();
+  impl->OnLoop(
+      [impl, key, indexed_fetched_ms, on_disk] {
+        impl->Reconcile(key, indexed_fetched_ms, on_disk);
+        return true;
+      },
+      false);
+  if (absl::IsNotFound(on_disk.status())) {
+    return absl::NotFoundError(absl::StrCat("model ", model, " is not in the cache (its folder ",
+                                            impl->Layout().ModelDir(key.first, key.second).string(),
+                                            " was removed)"));
+  }
+  if (!on_disk.ok()) {
+    return absl::Status(on_disk.status().code(),
+                        absl::StrCat("model ", model, ": ", on_disk.status().message()));
+  }
+  v1::CachedModel cached = impl->ToCachedModel(*on_disk, entry->last_access);
+  *cached.mutable_files() = on_disk->files();
+  if (on_disk->has_source_revision()) *cached.mutable_source_revision() = on_disk->source_revision();
+  return cached;
 }
 
 std::vector<v1::CachedModel> ModelCache::List() {
   Impl* impl = impl_.get();
-  return impl_->OnLoop([impl] { return impl->List(); }, std::vector<v1::CachedModel>());
+  std::vector<IndexEntry> entries =
+      impl->OnLoop([impl] { return impl->All(); }, std::vector<IndexEntry>());
+  std::vector<v1::CachedModel> models;
+  std::vector<std::pair<ModelKey, int64_t>> gone;
+  for (const IndexEntry& entry : entries) {
+    const v1::Manifest& manifest = entry.manifest;
+    // Only a manifest known to be absent counts as gone; a volume that does not answer now
+    // keeps its models listed.
+    absl::StatusOr<bool> published =
+        IsPublished(impl->Layout(), manifest.name(), manifest.version());
+    if (published.ok() && !*published) {
+      gone.emplace_back(ModelKey(manifest.name(), manifest.version()), manifest.fetched_unix_ms());
+      continue;
+    }
+    models.push_back(impl->ToCachedModel(manifest, entry.last_access));
+  }
+  if (!gone.empty()) {
+    impl->OnLoop(
+        [impl, gone] {
+          for (const auto& [key, fetched_ms] : gone) {
+            impl->Reconcile(key, fetched_ms, absl::NotFoundError("no manifest"));
+          }
+          return true;
+        },
+        false);
+  }
+  return models;
 }
 
 absl::StatusOr<uint64_t> ModelCache::Purge(std::string_view name, std::string_view version) {

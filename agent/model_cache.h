@@ -60,14 +60,24 @@ class ModelCache {
                                                           ModelCacheOptions options);
   ~ModelCache();
 
-  // Validates the request (INVALID_ARGUMENT), answers a hit from the index (records the
-  // access), or joins the fill in progress for the same model, or starts one. Returns a
-  // subscription id for Unsubscribe.
+  // Validates the request (INVALID_ARGUMENT), answers a hit, or joins the fill in progress
+  // for the same model, or starts one. Returns a subscription id for Unsubscribe.
+  // A hit is READY only after the published folder's manifest was read from the volume (off
+  // the loop) and names the same source as the request (common/uri.h SameSource); a folder
+  // that is gone (another agent's purge, removed by hand) is forgotten and filled again.
+  // FAILED_PRECONDITION naming both sources (agent/hit_decision.h) when the model is cached,
+  // or being filled here or by another agent of the volume, from another source: a caller
+  // never gets another source's bytes, and never joins a fill of another source.
   uint64_t Ensure(const v1::EnsureRequest& request, ProgressFn on_progress, DoneFn on_done);
   // The caller went away: its callbacks are dropped; the fill goes on for the others.
   void Unsubscribe(uint64_t subscription);
 
-  // Thread-safe snapshots (post and wait).
+  // What the index holds, re-checked against the volume on the calling thread (blocking file
+  // I/O: call from a gRPC or reporter thread, not the loop). A model whose published folder
+  // is gone is forgotten and not returned, so that `list`, `stat` and the usage reported to
+  // the coordinator stop showing a model another agent of the volume purged.
+  // Stat reads the manifest (NOT_FOUND when absent; the files and their source identity are
+  // set); List only looks that each manifest is there.
   absl::StatusOr<v1::CachedModel> Stat(std::string_view name, std::string_view version);
   std::vector<v1::CachedModel> List();
 

@@ -40,6 +40,22 @@ std::string FormatTime(int64_t unix_ms) {
   return fmt::format("{:%Y-%m-%d %H:%M:%S}Z", utc);
 }
 
+void PrintRows(const std::vector<std::vector<std::string>>& rows, std::string_view indent = "") {
+  std::vector<size_t> widths(rows.front().size(), 0);
+  for (const auto& row : rows) {
+    for (size_t column = 0; column < row.size(); ++column) {
+      widths[column] = std::max(widths[column], row[column].size());
+    }
+  }
+  for (const auto& row : rows) {
+    std::string line(indent);
+    for (size_t column = 0; column < row.size(); ++column) {
+      line += column + 1 == row.size() ? row[column] : fmt::format("{:<{}}  ", row[column], widths[column]);
+    }
+    std::cout << line << "\n";
+  }
+}
+
 void PrintTable(const std::vector<v1::CachedModel>& models) {
   std::vector<std::vector<std::string>> rows = {
       {"NAME", "VERSION", "SIZE", "FILES", "LAST ACCESS", "SOURCE"}};
@@ -48,19 +64,32 @@ void PrintTable(const std::vector<v1::CachedModel>& models) {
                     std::to_string(model.file_count()), FormatTime(model.last_access_unix_ms()),
                     model.source()});
   }
-  std::vector<size_t> widths(rows.front().size(), 0);
-  for (const auto& row : rows) {
-    for (size_t column = 0; column < row.size(); ++column) {
-      widths[column] = std::max(widths[column], row[column].size());
-    }
+  PrintRows(rows);
+}
+
+// What the source said the model was when it was filled: the whole model's revision or
+// digest when the source has one, and each file's identity ("-" where the source stated none;
+// manifests of older agents have none).
+void PrintIdentity(const v1::CachedModel& model) {
+  if (!model.source_revision().revision().empty()) {
+    std::cout << fmt::format("revision:     {}\n", model.source_revision().revision());
   }
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t column = 0; column < row.size(); ++column) {
-      line += column + 1 == row.size() ? row[column] : fmt::format("{:<{}}  ", row[column], widths[column]);
-    }
-    std::cout << line << "\n";
+  if (!model.source_revision().digest().empty()) {
+    std::cout << fmt::format("digest:       {}\n", model.source_revision().digest());
   }
+  if (model.files().empty()) return;
+  auto or_dash = [](const std::string& value) { return value.empty() ? std::string("-") : value; };
+  std::vector<std::vector<std::string>> rows = {
+      {"FILE", "SIZE", "SHA256", "ETAG", "VERSION ID", "SOURCE SHA256"}};
+  for (const v1::ManifestFile& file : model.files()) {
+    rows.push_back({file.path(), std::to_string(file.size()), file.sha256(), or_dash(file.etag()),
+                    or_dash(file.version_id()),
+                    file.source_sha256().empty()             ? std::string("-")
+                    : file.source_sha256() == file.sha256() ? std::string("stated, matches")
+                                                            : file.source_sha256()});
+  }
+  std::cout << "identity at the source:\n";
+  PrintRows(rows, "  ");
 }
 
 // Connects, runs `call` on a stub and maps failures to exit codes.
@@ -134,6 +163,7 @@ void AddInspectCommands(CLI::App& app, CliContext& context) {
             model.name(), model.version(), model.path(), FormatBytes(model.size_bytes()),
             model.size_bytes(), model.file_count(), model.source(),
             FormatTime(model.fetched_unix_ms()), FormatTime(model.last_access_unix_ms()));
+        PrintIdentity(model);
       }
       return absl::OkStatus();
     });

@@ -22,6 +22,54 @@ bool HasDotDot(std::string_view path) {
 
 // How much of an over-long URI its error message quotes.
 constexpr size_t kQuotedUriBytes = 80;
+bool IsUnreserved(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ||
+         c == '~';
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// RFC 3986 6.2.2.1 and 6.2.2.2: "%xx" in upper case, unreserved characters unescaped. A '%'
+// not followed by two hex digits stays as it is.
+std::string NormalizePercentEncoding(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && HexValue(text[i + 1]) >= 0 &&
+        HexValue(text[i + 2]) >= 0) {
+      char decoded = static_cast<char>(HexValue(text[i + 1]) * 16 + HexValue(text[i + 2]));
+      if (IsUnreserved(decoded)) {
+        out.push_back(decoded);
+      } else {
+        out.push_back('%');
+        out.push_back(absl::ascii_toupper(static_cast<unsigned char>(text[i + 1])));
+        out.push_back(absl::ascii_toupper(static_cast<unsigned char>(text[i + 2])));
+      }
+      i += 2;
+      continue;
+    }
+    out.push_back(text[i]);
+  }
+  return out;
+}
+
+// "Host:80" -> "host" for http; "[::1]:443" -> "[::1]" for https.
+std::string NormalizeAuthority(std::string_view scheme, std::string_view authority) {
+  std::string lower = absl::AsciiStrToLower(absl::string_view(authority.data(), authority.size()));
+  size_t colon = lower.rfind(':');
+  // A colon inside an IPv6 literal's brackets is not a port separator.
+  if (colon == std::string::npos || lower.find(']', colon) != std::string::npos) return lower;
+  std::string_view port = std::string_view(lower).substr(colon + 1);
+  if (port.empty() || (scheme == "http" && port == "80") || (scheme == "https" && port == "443")) {
+    lower.resize(colon);
+  }
+  return lower;
+}
 
 }  // namespace
 
@@ -91,6 +139,23 @@ absl::StatusOr<SourceUri> ParseSourceUri(std::string_view uri) {
     parsed.path = std::string(path);
   }
   return parsed;
+}
+
+absl::StatusOr<std::string> NormalizeSourceUri(std::string_view uri) {
+  absl::StatusOr<SourceUri> parsed = ParseSourceUri(uri);
+  if (!parsed.ok()) return parsed.status();
+  if (parsed->scheme == "file") return fmt::format("file://{}", parsed->path);
+  if (parsed->scheme == "s3") return fmt::format("s3://{}/{}", parsed->authority, parsed->path);
+  return fmt::format("{}://{}{}", parsed->scheme,
+                     NormalizeAuthority(parsed->scheme, parsed->authority),
+                     NormalizePercentEncoding(parsed->path));
+}
+
+bool SameSource(std::string_view a, std::string_view b) {
+  if (a == b) return true;
+  absl::StatusOr<std::string> normal_a = NormalizeSourceUri(a);
+  absl::StatusOr<std::string> normal_b = NormalizeSourceUri(b);
+  return normal_a.ok() && normal_b.ok() && *normal_a == *normal_b;
 }
 
 }  // namespace modelcache

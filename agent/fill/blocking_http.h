@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "agent/fill/listing_budget.h"
+#include "agent/fill/address_policy.h"
 #include "agent/fill/source.h"
 
 namespace modelcache {
@@ -34,6 +35,7 @@ struct HttpRequest {
   // charge the budget refuses cuts the response: RESOURCE_EXHAUSTED (Listing::CutError).
   ListingBudget::Listing* listing = nullptr;
   bool follow_redirects = true;
+  NetworkPolicy network;  // addresses it may connect to, every redirect hop included
 };
 
 struct HttpResponse {
@@ -48,7 +50,7 @@ struct HttpResponse {
 
 // Performs the request. Any HTTP status is a successful return (the caller decides what a
 // 404 means); transport failures (DNS, connect, TLS, timeout) are UNAVAILABLE and name the
-// method and URL.
+// method and URL. An address `network` refuses is PERMISSION_DENIED (curl_network_guard.h).
 absl::StatusOr<HttpResponse> PerformHttpRequest(const HttpRequest& request);
 
 // OK for 2xx; otherwise 404 -> NOT_FOUND, 401/403 -> PERMISSION_DENIED, anything else ->

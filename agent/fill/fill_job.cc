@@ -479,8 +479,7 @@ void FillJob::Impl::OnPrepared(absl::Status status,
   plan_ = std::move(plan).value();
   progress_.set_bytes_done(bytes_done);
   max_buffers_ = settings_.concurrency + kSpareBuffers;
-  fetcher_ = source_->IsLocal() ? MakeFileChunkFetcher(loop_, settings_)
-                                : MakeHttpChunkFetcher(loop_, source_->Auth(), settings_);
+  fetcher_ = source_->MakeChunkFetcher(loop_, settings_);
   rate_samples_.emplace_back(uv_now(loop_.Raw()), bytes_done);
   Emit();
 
@@ -748,6 +747,15 @@ void FillJob::Impl::ContinuePublish() {
     entry->set_path(file.source.path);
     entry->set_size(file.source.size);
     entry->set_sha256(file.sha256);
+    // The identity the source gave, so `stat` shows what exactly was filled.
+    entry->set_etag(file.source.etag);
+    entry->set_version_id(file.source.version_id);
+    entry->set_source_sha256(file.source.expected_sha256);
+  }
+  const ResolvedRevision resolved = source_->Resolved();
+  if (!resolved.revision.empty() || !resolved.digest.empty()) {
+    manifest->mutable_source_revision()->set_revision(resolved.revision);
+    manifest->mutable_source_revision()->set_digest(resolved.digest);
   }
   auto refused = std::make_shared<bool>(false);
   Run(

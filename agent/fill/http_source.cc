@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "agent/fill/blocking_http.h"
+#include "agent/fill/chunk_fetcher.h"
 #include "common/names.h"
 #include "common/status_macros.h"
 #include "modelcache/v1/manifest.pb.h"
@@ -64,7 +65,10 @@ std::string_view UrlWithoutQuery(std::string_view url) {
 class HttpSource final : public Source {
  public:
   HttpSource(std::string url, const SourceOptions& options)
-      : url_(std::move(url)), timeout_(options.request_timeout), budget_(options.listing_budget) {}
+      : url_(std::move(url)),
+        timeout_(options.request_timeout),
+        budget_(options.listing_budget),
+        network_(options.network) {}
 
   absl::StatusOr<std::vector<SourceFile>> List() override {
     // Every answer read while listing is charged to the agent's listing budget.
@@ -80,6 +84,9 @@ class HttpSource final : public Source {
 
   bool IsLocal() const override { return false; }
   HttpAuth Auth() const override { return {}; }
+  std::unique_ptr<ChunkFetcher> MakeChunkFetcher(EventLoop& loop, const FillSettings& settings) const override {
+    return MakeHttpChunkFetcher(loop, {}, settings, network_);
+  }
 
  private:
   absl::StatusOr<std::vector<SourceFile>> ListFiles() {
@@ -94,6 +101,7 @@ class HttpSource final : public Source {
     request.url = url;
     request.timeout = timeout_;
     request.listing = listing_;
+    request.network = network_;
     return PerformHttpRequest(request);
   }
 
@@ -160,6 +168,7 @@ class HttpSource final : public Source {
     HttpRequest request;
     request.url = url;
     request.timeout = timeout_;
+    request.network = network_;
     request.range = HttpRange{0, 0};
     request.listing = listing_;
     ASSIGN_OR_RETURN(const HttpResponse first_byte, PerformHttpRequest(request));
@@ -205,6 +214,7 @@ class HttpSource final : public Source {
   std::chrono::milliseconds timeout_;
   ListingBudget* budget_;                       // null: none
   ListingBudget::Listing* listing_ = nullptr;   // while List() runs
+  NetworkPolicy network_;
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "agent/fill/blocking_http.h"
+#include "agent/fill/chunk_fetcher.h"
 #include "agent/fill/s3_list_parser.h"
 #include "common/names.h"
 #include "common/status_macros.h"
@@ -62,6 +63,9 @@ class S3Source final : public Source {
 
   bool IsLocal() const override { return false; }
   HttpAuth Auth() const override { return auth_; }
+  std::unique_ptr<ChunkFetcher> MakeChunkFetcher(EventLoop& loop, const FillSettings& settings) const override {
+    return MakeHttpChunkFetcher(loop, auth_, settings, options_.network);
+  }
 
  private:
   absl::StatusOr<std::vector<SourceFile>> ListFiles() {
@@ -117,14 +121,16 @@ class S3Source final : public Source {
     file.location = S3ObjectUrl(options_, bucket_, object.key);
     file.etag = object.etag;
     if (object.has_sha256_checksum) {
-      ASSIGN_OR_RETURN(file.expected_sha256, UploadedSha256(object, file.location));
+      ASSIGN_OR_RETURN(file.expected_sha256, UploadedSha256(object, file.location, file.version_id));
     }
     return file;
   }
 
   // The SHA-256 the object was uploaded with (HEAD with checksum mode), so the fill checks
   // the bytes against it; empty when S3 only has a composite checksum of multipart parts.
-  absl::StatusOr<std::string> UploadedSha256(const S3Object& object, const std::string& url) const {
+  // `version_id` gets the object's x-amz-version-id (versioned buckets), for the manifest.
+  absl::StatusOr<std::string> UploadedSha256(const S3Object& object, const std::string& url,
+                                             std::string& version_id) const {
     HttpRequest request;
     request.method = "HEAD";
     request.url = url;
@@ -133,6 +139,7 @@ class S3Source final : public Source {
     request.timeout = options_.request_timeout;
     request.follow_redirects = false;
     request.listing = listing_;
+    request.network = options_.network;
     ASSIGN_OR_RETURN(const HttpResponse response, PerformHttpRequest(request));
     RETURN_IF_ERROR(HttpStatusToStatus(response.status_code, "HEAD", url));
     if (response.Header("ETag").value_or(object.etag) != object.etag) {
@@ -140,6 +147,7 @@ class S3Source final : public Source {
       return absl::UnavailableError(fmt::format("HEAD {}: object changed while listing (ETag {} in the listing, {} now)",
                                                 url, object.etag, *response.Header("ETag")));
     }
+    version_id = response.Header("x-amz-version-id").value_or("");
     std::optional<std::string> value = response.Header("x-amz-checksum-sha256");
     if (!value) return std::string();
     return WholeObjectSha256Hex(*value, response.Header("x-amz-checksum-type").value_or("")).value_or("");
@@ -160,6 +168,7 @@ class S3Source final : public Source {
     request.timeout = options_.request_timeout;
     request.follow_redirects = false;  // a redirect means the wrong region; say so instead
     request.listing = listing_;
+    request.network = options_.network;
     ASSIGN_OR_RETURN(const HttpResponse response, PerformHttpRequest(request));
     if (response.status_code < 200 || response.status_code >= 300) {
       std::string detail;

@@ -2,16 +2,22 @@
 // A model source: lists the model's files and says how to fetch byte ranges of them.
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/fill/address_policy.h"
 
 namespace modelcache {
 
 class ListingBudget;
+class ChunkFetcher;
+class EventLoop;
+struct FillSettings;
 
 struct SourceFile {
   std::string path;             // relative path inside the model, already validated
@@ -20,6 +26,14 @@ struct SourceFile {
   std::string expected_sha256;  // lowercase hex when the source states it, else empty
   std::string etag;             // identity for change detection and resume; may be empty.
                                 // http(s)/s3: as the ETag header carries it (quotes included)
+  std::string version_id;       // s3 on a versioned bucket, when the source read it; else empty
+};
+
+// What a source resolved the whole model to (List() sets it), recorded in the manifest beside
+// each file's identity. Empty for s3, http(s) and file sources.
+struct ResolvedRevision {
+  std::string revision;  // a commit a branch or tag resolved to (Hugging Face)
+  std::string digest;    // a content digest a tag resolved to (an OCI manifest's "sha256:...")
 };
 
 // What a range GET needs besides the URL and the Range header.
@@ -47,6 +61,13 @@ struct SourceOptions {
   // http(s) and s3 List() takes a slot and charges what it receives. Null: no shared budget
   // (each response is still capped at 256 MiB), as in modelcachectl's local fallback.
   ListingBudget* listing_budget = nullptr;
+  // Where file:// sources may be read (file_tree.h): only beneath these folders (the agent's
+  // fileSources; none by default, so every file:// source is refused). nullopt: anywhere this
+  // process may read, for modelcachectl's local fill, which runs with its caller's rights.
+  std::optional<std::vector<std::filesystem::path>> file_roots{std::in_place};
+  // Which addresses http(s) and s3 requests may connect to (address_policy.h); by default
+  // not loopback, link-local or cloud metadata.
+  NetworkPolicy network;
 };
 
 class Source {
@@ -61,6 +82,13 @@ class Source {
   virtual bool IsLocal() const = 0;
   // Authentication to add to each range GET (empty for plain http and file).
   virtual HttpAuth Auth() const = 0;
+  // After a successful List(): what the model resolved to, for the manifest.
+  virtual ResolvedRevision Resolved() const { return {}; }
+  // The fetcher for this source's chunks, after List() succeeded: range GETs with Auth() under
+  // the source's network policy, or reads through the same file resolution as the listing.
+  // Loop thread.
+  virtual std::unique_ptr<ChunkFetcher> MakeChunkFetcher(EventLoop& loop,
+                                                         const FillSettings& settings) const = 0;
 };
 
 // The source for a URI (see common/uri.h). INVALID_ARGUMENT for an unknown scheme.

@@ -74,6 +74,8 @@ std::string FormatHolder(const FillLockHolder& holder) {
       {"ttl_ms", std::to_string(holder.ttl.count())},
   };
   AddIdentity(holder, entries);
+  // Optional, and last: older agents ignore keys they do not know.
+  if (!holder.source.empty()) entries.emplace_back("source", holder.source);
   return FormatKeyValues(entries);
 }
 
@@ -98,6 +100,7 @@ absl::StatusOr<FillLockHolder> ParseHolder(std::string_view text, const struct s
     ASSIGN_OR_RETURN(int64_t ticks, RequiredInt(values, "start_ticks", path));
     holder.start_ticks = ticks > 0 ? static_cast<uint64_t>(ticks) : 0;
   }
+  if (auto source = values.find("source"); source != values.end()) holder.source = source->second;
   return holder;
 }
 
@@ -270,11 +273,12 @@ std::filesystem::path FillLocks::LockPath(std::string_view name, std::string_vie
   return layout_.LocksDir() / fmt::format("{}@{}.lock", name, version);
 }
 
-absl::StatusOr<FillLock> FillLocks::TryAcquire(std::string_view name,
-                                               std::string_view version) const {
+absl::StatusOr<FillLock> FillLocks::TryAcquire(std::string_view name, std::string_view version,
+                                               std::string_view source) const {
   RETURN_IF_ERROR(ValidateModelName(name));
   RETURN_IF_ERROR(ValidateModelVersion(version));
   RETURN_IF_ERROR(ValidateValue("node name", node_name_));
+  if (!source.empty()) RETURN_IF_ERROR(ValidateValue("source", source));
   RETURN_IF_ERROR(CreateDirectories(layout_.LocksDir()));
   FillLock lock;
   lock.name = std::string(name);
@@ -286,6 +290,7 @@ absl::StatusOr<FillLock> FillLocks::TryAcquire(std::string_view name,
   lock.holder.boot_id = self_.boot_id;
   lock.holder.pid_namespace = self_.pid_namespace;
   lock.holder.start_ticks = self_.start_ticks;
+  lock.holder.source = std::string(source);
 
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     Clock::TimePoint now = clock_.Now();

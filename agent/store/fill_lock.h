@@ -48,6 +48,10 @@ struct FillLockHolder {
   std::string boot_id;
   std::string pid_namespace;
   uint64_t start_ticks = 0;
+  // The source URI the holder fills from (the "source" line, written since this field
+  // exists; empty in older agents' lock files): a waiter that asked for another source is
+  // told at once instead of waiting for a model it will not be served.
+  std::string source;
 };
 
 // Pure. Why the holder of a lock that has not expired yet is certainly gone, or nullopt when
@@ -88,10 +92,11 @@ class FillLocks {
             std::chrono::milliseconds ttl);
 
   // Takes the lock of name@version if it is free, expired or held by a process that is gone
-  // (FillLockHolderGone; then with fencing + 1, and logged). ALREADY_EXISTS naming the holder
-  // (node, pid, fencing, expiry) when someone holds it;
-  // INVALID_ARGUMENT for a bad name, version or node name.
-  absl::StatusOr<FillLock> TryAcquire(std::string_view name, std::string_view version) const;
+  // (FillLockHolderGone; then with fencing + 1, and logged), naming `source` in it (empty: no
+  // source line). ALREADY_EXISTS naming the holder (node, pid, fencing, expiry) when someone
+  // holds it; INVALID_ARGUMENT for a bad name, version, node name or source.
+  absl::StatusOr<FillLock> TryAcquire(std::string_view name, std::string_view version,
+                                      std::string_view source = {}) const;
 
   // Extends the lock to now + ttl if the file is still ours (same token and fencing), and
   // updates lock.holder.expires. ABORTED naming the new holder when it is not (lost).

@@ -184,6 +184,15 @@ absl::StatusOr<ScanReport> ScanVolume(const CacheLayout& layout) {
   return report;
 }
 
+absl::StatusOr<bool> IsPublished(const CacheLayout& layout, std::string_view name,
+                                 std::string_view version) {
+  std::filesystem::path path = layout.ManifestPath(name, version);
+  struct stat info;
+  if (::stat(path.c_str(), &info) == 0) return true;
+  if (errno == ENOENT || errno == ENOTDIR) return false;
+  return ErrnoStatus(errno, "stat", path);
+}
+
 absl::Status PersistAccess(const CacheLayout& layout, std::string_view name,
                            std::string_view version, Clock::TimePoint time) {
   std::filesystem::path path = layout.ModelDir(name, version) / kAccessFileName;

@@ -53,6 +53,12 @@ struct ScanReport {
 // Staging folders with a readable journal are kept for resume; others are trashed.
 absl::StatusOr<ScanReport> ScanVolume(const CacheLayout& layout);
 
+// Whether models/<name>/<version>/ still holds its manifest (one stat, nothing read): false
+// once the folder or the whole cache root is gone. An error when the volume does not answer
+// (EIO, a stale NFS handle), which says nothing about the model. Blocking.
+absl::StatusOr<bool> IsPublished(const CacheLayout& layout, std::string_view name,
+                                 std::string_view version);
+
 // Sets the access file's mtime (creating it) so the time survives restarts and is seen by
 // the other agents of a shared volume. Blocking.
 absl::Status PersistAccess(const CacheLayout& layout, std::string_view name,

@@ -10,8 +10,7 @@
 #include <vector>
 
 #include "tests/testing/fault_case.h"
-#include "tests/testing/fault_checks.h"
-#include "tests/testing/modelcachectl_run.h"
+#include "tests/testing/proc_status.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/raw_http_server.h"
 #include "tests/testing/temp_dir.h"
@@ -23,8 +22,6 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using testing::CtlResult;
 using testing::RawHttpServer;
-using testing::Subprocess;
-using testing::SubprocessOptions;
 using testing::TempDir;
 
 constexpr uint64_t kMiB = 1 << 20;
@@ -46,23 +43,19 @@ TEST_F(FaultListings, EndlessListingsInParallelStayWithinTheAgentsListingMemory)
   ASSERT_TRUE(started.has_value());
 
   constexpr int kFetches = 8;
-  std::vector<SubprocessOptions> options;
-  std::vector<std::unique_ptr<Subprocess>> fetches;
+  std::vector<std::unique_ptr<testing::CtlProcess>> fetches;
   std::vector<std::string> models;
   for (int i = 0; i < kFetches; ++i) {
     models.push_back("endless-" + std::to_string(i));
-    options.push_back(testing::CtlOptions(
-        {"fetch", "--model", models.back(), "--version", "v1", "--source",
-         (*origin)->BaseUrl() + "/" + models.back() + "/"},
-        CtlEnvironment(), dir_.Path(), models.back()));
-    absl::StatusOr<std::unique_ptr<Subprocess>> fetch = Subprocess::Start(options.back());
-    ASSERT_TRUE(fetch.ok()) << fetch.status();
-    fetches.push_back(*std::move(fetch));
+    fetches.push_back(testing::CtlProcess::Start(
+        Ctl(), {"fetch", "--model", models.back(), "--version", "v1", "--source",
+                (*origin)->BaseUrl() + "/" + models.back() + "/"}));
+    ASSERT_NE(fetches.back(), nullptr);
   }
   for (int i = 0; i < kFetches; ++i) {
-    CtlResult result = testing::FinishCtl(*fetches[i], options[i], std::chrono::minutes(2));
+    CtlResult result = fetches[i]->Wait();
     // Promise 1: each fetch fails with an error that names its source and the limit.
-    EXPECT_EQ(result.exit.code, 4) << result.exit.ToString() << "\n" << result.err;
+    EXPECT_EQ(result.exit_code, 4) << result.err;
     EXPECT_THAT(result.err, HasSubstr("RESOURCE_EXHAUSTED")) << result.err;
     EXPECT_THAT(result.err, HasSubstr("/" + models[i] + "/")) << result.err;
     EXPECT_THAT(result.err, HasSubstr("listing.max")) << result.err;
@@ -77,8 +70,8 @@ TEST_F(FaultListings, EndlessListingsInParallelStayWithinTheAgentsListingMemory)
       << "VmHWM " << (*peak >> 20) << " MiB, " << (*started >> 20) << " MiB at start";
   ExpectNothingPartialAndBystanderUntouched(models);
   // The agent still serves.
-  CtlResult list = testing::RunCtl({"list"}, CtlEnvironment(), dir_.Path(), "list");
-  EXPECT_TRUE(list.exit.Success()) << list.err;
+  CtlResult list = testing::RunCtl(Ctl(), {"list"});
+  EXPECT_EQ(list.exit_code, 0) << list.err;
   EXPECT_THAT(list.out, HasSubstr("bystander"));
 }
 
@@ -101,13 +94,13 @@ TEST_F(FaultListings, SizesThatAddUpPast2To64AreInvalidArgumentNamingTheFile) {
   ASSERT_NO_FATAL_FAILURE(StartAgent());
 
   CtlResult wraps = Fetch("wraps", (*origin)->BaseUrl() + "/wraps/");
-  EXPECT_EQ(wraps.exit.code, 4) << wraps.err;
+  EXPECT_EQ(wraps.exit_code, 4) << wraps.err;
   EXPECT_THAT(wraps.err, HasSubstr("INVALID_ARGUMENT"));
   EXPECT_THAT(wraps.err, HasSubstr("model wraps@v1: file c.bin: listed size 10"));
   EXPECT_THAT(wraps.err, HasSubstr("2^64"));
 
   CtlResult too_large = Fetch("toolarge", (*origin)->BaseUrl() + "/toolarge/");
-  EXPECT_EQ(too_large.exit.code, 4) << too_large.err;
+  EXPECT_EQ(too_large.exit_code, 4) << too_large.err;
   EXPECT_THAT(too_large.err, HasSubstr("INVALID_ARGUMENT"));
   EXPECT_THAT(too_large.err, HasSubstr("file weights/huge.bin: listed size 18446744073709551615"));
   ExpectNothingPartialAndBystanderUntouched({"wraps", "toolarge"});

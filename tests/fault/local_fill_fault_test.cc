@@ -9,8 +9,8 @@
 #include <set>
 #include <string>
 
+#include "tests/testing/cache_volume.h"
 #include "tests/testing/fault_case.h"
-#include "tests/testing/fault_checks.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/random_model.h"
 #include "tests/testing/wait.h"
@@ -21,8 +21,6 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using testing::CtlResult;
-using testing::Subprocess;
-using testing::SubprocessOptions;
 
 class FaultLocalFills : public testing::FaultCase {};
 
@@ -44,24 +42,18 @@ TEST_F(FaultLocalFills, ConcurrentLocalFetchesIntoOneFolderFillTheModelOnce) {
 
   // The cache folder of the case (with its bystander) is the fetches' --dest; no agent runs.
   constexpr int kFetches = 5;
-  std::vector<SubprocessOptions> options;
-  std::vector<std::unique_ptr<Subprocess>> fetches;
+  std::vector<std::unique_ptr<testing::CtlProcess>> fetches;
   for (int i = 0; i < kFetches; ++i) {
-    options.push_back(testing::CtlOptions(
-        {"fetch", "--model", "m", "--version", "v1", "--source", source, "--dest",
-         cache_root_.string()},
-        {"MODELCACHE_DISABLE=true", "MODELCACHE_SOCKET=" + (dir_.Path() / "none.sock").string()},
-        dir_.Path(), "local-" + std::to_string(i)));
-    absl::StatusOr<std::unique_ptr<Subprocess>> fetch = Subprocess::Start(options.back());
-    ASSERT_TRUE(fetch.ok()) << fetch.status();
-    fetches.push_back(*std::move(fetch));
+    fetches.push_back(testing::CtlProcess::Start(
+        Ctl({"MODELCACHE_DISABLE=true"}), {"fetch", "--model", "m", "--version", "v1", "--source",
+                                           source, "--dest", cache_root_.string()}));
+    ASSERT_NE(fetches.back(), nullptr);
   }
   const fs::path published = cache_root_ / "models" / "m" / "v1";
   for (int i = 0; i < kFetches; ++i) {
-    CtlResult result = testing::FinishCtl(*fetches[i], options[i], std::chrono::minutes(2));
+    CtlResult result = fetches[i]->Wait();
     // Promise 1 (here: success): every fetch exits 0 with the model's path.
-    EXPECT_TRUE(result.exit.Success()) << "fetch " << i << ": " << result.exit.ToString() << "\n"
-                                       << result.err;
+    EXPECT_EQ(result.exit_code, 0) << "fetch " << i << ": " << result.err;
     EXPECT_EQ(result.out, published.string() + "\n") << "fetch " << i << ": " << result.err;
   }
   // The origin sent each byte of the model once.
@@ -77,9 +69,9 @@ TEST_F(FaultLocalFills, ConcurrentLocalFetchesIntoOneFolderFillTheModelOnce) {
   // Promises 2 and 3: the model is complete, the bystander in the same folder untouched, and
   // no lock or staging is left.
   ExpectNothingPartialAndBystanderUntouched();
-  std::map<std::string, std::string> hashes = testing::HashModels(cache_root_);
+  std::map<std::string, std::string> hashes = testing::HashModel(cache_root_, "m", "v1");
   for (const v1::ManifestFile& file : files) {
-    EXPECT_EQ(hashes["m/v1/" + file.path()], file.sha256()) << file.path();
+    EXPECT_EQ(hashes["models/m/v1/" + file.path()], file.sha256()) << file.path();
   }
   EXPECT_FALSE(fs::exists(cache_root_ / "staging" / "m@v1"));
   EXPECT_FALSE(fs::exists(cache_root_ / "locks" / "m@v1.lock"));

@@ -49,7 +49,7 @@ TEST_F(FaultRequests, ASourceUriOverTheLimitIsInvalidArgumentAndStaysOutOfTheLog
   // modelcachectl refuses it before it reaches the agent (an argument can hold 128 KiB).
   const std::string long_uri = base + std::string(100'000, 'a') + "/";
   CtlResult client = Fetch("long", long_uri);
-  EXPECT_EQ(client.exit.code, 2) << client.exit.ToString() << "\n" << client.err.substr(0, 2000);
+  EXPECT_EQ(client.exit_code, 2) << client.err.substr(0, 2000);
   EXPECT_THAT(client.err, HasSubstr("INVALID_ARGUMENT"));
   EXPECT_THAT(client.err, HasSubstr("source uri of " + std::to_string(long_uri.size()) +
                                     " bytes is longer than the limit of 4096 bytes"));
@@ -58,7 +58,7 @@ TEST_F(FaultRequests, ASourceUriOverTheLimitIsInvalidArgumentAndStaysOutOfTheLog
   // So does the local fallback.
   CtlResult local = Fetch("long", long_uri, {"--dest", (dir_.Path() / "local").string()},
                           {"MODELCACHE_DISABLE=true"});
-  EXPECT_EQ(local.exit.code, 2) << local.err.substr(0, 2000);
+  EXPECT_EQ(local.exit_code, 2) << local.err.substr(0, 2000);
   EXPECT_THAT(local.err, HasSubstr("INVALID_ARGUMENT"));
 
   // The agent answers a client that does not check with INVALID_ARGUMENT, not a gRPC error.
@@ -74,7 +74,7 @@ TEST_F(FaultRequests, ASourceUriOverTheLimitIsInvalidArgumentAndStaysOutOfTheLog
   at_limit.insert(at_limit.size() - 1, std::string(kMaxSourceUriBytes - at_limit.size(), 'c'));
   ASSERT_EQ(at_limit.size(), kMaxSourceUriBytes);
   CtlResult missing = Fetch("limit", at_limit);
-  EXPECT_EQ(missing.exit.code, 4) << missing.err.substr(0, 2000);
+  EXPECT_EQ(missing.exit_code, 4) << missing.err.substr(0, 2000);
   EXPECT_THAT(missing.err, HasSubstr("NOT_FOUND"));
 
   // No log line carries the megabyte: a logged value is cut after 4 KiB.

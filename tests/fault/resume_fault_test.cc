@@ -24,8 +24,6 @@ using testing::CtlResult;
 using testing::NginxLocation;
 using testing::NginxServer;
 using testing::PollUntil;
-using testing::Subprocess;
-using testing::SubprocessOptions;
 
 constexpr uint64_t kMiB = 1 << 20;
 
@@ -50,25 +48,22 @@ class FaultResume : public testing::FaultCase {
   }
 
   // Starts `modelcachectl fetch` of `model` without waiting for it.
-  std::unique_ptr<Subprocess> StartFetch(const std::string& model, SubprocessOptions& options) {
-    options = testing::CtlOptions({"fetch", "--model", model, "--version", "v1", "--source", source_},
-                                  CtlEnvironment(), dir_.Path(), model + "-killed");
-    absl::StatusOr<std::unique_ptr<Subprocess>> fetch = Subprocess::Start(options);
-    EXPECT_TRUE(fetch.ok()) << fetch.status();
-    return fetch.ok() ? *std::move(fetch) : nullptr;
+  std::unique_ptr<testing::CtlProcess> StartFetch(const std::string& model) {
+    return testing::CtlProcess::Start(
+        Ctl(), {"fetch", "--model", model, "--version", "v1", "--source", source_});
   }
 
   // kill -9 of the agent; the fetch that waited on it fails.
-  void KillAgent(Subprocess& fetch, const SubprocessOptions& options) {
+  void KillAgent(testing::CtlProcess& fetch) {
     ASSERT_TRUE(agent_->Kill(SIGKILL).ok());
     ASSERT_TRUE(agent_->WaitExit(std::chrono::seconds(10)).ok());
-    CtlResult killed = testing::FinishCtl(fetch, options, std::chrono::seconds(30));
-    EXPECT_FALSE(killed.exit.Success()) << "the fill finished before the kill";
+    CtlResult killed = fetch.Wait();
+    EXPECT_NE(killed.exit_code, 0) << "the fill finished before the kill";
   }
 
   // Every file of the model is published with the origin's bytes.
   void ExpectPublished(const CtlResult& result, const std::string& model) {
-    ASSERT_TRUE(result.exit.Success()) << result.err << agent_->Log();
+    ASSERT_EQ(result.exit_code, 0) << result.err << agent_->Log();
     const fs::path published = cache_root_ / "models" / model / "v1";
     EXPECT_THAT(result.out, HasSubstr(published.string()));
     absl::StatusOr<v1::Manifest> manifest = ReadManifest(published / ".modelcache-manifest.json");
@@ -103,8 +98,7 @@ TEST_F(FaultResume, ARestartedAgentTakesItsOwnDeadLockOverAtOnce) {
   // A lock ttl far above the deadline below: only the take-over can be that quick.
   const std::string yaml = "fill: {concurrency: 4, chunkSize: 1Mi}\nfillLease: {ttl: 120s}\n";
   ASSERT_NO_FATAL_FAILURE(StartAgent({.extra_yaml = yaml}));
-  SubprocessOptions options;
-  std::unique_ptr<Subprocess> fetch = StartFetch("locked", options);
+  std::unique_ptr<testing::CtlProcess> fetch = StartFetch("locked");
   ASSERT_NE(fetch, nullptr);
   ASSERT_TRUE(PollUntil(
       [&] {
@@ -113,15 +107,12 @@ TEST_F(FaultResume, ARestartedAgentTakesItsOwnDeadLockOverAtOnce) {
       },
       std::chrono::seconds(60)))
       << "the journal never showed progress:\n" << agent_->Log();
-  ASSERT_NO_FATAL_FAILURE(KillAgent(*fetch, options));
+  ASSERT_NO_FATAL_FAILURE(KillAgent(*fetch));
   ASSERT_TRUE(fs::exists(cache_root_ / "locks" / "locked@v1.lock")) << "no dead lock to take over";
 
   ASSERT_TRUE(agent_->Restart().ok());
-  SubprocessOptions second_options = testing::CtlOptions(
-      {"fetch", "--model", "locked", "--version", "v1", "--source", source_}, CtlEnvironment(),
-      dir_.Path(), "locked-again");
-  absl::StatusOr<std::unique_ptr<Subprocess>> second = Subprocess::Start(second_options);
-  ASSERT_TRUE(second.ok()) << second.status();
+  std::unique_ptr<testing::CtlProcess> second = StartFetch("locked");
+  ASSERT_NE(second, nullptr);
   // Promise 1, for a take-over: the log says whose lock it took and why, within seconds.
   EXPECT_TRUE(agent_->WaitForLogLine("fill lock taken over from a holder that is gone",
                                      std::chrono::seconds(15)))
@@ -129,7 +120,7 @@ TEST_F(FaultResume, ARestartedAgentTakesItsOwnDeadLockOverAtOnce) {
   EXPECT_THAT(agent_->Log(), HasSubstr("is no longer running"));
   EXPECT_TRUE(agent_->WaitForLogLine("fill resuming from staging", std::chrono::seconds(15)))
       << agent_->Log();
-  CtlResult resumed = testing::FinishCtl(**second, second_options, std::chrono::minutes(2));
+  CtlResult resumed = second->Wait();
   ExpectPublished(resumed, "locked");
   // The lock goes once the fill gate saw the publish (just after the client heard READY).
   EXPECT_TRUE(PollUntil([&] { return !fs::exists(cache_root_ / "locks" / "locked@v1.lock"); },
@@ -150,8 +141,7 @@ TEST_F(FaultResume, AResumedFillFetchesOnlyTheChunksTheJournalDoesNotHave) {
        .extra_directives = R"(if ($http_range ~ "^bytes=0-") { set $limit_rate 128k; })"},
       "gappy", kSize));
   ASSERT_NO_FATAL_FAILURE(StartAgent({.extra_yaml = "fill: {concurrency: 2, chunkSize: 1Mi}\n"}));
-  SubprocessOptions options;
-  std::unique_ptr<Subprocess> fetch = StartFetch("gappy", options);
+  std::unique_ptr<testing::CtlProcess> fetch = StartFetch("gappy");
   ASSERT_NE(fetch, nullptr);
   // The fill has landed chunks past the first one (it holds concurrency + 4 chunk buffers:
   // five chunks wait for the first).
@@ -179,7 +169,7 @@ TEST_F(FaultResume, AResumedFillFetchesOnlyTheChunksTheJournalDoesNotHave) {
   absl::StatusOr<v1::FillJournal> before_kill = Journal("gappy");
   ASSERT_TRUE(before_kill.ok()) << before_kill.status();
   EXPECT_EQ(before_kill->files(0).committed_bytes(), 0u) << "the first chunk came early";
-  ASSERT_NO_FATAL_FAILURE(KillAgent(*fetch, options));
+  ASSERT_NO_FATAL_FAILURE(KillAgent(*fetch));
 
   ASSERT_TRUE(agent_->Restart().ok());
   CtlResult resumed = Fetch("gappy", source_);

@@ -29,7 +29,7 @@ TEST_F(FaultStalls, ADrippingOriginIsStalledAndTheErrorSaysHowManyBytesCame) {
   ASSERT_NO_FATAL_FAILURE(StartAgent({.extra_yaml = "fill: {stallTimeout: 3s, maxAttempts: 1}\n"}));
 
   CtlResult result = Fetch("drip", (*origin)->BaseUrl() + "/drip/weights.bin");
-  EXPECT_EQ(result.exit.code, 4) << result.err;
+  EXPECT_EQ(result.exit_code, 4) << result.err;
   // Promise 1: the file and range, and what was measured against what.
   EXPECT_THAT(result.err, HasSubstr("DEADLINE_EXCEEDED"));
   EXPECT_THAT(result.err, HasSubstr("model drip@v1: file weights.bin: GET "));

@@ -21,6 +21,7 @@
 #include "common/status_format.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/random_model.h"
+#include "tests/testing/source_access.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
 
@@ -76,6 +77,7 @@ class ModelCacheTest : public ::testing::Test {
     options.fill.chunk_size = chunk_size;
     options.fill.journal_interval = 50ms;
     options.fill.retry.initial_backoff = 10ms;
+    options.sources = testing::LoopbackSourceOptions({source_dir_.Path()});  // nginx and file://
     return options;
   }
 
@@ -357,6 +359,96 @@ TEST_F(ModelCacheTest, PurgeRefusesARunningFillThenRemovesThePublishedModel) {
   ASSERT_TRUE(refilled.ok()) << refilled.status();
   EXPECT_FALSE(refilled->hit());
   ExpectFilesMatch(refilled->path(), files);
+}
+
+TEST_F(ModelCacheTest, StatShowsEachFilesIdentityAtTheSource) {
+  auto files = testing::WriteRandomModel(source_dir_.Path(), {{"w.bin", 300'000}});
+  auto nginx = Serve(files);
+  ASSERT_NE(nginx, nullptr);
+  Open(Options());
+  // A directory: its listing states each file's sha256 (no per-file request, so no ETag).
+  ASSERT_TRUE(Ensure("m", "1", nginx->BaseUrl() + "/").ok());
+  // A single file: its HEAD gives the ETag.
+  ASSERT_TRUE(Ensure("single", "1", nginx->BaseUrl() + "/w.bin").ok());
+
+  absl::StatusOr<v1::CachedModel> listed = cache_->Stat("m", "1");
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->files_size(), 1);
+  EXPECT_EQ(listed->files(0).path(), "w.bin");
+  EXPECT_EQ(listed->files(0).sha256(), files[0].sha256());
+  EXPECT_EQ(listed->files(0).source_sha256(), files[0].sha256());
+  EXPECT_FALSE(listed->has_source_revision());
+
+  absl::StatusOr<v1::CachedModel> single = cache_->Stat("single", "1");
+  ASSERT_TRUE(single.ok()) << single.status();
+  ASSERT_EQ(single->files_size(), 1);
+  // nginx's ETag: "<mtime hex>-<size hex>", quoted.
+  EXPECT_THAT(single->files(0).etag(), ::testing::MatchesRegex("\"[0-9a-f]+-[0-9a-f]+\""));
+  EXPECT_EQ(single->files(0).source_sha256(), "") << "no .sha256 sidecar";
+  // The same in the manifest on the volume; List leaves the files out.
+  absl::StatusOr<v1::Manifest> manifest =
+      ReadManifest(CacheLayout(cache_dir_.Path()).ManifestPath("single", "1"));
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  EXPECT_EQ(manifest->files(0).etag(), single->files(0).etag());
+  ASSERT_EQ(cache_->List().size(), 2u);
+  EXPECT_EQ(cache_->List()[0].files_size(), 0);
+}
+
+TEST_F(ModelCacheTest, AHitWhoseFolderIsGoneFillsAgainAndIsNotListedMeanwhile) {
+  auto files = testing::WriteRandomModel(source_dir_.Path(), {{"w.bin", 300'000}});
+  auto nginx = Serve(files);
+  ASSERT_NE(nginx, nullptr);
+  const std::string source = nginx->BaseUrl() + "/";
+  Open(Options());
+  auto filled = Ensure("m", "1", source);
+  ASSERT_TRUE(filled.ok()) << filled.status();
+  std::filesystem::remove_all(filled->path());
+
+  // Two callers at once, the index still remembering the model: one fill again (single
+  // flight), both READY at a folder that is there.
+  auto first = StartEnsure("m", "1", source);
+  auto second = StartEnsure("m", "1", source);
+  auto first_result = Wait(*first);
+  auto second_result = Wait(*second);
+  ASSERT_TRUE(first_result.ok()) << first_result.status();
+  ASSERT_TRUE(second_result.ok()) << second_result.status();
+  EXPECT_FALSE(first_result->hit());
+  ExpectFilesMatch(first_result->path(), files);
+  ASSERT_TRUE(testing::PollUntil(
+      [&] { return BytesServed(*nginx, "/w.bin") >= 2 * files[0].size(); }, 5s));
+  EXPECT_EQ(BytesServed(*nginx, "/w.bin"), 2 * files[0].size()) << "filled once more, not twice";
+  EXPECT_EQ(cache_->List().size(), 1u);
+
+  // Removed again: list and stat forget it at once.
+  std::filesystem::remove_all(first_result->path());
+  EXPECT_TRUE(cache_->List().empty());
+  EXPECT_TRUE(absl::IsNotFound(cache_->Stat("m", "1").status()));
+}
+
+TEST_F(ModelCacheTest, AnotherSourceIsRefusedWhetherPublishedOrBeingFilled) {
+  auto files = testing::WriteRandomModel(source_dir_.Path(), {{"a.bin", 3 * kSlowChunk}});
+  auto nginx = Serve(files, SlowOrigin());
+  ASSERT_NE(nginx, nullptr);
+  const std::string source = nginx->BaseUrl() + "/";
+  const std::string other = "http://127.0.0.1:1/elsewhere/";
+  Open(Options(/*concurrency=*/1, 0, kSlowChunk));
+
+  auto filling = StartEnsure("m", "1", source);
+  ASSERT_TRUE(testing::PollUntil([&] { return filling->SawState(v1::EnsureProgress::FILLING); }, 30s));
+  auto joiner = Ensure("m", "1", other);
+  EXPECT_TRUE(absl::IsFailedPrecondition(joiner.status())) << joiner.status();
+  EXPECT_THAT(std::string(joiner.status().message()), HasSubstr("being filled by this agent"));
+  EXPECT_FALSE(filling->HasResult()) << "refused at once, not after the fill";
+  auto filled = Wait(*filling);
+  ASSERT_TRUE(filled.ok()) << filled.status();
+
+  auto refused = Ensure("m", "1", other);
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr(source));
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr(other));
+  auto hit = Ensure("m", "1", source);
+  ASSERT_TRUE(hit.ok()) << hit.status();
+  EXPECT_TRUE(hit->hit());
 }
 
 }  // namespace

@@ -22,6 +22,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
+constexpr char kSource[] = "s3://models/m/v1/";
+
 // What one agent's ticket was told, in order.
 struct Outcome {
   std::mutex mutex;
@@ -105,9 +107,9 @@ TEST_F(FillGateTest, SecondAgentWaitsThenSeesThePublishedModel) {
   Outcome a, b;
   auto ended_a = a.ended.get_future();
   auto ended_b = b.ended.get_future();
-  auto ticket_a = OnLoop([&] { return gate_a->Enter("m", "v1", a.Callbacks()); });
+  auto ticket_a = OnLoop([&] { return gate_a->Enter("m", "v1", kSource, a.Callbacks()); });
   ASSERT_EQ(Within(ended_a, 5s), "turn");
-  auto ticket_b = OnLoop([&] { return gate_b->Enter("m", "v1", b.Callbacks()); });
+  auto ticket_b = OnLoop([&] { return gate_b->Enter("m", "v1", kSource, b.Callbacks()); });
   EXPECT_EQ(Within(ended_b, 300ms), "nothing yet") << "b must wait while a fills";
 
   // a publishes (a manifest in models/) and finishes: b learns of it.
@@ -134,9 +136,9 @@ TEST_F(FillGateTest, WaiterTakesTheTurnWhenTheFillerGivesUp) {
   Outcome a, b;
   auto ended_a = a.ended.get_future();
   auto ended_b = b.ended.get_future();
-  auto ticket_a = OnLoop([&] { return gate_a->Enter("m", "v1", a.Callbacks()); });
+  auto ticket_a = OnLoop([&] { return gate_a->Enter("m", "v1", kSource, a.Callbacks()); });
   ASSERT_EQ(Within(ended_a, 5s), "turn");
-  auto ticket_b = OnLoop([&] { return gate_b->Enter("m", "v1", b.Callbacks()); });
+  auto ticket_b = OnLoop([&] { return gate_b->Enter("m", "v1", kSource, b.Callbacks()); });
   EXPECT_EQ(Within(ended_b, 200ms), "nothing yet");
   OnLoopVoid([&] { ticket_a->Finish(false); });  // the fill failed: the lock is released
   EXPECT_EQ(Within(ended_b, 5s), "turn");
@@ -150,7 +152,7 @@ TEST_F(FillGateTest, PublishCheckFailsOnceTheLockWasTakenOver) {
   auto gate_a = Gate("node-a");
   Outcome a;
   auto ended_a = a.ended.get_future();
-  auto ticket_a = OnLoop([&] { return gate_a->Enter("m", "v1", a.Callbacks()); });
+  auto ticket_a = OnLoop([&] { return gate_a->Enter("m", "v1", kSource, a.Callbacks()); });
   ASSERT_EQ(Within(ended_a, 5s), "turn");
   std::function<absl::Status()> check = OnLoop([&] { return ticket_a->PublishCheck(); });
   EXPECT_TRUE(check().ok());
@@ -174,10 +176,10 @@ TEST_F(FillGateTest, AStalledFillerLetsItsLeaseLapseAndAWaiterTakesOver) {
   Outcome a, b;
   auto ended_a = a.ended.get_future();
   auto ended_b = b.ended.get_future();
-  auto ticket_a = OnLoop([&] { return gate_a->Enter("m", "v1", a.Callbacks()); });
+  auto ticket_a = OnLoop([&] { return gate_a->Enter("m", "v1", kSource, a.Callbacks()); });
   ASSERT_EQ(Within(ended_a, 5s), "turn");
   OnLoopVoid([&] { ticket_a->ReportProgress(100, 1000); });  // then nothing more
-  auto ticket_b = OnLoop([&] { return gate_b->Enter("m", "v1", b.Callbacks()); });
+  auto ticket_b = OnLoop([&] { return gate_b->Enter("m", "v1", kSource, b.Callbacks()); });
   EXPECT_EQ(Within(ended_b, 5s), "turn") << "the stalled filler's lease never lapsed";
   EXPECT_TRUE(testing::PollUntil([&] { return a.Has("lost"); }, 5s));
   EXPECT_TRUE(OnLoop([&] { return ticket_a->Lost(); }));
@@ -193,7 +195,7 @@ TEST_F(FillGateTest, AFillerThatLandsBytesKeepsItsLease) {
   Outcome a, b;
   auto ended_a = a.ended.get_future();
   auto ended_b = b.ended.get_future();
-  auto ticket_a = OnLoop([&] { return gate_a->Enter("m", "v1", a.Callbacks()); });
+  auto ticket_a = OnLoop([&] { return gate_a->Enter("m", "v1", kSource, a.Callbacks()); });
   ASSERT_EQ(Within(ended_a, 5s), "turn");
   // The fill's bytes: 50 ms apart, well within the window (this thread stands in for it).
   std::atomic<bool> filling{true};
@@ -204,7 +206,7 @@ TEST_F(FillGateTest, AFillerThatLandsBytesKeepsItsLease) {
       std::this_thread::sleep_for(50ms);
     }
   });
-  auto ticket_b = OnLoop([&] { return gate_b->Enter("m", "v1", b.Callbacks()); });
+  auto ticket_b = OnLoop([&] { return gate_b->Enter("m", "v1", kSource, b.Callbacks()); });
   // Three lease lifetimes: without renewals, b would have taken the fill.
   EXPECT_EQ(Within(ended_b, 3s), "nothing yet");
   EXPECT_FALSE(a.Has("lost"));
@@ -213,6 +215,34 @@ TEST_F(FillGateTest, AFillerThatLandsBytesKeepsItsLease) {
   OnLoopVoid([&] {
     ticket_a.reset();
     ticket_b.reset();
+  });
+}
+
+TEST_F(FillGateTest, AWaiterOfAnotherSourceIsToldAtOnceNamingBoth) {
+  auto gate_a = Gate("node-a");
+  auto gate_b = Gate("node-b");
+  Outcome a, b, c;
+  auto ended_a = a.ended.get_future();
+  auto ended_b = b.ended.get_future();
+  auto ended_c = c.ended.get_future();
+  auto ticket_a = OnLoop([&] { return gate_a->Enter("m", "v1", kSource, a.Callbacks()); });
+  ASSERT_EQ(Within(ended_a, 5s), "turn");
+  // The attacker's fill holds the lock; the victim names another source.
+  auto ticket_b = OnLoop(
+      [&] { return gate_b->Enter("m", "v1", "http://attacker.example/w.bin", b.Callbacks()); });
+  std::string told = Within(ended_b, 5s);
+  EXPECT_NE(told.find("FAILED_PRECONDITION"), std::string::npos) << told;
+  EXPECT_NE(told.find("node-a"), std::string::npos) << told;
+  EXPECT_NE(told.find(kSource), std::string::npos) << told;
+  EXPECT_NE(told.find("http://attacker.example/w.bin"), std::string::npos) << told;
+  // The same source written another way waits as usual.
+  auto ticket_c =
+      OnLoop([&] { return gate_b->Enter("m", "v1", "S3://models/m/v1/", c.Callbacks()); });
+  EXPECT_EQ(Within(ended_c, 300ms), "nothing yet");
+  OnLoopVoid([&] {
+    ticket_a.reset();
+    ticket_b.reset();
+    ticket_c.reset();
   });
 }
 

@@ -165,6 +165,34 @@ TEST_F(FillLockTest, SecondAcquireFailsNamingTheOwner) {
   EXPECT_TRUE(b.TryAcquire("llama", "v2").ok());
 }
 
+TEST_F(FillLockTest, TheHoldersSourceIsWrittenAndReadBack) {
+  FillLocks a = Agent("node-a", 11);
+  absl::StatusOr<FillLock> lock = a.TryAcquire("llama", "v1", "s3://models/llama/v1/?x=a=b");
+  ASSERT_TRUE(lock.ok()) << lock.status();
+  absl::StatusOr<FillLockHolder> holder = Agent("node-b", 22).ReadHolder("llama", "v1");
+  ASSERT_TRUE(holder.ok()) << holder.status();
+  EXPECT_EQ(holder->source, "s3://models/llama/v1/?x=a=b");
+  // A take-over writes the new holder's source.
+  clock_.Advance(ttl_ + seconds(1));
+  ASSERT_TRUE(Agent("node-b", 22).TryAcquire("llama", "v1", "http://h/m/").ok());
+  EXPECT_EQ(a.ReadHolder("llama", "v1")->source, "http://h/m/");
+  // A source that could forge a line is refused.
+  EXPECT_EQ(a.TryAcquire("llama", "v2", "http://h/\nfencing=9").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(FillLockTest, ALockFileOfAnOlderAgentWithoutSourceIsRead) {
+  ASSERT_TRUE(CreateDirectories(layout_.LocksDir()).ok());
+  ASSERT_TRUE(WriteFileAtomic(layout_.LocksDir() / "llama@v1.lock",
+                              "node=old\npid=7\ntoken=abc\nfencing=3\nttl_ms=30000\n")
+                  .ok());
+  absl::StatusOr<FillLockHolder> holder = Agent("node-a", 11).ReadHolder("llama", "v1");
+  ASSERT_TRUE(holder.ok()) << holder.status();
+  EXPECT_EQ(holder->node, "old");
+  EXPECT_EQ(holder->fencing, 3u);
+  EXPECT_EQ(holder->source, "");
+}
+
 TEST_F(FillLockTest, ExpiredLockIsTakenOverWithNextFencingAndOldOwnerLosesIt) {
   FillLocks a = Agent("node-a", 11);
   FillLocks b = Agent("node-b", 22);

@@ -153,6 +153,22 @@ TEST_F(ScanVolumeTest, PersistAccessForMissingModelIsNotFound) {
             absl::StatusCode::kNotFound);
 }
 
+TEST_F(ScanVolumeTest, IsPublishedUntilTheFolderOrTheWholeRootIsGone) {
+  PublishModel("a", "1", "12345", 1000);
+  PublishModel("b", "1", "1", 1000);
+  EXPECT_EQ(IsPublished(layout_, "a", "1").value_or(false), true);
+  EXPECT_EQ(IsPublished(layout_, "a", "2").value_or(true), false);
+  fs::remove_all(layout_.ModelDir("a", "1"));
+  EXPECT_EQ(IsPublished(layout_, "a", "1").value_or(true), false);
+  EXPECT_EQ(IsPublished(layout_, "b", "1").value_or(false), true);
+  fs::remove_all(layout_.Root());
+  EXPECT_EQ(IsPublished(layout_, "b", "1").value_or(true), false);
+  // A file where the model's folder was is not a published model either.
+  ASSERT_TRUE(CreateDirectories(layout_.ModelsDir() / "c").ok());
+  ASSERT_TRUE(WriteFileAtomic(layout_.ModelDir("c", "1"), "not a folder").ok());
+  EXPECT_EQ(IsPublished(layout_, "c", "1").value_or(true), false);
+}
+
 TEST(ModelIndex, PutFindRemoveAndTotals) {
   ModelIndex index;
   IndexEntry entry;

@@ -39,6 +39,52 @@ TEST(Manifest, RoundTrips) {
   EXPECT_NE(json.find('\n'), std::string::npos) << "want pretty-printed JSON";
 }
 
+TEST(Manifest, TheSourceIdentityRoundTrips) {
+  testing::TempDir dir;
+  std::filesystem::path path = dir.Path() / "manifest.json";
+  v1::Manifest written = SampleManifest();
+  v1::ManifestFile* file = written.mutable_files(0);
+  file->set_etag("\"9b2cf535f27731c974343645a3985328\"");
+  file->set_version_id("3HL4kqtJlcpXroDTDmjVBH40Nrjfkd");
+  file->set_source_sha256(file->sha256());
+  written.mutable_source_revision()->set_revision("0123456789abcdef0123456789abcdef01234567");
+  written.mutable_source_revision()->set_digest("sha256:ba7816bf8f01cfea");
+  ASSERT_TRUE(WriteManifest(path, written).ok());
+  absl::StatusOr<v1::Manifest> read = ReadManifest(path);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->SerializeAsString(), written.SerializeAsString());
+  std::string json = *ReadFileToString(path);
+  EXPECT_NE(json.find("\"versionId\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"sourceRevision\""), std::string::npos) << json;
+}
+
+// What an agent before the source identity wrote (this very text): it still loads, with an
+// empty identity, and its source still decides hits.
+TEST(Manifest, AManifestOfAnOlderAgentWithoutIdentityLoads) {
+  testing::TempDir dir;
+  std::filesystem::path path = dir.Path() / "manifest.json";
+  ASSERT_TRUE(WriteFileAtomic(path, R"({
+ "name": "m",
+ "version": "v1",
+ "source": "http://127.0.0.1:8080/m/",
+ "fetchedUnixMs": "1795000000123",
+ "totalBytes": "4",
+ "files": [
+  {
+   "path": "w.bin",
+   "size": "4",
+   "sha256": "88d4266fd4e6338d13b845fcf289579d209c897823b9217da3e161936f031589"
+  }
+ ]
+})").ok());
+  absl::StatusOr<v1::Manifest> read = ReadManifest(path);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->source(), "http://127.0.0.1:8080/m/");
+  EXPECT_EQ(read->files(0).etag(), "");
+  EXPECT_EQ(read->files(0).version_id(), "");
+  EXPECT_FALSE(read->has_source_revision());
+}
+
 TEST(Manifest, MissingIsNotFound) {
   testing::TempDir dir;
   EXPECT_EQ(ReadManifest(dir.Path() / "missing.json").status().code(), absl::StatusCode::kNotFound);

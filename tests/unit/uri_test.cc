@@ -65,5 +65,57 @@ TEST(SourceUri, RejectsMalformed) {
   }
 }
 
+TEST(SameSource, SchemeHostAndDefaultPortDoNotMatterForHttp) {
+  EXPECT_TRUE(SameSource("HTTP://Origin.Example:80/m/", "http://origin.example/m/"));
+  EXPECT_TRUE(SameSource("https://origin.example:443/w.bin", "https://ORIGIN.example/w.bin"));
+  EXPECT_TRUE(SameSource("http://h", "http://h/"));
+  EXPECT_TRUE(SameSource("http://h:/x", "http://h/x"));
+  EXPECT_EQ(*NormalizeSourceUri("HTTP://[::1]:80/x"), "http://[::1]/x");
+  // Another port is another server; 443 is not the default of plain http.
+  EXPECT_FALSE(SameSource("http://h:8080/m/", "http://h/m/"));
+  EXPECT_FALSE(SameSource("http://h:443/m/", "https://h/m/"));
+  EXPECT_FALSE(SameSource("http://h/m/", "https://h/m/"));
+}
+
+TEST(SameSource, PercentEscapesFollowRfc3986) {
+  EXPECT_TRUE(SameSource("http://h/a%2fb", "http://h/a%2Fb"));
+  EXPECT_TRUE(SameSource("http://h/%7Euser/w.bin", "http://h/~user/w.bin"));
+  EXPECT_EQ(*NormalizeSourceUri("http://h/a%2fb%41%zz%4"), "http://h/a%2FbA%zz%4");
+  // An escaped reserved character is not the character itself.
+  EXPECT_FALSE(SameSource("http://h/a%2Fb", "http://h/a/b"));
+}
+
+TEST(SameSource, PathQueryAndTrailingSlashAreSignificant) {
+  EXPECT_FALSE(SameSource("http://h/m/", "http://h/m"));
+  EXPECT_FALSE(SameSource("http://h/M/w.bin", "http://h/m/w.bin"));
+  EXPECT_FALSE(SameSource("http://h/w.bin?rev=1", "http://h/w.bin?rev=2"));
+  EXPECT_FALSE(SameSource("http://h/w.bin?rev=1", "http://h/w.bin"));
+  EXPECT_FALSE(SameSource("s3://models/llama/v3/", "s3://models/llama/v3"));
+  EXPECT_FALSE(SameSource("s3://models/Llama/v3/", "s3://models/llama/v3/"));
+  EXPECT_FALSE(SameSource("s3://Models/llama/v3/", "s3://models/llama/v3/"));
+}
+
+TEST(SameSource, OtherHostsBucketsAndSchemesDiffer) {
+  EXPECT_FALSE(SameSource("http://attacker.example/w.bin", "s3://models/llama/v3/"));
+  EXPECT_FALSE(SameSource("http://a.example/m/", "http://b.example/m/"));
+  EXPECT_FALSE(SameSource("s3://a/m/", "s3://b/m/"));
+  EXPECT_FALSE(SameSource("file:///srv/a", "file:///srv/b"));
+}
+
+TEST(SameSource, S3WholeBucketAndFileLocalhost) {
+  EXPECT_TRUE(SameSource("s3://models", "s3://models/"));
+  EXPECT_TRUE(SameSource("S3://models/llama/", "s3://models/llama/"));
+  EXPECT_EQ(*NormalizeSourceUri("s3://models/llama/v3/"), "s3://models/llama/v3/");
+  EXPECT_TRUE(SameSource("file://localhost/srv/m", "file:///srv/m"));
+  EXPECT_EQ(*NormalizeSourceUri("FILE:///srv/m"), "file:///srv/m");
+}
+
+TEST(SameSource, UnparsableUrisAreSameOnlyWhenEqual) {
+  EXPECT_TRUE(SameSource("not a uri", "not a uri"));
+  EXPECT_FALSE(SameSource("not a uri", "not-a-uri"));
+  EXPECT_FALSE(SameSource("", "http://h/"));
+  EXPECT_EQ(NormalizeSourceUri("ftp://h/x").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace modelcache
