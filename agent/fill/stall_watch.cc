@@ -26,6 +26,13 @@ void StallWatch::Start(Clock::time_point now) {
   samples_.emplace_back(now, 0);
 }
 
+void StallWatch::Restart(Clock::time_point now) {
+  const uint64_t total = samples_.empty() ? 0 : samples_.back().second;
+  started_ = now;
+  samples_.clear();
+  samples_.emplace_back(now, total);
+}
+
 void StallWatch::Observe(Clock::time_point now, uint64_t total_bytes) {
   if (samples_.empty()) Start(now);
   auto& last = samples_.back();

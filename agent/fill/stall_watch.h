@@ -21,6 +21,9 @@ class StallWatch {
 
   // The transfer started at `now` with nothing received.
   void Start(Clock::time_point now);
+  // Counting begins again at `now` from the bytes received so far: the transfer was paused by
+  // our side (no room for its bytes yet), which is no stall of the origin's.
+  void Restart(Clock::time_point now);
   // `total_bytes` had arrived by `now` (never less than before; times never go back).
   void Observe(Clock::time_point now, uint64_t total_bytes);
 

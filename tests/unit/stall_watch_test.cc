@@ -55,6 +55,18 @@ TEST_F(StallWatchTest, OnlyTheLastWindowCounts) {
   EXPECT_EQ(watch.BytesInWindow(At(3100ms)), 0u);
 }
 
+TEST_F(StallWatchTest, APauseOfOursRestartsTheWindowFromTheBytesSoFar) {
+  StallWatch watch(3s);
+  watch.Start(start_);
+  watch.Observe(At(500ms), 100);
+  watch.Restart(At(5000ms));  // our side had no room from 500 ms to 5 s
+  EXPECT_FALSE(watch.Stalled(At(7999ms)));
+  EXPECT_EQ(watch.BytesInWindow(At(7999ms)), 0u);  // the 100 bytes came before the restart
+  watch.Observe(At(6000ms), 103);
+  EXPECT_FALSE(watch.Stalled(At(8000ms)));
+  EXPECT_TRUE(watch.Stalled(At(9100ms)));
+}
+
 TEST_F(StallWatchTest, ManyCallbacksKeepFewSamples) {
   StallWatch watch(2s);
   watch.Start(start_);
