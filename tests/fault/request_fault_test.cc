@@ -1,4 +1,5 @@
-// Fault cases of issue 11 about what a client sends: a source URI far over any sane length.
+// Fault cases of issue 11 about what a client sends: hostile model names and sources, each
+// refused with its code, and a source URI far over any sane length.
 // It came back as "RESOURCE_EXHAUSTED: received initial metadata size exceeds limit" (the
 // agent's answer quoted it and did not fit gRPC's 8 KiB of metadata: the code of a full disk)
 // and went whole into the log. Each case checks the three promises.
@@ -8,6 +9,7 @@
 
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "common/uri.h"
 #include "modelcache/v1/agent.grpc.pb.h"
@@ -17,8 +19,11 @@
 namespace modelcache {
 namespace {
 
+namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using testing::CtlResult;
+using testing::NginxLocation;
+using testing::NginxServer;
 
 class FaultRequests : public testing::FaultCase {};
 
@@ -84,6 +89,55 @@ TEST_F(FaultRequests, ASourceUriOverTheLimitIsInvalidArgumentAndStaysOutOfTheLog
   EXPECT_LT(longest, 16'000u);
   EXPECT_THAT(agent_->Log(), HasSubstr("bytes in all]"));
   ExpectNothingPartialAndBystanderUntouched({"long", "limit"});
+}
+
+TEST_F(FaultRequests, HostileNamesAndSourcesAreRefusedWithTheirCodesAndTheAgentServesOn) {
+  const fs::path www = dir_.Path() / "www";
+  ASSERT_TRUE(testing::WriteTestFile(www / "small" / "weights.bin", std::string(70'000, 'w')));
+  absl::StatusOr<std::unique_ptr<NginxServer>> origin = NginxServer::Start(
+      {.root = www.string(),
+       .locations = {NginxLocation{.prefix = "/forbidden/", .return_status = 403}}});
+  ASSERT_TRUE(origin.ok()) << origin.status();
+  const std::string base = (*origin)->BaseUrl();
+  ASSERT_NO_FATAL_FAILURE(StartAgent());
+
+  struct Hostile {
+    std::string name;
+    std::string source;
+    std::string code;
+    std::string names;  // what the message must name
+  };
+  const std::vector<Hostile> cases = {
+      {"../x", base + "/small/weights.bin", "INVALID_ARGUMENT", "../x"},
+      {"bystander/../../etc", base + "/small/weights.bin", "INVALID_ARGUMENT", "bystander/../../etc"},
+      {"", base + "/small/weights.bin", "INVALID_ARGUMENT", "name"},
+      {std::string(129, 'a'), base + "/small/weights.bin", "INVALID_ARGUMENT", "128"},
+      {"ok-name", "ftp://example.com/model/", "INVALID_ARGUMENT", "ftp"},
+      {"ok-name", base + "/small/../../etc/passwd", "INVALID_ARGUMENT", ".."},
+      {"missing", base + "/no-such-model/", "NOT_FOUND", base + "/no-such-model/"},
+      {"secret", base + "/forbidden/x.bin", "PERMISSION_DENIED", base + "/forbidden/x.bin"},
+  };
+  std::vector<std::string> failed;
+  for (const Hostile& hostile : cases) {
+    SCOPED_TRACE(hostile.name + " " + hostile.source);
+    CtlResult result = Fetch(hostile.name, hostile.source);
+    EXPECT_NE(result.exit_code, 0) << result.err;
+    EXPECT_EQ(result.out, "");
+    // Promise 1: the code and what was refused.
+    EXPECT_THAT(result.err, HasSubstr(hostile.code));
+    EXPECT_THAT(result.err, HasSubstr(hostile.names));
+    if (hostile.name == "missing" || hostile.name == "secret") failed.push_back(hostile.name);
+  }
+  CtlResult usage = RunCtl(Ctl(), {"fetch", "--model", "x"});
+  EXPECT_EQ(usage.exit_code, 2) << usage.err;
+  // Nothing was written outside the cache's folders, and the agent still serves.
+  EXPECT_FALSE(fs::exists(dir_.Path() / "x"));
+  EXPECT_FALSE(fs::exists(cache_root_ / "x"));
+  CtlResult good = Fetch("small", base + "/small/weights.bin");
+  ASSERT_EQ(good.exit_code, 0) << good.err << agent_->Log();
+  EXPECT_EQ(testing::ReadTestFile(cache_root_ / "models" / "small" / "v1" / "weights.bin"),
+            std::string(70'000, 'w'));
+  ExpectNothingPartialAndBystanderUntouched(failed);
 }
 
 }  // namespace
