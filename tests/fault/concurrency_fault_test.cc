@@ -34,11 +34,12 @@ TEST_F(FaultConcurrentFetches, TwentyFetchesOfOneModelAtOnceShareOneFill) {
   ASSERT_TRUE(testing::WriteTestFile(www / "shared" / "modelcache.json", testing::HttpListingJson(files)));
   uint64_t model_bytes = 0;
   for (const v1::ManifestFile& file : files) model_bytes += file.size();
-  // Slow enough (1 MiB chunks at 512 KiB/s per connection: a few seconds) that the fetches
-  // overlap the fill; one that comes after it gets a hit, which is one fill too.
+  // Slow enough that the fetches overlap the fill (nginx sends the first `limit_rate` bytes at
+  // once, the rest at that rate: 1 MiB chunks at 256 KiB/s take 3 s); one that comes after it
+  // gets a hit, which is one fill too.
   absl::StatusOr<std::unique_ptr<NginxServer>> origin = NginxServer::Start(
       {.root = www.string(),
-       .locations = {NginxLocation{.prefix = "/shared/", .extra_directives = "limit_rate 512k;"}}});
+       .locations = {NginxLocation{.prefix = "/shared/", .extra_directives = "limit_rate 256k;"}}});
   ASSERT_TRUE(origin.ok()) << origin.status();
   ASSERT_NO_FATAL_FAILURE(StartAgent({.extra_yaml = "fill: {chunkSize: 1Mi}\n"}));
   const std::string source = (*origin)->BaseUrl() + "/shared/";

@@ -1,5 +1,6 @@
 // Fault cases of issue 11 (§6) about the coordinator: every role may do what it may and no
-// more (no token, a wrong one, an agent's token used by a person), and a coordinator killed
+// more (no token, a wrong one, an agent's token used by a person; reads for viewers, prefetch
+// for maintainers, the registry and purges for admins), and a coordinator killed
 // with -9 in the middle of a purge records it exactly once after its restart. The real
 // coordinator with a tokens file, the real agent connected to it, nginx on 127.0.0.1. Each
 // case checks the three promises.
@@ -98,14 +99,18 @@ TEST_F(FaultCoordinator, EveryRoleMayDoWhatItsRoleAllowsAndNothingMore) {
     calls.push_back({read, "agt", false});  // an agent's token is no person's
     for (const std::string& token : roles_may_read) calls.push_back({read, token, true});
   }
+  // Admin only: the registry and purges.
   for (const std::string& token : {"", "wrong", "agt", "view", "mnt"}) {
     calls.push_back({{"enable-caching", "m"}, token, false});
+    calls.push_back({{"pin", "m"}, token, false});
     calls.push_back({{"delete", "m"}, token, false});
-  }
-  for (const std::string& token : {"", "wrong", "agt", "view"}) {
     calls.push_back({{"purge", "m@v1"}, token, false});
-    calls.push_back({{"prefetch", "m@v1", "--source", origin_->BaseUrl() + "/m/"}, token, false});
   }
+  // Maintainers and admins: prefetch.
+  const std::vector<std::string> prefetch = {"prefetch", "m@v1", "--source", origin_->BaseUrl() + "/m/"};
+  for (const std::string& token : {"", "wrong", "agt", "view"}) calls.push_back({prefetch, token, false});
+  calls.push_back({prefetch, "mnt", true});
+  calls.push_back({{"purge", "--dry-run"}, "view", true});
   calls.push_back({{"enable-caching", "m"}, "adm", true});
   calls.push_back({{"pin", "m"}, "adm", true});
   calls.push_back({{"unpin", "m"}, "adm", true});
@@ -128,8 +133,8 @@ TEST_F(FaultCoordinator, EveryRoleMayDoWhatItsRoleAllowsAndNothingMore) {
   ExpectNothingPartialAndBystanderUntouched();
   EXPECT_EQ(Count(Admin({"audit", "--json"}, "view").out, "\"version\""), 0u);
 
-  // A maintainer may purge.
-  CtlResult purged = Admin({"purge", "m@v1"}, "mnt");
+  // An admin may purge.
+  CtlResult purged = Admin({"purge", "m@v1"}, "adm");
   EXPECT_EQ(purged.exit_code, 0) << purged.err;
   EXPECT_TRUE(testing::PollUntil([&] { return !fs::exists(cache_root_ / "models" / "m" / "v1"); },
                                  kDeadline))
@@ -140,7 +145,7 @@ TEST_F(FaultCoordinator, EveryRoleMayDoWhatItsRoleAllowsAndNothingMore) {
 TEST_F(FaultCoordinator, ACoordinatorKilledMidPurgeRecordsThePurgeExactlyOnce) {
   // The agent cannot act on the purge until the coordinator has been killed and restarted.
   ASSERT_TRUE(agent_->Kill(SIGSTOP).ok());
-  CtlResult purge = Admin({"purge", "m@v1"}, "mnt");
+  CtlResult purge = Admin({"purge", "m@v1"}, "adm");
   EXPECT_EQ(purge.exit_code, 0) << purge.err;
   ASSERT_TRUE(coordinator_->Kill(SIGKILL).ok());
   ASSERT_TRUE(coordinator_->WaitExit(10s).ok());
