@@ -342,8 +342,9 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
     } else if (saved->has_value()) {
       p.caching_policy.Set(**saved);
       spdlog::info("caching policy from the last run (until the coordinator answers): default "
-                   "{}, {} rules",
-                   (*saved)->default_enabled() ? "enabled" : "disabled", (*saved)->rules_size());
+                   "{}, {} rules, {} sources",
+                   (*saved)->default_enabled() ? "enabled" : "disabled", (*saved)->rules_size(),
+                   (*saved)->sources_size());
     }
     ASSIGN_OR_RETURN(p.answers,
                      CommandAnswers::Open(config.state_dir / kCommandAnswersFileName,
@@ -392,6 +393,9 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   if (p.coordinator) {
     service_options.caching_allowed = [&p](std::string_view name, std::string_view version) {
       return p.caching_policy.Allowed(name, version);
+    };
+    service_options.registry_lookup = [&p](std::string_view name, std::string_view version) {
+      return p.caching_policy.LookupSource(name, version);
     };
   }
   p.service = MakeAgentService(*p.cache, *p.metrics, std::move(service_options));

@@ -1,6 +1,17 @@
 #include "agent/caching_policy.h"
 
 namespace modelcache {
+namespace {
+
+std::string SourceKey(std::string_view name, std::string_view version) {
+  std::string key;
+  key.reserve(name.size() + 1 + version.size());
+  key.append(name).push_back('\0');
+  key.append(version);
+  return key;
+}
+
+}  // namespace
 
 bool CachingAllowed(const v1::CachingPolicy& policy, std::string_view name,
                     std::string_view version) {
@@ -14,14 +25,32 @@ bool CachingAllowed(const v1::CachingPolicy& policy, std::string_view name,
 }
 
 void CachingPolicyHolder::Set(const v1::CachingPolicy& policy) {
+  std::optional<std::map<std::string, std::string, std::less<>>> sources;
+  if (policy.sources_included()) {
+    sources.emplace();
+    for (const v1::RegisteredSource& source : policy.sources()) {
+      (*sources)[SourceKey(source.name(), source.version())] = source.source();
+    }
+  }
   std::lock_guard lock(mutex_);
   policy_ = policy;
+  sources_ = std::move(sources);
 }
 
 bool CachingPolicyHolder::Allowed(std::string_view name, std::string_view version) const {
   std::lock_guard lock(mutex_);
   if (!policy_) return allow_without_;
   return CachingAllowed(*policy_, name, version);
+}
+
+RegistryLookup CachingPolicyHolder::LookupSource(std::string_view name,
+                                                 std::string_view version) const {
+  const std::string key = SourceKey(name, version);
+  std::lock_guard lock(mutex_);
+  if (!sources_) return {RegistryLookup::State::kNotReceived, {}};
+  auto found = sources_->find(key);
+  if (found == sources_->end()) return {RegistryLookup::State::kUnregistered, {}};
+  return {RegistryLookup::State::kRegistered, found->second};
 }
 
 }  // namespace modelcache

@@ -1,10 +1,12 @@
 #pragma once
-// The coordinator's caching policy as the agent applies it: may this model be cached? The
-// agent answers Ensure for a refused model with FAILED_PRECONDITION, so that
-// `modelcachectl fetch` falls back to a local download. Thread-safe holder for the latest
-// policy pushed on the coordinator stream.
+// The coordinator's caching policy as the agent applies it: may this model be cached, and from
+// which source (the registry's sources travel with the policy)? The agent answers Ensure for
+// a refused model with FAILED_PRECONDITION, so that `modelcachectl fetch` falls back to a
+// local download. Thread-safe holder for the latest policy pushed on the coordinator stream.
+#include <map>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "modelcache/v1/coordinator.pb.h"
@@ -15,6 +17,18 @@ namespace modelcache {
 bool CachingAllowed(const v1::CachingPolicy& policy, std::string_view name,
                     std::string_view version);
 
+// What an agent knows of the registry's source for one model version.
+struct RegistryLookup {
+  enum class State {
+    kNoCoordinator,  // the agent has no coordinator: there is no registry
+    kNotReceived,    // a coordinator is configured, but no registry arrived yet (nor was saved)
+    kUnregistered,   // the registry has no source for this version
+    kRegistered,     // `source` is the version's registered source (normalized)
+  };
+  State state = State::kNoCoordinator;
+  std::string source;
+};
+
 class CachingPolicyHolder {
  public:
   // Before any policy arrives (coordinator never reached), `allow_without_policy` decides:
@@ -22,10 +36,16 @@ class CachingPolicyHolder {
   explicit CachingPolicyHolder(bool allow_without_policy) : allow_without_(allow_without_policy) {}
   void Set(const v1::CachingPolicy& policy);
   bool Allowed(std::string_view name, std::string_view version) const;
+  // kNotReceived until a policy that includes the registry's sources was Set (a policy saved
+  // by an agent, or sent by a coordinator, older than sources in the registry has none);
+  // then kRegistered or kUnregistered. Never kNoCoordinator.
+  RegistryLookup LookupSource(std::string_view name, std::string_view version) const;
 
  private:
   mutable std::mutex mutex_;
   std::optional<v1::CachingPolicy> policy_;
+  // "name\0version" -> registered source, built from policy_ when it includes the sources.
+  std::optional<std::map<std::string, std::string, std::less<>>> sources_;
   const bool allow_without_;
 };
 

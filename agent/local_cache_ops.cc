@@ -165,9 +165,11 @@ void ModelCacheOps::ApplyCachingPolicy(const v1::CachingPolicy& policy) {
                                     "before"));
     }
   }
-  // Tests wait for this line; operators see what the node now refuses.
-  spdlog::info("caching policy from the coordinator: default {}, {} rules",
-               policy.default_enabled() ? "enabled" : "disabled", policy.rules_size());
+  // Tests wait for this line; operators see what the node now refuses and which registered
+  // sources it fills from.
+  spdlog::info("caching policy from the coordinator: default {}, {} rules, {} sources",
+               policy.default_enabled() ? "enabled" : "disabled", policy.rules_size(),
+               policy.sources_size());
 }
 
 }  // namespace modelcache

@@ -46,9 +46,11 @@ AgentMetrics::AgentMetrics(prometheus::Registry& registry) {
   auto& fallbacks = *AddCounters(
       registry, "modelcache_ensure_fallbacks_total",
       "Ensure requests refused with FAILED_PRECONDITION because caching is disabled (on the "
-      "node or for the model): the client downloads the model itself");
+      "node or for the model) or the registry does not name the source asked for: the client "
+      "downloads the model itself");
   fallback_node_ = &fallbacks.Add({{"reason", "node_disabled"}});
   fallback_model_ = &fallbacks.Add({{"reason", "model_disabled"}});
+  fallback_source_ = &fallbacks.Add({{"reason", "source_refused"}});
   fills_in_progress_ =
       AddGauge(registry, "modelcache_fills_in_progress", "Models being filled right now");
   fills_ = AddCounters(registry, "modelcache_fills_total",
@@ -123,6 +125,9 @@ void AgentMetrics::CountFallback(FallbackReason reason) {
       break;
     case FallbackReason::kModelDisabled:
       fallback_model_->Increment();
+      break;
+    case FallbackReason::kSourceRefused:
+      fallback_source_->Increment();
       break;
   }
 }

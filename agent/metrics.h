@@ -24,6 +24,7 @@ enum class EnsureResult { kHit, kMiss, kError };
 enum class FallbackReason {
   kNodeDisabled,   // modelsCacheStorage.enabled is false on this node
   kModelDisabled,  // the coordinator's caching policy disables the model
+  kSourceRefused,  // the coordinator's registry names another source, or none, for the version
 };
 
 // Counters and gauges registered on a registry the caller owns (no globals). Thread-safe.
@@ -33,7 +34,7 @@ class AgentMetrics {
 
   // modelcache_ensure_requests_total{result="hit|miss|error"}
   void CountEnsure(EnsureResult result);
-  // modelcache_ensure_fallbacks_total{reason="node_disabled|model_disabled"}
+  // modelcache_ensure_fallbacks_total{reason="node_disabled|model_disabled|source_refused"}
   void CountFallback(FallbackReason reason);
   // modelcache_fills_in_progress
   void SetFillsInProgress(uint64_t fills);
@@ -76,6 +77,7 @@ class AgentMetrics {
   prometheus::Counter* ensure_error_;
   prometheus::Counter* fallback_node_;
   prometheus::Counter* fallback_model_;
+  prometheus::Counter* fallback_source_;
   prometheus::Gauge* fills_in_progress_;
   prometheus::Family<prometheus::Counter>* fills_;
   prometheus::Family<prometheus::Counter>* fill_bytes_;

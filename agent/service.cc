@@ -7,6 +7,7 @@
 #include <string>
 
 #include "agent/ensure_mailbox.h"
+#include "agent/ensure_source.h"
 #include "agent/leases.h"
 #include "agent/metrics.h"
 #include "agent/model_cache.h"
@@ -78,6 +79,30 @@ class AgentService final : public v1::Agent::Service {
                           "caching disabled for model " + request->name() + "@" +
                               request->version() + " by the coordinator: download the model yourself");
     }
+    // The source comes from the registry when there is one: the request's is only checked.
+    RegistryLookup registry;
+    if (options_.registry_lookup) {
+      registry = options_.registry_lookup(request->name(), request->version());
+    }
+    absl::StatusOr<std::string> source = ResolveEnsureSource(*request, registry);
+    if (!source.ok()) {
+      metrics_.CountEnsure(EnsureResult::kError);
+      if (absl::IsFailedPrecondition(source.status())) {
+        metrics_.CountFallback(FallbackReason::kSourceRefused);
+      }
+      spdlog::info("ensure refused: source {}", LogFields()
+                                                    .Add("model", request->name())
+                                                    .Add("version", request->version())
+                                                    .Add("source", request->source())
+                                                    .Add("registered", registry.source)
+                                                    .Add("error", source.status())
+                                                    .Add("next", "the client is told the error"));
+      return ToGrpcStatus(source.status());
+    }
+    // From here on the request names the source the cache fills from (and records).
+    v1::EnsureRequest resolved = *request;
+    resolved.set_source(*std::move(source));
+    request = &resolved;
     auto mailbox = std::make_shared<EnsureMailbox>();
     uint64_t subscription = cache_.Ensure(
         *request, [mailbox](const v1::EnsureProgress& progress) { mailbox->PostProgress(progress); },

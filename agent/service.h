@@ -6,6 +6,8 @@
 #include <memory>
 #include <string_view>
 
+#include "agent/caching_policy.h"
+
 namespace grpc {
 class Service;
 }  // namespace grpc
@@ -23,6 +25,10 @@ struct AgentServiceOptions {
   // Set when a coordinator decides: false for a model means Ensure answers
   // FAILED_PRECONDITION ("caching disabled for model X by the coordinator"). Empty: all allowed.
   std::function<bool(std::string_view name, std::string_view version)> caching_allowed;
+  // Set when a coordinator decides: the registry's source for a model version
+  // (CachingPolicyHolder::LookupSource). Ensure fills only from it (agent/ensure_source.h).
+  // Empty: no coordinator, Ensure fills from the request's source.
+  std::function<RegistryLookup(std::string_view name, std::string_view version)> registry_lookup;
   // Called (on a gRPC thread) after a fill published a model, e.g. to refresh cache gauges.
   std::function<void()> on_model_published;
   // Pods' leases (agent/leases.h): an Ensure that names a holder takes one when it ends READY,

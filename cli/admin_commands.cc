@@ -16,7 +16,9 @@ struct AdminState {
   std::string name;
   std::string source;
   std::string volume_id;
+  std::string kind;
   bool dry_run = false;
+  bool clear = false;
   uint32_t limit = 50;
   int* exit_code = nullptr;
 };
@@ -78,6 +80,30 @@ void AddAdminCommands(CLI::App& app, int* exit_code) {
   CLI::App* show = Command(*models, "show", "One model: versions and where they are cached", *state);
   show->add_option("name", state->name, "Model name")->required();
   OnRun(*show, state, [](AdminConnection& c, AdminState& s) { return RunModelsShow(c, s.name); });
+  CLI::App* set_source = Command(
+      *models, "set-source",
+      "Register where NAME@VERSION comes from (agents with a coordinator fill only from it)",
+      *state);
+  set_source->add_option("model", state->name, "NAME@VERSION")->required();
+  set_source->add_option("source", state->source, "s3://, http(s):// or file:// URI")->required();
+  OnRun(*set_source, state, [](AdminConnection& c, AdminState& s) {
+    ModelRef ref;
+    if (!ParseModelRef(s.name, true, ref)) return kAdminExitUsage;
+    return RunSetSource(c, ref, s.source);
+  });
+  CLI::App* set_prefix = Command(
+      *models, "set-source-prefix",
+      "The prefix every source of the model registered from now on must fall under", *state);
+  set_prefix->add_option("name", state->name, "Model name")->required();
+  set_prefix->add_option("prefix", state->source, "e.g. s3://models/llama/");
+  set_prefix->add_flag("--clear", state->clear, "Remove the model's prefix");
+  OnRun(*set_prefix, state, [](AdminConnection& c, AdminState& s) {
+    if (s.clear == !s.source.empty()) {
+      std::fprintf(stderr, "modelcachectl: models set-source-prefix needs PREFIX or --clear\n");
+      return kAdminExitUsage;
+    }
+    return RunSetSourcePrefix(c, s.name, s.source);
+  });
 
   CLI::App* usage = Command(app, "usage", "Per volume: quota, used, free, models, nodes", *state);
   OnRun(*usage, state, [](AdminConnection& c, AdminState&) { return RunUsage(c); });
@@ -119,7 +145,9 @@ void AddAdminCommands(CLI::App& app, int* exit_code) {
 
   CLI::App* prefetch = Command(app, "prefetch", "Warm the cache with NAME@VERSION before a rollout", *state);
   prefetch->add_option("model", state->name, "NAME@VERSION")->required();
-  prefetch->add_option("--source", state->source, "s3://, http(s):// or file:// URI")->required();
+  prefetch->add_option("--source", state->source,
+                       "s3://, http(s):// or file:// URI (default: the registered source; a "
+                       "version without one is registered with it)");
   prefetch->add_option("--volume", state->volume_id, "Only this volume (default: every volume)");
   OnRun(*prefetch, state, [](AdminConnection& c, AdminState& s) {
     ModelRef ref;
@@ -132,12 +160,17 @@ void AddAdminCommands(CLI::App& app, int* exit_code) {
     return RunPrefetch(c, ref, s.source, s.volume_id);
   });
 
-  CLI::App* audit = Command(app, "audit", "The purge audit log, newest first: what, why, bytes freed", *state);
+  CLI::App* audit = Command(
+      app, "audit",
+      "The audit log, newest first: purges (what, why, bytes freed) and source changes (who)",
+      *state);
   audit->add_option("--limit", state->limit, "At most this many entries (default 50)")
       ->check(CLI::Range(1u, 100000u));
   audit->add_option("--model", state->name, "Only this model");
+  audit->add_option("--kind", state->kind, "Only purges or registry source changes")
+      ->check(CLI::IsMember({"purge", "source", "source-prefix"}));
   OnRun(*audit, state, [](AdminConnection& c, AdminState& s) {
-    return RunAudit(c, s.limit, s.name);
+    return RunAudit(c, s.limit, s.name, s.kind);
   });
 }
 

@@ -1,6 +1,7 @@
 #pragma once
-// modelcachectl's coordinator (admin) commands: models list|show, usage, nodes,
-// enable-caching, disable-caching, delete, purge [--dry-run], prefetch, pin, unpin, audit.
+// modelcachectl's coordinator (admin) commands: models list|show|set-source|set-source-prefix,
+// usage, nodes, enable-caching, disable-caching, delete, purge [--dry-run], prefetch, pin,
+// unpin, audit.
 // Each takes --coordinator host:port (or $MODELCACHE_COORDINATOR), --token (or
 // $MODELCACHE_TOKEN), --json, and TLS options --tls/--ca-file.
 #include <CLI/CLI.hpp>

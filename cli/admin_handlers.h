@@ -21,6 +21,11 @@ int RunSetCaching(AdminConnection& connection, const ModelRef& ref, bool enabled
 int RunSetPin(AdminConnection& connection, const ModelRef& ref, bool pinned);
 int RunDelete(AdminConnection& connection, const std::string& name);
 
+// admin_sources.cc. `prefix` empty: clears it.
+int RunSetSource(AdminConnection& connection, const ModelRef& ref, const std::string& source);
+int RunSetSourcePrefix(AdminConnection& connection, const std::string& name,
+                       const std::string& prefix);
+
 int RunUsage(AdminConnection& connection);
 int RunNodes(AdminConnection& connection);
 
@@ -29,10 +34,12 @@ int PrintPurgeResponse(AdminConnection& connection, const v1::PurgeResponse& res
                        const char* empty_message);
 int RunPurge(AdminConnection& connection, const ModelRef& ref);
 int RunPurgeDryRun(AdminConnection& connection);
+// `source` empty: the registered one.
 int RunPrefetch(AdminConnection& connection, const ModelRef& ref, const std::string& source,
                 const std::string& volume_id);
 
-// Newest first; `model` empty: every model. admin_audit.cc.
-int RunAudit(AdminConnection& connection, uint32_t limit, const std::string& model);
+// Newest first; `model`, `kind` empty: every model, every kind. admin_audit.cc.
+int RunAudit(AdminConnection& connection, uint32_t limit, const std::string& model,
+             const std::string& kind);
 
 }  // namespace modelcache::cli

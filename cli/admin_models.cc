@@ -20,6 +20,8 @@ void PrintModelSummary(const v1::ModelInfo& info) {
               info.caching_enabled() ? "enabled" : "disabled", YesNo(info.pinned()),
               info.deleted() ? ", DELETED from the registry" : "",
               FormatBytes(info.cached_bytes()).c_str());
+  std::printf("source prefix: %s\n",
+              info.source_prefix().empty() ? "none" : info.source_prefix().c_str());
 }
 
 }  // namespace
@@ -58,13 +60,15 @@ int RunModelsShow(AdminConnection& connection, const std::string& name) {
   }
   PrintModelSummary(info);
   TextTable table({"VERSION", "CACHING", "PINNED", "VOLUME", "SIZE", "STATE", "LAST ACCESS",
-                   "LEASES", "NODES"});
+                   "LEASES", "NODES", "SOURCE"});
   for (const v1::VersionInfo& version : info.versions()) {
     std::string caching = version.caching_enabled() ? "enabled" : "disabled";
     if (version.caching_overridden()) caching += " (override)";
+    // Agents with a coordinator refuse a version without a registered source.
+    const std::string source = version.source().empty() ? "(not registered)" : version.source();
     if (version.copies().empty()) {
       table.AddRow({version.version(), caching, YesNo(version.pinned()), "-", "-", "-", "-", "-",
-                    "-"});
+                    "-", source});
     }
     for (const v1::CacheCopy& copy : version.copies()) {
       std::string nodes;
@@ -72,7 +76,7 @@ int RunModelsShow(AdminConnection& connection, const std::string& name) {
       table.AddRow({version.version(), caching, YesNo(version.pinned()), copy.volume_id(),
                     FormatBytes(copy.size_bytes()), copy.state(),
                     AgoText(copy.last_access_unix_ms()), std::to_string(copy.live_leases()),
-                    nodes});
+                    nodes, source});
     }
   }
   std::printf("%s", table.Render().c_str());

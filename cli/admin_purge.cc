@@ -70,8 +70,9 @@ int RunPrefetch(AdminConnection& connection, const ModelRef& ref, const std::str
     return kAdminExitOk;
   }
   for (int i = 0; i < response.command_ids_size(); ++i) {
-    std::printf("prefetch of %s@%s queued on volume %s (command %s)\n", ref.name.c_str(),
-                ref.version.c_str(), response.volume_ids(i).c_str(), response.command_ids(i).c_str());
+    std::printf("prefetch of %s@%s from %s queued on volume %s (command %s)\n", ref.name.c_str(),
+                ref.version.c_str(), response.source().c_str(), response.volume_ids(i).c_str(),
+                response.command_ids(i).c_str());
   }
   return kAdminExitOk;
 }

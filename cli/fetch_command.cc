@@ -71,6 +71,13 @@ class Fetch {
     if (options_.fallback && options_.dest.empty()) {
       return Usage("--fallback needs --dest (where to download without the agent)");
     }
+    // Without --source the agent fills from the source its coordinator's registry names; a
+    // download without the agent has no registry to ask, so it needs the source up front
+    // (checked now, not only when the agent is away, so that a wrong spec fails at once).
+    if (options_.fallback && options_.source.empty()) {
+      return Usage("--fallback needs --source (a download without the agent has no registry to "
+                   "ask where the model comes from)");
+    }
     if (!options_.timeout.empty()) {
       absl::StatusOr<std::chrono::seconds> timeout = ParseDuration(options_.timeout);
       if (!timeout.ok()) return Usage(fmt::format("--timeout: {}", timeout.status().message()));
@@ -94,9 +101,9 @@ class Fetch {
     const AgentEnvironment& environment = context_.environment;
     if (IsTruthy(environment.Get("MODELCACHE_DISABLE")) ||
         IsTruthy(environment.Get("AIOLI_DISABLE_MODEL_CACHE"))) {
-      if (options_.dest.empty()) {
+      if (options_.dest.empty() || options_.source.empty()) {
         return Usage("the model cache is disabled (MODELCACHE_DISABLE / AIOLI_DISABLE_MODEL_CACHE): "
-                     "--dest is required");
+                     "--dest and --source are required");
       }
       Note("the model cache is disabled; downloading into {} directly", options_.dest);
       return RunLocally();
@@ -189,8 +196,9 @@ void AddFetchCommand(CLI::App& app, CliContext& context) {
   command->add_option("--model", options->model, "Model name")->required();
   command->add_option("--version", options->version, "Model version")->required();
   command->add_option("--source", options->source,
-                      "s3://bucket/prefix/, http(s)://host/path/ or file:///path")
-      ->required();
+                      "s3://bucket/prefix/, http(s)://host/path/ or file:///path; an agent with "
+                      "a coordinator checks it against the registry, and without it fills from "
+                      "the registered source (required with --fallback or without an agent)");
   command->add_option("--dest", options->dest,
                       "Cache root for a local download when the cache is disabled or with --fallback");
   command->add_option("--socket", options->socket,

@@ -147,6 +147,11 @@ absl::StatusOr<SourceUri> ParseSourceUri(std::string_view uri) {
     return parsed;
   }
   if (HasDotDot(path, /*has_query=*/!s3)) return invalid("path contains \"..\"");
+  // "%2E%2E" is ".." to every server (RFC 3986 6.2.2.2) and is so in the normalized form
+  // that the registry stores and agents fetch.
+  if (!s3 && HasDotDot(NormalizePercentEncoding(path))) {
+    return invalid("path contains \"..\" (written as %2E%2E)");
+  }
   if (s3) {
     if (authority.empty()) return invalid("missing bucket");
     if (!IsBucketName(authority)) {

@@ -30,8 +30,8 @@ struct SourceUri {
 // http(s): sent as written, so special characters are percent-encoded in the URL already.
 // INVALID_ARGUMENT for a URI over kMaxSourceUriBytes (CheckSourceUriLength), an unknown scheme
 // (names it and the accepted ones), a missing bucket or host, a relative file path, a path
-// with "..", a control character, a space outside an s3 key, or an s3 uri that is not valid
-// UTF-8. Messages quote the uri with unsafe bytes escaped.
+// with ".." (in an http(s) URL also as "%2E%2E"), a control character, a space outside an s3
+// key, or an s3 uri that is not valid UTF-8. Messages quote the uri with unsafe bytes escaped.
 absl::StatusOr<SourceUri> ParseSourceUri(std::string_view uri);
 
 // The form in which two source URIs are compared: a model cached from one source is served

@@ -21,12 +21,14 @@
 #include "common/names.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
+#include "common/uri.h"
 #include "coordinator/agent_stream.h"
 #include "coordinator/auth.h"
 #include "coordinator/db/store.h"
 #include "coordinator/fill_leases.h"
 #include "coordinator/metrics.h"
 #include "coordinator/policy/purge_plan.h"
+#include "coordinator/policy/source_rules.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
 #include "spdlog/spdlog.h"
 
@@ -51,6 +53,26 @@ absl::Status ValidateModelRef(std::string_view name, std::string_view version,
   RETURN_IF_ERROR(ValidateModelName(name));
   if (!version.empty() || version_required) RETURN_IF_ERROR(ValidateModelVersion(version));
   return absl::OkStatus();
+}
+
+// The registry stores and compares sources in one spelling (common/uri.h). `what` names the
+// field in the error ("set-source: source is empty").
+absl::StatusOr<std::string> NormalizedSource(std::string_view what, std::string_view uri) {
+  if (uri.empty()) return absl::InvalidArgumentError(fmt::format("{} is empty", what));
+  absl::StatusOr<std::string> normalized = NormalizeSourceUri(uri);
+  if (!normalized.ok()) {
+    return absl::Status(normalized.status().code(),
+                        fmt::format("{}: {}", what, normalized.status().message()));
+  }
+  return normalized;
+}
+
+absl::Status ValidateAuditKind(std::string_view kind) {
+  if (kind.empty() || kind == "purge" || kind == "source" || kind == "source-prefix") {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(fmt::format(
+      "audit: unknown kind \"{}\" (want purge, source or source-prefix)", kind));
 }
 
 }  // namespace
@@ -341,13 +363,32 @@ class CoordinatorServer::Impl final
 
   grpc::Status Prefetch(grpc::ServerContext* context, const v1::PrefetchRequest* request,
                         v1::PrefetchResponse* response) override {
-    return Handle(context, Permission::kMaintain, "Prefetch", [&]() -> absl::Status {
-      RETURN_IF_ERROR(ValidateModelRef(request->name(), request->version(), true));
-      if (request->source().empty()) return absl::InvalidArgumentError("prefetch: source is empty");
-      ASSIGN_OR_RETURN(bool enabled, CachingEnabled(request->name(), request->version()));
+    return HandleAs(context, Permission::kMaintain, "Prefetch",
+                    [&](const Principal& principal) -> absl::Status {
+      const std::string& name = request->name();
+      const std::string& version = request->version();
+      RETURN_IF_ERROR(ValidateModelRef(name, version, true));
+      ASSIGN_OR_RETURN(bool enabled, CachingEnabled(name, version));
       if (!enabled) {
-        return absl::FailedPreconditionError(fmt::format(
-            "model {}@{}: caching is disabled", request->name(), request->version()));
+        return absl::FailedPreconditionError(
+            fmt::format("model {}@{}: caching is disabled", name, version));
+      }
+      // The source: the registered one; one given must be it, or becomes it when there is none.
+      ASSIGN_OR_RETURN(SourceEntry entry, store_->GetSourceEntry(name, version));
+      std::string source;
+      bool register_source = false;
+      if (request->source().empty()) {
+        if (!entry.source) {
+          return absl::FailedPreconditionError(fmt::format(
+              "model {}@{}: no source is registered (register one with: modelcachectl models "
+              "set-source {}@{} URI, or prefetch --source URI)",
+              name, version, name, version));
+        }
+        source = *entry.source;
+      } else {
+        ASSIGN_OR_RETURN(source, NormalizedSource("prefetch: source", request->source()));
+        ASSIGN_OR_RETURN(register_source, DecideSourceChange(name, version, source, entry,
+                                                             SourceChange::kRegisterOnly));
       }
       std::set<std::string> volumes = streams_.ConnectedVolumes(request->volume_id());
       if (volumes.empty()) {
@@ -356,16 +397,62 @@ class CoordinatorServer::Impl final
                 ? std::string("prefetch: no agent is connected")
                 : fmt::format("prefetch: no agent of volume {} is connected", request->volume_id()));
       }
+      if (register_source) {
+        // Checked again in the store's transaction: another caller may have registered one.
+        RETURN_IF_ERROR(store_->SetSource(name, version, source, SourceChange::kRegisterOnly,
+                                          principal.name, Now())
+                            .status());
+        LogSourceChange("prefetch", name, version, source, principal);
+        // Before the commands: the agents hold the registry that names this source.
+        BroadcastPolicy();
+      }
+      response->set_source(source);
       for (const std::string& volume : volumes) {
         v1::Command command;
-        command.mutable_prefetch()->set_name(request->name());
-        command.mutable_prefetch()->set_version(request->version());
-        command.mutable_prefetch()->set_source(request->source());
+        command.mutable_prefetch()->set_name(name);
+        command.mutable_prefetch()->set_version(version);
+        command.mutable_prefetch()->set_source(source);
         ASSIGN_OR_RETURN(command, store_->EnqueueCommand(volume, command, Now()));
         response->add_command_ids(command.id());
         response->add_volume_ids(volume);
       }
       DispatchAll();
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status SetSource(grpc::ServerContext* context, const v1::SetSourceRequest* request,
+                         v1::ModelInfo* response) override {
+    return HandleAs(context, Permission::kMaintain, "SetSource",
+                    [&](const Principal& principal) -> absl::Status {
+      RETURN_IF_ERROR(ValidateModelRef(request->name(), request->version(), true));
+      ASSIGN_OR_RETURN(std::string source, NormalizedSource("set-source: source", request->source()));
+      ASSIGN_OR_RETURN(*response, store_->SetSource(request->name(), request->version(), source,
+                                                    SourceChange::kSet, principal.name, Now()));
+      LogSourceChange("set-source", request->name(), request->version(), source,
+                      principal);
+      BroadcastPolicy();
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status SetSourcePrefix(grpc::ServerContext* context,
+                               const v1::SetSourcePrefixRequest* request,
+                               v1::ModelInfo* response) override {
+    return HandleAs(context, Permission::kMaintain, "SetSourcePrefix",
+                    [&](const Principal& principal) -> absl::Status {
+      RETURN_IF_ERROR(ValidateModelName(request->name()));
+      std::string prefix;
+      if (!request->prefix().empty()) {
+        ASSIGN_OR_RETURN(prefix, NormalizedSource("set-source-prefix: prefix", request->prefix()));
+      }
+      ASSIGN_OR_RETURN(*response, store_->SetSourcePrefix(request->name(), prefix,
+                                                          principal.name, Now()));
+      spdlog::info("registry source prefix set {}",
+                   LogFields()
+                       .Add("model", request->name())
+                       .Add("prefix", prefix.empty() ? "none" : prefix)
+                       .Add("principal", principal.name));
       return absl::OkStatus();
     });
   }
@@ -390,8 +477,10 @@ class CoordinatorServer::Impl final
                      v1::AuditResponse* response) override {
     return Handle(context, Permission::kRead, "Audit", [&]() -> absl::Status {
       if (!request->name().empty()) RETURN_IF_ERROR(ValidateModelName(request->name()));
+      RETURN_IF_ERROR(ValidateAuditKind(request->kind()));
       const size_t limit = request->limit() == 0 ? 100 : request->limit();
-      ASSIGN_OR_RETURN(std::vector<AuditEntry> entries, store_->Audit(limit, request->name()));
+      ASSIGN_OR_RETURN(std::vector<AuditEntry> entries,
+                       store_->Audit(limit, request->name(), request->kind()));
       for (const AuditEntry& entry : entries) {
         v1::AuditRecord* record = response->add_records();
         record->set_at_unix_ms(entry.at_unix_ms);
@@ -402,6 +491,8 @@ class CoordinatorServer::Impl final
         record->set_bytes_freed(entry.bytes_freed);
         record->set_node_name(entry.node_name);
         record->set_command_id(entry.command_id);
+        record->set_kind(entry.kind);
+        record->set_principal(entry.principal);
       }
       return absl::OkStatus();
     });
@@ -485,6 +576,26 @@ class CoordinatorServer::Impl final
     absl::StatusOr<Principal> principal = Check(context, permission, what);
     if (!principal.ok()) return ToGrpc(principal.status());
     return ToGrpc(body());
+  }
+  // Handle, for a body that records who called (registry changes).
+  template <typename Body>
+  grpc::Status HandleAs(grpc::ServerContext* context, Permission permission,
+                        std::string_view what, Body body) {
+    absl::StatusOr<Principal> principal = Check(context, permission, what);
+    if (!principal.ok()) return ToGrpc(principal.status());
+    return ToGrpc(body(*principal));
+  }
+
+  // `via`: the call that set it ("set-source", "prefetch").
+  static void LogSourceChange(std::string_view via, std::string_view name,
+                              std::string_view version, std::string_view source,
+                              const Principal& principal) {
+    spdlog::info("registry source set {}", LogFields()
+                                               .Add("model", name)
+                                               .Add("version", version)
+                                               .Add("source", source)
+                                               .Add("principal", principal.name)
+                                               .Add("via", via));
   }
 
   grpc::Status LeaseCall(grpc::ServerContext* context, const v1::LeaseRequest& request,

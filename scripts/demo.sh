@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # A short tour of one cluster on one machine: an origin (nginx) serving a generated model, a
 # coordinator, and two node agents that share one cache folder (one volume, as two nodes
-# mounting the same NFS export would). The admin enables caching for the model; a fetch through
-# agent 1 fills the cache, a fetch through agent 2 is answered from the shared volume without
-# touching the origin. Then `list`, `usage`, `nodes` and the daemons' metrics.
+# mounting the same NFS export would). The admin enables caching for the model and registers
+# where its version comes from; a fetch through agent 1 (by name and version only) fills the
+# cache, a fetch through agent 2 is answered from the shared volume without touching the origin,
+# and a fetch that names another source is refused. Then `list`, `usage`, `nodes` and the
+# daemons' metrics.
 # Everything runs on 127.0.0.1 in a temp dir and is stopped by PID on exit.
 # Env: DEMO_MODEL_MIB (size of the big file, default 200), KEEP=1 keeps the temp dir,
 # MODELCACHE_SKIP_SETUP=1 skips scripts/setup.sh (packages known to be installed),
@@ -96,19 +98,22 @@ CONF
 done
 echo "volume id (both agents): $(grep -o 'id=[0-9a-f]*' "$work/cache/.modelcache-volume-id")"
 
-step "5. modelcachectl enable-caching demo-llm (the coordinator passes the policy to both agents)"
+step "5. enable-caching demo-llm and models set-source demo-llm@v1 (the coordinator passes both to the agents)"
 "$ctl_bin" enable-caching demo-llm
+# Agents with a coordinator fill a version only from the source its registry names.
+"$ctl_bin" models set-source demo-llm@v1 "$source_url"
+"$ctl_bin" models show demo-llm
 # The agent logs each policy it applies ("caching policy from the coordinator: default
-# disabled, 1 rules"); the key=value spelling is accepted too.
-policy_applied() { grep -Eq "caching policy.*(1 rules|rules=1)" "$work/agent-$1.log"; }
+# disabled, 1 rules, 1 sources"); the key=value spelling is accepted too.
+policy_applied() { grep -Eq "caching policy.*(1 rules, 1 sources|rules=1.*sources=1)" "$work/agent-$1.log"; }
 wait_for 15 policy_applied 1
 wait_for 15 policy_applied 2
 echo "both agents applied it"
 
-step "6. modelcachectl fetch through agent 1 (a fill: bytes come from the origin)"
+step "6. modelcachectl fetch through agent 1, by name and version (a fill from the registered source)"
 start=$(now_ms)
 path=$(MODELCACHE_SOCKET="$work/run/agent-1.sock" \
-  "$ctl_bin" fetch --model demo-llm --version v1 --source "$source_url")
+  "$ctl_bin" fetch --model demo-llm --version v1)
 echo "stdout: $path  ($(( $(now_ms) - start )) ms)"
 filled_bytes=$(origin_bytes)
 echo "origin served $filled_bytes bytes in $(origin_requests) requests"
@@ -126,13 +131,20 @@ if [ "$(origin_bytes)" != "$filled_bytes" ]; then
   exit 1
 fi
 
-step "8. modelcachectl list (each agent's view of the shared volume)"
+step "8. A fetch that names another source is refused (the registry decides what demo-llm@v1 is)"
+if MODELCACHE_SOCKET="$work/run/agent-2.sock" \
+  "$ctl_bin" fetch --model demo-llm --version v1 --source "http://127.0.0.1:$origin_port/elsewhere/"; then
+  echo "demo: agent 2 accepted a source the registry does not name" >&2
+  exit 1
+fi
+
+step "9. modelcachectl list (each agent's view of the shared volume)"
 for node in 1 2; do
   echo "agent $node:"
   MODELCACHE_SOCKET="$work/run/agent-$node.sock" "$ctl_bin" list
 done
 
-step "9. modelcachectl usage and nodes (the coordinator's view)"
+step "10. modelcachectl usage and nodes (the coordinator's view)"
 # The agents report to the coordinator in the background; wait for the model's bytes to arrive.
 usage_reported() { "$ctl_bin" usage --json | grep -q '"used_bytes": "[1-9]'; }
 wait_for 30 usage_reported
@@ -140,7 +152,7 @@ wait_for 30 usage_reported
 echo
 "$ctl_bin" nodes
 
-step "10. A few lines of the daemons' /metrics"
+step "11. A few lines of the daemons' /metrics"
 for node in 1 2; do
   echo "agent $node (127.0.0.1:${metrics_ports[$((node - 1))]}/metrics):"
   curl -s "http://127.0.0.1:${metrics_ports[$((node - 1))]}/metrics" |
@@ -149,7 +161,7 @@ done
 echo "coordinator (127.0.0.1:$coordinator_metrics_port/metrics):"
 curl -s "http://127.0.0.1:$coordinator_metrics_port/metrics" | grep '^modelcache_' | head -n 8 || true
 
-step "11. The cache volume"
+step "12. The cache volume"
 (cd "$work/cache" && find . -maxdepth 4 | sort)
 echo
 echo "demo: done (stopping nginx, the agents and the coordinator)"

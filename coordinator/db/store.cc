@@ -1,10 +1,12 @@
 #include "coordinator/db/store.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <tuple>
 
 #include "common/status_macros.h"
+#include "coordinator/db/registry_sources.h"
 #include "spdlog/fmt/fmt.h"
 
 namespace modelcache {
@@ -98,6 +100,15 @@ CREATE TABLE agent_extra_volumes(
   volume_id TEXT NOT NULL,
   PRIMARY KEY(node_name, volume_id));
 )sql",
+    // 4: sources belong to the registry (a version's source, a model's source prefix); the
+    // audit log records their changes too, with who made them.
+    R"sql(
+ALTER TABLE versions ADD COLUMN source TEXT;
+ALTER TABLE models ADD COLUMN source_prefix TEXT NOT NULL DEFAULT '';
+ALTER TABLE purge_audit RENAME TO audit_log;
+ALTER TABLE audit_log ADD COLUMN kind TEXT NOT NULL DEFAULT 'purge';
+ALTER TABLE audit_log ADD COLUMN principal TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
@@ -153,13 +164,13 @@ std::vector<std::string> SplitNodes(const std::string& text) {
 
 }  // namespace
 
-absl::Status MigrateSchema(Database& db) {
+absl::Status MigrateSchema(Database& db, int target) {
   ASSIGN_OR_RETURN(int current, db.UserVersion());
   if (current > kSchemaVersion) {
     return absl::FailedPreconditionError(fmt::format(
         "database schema {} is newer than this coordinator's {}", current, kSchemaVersion));
   }
-  for (int next = current + 1; next <= kSchemaVersion; ++next) {
+  for (int next = current + 1; next <= std::min(target, kSchemaVersion); ++next) {
     Transaction transaction(db);
     RETURN_IF_ERROR(transaction.status());
     RETURN_IF_ERROR(db.Execute(kMigrations[next - 1]));
@@ -440,7 +451,7 @@ absl::StatusOr<v1::ModelInfo> CoordinatorStore::GetModelLocked(std::string_view 
   v1::ModelInfo info;
   {
     ASSIGN_OR_RETURN(auto statement, db_->Prepare(
-        "SELECT caching_enabled, deleted, pinned FROM models WHERE name=?1"));
+        "SELECT caching_enabled, deleted, pinned, source_prefix FROM models WHERE name=?1"));
     statement->Bind(1, name);
     ASSIGN_OR_RETURN(bool found, statement->Step());
     if (!found) return absl::NotFoundError(fmt::format("model {}: not in the registry", name));
@@ -448,11 +459,13 @@ absl::StatusOr<v1::ModelInfo> CoordinatorStore::GetModelLocked(std::string_view 
     info.set_caching_enabled(statement->Int(0) != 0 && statement->Int(1) == 0);
     info.set_deleted(statement->Int(1) != 0);
     info.set_pinned(statement->Int(2) != 0);
+    info.set_source_prefix(statement->Text(3));
   }
   std::map<std::string, v1::VersionInfo*> versions;
   {
     ASSIGN_OR_RETURN(auto statement, db_->Prepare(
-        "SELECT version, caching_override, pinned FROM versions WHERE name=?1 ORDER BY version"));
+        "SELECT version, caching_override, pinned, source FROM versions WHERE name=?1 "
+        "ORDER BY version"));
     statement->Bind(1, name);
     for (;;) {
       ASSIGN_OR_RETURN(bool row, statement->Step());
@@ -463,6 +476,7 @@ absl::StatusOr<v1::ModelInfo> CoordinatorStore::GetModelLocked(std::string_view 
       bool enabled = statement->IsNull(1) ? info.caching_enabled() : statement->Int(1) != 0;
       version->set_caching_enabled(enabled && !info.deleted());
       version->set_pinned(statement->Int(2) != 0);
+      if (!statement->IsNull(3)) version->set_source(statement->Text(3));
       versions[version->version()] = version;
     }
   }
@@ -552,7 +566,62 @@ absl::StatusOr<v1::CachingPolicy> CoordinatorStore::CachingPolicy() {
       rule->set_enabled(statement->Int(2) != 0);
     }
   }
+  RETURN_IF_ERROR(AddRegisteredSources(*db_, policy));
   return policy;
+}
+
+absl::StatusOr<v1::ModelInfo> CoordinatorStore::SetSource(std::string_view name,
+                                                          std::string_view version,
+                                                          std::string_view source,
+                                                          SourceChange change,
+                                                          std::string_view principal,
+                                                          int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  {
+    Transaction transaction(*db_);
+    RETURN_IF_ERROR(transaction.status());
+    ASSIGN_OR_RETURN(SourceEntry entry, ReadSourceEntry(*db_, name, version));
+    ASSIGN_OR_RETURN(bool write, DecideSourceChange(name, version, source, entry, change));
+    if (write) {
+      RETURN_IF_ERROR(EnsureVersion(name, version, now_ms));
+      RETURN_IF_ERROR(WriteVersionSource(*db_, name, version, source));
+      RETURN_IF_ERROR(AppendRegistryAudit(
+          *db_, now_ms, name, version, "source",
+          fmt::format("source {} (was {})", source, entry.source.value_or("not registered")),
+          principal));
+      RETURN_IF_ERROR(transaction.Commit());
+    }
+  }
+  return GetModelLocked(name, now_ms);
+}
+
+absl::StatusOr<v1::ModelInfo> CoordinatorStore::SetSourcePrefix(std::string_view name,
+                                                                std::string_view prefix,
+                                                                std::string_view principal,
+                                                                int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  {
+    Transaction transaction(*db_);
+    RETURN_IF_ERROR(transaction.status());
+    ASSIGN_OR_RETURN(SourceEntry entry, ReadSourceEntry(*db_, name, ""));
+    RETURN_IF_ERROR(EnsureModel(name, now_ms));
+    if (entry.prefix != prefix) {
+      RETURN_IF_ERROR(WriteSourcePrefix(*db_, name, prefix, now_ms));
+      RETURN_IF_ERROR(AppendRegistryAudit(
+          *db_, now_ms, name, "", "source-prefix",
+          fmt::format("source prefix {} (was {})", prefix.empty() ? "cleared" : prefix,
+                      entry.prefix.empty() ? "none" : entry.prefix),
+          principal));
+    }
+    RETURN_IF_ERROR(transaction.Commit());
+  }
+  return GetModelLocked(name, now_ms);
+}
+
+absl::StatusOr<SourceEntry> CoordinatorStore::GetSourceEntry(std::string_view name,
+                                                             std::string_view version) {
+  std::lock_guard lock(mutex_);
+  return ReadSourceEntry(*db_, name, version);
 }
 
 absl::StatusOr<v1::UsageResponse> CoordinatorStore::Usage(uint64_t default_quota_bytes) {
@@ -888,7 +957,7 @@ absl::Status CoordinatorStore::RecordResult(std::string_view node_name,
       RETURN_IF_ERROR(statement->Run());
     }
     ASSIGN_OR_RETURN(auto statement, db_->Prepare(
-        "INSERT INTO purge_audit(at_ms, volume_id, name, version, reason, bytes_freed, "
+        "INSERT INTO audit_log(at_ms, volume_id, name, version, reason, bytes_freed, "
         "node_name, command_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
     statement->Bind(1, now_ms).Bind(2, volume_id).Bind(3, name).Bind(4, version).Bind(5, reason)
         .Bind(6, AsInt(result.bytes_freed())).Bind(7, node_name).Bind(8, result.command_id());
@@ -918,20 +987,22 @@ absl::StatusOr<std::optional<StoredCommand>> CoordinatorStore::GetCommand(std::s
 }
 
 absl::StatusOr<std::vector<AuditEntry>> CoordinatorStore::Audit(size_t limit,
-                                                                std::string_view name) {
+                                                                std::string_view name,
+                                                                std::string_view kind) {
   std::lock_guard lock(mutex_);
   std::vector<AuditEntry> entries;
   ASSIGN_OR_RETURN(auto statement, db_->Prepare(
-      "SELECT at_ms, volume_id, name, version, reason, bytes_freed, node_name, command_id FROM "
-      "purge_audit WHERE coalesce(?2, '')='' OR name=?2 ORDER BY id DESC LIMIT ?1"));
-  statement->Bind(1, static_cast<int64_t>(limit)).Bind(2, name);
+      "SELECT at_ms, volume_id, name, version, reason, bytes_freed, node_name, command_id, "
+      "kind, principal FROM audit_log WHERE (coalesce(?2, '')='' OR name=?2) AND "
+      "(coalesce(?3, '')='' OR kind=?3) ORDER BY id DESC LIMIT ?1"));
+  statement->Bind(1, static_cast<int64_t>(limit)).Bind(2, name).Bind(3, kind);
   for (;;) {
     ASSIGN_OR_RETURN(bool row, statement->Step());
     if (!row) break;
     entries.push_back(AuditEntry{statement->Int(0), statement->Text(1), statement->Text(2),
                                  statement->Text(3), statement->Text(4),
                                  static_cast<uint64_t>(statement->Int(5)), statement->Text(6),
-                                 statement->Text(7)});
+                                 statement->Text(7), statement->Text(8), statement->Text(9)});
   }
   return entries;
 }

@@ -1,7 +1,7 @@
 #pragma once
 // The coordinator's state, persisted in SQLite: registry (models, versions, caching, pins,
-// deletion), volumes and agents, what each agent reported per volume, leases, commands and the
-// purge audit log. Every method is thread-safe (one connection behind a mutex) and each
+// deletion, sources), volumes and agents, what each agent reported per volume, leases, commands
+// and the audit log (purges, source changes). Every method is thread-safe (one connection behind a mutex) and each
 // mutation is one transaction, so a crash or restart loses nothing that was acknowledged.
 #include <cstdint>
 #include <map>
@@ -18,12 +18,13 @@
 #include "common/clock.h"
 #include "coordinator/db/sqlite.h"
 #include "coordinator/policy/purge_plan.h"
+#include "coordinator/policy/source_rules.h"
 #include "modelcache/v1/coordinator.pb.h"
 
 namespace modelcache {
 
 // The newest schema; migrations 1..kSchemaVersion are applied in order at Open.
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 struct StoredCommand {
   v1::Command command;  // id set
@@ -41,6 +42,7 @@ struct UsageUpdate {
   const v1::UsageReport* report = nullptr;
 };
 
+// One line of the audit log: a purge an agent carried out, or a change of a registry source.
 struct AuditEntry {
   int64_t at_unix_ms = 0;
   std::string volume_id;
@@ -50,6 +52,8 @@ struct AuditEntry {
   uint64_t bytes_freed = 0;
   std::string node_name;
   std::string command_id;
+  std::string kind = "purge";  // "purge", "source", "source-prefix"
+  std::string principal;       // who changed the registry; empty for a purge
 };
 
 class CoordinatorStore {
@@ -87,7 +91,23 @@ class CoordinatorStore {
   // NOT_FOUND if the registry has never seen the model.
   absl::StatusOr<v1::ModelInfo> GetModel(std::string_view name, int64_t now_ms);
   absl::StatusOr<std::vector<v1::ModelInfo>> ListModels(int64_t now_ms);
+  // The caching rules and every registered source (what agents enforce).
   absl::StatusOr<v1::CachingPolicy> CachingPolicy();
+
+  // ---- registry sources (the SQL is in coordinator/db/registry_sources.cc)
+  // Registers or changes name@version's source (normalized by the caller) as
+  // DecideSourceChange (coordinator/policy/source_rules.h) allows, with its audit entry (kind
+  // "source", by `principal`), in one transaction; creates the registry entries. No change and
+  // no audit entry when the source is the registered one already.
+  absl::StatusOr<v1::ModelInfo> SetSource(std::string_view name, std::string_view version,
+                                          std::string_view source, SourceChange change,
+                                          std::string_view principal, int64_t now_ms);
+  // Sets or (empty) clears the model's source prefix (normalized by the caller), audited
+  // (kind "source-prefix") when it changes; creates the model entry.
+  absl::StatusOr<v1::ModelInfo> SetSourcePrefix(std::string_view name, std::string_view prefix,
+                                                std::string_view principal, int64_t now_ms);
+  // The version's registered source and its model's prefix (none for unknown entries).
+  absl::StatusOr<SourceEntry> GetSourceEntry(std::string_view name, std::string_view version);
 
   // ---- views
   absl::StatusOr<v1::UsageResponse> Usage(uint64_t default_quota_bytes);
@@ -117,8 +137,10 @@ class CoordinatorStore {
   absl::Status RecordResult(std::string_view node_name, const v1::CommandResult& result,
                             int64_t now_ms);
   absl::StatusOr<std::optional<StoredCommand>> GetCommand(std::string_view id);
-  // The newest `limit` purge audit entries, newest first; only model `name` unless empty.
-  absl::StatusOr<std::vector<AuditEntry>> Audit(size_t limit, std::string_view name = {});
+  // The newest `limit` audit entries, newest first; only model `name` and only `kind` unless
+  // empty.
+  absl::StatusOr<std::vector<AuditEntry>> Audit(size_t limit, std::string_view name = {},
+                                                std::string_view kind = {});
 
   // ---- health and metrics
   // A trivial query: OK while the database answers.
@@ -151,7 +173,8 @@ class CoordinatorStore {
   std::unordered_set<std::string> known_versions_;
 };
 
-// Applies the numbered migrations to `db` (exposed for the migration tests).
-absl::Status MigrateSchema(Database& db);
+// Applies the numbered migrations up to `target` to `db` (exposed for the migration tests,
+// which build an older schema with a smaller target).
+absl::Status MigrateSchema(Database& db, int target = kSchemaVersion);
 
 }  // namespace modelcache

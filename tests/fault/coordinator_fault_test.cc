@@ -15,6 +15,7 @@
 #include "tests/testing/fault_case.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/random_model.h"
+#include "tests/testing/registry_sources.h"
 #include "tests/testing/wait.h"
 
 namespace modelcache {
@@ -55,9 +56,13 @@ class FaultCoordinator : public testing::FaultCase {
             {.directory = dir_.Path() / "coordinator", .tokens_file = dir_.Path() / "tokens"});
     ASSERT_TRUE(coordinator.ok()) << coordinator.status();
     coordinator_ = *std::move(coordinator);
+    // Agents with a coordinator fill a version only from its registered source.
+    CtlResult registered = Admin({"models", "set-source", "m@v1", origin_->BaseUrl() + "/m/"}, "adm");
+    ASSERT_EQ(registered.exit_code, 0) << registered.err;
     ASSERT_NO_FATAL_FAILURE(StartAgent({.coordinator = coordinator_->Address(),
                                         .coordinator_token_file = dir_.Path() / "agent-token",
                                         .extra_yaml = "coordinatorReportInterval: 1s\n"}));
+    ASSERT_TRUE(testing::WaitForRegisteredSources(agent_->LogPath(), 1, kDeadline)) << agent_->Log();
     CtlResult fetched = Fetch("m", origin_->BaseUrl() + "/m/");
     ASSERT_EQ(fetched.exit_code, 0) << fetched.err << agent_->Log();
     ASSERT_TRUE(testing::PollUntil(
@@ -106,10 +111,13 @@ TEST_F(FaultCoordinator, EveryRoleMayDoWhatItsRoleAllowsAndNothingMore) {
     calls.push_back({{"delete", "m"}, token, false});
     calls.push_back({{"purge", "m@v1"}, token, false});
   }
-  // Maintainers and admins: prefetch.
+  // Maintainers and admins: the registry's sources, and prefetch.
+  const std::vector<std::string> set_source = {"models", "set-source", "m@v1", origin_->BaseUrl() + "/m/"};
+  for (const std::string& token : {"", "wrong", "agt", "view"}) calls.push_back({set_source, token, false});
   const std::vector<std::string> prefetch = {"prefetch", "m@v1", "--source", origin_->BaseUrl() + "/m/"};
   for (const std::string& token : {"", "wrong", "agt", "view"}) calls.push_back({prefetch, token, false});
   calls.push_back({prefetch, "mnt", true});
+  calls.push_back({set_source, "mnt", true});  // the same source again
   calls.push_back({{"purge", "--dry-run"}, "view", true});
   calls.push_back({{"enable-caching", "m"}, "adm", true});
   calls.push_back({{"pin", "m"}, "adm", true});
@@ -131,7 +139,7 @@ TEST_F(FaultCoordinator, EveryRoleMayDoWhatItsRoleAllowsAndNothingMore) {
   // Nothing refused touched the cache: m is still there, whole, and so is the bystander.
   EXPECT_TRUE(fs::exists(cache_root_ / "models" / "m" / "v1"));
   ExpectNothingPartialAndBystanderUntouched();
-  EXPECT_EQ(Count(Admin({"audit", "--json"}, "view").out, "\"version\""), 0u);
+  EXPECT_EQ(Count(Admin({"audit", "--kind", "purge", "--json"}, "view").out, "\"version\""), 0u);
 
   // An admin may purge.
   CtlResult purged = Admin({"purge", "m@v1"}, "adm");
@@ -159,7 +167,7 @@ TEST_F(FaultCoordinator, ACoordinatorKilledMidPurgeRecordsThePurgeExactlyOnce) {
   std::string audit;
   EXPECT_TRUE(testing::PollUntil(
       [&] {
-        audit = Admin({"audit", "--model", "m", "--json"}, "view").out;
+        audit = Admin({"audit", "--model", "m", "--kind", "purge", "--json"}, "view").out;
         return Count(audit, "\"version\": \"v1\"") >= 1;
       },
       kDeadline))
@@ -168,7 +176,7 @@ TEST_F(FaultCoordinator, ACoordinatorKilledMidPurgeRecordsThePurgeExactlyOnce) {
   EXPECT_TRUE(testing::PollUntil(
       [&] { return Admin({"models", "show", "m"}, "view").out.find("fault-node") == std::string::npos; },
       kDeadline));
-  audit = Admin({"audit", "--model", "m", "--json"}, "view").out;
+  audit = Admin({"audit", "--model", "m", "--kind", "purge", "--json"}, "view").out;
   EXPECT_EQ(Count(audit, "\"version\": \"v1\""), 1u) << audit;
   // Promises 2 and 3: the purge took m whole and nothing else.
   ExpectNothingPartialAndBystanderUntouched();

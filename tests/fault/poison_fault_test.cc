@@ -25,6 +25,7 @@
 #include "tests/testing/modelcachectl.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/random_model.h"
+#include "tests/testing/registry_sources.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
 
@@ -223,15 +224,31 @@ TEST_F(FaultPoisoning, AVictimJoiningTheAttackersFillInProgressIsToldSo) {
   EXPECT_EQ(testing::FindPartialModel(root), "");
 }
 
-// With the coordinator (caching enabled for every model): the victim's agent waits on the
-// coordinator's fill lease, and the lock file tells it the filler's source.
-TEST_F(FaultPoisoning, AVictimOnAnotherAgentWaitingForTheAttackersFillIsToldSo) {
+// With the coordinator (caching enabled for every model) an attacker cannot start a fill of its
+// own: its source is refused outright (registry_fault_test.cc). Two sources meet on one version
+// when the registry's source changes while a fill from the old one is under way: the victim's
+// agent, asked for the new source, waits on the coordinator's fill lease, and the lock file
+// tells it the filler's source.
+TEST_F(FaultPoisoning, AVictimWaitingForAFillFromASourceTheRegistryNoLongerNamesIsToldSo) {
   absl::StatusOr<std::unique_ptr<testing::CoordinatorProcess>> coordinator =
       testing::CoordinatorProcess::Start({.directory = dir_.Path()});
   ASSERT_TRUE(coordinator.ok()) << coordinator.status();
   coordinator_ = *std::move(coordinator);
   ASSERT_NO_FATAL_FAILURE(StartAgent(agents_[0], "node-a", Shared()));
   ASSERT_NO_FATAL_FAILURE(StartAgent(agents_[1], "node-b", Shared()));
+  // The registry first names the attacker's source for llama@v3 (a mistake, or a source since
+  // compromised), and the other model's.
+  auto set_source = [&](const std::string& model, const std::string& source) {
+    CtlResult registered = testing::RunCtl(
+        {.directory = dir_.Path(), .coordinator = coordinator_->Address()},
+        {"models", "set-source", model, source});
+    ASSERT_EQ(registered.exit_code, 0) << registered.err;
+  };
+  ASSERT_NO_FATAL_FAILURE(set_source("llama@v3", SlowEvil()));
+  ASSERT_NO_FATAL_FAILURE(set_source("other@v1", origin_->BaseUrl() + "/other/"));
+  for (const auto& agent : agents_) {
+    ASSERT_TRUE(testing::WaitForRegisteredSources(agent->LogPath(), 2, kDeadline)) << agent->Log();
+  }
   ASSERT_EQ(FetchOther(*agents_[1]).exit_code, 0) << agents_[1]->Log();
   const std::map<std::string, std::string> others = testing::HashPublishedModels(Shared());
   std::future<CtlResult> attacker =
@@ -240,6 +257,11 @@ TEST_F(FaultPoisoning, AVictimOnAnotherAgentWaitingForTheAttackersFillIsToldSo) 
       [&] { return fs::exists(CacheLayout(Shared()).LocksDir() / "llama@v3.lock"); }, kDeadline,
       20ms))
       << agents_[0]->Log();
+  // Mid-fill, an admin registers the right source; node-b applies it (two sources still: the
+  // second such policy).
+  ASSERT_NO_FATAL_FAILURE(set_source("llama@v3", Good()));
+  ASSERT_TRUE(testing::WaitForRegisteredSources(agents_[1]->LogPath(), 2, kDeadline, 2))
+      << agents_[1]->Log();
 
   CtlResult victim = Fetch(*agents_[1], Good());
   EXPECT_THAT(victim.err, HasSubstr("is being filled by the agent on node-a"));

@@ -27,6 +27,7 @@
 #include "tests/testing/modelcachectl.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/random_model.h"
+#include "tests/testing/registry_sources.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
 
@@ -65,6 +66,20 @@ class FaultReadyHits : public ::testing::Test {
         testing::CoordinatorProcess::Start({.directory = dir_.Path()});
     ASSERT_TRUE(coordinator.ok()) << coordinator.status();
     coordinator_ = *std::move(coordinator);
+  }
+
+  // With the coordinator: registers both models' sources, as an admin does (agents with a
+  // coordinator fill a version only from its registered source), and waits until both agents
+  // hold them.
+  void RegisterSources() {
+    for (const std::string name : {"m", "other"}) {
+      CtlResult registered = Ctl(nullptr, {"models", "set-source", name + "@v1",
+                                           origin_->BaseUrl() + "/" + name + "/"});
+      ASSERT_EQ(registered.exit_code, 0) << registered.err;
+    }
+    for (const auto& agent : agents_) {
+      ASSERT_TRUE(testing::WaitForRegisteredSources(agent->LogPath(), 2, kDeadline)) << agent->Log();
+    }
   }
 
   // An agent on `cache_root`, reporting every second to the coordinator when there is one.
@@ -145,6 +160,7 @@ TEST_F(FaultReadyHits, APurgeByOneAgentOfASharedVolumeIsSeenByTheOther) {
   ASSERT_NO_FATAL_FAILURE(StartCoordinator());
   ASSERT_NO_FATAL_FAILURE(StartAgent(agents_[0], "node-a", Shared()));
   ASSERT_NO_FATAL_FAILURE(StartAgent(agents_[1], "node-b", Shared()));
+  ASSERT_NO_FATAL_FAILURE(RegisterSources());
   const fs::path model_dir = Shared() / "models" / "m" / "v1";
   for (const auto& agent : agents_) {
     CtlResult fetched = Fetch(*agent, "m");
@@ -279,6 +295,7 @@ TEST_F(FaultReadyHits, APurgeWhileAnotherAgentOfTheVolumeHoldsALeaseKeepsTheMode
   ASSERT_NO_FATAL_FAILURE(StartCoordinator());
   ASSERT_NO_FATAL_FAILURE(StartAgent(agents_[0], "node-a", Shared()));
   ASSERT_NO_FATAL_FAILURE(StartAgent(agents_[1], "node-b", Shared()));
+  ASSERT_NO_FATAL_FAILURE(RegisterSources());
   const fs::path model_dir = Shared() / "models" / "m" / "v1";
   ASSERT_EQ(Fetch(*agents_[0], "m").exit_code, 0) << agents_[0]->Log();
   CtlResult leased = Fetch(*agents_[1], "m", /*hostname=*/"pod-on-b");

@@ -130,6 +130,16 @@ TEST_F(FaultRequests, HostileNamesAndSourcesAreRefusedWithTheirCodesAndTheAgentS
   }
   CtlResult usage = RunCtl(Ctl(), {"fetch", "--model", "x"});
   EXPECT_EQ(usage.exit_code, 2) << usage.err;
+  // Without a coordinator there is no registry to name the source: the request must.
+  CtlResult no_source = RunCtl(Ctl(), {"fetch", "--model", "small", "--version", "v1"});
+  EXPECT_NE(no_source.exit_code, 0);
+  EXPECT_THAT(no_source.err, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(no_source.err, HasSubstr("EnsureRequest.source is empty"));
+  // A download without the agent has no registry either: --fallback needs the source.
+  CtlResult fallback = RunCtl(Ctl(), {"fetch", "--model", "small", "--version", "v1", "--fallback",
+                                      "--dest", dir_.Path().string()});
+  EXPECT_EQ(fallback.exit_code, 2) << fallback.err;
+  EXPECT_THAT(fallback.err, HasSubstr("--fallback needs --source"));
   // Nothing was written outside the cache's folders, and the agent still serves.
   EXPECT_FALSE(fs::exists(dir_.Path() / "x"));
   EXPECT_FALSE(fs::exists(cache_root_ / "x"));

@@ -1,6 +1,7 @@
 // The real coordinator and two real agents (each on its own cache volume) with an nginx origin,
-// all on 127.0.0.1: the coordinator's caching policy gates the agents' Ensure, the agents
-// report what they cached, and a purge from modelcachectl empties their cache folders.
+// all on 127.0.0.1: the coordinator's caching policy gates the agents' Ensure, its registry
+// decides which source a version is filled from, the agents report what they cached, and a
+// purge from modelcachectl empties their cache folders.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -170,12 +171,15 @@ class AgentCoordinatorTest : public ::testing::Test {
     }
   }
 
-  // Enables caching for "m" (the policy's one rule) and waits until both agents applied it.
+  // Enables caching for "m" (the policy's one rule), registers the origin as m@v1's source
+  // (the registry's one source) and waits until both agents applied both.
   void EnableCaching() {
     CtlResult enabled = Ctl({"enable-caching", "m", "--token", "adm"});
     ASSERT_EQ(enabled.exit_code, 0) << enabled.err;
+    CtlResult registered = Ctl({"models", "set-source", "m@v1", Url(), "--token", "adm"});
+    ASSERT_EQ(registered.exit_code, 0) << registered.err;
     for (const std::unique_ptr<AgentProcess>& agent : agents_) {
-      ASSERT_TRUE(WaitForPolicy(*agent, "default disabled, 1 rules")) << agent->Log();
+      ASSERT_TRUE(WaitForPolicy(*agent, "default disabled, 1 rules, 1 sources")) << agent->Log();
     }
   }
 
@@ -366,6 +370,50 @@ TEST_F(AgentCoordinatorTest, AfterASwitchTheOldVolumeShowsInUsageUntilItIsCleane
       },
       10s, 200ms))
       << usage.DebugString() << agent.Log();
+}
+
+// The registry names m@v1's source: a pod asks for the version only, the agent fills it from
+// there. A version the registry has no source for is refused, and the pod's fallback
+// downloads it into its own disk; the shared cache gets nothing.
+TEST_F(AgentCoordinatorTest, EnsureWithoutASourceFillsFromTheRegisteredOne) {
+  ASSERT_NO_FATAL_FAILURE(EnableCaching());
+  const AgentProcess& agent = *agents_[0];
+  CtlResult fetched = Ctl({"fetch", "--model", "m", "--version", "v1"}, &agent);
+  ASSERT_EQ(fetched.exit_code, 0) << fetched.err << agent.Log();
+  fs::path ready = agent.CacheRoot() / "models" / "m" / "v1";
+  EXPECT_THAT(fetched.out, HasSubstr(ready.string()));
+  ExpectModelAt(ready);
+  bool listing_fetched = false;
+  for (const testing::AccessRecord& record : origin_->AccessLog()) {
+    if (record.uri == "/m/modelcache.json") listing_fetched = true;
+  }
+  EXPECT_TRUE(listing_fetched) << "filled from the registered source";
+
+  CtlResult show = Ctl({"models", "show", "m", "--token", "view"});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_THAT(show.out, HasSubstr(Url()));
+}
+
+TEST_F(AgentCoordinatorTest, AnUnregisteredVersionIsRefusedAndTheFallbackStaysLocal) {
+  ASSERT_NO_FATAL_FAILURE(EnableCaching());  // m@v1 registered, m@v2 not
+  const AgentProcess& agent = *agents_[0];
+  std::vector<std::string> v2 = {"fetch", "--model", "m", "--version", "v2", "--source", Url()};
+  CtlResult refused = Ctl(v2, &agent);
+  EXPECT_EQ(refused.exit_code, 4) << refused.out;
+  EXPECT_THAT(refused.err, HasSubstr("FAILED_PRECONDITION"));
+  EXPECT_THAT(refused.err, HasSubstr("model m@v2: asked for " + Url()));
+  EXPECT_THAT(refused.err, HasSubstr("no registered source"));
+  EXPECT_THAT(refused.err, HasSubstr("modelcachectl models set-source m@v2 URI"));
+  EXPECT_FALSE(fs::exists(agent.CacheRoot() / "models" / "m" / "v2"));
+
+  fs::path dest = dir_.Path() / "dest";
+  v2.insert(v2.end(), {"--fallback", "--dest", dest.string()});
+  CtlResult local = Ctl(v2, &agent);
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+  EXPECT_THAT(local.err, HasSubstr("the agent refused (model m@v2"));
+  ExpectModelAt(dest / "models" / "m" / "v2");
+  EXPECT_FALSE(fs::exists(agent.CacheRoot() / "models" / "m" / "v2"));
+  EXPECT_FALSE(fs::exists(agent.CacheRoot() / "staging" / "m@v2"));
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 // second) and two real agents sharing one cache volume, with an nginx origin, all on
 // 127.0.0.1. A model a pod holds through `modelcachectl hold --every` outlives the purge of
 // an unheld one; once the sidecar is stopped (SIGTERM: it releases the lease) it goes too,
-// and `modelcachectl audit` shows both purges with their reason and bytes.
+// and `modelcachectl audit` shows both purges with their reason and bytes. The versions'
+// sources are registered first, as an admin does: agents with a coordinator fill only from them.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include "tests/testing/coordinator_process.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/random_model.h"
+#include "tests/testing/registry_sources.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
@@ -77,6 +79,18 @@ class AgentLeasesTest : public ::testing::Test {
     // Both agents on one volume. Short leases: only renewals keep a model held.
     ASSERT_NO_FATAL_FAILURE(StartAgent(agents_[0], "node-a"));
     ASSERT_NO_FATAL_FAILURE(StartAgent(agents_[1], "node-b"));
+
+    // The registry names where each version the tests fetch comes from.
+    for (const char* model : {"m@v1", "m@v2"}) ASSERT_NO_FATAL_FAILURE(RegisterSource(model));
+    for (const std::unique_ptr<AgentProcess>& agent : agents_) {
+      ASSERT_TRUE(testing::WaitForRegisteredSources(agent->LogPath(), 2, kDeadline)) << agent->Log();
+    }
+  }
+
+  // The origin as `model`'s source (NAME@VERSION), as an admin registers it.
+  void RegisterSource(const std::string& model) {
+    CtlResult registered = Ctl({"models", "set-source", model, Url(), "--token", "adm"});
+    ASSERT_EQ(registered.exit_code, 0) << registered.err;
   }
 
   // Starts an agent and waits until it holds the coordinator's policy.
@@ -97,6 +111,7 @@ class AgentLeasesTest : public ::testing::Test {
   }
 
   fs::path CacheRoot() const { return dir_.Path() / "cache"; }
+  std::string Url() const { return origin_->BaseUrl() + "/m/"; }
   fs::path ModelDir(const std::string& version) const {
     return CacheRoot() / "models" / "m" / version;
   }
@@ -135,13 +150,15 @@ class AgentLeasesTest : public ::testing::Test {
 
   CtlResult Fetch(const AgentProcess& agent, const std::string& version, std::vector<std::string> more = {}) {
     std::vector<std::string> args = {"fetch", "--model", "m", "--version", version, "--source",
-                                     origin_->BaseUrl() + "/m/"};
+                                     Url()};
     args.insert(args.end(), more.begin(), more.end());
     return Ctl(std::move(args), &agent);
   }
 
-  // The audit log as JSON, only model m.
-  std::string AuditJson() { return Ctl({"audit", "--model", "m", "--json", "--token", "view"}).out; }
+  // The purges in the audit log as JSON, only model m.
+  std::string AuditJson() {
+    return Ctl({"audit", "--model", "m", "--kind", "purge", "--json", "--token", "view"}).out;
+  }
 
   testing::TempDir dir_;
   uint64_t model_bytes_ = 0;
@@ -250,8 +267,11 @@ TEST_F(AgentLeasesTest, AgentStartingWhileTheCoordinatorIsDownKeepsTheLastPolicy
   AgentProcess& agent = *agents_[0];
   CtlResult disabled = Ctl({"disable-caching", "m", "--token", "adm"});
   ASSERT_EQ(disabled.exit_code, 0) << disabled.err;
-  ASSERT_TRUE(agent.WaitForLogLine("caching policy from the coordinator: default enabled, 1 rules",
-                                    kDeadline, 50ms))
+  // Registered after the change above, so the policy that names "other" (its second rule, a
+  // third source) holds it too.
+  ASSERT_NO_FATAL_FAILURE(RegisterSource("other@v1"));
+  ASSERT_TRUE(agent.WaitForLogLine(
+      "caching policy from the coordinator: default enabled, 2 rules, 3 sources", kDeadline, 50ms))
       << agent.Log();
 
   // The coordinator goes away, then the agent restarts without it (a new log: this run's).
@@ -260,15 +280,21 @@ TEST_F(AgentLeasesTest, AgentStartingWhileTheCoordinatorIsDownKeepsTheLastPolicy
   absl::Status restarted = agent.Restart();
   ASSERT_TRUE(restarted.ok()) << restarted;
   EXPECT_THAT(agent.Log(), HasSubstr("caching policy from the last run (until the coordinator "
-                                    "answers): default enabled, 1 rules"));
+                                    "answers): default enabled, 2 rules, 3 sources"));
   CtlResult refused = Fetch(agent, "v1");
   EXPECT_NE(refused.exit_code, 0) << refused.out;
   EXPECT_THAT(refused.err, HasSubstr("caching disabled for model m@v1 by the coordinator"));
   EXPECT_FALSE(fs::exists(ModelDir("v1")));
-  // Models the policy does not name still follow its default.
-  CtlResult other = Ctl({"fetch", "--model", "other", "--version", "v1", "--source",
-                         origin_->BaseUrl() + "/m/"}, &agent);
+  // Models the policy does not name still follow its default, and the saved registry still
+  // decides their source: a registered version fills, an unregistered one is refused.
+  CtlResult other = Ctl({"fetch", "--model", "other", "--version", "v1", "--source", Url()}, &agent);
   EXPECT_EQ(other.exit_code, 0) << other.err << agent.Log();
+  CtlResult unregistered =
+      Ctl({"fetch", "--model", "other", "--version", "v2", "--source", Url()}, &agent);
+  EXPECT_EQ(unregistered.exit_code, 4) << unregistered.out;
+  EXPECT_THAT(unregistered.err, HasSubstr("FAILED_PRECONDITION"));
+  EXPECT_THAT(unregistered.err, HasSubstr("no registered source"));
+  EXPECT_FALSE(fs::exists(CacheRoot() / "models" / "other" / "v2"));
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "tests/testing/coordinator_process.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/random_model.h"
+#include "tests/testing/registry_sources.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
@@ -262,6 +263,17 @@ class CrossNodeFillTest : public ::testing::Test {
     return origin_->BaseUrl() + prefix + "/m/";
   }
 
+  // Registers `source` as m@v1's source (agents with a coordinator fill only from it) and
+  // waits until every agent holds the registry that names it.
+  void RegisterSource(const std::string& source) {
+    absl::Status registered =
+        testing::RegisterSource(coordinator_->Address(), "", "m", "v1", source);
+    ASSERT_TRUE(registered.ok()) << registered;
+    for (const std::unique_ptr<AgentProcess>& agent : agents_) {
+      ASSERT_TRUE(testing::WaitForRegisteredSources(agent->LogPath(), 1, kDeadline)) << agent->Log();
+    }
+  }
+
   static inline testing::TempDir* origin_dir_ = nullptr;
   static inline std::vector<v1::ManifestFile>* files_ = nullptr;
   testing::TempDir dir_;
@@ -302,6 +314,7 @@ uint64_t CommittedBytes(const fs::path& cache_root) {
 }
 
 TEST_F(CrossNodeFillTest, FourAgentsOnOneVolumeDownloadTheModelOnce) {
+  ASSERT_NO_FATAL_FAILURE(RegisterSource(Url()));
   std::vector<std::unique_ptr<EnsureCall>> calls;
   for (int i = 0; i < 4; ++i) calls.push_back(std::make_unique<EnsureCall>(*agents_[i], Url()));
   int fills = 0;
@@ -330,6 +343,7 @@ TEST_F(CrossNodeFillTest, FourAgentsOnOneVolumeDownloadTheModelOnce) {
 }
 
 TEST_F(CrossNodeFillTest, KilledFillerIsTakenOverAndResumedFromStaging) {
+  ASSERT_NO_FATAL_FAILURE(RegisterSource(Url("/slow")));
   PartialFileWatcher watcher(ModelDir(), sizes_);
   std::vector<std::unique_ptr<EnsureCall>> calls;
   for (int i = 0; i < 4; ++i) {
@@ -381,6 +395,8 @@ TEST_F(CrossNodeFillTest, KilledFillerIsTakenOverAndResumedFromStaging) {
 }
 
 TEST_F(CrossNodeFillTest, LockFilesKeepOneDownloadWithoutTheCoordinator) {
+  // Registered while the coordinator runs; the agents keep the registry while it is away.
+  ASSERT_NO_FATAL_FAILURE(RegisterSource(Url()));
   testing::ExitStatus stopped = coordinator_->Stop();
   ASSERT_FALSE(coordinator_->Running()) << stopped.ToString();
   std::vector<std::unique_ptr<EnsureCall>> calls;
@@ -410,6 +426,7 @@ namespace {
 // The coordinator keeps fill leases in memory: when it restarts mid-fill, the filler (which
 // still holds the lock file) takes a fresh lease and goes on; nobody else starts over.
 TEST_F(CrossNodeFillTest, CoordinatorRestartMidFillKeepsTheFiller) {
+  ASSERT_NO_FATAL_FAILURE(RegisterSource(Url("/slow")));
   std::vector<std::unique_ptr<EnsureCall>> calls;
   for (int i = 0; i < 4; ++i) {
     calls.push_back(std::make_unique<EnsureCall>(*agents_[i], Url("/slow")));
@@ -451,6 +468,7 @@ TEST_F(CrossNodeFillTest, APermanentFailureIsSharedWithTheWaitersInsteadOfRefetc
   fs::create_directories(origin_dir_->Path() / "crawl");
   fs::create_directory_symlink(bad, origin_dir_->Path() / "crawl" / bad.filename());
   const std::string source = origin_->BaseUrl() + prefix;
+  ASSERT_NO_FATAL_FAILURE(RegisterSource(source));
 
   std::vector<std::unique_ptr<EnsureCall>> calls;
   calls.push_back(std::make_unique<EnsureCall>(*agents_[0], source));

@@ -17,6 +17,7 @@
 #include "tests/testing/source_access.h"
 #include "tests/testing/prometheus_server.h"
 #include "tests/testing/random_model.h"
+#include "tests/testing/registry_sources.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
@@ -323,6 +324,21 @@ TEST_F(PrometheusScrapeTest, AFetchThroughTheAgentIsCountedAsAMissInPrometheus) 
       absl::StrCat("modelcache_ensure_requests_total{job=\"", kAgentJob, "\",result=\"miss\"}");
   // Scraped as 0 before the fetch, so the check below sees the fetch, not a leftover.
   ASSERT_TRUE(WaitForValue(miss, [](double v) { return v == 0; }));
+
+  // The agent has a coordinator, whose registry must name the version's source.
+  SubprocessOptions register_source;
+  register_source.argv = {Binary("cli/modelcachectl"), "models", "set-source", "scraped@v1",
+                          (*origin)->BaseUrl() + "/model/"};
+  register_source.environment = {absl::StrCat("MODELCACHE_COORDINATOR=127.0.0.1:", coordinator_port_),
+                                 "MODELCACHE_TOKEN="};
+  register_source.stderr_path = dir_.Join("set-source.err");
+  absl::StatusOr<std::unique_ptr<Subprocess>> registering = Subprocess::Start(register_source);
+  ASSERT_TRUE(registering.ok()) << registering.status();
+  absl::StatusOr<testing::ExitStatus> registered = (*registering)->WaitExit(kDeadline);
+  ASSERT_TRUE(registered.ok() && registered->Success())
+      << testing::ReadTestFile(register_source.stderr_path);
+  ASSERT_TRUE(testing::WaitForRegisteredSources(dir_.Path() / "agent.log", 1, kDeadline))
+      << testing::ReadTestFile(dir_.Path() / "agent.log");
 
   SubprocessOptions ctl;
   ctl.argv = {Binary("cli/modelcachectl"), "fetch", "--model", "scraped", "--version", "v1",

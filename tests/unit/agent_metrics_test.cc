@@ -111,9 +111,11 @@ TEST(AgentMetrics, FallbacksAreCountedByReason) {
   metrics.CountFallback(FallbackReason::kModelDisabled);
   metrics.CountFallback(FallbackReason::kModelDisabled);
   metrics.CountFallback(FallbackReason::kNodeDisabled);
+  metrics.CountFallback(FallbackReason::kSourceRefused);
   std::string text = Scrape(registry);
   EXPECT_THAT(text, HasSubstr("modelcache_ensure_fallbacks_total{reason=\"model_disabled\"} 2"));
   EXPECT_THAT(text, HasSubstr("modelcache_ensure_fallbacks_total{reason=\"node_disabled\"} 1"));
+  EXPECT_THAT(text, HasSubstr("modelcache_ensure_fallbacks_total{reason=\"source_refused\"} 1"));
 }
 
 TEST(AgentMetrics, PurgesCountModelsAndBytesByTheCommandsReason) {

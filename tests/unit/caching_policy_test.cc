@@ -39,5 +39,31 @@ TEST(CachingPolicy, HolderUsesFallbackUntilFirstPolicy) {
   EXPECT_TRUE(holder.Allowed("llama", "1"));
 }
 
+TEST(CachingPolicy, RegistrySourcesAreLookedUpPerVersion) {
+  CachingPolicyHolder holder(/*allow_without_policy=*/true);
+  EXPECT_EQ(holder.LookupSource("llama", "1").state, RegistryLookup::State::kNotReceived);
+  v1::CachingPolicy policy = Policy(true);
+  policy.set_sources_included(true);
+  v1::RegisteredSource* source = policy.add_sources();
+  source->set_name("llama");
+  source->set_version("1");
+  source->set_source("s3://models/llama/1/");
+  holder.Set(policy);
+  RegistryLookup found = holder.LookupSource("llama", "1");
+  EXPECT_EQ(found.state, RegistryLookup::State::kRegistered);
+  EXPECT_EQ(found.source, "s3://models/llama/1/");
+  EXPECT_EQ(holder.LookupSource("llama", "2").state, RegistryLookup::State::kUnregistered);
+  // "llama" + "1" must not be confused with "llama1" + "" or any other split.
+  EXPECT_EQ(holder.LookupSource("llama1", "").state, RegistryLookup::State::kUnregistered);
+}
+
+TEST(CachingPolicy, APolicyWithoutTheRegistryLeavesSourcesUnknown) {
+  // Saved by an agent, or sent by a coordinator, from before sources were in the registry.
+  CachingPolicyHolder holder(/*allow_without_policy=*/true);
+  holder.Set(Policy(true));
+  EXPECT_EQ(holder.LookupSource("llama", "1").state, RegistryLookup::State::kNotReceived);
+  EXPECT_TRUE(holder.Allowed("llama", "1"));
+}
+
 }  // namespace
 }  // namespace modelcache

@@ -469,5 +469,152 @@ TEST(CoordinatorStore, RefusedPurgeIsNotAuditedAndKeepsTheCopy) {
   EXPECT_FALSE(*store->HasOpenPurge("v", "m", "1"));  // a later pass may try again
 }
 
+TEST(CoordinatorStore, SourcesAreRegisteredPerVersionAndTravelWithThePolicy) {
+  TempDatabase temp;
+  auto store = *CoordinatorStore::Open(temp.Path(), false);
+  auto set = store->SetSource("llama", "v3", "s3://models/llama/v3/", SourceChange::kSet, "ops", 5);
+  ASSERT_TRUE(set.ok()) << set.status();
+  ASSERT_EQ(set->versions_size(), 1);
+  EXPECT_EQ(set->versions(0).source(), "s3://models/llama/v3/");
+  // Registering a source does not enable caching: a new model gets the default.
+  EXPECT_FALSE(set->caching_enabled());
+  EXPECT_FALSE(set->versions(0).caching_enabled());
+
+  auto policy = store->CachingPolicy();
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_TRUE(policy->sources_included());
+  ASSERT_EQ(policy->sources_size(), 1);
+  EXPECT_EQ(policy->sources(0).name(), "llama");
+  EXPECT_EQ(policy->sources(0).version(), "v3");
+  EXPECT_EQ(policy->sources(0).source(), "s3://models/llama/v3/");
+
+  // A version reported by an agent has no source until someone registers one.
+  ASSERT_TRUE(store->RecordHello(Hello("n", "vol"), 6).ok());
+  v1::UsageReport report;
+  *report.add_models() = Usage("llama", "v4", 1, 1);
+  ASSERT_TRUE(store->ApplyUsage("n", "vol", report, 6).ok());
+  auto model = store->GetModel("llama", 7);
+  ASSERT_EQ(model->versions_size(), 2);
+  EXPECT_EQ(model->versions(1).version(), "v4");
+  EXPECT_EQ(model->versions(1).source(), "");
+  EXPECT_EQ(store->CachingPolicy()->sources_size(), 1);
+}
+
+TEST(CoordinatorStore, AVersionOutsideTheModelsPrefixIsRefusedAndNothingChanges) {
+  TempDatabase temp;
+  auto store = *CoordinatorStore::Open(temp.Path(), false);
+  ASSERT_TRUE(store->SetSourcePrefix("llama", "s3://models/llama/", "admin", 1).ok());
+  auto refused = store->SetSource("llama", "v4", "http://attacker.example/w.bin",
+                                  SourceChange::kSet, "ops", 2);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("s3://models/llama/"), absl::string_view::npos)
+      << refused.status();
+  auto model = store->GetModel("llama", 3);
+  ASSERT_TRUE(model.ok());
+  EXPECT_EQ(model->source_prefix(), "s3://models/llama/");
+  EXPECT_EQ(model->versions_size(), 0) << "a refused registration creates nothing";
+  EXPECT_TRUE(store->SetSource("llama", "v4", "s3://models/llama/v4/", SourceChange::kSet, "ops", 4)
+                  .ok());
+  // Cleared: any source again.
+  ASSERT_TRUE(store->SetSourcePrefix("llama", "", "admin", 5).ok());
+  EXPECT_EQ(store->GetModel("llama", 6)->source_prefix(), "");
+  EXPECT_TRUE(
+      store->SetSource("llama", "v5", "http://mirror/llama/v5/", SourceChange::kSet, "ops", 7).ok());
+}
+
+TEST(CoordinatorStore, RegisterOnlyKeepsAnotherRegisteredSource) {
+  TempDatabase temp;
+  auto store = *CoordinatorStore::Open(temp.Path(), false);
+  ASSERT_TRUE(
+      store->SetSource("m", "1", "http://h/m/", SourceChange::kRegisterOnly, "ops", 1).ok());
+  EXPECT_EQ(store->SetSource("m", "1", "http://other/m/", SourceChange::kRegisterOnly, "ops", 2)
+                .status()
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(store->SetSource("m", "1", "http://h/m/", SourceChange::kRegisterOnly, "ops", 3).ok());
+  auto entry = store->GetSourceEntry("m", "1");
+  ASSERT_TRUE(entry.ok());
+  EXPECT_EQ(entry->source, "http://h/m/");
+  EXPECT_FALSE(store->GetSourceEntry("m", "2")->source.has_value());
+  EXPECT_FALSE(store->GetSourceEntry("unknown", "1")->source.has_value());
+}
+
+TEST(CoordinatorStore, SourceChangesAreAuditedWithWhoMadeThem) {
+  TempDatabase temp;
+  auto store = *CoordinatorStore::Open(temp.Path(), false);
+  ASSERT_TRUE(store->SetSourcePrefix("llama", "s3://models/llama/", "alice", 10).ok());
+  ASSERT_TRUE(
+      store->SetSource("llama", "v3", "s3://models/llama/v3/", SourceChange::kSet, "bob", 20).ok());
+  // Setting the same source again changes nothing and records nothing.
+  ASSERT_TRUE(
+      store->SetSource("llama", "v3", "s3://models/llama/v3/", SourceChange::kSet, "bob", 25).ok());
+  ASSERT_TRUE(store->SetSource("llama", "v3", "s3://models/llama/v3-fixed/", SourceChange::kSet,
+                               "carol", 30)
+                  .ok());
+  ASSERT_TRUE(store->RecordHello(Hello("n", "v"), 1).ok());
+  ASSERT_NO_FATAL_FAILURE(PurgeAndAnswer(*store, "llama", "v1", 0, 100, 40));
+
+  auto all = store->Audit(10, "llama");
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 4u);
+  EXPECT_EQ((*all)[0].kind, "purge");
+  EXPECT_EQ((*all)[1].kind, "source");
+  EXPECT_EQ((*all)[1].principal, "carol");
+  EXPECT_EQ((*all)[1].version, "v3");
+  EXPECT_EQ((*all)[1].reason, "source s3://models/llama/v3-fixed/ (was s3://models/llama/v3/)");
+  EXPECT_EQ((*all)[2].reason, "source s3://models/llama/v3/ (was not registered)");
+  EXPECT_EQ((*all)[2].principal, "bob");
+  EXPECT_EQ((*all)[3].kind, "source-prefix");
+  EXPECT_EQ((*all)[3].version, "");
+  EXPECT_EQ((*all)[3].reason, "source prefix s3://models/llama/ (was none)");
+  EXPECT_EQ((*all)[3].principal, "alice");
+  EXPECT_EQ(store->Audit(10, "", "source")->size(), 2u);
+  EXPECT_EQ(store->Audit(10, "", "purge")->size(), 1u);
+}
+
+TEST(CoordinatorStore, RestartKeepsTheRegistrysSources) {
+  TempDatabase temp;
+  {
+    auto store = *CoordinatorStore::Open(temp.Path(), false);
+    ASSERT_TRUE(store->SetSourcePrefix("llama", "s3://models/llama/", "ops", 1).ok());
+    ASSERT_TRUE(
+        store->SetSource("llama", "v3", "s3://models/llama/v3/", SourceChange::kSet, "ops", 2).ok());
+  }
+  auto store = CoordinatorStore::Open(temp.Path(), false);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto model = (*store)->GetModel("llama", 3);
+  ASSERT_TRUE(model.ok());
+  EXPECT_EQ(model->source_prefix(), "s3://models/llama/");
+  ASSERT_EQ(model->versions_size(), 1);
+  EXPECT_EQ(model->versions(0).source(), "s3://models/llama/v3/");
+  EXPECT_EQ((*store)->CachingPolicy()->sources_size(), 1);
+}
+
+TEST(CoordinatorStore, MigratingASchema3DatabaseKeepsItsPurgeAudit) {
+  TempDatabase temp;
+  {
+    // What a coordinator from before sources left: schema 3 with one purge audited.
+    auto db = Database::Open(temp.Path());
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE(MigrateSchema(**db, 3).ok());
+    ASSERT_TRUE((*db)->Execute(
+        "INSERT INTO models(name, caching_enabled, created_ms, updated_ms) VALUES('m', 1, 1, 1);"
+        "INSERT INTO versions(name, version, created_ms) VALUES('m', '1', 1);"
+        "INSERT INTO purge_audit(at_ms, volume_id, name, version, reason, bytes_freed, "
+        "node_name, command_id) VALUES(7, 'vol', 'm', '1', 'unused: old', 99, 'n', '3');")
+                    .ok());
+  }
+  auto store = CoordinatorStore::Open(temp.Path(), false);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto audit = (*store)->Audit(10);
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  ASSERT_EQ(audit->size(), 1u);
+  EXPECT_EQ((*audit)[0].kind, "purge");
+  EXPECT_EQ((*audit)[0].bytes_freed, 99u);
+  EXPECT_EQ((*audit)[0].principal, "");
+  // The version from before has no source: agents refuse it until one is registered.
+  EXPECT_FALSE((*store)->GetSourceEntry("m", "1")->source.has_value());
+}
+
 }  // namespace
 }  // namespace modelcache

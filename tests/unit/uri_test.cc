@@ -1,5 +1,6 @@
 #include "common/uri.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 namespace modelcache {
@@ -135,6 +136,18 @@ TEST(SameSource, S3WholeBucketAndFileLocalhost) {
   EXPECT_EQ(*NormalizeSourceUri("s3://models/llama/v3/"), "s3://models/llama/v3/");
   EXPECT_TRUE(SameSource("file://localhost/srv/m", "file:///srv/m"));
   EXPECT_EQ(*NormalizeSourceUri("FILE:///srv/m"), "file:///srv/m");
+}
+
+TEST(SameSource, AnEscapedDotDotIsRefusedLikeDotDot) {
+  // "%2E%2E" is ".." to a server, and would be ".." in the normalized form agents fetch.
+  for (const char* uri : {"http://h/llama/%2e%2e/evil/", "https://h/llama/.%2E/evil/w.bin",
+                          "http://h/llama/%2E./"}) {
+    absl::StatusOr<std::string> normalized = NormalizeSourceUri(uri);
+    ASSERT_EQ(normalized.status().code(), absl::StatusCode::kInvalidArgument) << uri;
+    EXPECT_THAT(std::string(normalized.status().message()), ::testing::HasSubstr("%2E%2E"));
+  }
+  EXPECT_TRUE(NormalizeSourceUri("http://h/llama/%2e%2ex/").ok()) << "not a \"..\" segment";
+  EXPECT_TRUE(NormalizeSourceUri("s3://b/llama/%2e%2e/").ok()) << "an s3 key as written";
 }
 
 TEST(SameSource, UnparsableUrisAreSameOnlyWhenEqual) {
