@@ -13,6 +13,7 @@
 #include "agent/model_cache.h"
 #include "common/log_fields.h"
 #include "common/names.h"
+#include "common/safe_text.h"
 #include "common/status_format.h"
 #include "modelcache/v1/agent.grpc.pb.h"
 #include "spdlog/spdlog.h"
@@ -22,10 +23,16 @@ namespace {
 
 // How often a waiting Ensure handler looks whether its client went away.
 constexpr std::chrono::milliseconds kCancelPollInterval{100};
+// The status message travels in the response's metadata, which gRPC clients cap at 8 KiB by
+// default: a longer message reaches the client as RESOURCE_EXHAUSTED ("received initial
+// metadata size exceeds limit") instead of the error. Longer messages lose their middle.
+constexpr size_t kMaxStatusMessageBytes = 4096;
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   // absl and gRPC share the canonical code numbers.
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      CutTextMiddle(std::string_view(status.message().data(), status.message().size()),
+                                    kMaxStatusMessageBytes));
 }
 
 // Models with at least one Ensure waiting on a fill (not a hit), for modelcache_fills_in_progress.

@@ -5,6 +5,7 @@
 
 #include "cli/admin_connection.h"
 #include "cli/admin_handlers.h"
+#include "common/uri.h"
 
 namespace modelcache::cli {
 namespace {
@@ -154,6 +155,11 @@ void AddAdminCommands(CLI::App& app, int* exit_code) {
   OnRun(*prefetch, state, [](AdminConnection& c, AdminState& s) {
     ModelRef ref;
     if (!ParseModelRef(s.name, true, ref)) return kAdminExitUsage;
+    if (absl::Status length = CheckSourceUriLength(s.source); !length.ok()) {
+      std::fprintf(stderr, "modelcachectl prefetch: --source: INVALID_ARGUMENT: %s\n",
+                   std::string(length.message()).c_str());
+      return kAdminExitUsage;
+    }
     return RunPrefetch(c, ref, s.source, s.volume_id);
   });
 

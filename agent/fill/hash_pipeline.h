@@ -16,16 +16,23 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "agent/fill/resume_plan.h"
 #include "common/sha256.h"
 
 namespace modelcache {
 
-// A fetched chunk waiting to be written. `buffer` is the caller's id for the memory behind
-// `data`, handed back when the chunk is committed.
+// A written chunk waiting to be hashed. `buffer` is the caller's id for the memory behind
+// `data`, handed back when the chunk is committed. A chunk that an interrupted fill wrote and
+// journaled (resume_plan.h) has no memory: `data` is empty and its `on_disk_bytes` are read
+// back from the file when it is hashed.
 struct ReadyChunk {
   uint64_t offset = 0;
   std::span<const std::byte> data;
   size_t buffer = 0;
+  uint64_t on_disk_bytes = 0;
+
+  bool OnDisk() const { return data.empty(); }
+  uint64_t Length() const { return OnDisk() ? on_disk_bytes : data.size(); }
 };
 
 // Loop-thread bookkeeping of one file: which chunks wait, what is committed.
@@ -48,10 +55,14 @@ class HashPipeline {
   uint64_t committed_bytes() const { return committed_bytes_; }
   bool run_out() const { return run_out_; }
   size_t waiting() const { return waiting_.size(); }
+  // The chunks added and not committed yet (waiting, or in the run that is out): written
+  // past the committed offset, what the journal records besides it. Merged, by offset.
+  std::vector<ByteRange> Uncommitted() const;
 
  private:
   uint64_t committed_bytes_;
   bool run_out_ = false;
+  std::vector<ByteRange> out_;  // the run that is out
   std::map<uint64_t, ReadyChunk> waiting_;
 };
 
@@ -71,22 +82,27 @@ class FileWriter {
   // Blocking. Creates `path` if needed and reserves `size` bytes for it (posix_fallocate;
   // ftruncate where the file system cannot; ENOSPC -> RESOURCE_EXHAUSTED). Keeps the first
   // `resume_from` bytes when the file is at least that long, re-reading them into the
-  // digest; otherwise starts at 0. The descriptor is closed on return. `direct_io` false:
-  // every write goes through the page cache.
+  // digest; otherwise starts at 0. With `keep_past_prefix` (the journal names written chunks
+  // past the prefix), a file that has exactly `size` bytes and whose prefix could be read
+  // keeps its bytes past the prefix too (kept_past_prefix()). The descriptor is closed on
+  // return. `direct_io` false: every write goes through the page cache.
   static absl::StatusOr<std::unique_ptr<FileWriter>> Open(const std::filesystem::path& path,
                                                           uint64_t size, uint64_t resume_from,
-                                                          bool direct_io = true);
+                                                          bool direct_io = true,
+                                                          bool keep_past_prefix = false);
   ~FileWriter();
   FileWriter(const FileWriter&) = delete;
   FileWriter& operator=(const FileWriter&) = delete;
 
   // Bytes kept by Open (the first run starts there).
   uint64_t resumed_bytes() const { return resumed_bytes_; }
+  // Whether Open kept the bytes past the prefix (then the journal's written chunks are good).
+  bool kept_past_prefix() const { return kept_past_prefix_; }
 
   // Blocking. pwrites `data` at `offset` (any order; inside the file's size).
   absl::Status WriteAt(uint64_t offset, std::span<const std::byte> data);
   // Blocking. Adds the run (contiguous, starting at the bytes hashed so far, already written
-  // with WriteAt) to the digest. When the file is then complete: checks its size,
+  // with WriteAt, or on disk from an earlier fill: ReadyChunk::OnDisk) to the digest. When the file is then complete: checks its size,
   // fdatasyncs and closes it, and computes the digest (see Sha256Hex).
   absl::Status HashRun(std::span<const ReadyChunk> run);
   // Blocking. WriteAt for every chunk of the run, then HashRun.
@@ -101,7 +117,7 @@ class FileWriter {
 
  private:
   FileWriter(std::filesystem::path path, uint64_t size, uint64_t hashed, Sha256 digest,
-             bool direct_io);
+             bool direct_io, bool kept_past_prefix);
   absl::Status Finish();
   // The descriptors for a write, opened on first use: buffered, and direct (-1 when the file
   // system refuses O_DIRECT).
@@ -111,6 +127,7 @@ class FileWriter {
   const std::filesystem::path path_;
   const uint64_t size_;
   uint64_t resumed_bytes_;
+  bool kept_past_prefix_;
   uint64_t hashed_;  // only the run's worker touches these three
   Sha256 digest_;
   std::string sha256_hex_;
