@@ -149,6 +149,7 @@ struct AgentServer::Parts {
   // Before the cache, which borrows them.
   std::unique_ptr<FillLeaseClient> fill_leases;  // null without `coordinator`
   std::unique_ptr<FillGate> fill_gate;
+  std::unique_ptr<ListingBudget> listing_budget;  // borrowed by the cache's sources
   std::unique_ptr<ModelCache> cache;  // null when the storage check refused the cache
   std::string refused;                // "cache refused: tmpfs at /cache (...)", else ""
   std::unique_ptr<Maintenance> maintenance;
@@ -307,6 +308,8 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
       p.fill_leases.get());
   ModelCacheOptions cache_options = config.ToModelCacheOptions();
   cache_options.fill_gate = p.fill_gate.get();
+  p.listing_budget = std::make_unique<ListingBudget>(config.listing);
+  cache_options.sources.listing_budget = p.listing_budget.get();
   cache_options.on_fill_finished = [metrics = p.metrics.get()](const FillStats& fill) {
     metrics->CountFill(fill.scheme, fill.status.ok(), fill.bytes_fetched, fill.duration.count(),
                        fill.chunk_retries);

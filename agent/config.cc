@@ -88,6 +88,25 @@ absl::Status ApplyFillLease(const YAML::Node& node, AgentConfig& config) {
   });
 }
 
+absl::Status ApplyListing(const YAML::Node& node, AgentConfig& config) {
+  return ForEachField("listing", node, [&](const std::string& path, const std::string& key,
+                                           const YAML::Node& value) -> absl::Status {
+    if (key == "maxTotalBytes") {
+      ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
+      absl::StatusOr<uint64_t> bytes = ParseQuantity(text);
+      if (!bytes.ok()) return InvalidValue(path, text, std::string(bytes.status().message()));
+      if (*bytes < (1u << 20)) return InvalidValue(path, text, "want at least 1Mi");
+      config.listing.max_total_bytes = *bytes;
+    } else if (key == "maxInFlight") {
+      ASSIGN_OR_RETURN(uint64_t listings, Integer(path, value, 1, 1024));
+      config.listing.max_in_flight = static_cast<uint32_t>(listings);
+    } else {
+      return UnknownKey(path, {"maxTotalBytes", "maxInFlight"});
+    }
+    return absl::OkStatus();
+  });
+}
+
 absl::Status ApplyCoordinatorTls(const YAML::Node& node, AgentConfig& config) {
   return ForEachField("coordinatorTls", node, [&](const std::string& path, const std::string& key,
                                                 const YAML::Node& value) -> absl::Status {
@@ -232,6 +251,8 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
       return ApplyFill(value, config);
     } else if (key == "fillLease") {
       return ApplyFillLease(value, config);
+    } else if (key == "listing") {
+      return ApplyListing(value, config);
     } else if (key == "coordinatorTls") {
       return ApplyCoordinatorTls(value, config);
     } else if (key == "s3") {
@@ -259,7 +280,8 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
     } else {
       return UnknownKeyError(path, {"cacheRoot", "socket", "listenTcp", "metricsAddress", "nodeName",
                                "coordinator", "coordinatorToken", "coordinatorTokenFile", "log",
-                               "fill", "fillLease", "s3", "modelsCacheStorage", "extraVolumes",
+                               "fill", "fillLease", "listing", "s3", "modelsCacheStorage",
+                               "extraVolumes",
                                "scrub", "testOnlyFilesystemType", "leaseTtl", "stateDir",
                                "coordinatorReportInterval", "coordinatorTls", "fileSources",
                                "network"});
@@ -384,7 +406,9 @@ void AddAgentFlags(CLI::App& app, AgentFlags& flags) {
                  "host:port for /metrics, /healthz, /readyz; empty disables (metricsAddress)");
   app.add_option("--node-name", flags.node_name, "This node's name (nodeName)");
   app.add_option("--log-level", flags.log_level, "trace|debug|info|warn|error|critical|off");
-  app.add_flag("--log-json{true}", flags.log_json, "Log JSON lines");
+  // A callback, not add_flag on the optional: CLI11 sets such an optional to false when the
+  // flag is absent, which overrode log.json and MODELCACHE_LOG_JSON.
+  app.add_flag_callback("--log-json", [&flags] { flags.log_json = true; }, "Log JSON lines");
 }
 
 absl::StatusOr<AgentConfig> ParseAgentConfig(std::string_view yaml_text, const AgentFlags& flags,

@@ -18,6 +18,7 @@
 //   fill: {concurrency: 16, chunkSize: 8Mi, stallTimeout: 30s, maxAttempts: 6}
 //   fillLease: {ttl: 30s, pollInterval: 1s, waitTimeout: 2h,   # cross-node single flight
 //               progressWindow: 5m}
+//   listing: {maxTotalBytes: 256Mi, maxInFlight: 8}   # memory for source listings, all fills
 //   s3: {endpoint: "", region: us-east-1, pathStyle: false,
 //        credentialsFile: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile: ""}
 //   modelsCacheStorage: {...}            # common/storage_config.h; storageSize is the quota
@@ -40,6 +41,7 @@
 #include "absl/status/statusor.h"
 #include "agent/fill/fill_settings.h"
 #include "agent/model_cache.h"
+#include "agent/source/listing_budget.h"
 #include "agent/source/source.h"
 #include "common/environment.h"
 #include "common/storage_config.h"
@@ -93,6 +95,9 @@ struct AgentConfig {
   // takes at the slowest origin rate that should keep its lease.
   std::chrono::seconds fill_progress_window{300};
   std::chrono::seconds fill_wait_timeout{std::chrono::hours(2)};
+  // listing: how many source listings run at once and how many bytes they hold together
+  // (agent/source/listing_budget.h).
+  ListingBudget::Limits listing;
   S3Config s3;
   AwsCredentials aws;  // resolved by LoadAgentConfig (environment or credentials file)
   StorageConfig storage;

@@ -5,6 +5,7 @@
 
 #include "cli/admin_connection.h"
 #include "cli/admin_handlers.h"
+#include "common/uri.h"
 
 namespace modelcache::cli {
 namespace {
@@ -109,6 +110,9 @@ void AddAdminCommands(CLI::App& app, CliContext& context) {
   OnRun(*usage, state, [](AdminConnection& c, AdminState&) { return RunUsage(c); });
   CLI::App* nodes = Command(app, "nodes", "Agents: volume, version, connection, heartbeat", *state);
   OnRun(*nodes, state, [](AdminConnection& c, AdminState&) { return RunNodes(c); });
+  CLI::App* namespaces =
+      Command(app, "namespaces", "Cache claim copies per namespace: claim, PV, bound, why, problems", *state);
+  OnRun(*namespaces, state, [](AdminConnection& c, AdminState&) { return RunNamespaces(c); });
 
   RefCommand(app, "enable-caching", "Allow caching of a model (or one version)", state, false,
              [](AdminConnection& c, const ModelRef& r, AdminState&) { return RunSetCaching(c, r, true); });
@@ -152,6 +156,11 @@ void AddAdminCommands(CLI::App& app, CliContext& context) {
   OnRun(*prefetch, state, [](AdminConnection& c, AdminState& s) {
     ModelRef ref;
     if (!ParseModelRef(s.name, true, ref)) return kExitUsage;
+    if (absl::Status length = CheckSourceUriLength(s.source); !length.ok()) {
+      std::fprintf(stderr, "modelcachectl prefetch: --source: INVALID_ARGUMENT: %s\n",
+                   std::string(length.message()).c_str());
+      return kExitUsage;
+    }
     return RunPrefetch(c, ref, s.source, s.volume_id);
   });
 

@@ -28,6 +28,8 @@ int RunSetSourcePrefix(AdminConnection& connection, const std::string& name,
 
 int RunUsage(AdminConnection& connection);
 int RunNodes(AdminConnection& connection);
+// The cache claim copies per namespace. admin_namespaces.cc.
+int RunNamespaces(AdminConnection& connection);
 
 // Table (or JSON) of purge actions and kept copies; `empty_message` when there is none.
 int PrintPurgeResponse(AdminConnection& connection, const v1::PurgeResponse& response,

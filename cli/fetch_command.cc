@@ -12,6 +12,7 @@
 #include "common/duration.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
+#include "common/uri.h"
 #include "spdlog/fmt/fmt.h"
 
 namespace modelcache::cli {
@@ -86,6 +87,11 @@ class Fetch {
     absl::StatusOr<std::chrono::seconds> connect_timeout = ParseDuration(options_.connect_timeout);
     if (!connect_timeout.ok()) {
       return Usage(fmt::format("--connect-timeout: {}", connect_timeout.status().message()));
+    }
+    // Checked here as well as in the agent: the agent's answer to a huge URI would not fit
+    // in gRPC's response metadata, and the local fallback should not list it either.
+    if (absl::Status length = CheckSourceUriLength(options_.source); !length.ok()) {
+      return Usage(fmt::format("--source: {}", DescribeError(length)));
     }
     request_.set_name(options_.model);
     request_.set_version(options_.version);

@@ -2,6 +2,7 @@
 // absl::Status <-> grpc::Status, the one place that converts. Abseil and gRPC share the
 // canonical code numbers (OK 0 ... UNAUTHENTICATED 16), so a code crosses unchanged and an
 // error raised deep in a fill reaches the client with the code it was raised with.
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -9,12 +10,20 @@
 #include <grpcpp/support/status.h>
 
 #include "absl/status/status.h"
+#include "common/safe_text.h"
 
 namespace modelcache {
 
+// The status message travels in the response's metadata, which gRPC clients cap at 8 KiB by
+// default: a longer message would reach the client as RESOURCE_EXHAUSTED ("received initial
+// metadata size exceeds limit") instead of the error. Longer messages lose their middle.
+inline constexpr size_t kMaxGrpcStatusMessageBytes = 4096;
+
 inline grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      CutTextMiddle(std::string_view(status.message().data(), status.message().size()),
+                                    kMaxGrpcStatusMessageBytes));
 }
 
 // `prefix` goes before the message ("coordinator: "), naming who answered.

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "common/safe_text.h"
+
 namespace modelcache {
 namespace {
 
@@ -10,36 +12,37 @@ bool IsKeyChar(char c) { return IsKeyStart(c) || (c >= '0' && c <= '9'); }
 
 bool NeedsQuotes(std::string_view value) {
   if (value.empty()) return true;
-  for (unsigned char c : value) {
+  for (size_t pos = 0; pos < value.size(); ++pos) {
+    const auto c = static_cast<unsigned char>(value[pos]);
     if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f) return true;
+    if (c >= 0x80) {
+      const size_t length = Utf8SequenceLength(value, pos);
+      if (length == 0) return true;  // not UTF-8: written as \xNN in quotes
+      pos += length - 1;
+    }
   }
   return false;
 }
 
+// Quotes and escapes: \" \\ \n \r \t, and \xNN for a control character or a byte that is not
+// UTF-8 (a bad manifest's raw bytes), so that the line stays valid UTF-8 (common/safe_text.h).
 void AppendQuoted(std::string_view value, std::string& out) {
   out += '"';
-  for (char c : value) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        out += c;
+  for (char c : EscapeUnsafeBytes(value)) {
+    if (c == '"') {
+      out += "\\\"";
+    } else {
+      out += c;
     }
   }
   out += '"';
+}
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
 }
 
 // Parses `key=value` at `pos`; on success moves `pos` past it and appends to `fields`.
@@ -77,6 +80,15 @@ bool ParseField(std::string_view message, size_t& pos,
         case 't':
           value += '\t';
           break;
+        case 'x': {
+          if (pos + 2 > message.size()) return false;
+          const int high = HexDigit(message[pos]);
+          const int low = HexDigit(message[pos + 1]);
+          if (high < 0 || low < 0) return false;
+          value += static_cast<char>(high * 16 + low);
+          pos += 2;
+          break;
+        }
         default:
           value += escaped;
       }
@@ -110,6 +122,12 @@ bool ParseTail(std::string_view message, size_t start,
 }  // namespace
 
 LogFields& LogFields::Add(std::string_view key, std::string_view value) {
+  // A 1 MB source URI or origin answer must not become a 1 MB log line.
+  std::string cut;
+  if (value.size() > kMaxLoggedValueBytes) {
+    cut = CutText(value, kMaxLoggedValueBytes);
+    value = cut;
+  }
   if (!text_.empty()) text_ += ' ';
   text_.append(key);
   text_ += '=';

@@ -6,8 +6,11 @@
 //   -> "fill finished model=llama bytes=1024"
 //   -> {"msg":"fill finished","model":"llama","bytes":1024}   (log.json: true)
 //
-// Keys are [a-z_][a-z0-9_]*. A value with a space, a quote, '=' or a control character, or an
-// empty one, is written in double quotes with \" \\ \n \r \t escapes.
+// Keys are [a-z_][a-z0-9_]*. A value with a space, a quote, '=' or a control character, bytes
+// that are not UTF-8, or an empty one, is written in double quotes with \" \\ \n \r \t escapes
+// and \xNN for other control characters and for each byte that is not UTF-8, so a line is
+// always valid UTF-8. A value longer than kMaxLoggedValueBytes (common/safe_text.h, 4096) is
+// cut there and ends in "...[cut: N bytes in all]".
 // The usual keys: model, version, node, volume, path, source, bytes, duration_ms, command,
 // reason, error (what failed and why), next (what happens now). Every WARN, ERROR and CRITICAL
 // line is "<constant message> {}" with fields that include error and next; the LogLines unit

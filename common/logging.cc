@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log_fields.h"
+#include "common/safe_text.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
@@ -12,9 +13,25 @@
 namespace modelcache {
 namespace {
 
+// JSON string contents: quotes, backslashes and control characters escaped, and each byte
+// that is not UTF-8 (raw bytes from a bad manifest or origin) written as the text \xNN, so
+// the line is valid JSON (RFC 8259 wants UTF-8) and the byte can still be read off it.
 void AppendJsonEscaped(std::string_view text, spdlog::memory_buf_t& out) {
   static constexpr char kHex[] = "0123456789abcdef";
-  for (unsigned char c : text) {
+  for (size_t pos = 0; pos < text.size();) {
+    const auto c = static_cast<unsigned char>(text[pos]);
+    const size_t length = Utf8SequenceLength(text, pos);
+    if (length > 1) {
+      out.append(text.substr(pos, length));
+      pos += length;
+      continue;
+    }
+    ++pos;
+    if (length == 0) {
+      char escaped[] = {'\\', '\\', 'x', kHex[c >> 4], kHex[c & 0xf]};
+      out.append(escaped, escaped + sizeof(escaped));
+      continue;
+    }
     switch (c) {
       case '"':
         out.append(std::string_view("\\\""));
@@ -93,6 +110,20 @@ class JsonMessageFlag final : public spdlog::custom_flag_formatter {
   }
 };
 
+// "%*" in the text pattern: the message with bytes that are not UTF-8 and control characters
+// written as \xNN (common/safe_text.h), so one event stays one line of valid UTF-8.
+class TextMessageFlag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& message, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    std::string_view payload(message.payload.data(), message.payload.size());
+    dest.append(EscapeUnsafeBytes(payload, Backslash::kKeep));
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<TextMessageFlag>();
+  }
+};
+
 // A literal for a spdlog pattern: '%' starts a flag there.
 std::string PatternLiteral(std::string_view text) {
   std::string literal;
@@ -133,8 +164,8 @@ absl::Status SetUpLogging(const LogOptions& options) {
         absl::StrCat(R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","component":")",
                      PatternLiteral(JsonEscaped(component)), R"(",%*})"));
   } else {
-    formatter->set_pattern(
-        absl::StrCat("%Y-%m-%dT%H:%M:%S.%eZ %l ", PatternLiteral(component), " %v"));
+    formatter->add_flag<TextMessageFlag>('*').set_pattern(
+        absl::StrCat("%Y-%m-%dT%H:%M:%S.%eZ %l ", PatternLiteral(component), " %*"));
   }
 
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();

@@ -1,8 +1,7 @@
 #include "common/uri.h"
 
-#include <cstdint>
-
 #include "absl/strings/ascii.h"
+#include "common/safe_text.h"
 #include "spdlog/fmt/fmt.h"
 
 namespace modelcache {
@@ -22,38 +21,14 @@ bool HasDotDot(std::string_view path, bool has_query = true) {
   return false;
 }
 
+// How much of an over-long URI its error message quotes.
+constexpr size_t kQuotedUriBytes = 80;
+
 // Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past U+10FFFF.
 bool IsValidUtf8(std::string_view text) {
-  size_t i = 0;
-  while (i < text.size()) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    size_t length = 0;
-    uint32_t code_point = 0;
-    if (lead < 0x80) {
-      ++i;
-      continue;
-    } else if (lead >= 0xc2 && lead <= 0xdf) {
-      length = 2;
-      code_point = lead & 0x1f;
-    } else if (lead >= 0xe0 && lead <= 0xef) {
-      length = 3;
-      code_point = lead & 0x0f;
-    } else if (lead >= 0xf0 && lead <= 0xf4) {
-      length = 4;
-      code_point = lead & 0x07;
-    } else {
-      return false;
-    }
-    if (i + length > text.size()) return false;
-    for (size_t k = 1; k < length; ++k) {
-      const auto next = static_cast<unsigned char>(text[i + k]);
-      if ((next & 0xc0) != 0x80) return false;
-      code_point = (code_point << 6) | (next & 0x3f);
-    }
-    if ((length == 3 && code_point < 0x800) || (length == 4 && code_point < 0x10000) ||
-        (code_point >= 0xd800 && code_point <= 0xdfff) || code_point > 0x10ffff) {
-      return false;
-    }
+  for (size_t i = 0; i < text.size();) {
+    const size_t length = Utf8SequenceLength(text, i);
+    if (length == 0) return false;
     i += length;
   }
   return true;
@@ -120,9 +95,19 @@ std::string NormalizeAuthority(std::string_view scheme, std::string_view authori
 
 }  // namespace
 
+absl::Status CheckSourceUriLength(std::string_view uri) {
+  if (uri.size() <= kMaxSourceUriBytes) return absl::OkStatus();
+  return absl::InvalidArgumentError(fmt::format(
+      "source uri of {} bytes is longer than the limit of {} bytes (it starts \"{}\")", uri.size(),
+      kMaxSourceUriBytes, EscapeUnsafeBytes(uri.substr(0, kQuotedUriBytes))));
+}
+
 absl::StatusOr<SourceUri> ParseSourceUri(std::string_view uri) {
+  if (absl::Status length = CheckSourceUriLength(uri); !length.ok()) return length;
   auto invalid = [&](std::string_view why) {
-    return absl::InvalidArgumentError(fmt::format("source uri \"{}\": {}", uri, why));
+    // Escaped: the uri may hold any bytes, and this message reaches logs.
+    return absl::InvalidArgumentError(
+        fmt::format("source uri \"{}\": {}", EscapeUnsafeBytes(uri), why));
   };
   size_t separator = uri.find("://");
   if (separator == std::string_view::npos || separator == 0) {

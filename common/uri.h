@@ -1,11 +1,22 @@
 #pragma once
 // Model source URIs: s3://bucket/prefix, http(s)://host/path, file:///absolute/path.
+#include <cstddef>
 #include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
 
 namespace modelcache {
+
+// The longest source URI accepted, in bytes: room for an S3 key (1024 bytes) or a presigned
+// URL with a session token, while every error message that quotes a URI stays well inside
+// gRPC's 8 KiB of response metadata (a longer one came back as "RESOURCE_EXHAUSTED: received
+// initial metadata size exceeds limit"). modelcachectl and the agent both check it.
+inline constexpr size_t kMaxSourceUriBytes = 4096;
+
+// INVALID_ARGUMENT when `uri` is longer than kMaxSourceUriBytes; the message gives its length,
+// the limit and the URI's first bytes, never the whole URI.
+absl::Status CheckSourceUriLength(std::string_view uri);
 
 struct SourceUri {
   std::string scheme;     // "s3", "http", "https" or "file"
@@ -17,9 +28,10 @@ struct SourceUri {
 // s3: the key prefix is taken as written, any UTF-8 (spaces and non-ASCII included; no
 // percent-decoding: "%20" is three characters of the key), and requests encode it.
 // http(s): sent as written, so special characters are percent-encoded in the URL already.
-// INVALID_ARGUMENT for an unknown scheme (names it and the accepted ones), a missing bucket
-// or host, a relative file path, a path with ".." (in an http(s) URL also as "%2E%2E"), a control character, a space outside an
-// s3 key, or an s3 uri that is not valid UTF-8.
+// INVALID_ARGUMENT for a URI over kMaxSourceUriBytes (CheckSourceUriLength), an unknown scheme
+// (names it and the accepted ones), a missing bucket or host, a relative file path, a path
+// with ".." (in an http(s) URL also as "%2E%2E"), a control character, a space outside an s3
+// key, or an s3 uri that is not valid UTF-8. Messages quote the uri with unsafe bytes escaped.
 absl::StatusOr<SourceUri> ParseSourceUri(std::string_view uri);
 
 // The form in which two source URIs are compared: a model cached from one source is served

@@ -139,6 +139,10 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(std::string_view yaml_t
       ASSIGN_OR_RETURN(config.storage, ParseStorageConfig(value));
       return absl::OkStatus();
     }
+    if (key == "kubernetes") {
+      ASSIGN_OR_RETURN(config.kubernetes, claims::ParseKubernetesConfig(value));
+      return absl::OkStatus();
+    }
     if (key == kBlock) {
       return ForEachField(kBlock, value, [&](const std::string&, const std::string& setting,
                                              const YAML::Node& setting_value) {
@@ -146,8 +150,9 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(std::string_view yaml_t
       });
     }
     // The agent's keys have no meaning here; the coordinator's file is its own.
-    return UnknownKeyError(path, {"modelsCacheStorage", "coordinator"});
+    return UnknownKeyError(path, {"modelsCacheStorage", "coordinator", "kubernetes"});
   }));
+  RETURN_IF_ERROR(claims::ValidateSourceClaim(config.kubernetes, config.storage.pvc_name_suffix));
   if (config.low_watermark > config.high_watermark) {
     return absl::InvalidArgumentError(fmt::format(
         "{}.lowWatermark: invalid value \"{}\": above highWatermark {}", kBlock,
@@ -181,6 +186,11 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const CoordinatorFlags& 
                                       config.log_json));
   if (flags.log_level.has_value() && !flags.log_level->empty()) config.log_level = *flags.log_level;
   if (flags.log_json) config.log_json = true;
+  config.kubernetes.environment =
+      kube::KubeEnvironment::FromLookup([&environment](const char* name) -> const char* {
+        auto found = environment.variables.find(name);
+        return found == environment.variables.end() ? nullptr : found->second.c_str();
+      });
   return config;
 }
 

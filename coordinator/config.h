@@ -12,6 +12,7 @@
 //     tls: {cert: server.pem, key: server.key, clientCa: ca.pem}   # optional
 //     metricsAddress: 127.0.0.1:9102       # optional: /metrics, /healthz, /readyz
 //     log: {level: info, json: false}      # MODELCACHE_LOG_LEVEL/_JSON and flags override
+//   kubernetes: {...}                      # coordinator/claims/claims_config.h (cache claim copies)
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -20,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "common/environment.h"
 #include "common/storage_config.h"
+#include "coordinator/claims/claims_config.h"
 
 namespace CLI {
 class App;
@@ -46,6 +48,7 @@ struct CoordinatorConfig {
   std::string metrics_address;
   std::string log_level = "info";
   bool log_json = false;
+  claims::KubernetesConfig kubernetes;
 };
 
 // Parses a whole YAML document. INVALID_ARGUMENT naming the key and the value for a bad
@@ -68,7 +71,8 @@ void AddCoordinatorFlags(CLI::App& app, CoordinatorFlags& flags);
 
 // The configuration the coordinator runs with, merged as the agent's is: the file
 // (flags.config_file), then MODELCACHE_LOG_LEVEL / MODELCACHE_LOG_JSON from `environment`,
-// then the flags. INVALID_ARGUMENT names a bad variable.
+// then the flags; the Kubernetes client's variables (kube::KubeEnvironment) come from
+// `environment` too. INVALID_ARGUMENT names a bad variable.
 absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const CoordinatorFlags& flags,
                                                         const ProcessEnvironment& environment);
 

@@ -25,6 +25,7 @@
 #include "common/uri.h"
 #include "coordinator/agent_stream.h"
 #include "coordinator/auth.h"
+#include "coordinator/claims/claims_controller.h"
 #include "coordinator/db/store.h"
 #include "coordinator/fill_leases.h"
 #include "coordinator/metrics.h"
@@ -94,6 +95,15 @@ class CoordinatorServer::Impl final
 
   int MetricsPort() const { return http_ ? http_->Port() : 0; }
 
+  // The cache claim copies (kubernetes.enabled): never waits for the API server.
+  absl::Status StartClaims() {
+    if (!config_.kubernetes.enabled) return absl::OkStatus();
+    ASSIGN_OR_RETURN(claims_, claims::ClaimsController::Create(config_.kubernetes, config_.storage, clock_, *registry_));
+    claims_->Start();
+    return absl::OkStatus();
+  }
+  claims::ClaimsController* Claims() { return claims_.get(); }
+
   bool Ready() {
     if (!listening_.load()) return false;
     absl::Status ping = store_->Ping();
@@ -154,6 +164,7 @@ class CoordinatorServer::Impl final
       stopping_ = true;
     }
     loop_wake_.notify_all();
+    if (claims_) claims_->Stop();
     fill_leases_.Shutdown();
     if (policy_thread_.joinable()) policy_thread_.join();
     streams_.CancelAll();
@@ -482,6 +493,14 @@ class CoordinatorServer::Impl final
     });
   }
 
+  grpc::Status Namespaces(grpc::ServerContext* context, const v1::NamespacesRequest*,
+                          v1::NamespacesResponse* response) override {
+    return Handle(context, Permission::kRead, "Namespaces", [&]() -> absl::Status {
+      if (claims_) claims::FillNamespacesResponse(claims_->View(), response);
+      return absl::OkStatus();  // enabled=false says that kubernetes.enabled is off
+    });
+  }
+
   // Fill leases (coordinator/fill_leases.h).
   grpc::Status AcquireFillLease(grpc::ServerContext* context, const v1::FillLeaseRequest* request,
                                 v1::FillLease* response) override {
@@ -726,6 +745,7 @@ class CoordinatorServer::Impl final
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   FillLeaseTable fill_leases_{clock_};
+  std::unique_ptr<claims::ClaimsController> claims_;  // null unless kubernetes.enabled
 
   std::mutex loop_mutex_;
   std::condition_variable loop_wake_;
@@ -758,6 +778,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
                    CoordinatorStore::Open(config.database, config.default_caching_enabled));
   RETURN_IF_ERROR(store->ResetConnections());
   auto impl = std::make_unique<Impl>(config, clock, std::move(store), std::move(tokens));
+  RETURN_IF_ERROR(impl->StartClaims());
   RETURN_IF_ERROR(impl->StartMetrics());
   RETURN_IF_ERROR(impl->Listen());
   return std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(impl)));
@@ -767,5 +788,6 @@ int CoordinatorServer::Port() const { return impl_->Port(); }
 int CoordinatorServer::MetricsPort() const { return impl_->MetricsPort(); }
 void CoordinatorServer::Shutdown() { impl_->Shutdown(); }
 absl::Status CoordinatorServer::RunPolicyOnce() { return impl_->RunPolicyOnce(); }
+claims::ClaimsController* CoordinatorServer::CacheClaims() { return impl_->Claims(); }
 
 }  // namespace modelcache

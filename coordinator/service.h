@@ -9,6 +9,9 @@
 #include "coordinator/config.h"
 
 namespace modelcache {
+namespace claims {
+class ClaimsController;
+}  // namespace claims
 
 class CoordinatorServer {
  public:
@@ -26,6 +29,9 @@ class CoordinatorServer {
   void Shutdown();
   // Runs one policy pass now (what the loop does every checkUnusedCachedModelsEvery).
   absl::Status RunPolicyOnce();
+  // The cache claim reconciler (the admission webhook reports pods' namespaces to it); null
+  // unless kubernetes.enabled.
+  claims::ClaimsController* CacheClaims();
 
   class Impl;
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/fill/resume_plan.h"
 
 namespace modelcache {
 
@@ -25,6 +26,15 @@ struct PlannedChunk {
 // committed prefix exceeds its file's size (the message names the file index).
 absl::StatusOr<std::vector<PlannedChunk>> PlanChunks(std::span<const uint64_t> file_sizes,
                                                      std::span<const uint64_t> committed_prefixes,
+                                                     uint64_t chunk_size);
+
+// The chunks still to fetch for a resumed fill: every byte of each file that `present`
+// (resume_plan.h) does not hold, files in the given order, each file's gaps by ascending
+// offset, each gap split into chunks of chunk_size from its start (the last one short).
+// INVALID_ARGUMENT if chunk_size is 0, the two lists differ in length, or a file's present
+// bytes run past its size or are not sorted and disjoint (the message names the file index).
+absl::StatusOr<std::vector<PlannedChunk>> PlanChunks(std::span<const uint64_t> file_sizes,
+                                                     std::span<const FileResume> present,
                                                      uint64_t chunk_size);
 
 // Same, for a fill that starts from nothing.

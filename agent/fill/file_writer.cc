@@ -48,28 +48,32 @@ int PwriteAll(int fd, std::span<const std::byte> data, uint64_t offset, size_t* 
   return 0;
 }
 
-// Re-reads [0, bytes) into `digest`; false on a short file or read error (start over).
-bool HashPrefix(int fd, uint64_t bytes, Sha256& digest) {
-  std::vector<std::byte> buffer(kRehashBufferBytes);
-  uint64_t offset = 0;
-  while (offset < bytes) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), bytes - offset));
+// Re-reads [from, from + bytes) into `digest`; 0, or the errno of a failed read (EIO for a
+// file that ends early).
+int HashRange(int fd, uint64_t from, uint64_t bytes, Sha256& digest) {
+  std::vector<std::byte> buffer(static_cast<size_t>(std::min<uint64_t>(kRehashBufferBytes, bytes)));
+  uint64_t offset = from;
+  const uint64_t end = from + bytes;
+  while (offset < end) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), end - offset));
     ssize_t got = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
     if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return false;
+    if (got < 0) return errno;
+    if (got == 0) return EIO;
     digest.Update(std::span<const std::byte>(buffer.data(), static_cast<size_t>(got)));
     offset += static_cast<uint64_t>(got);
   }
-  return true;
+  return 0;
 }
 
 }  // namespace
 
 FileWriter::FileWriter(std::filesystem::path path, uint64_t size, uint64_t hashed, Sha256 digest,
-                       bool direct_io)
+                       bool direct_io, bool kept_past_prefix)
     : path_(std::move(path)),
       size_(size),
       resumed_bytes_(hashed),
+      kept_past_prefix_(kept_past_prefix),
       hashed_(hashed),
       digest_(std::move(digest)),
       direct_refused_(!direct_io) {}
@@ -81,7 +85,7 @@ FileWriter::~FileWriter() {
 
 absl::StatusOr<std::unique_ptr<FileWriter>> FileWriter::Open(const std::filesystem::path& path,
                                                              uint64_t size, uint64_t resume_from,
-                                                             bool direct_io) {
+                                                             bool direct_io, bool keep_past_prefix) {
   ScopedFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
   if (fd.get() < 0) return ErrnoStatus(errno, "open", path);
   struct stat info;
@@ -90,12 +94,16 @@ absl::StatusOr<std::unique_ptr<FileWriter>> FileWriter::Open(const std::filesyst
 
   Sha256 digest;
   uint64_t kept = std::min(resume_from, size);
-  if (kept > current_size || (kept > 0 && !HashPrefix(fd.get(), kept, digest))) {
+  bool prefix_read = true;
+  if (kept > current_size || (kept > 0 && HashRange(fd.get(), 0, kept, digest) != 0)) {
     kept = 0;
     digest = Sha256();
+    prefix_read = false;
   }
+  // The journal's chunks past the prefix were written into a file of exactly this size.
+  const bool kept_past_prefix = keep_past_prefix && prefix_read && current_size == size;
   // Bytes past what we keep are stale; a longer file would otherwise keep its tail.
-  if (kept == 0 || current_size > size) {
+  if (!kept_past_prefix && (kept == 0 || current_size > size)) {
     if (::ftruncate(fd.get(), static_cast<off_t>(kept == 0 ? 0 : size)) != 0) {
       return ErrnoStatus(errno, "truncate", path);
     }
@@ -112,7 +120,7 @@ absl::StatusOr<std::unique_ptr<FileWriter>> FileWriter::Open(const std::filesyst
     }
   }
   auto writer = std::unique_ptr<FileWriter>(
-      new FileWriter(path, size, kept, std::move(digest), direct_io));
+      new FileWriter(path, size, kept, std::move(digest), direct_io, kept_past_prefix));
   if (writer->complete()) RETURN_IF_ERROR(writer->Finish());
   return writer;
 }
@@ -170,12 +178,24 @@ absl::Status FileWriter::WriteAt(uint64_t offset, std::span<const std::byte> dat
 
 absl::Status FileWriter::HashRun(std::span<const ReadyChunk> run) {
   for (const ReadyChunk& chunk : run) {
-    if (chunk.offset != hashed_ || chunk.data.size() > size_ - hashed_) {
+    if (chunk.offset != hashed_ || chunk.Length() > size_ - hashed_) {
       return absl::InternalError(absl::StrCat("hash ", path_.string(), ": chunk at ", chunk.offset,
                                               " is out of order (", hashed_, " hashed)"));
     }
-    digest_.Update(chunk.data);
-    hashed_ += chunk.data.size();
+    if (chunk.OnDisk()) {
+      // Written by an interrupted fill: the digest reads it back from the file.
+      int buffered = -1;
+      int direct = -1;
+      RETURN_IF_ERROR(Descriptors(&buffered, &direct));
+      if (int error = HashRange(buffered, chunk.offset, chunk.on_disk_bytes, digest_); error != 0) {
+        return ErrnoStatus(error, absl::StrCat("read back ", chunk.on_disk_bytes, " bytes at ",
+                                               chunk.offset, " of"),
+                           path_);
+      }
+    } else {
+      digest_.Update(chunk.data);
+    }
+    hashed_ += chunk.Length();
   }
   if (!complete()) return absl::OkStatus();
   return Finish();
@@ -188,8 +208,8 @@ absl::Status FileWriter::WriteRun(std::span<const ReadyChunk> run) {
       return absl::InternalError(absl::StrCat("write ", path_.string(), ": chunk at ", chunk.offset,
                                               " is out of order (", next, " written)"));
     }
-    RETURN_IF_ERROR(WriteAt(chunk.offset, chunk.data));
-    next += chunk.data.size();
+    if (!chunk.OnDisk()) RETURN_IF_ERROR(WriteAt(chunk.offset, chunk.data));
+    next += chunk.Length();
   }
   return HashRun(run);
 }

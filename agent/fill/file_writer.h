@@ -32,22 +32,27 @@ class FileWriter {
   // Blocking. Creates `path` if needed and reserves `size` bytes for it (posix_fallocate;
   // ftruncate where the file system cannot; ENOSPC -> RESOURCE_EXHAUSTED). Keeps the first
   // `resume_from` bytes when the file is at least that long, re-reading them into the
-  // digest; otherwise starts at 0. The descriptor is closed on return. `direct_io` false:
-  // every write goes through the page cache.
+  // digest; otherwise starts at 0. With `keep_past_prefix` (the journal names written chunks
+  // past the prefix), a file that has exactly `size` bytes and whose prefix could be read
+  // keeps its bytes past the prefix too (kept_past_prefix()). The descriptor is closed on
+  // return. `direct_io` false: every write goes through the page cache.
   static absl::StatusOr<std::unique_ptr<FileWriter>> Open(const std::filesystem::path& path,
                                                           uint64_t size, uint64_t resume_from,
-                                                          bool direct_io = true);
+                                                          bool direct_io = true,
+                                                          bool keep_past_prefix = false);
   ~FileWriter();
   FileWriter(const FileWriter&) = delete;
   FileWriter& operator=(const FileWriter&) = delete;
 
   // Bytes kept by Open (the first run starts there).
   uint64_t resumed_bytes() const { return resumed_bytes_; }
+  // Whether Open kept the bytes past the prefix (then the journal's written chunks are good).
+  bool kept_past_prefix() const { return kept_past_prefix_; }
 
   // Blocking. pwrites `data` at `offset` (any order; inside the file's size).
   absl::Status WriteAt(uint64_t offset, std::span<const std::byte> data);
   // Blocking. Adds the run (contiguous, starting at the bytes hashed so far, already written
-  // with WriteAt) to the digest. When the file is then complete: checks its size,
+  // with WriteAt, or on disk from an earlier fill: ReadyChunk::OnDisk) to the digest. When the file is then complete: checks its size,
   // fdatasyncs and closes it, and computes the digest (see Sha256Hex).
   absl::Status HashRun(std::span<const ReadyChunk> run);
   // Blocking. WriteAt for every chunk of the run, then HashRun.
@@ -62,7 +67,7 @@ class FileWriter {
 
  private:
   FileWriter(std::filesystem::path path, uint64_t size, uint64_t hashed, Sha256 digest,
-             bool direct_io);
+             bool direct_io, bool kept_past_prefix);
   absl::Status Finish();
   // The descriptors for a write, opened on first use: buffered, and direct (-1 when the file
   // system refuses O_DIRECT).
@@ -72,6 +77,7 @@ class FileWriter {
   const std::filesystem::path path_;
   const uint64_t size_;
   uint64_t resumed_bytes_;
+  bool kept_past_prefix_;
   uint64_t hashed_;  // only the run's worker touches these three
   Sha256 digest_;
   std::string sha256_hex_;

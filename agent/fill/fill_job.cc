@@ -22,8 +22,10 @@
 #include "absl/strings/str_cat.h"
 #include "agent/fill/chunk_planner.h"
 #include "agent/fill/file_writer.h"
-#include "agent/fill/hash_pipeline.h"
+#include "agent/fill/file_writer.h"
+#include "agent/fill/listing_check.h"
 #include "agent/fill/range_fallback.h"
+#include "agent/fill/resume_plan.h"
 #include "agent/fill/retry_policy.h"
 #include "agent/loop/event_loop.h"
 #include "agent/source/chunk_fetcher.h"
@@ -104,29 +106,6 @@ class Timer {
   Handle* handle_;
 };
 
-// INVALID_ARGUMENT for a listing we cannot lay out: bad paths, duplicates, a path that is
-// both a file and a folder.
-absl::Status CheckListing(const std::vector<SourceFile>& files) {
-  if (files.empty()) return absl::NotFoundError("the source lists no files");
-  std::set<std::string_view> paths;
-  for (const SourceFile& file : files) {
-    RETURN_IF_ERROR(ValidateRelativeFilePath(file.path));
-    if (!paths.insert(file.path).second) {
-      return absl::InvalidArgumentError(absl::StrCat("file ", file.path, " is listed twice"));
-    }
-  }
-  for (std::string_view path : paths) {
-    for (size_t slash = path.find('/'); slash != std::string_view::npos;
-         slash = path.find('/', slash + 1)) {
-      if (paths.count(path.substr(0, slash)) != 0) {
-        return absl::InvalidArgumentError(absl::StrCat("file ", std::string(path.substr(0, slash)),
-                                                       " is also a folder of ", std::string(path)));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
 // Resume leaves files that are no longer listed in the tree; they must not be published.
 absl::Status RemoveUnlisted(const std::filesystem::path& tree, const std::vector<SourceFile>& files) {
   std::set<std::string> listed;
@@ -190,7 +169,10 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
     SourceFile source;
     std::shared_ptr<FileWriter> writer;  // shared with the worker writing a run
     HashPipeline pipeline;
-    uint64_t synced_bytes = 0;  // committed bytes known durable (journal)
+    // Chunk writes that completed, and how many of them the last journal's fdatasync covered:
+    // the journal claims only what is durable.
+    uint64_t writes = 0;
+    uint64_t synced_writes = 0;
     bool done = false;
     std::string sha256;  // lowercase hex, once done
     RangeAnswers range_answers;  // to range requests for part of this file
@@ -199,7 +181,8 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
 
   // A file taken as one stream: a GET without Range whose body is cut, as it arrives, into
   // the chunks the plan still wants, each written and hashed like a fetched chunk. The
-  // rest of the body (chunks already fetched as ranges, a resumed prefix) is skipped.
+  // rest of the body (chunks already fetched as ranges or on disk from an interrupted fill)
+  // is skipped.
   struct WholeFileStream {
     std::map<uint64_t, uint64_t> wanted;  // offset -> length of the chunks still wanted
     bool fetching = false;
@@ -300,6 +283,11 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   absl::Status failure_;
 
   std::vector<FileState> files_;
+  // What an interrupted fill left on disk, per file (from OnListed until OnPrepared).
+  std::vector<FileResume> resume_;
+  // Bumped when a chunk is written or hashed: the journal is saved again when it moved.
+  uint64_t journal_changes_ = 0;
+  uint64_t journaled_changes_ = 0;
   std::vector<PlannedChunk> plan_;  // chunks in the order they are started
   size_t next_planned_ = 0;
   std::unique_ptr<ChunkFetcher> fetcher_;
@@ -389,46 +377,53 @@ void FillJob::Impl::OnListed(absl::Status status, Listing listing) {
   if (!status.ok()) return Fail(ModelError(status));
 
   // A journal from an earlier fill of the same model from the same source lets unchanged
-  // files (same size and etag) keep their committed prefix.
+  // files (same size and etag) keep their committed prefix and the chunks written past it.
   const bool resumable = listing.journal.ok() && listing.journal->name() == name_ &&
                          listing.journal->version() == version_ &&
                          listing.journal->source() == source_uri_;
-  std::map<std::string, const v1::FillJournal::File*> journaled;
-  if (resumable) {
-    for (const auto& file : listing.journal->files()) journaled[file.path()] = &file;
-  }
+  resume_ = PlanResume(listing.files, listing.journal.ok() ? &*listing.journal : nullptr, name_,
+                       version_, source_uri_);
   v1::FillJournal journal;
   journal.set_name(name_);
   journal.set_version(version_);
   journal.set_source(source_uri_);
   std::vector<uint64_t> resume_from;
-  uint64_t total_bytes = 0;
+  std::vector<bool> keep_past_prefix;
+  uint64_t total_bytes = 0;  // CheckListing made sure the sum fits
   uint64_t resumed_bytes = 0;
-  for (const SourceFile& file : listing.files) {
-    uint64_t keep = 0;
-    auto it = journaled.find(file.path);
-    if (it != journaled.end() && it->second->size() == file.size && it->second->etag() == file.etag) {
-      keep = std::min(it->second->committed_bytes(), file.size);
-    }
-    resume_from.push_back(keep);
+  uint64_t written_bytes = 0;  // past the prefixes
+  for (size_t i = 0; i < listing.files.size(); ++i) {
+    const SourceFile& file = listing.files[i];
+    const FileResume& resume = resume_[i];
+    resume_from.push_back(resume.prefix);
+    keep_past_prefix.push_back(!resume.written.empty());
     total_bytes += file.size;
-    resumed_bytes += keep;
+    resumed_bytes += resume.prefix;
+    written_bytes += resume.Bytes() - resume.prefix;
     auto* entry = journal.add_files();
     entry->set_path(file.path);
     entry->set_size(file.size);
     entry->set_etag(file.etag);
-    entry->set_committed_bytes(keep);
+    entry->set_committed_bytes(resume.prefix);
+    for (const ByteRange& range : resume.written) {
+      auto* written = entry->add_written();
+      written->set_offset(range.offset);
+      written->set_length(range.length);
+    }
   }
 
   absl::Status reserved = space_.Reserve(owner_, total_bytes - resumed_bytes);
   if (!reserved.ok()) return Fail(reserved);  // names the owner: "model x@1: needs ..."
   reserved_ = true;
-  if (resumed_bytes > 0) {
-    spdlog::info("fill resuming from staging {}", LogFields()
-                                                      .Add("model", name_)
-                                                      .Add("version", version_)
-                                                      .Add("bytes", resumed_bytes)
-                                                      .Add("total_bytes", total_bytes));
+  if (resumed_bytes + written_bytes > 0) {
+    spdlog::info("fill resuming from staging {}",
+                 LogFields()
+                     .Add("model", name_)
+                     .Add("version", version_)
+                     .Add("bytes", resumed_bytes + written_bytes)
+                     .Add("prefix_bytes", resumed_bytes)
+                     .Add("written_chunk_bytes", written_bytes)
+                     .Add("total_bytes", total_bytes));
   }
 
   for (const SourceFile& file : listing.files) {
@@ -443,8 +438,9 @@ void FillJob::Impl::OnListed(absl::Status status, Listing listing) {
   auto writers = std::make_shared<std::vector<std::unique_ptr<FileWriter>>>();
   Run(
       [layout = layout_, name = name_, version = version_, files = listing.files,
-       resume_from = std::move(resume_from), journal = std::move(journal), fresh = !resumable,
-       direct_io = settings_.direct_io, writers]() -> absl::Status {
+       resume_from = std::move(resume_from), keep_past_prefix = std::move(keep_past_prefix),
+       journal = std::move(journal), fresh = !resumable, direct_io = settings_.direct_io,
+       writers]() -> absl::Status {
         std::filesystem::path tree = layout.StagingTree(name, version);
         if (fresh) RETURN_IF_ERROR(RemoveTree(layout.StagingFor(name, version)));
         RETURN_IF_ERROR(CreateDirectories(tree));
@@ -456,10 +452,29 @@ void FillJob::Impl::OnListed(absl::Status status, Listing listing) {
           std::error_code error;
           if (std::filesystem::is_directory(target, error)) RETURN_IF_ERROR(RemoveTree(target));
           RETURN_IF_ERROR(CreateDirectories(target.parent_path()));
-          auto writer = FileWriter::Open(target, files[i].size, resume_from[i], direct_io);
+          auto writer = FileWriter::Open(target, files[i].size, resume_from[i], direct_io,
+                                         keep_past_prefix[i]);
           if (!writer.ok()) return Annotate(writer.status(), absl::StrCat("file ", files[i].path));
           writers->push_back(std::move(writer).value());
         }
+        // A file that could not keep what the journal claimed (it had another size, or its
+        // prefix could not be read back) starts over: say so before any chunk lands, so that
+        // a crash now does not resume from bytes that are gone.
+        v1::FillJournal actual = journal;
+        bool changed = false;
+        for (size_t i = 0; i < files.size(); ++i) {
+          v1::FillJournal::File* entry = actual.mutable_files(static_cast<int>(i));
+          const FileWriter& writer = *(*writers)[i];
+          if (writer.resumed_bytes() != entry->committed_bytes()) {
+            entry->set_committed_bytes(writer.resumed_bytes());
+            changed = true;
+          }
+          if (!writer.kept_past_prefix() && entry->written_size() > 0) {
+            entry->clear_written();
+            changed = true;
+          }
+        }
+        if (changed) RETURN_IF_ERROR(WriteJournal(layout.JournalPath(name, version), actual));
         return absl::OkStatus();
       },
       [this, writers](absl::Status status) { OnPrepared(std::move(status), std::move(*writers)); });
@@ -473,18 +488,25 @@ void FillJob::Impl::OnPrepared(absl::Status status,
   progress_.set_state(v1::EnsureProgress::FILLING);
 
   std::vector<uint64_t> sizes;
-  std::vector<uint64_t> committed;
+  std::vector<FileResume> present(files_.size());
   uint64_t bytes_done = 0;
   for (size_t i = 0; i < files_.size(); ++i) {
     FileState& file = files_[i];
     file.writer = std::move(writers[i]);
     file.pipeline = HashPipeline(file.writer->resumed_bytes());
-    file.synced_bytes = file.writer->resumed_bytes();
-    bytes_done += file.writer->resumed_bytes();
+    present[i].prefix = file.writer->resumed_bytes();
+    // Chunks the interrupted fill wrote past its prefix: hashed from disk in their turn.
+    if (file.writer->kept_past_prefix() && present[i].prefix == resume_[i].prefix) {
+      present[i].written = resume_[i].written;
+      for (const ByteRange& range : present[i].written) {
+        file.pipeline.Add(ReadyChunk{.offset = range.offset, .on_disk_bytes = range.length});
+      }
+    }
+    bytes_done += present[i].Bytes();
     sizes.push_back(file.source.size);
-    committed.push_back(file.writer->resumed_bytes());
   }
-  absl::StatusOr<std::vector<PlannedChunk>> plan = PlanChunks(sizes, committed, settings_.chunk_size);
+  resume_.clear();
+  absl::StatusOr<std::vector<PlannedChunk>> plan = PlanChunks(sizes, present, settings_.chunk_size);
   if (!plan.ok()) return Fail(ModelError(plan.status()));
   plan_ = std::move(plan).value();
   progress_.set_bytes_done(bytes_done);
@@ -501,6 +523,7 @@ void FillJob::Impl::OnPrepared(absl::Status status,
   for (size_t i = 0; i < files_.size() && phase_ == Phase::kFilling; ++i) {
     if (files_[i].writer->complete()) FileComplete(i);
   }
+  for (size_t i = 0; i < files_.size() && phase_ == Phase::kFilling; ++i) StartRun(i);
   if (phase_ == Phase::kFilling) Pump();
 }
 
@@ -816,6 +839,8 @@ void FillJob::Impl::WriteChunk(size_t file_index, ReadyChunk chunk) {
           free_buffers_.push_back(chunk.buffer);
           return;
         }
+        ++files_[file_index].writes;
+        ++journal_changes_;
         files_[file_index].pipeline.Add(chunk);
         StartRun(file_index);
       });
@@ -835,8 +860,11 @@ void FillJob::Impl::StartRun(size_t file_index) {
 void FillJob::Impl::OnRunDone(size_t file_index, const std::vector<ReadyChunk>& run,
                               absl::Status status) {
   uint64_t bytes = 0;
+  uint64_t fetched = 0;  // chunks from an interrupted fill were counted as done at the start
   for (const ReadyChunk& chunk : run) {
-    bytes += chunk.data.size();
+    bytes += chunk.Length();
+    if (chunk.OnDisk()) continue;
+    fetched += chunk.Length();
     free_buffers_.push_back(chunk.buffer);
   }
   FileState& file = files_[file_index];
@@ -846,8 +874,9 @@ void FillJob::Impl::OnRunDone(size_t file_index, const std::vector<ReadyChunk>& 
   }
   // Counted even when the fill is failing: the journal saved for a resume can claim it.
   file.pipeline.RunCommitted(bytes);
-  progress_.set_bytes_done(progress_.bytes_done() + bytes);
-  counters_.bytes_fetched += bytes;
+  ++journal_changes_;
+  progress_.set_bytes_done(progress_.bytes_done() + fetched);
+  counters_.bytes_fetched += fetched;
   if (phase_ != Phase::kFilling) return;
   if (file.writer->complete()) FileComplete(file_index);
   if (phase_ != Phase::kFilling) return;
@@ -866,7 +895,6 @@ void FillJob::Impl::FileComplete(size_t file_index) {
   }
   file.done = true;
   file.sha256 = got;
-  file.synced_bytes = file.source.size;  // HashRun fdatasynced the completed file
   progress_.set_files_done(progress_.files_done() + 1);
   if (progress_.files_done() == files_.size()) StartPublish();
 }
@@ -882,37 +910,43 @@ v1::FillJournal FillJob::Impl::JournalSnapshot() const {
     entry->set_size(file.source.size);
     entry->set_etag(file.source.etag);
     entry->set_committed_bytes(file.pipeline.committed_bytes());
+    for (const ByteRange& range : file.pipeline.Uncommitted()) {
+      auto* written = entry->add_written();
+      written->set_offset(range.offset);
+      written->set_length(range.length);
+    }
   }
   return journal;
 }
 
 void FillJob::Impl::OnJournalTick() {
-  if (phase_ != Phase::kFilling || journal_running_) return;
+  if (phase_ != Phase::kFilling || journal_running_ || journal_changes_ == journaled_changes_) {
+    return;
+  }
   std::vector<std::shared_ptr<FileWriter>> dirty;
-  std::vector<std::pair<size_t, uint64_t>> committed;
+  std::vector<std::pair<size_t, uint64_t>> writes;
   for (size_t i = 0; i < files_.size(); ++i) {
-    uint64_t bytes = files_[i].pipeline.committed_bytes();
-    if (bytes > files_[i].synced_bytes) {
+    if (files_[i].writes > files_[i].synced_writes) {
       dirty.push_back(files_[i].writer);
-      committed.emplace_back(i, bytes);
+      writes.emplace_back(i, files_[i].writes);
     }
   }
-  if (dirty.empty()) return;
   journal_running_ = true;
-  // A committed prefix is written (its chunks were hashed after their pwrite returned);
-  // fdatasync makes it durable before the journal claims it.
+  // The snapshot claims chunks whose pwrite returned (committed or waiting to be hashed);
+  // fdatasync makes them durable before the journal says so.
   Run(
       [dirty = std::move(dirty), journal = JournalSnapshot(),
        path = layout_.JournalPath(name_, version_)]() -> absl::Status {
         for (const auto& writer : dirty) RETURN_IF_ERROR(writer->Sync());
         return WriteJournal(path, journal);
       },
-      [this, committed = std::move(committed)](absl::Status status) {
+      [this, writes = std::move(writes), changes = journal_changes_](absl::Status status) {
         journal_running_ = false;
         if (phase_ != Phase::kFilling) return;
         if (!status.ok()) return Fail(ModelError(status));
-        for (const auto& [file, bytes] : committed) {
-          files_[file].synced_bytes = std::max(files_[file].synced_bytes, bytes);
+        journaled_changes_ = changes;
+        for (const auto& [file, count] : writes) {
+          files_[file].synced_writes = std::max(files_[file].synced_writes, count);
         }
       });
 }

@@ -13,8 +13,9 @@
 //   PUBLISHING  files verified, manifest written, staging renamed into models/
 //
 // A fill that fails with UNAVAILABLE or DEADLINE_EXCEEDED (origin trouble) or is cancelled
-// keeps its staging folder and journal, and the next fill of the model resumes from the
-// committed prefix of each unchanged file. Any other failure removes the staging folder.
+// keeps its staging folder and journal, and the next fill of the model resumes: each
+// unchanged file keeps its committed prefix and the chunks written past it, and only the
+// rest is fetched (resume_plan.h). Any other failure removes the staging folder.
 #include <cstdint>
 #include <functional>
 #include <memory>

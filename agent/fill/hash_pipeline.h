@@ -11,14 +11,22 @@
 #include <span>
 #include <vector>
 
+#include "agent/fill/resume_plan.h"
+
 namespace modelcache {
 
-// A fetched chunk waiting to be written. `buffer` is the caller's id for the memory behind
-// `data`, handed back when the chunk is committed.
+// A written chunk waiting to be hashed. `buffer` is the caller's id for the memory behind
+// `data`, handed back when the chunk is committed. A chunk that an interrupted fill wrote and
+// journaled (resume_plan.h) has no memory: `data` is empty and its `on_disk_bytes` are read
+// back from the file when it is hashed.
 struct ReadyChunk {
   uint64_t offset = 0;
   std::span<const std::byte> data;
   size_t buffer = 0;
+  uint64_t on_disk_bytes = 0;
+
+  bool OnDisk() const { return data.empty(); }
+  uint64_t Length() const { return OnDisk() ? on_disk_bytes : data.size(); }
 };
 
 // Loop-thread bookkeeping of one file: which chunks wait, what is committed.
@@ -41,10 +49,14 @@ class HashPipeline {
   uint64_t committed_bytes() const { return committed_bytes_; }
   bool run_out() const { return run_out_; }
   size_t waiting() const { return waiting_.size(); }
+  // The chunks added and not committed yet (waiting, or in the run that is out): written
+  // past the committed offset, what the journal records besides it. Merged, by offset.
+  std::vector<ByteRange> Uncommitted() const;
 
  private:
   uint64_t committed_bytes_;
   bool run_out_ = false;
+  std::vector<ByteRange> out_;  // the run that is out
   std::map<uint64_t, ReadyChunk> waiting_;
 };
 

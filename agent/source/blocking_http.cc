@@ -32,8 +32,29 @@ struct Transfer {
   HttpResponse response;
   uint64_t max_body_bytes = 0;
   bool body_too_large = false;
+  ListingBudget::Listing* listing = nullptr;
+  bool listing_cut = false;  // the agent's listing budget refused more
+  uint64_t charged_capacity = 0;  // of response.body, charged to `listing`
   std::string_view upload;  // remaining PUT body
 };
+
+// Makes room for `bytes` more in the body, charging the listing for the memory the body's
+// buffer really takes: a grown buffer is charged in full before it is allocated, and the old
+// one given back once freed, so the budget bounds the peak, not only the bytes received.
+bool GrowChargedBody(Transfer& transfer, size_t bytes) {
+  std::string& body = transfer.response.body;
+  const uint64_t needed = body.size() + bytes;
+  if (needed <= transfer.charged_capacity) return true;
+  uint64_t grown = std::max<uint64_t>(needed, 2 * transfer.charged_capacity);
+  if (!transfer.listing->Charge(grown)) {
+    grown = needed;  // no room to double: just what this piece needs
+    if (!transfer.listing->Charge(grown)) return false;
+  }
+  body.reserve(static_cast<size_t>(grown));
+  transfer.listing->Refund(transfer.charged_capacity);
+  transfer.charged_capacity = grown;
+  return true;
+}
 
 size_t OnBody(char* data, size_t size, size_t count, void* user) {
   auto* transfer = static_cast<Transfer*>(user);
@@ -41,6 +62,10 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
   if (transfer->response.body.size() + bytes > transfer->max_body_bytes) {
     transfer->body_too_large = true;
     return 0;  // makes curl fail with CURLE_WRITE_ERROR
+  }
+  if (transfer->listing != nullptr && !GrowChargedBody(*transfer, bytes)) {
+    transfer->listing_cut = true;
+    return 0;
   }
   transfer->response.body.append(data, bytes);
   return bytes;
@@ -94,6 +119,7 @@ absl::StatusOr<HttpResponse> PerformHttpRequest(const HttpRequest& request) {
 
   Transfer transfer;
   transfer.max_body_bytes = request.max_body_bytes;
+  transfer.listing = request.listing;
   transfer.upload = request.body;
 
   std::unique_ptr<curl_slist, SlistDeleter> header_list;
@@ -150,6 +176,9 @@ absl::StatusOr<HttpResponse> PerformHttpRequest(const HttpRequest& request) {
   }
 
   const CURLcode result = curl_easy_perform(handle);
+  if (transfer.listing_cut) {
+    return request.listing->CutError(fmt::format("{} {}", request.method, request.url));
+  }
   if (transfer.body_too_large) {
     return absl::ResourceExhaustedError(fmt::format("{} {}: response body larger than {} bytes",
                                                          request.method, request.url,

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "agent/source/address_policy.h"
+#include "agent/source/listing_budget.h"
 #include "agent/source/source.h"
 
 namespace modelcache {
@@ -30,6 +31,9 @@ struct HttpRequest {
   std::string body;                  // PUT only
   std::chrono::milliseconds timeout{60'000};  // whole request
   uint64_t max_body_bytes = 256ull << 20;     // larger responses fail with RESOURCE_EXHAUSTED
+  // When set, every body byte is charged to this listing of the agent's ListingBudget; a
+  // charge the budget refuses cuts the response: RESOURCE_EXHAUSTED (Listing::CutError).
+  ListingBudget::Listing* listing = nullptr;
   bool follow_redirects = true;
   NetworkPolicy network;  // addresses it may connect to, every redirect hop included
 };

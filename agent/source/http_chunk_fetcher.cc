@@ -7,6 +7,7 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -20,6 +21,7 @@
 #include "agent/source/chunk_fetcher.h"
 #include "agent/source/curl_multi.h"
 #include "agent/source/curl_network_guard.h"
+#include "agent/source/stall_watch.h"
 #include "common/status_macros.h"
 
 namespace modelcache {
@@ -156,11 +158,11 @@ class HttpChunkFetcher final : public ChunkFetcher {
     bool finished = false;  // curl is done; `carry` still waits for on_data
     bool completion_posted = false;
     CURLcode finished_result = CURLE_OK;
-    // Stall detection: curl's own low-speed check averages over ~5 s, so it fires late.
-    std::chrono::steady_clock::duration stall_timeout{};
-    std::chrono::steady_clock::time_point last_progress;
-    curl_off_t progress_bytes = -1;
+    // Stall detection (stall_watch.h), from curl's progress callback; curl's own low-speed
+    // check is only the backstop that keeps the callback coming.
+    std::optional<StallWatch> stall_watch;
     bool stalled = false;
+    std::string stall_detail;  // what was measured when it stalled
     CurlNetworkGuard guard;  // which addresses this transfer may connect to
 
     ~Transfer() {
@@ -276,15 +278,16 @@ absl::Status HttpChunkFetcher::Configure(Transfer& transfer) {
   curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, kReceiveBufferBytes);
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, stall_seconds);
-  // OnProgress ends a transfer that received nothing for stall_timeout. The low-speed check
-  // is the backstop, and it makes curl wake up every second even when no data comes.
-  transfer.stall_timeout = settings_.stall_timeout;
-  transfer.last_progress = std::chrono::steady_clock::now();
+  // OnProgress ends a transfer that received less than 1 byte/s over stall_timeout. The
+  // low-speed check is the backstop (a little later, so OnProgress decides and says what it
+  // measured), and it makes curl wake up every second even when no data comes.
+  transfer.stall_watch.emplace(settings_.stall_timeout);
+  transfer.stall_watch->Start(std::chrono::steady_clock::now());
   curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, &HttpChunkFetcher::OnProgress);
   curl_easy_setopt(easy, CURLOPT_XFERINFODATA, &transfer);
   curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, stall_seconds);
+  curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, stall_seconds + 2);
   curl_easy_setopt(easy, CURLOPT_USERAGENT, "modelcache/0.1");
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer.curl_error);
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &HttpChunkFetcher::OnHeader);
@@ -373,19 +376,18 @@ size_t HttpChunkFetcher::OnHeader(char* data, size_t size, size_t count, void* u
 int HttpChunkFetcher::OnProgress(void* user, curl_off_t /*download_total*/, curl_off_t download_now,
                                  curl_off_t /*upload_total*/, curl_off_t /*upload_now*/) {
   auto* transfer = static_cast<Transfer*>(user);
+  if (!transfer->stall_watch) return 0;
   const auto now = std::chrono::steady_clock::now();
+  const uint64_t total = static_cast<uint64_t>(std::max<curl_off_t>(download_now, 0));
+  transfer->stall_watch->Observe(now, total);
   if (transfer->paused || !transfer->carry.empty()) {
     // Waiting for room on our side (the disk), not for the origin.
-    transfer->last_progress = now;
+    transfer->stall_watch->Restart(now);
     return 0;
   }
-  if (download_now != transfer->progress_bytes) {
-    transfer->progress_bytes = download_now;
-    transfer->last_progress = now;
-    return 0;
-  }
-  if (now - transfer->last_progress < transfer->stall_timeout) return 0;
+  if (!transfer->stall_watch->Stalled(now)) return 0;
   transfer->stalled = true;
+  transfer->stall_detail = transfer->stall_watch->Describe(now);
   return 1;  // ends the transfer with CURLE_ABORTED_BY_CALLBACK
 }
 
@@ -458,7 +460,8 @@ void HttpChunkFetcher::Resume(uint64_t fetch_id) {
   auto it = transfers_.find(fetch_id);
   if (it == transfers_.end() || !it->second->stream) return;
   Transfer& transfer = *it->second;
-  transfer.last_progress = std::chrono::steady_clock::now();
+  // The pause was ours (no room yet), not the origin's stall.
+  if (transfer.stall_watch) transfer.stall_watch->Restart(std::chrono::steady_clock::now());
   if (!transfer.carry.empty()) {
     OfferCarry(transfer);
     if (!transfer.carry.empty()) return;
@@ -554,14 +557,21 @@ absl::Status HttpChunkFetcher::Classify(Transfer& transfer, CURLcode result) con
   if (result != CURLE_OK && !transfer.guard.Refusal().ok()) {
     return absl::PermissionDeniedError(absl::StrCat(transfer.what, ": ", transfer.guard.Refusal().message()));
   }
-  if (transfer.stalled || result == CURLE_OPERATION_TIMEDOUT) {
+  if (transfer.stalled) {
     return absl::DeadlineExceededError(absl::StrCat(
-        transfer.what, ": stalled, no data for ", settings_.stall_timeout.count(), "s (",
+        transfer.what, ": stalled (fill.stallTimeout): ", transfer.stall_detail, " (",
         transfer.received, " of ", expected, " bytes received)"));
   }
   if (transfer.overflow && transfer.stream) {
     return absl::AbortedError(absl::StrCat(transfer.what, ": file changed at the source (body longer than the ",
                                            expected, " bytes listed)"));
+  }
+  if (result == CURLE_OPERATION_TIMEDOUT) {
+    // curl's connect timeout or its low-speed backstop: its own words say which.
+    const char* detail = transfer.curl_error[0] != '\0' ? transfer.curl_error : curl_easy_strerror(result);
+    return absl::DeadlineExceededError(absl::StrCat(
+        transfer.what, ": timed out: ", detail, " (", transfer.received, " of ", expected,
+        " bytes received)"));
   }
   if (transfer.overflow) {
     return absl::UnavailableError(absl::StrCat(transfer.what, ": wrong length: origin sent more than ",

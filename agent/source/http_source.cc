@@ -65,12 +65,21 @@ std::string_view UrlWithoutQuery(std::string_view url) {
 class HttpSource final : public Source {
  public:
   HttpSource(std::string url, const SourceOptions& options)
-      : url_(std::move(url)), timeout_(options.request_timeout), network_(options.network) {}
+      : url_(std::move(url)),
+        timeout_(options.request_timeout),
+        budget_(options.listing_budget),
+        network_(options.network) {}
 
   absl::StatusOr<std::vector<SourceFile>> List() override {
-    if (UrlWithoutQuery(url_).ends_with('/')) return ListDirectory();
-    ASSIGN_OR_RETURN(SourceFile file, ListSingleFile());
-    return std::vector<SourceFile>{std::move(file)};
+    // Every answer read while listing is charged to the agent's listing budget.
+    std::unique_ptr<ListingBudget::Listing> listing;
+    if (budget_ != nullptr) {
+      ASSIGN_OR_RETURN(listing, budget_->Enter(url_));
+    }
+    listing_ = listing.get();
+    absl::StatusOr<std::vector<SourceFile>> files = ListFiles();
+    listing_ = nullptr;
+    return files;
   }
 
   bool IsLocal() const override { return false; }
@@ -80,11 +89,18 @@ class HttpSource final : public Source {
   }
 
  private:
+  absl::StatusOr<std::vector<SourceFile>> ListFiles() {
+    if (UrlWithoutQuery(url_).ends_with('/')) return ListDirectory();
+    ASSIGN_OR_RETURN(SourceFile file, ListSingleFile());
+    return std::vector<SourceFile>{std::move(file)};
+  }
+
   absl::StatusOr<HttpResponse> Perform(std::string method, const std::string& url) const {
     HttpRequest request;
     request.method = std::move(method);
     request.url = url;
     request.timeout = timeout_;
+    request.listing = listing_;
     request.network = network_;
     return PerformHttpRequest(request);
   }
@@ -154,6 +170,7 @@ class HttpSource final : public Source {
     request.timeout = timeout_;
     request.network = network_;
     request.range = HttpRange{0, 0};
+    request.listing = listing_;
     ASSIGN_OR_RETURN(const HttpResponse first_byte, PerformHttpRequest(request));
     RETURN_IF_ERROR(HttpStatusToStatus(first_byte.status_code, "GET", url));
     const std::string content_range = first_byte.Header("Content-Range").value_or("");
@@ -195,6 +212,8 @@ class HttpSource final : public Source {
 
   std::string url_;
   std::chrono::milliseconds timeout_;
+  ListingBudget* budget_;                       // null: none
+  ListingBudget::Listing* listing_ = nullptr;   // while List() runs
   NetworkPolicy network_;
 };
 

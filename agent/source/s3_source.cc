@@ -49,6 +49,26 @@ class S3Source final : public Source {
   }
 
   absl::StatusOr<std::vector<SourceFile>> List() override {
+    // Every page read while listing is charged to the agent's listing budget, so pages that
+    // never end (IsTruncated forever) are cut too.
+    std::unique_ptr<ListingBudget::Listing> listing;
+    if (options_.listing_budget != nullptr) {
+      ASSIGN_OR_RETURN(listing, options_.listing_budget->Enter(fmt::format("s3://{}/{}", bucket_, prefix_)));
+    }
+    listing_ = listing.get();
+    absl::StatusOr<std::vector<SourceFile>> files = ListFiles();
+    listing_ = nullptr;
+    return files;
+  }
+
+  bool IsLocal() const override { return false; }
+  HttpAuth Auth() const override { return auth_; }
+  std::unique_ptr<ChunkFetcher> MakeChunkFetcher(EventLoop& loop, const FillSettings& settings) const override {
+    return MakeHttpChunkFetcher(loop, auth_, settings, options_.network);
+  }
+
+ private:
+  absl::StatusOr<std::vector<SourceFile>> ListFiles() {
     const bool directory_prefix = prefix_.empty() || prefix_.ends_with('/');
     const std::string directory = directory_prefix ? prefix_ : prefix_ + "/";
     ASSIGN_OR_RETURN(std::vector<SourceFile> files, ListDirectory(directory));
@@ -67,13 +87,6 @@ class S3Source final : public Source {
     return absl::NotFoundError(fmt::format("no objects under s3://{}/{}", bucket_, prefix_));
   }
 
-  bool IsLocal() const override { return false; }
-  HttpAuth Auth() const override { return auth_; }
-  std::unique_ptr<ChunkFetcher> MakeChunkFetcher(EventLoop& loop, const FillSettings& settings) const override {
-    return MakeHttpChunkFetcher(loop, auth_, settings, options_.network);
-  }
-
- private:
   absl::StatusOr<std::vector<SourceFile>> ListDirectory(const std::string& directory) {
     std::vector<SourceFile> files;
     std::string continuation_token;
@@ -125,6 +138,7 @@ class S3Source final : public Source {
     request.auth = auth_;
     request.timeout = options_.request_timeout;
     request.follow_redirects = false;
+    request.listing = listing_;
     request.network = options_.network;
     ASSIGN_OR_RETURN(const HttpResponse response, PerformHttpRequest(request));
     RETURN_IF_ERROR(HttpStatusToStatus(response.status_code, "HEAD", url));
@@ -153,6 +167,7 @@ class S3Source final : public Source {
     request.auth = auth_;
     request.timeout = options_.request_timeout;
     request.follow_redirects = false;  // a redirect means the wrong region; say so instead
+    request.listing = listing_;
     request.network = options_.network;
     ASSIGN_OR_RETURN(const HttpResponse response, PerformHttpRequest(request));
     if (response.status_code < 200 || response.status_code >= 300) {
@@ -176,6 +191,7 @@ class S3Source final : public Source {
   std::string prefix_;
   SourceOptions options_;
   HttpAuth auth_;
+  ListingBudget::Listing* listing_ = nullptr;  // while List() runs
 };
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 namespace modelcache {
 
+class ListingBudget;
 class ChunkFetcher;
 class EventLoop;
 struct FillSettings;
@@ -56,6 +57,10 @@ struct SourceOptions {
   AwsCredentials aws;                // filled by the config loader (env or credentials file)
   std::chrono::seconds request_timeout{60};  // for listing requests
   uint32_t s3_max_keys = 1000;       // ListObjectsV2 page size (S3's maximum; tests use less)
+  // Borrowed, outlives the sources. The agent's memory for listings (listing_budget.h): each
+  // http(s) and s3 List() takes a slot and charges what it receives. Null: no shared budget
+  // (each response is still capped at 256 MiB), as in modelcachectl's local fallback.
+  ListingBudget* listing_budget = nullptr;
   // Where file:// sources may be read (file_tree.h): only beneath these folders (the agent's
   // fileSources; none by default, so every file:// source is refused). nullopt: anywhere this
   // process may read, for modelcachectl's local fill, which runs with its caller's rights.

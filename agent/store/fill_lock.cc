@@ -13,10 +13,12 @@
 #include "agent/store/exclusive_file.h"
 #include "agent/store/key_value_text.h"
 #include "common/fs.h"
+#include "common/log_fields.h"
 #include "common/names.h"
 #include "common/random_id.h"
 #include "common/status_macros.h"
 #include "spdlog/fmt/fmt.h"
+#include "spdlog/spdlog.h"
 
 namespace modelcache {
 namespace {
@@ -51,6 +53,18 @@ struct LockFile {
   }
 };
 
+// The holder's identity lines (optional: older agents neither write nor need them).
+void AddIdentity(const FillLockHolder& holder,
+                 std::vector<std::pair<std::string, std::string>>& entries) {
+  if (!holder.boot_id.empty() && ValidateValue("boot id", holder.boot_id).ok()) {
+    entries.emplace_back("boot_id", holder.boot_id);
+  }
+  if (!holder.pid_namespace.empty() && ValidateValue("pid namespace", holder.pid_namespace).ok()) {
+    entries.emplace_back("pid_ns", holder.pid_namespace);
+  }
+  if (holder.start_ticks != 0) entries.emplace_back("start_ticks", std::to_string(holder.start_ticks));
+}
+
 std::string FormatHolder(const FillLockHolder& holder) {
   std::vector<std::pair<std::string, std::string>> entries = {
       {"node", holder.node},
@@ -59,6 +73,7 @@ std::string FormatHolder(const FillLockHolder& holder) {
       {"fencing", std::to_string(holder.fencing)},
       {"ttl_ms", std::to_string(holder.ttl.count())},
   };
+  AddIdentity(holder, entries);
   // Optional, and last: older agents ignore keys they do not know.
   if (!holder.source.empty()) entries.emplace_back("source", holder.source);
   return FormatKeyValues(entries);
@@ -79,6 +94,12 @@ absl::StatusOr<FillLockHolder> ParseHolder(std::string_view text, const struct s
   holder.fencing = static_cast<uint64_t>(fencing);
   holder.ttl = std::chrono::milliseconds(ttl_ms);
   holder.expires = ModifiedTime(info) + holder.ttl;
+  if (auto boot_id = values.find("boot_id"); boot_id != values.end()) holder.boot_id = boot_id->second;
+  if (auto pid_ns = values.find("pid_ns"); pid_ns != values.end()) holder.pid_namespace = pid_ns->second;
+  if (values.count("start_ticks") != 0) {
+    ASSIGN_OR_RETURN(int64_t ticks, RequiredInt(values, "start_ticks", path));
+    holder.start_ticks = ticks > 0 ? static_cast<uint64_t>(ticks) : 0;
+  }
   if (auto source = values.find("source"); source != values.end()) holder.source = source->second;
   return holder;
 }
@@ -162,7 +183,7 @@ void ReleaseBreak(const std::filesystem::path& path) { ::unlink(BreakPath(path).
 absl::StatusOr<bool> ReplaceExpired(const std::filesystem::path& path, const std::string& node,
                                     int64_t pid, const LockFile& expired,
                                     std::string_view replacement, Clock::TimePoint now,
-                                    std::chrono::milliseconds ttl) {
+                                    std::chrono::milliseconds ttl, bool holder_gone) {
   std::filesystem::path break_path = BreakPath(path);
   std::string break_text =
       FormatKeyValues({{"node", node}, {"pid", std::to_string(pid)}, {"token", RandomHexId128()}});
@@ -183,9 +204,11 @@ absl::StatusOr<bool> ReplaceExpired(const std::filesystem::path& path, const std
   }
   RETURN_IF_ERROR(claimed);
   // With the break file held, only the expired holder itself (renewing late or releasing)
-  // can still change `path`: check it is unchanged right before replacing it.
+  // can still change `path`: check it is unchanged right before replacing it. A holder that
+  // is gone changes nothing, but the lock must still be the one judged.
   absl::StatusOr<LockFile> again = ReadLockFile(path);
-  if (!again.ok() || again->text != expired.text || ExpiryOf(*again, ttl) > now) {
+  if (!again.ok() || again->text != expired.text ||
+      (!holder_gone && ExpiryOf(*again, ttl) > now)) {
     ReleaseBreak(path);
     if (!again.ok() && !absl::IsNotFound(again.status())) return again.status();
     return false;
@@ -204,17 +227,47 @@ absl::Status Lost(const FillLock& lock, std::string_view why) {
 
 }  // namespace
 
+std::optional<std::string> FillLockHolderGone(const FillLockHolder& holder, std::string_view node,
+                                              const ProcessIdentity& self,
+                                              std::optional<uint64_t> holder_start_ticks_now) {
+  if (holder.node != node || holder.boot_id.empty() || self.boot_id.empty()) return std::nullopt;
+  if (holder.boot_id != self.boot_id) {
+    return fmt::format("it ran on this node ({}) before the machine rebooted (boot {}, now {})",
+                       holder.node, holder.boot_id, self.boot_id);
+  }
+  if (holder.pid_namespace.empty() || holder.pid_namespace != self.pid_namespace) {
+    return std::nullopt;  // another container's pids are not ours to look up
+  }
+  if (holder.pid == self.pid && holder.start_ticks == self.start_ticks) return std::nullopt;
+  if (!holder_start_ticks_now.has_value()) {
+    return fmt::format("pid {} on this node ({}) is no longer running", holder.pid, holder.node);
+  }
+  if (holder.start_ticks != 0 && *holder_start_ticks_now != holder.start_ticks) {
+    return fmt::format("pid {} on this node ({}) is now another process (started at tick {}, "
+                       "the holder at tick {})",
+                       holder.pid, holder.node, *holder_start_ticks_now, holder.start_ticks);
+  }
+  return std::nullopt;
+}
+
 FillLocks::FillLocks(CacheLayout layout, std::string node_name, const Clock& clock,
                      std::chrono::milliseconds ttl, int64_t pid)
+    : FillLocks(std::move(layout), std::move(node_name), clock, ttl, ProcessIdentity{.pid = pid},
+                nullptr) {}
+
+FillLocks::FillLocks(CacheLayout layout, std::string node_name, const Clock& clock,
+                     std::chrono::milliseconds ttl, ProcessIdentity self, StartTicksProbe probe)
     : layout_(std::move(layout)),
       node_name_(std::move(node_name)),
       clock_(clock),
       ttl_(ttl),
-      pid_(pid) {}
+      self_(std::move(self)),
+      probe_(std::move(probe)) {}
 
 FillLocks::FillLocks(CacheLayout layout, std::string node_name, const Clock& clock,
                      std::chrono::milliseconds ttl)
-    : FillLocks(std::move(layout), std::move(node_name), clock, ttl, ::getpid()) {}
+    : FillLocks(std::move(layout), std::move(node_name), clock, ttl,
+                ProcessIdentity::OfThisProcess(), &ProcessStartTicks) {}
 
 std::filesystem::path FillLocks::LockPath(std::string_view name, std::string_view version) const {
   return layout_.LocksDir() / fmt::format("{}@{}.lock", name, version);
@@ -232,8 +285,11 @@ absl::StatusOr<FillLock> FillLocks::TryAcquire(std::string_view name, std::strin
   lock.version = std::string(version);
   lock.path = LockPath(name, version);
   lock.holder.node = node_name_;
-  lock.holder.pid = pid_;
+  lock.holder.pid = self_.pid;
   lock.holder.ttl = ttl_;
+  lock.holder.boot_id = self_.boot_id;
+  lock.holder.pid_namespace = self_.pid_namespace;
+  lock.holder.start_ticks = self_.start_ticks;
   lock.holder.source = std::string(source);
 
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
@@ -248,16 +304,35 @@ absl::StatusOr<FillLock> FillLocks::TryAcquire(std::string_view name, std::strin
     absl::StatusOr<LockFile> current = ReadLockFile(lock.path);
     if (absl::IsNotFound(current.status())) continue;  // released meanwhile
     RETURN_IF_ERROR(current.status());
+    std::optional<std::string> gone;
     if (ExpiryOf(*current, ttl_) > now) {
-      return absl::AlreadyExistsError(fmt::format("fill lock {} of {}@{}: held by {}",
-                                                  lock.path.string(), name, version,
-                                                  CurrentHolderText(*current)));
+      if (current->holder.has_value() && probe_) {
+        gone = FillLockHolderGone(*current->holder, node_name_, self_,
+                                  probe_(current->holder->pid));
+      }
+      if (!gone) {
+        return absl::AlreadyExistsError(fmt::format("fill lock {} of {}@{}: held by {}",
+                                                    lock.path.string(), name, version,
+                                                    CurrentHolderText(*current)));
+      }
     }
-    // Expired: replace it, serialised against other contenders by a break file.
+    // Expired, or its holder is gone: replace it, serialised against other contenders by a
+    // break file.
     FillLock candidate = lock;
     candidate.holder.fencing = current->holder.has_value() ? current->holder->fencing + 1 : 1;
-    ASSIGN_OR_RETURN(bool replaced, ReplaceExpired(lock.path, node_name_, pid_, *current,
-                                                   FormatHolder(candidate.holder), now, ttl_));
+    ASSIGN_OR_RETURN(bool replaced,
+                     ReplaceExpired(lock.path, node_name_, self_.pid, *current,
+                                    FormatHolder(candidate.holder), now, ttl_, gone.has_value()));
+    if (replaced && gone) {
+      // Without this the restarted agent would wait out the dead holder's ttl.
+      spdlog::info("fill lock taken over from a holder that is gone {}",
+                   LogFields()
+                       .Add("model", name)
+                       .Add("version", version)
+                       .Add("holder", Describe(*current->holder))
+                       .Add("reason", *gone)
+                       .Add("fencing", candidate.holder.fencing));
+    }
     if (replaced) return candidate;
   }
   return absl::AbortedError(fmt::format("fill lock {}: still contended after {} attempts",

@@ -311,51 +311,6 @@ TEST_F(AgentMaintenanceTest, CleanupListsWithSizesDryRunKeepsAndRealRunFreesWhat
 
 // --- verify and repair -----------------------------------------------------------------------
 
-TEST_F(AgentMaintenanceTest, VerifyFindsAFlippedByteAndQuarantinesRepairFetchesOnlyThatFile) {
-  ASSERT_NO_FATAL_FAILURE(StartOrigin());
-  ASSERT_NO_FATAL_FAILURE(StartAgent());
-  fs::path model = FillModel();
-  uint64_t weights_bytes = origin_files_[1].size();
-  uint64_t config_bytes = origin_files_[0].size();
-  ASSERT_EQ(OriginBytes("/m/weights/w.bin", weights_bytes), weights_bytes);
-  ASSERT_EQ(OriginBytes("/m/config.json", config_bytes), config_bytes);
-
-  CtlResult clean = Ctl({"verify"});
-  EXPECT_EQ(clean.exit.code, 0) << clean.out << clean.err;
-  EXPECT_THAT(clean.out, HasSubstr("ok"));
-
-  {  // one byte in the middle of the big file
-    std::fstream file(model / "weights" / "w.bin", std::ios::in | std::ios::out | std::ios::binary);
-    file.seekg(1'000'000);
-    char byte = 0;
-    file.read(&byte, 1);
-    byte = static_cast<char>(byte ^ 0x40);
-    file.seekp(1'000'000);
-    file.write(&byte, 1);
-  }
-  CtlResult damaged = Ctl({"verify", "m@v1"});
-  EXPECT_EQ(damaged.exit.code, 1) << damaged.out << damaged.err;
-  EXPECT_THAT(damaged.out, HasSubstr("weights/w.bin"));
-  EXPECT_THAT(damaged.out, HasSubstr("sha256 mismatch"));
-  EXPECT_THAT(damaged.out, HasSubstr("quarantined to quarantine/m@v1-"));
-  EXPECT_FALSE(fs::exists(model)) << "a damaged model must leave models/";
-  EXPECT_FALSE(fs::is_empty(cache_root_ / "quarantine"));
-  EXPECT_THAT(Ctl({"list"}).out, Not(HasSubstr("m ")));
-
-  CtlResult repaired = Ctl({"repair", "m@v1"});
-  ASSERT_TRUE(repaired.exit.Success()) << repaired.err << AgentLog();
-  EXPECT_THAT(repaired.out, HasSubstr("re-fetched weights/w.bin"));
-  ExpectOriginFiles(model);
-  // Only the bad file came from the origin again.
-  EXPECT_EQ(OriginBytes("/m/weights/w.bin", 2 * weights_bytes), 2 * weights_bytes);
-  EXPECT_EQ(OriginBytes("/m/config.json"), config_bytes);
-  CtlResult list = Ctl({"list"});
-  EXPECT_THAT(list.out, HasSubstr("m "));
-  CtlResult again = Ctl({"repair", "m@v1"});
-  ASSERT_TRUE(again.exit.Success()) << again.err;
-  EXPECT_THAT(again.out, HasSubstr("nothing to repair"));
-}
-
 TEST_F(AgentMaintenanceTest, RepairOfAPublishedDamagedModelQuarantinesAndRefetches) {
   ASSERT_NO_FATAL_FAILURE(StartOrigin());
   ASSERT_NO_FATAL_FAILURE(StartAgent());

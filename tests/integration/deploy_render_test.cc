@@ -318,6 +318,8 @@ TEST_F(DeployRender, BaseHasEveryComponentInTheNamespace) {
   for (const std::string& directory : AllDirectories()) {
     for (const YAML::Node& object : Render(directory).objects) {
       if (cluster_scoped.contains(Str(object["kind"]))) continue;
+      // The example inference Deployment runs in a namespace of its own, as users' services do.
+      if (directory == "examples" && Str(object["kind"]) == "Deployment") continue;
       EXPECT_EQ(Str(At(object, {"metadata", "namespace"})), kNamespace)
           << directory << ": " << object["kind"] << "/" << At(object, {"metadata", "name"});
     }
@@ -702,8 +704,25 @@ TEST_F(DeployRender, PodsHaveNoPrivilegeOrApiAccessTheyDoNotNeed) {
   const std::set<std::string> allowed_host_paths = {"/run/modelcache", "/var/lib/modelcache"};
   for (const std::string& directory : AllDirectories()) {
     const Rendered& rendered = Render(directory);
-    for (const char* kind : {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}) {
-      EXPECT_THAT(OfKind(rendered, kind), ::testing::IsEmpty()) << directory << ": the daemons need no API access";
+    // The agent needs no API access; the coordinator its one ClusterRole (the cache claim copies;
+    // cache_claims_test checks its rules against the requests the coordinator makes).
+    for (const char* kind : {"Role", "RoleBinding"}) {
+      EXPECT_THAT(OfKind(rendered, kind), ::testing::IsEmpty()) << directory;
+    }
+    if (directory != "examples") {
+      ASSERT_EQ(OfKind(rendered, "ClusterRole").size(), 1u) << directory;
+      ASSERT_EQ(OfKind(rendered, "ClusterRoleBinding").size(), 1u) << directory;
+      YAML::Node binding = OfKind(rendered, "ClusterRoleBinding")[0];
+      EXPECT_EQ(Str(At(binding, {"roleRef", "name"})), "modelcache-coordinator") << directory;
+      ASSERT_EQ(binding["subjects"].size(), 1u) << directory;
+      EXPECT_EQ(Str(At(binding, {"subjects", 0, "name"})), "modelcache-coordinator") << directory;
+      EXPECT_EQ(Str(At(binding, {"subjects", 0, "namespace"})), kNamespace) << directory;
+      for (const YAML::Node& rule : OfKind(rendered, "ClusterRole")[0]["rules"]) {
+        for (const YAML::Node& resource : rule["resources"]) {
+          EXPECT_THAT(Str(resource), ::testing::AnyOf("namespaces", "persistentvolumes", "persistentvolumeclaims"))
+              << directory << ": nothing beyond namespaces, PVs and PVCs";
+        }
+      }
     }
     for (const YAML::Node& account : OfKind(rendered, "ServiceAccount")) {
       EXPECT_EQ(Str(account["automountServiceAccountToken"]), "false") << directory;
@@ -711,7 +730,9 @@ TEST_F(DeployRender, PodsHaveNoPrivilegeOrApiAccessTheyDoNotNeed) {
     for (const YAML::Node& workload : Workloads(rendered)) {
       std::string workload_name = Str(At(workload, {"metadata", "name"}));
       YAML::Node pod_spec = PodSpec(workload);
-      EXPECT_EQ(Str(pod_spec["automountServiceAccountToken"]), "false") << directory << ": " << workload_name;
+      // Only the coordinator talks to the Kubernetes API.
+      EXPECT_EQ(Str(pod_spec["automountServiceAccountToken"]), workload_name == "modelcache-coordinator" ? "true" : "false")
+          << directory << ": " << workload_name;
       EXPECT_EQ(Str(At(pod_spec, {"securityContext", "runAsNonRoot"})), "true") << directory << ": " << workload_name;
       EXPECT_NE(Str(pod_spec["hostNetwork"]), "true") << directory << ": " << workload_name;
       EXPECT_NE(Str(pod_spec["hostPID"]), "true") << directory << ": " << workload_name;
@@ -793,6 +814,28 @@ TEST_F(DeployRender, ExampleInferenceFetchesThroughTheNodeAgentAndReadsTheCacheR
   std::string model_path = cache_root + "/models/" + Flag(fetch, "--model") + "/" + Flag(fetch, "--version");
   EXPECT_THAT(Str(At(server, {"args", 0})), ::testing::HasSubstr(model_path));
   EXPECT_THAT(Str(At(server, {"args", 0})), ::testing::HasSubstr(Flag(fetch, "--dest")));
+}
+
+// The README's install: an inference Deployment in a namespace of its own, which the label
+// gives the cache claim; no PersistentVolume by hand.
+TEST_F(DeployRender, ExampleInferenceRunsInALabelledNamespaceWithNoHandMadeVolume) {
+  const Rendered& examples = Render("examples");
+  ASSERT_EQ(examples.error, "");
+  YAML::Node deployment = Find(examples, "Deployment", "example-inference");
+  const std::string ns = Str(At(deployment, {"metadata", "namespace"}));
+  EXPECT_NE(ns, "");
+  EXPECT_NE(ns, kNamespace);
+  YAML::Node namespace_object = Find(examples, "Namespace", ns);
+  ASSERT_TRUE(namespace_object.IsDefined()) << ns;
+  EXPECT_EQ(Str(At(namespace_object, {"metadata", "labels", "modelcache.io/cache"})), "enabled");
+  EXPECT_THAT(OfKind(examples, "PersistentVolume"), ::testing::IsEmpty());
+  EXPECT_THAT(OfKind(examples, "PersistentVolumeClaim"), ::testing::IsEmpty());
+  // The coordinator makes the claim there (with the hostpath overlay there is no claim to copy,
+  // which it reports).
+  const Rendered& base = Render("base");
+  YAML::Node kubernetes = ConfigFile(base, "coordinator.yaml")["kubernetes"];
+  EXPECT_EQ(Str(kubernetes["enabled"]), "true");
+  EXPECT_EQ(Str(kubernetes["sourceNamespace"]), kNamespace);
 }
 
 TEST_F(DeployRender, CleanupJobDryRunsModelcachectlCleanupThroughTheNodeAgent) {

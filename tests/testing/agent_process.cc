@@ -30,7 +30,8 @@ std::string AgentConfigYaml(const AgentProcessOptions& options) {
       absl::StrAppend(&yaml, "- ", folder.string(), "\n");
     }
   }
-  absl::StrAppend(&yaml, "log: {level: ", options.log_level, "}\n", options.extra_yaml);
+  absl::StrAppend(&yaml, "log: {level: ", options.log_level, options.log_json ? ", json: true" : "",
+                  "}\n", options.extra_yaml);
   return yaml;
 }
 

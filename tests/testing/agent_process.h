@@ -26,6 +26,7 @@ struct AgentProcessOptions {
   std::filesystem::path coordinator_token_file;  // coordinatorTokenFile:; empty: none
   std::string metrics_address;       // metricsAddress: ("" turns the HTTP server off)
   std::string log_level = "info";    // log: {level: ...}
+  bool log_json = false;             // log: {json: true}: one JSON object per line
   // network: {allow: [...]}, e.g. testing::LoopbackOrigins() (source_access.h) for origins on
   // 127.0.0.1; empty: the agent's default, which refuses them.
   std::vector<std::string> network_allow;

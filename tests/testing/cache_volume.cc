@@ -5,6 +5,8 @@
 #include "agent/store/layout.h"
 #include "agent/store/manifest.h"
 #include "common/sha256.h"
+#include "gtest/gtest.h"
+#include "tests/testing/random_model.h"
 
 namespace modelcache::testing {
 namespace {
@@ -87,6 +89,28 @@ std::string FindPartialModel(const fs::path& cache_root) {
     }
   }
   return "";
+}
+
+void PlantPublishedModel(const fs::path& cache_root, const std::string& name,
+                         const std::string& version,
+                         const std::vector<std::pair<std::string, uint64_t>>& files) {
+  const CacheLayout layout(cache_root);
+  std::vector<ModelFileSpec> specs;
+  for (const auto& [path, size] : files) specs.push_back({path, size});
+  std::vector<v1::ManifestFile> written = WriteRandomModel(layout.ModelDir(name, version), specs);
+  v1::Manifest manifest;
+  manifest.set_name(name);
+  manifest.set_version(version);
+  manifest.set_source("http://bystander.invalid/" + name + "/");
+  manifest.set_fetched_unix_ms(1'700'000'000'000);
+  uint64_t total = 0;
+  for (const v1::ManifestFile& file : written) {
+    *manifest.add_files() = file;
+    total += file.size();
+  }
+  manifest.set_total_bytes(total);
+  absl::Status status = WriteManifest(layout.ManifestPath(name, version), manifest);
+  EXPECT_TRUE(status.ok()) << status;
 }
 
 }  // namespace modelcache::testing

@@ -6,6 +6,8 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace modelcache::testing {
 
@@ -26,5 +28,12 @@ std::string FindPartialModel(const std::filesystem::path& cache_root);
 // files only: manifest and access file left out), or an empty map when it is not there.
 std::map<std::string, std::string> HashModel(const std::filesystem::path& cache_root,
                                              std::string_view name, std::string_view version);
+
+// Writes a complete published model (files of pseudo-random bytes of the given sizes, and
+// its manifest) under <cache_root>/models/<name>/<version>, as an agent would have: a
+// bystander whose hashes must not change. Records a test failure on error.
+void PlantPublishedModel(const std::filesystem::path& cache_root, const std::string& name,
+                         const std::string& version,
+                         const std::vector<std::pair<std::string, uint64_t>>& files);
 
 }  // namespace modelcache::testing

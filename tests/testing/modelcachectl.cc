@@ -10,7 +10,8 @@
 
 namespace modelcache::testing {
 
-CtlResult RunCtl(const CtlOptions& options, const std::vector<std::string>& args) {
+std::unique_ptr<CtlProcess> CtlProcess::Start(const CtlOptions& options,
+                                              const std::vector<std::string>& args) {
   // Unique per process: several tests of one binary may share a directory.
   static std::atomic<int> runs{0};
   const std::string tag = "ctl-" + std::to_string(++runs);
@@ -28,18 +29,35 @@ CtlResult RunCtl(const CtlOptions& options, const std::vector<std::string>& args
                              options.environment.end());
   process.stdout_path = (options.directory / (tag + ".out")).string();
   process.stderr_path = (options.directory / (tag + ".err")).string();
-  CtlResult result;
   absl::StatusOr<std::unique_ptr<Subprocess>> started = Subprocess::Start(process);
   if (!started.ok()) {
     ADD_FAILURE() << started.status();
-    return result;
+    return nullptr;
   }
-  absl::StatusOr<ExitStatus> exit = (*started)->WaitExit(options.timeout);
+  std::unique_ptr<CtlProcess> ctl(new CtlProcess());
+  ctl->process_ = *std::move(started);
+  ctl->stdout_path_ = process.stdout_path;
+  ctl->stderr_path_ = process.stderr_path;
+  ctl->timeout_ = options.timeout;
+  return ctl;
+}
+
+CtlProcess::~CtlProcess() = default;
+
+CtlResult CtlProcess::Wait() {
+  CtlResult result;
+  absl::StatusOr<ExitStatus> exit = process_->WaitExit(timeout_);
   EXPECT_TRUE(exit.ok()) << "modelcachectl did not finish: " << exit.status();
   if (exit.ok() && exit->exited) result.exit_code = exit->code;
-  result.out = ReadTestFile(process.stdout_path);
-  result.err = ReadTestFile(process.stderr_path);
+  result.out = ReadTestFile(stdout_path_);
+  result.err = ReadTestFile(stderr_path_);
   return result;
+}
+
+CtlResult RunCtl(const CtlOptions& options, const std::vector<std::string>& args) {
+  std::unique_ptr<CtlProcess> ctl = CtlProcess::Start(options, args);
+  if (ctl == nullptr) return CtlResult{};
+  return ctl->Wait();
 }
 
 }  // namespace modelcache::testing

@@ -3,8 +3,11 @@
 // agent socket and coordinator address in its environment, stdout and stderr kept.
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "tests/testing/subprocess.h"
 
 namespace modelcache::testing {
 
@@ -23,6 +26,25 @@ struct CtlOptions {
   std::vector<std::string> environment;  // more "NAME=value" entries
   std::chrono::milliseconds timeout{120'000};
   std::string binary = MODELCACHE_BINARY_DIR "/cli/modelcachectl";
+};
+
+// A modelcachectl started and not waited for yet: for several at once (they all start before
+// any is waited for). Made as RunCtl makes it.
+class CtlProcess {
+ public:
+  // Records a test failure and returns null if it cannot be started.
+  static std::unique_ptr<CtlProcess> Start(const CtlOptions& options,
+                                           const std::vector<std::string>& args);
+  ~CtlProcess();
+  // Waits up to the options' timeout (a test failure if it runs longer; it is then killed).
+  CtlResult Wait();
+
+ private:
+  CtlProcess() = default;
+  std::unique_ptr<Subprocess> process_;
+  std::string stdout_path_;
+  std::string stderr_path_;
+  std::chrono::milliseconds timeout_{0};
 };
 
 // Runs `modelcachectl args...` and waits for it. The caching switches of the environment are

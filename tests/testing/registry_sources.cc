@@ -4,6 +4,7 @@
 
 #include <regex>
 
+#include "common/grpc_status.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
@@ -24,10 +25,8 @@ absl::Status RegisterSource(const std::string& coordinator, std::string_view tok
   request.set_source(std::string(source));
   v1::ModelInfo info;
   grpc::Status status = stub->SetSource(&context, request, &info);
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      "SetSource " + std::string(name) + "@" + std::string(version) + ": " +
-                          status.error_message());
+  return FromGrpcStatus(status,
+                        "SetSource " + std::string(name) + "@" + std::string(version) + ": ");
 }
 
 bool WaitForRegisteredSources(const std::filesystem::path& agent_log, int sources,

@@ -146,6 +146,20 @@ TEST(AgentConfig, CommandLineFlagsFillTheOverrides) {
   EXPECT_FALSE(flags.log_level.has_value());
 }
 
+TEST(AgentConfig, AnAbsentLogJsonFlagLeavesTheFileAndEnvironmentAlone) {
+  CLI::App app;
+  AgentFlags flags;
+  AddAgentFlags(app, flags);
+  std::vector<std::string> args = {"--config", "/etc/agent.yaml"};
+  std::reverse(args.begin(), args.end());
+  app.parse(args);
+  EXPECT_FALSE(flags.log_json.has_value());
+  absl::StatusOr<AgentConfig> config =
+      ParseAgentConfig("cacheRoot: /c\nlog: {json: true}\n", flags, ProcessEnvironment{});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->log_json);
+}
+
 TEST(AgentConfig, CacheRootIsRequired) {
   absl::StatusOr<AgentConfig> config = Parse("socket: /tmp/a.sock\n");
   ASSERT_FALSE(config.ok());
@@ -216,6 +230,24 @@ TEST(AgentConfig, FillLeaseTimesAreReadAndValidated) {
   EXPECT_THAT(std::string(zero.status().message()), ::testing::HasSubstr("fillLease.ttl"));
   absl::StatusOr<AgentConfig> unknown = Parse("cacheRoot: /c\nfillLease: {ttlx: 1s}\n");
   EXPECT_THAT(std::string(unknown.status().message()), ::testing::HasSubstr("fillLease.ttlx"));
+}
+
+TEST(AgentConfig, ListingLimitsAreReadAndValidated) {
+  absl::StatusOr<AgentConfig> defaults = Parse("cacheRoot: /c\n");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->listing.max_total_bytes, 256ull << 20);
+  EXPECT_EQ(defaults->listing.max_in_flight, 8u);
+  absl::StatusOr<AgentConfig> config =
+      Parse("cacheRoot: /c\nlisting: {maxTotalBytes: 32Mi, maxInFlight: 2}\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->listing.max_total_bytes, 32ull << 20);
+  EXPECT_EQ(config->listing.max_in_flight, 2u);
+  for (const char* bad : {"listing: {maxTotalBytes: 1Ki}", "listing: {maxTotalBytes: lots}",
+                          "listing: {maxInFlight: 0}", "listing: {maxBytes: 1Mi}"}) {
+    absl::StatusOr<AgentConfig> refused = Parse(std::string("cacheRoot: /c\n") + bad + "\n");
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("listing.")) << bad;
+  }
 }
 
 TEST(AgentConfig, BrokenYamlIsInvalidArgument) {

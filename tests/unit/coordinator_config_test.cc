@@ -1,5 +1,6 @@
 #include "coordinator/config.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "tests/testing/temp_dir.h"
@@ -150,6 +151,53 @@ TEST(CoordinatorConfig, AMissingFileIsNamed) {
   EXPECT_NE(std::string(config.status().message()).find("/nonexistent/coordinator.yaml"),
             std::string::npos)
       << config.status();
+}
+
+}  // namespace
+}  // namespace modelcache
+
+namespace modelcache {
+namespace {
+
+TEST(CoordinatorConfig, KubernetesBlockIsOffByDefaultAndParsesEveryKey) {
+  auto defaults = ParseCoordinatorConfig("coordinator: {listen: 127.0.0.1:1}\n");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_FALSE(defaults->kubernetes.enabled);
+  EXPECT_EQ(defaults->kubernetes.source_namespace, "modelcache");
+  EXPECT_EQ(defaults->kubernetes.release, "modelcache");
+  EXPECT_EQ(defaults->kubernetes.namespace_idle_after, std::chrono::hours(24));
+  auto config = ParseCoordinatorConfig(
+      "modelsCacheStorage: {pvcNameSuffix: -v2}\n"
+      "kubernetes:\n  enabled: true\n  kubeconfig: /k\n  sourceNamespace: cache\n  release: r1\n"
+      "  namespaceIdleAfter: 2h\n  resyncEvery: 30s\n  requestLog: /tmp/r\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->kubernetes.enabled);
+  EXPECT_EQ(config->kubernetes.kubeconfig, "/k");
+  EXPECT_EQ(config->kubernetes.source_namespace, "cache");
+  EXPECT_EQ(claims::SourceClaimName(config->kubernetes.release, config->storage.pvc_name_suffix),
+            "models-cache-pvc-r1-v2");
+  EXPECT_EQ(config->kubernetes.namespace_idle_after, std::chrono::hours(2));
+  EXPECT_EQ(config->kubernetes.resync_every, std::chrono::seconds(30));
+  EXPECT_EQ(config->kubernetes.request_log, "/tmp/r");
+}
+
+TEST(CoordinatorConfig, KubernetesBadValuesNameKeyAndValue) {
+  struct Case {
+    const char* yaml;
+    const char* want;
+  };
+  for (const Case& c : {Case{"kubernetes: {enabled: yes}", "kubernetes.enabled: invalid value \"yes\""},
+                        Case{"kubernetes: {namespaceIdleAfter: 0s}", "kubernetes.namespaceIdleAfter"},
+                        Case{"kubernetes: {sourceNamespace: Not_A_Namespace}", "kubernetes.sourceNamespace"},
+                        Case{"kubernetes: {colour: blue}", "kubernetes.colour: unknown key"},
+                        Case{"modelsCacheStorage: {pvcNameSuffix: _X}\nkubernetes: {enabled: true}",
+                             "modelsCacheStorage.pvcNameSuffix: invalid value \"_X\""}}) {
+    auto config = ParseCoordinatorConfig(c.yaml);
+    ASSERT_FALSE(config.ok()) << c.yaml;
+    EXPECT_THAT(std::string(config.status().message()), ::testing::HasSubstr(c.want)) << c.yaml;
+  }
+  // The suffix only matters when the copies are made.
+  EXPECT_TRUE(ParseCoordinatorConfig("modelsCacheStorage: {pvcNameSuffix: _X}\n").ok());
 }
 
 }  // namespace

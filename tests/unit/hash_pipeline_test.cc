@@ -68,7 +68,7 @@ class HashPipelineTest : public ::testing::Test {
       while (!run.empty()) {
         EXPECT_TRUE(writer.WriteRun(run).ok());
         uint64_t bytes = 0;
-        for (const auto& piece : run) bytes += piece.data.size();
+        for (const auto& piece : run) bytes += piece.Length();
         pipeline.RunCommitted(bytes);
         runs.push_back(run.size());
         run = pipeline.TakeRun();
@@ -289,6 +289,57 @@ TEST_F(HashPipelineTest, ResumeStartsOverWhenTheFileIsShorterThanThePrefix) {
   ASSERT_TRUE(writer.ok()) << writer.status();
   EXPECT_EQ((*writer)->resumed_bytes(), 0u);
   EXPECT_EQ(std::filesystem::file_size(path), 1000u);
+}
+
+TEST_F(HashPipelineTest, ResumeHashesChunksWrittenPastThePrefixFromDisk) {
+  // An interrupted fill committed [0, 100000) and wrote [300000, 400000) before it died; the
+  // journal says so. The resumed fill keeps both, fetches the rest and hashes every byte in
+  // order, the written chunk read back from the file.
+  std::vector<std::byte> data = RandomBytes(500'000, 7);
+  std::filesystem::path path = dir_ / "gappy.bin";
+  {
+    auto first = FileWriter::Open(path, data.size(), 0);
+    ASSERT_TRUE(first.ok()) << first.status();
+    HashPipeline pipeline;
+    Feed(pipeline, **first, Chunks(std::span(data).first(100'000), 0, 50'000));
+    ASSERT_TRUE((*first)->WriteAt(300'000, std::span(data).subspan(300'000, 100'000)).ok());
+    pipeline.Add(ReadyChunk{300'000, std::span(data).subspan(300'000, 100'000), 9});
+    EXPECT_TRUE(pipeline.TakeRun().empty()) << "waits for [100000, 300000)";
+    EXPECT_EQ(pipeline.Uncommitted(), (std::vector<ByteRange>{{300'000, 100'000}}));
+  }
+  auto second = FileWriter::Open(path, data.size(), 100'000, /*direct_io=*/true,
+                                 /*keep_past_prefix=*/true);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ((*second)->resumed_bytes(), 100'000u);
+  ASSERT_TRUE((*second)->kept_past_prefix());
+  HashPipeline pipeline(100'000);
+  pipeline.Add(ReadyChunk{.offset = 300'000, .on_disk_bytes = 100'000});
+  EXPECT_EQ(pipeline.Uncommitted(), (std::vector<ByteRange>{{300'000, 100'000}}));
+  std::vector<ReadyChunk> missing = Chunks(std::span(data).first(300'000), 100'000, 70'000);
+  std::vector<ReadyChunk> tail = Chunks(data, 400'000, 70'000);
+  missing.insert(missing.end(), tail.begin(), tail.end());
+  Feed(pipeline, **second, missing);
+  ASSERT_TRUE((*second)->complete());
+  EXPECT_EQ((*second)->Sha256Hex(), DigestOf(data));
+  EXPECT_EQ(ReadAll(path), data);
+  EXPECT_TRUE(pipeline.Uncommitted().empty());
+}
+
+TEST_F(HashPipelineTest, ResumeDropsWrittenChunksOfAFileOfAnotherSize) {
+  std::filesystem::path path = dir_ / "resized.bin";
+  std::vector<std::byte> data = RandomBytes(1000, 8);
+  {
+    auto first = FileWriter::Open(path, 1000, 0);
+    ASSERT_TRUE(first.ok());
+    ASSERT_TRUE((*first)->WriteAt(0, data).ok());
+  }
+  auto second = FileWriter::Open(path, 2000, 0, true, /*keep_past_prefix=*/true);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_FALSE((*second)->kept_past_prefix());
+  EXPECT_EQ(std::filesystem::file_size(path), 2000u);
+  auto third = FileWriter::Open(path, 2000, 0, true, /*keep_past_prefix=*/true);
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_TRUE((*third)->kept_past_prefix()) << "same size now";
 }
 
 TEST_F(HashPipelineTest, EmptyFileIsCompleteAtOnce) {

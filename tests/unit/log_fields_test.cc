@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "common/safe_text.h"
+
 namespace modelcache {
 namespace {
 
@@ -36,6 +38,31 @@ TEST(LogFields, MillisAreRoundedWholeMilliseconds) {
 TEST(LogFields, FormatsIntoALogMessage) {
   EXPECT_EQ(fmt::format("fill finished {}", LogFields().Add("model", "m")),
             "fill finished model=m");
+}
+
+TEST(LogFields, BytesThatAreNotUtf8AreEscapedAndReadBack) {
+  // What a manifest with garbage bytes puts into an error message.
+  const std::string raw("bad \xff\xfe manifest \x01 caf\xc3\xa9");
+  LogFields fields;
+  fields.Add("error", raw);
+  EXPECT_EQ(fields.Text(), R"(error="bad \xff\xfe manifest \x01 caf)" "\xc3\xa9" R"(")");
+  for (size_t pos = 0; pos < fields.Text().size();) {
+    size_t length = Utf8SequenceLength(fields.Text(), pos);
+    ASSERT_GT(length, 0u) << "not UTF-8 at byte " << pos << ": " << fields.Text();
+    pos += length;
+  }
+  SplitLogMessage split = SplitLogFields(fmt::format("scan problem {}", fields));
+  EXPECT_THAT(split.fields, ElementsAre(Pair("error", raw)));
+}
+
+TEST(LogFields, AHugeValueIsCutWithAMarker) {
+  const std::string uri = "http://origin/" + std::string(1 << 20, 'a');
+  LogFields fields;
+  fields.Add("source", uri).Add("model", "m");
+  EXPECT_LT(fields.Text().size(), kMaxLoggedValueBytes + 100);
+  EXPECT_THAT(fields.Text(), ::testing::HasSubstr("...[cut: " + std::to_string(uri.size()) +
+                                                  " bytes in all]"));
+  EXPECT_THAT(fields.Text(), ::testing::EndsWith(" model=m"));
 }
 
 TEST(SplitLogFields, SplitsTheTextFromTheTrailingFields) {

@@ -13,6 +13,7 @@
 
 #include "common/fs.h"
 #include "common/log_fields.h"
+#include "common/safe_text.h"
 #include "spdlog/spdlog.h"
 #include "tests/testing/temp_dir.h"
 
@@ -100,6 +101,44 @@ TEST(Logging, JsonLinesCarryTheMessageFieldsAsMembers) {
   EXPECT_EQ(fields.at("error").string_value(), "UNAVAILABLE: origin said \"503\"");
   EXPECT_EQ(fields.at("field_msg").string_value(), "clash");
   EXPECT_EQ(fields.at("component").string_value(), "agent");
+}
+
+bool IsUtf8(std::string_view text) {
+  for (size_t pos = 0; pos < text.size();) {
+    size_t length = Utf8SequenceLength(text, pos);
+    if (length == 0) return false;
+    pos += length;
+  }
+  return true;
+}
+
+TEST(Logging, JsonLinesStayValidJsonWithBytesThatAreNotUtf8) {
+  // Raw bytes of a bad manifest, in the message text and in a field, the field written both
+  // through LogFields and raw.
+  const std::string raw("manifest \xff\xc0\xaf end \xe2\x82\xac");
+  std::string output = CaptureStderr([&] {
+    ASSERT_TRUE(SetUpLogging({.level = "info", .json = true, .component = "agent"}).ok());
+    spdlog::warn("volume scan problem {} {}", raw, LogFields().Add("error", raw).Add("next", "x"));
+  });
+  ASSERT_TRUE(IsUtf8(output)) << output;
+  EXPECT_EQ(output.find('\n'), output.size() - 1) << output;
+  google::protobuf::Struct object;
+  auto status = google::protobuf::util::JsonStringToMessage(output, &object);
+  ASSERT_TRUE(status.ok()) << status.ToString() << ": " << output;
+  const auto& fields = object.fields();
+  EXPECT_EQ(fields.at("error").string_value(), "manifest \\xff\\xc0\\xaf end \xe2\x82\xac");
+  EXPECT_EQ(fields.at("next").string_value(), "x");
+  EXPECT_NE(fields.at("msg").string_value().find("\\xff"), std::string::npos);
+}
+
+TEST(Logging, TextLinesEscapeBytesThatAreNotUtf8AndStayOneLine) {
+  std::string output = CaptureStderr([] {
+    ASSERT_TRUE(SetUpLogging({.level = "info", .json = false, .component = "agent"}).ok());
+    spdlog::info("raw {} and\na second line", std::string("\xff\x1b[31m", 6));
+  });
+  ASSERT_TRUE(IsUtf8(output)) << output;
+  EXPECT_EQ(output.find('\n'), output.size() - 1) << output;
+  EXPECT_NE(output.find("raw \\xff\\x1b[31m and\\na second line"), std::string::npos) << output;
 }
 
 TEST(Logging, TextLinesKeepTheFieldsAsWritten) {

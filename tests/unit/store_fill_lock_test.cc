@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -38,6 +39,23 @@ class FillLockTest : public ::testing::Test {
   FillLocks Agent(const std::string& node, int64_t pid) {
     return FillLocks(layout_, node, clock_, ttl_, pid);
   }
+  // A process with a full identity, judging other holders by `running`: pid -> start ticks.
+  FillLocks Process(const std::string& node, ProcessIdentity self,
+                    std::map<int64_t, uint64_t>* running) {
+    return FillLocks(layout_, node, clock_, ttl_, std::move(self),
+                     [running](int64_t pid) -> std::optional<uint64_t> {
+                       auto found = running->find(pid);
+                       if (found == running->end()) return std::nullopt;
+                       return found->second;
+                     });
+  }
+  static ProcessIdentity Identity(int64_t pid, uint64_t start_ticks, std::string boot = "boot-1",
+                                  std::string pid_namespace = "pid:[1]") {
+    return ProcessIdentity{.pid = pid,
+                           .boot_id = std::move(boot),
+                           .pid_namespace = std::move(pid_namespace),
+                           .start_ticks = start_ticks};
+  }
   testing::TempDir dir_;
   CacheLayout layout_{dir_.Path() / "cache"};
   FakeClock clock_;
@@ -58,6 +76,80 @@ TEST_F(FillLockTest, AcquireWritesOwnerAndFencingOne) {
   EXPECT_EQ(holder->token, lock->holder.token);
   EXPECT_EQ(holder->expires, lock->holder.expires);
   EXPECT_TRUE(agent.CheckHeld(*lock).ok());
+}
+
+TEST(FillLockHolderGone, JudgesOnlyHoldersOfThisNodeItCanSee) {
+  FillLockHolder holder{.node = "node-a", .pid = 40, .boot_id = "boot-1",
+                        .pid_namespace = "pid:[1]", .start_ticks = 500};
+  const ProcessIdentity self{.pid = 41, .boot_id = "boot-1", .pid_namespace = "pid:[1]",
+                             .start_ticks = 900};
+  // Its pid runs, started when the holder did: alive.
+  EXPECT_FALSE(FillLockHolderGone(holder, "node-a", self, 500).has_value());
+  // Its pid is gone, or is another process now: gone, and the reason says which.
+  std::optional<std::string> gone = FillLockHolderGone(holder, "node-a", self, std::nullopt);
+  ASSERT_TRUE(gone.has_value());
+  EXPECT_NE(gone->find("pid 40"), std::string::npos) << *gone;
+  EXPECT_NE(gone->find("no longer running"), std::string::npos) << *gone;
+  gone = FillLockHolderGone(holder, "node-a", self, 777);
+  ASSERT_TRUE(gone.has_value());
+  EXPECT_NE(gone->find("another process"), std::string::npos) << *gone;
+  // Another boot of this machine: every process of the earlier one is gone.
+  FillLockHolder before_reboot = holder;
+  before_reboot.boot_id = "boot-0";
+  EXPECT_TRUE(FillLockHolderGone(before_reboot, "node-a", self, 500).has_value());
+  // Another node, another pid namespace, or a lock without identity: never judged.
+  EXPECT_FALSE(FillLockHolderGone(holder, "node-b", self, std::nullopt).has_value());
+  FillLockHolder other_container = holder;
+  other_container.pid_namespace = "pid:[2]";
+  EXPECT_FALSE(FillLockHolderGone(other_container, "node-a", self, std::nullopt).has_value());
+  FillLockHolder old_agent{.node = "node-a", .pid = 40};
+  EXPECT_FALSE(FillLockHolderGone(old_agent, "node-a", self, std::nullopt).has_value());
+  ProcessIdentity unknown_self{.pid = 41};
+  EXPECT_FALSE(FillLockHolderGone(holder, "node-a", unknown_self, std::nullopt).has_value());
+  // Its own lock is never gone.
+  FillLockHolder own = holder;
+  own.pid = self.pid;
+  own.start_ticks = self.start_ticks;
+  EXPECT_FALSE(FillLockHolderGone(own, "node-a", self, self.start_ticks).has_value());
+}
+
+TEST_F(FillLockTest, ALockOfADeadProcessOfThisNodeIsTakenOverBeforeItExpires) {
+  std::map<int64_t, uint64_t> running = {{40, 500}, {41, 900}};
+  FillLocks killed = Process("node-a", Identity(40, 500), &running);
+  absl::StatusOr<FillLock> old_lock = killed.TryAcquire("llama", "v1");
+  ASSERT_TRUE(old_lock.ok()) << old_lock.status();
+  absl::StatusOr<FillLockHolder> recorded = killed.ReadHolder("llama", "v1");
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_EQ(recorded->boot_id, "boot-1");
+  EXPECT_EQ(recorded->pid_namespace, "pid:[1]");
+  EXPECT_EQ(recorded->start_ticks, 500u);
+
+  FillLocks restarted = Process("node-a", Identity(41, 900), &running);
+  clock_.Advance(seconds(1));
+  EXPECT_EQ(restarted.TryAcquire("llama", "v1").status().code(), absl::StatusCode::kAlreadyExists)
+      << "the holder still runs";
+  running.erase(40);  // kill -9
+  absl::StatusOr<FillLock> taken = restarted.TryAcquire("llama", "v1");
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  EXPECT_EQ(taken->holder.fencing, 2u);
+  EXPECT_EQ(taken->holder.pid, 41);
+  EXPECT_EQ(killed.CheckHeld(*old_lock).code(), absl::StatusCode::kAborted);
+}
+
+TEST_F(FillLockTest, ALiveOrForeignHolderIsWaitedForUntilItsLockExpires) {
+  std::map<int64_t, uint64_t> running = {{40, 500}, {41, 900}};
+  FillLocks holder = Process("node-a", Identity(40, 500), &running);
+  ASSERT_TRUE(holder.TryAcquire("llama", "v1").ok());
+  ASSERT_TRUE(holder.TryAcquire("other", "v1").ok());
+  running.erase(40);
+  // Another node cannot see node-a's processes.
+  FillLocks elsewhere = Process("node-b", Identity(41, 900), &running);
+  EXPECT_EQ(elsewhere.TryAcquire("llama", "v1").status().code(), absl::StatusCode::kAlreadyExists);
+  // Nor another container of node-a (its own pid namespace).
+  FillLocks container = Process("node-a", Identity(41, 900, "boot-1", "pid:[9]"), &running);
+  EXPECT_EQ(container.TryAcquire("other", "v1").status().code(), absl::StatusCode::kAlreadyExists);
+  clock_.Advance(ttl_ + milliseconds(1));
+  EXPECT_TRUE(container.TryAcquire("other", "v1").ok());
 }
 
 TEST_F(FillLockTest, SecondAcquireFailsNamingTheOwner) {

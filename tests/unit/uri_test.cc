@@ -6,6 +6,22 @@
 namespace modelcache {
 namespace {
 
+TEST(SourceUri, AUriOverTheLimitIsRefusedWithoutQuotingItWhole) {
+  const std::string at_limit = "http://origin/" + std::string(kMaxSourceUriBytes - 14, 'a');
+  ASSERT_EQ(at_limit.size(), kMaxSourceUriBytes);
+  EXPECT_TRUE(CheckSourceUriLength(at_limit).ok());
+  EXPECT_TRUE(ParseSourceUri(at_limit).ok());
+  const std::string huge = "http://origin/" + std::string(1 << 20, 'a');
+  for (const absl::Status& status : {CheckSourceUriLength(huge), ParseSourceUri(huge).status()}) {
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_LT(status.message().size(), 300u);
+    EXPECT_NE(status.message().find(std::to_string(huge.size()) + " bytes"), std::string::npos)
+        << status;
+    EXPECT_NE(status.message().find("limit of 4096 bytes"), std::string::npos) << status;
+    EXPECT_NE(status.message().find("http://origin/aaa"), std::string::npos) << status;
+  }
+}
+
 TEST(SourceUri, ParsesS3) {
   absl::StatusOr<SourceUri> uri = ParseSourceUri("s3://models/llama/v2/");
   ASSERT_TRUE(uri.ok()) << uri.status();

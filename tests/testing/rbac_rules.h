@@ -1,0 +1,41 @@
+#pragma once
+// The RBAC rules deploy/ grants a ServiceAccount, rendered with the real `kubectl kustomize`,
+// and a check of recorded API requests against them: the test that the coordinator's
+// ClusterRole allows every request it makes and holds no rule it never uses.
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+
+namespace modelcache::testing {
+
+struct RbacRule {
+  std::string role;  // the ClusterRole it comes from
+  std::vector<std::string> api_groups;
+  std::vector<std::string> resources;
+  std::vector<std::string> verbs;
+  std::vector<std::string> resource_names;  // empty: any
+  std::vector<std::string> non_resource_urls;
+};
+
+// The rules of every ClusterRole that a ClusterRoleBinding in `kubectl kustomize <directory>`
+// binds to the ServiceAccount `account` in `namespace_name`. FAILED_PRECONDITION when kubectl
+// is not installed (tests skip); INVALID_ARGUMENT when the render fails or binds the account
+// through a RoleBinding (namespaced rules, which this check does not model).
+absl::StatusOr<std::vector<RbacRule>> RenderedClusterRules(const std::string& directory,
+                                                           std::string_view namespace_name, std::string_view account);
+
+// One (apiGroup, resource, verb) a rule grants, e.g. "/persistentvolumes/create" ("" group).
+std::vector<std::string> GrantsOf(const std::vector<RbacRule>& rules);
+// The grant a recorded request (kubernetes.requestLog line: apiGroup, resource, verb...) needs.
+std::string GrantFor(const nlohmann::json& request);
+// True when a rule allows it (wildcards honoured; resourceNames must name the object).
+bool Allowed(const std::vector<RbacRule>& rules, const nlohmann::json& request);
+
+// The JSON lines of a request log; lines that do not parse are an error naming the line.
+absl::StatusOr<std::vector<nlohmann::json>> ReadRequestLog(const std::string& path);
+
+}  // namespace modelcache::testing
