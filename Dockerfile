@@ -4,7 +4,7 @@
 #
 # Packages come from scripts/packages.txt, the list scripts/setup.sh installs: its `build` lines
 # in the build stage, its `runtime` lines in the runtime stage. This file names no package
-# itself, so the two cannot drift (tests/unit/packages_test.cc checks both).
+# itself, so the two cannot drift (tests/repository/packages_test.cc checks both).
 
 FROM debian:bookworm AS build
 ARG DEBIAN_FRONTEND=noninteractive

@@ -136,6 +136,55 @@ absl::StatusOr<MaintenanceOptions> MaintenanceOptionsFor(const AgentConfig& conf
   return options;
 }
 
+// The coordinator's address, credentials and this agent's identity, for the stream client
+// and the fill-lease client alike.
+CoordinatorClientOptions CoordinatorClientOptionsFor(const AgentConfig& config,
+                                                     const std::string& volume_id) {
+  CoordinatorClientOptions client;
+  client.target = config.coordinator;
+  client.token = config.coordinator_token;
+  client.node_name = config.node_name;
+  client.volume_id = volume_id;
+  client.agent_version = MODELCACHE_VERSION;
+  client.tls = config.coordinator_tls.enabled;
+  client.root_certs = config.coordinator_tls.ca_pem;
+  client.client_cert = config.coordinator_tls.cert_pem;
+  client.client_key = config.coordinator_tls.key_pem;
+  client.report_interval = config.coordinator_report_interval;
+  return client;
+}
+
+FillGateOptions FillGateOptionsFor(const AgentConfig& config, const std::string& volume_id) {
+  return FillGateOptions{.cache_root = config.cache_root,
+                         .node_name = config.node_name,
+                         .volume_id = volume_id,
+                         .lease_ttl = config.fill_lease_ttl,
+                         .poll_interval = config.fill_poll_interval,
+                         .wait_timeout = config.fill_wait_timeout,
+                         // A fill that lands no chunk for this long stops renewing its lease,
+                         // so another agent can take it over.
+                         .progress_window = config.fill_progress_window};
+}
+
+// The policy the previous run saved, applied until the coordinator sends one; a file that
+// cannot be read is logged and ignored (everything is cached meanwhile).
+void ApplySavedPolicy(const std::filesystem::path& policy_file, CachingPolicyHolder& policy) {
+  absl::StatusOr<std::optional<v1::CachingPolicy>> saved = LoadSavedPolicy(policy_file);
+  if (!saved.ok()) {
+    spdlog::warn("saved caching policy not read {}",
+                 LogFields()
+                     .Add("path", policy_file.string())
+                     .Add("error", saved.status())
+                     .Add("next", "ignored: caching everything until the coordinator answers"));
+  } else if (saved->has_value()) {
+    policy.Set(**saved);
+    spdlog::info("caching policy from the last run (until the coordinator answers): default "
+                 "{}, {} rules, {} sources",
+                 (*saved)->default_enabled() ? "enabled" : "disabled", (*saved)->rules_size(),
+                 (*saved)->sources_size());
+  }
+}
+
 }  // namespace
 
 struct AgentServer::Parts {
@@ -258,206 +307,190 @@ struct AgentServer::Parts {
     refresh_requested = true;
     refresher_wake.notify_all();
   }
-};
-
-absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfig& config) {
-  auto parts = std::make_unique<Parts>();
-  parts->config = config;
-  parts->metrics = std::make_unique<AgentMetrics>(parts->registry);
-  Parts& p = *parts;
-  p.pod_leases = std::make_unique<PodLeaseTable>(p.clock, config.lease_ttl);
-
-  // Health first, so a long volume scan does not fail a liveness probe.
-  if (!config.metrics_address.empty()) {
-    MetricsHttpOptions http{.address = config.metrics_address,
-                            .ready = [&p] { return p.ready.load(); },
-                            .before_scrape = [&p] { p.RefreshCoordinatorMetrics(); }};
-    ASSIGN_OR_RETURN(p.http, MetricsHttpServer::Start(std::move(http), p.registry));
+  void ReportNow() {
+    if (coordinator) coordinator->ReportNow();
   }
 
-  RETURN_IF_ERROR(PrepareSocketPath(config.socket));
-  p.loop.Start();
-  RETURN_IF_ERROR(CheckCacheStorage(config, p.refused));
-  if (!p.refused.empty()) return StartRefusing(std::move(parts));
-  ASSIGN_OR_RETURN(std::string volume_id,
-                   EnsureVolumeId(CacheLayout(config.cache_root), config.node_name));
-  CoordinatorClientOptions client;
-  if (!config.coordinator.empty()) {
-    client.target = config.coordinator;
-    client.token = config.coordinator_token;
-    client.node_name = config.node_name;
-    client.volume_id = volume_id;
-    client.agent_version = MODELCACHE_VERSION;
-    client.tls = config.coordinator_tls.enabled;
-    client.root_certs = config.coordinator_tls.ca_pem;
-    client.client_cert = config.coordinator_tls.cert_pem;
-    client.client_key = config.coordinator_tls.key_pem;
-    p.fill_leases = std::make_unique<FillLeaseClient>(client, std::chrono::seconds(2));
-  }
-  p.fill_gate = std::make_unique<FillGate>(
-      p.loop, p.clock,
-      FillGateOptions{.cache_root = config.cache_root,
-                      .node_name = config.node_name,
-                      .volume_id = volume_id,
-                      .lease_ttl = config.fill_lease_ttl,
-                      .poll_interval = config.fill_poll_interval,
-                      .wait_timeout = config.fill_wait_timeout,
-                      // A fill that lands no chunk for this long stops renewing its lease,
-                      // so another agent can take it over.
-                      .progress_window = config.fill_progress_window},
-      p.fill_leases.get());
-  ModelCacheOptions cache_options = config.ToModelCacheOptions();
-  cache_options.fill_gate = p.fill_gate.get();
-  p.listing_budget = std::make_unique<ListingBudget>(config.listing);
-  cache_options.sources.listing_budget = p.listing_budget.get();
-  cache_options.on_fill_finished = [metrics = p.metrics.get()](const FillStats& fill) {
-    metrics->CountFill(fill.scheme, fill.status.ok(), fill.bytes_fetched, fill.duration.count(),
-                       fill.chunk_retries);
-    metrics->CountIgnoredRanges(fill.scheme, fill.ranges_ignored, fill.whole_file_streams);
-  };
-  ASSIGN_OR_RETURN(p.cache, ModelCache::Open(p.loop, p.clock, std::move(cache_options)));
-  ASSIGN_OR_RETURN(MaintenanceOptions maintenance, MaintenanceOptionsFor(config, volume_id));
-  // Cleanup never removes a model a pod on this node holds (unless forced).
-  maintenance.is_leased = [leases = p.pod_leases.get()](std::string_view name,
-                                                     std::string_view version) {
-    return leases->is_leased(name, version);
-  };
-  // A cleanup of the old volume shows in `usage` at once, not at the next heartbeat.
-  maintenance.on_volume_changed = [&p] {
-    if (p.coordinator) p.coordinator->ReportNow();
-  };
-  const std::vector<MaintainedVolume> extra_volumes = maintenance.extra;
-  p.maintenance = std::make_unique<Maintenance>(*p.cache, p.clock, std::move(maintenance));
-  p.maintenance_service = MakeMaintenanceService(*p.maintenance);
+  // The builders Start calls in order; each makes one part.
 
-  if (!config.coordinator.empty()) {
-    const std::filesystem::path policy_file = config.state_dir / kSavedPolicyFileName;
-    absl::StatusOr<std::optional<v1::CachingPolicy>> saved = LoadSavedPolicy(policy_file);
-    if (!saved.ok()) {
-      spdlog::warn("saved caching policy not read {}",
-                   LogFields()
-                       .Add("path", policy_file.string())
-                       .Add("error", saved.status())
-                       .Add("next", "ignored: caching everything until the coordinator answers"));
-    } else if (saved->has_value()) {
-      p.caching_policy.Set(**saved);
-      spdlog::info("caching policy from the last run (until the coordinator answers): default "
-                   "{}, {} rules, {} sources",
-                   (*saved)->default_enabled() ? "enabled" : "disabled", (*saved)->rules_size(),
-                   (*saved)->sources_size());
+  // /metrics, /healthz and /readyz: first, so that a long volume scan fails no liveness probe.
+  absl::Status StartHealth() {
+    if (config.metrics_address.empty()) return absl::OkStatus();
+    MetricsHttpOptions options{.address = config.metrics_address,
+                               .ready = [this] { return ready.load(); },
+                               .before_scrape = [this] { RefreshCoordinatorMetrics(); }};
+    ASSIGN_OR_RETURN(http, MetricsHttpServer::Start(std::move(options), registry));
+    return absl::OkStatus();
+  }
+
+  // The fill gate (and its fill-lease client with a coordinator), then the cache on the volume.
+  absl::Status OpenCache(const std::string& volume_id) {
+    if (!config.coordinator.empty()) {
+      fill_leases = std::make_unique<FillLeaseClient>(
+          CoordinatorClientOptionsFor(config, volume_id), std::chrono::seconds(2));
     }
-    ASSIGN_OR_RETURN(p.answers,
-                     CommandAnswers::Open(config.state_dir / kCommandAnswersFileName,
-                                          kRememberedAnswers));
-    p.cache_ops = std::make_unique<ModelCacheOps>(
-        *p.cache, p.caching_policy,
+    fill_gate = std::make_unique<FillGate>(loop, clock, FillGateOptionsFor(config, volume_id),
+                                           fill_leases.get());
+    ModelCacheOptions options = config.ToModelCacheOptions();
+    options.fill_gate = fill_gate.get();
+    listing_budget = std::make_unique<ListingBudget>(config.listing);
+    options.sources.listing_budget = listing_budget.get();
+    options.on_fill_finished = [metrics = metrics.get()](const FillStats& fill) {
+      metrics->CountFill(fill.scheme, fill.status.ok(), fill.bytes_fetched,
+                         fill.duration.count(), fill.chunk_retries);
+      metrics->CountIgnoredRanges(fill.scheme, fill.ranges_ignored, fill.whole_file_streams);
+    };
+    ASSIGN_OR_RETURN(cache, ModelCache::Open(loop, clock, std::move(options)));
+    return absl::OkStatus();
+  }
+
+  // Cleanup, verify, repair and migrate over the cache and extraVolumes; returns those.
+  absl::StatusOr<std::vector<MaintainedVolume>> StartMaintenance(const std::string& volume_id) {
+    ASSIGN_OR_RETURN(MaintenanceOptions options, MaintenanceOptionsFor(config, volume_id));
+    // Cleanup never removes a model a pod on this node holds (unless forced).
+    options.is_leased = [leases = pod_leases.get()](std::string_view name,
+                                                    std::string_view version) {
+      return leases->is_leased(name, version);
+    };
+    // A cleanup of the old volume shows in `usage` at once, not at the next heartbeat.
+    options.on_volume_changed = [this] { ReportNow(); };
+    std::vector<MaintainedVolume> extra_volumes = options.extra;
+    maintenance = std::make_unique<Maintenance>(*cache, clock, std::move(options));
+    maintenance_service = MakeMaintenanceService(*maintenance);
+    return extra_volumes;
+  }
+
+  // The coordinator stream, when one is configured: the saved policy until it answers, the
+  // durable command answers, and the cache operations it reports and commands.
+  absl::Status StartCoordinatorClient(const std::string& volume_id,
+                                      std::vector<MaintainedVolume> extra_volumes) {
+    if (config.coordinator.empty()) return absl::OkStatus();
+    const std::filesystem::path policy_file = config.state_dir / kSavedPolicyFileName;
+    ApplySavedPolicy(policy_file, caching_policy);
+    ASSIGN_OR_RETURN(answers, CommandAnswers::Open(config.state_dir / kCommandAnswersFileName,
+                                                   kRememberedAnswers));
+    cache_ops = std::make_unique<ModelCacheOps>(
+        *cache, caching_policy,
         CacheOpsOptions{.cache_root = config.cache_root,
                         .caching_enabled = config.caching_enabled,
-                        .on_change = [&p] { p.coordinator->ReportNow(); },
-                        .pod_leases = p.pod_leases.get(),
+                        .on_change = [this] { ReportNow(); },
+                        .pod_leases = pod_leases.get(),
                         .policy_file = policy_file,
-                        .extra_volumes = extra_volumes});
-    CoordinatorClientOptions client;
-    client.target = config.coordinator;
-    client.token = config.coordinator_token;
-    client.node_name = config.node_name;
-    client.volume_id = volume_id;
-    client.agent_version = MODELCACHE_VERSION;
-    client.tls = config.coordinator_tls.enabled;
-    client.root_certs = config.coordinator_tls.ca_pem;
-    client.client_cert = config.coordinator_tls.cert_pem;
-    client.client_key = config.coordinator_tls.key_pem;
-    client.answers = p.answers.get();
-    client.report_interval = config.coordinator_report_interval;
-    client.on_purged = [metrics = p.metrics.get()](std::string_view reason, uint64_t bytes_freed) {
+                        .extra_volumes = std::move(extra_volumes)});
+    CoordinatorClientOptions options = CoordinatorClientOptionsFor(config, volume_id);
+    options.answers = answers.get();
+    options.on_purged = [metrics = metrics.get()](std::string_view reason, uint64_t bytes_freed) {
       metrics->CountPurge(reason, bytes_freed);
     };
-    p.coordinator = std::make_unique<CoordinatorClient>(client, *p.cache_ops);
-    p.coordinator->Start();
-    p.SetScrapedCoordinator(p.coordinator.get());
+    coordinator = std::make_unique<CoordinatorClient>(options, *cache_ops);
+    coordinator->Start();
+    SetScrapedCoordinator(coordinator.get());
     spdlog::info("reporting to the coordinator {}", LogFields()
                                                         .Add("coordinator", config.coordinator)
                                                         .Add("volume_id", volume_id)
                                                         .Add("node", config.node_name));
-  }
-  AgentServiceOptions service_options{.caching_enabled = config.caching_enabled,
-                                      .caching_allowed = nullptr,  // set below with a coordinator
-                                      .on_model_published = [&p] {
-                                        p.RequestRefresh();
-                                        if (p.coordinator) p.coordinator->ReportNow();
-                                      },
-                                      .pod_leases = p.pod_leases.get(),
-                                      .on_leases_changed = [&p] {
-                                        if (p.coordinator) p.coordinator->ReportNow();
-                                      }};
-  if (p.coordinator) {
-    service_options.caching_allowed = [&p](std::string_view name, std::string_view version) {
-      return p.caching_policy.Allowed(name, version);
-    };
-    service_options.registry_lookup = [&p](std::string_view name, std::string_view version) {
-      return p.caching_policy.LookupSource(name, version);
-    };
-  }
-  p.service = MakeAgentService(*p.cache, *p.metrics, std::move(service_options));
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("unix:" + config.socket, grpc::InsecureServerCredentials());
-  if (!config.listen_tcp.empty()) {
-    builder.AddListeningPort(config.listen_tcp, grpc::InsecureServerCredentials(), &p.tcp_port);
-  }
-  builder.RegisterService(p.service.get());
-  builder.RegisterService(p.maintenance_service.get());
-  p.server = builder.BuildAndStart();
-  if (p.server == nullptr) {
-    return absl::UnavailableError(fmt::format("gRPC server: cannot listen on unix:{}{}{}",
-                                              config.socket, config.listen_tcp.empty() ? "" : " or ",
-                                              config.listen_tcp));
-  }
-  if (chmod(config.socket.c_str(), 0666) != 0) {
-    return ErrnoStatus(errno, "chmod 0666", config.socket);
+    return absl::OkStatus();
   }
 
-  p.RefreshCacheMetrics();
-  p.refresher = std::thread([&p] { p.RefreshLoop(); });
-  if (config.scrub_every.count() > 0) p.scrubber = std::thread([&p] { p.ScrubLoop(); });
+  // modelcache.v1.Agent over the cache; with a coordinator its policy and registry decide.
+  std::unique_ptr<grpc::Service> MakeService() {
+    AgentServiceOptions options{.caching_enabled = config.caching_enabled,
+                                .caching_allowed = nullptr,
+                                .on_model_published = [this] {
+                                  RequestRefresh();
+                                  ReportNow();
+                                },
+                                .pod_leases = pod_leases.get(),
+                                .on_leases_changed = [this] { ReportNow(); }};
+    if (coordinator) {
+      options.caching_allowed = [this](std::string_view name, std::string_view version) {
+        return caching_policy.Allowed(name, version);
+      };
+      options.registry_lookup = [this](std::string_view name, std::string_view version) {
+        return caching_policy.LookupSource(name, version);
+      };
+    }
+    return MakeAgentService(*cache, *metrics, std::move(options));
+  }
+
+  // The gRPC server for `service` and `maintenance_service`, on the socket (0666, so that
+  // pods of any uid connect) and on listenTcp when set.
+  absl::Status StartGrpcServer() {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("unix:" + config.socket, grpc::InsecureServerCredentials());
+    if (!config.listen_tcp.empty()) {
+      builder.AddListeningPort(config.listen_tcp, grpc::InsecureServerCredentials(), &tcp_port);
+    }
+    builder.RegisterService(service.get());
+    builder.RegisterService(maintenance_service.get());
+    server = builder.BuildAndStart();
+    if (server == nullptr) {
+      return absl::UnavailableError(fmt::format("gRPC server: cannot listen on unix:{}{}{}",
+                                                config.socket,
+                                                config.listen_tcp.empty() ? "" : " or ",
+                                                config.listen_tcp));
+    }
+    if (chmod(config.socket.c_str(), 0666) != 0) {
+      return ErrnoStatus(errno, "chmod 0666", config.socket);
+    }
+    return absl::OkStatus();
+  }
+
+  // The cache gauges' refresher and, when configured, the scrubber.
+  void StartBackgroundThreads() {
+    RefreshCacheMetrics();
+    refresher = std::thread([this] { RefreshLoop(); });
+    if (config.scrub_every.count() > 0) scrubber = std::thread([this] { ScrubLoop(); });
+  }
+
+  void LogServing() const {
+    LogFields serving;
+    serving.Add("node", config.node_name)
+        .Add("volume", config.cache_root.string())
+        .Add("socket", "unix:" + config.socket);
+    if (!config.listen_tcp.empty()) serving.Add("tcp", config.listen_tcp);
+    serving.Add("metrics", config.metrics_address.empty() ? "off" : config.metrics_address);
+    spdlog::info("agent serving {}", serving);
+  }
+};
+
+absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfig& config) {
+  auto parts = std::make_unique<Parts>();
+  Parts& p = *parts;
+  p.config = config;
+  p.metrics = std::make_unique<AgentMetrics>(p.registry);
+  p.pod_leases = std::make_unique<PodLeaseTable>(p.clock, config.lease_ttl);
+  RETURN_IF_ERROR(p.StartHealth());
+  RETURN_IF_ERROR(PrepareSocketPath(config.socket));
+  p.loop.Start();
+  RETURN_IF_ERROR(CheckCacheStorage(config, p.refused));
+  if (!p.refused.empty()) return StartRefusing(std::move(parts));
+
+  ASSIGN_OR_RETURN(std::string volume_id,
+                   EnsureVolumeId(CacheLayout(config.cache_root), config.node_name));
+  RETURN_IF_ERROR(p.OpenCache(volume_id));
+  ASSIGN_OR_RETURN(std::vector<MaintainedVolume> extra_volumes, p.StartMaintenance(volume_id));
+  RETURN_IF_ERROR(p.StartCoordinatorClient(volume_id, std::move(extra_volumes)));
+  p.service = p.MakeService();
+  RETURN_IF_ERROR(p.StartGrpcServer());
+  p.StartBackgroundThreads();
   p.ready = true;
-  LogFields serving;
-  serving.Add("node", config.node_name)
-      .Add("volume", config.cache_root.string())
-      .Add("socket", "unix:" + config.socket);
-  if (!config.listen_tcp.empty()) serving.Add("tcp", config.listen_tcp);
-  spdlog::info("agent serving {}", serving.Add("metrics", config.metrics_address.empty()
-                                                              ? "off"
-                                                              : config.metrics_address));
+  p.LogServing();
   return std::unique_ptr<AgentServer>(new AgentServer(std::move(parts)));
 }
 
 absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::StartRefusing(
     std::unique_ptr<Parts> parts) {
   Parts& p = *parts;
-  const AgentConfig& config = p.config;
   p.service = MakeRefusingAgentService(*p.metrics, p.refused);
   p.maintenance_service = MakeRefusingMaintenanceService(p.refused);
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("unix:" + config.socket, grpc::InsecureServerCredentials());
-  if (!config.listen_tcp.empty()) {
-    builder.AddListeningPort(config.listen_tcp, grpc::InsecureServerCredentials(), &p.tcp_port);
-  }
-  builder.RegisterService(p.service.get());
-  builder.RegisterService(p.maintenance_service.get());
-  p.server = builder.BuildAndStart();
-  if (p.server == nullptr) {
-    return absl::UnavailableError(
-        fmt::format("gRPC server: cannot listen on unix:{}", config.socket));
-  }
-  if (chmod(config.socket.c_str(), 0666) != 0) {
-    return ErrnoStatus(errno, "chmod 0666", config.socket);
-  }
+  RETURN_IF_ERROR(p.StartGrpcServer());
   // Ready on purpose: pods must reach the agent to learn that it refuses, and fall back.
   p.ready = true;
   spdlog::warn("agent serving with caching refused {}",
                LogFields()
-                   .Add("node", config.node_name)
-                   .Add("socket", "unix:" + config.socket)
+                   .Add("node", p.config.node_name)
+                   .Add("socket", "unix:" + p.config.socket)
                    .Add("error", p.refused)
                    .Add("next", "every Ensure and maintenance call answers FAILED_PRECONDITION"));
   return std::unique_ptr<AgentServer>(new AgentServer(std::move(parts)));

@@ -11,10 +11,8 @@
 
 #include "agent/source/aws_credentials.h"
 #include "agent/store/layout.h"
-#include "common/duration.h"
 #include "common/fs.h"
 #include "common/logging.h"
-#include "common/quantity.h"
 #include "common/status_annotate.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
@@ -92,16 +90,15 @@ absl::Status ApplyListing(const YAML::Node& node, AgentConfig& config) {
   return ForEachField("listing", node, [&](const std::string& path, const std::string& key,
                                            const YAML::Node& value) -> absl::Status {
     if (key == "maxTotalBytes") {
-      ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
-      absl::StatusOr<uint64_t> bytes = ParseQuantity(text);
-      if (!bytes.ok()) return InvalidValue(path, text, std::string(bytes.status().message()));
-      if (*bytes < (1u << 20)) return InvalidValue(path, text, "want at least 1Mi");
-      config.listing.max_total_bytes = *bytes;
+      ASSIGN_OR_RETURN(config.listing.max_total_bytes, YamlQuantity(path, value));
+      if (config.listing.max_total_bytes < (1u << 20)) {
+        return InvalidValueError(path, value.Scalar(), "want at least 1Mi");
+      }
     } else if (key == "maxInFlight") {
-      ASSIGN_OR_RETURN(uint64_t listings, Integer(path, value, 1, 1024));
+      ASSIGN_OR_RETURN(uint64_t listings, YamlInteger(path, value, 1, 1024));
       config.listing.max_in_flight = static_cast<uint32_t>(listings);
     } else {
-      return UnknownKey(path, {"maxTotalBytes", "maxInFlight"});
+      return UnknownKeyError(path, {"maxTotalBytes", "maxInFlight"});
     }
     return absl::OkStatus();
   });

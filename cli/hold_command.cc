@@ -6,6 +6,9 @@
 #include <cstdio>
 #include <ctime>
 #include <memory>
+#include <optional>
+#include <string_view>
+#include <variant>
 
 #include "cli/agent_client.h"
 #include "common/duration.h"
@@ -57,22 +60,23 @@ int ExitCodeFor(const absl::Status& status) {
   return absl::IsUnavailable(status) ? kExitUnreachable : kExitFailed;
 }
 
-int Run(const HoldOptions& options, CliContext& context) {
-  const int modes = (options.once ? 1 : 0) + (options.release ? 1 : 0) + (options.every.empty() ? 0 : 1);
-  if (modes > 1) {
-    fmt::print(stderr, "modelcachectl hold: choose one of --every, --once and --release\n");
-    return kExitUsage;
+// A duration flag ("30s"): its value, or nullopt after saying on stderr what is wrong.
+std::optional<std::chrono::seconds> PositiveDurationFlag(std::string_view flag,
+                                                        const std::string& text,
+                                                        std::string_view example) {
+  absl::StatusOr<std::chrono::seconds> parsed = ParseDuration(text);
+  if (!parsed.ok() || parsed->count() == 0) {
+    fmt::print(stderr, "modelcachectl hold: {} \"{}\": want a duration such as {}\n", flag, text,
+               example);
+    return std::nullopt;
   }
-  std::chrono::seconds every{0};
-  if (!options.every.empty()) {
-    absl::StatusOr<std::chrono::seconds> parsed = ParseDuration(options.every);
-    if (!parsed.ok() || parsed->count() == 0) {
-      fmt::print(stderr, "modelcachectl hold: --every \"{}\": want a duration such as 30s\n",
-                 options.every);
-      return kExitUsage;
-    }
-    every = *parsed;
-  }
+  return *parsed;
+}
+
+// The Hold request the flags ask for (holder defaulting to $HOSTNAME), or kExitUsage after
+// saying why.
+std::variant<v1::HoldRequest, int> RequestFor(const HoldOptions& options,
+                                              const CliContext& context) {
   v1::HoldRequest request;
   request.set_name(options.model);
   request.set_version(options.version);
@@ -83,43 +87,49 @@ int Run(const HoldOptions& options, CliContext& context) {
     return kExitUsage;
   }
   if (!options.ttl.empty()) {
-    absl::StatusOr<std::chrono::seconds> ttl = ParseDuration(options.ttl);
-    if (!ttl.ok() || ttl->count() == 0) {
-      fmt::print(stderr, "modelcachectl hold: --ttl \"{}\": want a duration such as 10m\n",
-                 options.ttl);
-      return kExitUsage;
-    }
+    std::optional<std::chrono::seconds> ttl = PositiveDurationFlag("--ttl", options.ttl, "10m");
+    if (!ttl) return kExitUsage;
     request.set_ttl_seconds(static_cast<uint32_t>(ttl->count()));
   }
-  const std::string socket = ResolveSocketPath(options.socket, context.environment);
-  const std::string what = fmt::format("{}@{} for {}", request.name(), request.version(),
-                                       request.holder());
+  return request;
+}
 
-  if (options.release) {
-    request.set_release(true);
-    absl::StatusOr<v1::HoldResponse> released = CallHold(socket, request);
-    if (!released.ok()) {
-      fmt::print(stderr, "modelcachectl hold: release {}: {}\n", what,
-                 DescribeError(released.status()));
-      return ExitCodeFor(released.status());
-    }
+// --release, and the end of the sidecar mode (which does not say whether a lease was live).
+int Release(const std::string& socket, v1::HoldRequest request, const std::string& what,
+            bool say_whether_live) {
+  request.set_release(true);
+  absl::StatusOr<v1::HoldResponse> released = CallHold(socket, request);
+  if (!released.ok()) {
+    fmt::print(stderr, "modelcachectl hold: release {}: {}\n", what,
+               DescribeError(released.status()));
+    return ExitCodeFor(released.status());
+  }
+  if (say_whether_live) {
     std::printf("released %s (%s)\n", what.c_str(),
                 released->released() ? "lease ended" : "no live lease");
-    return kExitOk;
+  } else {
+    std::printf("released %s\n", what.c_str());
   }
+  return kExitOk;
+}
 
-  if (every.count() == 0) {
-    absl::StatusOr<v1::HoldResponse> held = CallHold(socket, request);
-    if (!held.ok()) {
-      fmt::print(stderr, "modelcachectl hold: {}: {}\n", what, DescribeError(held.status()));
-      return ExitCodeFor(held.status());
-    }
-    std::printf("holding %s until %s\n", what.c_str(), ExpiryText(held->expires_unix_ms()).c_str());
-    return kExitOk;
+// --once (the default): one renewal.
+int HoldOnce(const std::string& socket, const v1::HoldRequest& request, const std::string& what) {
+  absl::StatusOr<v1::HoldResponse> held = CallHold(socket, request);
+  if (!held.ok()) {
+    fmt::print(stderr, "modelcachectl hold: {}: {}\n", what, DescribeError(held.status()));
+    return ExitCodeFor(held.status());
   }
+  std::printf("holding %s until %s\n", what.c_str(), ExpiryText(held->expires_unix_ms()).c_str());
+  return kExitOk;
+}
 
-  // Sidecar mode. The signals are blocked before gRPC starts any thread, so that sigtimedwait
-  // below is the only place they are taken.
+// --every: the sidecar. Renews at that pace (an agent that does not answer, restarting maybe,
+// is tried again at the same pace) until SIGTERM or SIGINT, then releases what it held.
+int HoldUntilSignal(const std::string& socket, const v1::HoldRequest& request,
+                    const std::string& what, std::chrono::seconds every) {
+  // The signals are blocked before gRPC starts any thread, so that sigtimedwait below is the
+  // only place they are taken.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -137,7 +147,6 @@ int Run(const HoldOptions& options, CliContext& context) {
       fmt::print(stderr, "modelcachectl hold: {}: {}\n", what, DescribeError(held.status()));
       return kExitFailed;
     } else {
-      // The agent may be restarting: keep trying at the same pace.
       fmt::print(stderr, "modelcachectl hold: renew {}: {} (retrying in {})\n", what,
                  DescribeError(held.status()), FormatDuration(every));
     }
@@ -146,15 +155,30 @@ int Run(const HoldOptions& options, CliContext& context) {
     if (received == SIGTERM || received == SIGINT) break;
   }
   if (!ever_held) return kExitOk;
-  request.set_release(true);
-  absl::StatusOr<v1::HoldResponse> released = CallHold(socket, request);
-  if (!released.ok()) {
-    fmt::print(stderr, "modelcachectl hold: release {}: {}\n", what,
-               DescribeError(released.status()));
-    return ExitCodeFor(released.status());
+  return Release(socket, request, what, /*say_whether_live=*/false);
+}
+
+int Run(const HoldOptions& options, CliContext& context) {
+  const int modes =
+      (options.once ? 1 : 0) + (options.release ? 1 : 0) + (options.every.empty() ? 0 : 1);
+  if (modes > 1) {
+    fmt::print(stderr, "modelcachectl hold: choose one of --every, --once and --release\n");
+    return kExitUsage;
   }
-  std::printf("released %s\n", what.c_str());
-  return kExitOk;
+  std::optional<std::chrono::seconds> every;
+  if (!options.every.empty()) {
+    every = PositiveDurationFlag("--every", options.every, "30s");
+    if (!every) return kExitUsage;
+  }
+  std::variant<v1::HoldRequest, int> request = RequestFor(options, context);
+  if (const int* code = std::get_if<int>(&request)) return *code;
+  const v1::HoldRequest& hold = std::get<v1::HoldRequest>(request);
+  const std::string socket = ResolveSocketPath(options.socket, context.environment);
+  const std::string what =
+      fmt::format("{}@{} for {}", hold.name(), hold.version(), hold.holder());
+  if (options.release) return Release(socket, hold, what, /*say_whether_live=*/true);
+  if (!every) return HoldOnce(socket, hold, what);
+  return HoldUntilSignal(socket, hold, what, *every);
 }
 
 }  // namespace

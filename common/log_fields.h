@@ -14,7 +14,7 @@
 // The usual keys: model, version, node, volume, path, source, bytes, duration_ms, command,
 // reason, error (what failed and why), next (what happens now). Every WARN, ERROR and CRITICAL
 // line is "<constant message> {}" with fields that include error and next; the LogLines unit
-// test (tests/unit/log_lines_test.cc) checks the sources for it.
+// test (tests/repository/log_lines_test.cc) checks the sources for it.
 #include <concepts>
 #include <cstdint>
 #include <string>

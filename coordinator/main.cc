@@ -7,7 +7,7 @@
 #include "common/logging.h"
 #include "common/status_format.h"
 #include "coordinator/config.h"
-#include "coordinator/service.h"
+#include "coordinator/server.h"
 #include "spdlog/spdlog.h"
 
 int main(int argc, char** argv) {

@@ -20,7 +20,7 @@ elapsed=$(( $(date +%s) - start ))
 echo
 echo "== modelcache test summary =="
 grep -E '^[0-9]+% tests passed' "$log" || true
-for label in unit integration fault; do
+for label in unit repository integration fault; do
   count=$(ctest --test-dir build -N -L "^${label}\$" 2>/dev/null | awk '/Total Tests:/ {print $3}')
   echo "  ${label} tests: ${count:-0}"
 done

@@ -124,6 +124,52 @@ absl::Status RemoveUnlisted(const std::filesystem::path& tree, const std::vector
   return absl::OkStatus();
 }
 
+// A file that could not keep what the journal claimed (it had another size, or its prefix
+// could not be read back) starts over: the journal says so before any chunk lands, so that a
+// crash now does not resume from bytes that are gone.
+absl::Status CorrectJournal(const std::filesystem::path& journal_path, v1::FillJournal journal,
+                            const std::vector<std::unique_ptr<FileWriter>>& writers) {
+  bool changed = false;
+  for (size_t i = 0; i < writers.size(); ++i) {
+    v1::FillJournal::File* entry = journal.mutable_files(static_cast<int>(i));
+    const FileWriter& writer = *writers[i];
+    if (writer.resumed_bytes() != entry->committed_bytes()) {
+      entry->set_committed_bytes(writer.resumed_bytes());
+      changed = true;
+    }
+    if (!writer.kept_past_prefix() && entry->written_size() > 0) {
+      entry->clear_written();
+      changed = true;
+    }
+  }
+  return changed ? WriteJournal(journal_path, journal) : absl::OkStatus();
+}
+
+// On a worker: the staging tree for `files` (emptied first when `fresh`), the starting
+// journal, and one open writer per file (into `writers`), each keeping what `start` says.
+absl::Status PrepareStaging(const CacheLayout& layout, const std::string& name,
+                            const std::string& version, const std::vector<SourceFile>& files,
+                            const ResumeStart& start, bool fresh, bool direct_io,
+                            std::vector<std::unique_ptr<FileWriter>>& writers) {
+  std::filesystem::path tree = layout.StagingTree(name, version);
+  if (fresh) RETURN_IF_ERROR(RemoveTree(layout.StagingFor(name, version)));
+  RETURN_IF_ERROR(CreateDirectories(tree));
+  // The journal first: a crash from here on leaves a staging that ScanVolume keeps.
+  RETURN_IF_ERROR(WriteJournal(layout.JournalPath(name, version), start.journal));
+  if (!fresh) RETURN_IF_ERROR(RemoveUnlisted(tree, files));
+  for (size_t i = 0; i < files.size(); ++i) {
+    std::filesystem::path target = tree / files[i].path;
+    std::error_code error;
+    if (std::filesystem::is_directory(target, error)) RETURN_IF_ERROR(RemoveTree(target));
+    RETURN_IF_ERROR(CreateDirectories(target.parent_path()));
+    auto writer = FileWriter::Open(target, files[i].size, start.resume_from[i], direct_io,
+                                   start.keep_past_prefix[i]);
+    if (!writer.ok()) return Annotate(writer.status(), absl::StrCat("file ", files[i].path));
+    writers.push_back(std::move(writer).value());
+  }
+  return CorrectJournal(layout.JournalPath(name, version), start.journal, writers);
+}
+
 }  // namespace
 
 bool KeepsStagingAfter(const absl::Status& status) {
@@ -378,104 +424,39 @@ void FillJob::Impl::OnListed(absl::Status status, Listing listing) {
 
   // A journal from an earlier fill of the same model from the same source lets unchanged
   // files (same size and etag) keep their committed prefix and the chunks written past it.
-  const bool resumable = listing.journal.ok() && listing.journal->name() == name_ &&
-                         listing.journal->version() == version_ &&
-                         listing.journal->source() == source_uri_;
-  resume_ = PlanResume(listing.files, listing.journal.ok() ? &*listing.journal : nullptr, name_,
-                       version_, source_uri_);
-  v1::FillJournal journal;
-  journal.set_name(name_);
-  journal.set_version(version_);
-  journal.set_source(source_uri_);
-  std::vector<uint64_t> resume_from;
-  std::vector<bool> keep_past_prefix;
-  uint64_t total_bytes = 0;  // CheckListing made sure the sum fits
-  uint64_t resumed_bytes = 0;
-  uint64_t written_bytes = 0;  // past the prefixes
-  for (size_t i = 0; i < listing.files.size(); ++i) {
-    const SourceFile& file = listing.files[i];
-    const FileResume& resume = resume_[i];
-    resume_from.push_back(resume.prefix);
-    keep_past_prefix.push_back(!resume.written.empty());
-    total_bytes += file.size;
-    resumed_bytes += resume.prefix;
-    written_bytes += resume.Bytes() - resume.prefix;
-    auto* entry = journal.add_files();
-    entry->set_path(file.path);
-    entry->set_size(file.size);
-    entry->set_etag(file.etag);
-    entry->set_committed_bytes(resume.prefix);
-    for (const ByteRange& range : resume.written) {
-      auto* written = entry->add_written();
-      written->set_offset(range.offset);
-      written->set_length(range.length);
-    }
-  }
-
-  absl::Status reserved = space_.Reserve(owner_, total_bytes - resumed_bytes);
+  const v1::FillJournal* journal = listing.journal.ok() ? &*listing.journal : nullptr;
+  resume_ = PlanResume(listing.files, journal, name_, version_, source_uri_);
+  ResumeStart start = StartFrom(listing.files, resume_, name_, version_, source_uri_);
+  // CheckListing made sure the sum of the sizes fits.
+  absl::Status reserved = space_.Reserve(owner_, start.total_bytes - start.prefix_bytes);
   if (!reserved.ok()) return Fail(reserved);  // names the owner: "model x@1: needs ..."
   reserved_ = true;
-  if (resumed_bytes + written_bytes > 0) {
+  if (start.prefix_bytes + start.written_bytes > 0) {
     spdlog::info("fill resuming from staging {}",
                  LogFields()
                      .Add("model", name_)
                      .Add("version", version_)
-                     .Add("bytes", resumed_bytes + written_bytes)
-                     .Add("prefix_bytes", resumed_bytes)
-                     .Add("written_chunk_bytes", written_bytes)
-                     .Add("total_bytes", total_bytes));
+                     .Add("bytes", start.prefix_bytes + start.written_bytes)
+                     .Add("prefix_bytes", start.prefix_bytes)
+                     .Add("written_chunk_bytes", start.written_bytes)
+                     .Add("total_bytes", start.total_bytes));
   }
-
   for (const SourceFile& file : listing.files) {
     FileState state;
     state.source = file;
     files_.push_back(std::move(state));
   }
-  progress_.set_bytes_total(total_bytes);
+  progress_.set_bytes_total(start.total_bytes);
   progress_.set_files_total(static_cast<uint32_t>(files_.size()));
   phase_ = Phase::kPreparing;
 
+  const bool fresh = journal == nullptr || journal->name() != name_ ||
+                     journal->version() != version_ || journal->source() != source_uri_;
   auto writers = std::make_shared<std::vector<std::unique_ptr<FileWriter>>>();
   Run(
-      [layout = layout_, name = name_, version = version_, files = listing.files,
-       resume_from = std::move(resume_from), keep_past_prefix = std::move(keep_past_prefix),
-       journal = std::move(journal), fresh = !resumable, direct_io = settings_.direct_io,
-       writers]() -> absl::Status {
-        std::filesystem::path tree = layout.StagingTree(name, version);
-        if (fresh) RETURN_IF_ERROR(RemoveTree(layout.StagingFor(name, version)));
-        RETURN_IF_ERROR(CreateDirectories(tree));
-        // The journal first: a crash from here on leaves a staging that ScanVolume keeps.
-        RETURN_IF_ERROR(WriteJournal(layout.JournalPath(name, version), journal));
-        if (!fresh) RETURN_IF_ERROR(RemoveUnlisted(tree, files));
-        for (size_t i = 0; i < files.size(); ++i) {
-          std::filesystem::path target = tree / files[i].path;
-          std::error_code error;
-          if (std::filesystem::is_directory(target, error)) RETURN_IF_ERROR(RemoveTree(target));
-          RETURN_IF_ERROR(CreateDirectories(target.parent_path()));
-          auto writer = FileWriter::Open(target, files[i].size, resume_from[i], direct_io,
-                                         keep_past_prefix[i]);
-          if (!writer.ok()) return Annotate(writer.status(), absl::StrCat("file ", files[i].path));
-          writers->push_back(std::move(writer).value());
-        }
-        // A file that could not keep what the journal claimed (it had another size, or its
-        // prefix could not be read back) starts over: say so before any chunk lands, so that
-        // a crash now does not resume from bytes that are gone.
-        v1::FillJournal actual = journal;
-        bool changed = false;
-        for (size_t i = 0; i < files.size(); ++i) {
-          v1::FillJournal::File* entry = actual.mutable_files(static_cast<int>(i));
-          const FileWriter& writer = *(*writers)[i];
-          if (writer.resumed_bytes() != entry->committed_bytes()) {
-            entry->set_committed_bytes(writer.resumed_bytes());
-            changed = true;
-          }
-          if (!writer.kept_past_prefix() && entry->written_size() > 0) {
-            entry->clear_written();
-            changed = true;
-          }
-        }
-        if (changed) RETURN_IF_ERROR(WriteJournal(layout.JournalPath(name, version), actual));
-        return absl::OkStatus();
+      [layout = layout_, name = name_, version = version_, files = std::move(listing.files),
+       start = std::move(start), fresh, direct_io = settings_.direct_io, writers] {
+        return PrepareStaging(layout, name, version, files, start, fresh, direct_io, *writers);
       },
       [this, writers](absl::Status status) { OnPrepared(std::move(status), std::move(*writers)); });
 }

@@ -60,4 +60,33 @@ std::vector<FileResume> PlanResume(std::span<const SourceFile> files,
   return plan;
 }
 
+ResumeStart StartFrom(std::span<const SourceFile> files, std::span<const FileResume> resume,
+                      std::string_view name, std::string_view version,
+                      std::string_view source_uri) {
+  ResumeStart start;
+  start.journal.set_name(std::string(name));
+  start.journal.set_version(std::string(version));
+  start.journal.set_source(std::string(source_uri));
+  for (size_t i = 0; i < files.size(); ++i) {
+    const SourceFile& file = files[i];
+    const FileResume& kept = resume[i];
+    start.resume_from.push_back(kept.prefix);
+    start.keep_past_prefix.push_back(!kept.written.empty());
+    start.total_bytes += file.size;
+    start.prefix_bytes += kept.prefix;
+    start.written_bytes += kept.Bytes() - kept.prefix;
+    v1::FillJournal::File* entry = start.journal.add_files();
+    entry->set_path(file.path);
+    entry->set_size(file.size);
+    entry->set_etag(file.etag);
+    entry->set_committed_bytes(kept.prefix);
+    for (const ByteRange& range : kept.written) {
+      v1::FillJournal::Range* written = entry->add_written();
+      written->set_offset(range.offset);
+      written->set_length(range.length);
+    }
+  }
+  return start;
+}
+
 }  // namespace modelcache

@@ -43,6 +43,22 @@ std::vector<FileResume> PlanResume(std::span<const SourceFile> files,
                                    const v1::FillJournal* journal, std::string_view name,
                                    std::string_view version, std::string_view source_uri);
 
+// How a fill starts from `resume` (PlanResume's answer for `files`): the journal it writes
+// first (every listed file with what is kept of it), where each file's writer resumes and
+// whether it keeps the chunks written past its prefix, and byte counts for the space it
+// reserves and its log line.
+struct ResumeStart {
+  v1::FillJournal journal;
+  std::vector<uint64_t> resume_from;   // per file: the prefix kept
+  std::vector<bool> keep_past_prefix;  // per file: written chunks past the prefix are kept
+  uint64_t total_bytes = 0;            // every listed file
+  uint64_t prefix_bytes = 0;           // kept as prefixes
+  uint64_t written_bytes = 0;          // kept past the prefixes
+};
+ResumeStart StartFrom(std::span<const SourceFile> files, std::span<const FileResume> resume,
+                      std::string_view name, std::string_view version,
+                      std::string_view source_uri);
+
 // Sorted, disjoint ranges with touching ones merged; empty ones dropped.
 std::vector<ByteRange> MergeRanges(std::vector<ByteRange> ranges);
 

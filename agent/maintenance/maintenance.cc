@@ -131,6 +131,137 @@ absl::Status LinkOrCopy(const std::filesystem::path& from, const std::filesystem
   return absl::OkStatus();
 }
 
+using LeasedFn = std::function<bool(std::string_view name, std::string_view version)>;
+
+// What `request` asks to clean on a volume with `inventory`, in PlanCleanup's terms. Models
+// a pod holds (`is_leased`; their staging folders too) are marked so the plan keeps them.
+absl::StatusOr<CleanupRequest> WantedCleanup(const v1::CleanupRequest& request,
+                                             const Inventory& inventory, const LeasedFn& is_leased,
+                                             Clock::TimePoint now) {
+  CleanupRequest wanted;
+  wanted.trash = request.trash();
+  wanted.quarantine = request.quarantine();
+  wanted.unknown = request.unknown();
+  wanted.force = request.force();
+  wanted.now = now;
+  if (request.staging()) {
+    wanted.staging_older_than =
+        std::chrono::seconds(std::max<int64_t>(0, request.staging_older_than_seconds()));
+  }
+  for (const std::string& text : request.models()) {
+    ASSIGN_OR_RETURN(NameAndVersion selected, ParseSelector(text));
+    wanted.models.push_back(std::move(selected));
+  }
+  if (request.all_models()) {
+    for (const InventoryModel& model : inventory.models) {
+      wanted.models.emplace_back(model.name, model.version);
+    }
+  }
+  if (!is_leased) return wanted;
+  for (const InventoryModel& model : inventory.models) {
+    if (is_leased(model.name, model.version)) wanted.leased.emplace(model.name, model.version);
+  }
+  for (const InventoryStaging& staging : inventory.staging) {
+    size_t at = staging.folder.find('@');
+    if (at == std::string::npos) continue;
+    std::string name = staging.folder.substr(0, at);
+    std::string version = staging.folder.substr(at + 1);
+    if (is_leased(name, version)) wanted.leased.emplace(name, version);
+  }
+  return wanted;
+}
+
+// Carries `plan` out and records what was removed, what failed and the bytes freed. On the
+// volume the cache serves (`cache` set), models go through the cache: its index must forget a
+// model before its folder goes, and Purge does both on the loop, so no Ensure answers with a
+// folder that is being deleted.
+absl::Status CarryOutCleanup(const CacheLayout& layout, const CleanupPlan& plan, ModelCache* cache,
+                             v1::CleanupResponse& response) {
+  CleanupPlan rest = plan;
+  std::vector<CleanupItem> models;
+  if (cache != nullptr) {
+    rest.remove.clear();
+    for (const CleanupItem& item : plan.remove) {
+      (item.kind == CleanupItem::Kind::kModel ? models : rest.remove).push_back(item);
+    }
+  }
+  // The rest first: a purge empties trash/, which would hide what the trash items freed.
+  ASSIGN_OR_RETURN(CleanupResult result, ExecuteCleanup(layout, rest));
+  for (const std::string& removed : result.removed) response.add_removed(removed);
+  for (const std::string& problem : result.problems) response.add_problems(problem);
+  response.set_freed_bytes(result.bytes_freed);
+  for (const CleanupItem& item : models) {
+    std::filesystem::path relative(item.path);  // models/<name>/<version>
+    std::string name = relative.parent_path().filename().string();
+    std::string version = relative.filename().string();
+    absl::StatusOr<uint64_t> freed = cache->Purge(name, version);
+    if (!freed.ok()) {
+      response.add_problems(fmt::format("{}: {}", item.path, freed.status().message()));
+      continue;
+    }
+    response.add_removed(item.path);
+    response.set_freed_bytes(response.freed_bytes() + item.bytes);
+  }
+  return absl::OkStatus();
+}
+
+// The newest quarantined copy of a model, its manifest, and which of its files are bad.
+struct DamagedCopy {
+  std::filesystem::path folder;
+  v1::Manifest manifest;
+  std::set<std::string> bad;
+};
+
+absl::StatusOr<DamagedCopy> ReadDamagedCopy(const CacheLayout& layout, const std::string& name,
+                                            const std::string& version,
+                                            v1::RepairResponse& response) {
+  DamagedCopy copy;
+  ASSIGN_OR_RETURN(copy.folder, NewestQuarantine(layout, name, version));
+  response.set_from_quarantine(copy.folder.lexically_relative(layout.Root()).string());
+  ASSIGN_OR_RETURN(copy.manifest, ReadManifest(copy.folder / kManifestFileName));
+  ASSIGN_OR_RETURN(VerifyReport report, VerifyTree(copy.folder, copy.manifest, RateLimit{}));
+  for (const BadFile& file : report.bad_files) {
+    copy.bad.insert(file.path);
+    v1::BadFileInfo* info = response.add_bad_files();
+    info->set_path(file.path);
+    info->set_problem(file.problem);
+  }
+  return copy;
+}
+
+// Lays the repair's staging out: the good files of `damaged` linked (or copied) into the
+// staging tree and a journal that names them done, so the fill fetches only the rest. When
+// the staging folder exists, a fill of the model is running (or an earlier repair stopped on
+// origin trouble and left its journal): the repair's Ensure joins that fill or resumes from
+// its journal instead, and nothing is laid out. mkdir is what claims the folder.
+absl::Status PrepareRepairStaging(const CacheLayout& layout, const std::string& name,
+                                  const std::string& version,
+                                  const std::filesystem::path& damaged, const RepairPlan& plan) {
+  RETURN_IF_ERROR(layout.CreateDirectories());
+  std::filesystem::path staging = layout.StagingFor(name, version);
+  if (::mkdir(staging.c_str(), 0755) != 0) {
+    if (errno != EEXIST) return ErrnoStatus(errno, "create", staging);
+    spdlog::info("repair joins or resumes the fill in staging {}", LogFields()
+                                                                     .Add("model", name)
+                                                                     .Add("version", version)
+                                                                     .Add("path", staging.string()));
+    return absl::OkStatus();
+  }
+  absl::Status prepared = [&]() -> absl::Status {
+    std::filesystem::path tree = layout.StagingTree(name, version);
+    RETURN_IF_ERROR(CreateDirectories(tree));
+    for (const std::string& path : plan.keep) {
+      RETURN_IF_ERROR(LinkOrCopy(damaged / path, tree / path));
+    }
+    return WriteJournal(layout.JournalPath(name, version), plan.journal);
+  }();
+  if (!prepared.ok()) {
+    absl::StatusOr<std::filesystem::path> trashed = MoveToTrash(layout, staging);
+    if (trashed.ok()) (void)RemoveTree(*trashed);
+  }
+  return prepared;
+}
+
 }  // namespace
 
 Maintenance::Maintenance(ModelCache& cache, const Clock& clock, MaintenanceOptions options)
@@ -181,40 +312,8 @@ absl::StatusOr<v1::CleanupResponse> Maintenance::Cleanup(const v1::CleanupReques
   ASSIGN_OR_RETURN(MaintainedVolume volume, FindVolume(request.volume_id()));
   CacheLayout layout(volume.root);
   ASSIGN_OR_RETURN(Inventory inventory, TakeInventory(layout));
-
-  CleanupRequest wanted;
-  wanted.trash = request.trash();
-  wanted.quarantine = request.quarantine();
-  wanted.unknown = request.unknown();
-  wanted.force = request.force();
-  wanted.now = clock_.Now();
-  if (request.staging()) {
-    wanted.staging_older_than =
-        std::chrono::seconds(std::max<int64_t>(0, request.staging_older_than_seconds()));
-  }
-  for (const std::string& text : request.models()) {
-    ASSIGN_OR_RETURN(NameAndVersion selected, ParseSelector(text));
-    wanted.models.push_back(std::move(selected));
-  }
-  if (request.all_models()) {
-    for (const InventoryModel& model : inventory.models) {
-      wanted.models.emplace_back(model.name, model.version);
-    }
-  }
-  if (options_.is_leased) {
-    for (const InventoryModel& model : inventory.models) {
-      if (options_.is_leased(model.name, model.version)) {
-        wanted.leased.emplace(model.name, model.version);
-      }
-    }
-    for (const InventoryStaging& staging : inventory.staging) {
-      size_t at = staging.folder.find('@');
-      if (at == std::string::npos) continue;
-      std::string name = staging.folder.substr(0, at);
-      std::string version = staging.folder.substr(at + 1);
-      if (options_.is_leased(name, version)) wanted.leased.emplace(name, version);
-    }
-  }
+  ASSIGN_OR_RETURN(CleanupRequest wanted,
+                   WantedCleanup(request, inventory, options_.is_leased, clock_.Now()));
   CleanupPlan plan = PlanCleanup(inventory, wanted);
 
   v1::CleanupResponse response;
@@ -231,33 +330,7 @@ absl::StatusOr<v1::CleanupResponse> Maintenance::Cleanup(const v1::CleanupReques
     return response;
   }
 
-  CleanupPlan rest = plan;
-  std::vector<CleanupItem> models;
-  if (Serving(volume)) {
-    // The cache's index must forget a model before its folder goes: Purge does both on the
-    // loop, so no Ensure answers with a folder that is being deleted.
-    rest.remove.clear();
-    for (const CleanupItem& item : plan.remove) {
-      (item.kind == CleanupItem::Kind::kModel ? models : rest.remove).push_back(item);
-    }
-  }
-  // The rest first: a purge empties trash/, which would hide what the trash items freed.
-  ASSIGN_OR_RETURN(CleanupResult result, ExecuteCleanup(layout, rest));
-  for (const std::string& removed : result.removed) response.add_removed(removed);
-  for (const std::string& problem : result.problems) response.add_problems(problem);
-  response.set_freed_bytes(result.bytes_freed);
-  for (const CleanupItem& item : models) {
-    std::filesystem::path relative(item.path);  // models/<name>/<version>
-    std::string name = relative.parent_path().filename().string();
-    std::string version = relative.filename().string();
-    absl::StatusOr<uint64_t> freed = cache_.Purge(name, version);
-    if (!freed.ok()) {
-      response.add_problems(fmt::format("{}: {}", item.path, freed.status().message()));
-      continue;
-    }
-    response.add_removed(item.path);
-    response.set_freed_bytes(response.freed_bytes() + item.bytes);
-  }
+  RETURN_IF_ERROR(CarryOutCleanup(layout, plan, Serving(volume) ? &cache_ : nullptr, response));
   ASSIGN_OR_RETURN(VolumeSpace after, ReadVolumeSpace(volume.root));
   *response.mutable_after() = ToProto(after);
   spdlog::info("cleanup done {}", LogFields()
@@ -373,72 +446,36 @@ absl::StatusOr<v1::RepairResponse> Maintenance::Repair(const v1::RepairRequest& 
   response.set_name(name);
   response.set_version(version);
 
+  // A clean published copy needs nothing; a damaged one goes to quarantine first.
   absl::StatusOr<VerifyReport> published = VerifyModel(layout, name, version, RateLimit{});
+  if (published.ok() && published->Clean()) {
+    response.set_was_clean(true);
+    response.set_path(layout.ModelDir(name, version).string());
+    return response;
+  }
   if (published.ok()) {
-    if (published->Clean()) {
-      response.set_was_clean(true);
-      response.set_path(layout.ModelDir(name, version).string());
-      return response;
-    }
     RETURN_IF_ERROR(Quarantine(layout, name, version, clock_.Now()).status());
     RETURN_IF_ERROR(cache_.Purge(name, version).status());
   } else if (!absl::IsNotFound(published.status())) {
     return published.status();
   }
 
-  ASSIGN_OR_RETURN(std::filesystem::path damaged, NewestQuarantine(layout, name, version));
-  response.set_from_quarantine(damaged.lexically_relative(layout.Root()).string());
-  ASSIGN_OR_RETURN(v1::Manifest manifest, ReadManifest(damaged / kManifestFileName));
-  ASSIGN_OR_RETURN(VerifyReport report, VerifyTree(damaged, manifest, RateLimit{}));
-  std::set<std::string> bad;
-  for (const BadFile& file : report.bad_files) {
-    bad.insert(file.path);
-    v1::BadFileInfo* info = response.add_bad_files();
-    info->set_path(file.path);
-    info->set_problem(file.problem);
-  }
-
-  ASSIGN_OR_RETURN(std::unique_ptr<Source> source, MakeSource(manifest.source(), options_.sources));
-  ASSIGN_OR_RETURN(std::vector<SourceFile> listing, source->List());
-  RepairPlan plan = PlanRepair(manifest, bad, listing);
-
-  RETURN_IF_ERROR(layout.CreateDirectories());
-  std::filesystem::path staging = layout.StagingFor(name, version);
-  // mkdir claims the staging folder. When it exists, a fill of the model is running (or an
-  // earlier repair stopped on origin trouble and left its journal): the Ensure below joins
-  // that fill or resumes from its journal instead of starting over.
-  bool claimed = ::mkdir(staging.c_str(), 0755) == 0;
-  if (!claimed && errno != EEXIST) return ErrnoStatus(errno, "create", staging);
-  if (!claimed) {
-    spdlog::info("repair joins or resumes the fill in staging {}", LogFields()
-                                                                     .Add("model", name)
-                                                                     .Add("version", version)
-                                                                     .Add("path", staging.string()));
-  }
-  absl::Status prepared = !claimed ? absl::OkStatus() : [&]() -> absl::Status {
-    std::filesystem::path tree = layout.StagingTree(name, version);
-    RETURN_IF_ERROR(CreateDirectories(tree));
-    for (const std::string& path : plan.keep) {
-      RETURN_IF_ERROR(LinkOrCopy(damaged / path, tree / path));
-    }
-    return WriteJournal(layout.JournalPath(name, version), plan.journal);
-  }();
-  if (!prepared.ok()) {
-    absl::StatusOr<std::filesystem::path> trashed = MoveToTrash(layout, staging);
-    if (trashed.ok()) (void)RemoveTree(*trashed);
-    return prepared;
-  }
+  ASSIGN_OR_RETURN(DamagedCopy damaged, ReadDamagedCopy(layout, name, version, response));
+  const std::string& source = damaged.manifest.source();
+  ASSIGN_OR_RETURN(std::unique_ptr<Source> origin, MakeSource(source, options_.sources));
+  ASSIGN_OR_RETURN(std::vector<SourceFile> listing, origin->List());
+  RepairPlan plan = PlanRepair(damaged.manifest, damaged.bad, listing);
+  RETURN_IF_ERROR(PrepareRepairStaging(layout, name, version, damaged.folder, plan));
   spdlog::info("repair started {}", LogFields()
                                         .Add("model", name)
                                         .Add("version", version)
                                         .Add("files_kept", plan.keep.size())
                                         .Add("bytes_kept", plan.bytes_kept)
-                                        .Add("path", damaged.string())
+                                        .Add("path", damaged.folder.string())
                                         .Add("files_fetched", plan.fetch.size())
                                         .Add("bytes", plan.bytes_to_fetch)
-                                        .Add("source", manifest.source()));
-  ASSIGN_OR_RETURN(v1::EnsureProgress ready,
-                   EnsureAndWait(cache_, name, version, manifest.source()));
+                                        .Add("source", source));
+  ASSIGN_OR_RETURN(v1::EnsureProgress ready, EnsureAndWait(cache_, name, version, source));
   response.set_bytes_kept(plan.bytes_kept);
   response.set_bytes_refetched(plan.bytes_to_fetch);
   response.set_path(ready.path());

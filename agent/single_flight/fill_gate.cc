@@ -137,7 +137,7 @@ class FillGate::Session : public std::enable_shared_from_this<FillGate::Session>
   uint64_t waited_fencing_ = 0;
   std::optional<absl::Status> holder_failed_;
   uint64_t sent_bytes_ = UINT64_MAX;
-  std::chrono::steady_clock::time_point sent_at_;
+  Clock::TimePoint sent_at_;
 };
 
 v1::FillLeaseRequest FillGate::Session::LeaseRequest() const {
@@ -152,12 +152,11 @@ v1::FillLeaseRequest FillGate::Session::LeaseRequest() const {
 
 bool FillGate::Session::SleepFor(std::chrono::milliseconds duration) {
   std::unique_lock lock(mutex_);
-  wake_.wait_for(lock, duration, [this] { return stop_; });
-  return !stop_;
+  return !clock_.WaitUntil(lock, wake_, clock_.Now() + duration, [this] { return stop_; });
 }
 
 void FillGate::Session::Run() {
-  auto deadline = std::chrono::steady_clock::now() + options_.wait_timeout;
+  const Clock::TimePoint deadline = clock_.Now() + options_.wait_timeout;
   while (!Stopping()) {
     absl::StatusOr<v1::Manifest> manifest = ReadManifest(layout_.ManifestPath(name_, version_));
     if (manifest.ok()) {
@@ -180,7 +179,7 @@ void FillGate::Session::Run() {
       Post([same](Callbacks& callbacks) { callbacks.on_error(same); });
       break;
     }
-    if (std::chrono::steady_clock::now() > deadline) {
+    if (clock_.Now() > deadline) {
       Post([this](Callbacks& callbacks) {
         callbacks.on_error(absl::DeadlineExceededError(
             fmt::format("model {}@{}: another agent has been filling it for longer than {} s",
@@ -285,7 +284,7 @@ absl::StatusOr<bool> FillGate::Session::TryTake() {
 void FillGate::Session::SendProgress(uint64_t bytes_done, uint64_t bytes_total,
                                      uint32_t files_total) {
   if (bytes_total == 0 || bytes_done == sent_bytes_) return;
-  auto now = std::chrono::steady_clock::now();
+  const Clock::TimePoint now = clock_.Now();
   v1::EnsureProgress progress;
   progress.set_state(v1::EnsureProgress::FILLING);
   progress.set_bytes_done(bytes_done);
@@ -360,8 +359,10 @@ void FillGate::Session::Hold() {
   while (true) {
     {
       std::unique_lock lock(mutex_);
-      wake_.wait_for(lock, renew_every, [this] { return stop_ || finished_; });
-      if (stop_ || finished_) break;
+      if (clock_.WaitUntil(lock, wake_, clock_.Now() + renew_every,
+                           [this] { return stop_ || finished_; })) {
+        break;
+      }
     }
     FillLeaseRenewal renewal = Renewal();
     if (renewal == FillLeaseRenewal::kLetLapse) {

@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -89,5 +90,22 @@ struct PurgePlan {
 // A live lease is an agent-reported one or a coordinator lease expiring after `now` for the
 // same name and version on the copy's volume (or on every volume).
 PurgePlan Plan(const Snapshot& snapshot, const PurgePolicy& policy, Clock::TimePoint now);
+
+// The lease rule every purge obeys: true while the agents report a live lease on the copy,
+// or a coordinator in-use lease for its name and version, on its volume or on every volume,
+// expires after `now`.
+bool HasLiveLease(const CachedCopy& copy, const Snapshot& snapshot, Clock::TimePoint now);
+
+// `modelcachectl purge NAME[@VERSION]`: every copy of the model (of that version, when given)
+// is purged, except one a lease holds ("in use: live lease") and one on a volume no agent
+// serves (left to `modelcachectl cleanup`), which are skipped with the reason. Pins and the
+// rules above do not apply: an admin asked. Decisions carry reason kUnused and the
+// explanation "requested by an admin".
+struct ManualPurge {
+  std::vector<PurgeDecision> purge;
+  std::vector<PurgeDecision> skipped;
+};
+ManualPurge PlanManualPurge(const Snapshot& snapshot, std::string_view name,
+                            std::string_view version, Clock::TimePoint now);
 
 }  // namespace modelcache

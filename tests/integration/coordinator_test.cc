@@ -13,8 +13,8 @@
 #include "common/clock.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
 #include "tests/testing/agent_process.h"
-#include "tests/testing/ports.h"
-#include "tests/testing/subprocess.h"
+#include "tests/testing/coordinator_process.h"
+#include "tests/testing/fake_volume.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_certificates.h"
 #include "tests/testing/wait.h"
@@ -33,150 +33,65 @@ const char kAgentToken[] = "agent-secret";
 
 int64_t NowMs() { return ToUnixMillis(std::chrono::system_clock::now()); }
 
-// An in-memory cache volume.
-class FakeVolume final : public LocalCacheOps {
- public:
-  void Put(const std::string& name, const std::string& version, uint64_t bytes,
-           int64_t last_access_ms, uint32_t leases = 0) {
-    std::lock_guard lock(mutex_);
-    v1::ModelUsage& usage = models_[{name, version}];
-    usage.set_name(name);
-    usage.set_version(version);
-    usage.set_size_bytes(bytes);
-    usage.set_last_access_unix_ms(last_access_ms);
-    usage.set_live_leases(leases);
-    usage.set_state(v1::ModelUsage::READY);
-  }
-  bool Has(const std::string& name, const std::string& version) {
-    std::lock_guard lock(mutex_);
-    return models_.count({name, version}) > 0;
-  }
-  int Purges(const std::string& name, const std::string& version) {
-    std::lock_guard lock(mutex_);
-    return purges_[{name, version}];
-  }
-  std::vector<std::string> Prefetches() {
-    std::lock_guard lock(mutex_);
-    return prefetches_;
-  }
-  std::optional<v1::CachingPolicy> Policy() {
-    std::lock_guard lock(mutex_);
-    return policy_;
-  }
-
-  std::vector<v1::ModelUsage> Usage() override {
-    std::lock_guard lock(mutex_);
-    std::vector<v1::ModelUsage> usage;
-    for (const auto& [key, model] : models_) usage.push_back(model);
-    return usage;
-  }
-  Space VolumeSpace() override { return Space{10000, 5000}; }
-  absl::StatusOr<uint64_t> Purge(const std::string& name, const std::string& version) override {
-    std::lock_guard lock(mutex_);
-    ++purges_[{name, version}];
-    auto found = models_.find({name, version});
-    if (found == models_.end()) return 0;
-    if (found->second.live_leases() > 0) return absl::FailedPreconditionError("in use");
-    uint64_t bytes = found->second.size_bytes();
-    models_.erase(found);
-    return bytes;
-  }
-  absl::Status Prefetch(const std::string& name, const std::string& version,
-                        const std::string& source) override {
-    {
-      std::lock_guard lock(mutex_);
-      prefetches_.push_back(name + "@" + version + " " + source);
-    }
-    Put(name, version, 42, NowMs());
-    return absl::OkStatus();
-  }
-  void ApplyCachingPolicy(const v1::CachingPolicy& policy) override {
-    std::lock_guard lock(mutex_);
-    policy_ = policy;
-  }
-
- private:
-  std::mutex mutex_;
-  std::map<std::pair<std::string, std::string>, v1::ModelUsage> models_;
-  std::map<std::pair<std::string, std::string>, int> purges_;
-  std::vector<std::string> prefetches_;
-  std::optional<v1::CachingPolicy> policy_;
-};
+using testing::FakeVolume;
 
 struct CoordinatorSettings {
   std::string storage_size = "1Gi";
   std::string check_every = "1s";
   std::string purge_after = "1w";
-  std::string extra_coordinator_yaml;  // more keys of the coordinator block, each "\n  key: value"
+  std::string extra_coordinator_yaml;  // more "key: value" lines of the coordinator block
 };
 
-// The coordinator process with its config, tokens and database in a temp dir. Restartable on
-// the same port and database.
-class CoordinatorProcess {
+// The shared harness (tests/testing/coordinator_process.h) with this file's tokens and purge
+// settings; restartable on the same port and database.
+class TestCoordinator {
  public:
-  explicit CoordinatorProcess(CoordinatorSettings settings) : port_(testing::FreeTcpPort()) {
+  explicit TestCoordinator(CoordinatorSettings settings) {
     testing::WriteTestFile(dir_.Path() / "tokens",
                            std::string(kAdminToken) + " admin alice\n" + kMaintainerToken +
                                " maintainer bob\n" + kViewerToken + " viewer carol\n" +
                                kAgentToken + " agent\n");
-    testing::WriteTestFile(
-        dir_.Path() / "coordinator.yaml",
-        "modelsCacheStorage:\n  enabled: true\n  storageSize: " + settings.storage_size +
-            "\n  checkUnusedCachedModelsEvery: " + settings.check_every +
-            "\n  purgeUnusedCachedModelsAfter: " + settings.purge_after +
-            "\ncoordinator:\n  listen: 127.0.0.1:" + std::to_string(port_) +
-            "\n  database: " + dir_.Join("coordinator.db") +
-            "\n  tokensFile: " + dir_.Join("tokens") + settings.extra_coordinator_yaml + "\n");
-    tls_ = !settings.extra_coordinator_yaml.empty();
+    options_.directory = dir_.Path();
+    options_.tokens_file = dir_.Path() / "tokens";
+    options_.default_caching.clear();  // the coordinator's default: disabled
+    options_.storage_yaml = "{enabled: true, storageSize: " + settings.storage_size +
+                            ", checkUnusedCachedModelsEvery: " + settings.check_every +
+                            ", purgeUnusedCachedModelsAfter: " + settings.purge_after + "}";
+    options_.coordinator_extra_yaml = settings.extra_coordinator_yaml;
   }
 
+  // The first start, or a restart after Kill.
   void Start() {
-    testing::SubprocessOptions options;
-    options.argv = {MODELCACHE_BINARY_DIR "/coordinator/modelcache-coordinator", "--config",
-                    dir_.Join("coordinator.yaml")};
-    options.stderr_path = dir_.Join("coordinator.log." + std::to_string(++starts_));
-    auto process = testing::Subprocess::Start(options);
-    ASSERT_TRUE(process.ok()) << process.status();
-    process_ = std::move(*process);
-    if (tls_) return;  // the TLS test waits with its own credentials
-    ASSERT_TRUE(PollUntil(
-        [&] {
-          // A fresh channel each time: a channel that failed once waits out its reconnect backoff.
-          auto stub = Stub();
-          grpc::ClientContext context;
-          context.AddMetadata("authorization", std::string("Bearer ") + kViewerToken);
-          context.set_deadline(std::chrono::system_clock::now() + 500ms);
-          v1::NodesResponse response;
-          return stub->Nodes(&context, v1::NodesRequest(), &response).ok();
-        },
-        kDeadline, 50ms))
-        << "coordinator did not answer; log:\n" << Log();
+    if (process_ == nullptr) {
+      auto started = testing::CoordinatorProcess::Start(options_);
+      ASSERT_TRUE(started.ok()) << started.status();
+      process_ = *std::move(started);
+      return;
+    }
+    absl::Status restarted = process_->Restart();
+    ASSERT_TRUE(restarted.ok()) << restarted;
   }
-
   void Kill() {
-    ASSERT_TRUE(process_->Signal(SIGKILL).ok());
+    ASSERT_TRUE(process_->Kill(SIGKILL).ok());
     ASSERT_TRUE(process_->WaitExit(10s).ok());
-    process_.reset();
   }
 
-  std::string Target() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string Target() const { return process_->Address(); }
   std::unique_ptr<v1::Coordinator::Stub> Stub() const {
     return v1::Coordinator::NewStub(
         grpc::CreateChannel(Target(), grpc::InsecureChannelCredentials()));
   }
-  std::string Log() const { return testing::ReadTestFile(dir_.Join("coordinator.log." + std::to_string(starts_))); }
+  std::string Log() const { return process_->Log(); }
 
  private:
   testing::TempDir dir_;
-  uint16_t port_;
-  bool tls_ = false;
-  int starts_ = 0;
-  std::unique_ptr<testing::Subprocess> process_;
+  testing::CoordinatorProcessOptions options_;
+  std::unique_ptr<testing::CoordinatorProcess> process_;
 };
 
 class SimulatedAgent {
  public:
-  SimulatedAgent(const CoordinatorProcess& coordinator, std::string node, std::string volume_id,
+  SimulatedAgent(const TestCoordinator& coordinator, std::string node, std::string volume_id,
                  FakeVolume& volume, std::string token = kAgentToken) {
     CoordinatorClientOptions options;
     options.target = coordinator.Target();
@@ -199,7 +114,7 @@ class SimulatedAgent {
 // Admin calls with a role's token.
 class Admin {
  public:
-  Admin(const CoordinatorProcess& coordinator, std::string token)
+  Admin(const TestCoordinator& coordinator, std::string token)
       : stub_(coordinator.Stub()), token_(std::move(token)) {}
 
   template <typename Request, typename Response, typename Method>
@@ -257,7 +172,7 @@ const v1::VolumeUsage* FindVolume(const v1::UsageResponse& usage, const std::str
 }
 
 TEST(CoordinatorIntegration, UsageFromThreeAgentsShowsPerVolume) {
-  CoordinatorProcess coordinator({});
+  TestCoordinator coordinator({});
   ASSERT_NO_FATAL_FAILURE(coordinator.Start());
   FakeVolume shared, own;
   shared.Put("llama", "1", 3000, NowMs());
@@ -290,7 +205,7 @@ TEST(CoordinatorIntegration, UsageFromThreeAgentsShowsPerVolume) {
 }
 
 TEST(CoordinatorIntegration, CachingSettingInheritsAndReachesAgents) {
-  CoordinatorProcess coordinator({});
+  TestCoordinator coordinator({});
   ASSERT_NO_FATAL_FAILURE(coordinator.Start());
   FakeVolume volume;
   SimulatedAgent agent(coordinator, "node-a", "vol-1", volume);
@@ -336,7 +251,7 @@ TEST(CoordinatorIntegration, CachingSettingInheritsAndReachesAgents) {
 }
 
 TEST(CoordinatorIntegration, UnusedModelIsPurgedAndLeasedOnesAreKept) {
-  CoordinatorProcess coordinator({.check_every = "1s", .purge_after = "2s"});
+  TestCoordinator coordinator({.check_every = "1s", .purge_after = "2s"});
   ASSERT_NO_FATAL_FAILURE(coordinator.Start());
   FakeVolume volume;
   const int64_t long_ago = NowMs() - 3'600'000;
@@ -379,7 +294,7 @@ TEST(CoordinatorIntegration, UnusedModelIsPurgedAndLeasedOnesAreKept) {
 
 TEST(CoordinatorIntegration, DryRunListsWhatWouldGoAndWhy) {
   // A policy interval far longer than the test: only the dry run looks.
-  CoordinatorProcess coordinator({.check_every = "1h", .purge_after = "1d"});
+  TestCoordinator coordinator({.check_every = "1h", .purge_after = "1d"});
   ASSERT_NO_FATAL_FAILURE(coordinator.Start());
   FakeVolume volume;
   volume.Put("stale", "1", 100, NowMs() - 2 * 86'400'000LL);
@@ -402,7 +317,7 @@ TEST(CoordinatorIntegration, DryRunListsWhatWouldGoAndWhy) {
 }
 
 TEST(CoordinatorIntegration, DeleteFromRegistryPurgesOnEveryVolume) {
-  CoordinatorProcess coordinator({});
+  TestCoordinator coordinator({});
   ASSERT_NO_FATAL_FAILURE(coordinator.Start());
   FakeVolume shared, own;
   shared.Put("gone", "1", 100, NowMs());
@@ -440,7 +355,7 @@ TEST(CoordinatorIntegration, DeleteFromRegistryPurgesOnEveryVolume) {
 
 TEST(CoordinatorIntegration, QuotaEvictionPicksLeastRecentlyUsed) {
   // Quota 1000 bytes: purge above 900 down to 800.
-  CoordinatorProcess coordinator({.storage_size = "1000", .check_every = "1s", .purge_after = "1w"});
+  TestCoordinator coordinator({.storage_size = "1000", .check_every = "1s", .purge_after = "1w"});
   ASSERT_NO_FATAL_FAILURE(coordinator.Start());
   FakeVolume volume;
   const int64_t now = NowMs();
@@ -470,7 +385,7 @@ TEST(CoordinatorIntegration, QuotaEvictionPicksLeastRecentlyUsed) {
 }
 
 TEST(CoordinatorIntegration, RestartKeepsStateAndNoCommandIsLostOrRunTwice) {
-  CoordinatorProcess coordinator({});
+  TestCoordinator coordinator({});
   ASSERT_NO_FATAL_FAILURE(coordinator.Start());
   FakeVolume first, second;
   first.Put("m", "1", 100, NowMs());
@@ -516,7 +431,7 @@ TEST(CoordinatorIntegration, RestartKeepsStateAndNoCommandIsLostOrRunTwice) {
 }
 
 TEST(CoordinatorIntegration, RolesAreEnforced) {
-  CoordinatorProcess coordinator({});
+  TestCoordinator coordinator({});
   ASSERT_NO_FATAL_FAILURE(coordinator.Start());
   v1::UsageResponse usage;
   EXPECT_EQ(Admin(coordinator, "").Call(&v1::Coordinator::Stub::Usage, v1::UsageRequest(), &usage)
@@ -572,13 +487,13 @@ using testing::TestCertificates;  // a CA, a server and a client certificate, ma
 // The coordinator config lines that serve TLS with the server certificate and require client
 // certificates signed by the test CA.
 std::string MutualTlsYaml(const TestCertificates& certs) {
-  return "\n  tls: {cert: " + certs.Path("server.pem") + ", key: " + certs.Path("server.key") +
+  return "tls: {cert: " + certs.Path("server.pem") + ", key: " + certs.Path("server.key") +
          ", clientCa: " + certs.Path("ca.pem") + "}";
 }
 
 TEST(CoordinatorIntegration, MutualTlsLetsInOnlyClientsWithCertificates) {
   TestCertificates certs;
-  CoordinatorProcess coordinator({.extra_coordinator_yaml = MutualTlsYaml(certs)});
+  TestCoordinator coordinator({.extra_coordinator_yaml = MutualTlsYaml(certs)});
   ASSERT_NO_FATAL_FAILURE(coordinator.Start());
   auto call_usage = [&](std::shared_ptr<grpc::ChannelCredentials> credentials) {
     auto stub = v1::Coordinator::NewStub(grpc::CreateChannel(coordinator.Target(), credentials));
@@ -621,7 +536,7 @@ TEST(CoordinatorIntegration, MutualTlsLetsInOnlyClientsWithCertificates) {
 // coordinatorTls keys; with the CA alone (no client certificate) it is refused.
 TEST(CoordinatorIntegration, AgentConnectsOverMutualTlsWithItsConfiguredCertificates) {
   TestCertificates certs;
-  CoordinatorProcess coordinator({.extra_coordinator_yaml = MutualTlsYaml(certs)});
+  TestCoordinator coordinator({.extra_coordinator_yaml = MutualTlsYaml(certs)});
   ASSERT_NO_FATAL_FAILURE(coordinator.Start());
   testing::TempDir dir;
   testing::WriteTestFile(dir.Path() / "token", std::string(kAgentToken) + "\n");

@@ -6,15 +6,12 @@
 #include <prometheus/text_serializer.h>
 
 #include "spdlog/fmt/fmt.h"
-#include "tests/testing/http_get.h"
 
 namespace modelcache {
 namespace {
 
 using ::testing::HasSubstr;
 
-using testing::HttpGet;
-using testing::HttpResponse;
 
 TEST(CacheSnapshot, WithoutQuotaTheDiskIsTheLimit) {
   AgentMetrics::CacheSnapshot snapshot = MakeCacheSnapshot(3, 700, 10'000, 4'000, 0);
@@ -151,34 +148,6 @@ TEST(AgentMetrics, CoordinatorStateAndLeasesAreGauges) {
   EXPECT_THAT(text, HasSubstr("modelcache_live_leases 3"));
   metrics.SetCoordinator(false, 1234);
   EXPECT_THAT(Scrape(registry), HasSubstr("modelcache_coordinator_connected 0"));
-}
-
-TEST(MetricsHttpServer, ServesMetricsAndProbesOnAFreePort) {
-  prometheus::Registry registry;
-  AgentMetrics metrics(registry);
-  std::atomic<bool> ready{false};
-  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server =
-      MetricsHttpServer::Start("127.0.0.1:0", registry, [&] { return ready.load(); });
-  ASSERT_TRUE(server.ok()) << server.status();
-  ASSERT_GT((*server)->Port(), 0);
-  std::string base = "http://127.0.0.1:" + std::to_string((*server)->Port());
-  metrics.CountEnsure(EnsureResult::kMiss);
-
-  EXPECT_EQ(HttpGet(base + "/healthz").status, 200);
-  EXPECT_EQ(HttpGet(base + "/readyz").status, 503);
-  ready = true;
-  EXPECT_EQ(HttpGet(base + "/readyz").status, 200);
-  HttpResponse scrape = HttpGet(base + "/metrics");
-  EXPECT_EQ(scrape.status, 200);
-  EXPECT_THAT(scrape.body, HasSubstr("modelcache_ensure_requests_total{result=\"miss\"} 1"));
-}
-
-TEST(MetricsHttpServer, ReportsAnAddressItCannotBind) {
-  prometheus::Registry registry;
-  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server =
-      MetricsHttpServer::Start("192.0.2.1:1", registry, [] { return true; });
-  ASSERT_FALSE(server.ok());
-  EXPECT_EQ(server.status().code(), absl::StatusCode::kUnavailable);
 }
 
 }  // namespace

@@ -6,26 +6,14 @@
 #include <mutex>
 #include <thread>
 
+#include "tests/testing/fake_clock.h"
+
 namespace modelcache {
 namespace {
 
 using std::chrono::milliseconds;
 
-class FakeClock : public Clock {
- public:
-  TimePoint Now() const override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return now_;
-  }
-  void Advance(TimePoint::duration by) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    now_ += by;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  TimePoint now_ = FromUnixMillis(1'700'000'000'000);
-};
+using testing::FakeClock;
 
 v1::FillLeaseRequest Request(const std::string& holder, uint64_t fencing = 0) {
   v1::FillLeaseRequest request;

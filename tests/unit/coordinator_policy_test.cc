@@ -219,5 +219,47 @@ TEST(PurgePlan, NoQuotaMeansNoQuotaRule) {
   EXPECT_TRUE(Plan(snapshot, UnusedAfter(hours(24)), kNow).decisions.empty());
 }
 
+TEST(LeaseRule, AgentLeasesAndLiveCoordinatorLeasesForTheCopyHoldIt) {
+  Snapshot snapshot;
+  CachedCopy copy = Copy("v1", "m", "1", 100, hours(1));
+  EXPECT_FALSE(HasLiveLease(copy, snapshot, kNow));
+  copy.agent_leases = 1;
+  EXPECT_TRUE(HasLiveLease(copy, snapshot, kNow));
+  copy.agent_leases = 0;
+  snapshot.leases = {LeaseRecord{"m", "1", "v2", "pod-a", kNow + seconds(30)},
+                     LeaseRecord{"m", "1", "v1", "pod-b", kNow}};
+  EXPECT_FALSE(HasLiveLease(copy, snapshot, kNow)) << "another volume, or expiring now";
+  snapshot.leases.push_back(LeaseRecord{"m", "1", "", "pod-c", kNow + seconds(1)});
+  EXPECT_TRUE(HasLiveLease(copy, snapshot, kNow)) << "a lease on every volume";
+}
+
+TEST(ManualPurge, EveryCopyOfTheVersionGoesEvenWhenPinnedOrRecent) {
+  Snapshot snapshot;
+  snapshot.copies = {Copy("v1", "m", "1", 100, seconds(1)), Copy("v2", "m", "1", 100, seconds(1)),
+                     Copy("v1", "m", "2", 100, seconds(1)), Copy("v1", "other", "1", 100, hours(99))};
+  snapshot.models["m"].pinned = true;
+  ManualPurge manual = PlanManualPurge(snapshot, "m", "1", kNow);
+  EXPECT_EQ(Names(manual.purge), (std::vector<std::string>{"v1/m@1", "v2/m@1"}));
+  EXPECT_TRUE(manual.skipped.empty());
+  EXPECT_EQ(manual.purge[0].explanation, "requested by an admin");
+  EXPECT_EQ(Names(PlanManualPurge(snapshot, "m", "", kNow).purge),
+            (std::vector<std::string>{"v1/m@1", "v2/m@1", "v1/m@2"}));
+}
+
+TEST(ManualPurge, LeasedCopiesAndDrainingVolumesAreSkippedWithTheReason) {
+  Snapshot snapshot;
+  CachedCopy leased = Copy("v1", "m", "1", 100, seconds(1));
+  leased.agent_leases = 2;
+  CachedCopy draining = Copy("old", "m", "1", 100, seconds(1));
+  draining.draining = true;
+  snapshot.copies = {leased, draining, Copy("v2", "m", "1", 100, seconds(1))};
+  ManualPurge manual = PlanManualPurge(snapshot, "m", "1", kNow);
+  EXPECT_EQ(Names(manual.purge), std::vector<std::string>{"v2/m@1"});
+  ASSERT_EQ(Names(manual.skipped), (std::vector<std::string>{"v1/m@1", "old/m@1"}));
+  EXPECT_EQ(manual.skipped[0].explanation, "in use: live lease");
+  EXPECT_NE(manual.skipped[1].explanation.find("cleanup --volume old"), std::string::npos)
+      << manual.skipped[1].explanation;
+}
+
 }  // namespace
 }  // namespace modelcache

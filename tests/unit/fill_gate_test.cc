@@ -1,5 +1,7 @@
 // FillGate with lock files only (no coordinator): two agents of one volume, each with its own
-// gate, as two nodes sharing an NFS folder.
+// gate, as two nodes sharing an NFS folder. Time is a fake clock the test moves step by step
+// (after each step it waits until every gate thread has done what that moment asked), so the
+// lease windows are the gate's own, not real time.
 #include "agent/single_flight/fill_gate.h"
 
 #include <gtest/gtest.h>
@@ -14,6 +16,7 @@
 #include "agent/store/layout.h"
 #include "agent/store/manifest.h"
 #include "common/fs.h"
+#include "tests/testing/fake_clock.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
 
@@ -91,11 +94,34 @@ class FillGateTest : public ::testing::Test {
     done.get_future().get();
   }
 
+  // Moves the clock in steps of 50 ms (the gates' poll interval) until `done()`, for at most
+  // `limit` of the clock's time. After each step it waits (real time, with a deadline) until
+  // `waiting` gate threads wait for a later time (each renewed, looked at the lock, or gave
+  // up) or `done()`. Returns done().
+  bool AdvanceUntil(const std::function<bool()>& done, std::chrono::milliseconds limit,
+                    size_t waiting) {
+    for (auto passed = 0ms; !done() && passed < limit; passed += 50ms) {
+      clock_.Advance(50ms);
+      if (!testing::PollUntil([&] { return done() || clock_.Settled(waiting); }, 10s, 1ms)) {
+        ADD_FAILURE() << "the gate's threads did not settle";
+        return done();
+      }
+    }
+    return done();
+  }
+  // AdvanceUntil the ticket answers: its answer, or "nothing yet".
+  std::string AnswerWithin(std::future<std::string>& answer, std::chrono::milliseconds limit,
+                           size_t waiting) {
+    auto ready = [&] { return answer.wait_for(0ms) == std::future_status::ready; };
+    return AdvanceUntil(ready, limit, waiting) ? answer.get() : "nothing yet";
+  }
+
   testing::TempDir dir_;
-  SystemClock clock_;
+  testing::FakeClock clock_;
   EventLoop loop_;
 };
 
+// The ticket's first answer, which comes without the clock moving (a turn, an error).
 std::string Within(std::future<std::string>& future, std::chrono::milliseconds timeout) {
   if (future.wait_for(timeout) != std::future_status::ready) return "nothing yet";
   return future.get();
@@ -110,7 +136,8 @@ TEST_F(FillGateTest, SecondAgentWaitsThenSeesThePublishedModel) {
   auto ticket_a = OnLoop([&] { return gate_a->Enter("m", "v1", kSource, a.Callbacks()); });
   ASSERT_EQ(Within(ended_a, 5s), "turn");
   auto ticket_b = OnLoop([&] { return gate_b->Enter("m", "v1", kSource, b.Callbacks()); });
-  EXPECT_EQ(Within(ended_b, 300ms), "nothing yet") << "b must wait while a fills";
+  // a holds (renewing), b polls: both wait on the clock.
+  EXPECT_EQ(AnswerWithin(ended_b, 3s, 2), "nothing yet") << "b must wait while a fills";
 
   // a publishes (a manifest in models/) and finishes: b learns of it.
   CacheLayout layout(dir_.Path());
@@ -120,7 +147,7 @@ TEST_F(FillGateTest, SecondAgentWaitsThenSeesThePublishedModel) {
   ASSERT_TRUE(CreateDirectories(layout.ModelDir("m", "v1")).ok());
   ASSERT_TRUE(WriteManifest(layout.ManifestPath("m", "v1"), manifest).ok());
   OnLoopVoid([&] { ticket_a->Finish(true); });
-  EXPECT_EQ(Within(ended_b, 5s), "published m");
+  EXPECT_EQ(AnswerWithin(ended_b, 5s, 1), "published m");
   OnLoopVoid([&] {
     ticket_a.reset();
     ticket_b.reset();
@@ -139,9 +166,9 @@ TEST_F(FillGateTest, WaiterTakesTheTurnWhenTheFillerGivesUp) {
   auto ticket_a = OnLoop([&] { return gate_a->Enter("m", "v1", kSource, a.Callbacks()); });
   ASSERT_EQ(Within(ended_a, 5s), "turn");
   auto ticket_b = OnLoop([&] { return gate_b->Enter("m", "v1", kSource, b.Callbacks()); });
-  EXPECT_EQ(Within(ended_b, 200ms), "nothing yet");
+  EXPECT_EQ(AnswerWithin(ended_b, 3s, 2), "nothing yet");
   OnLoopVoid([&] { ticket_a->Finish(false); });  // the fill failed: the lock is released
-  EXPECT_EQ(Within(ended_b, 5s), "turn");
+  EXPECT_EQ(AnswerWithin(ended_b, 5s, 1), "turn");
   OnLoopVoid([&] {
     ticket_a.reset();
     ticket_b.reset();
@@ -170,7 +197,8 @@ TEST_F(FillGateTest, PublishCheckFailsOnceTheLockWasTakenOver) {
 }
 
 TEST_F(FillGateTest, AStalledFillerLetsItsLeaseLapseAndAWaiterTakesOver) {
-  // a lands no bytes: after the window (200 ms) it stops renewing, its 1 s lock expires.
+  // a lands no bytes: after the window (200 ms of the clock) it stops renewing, its 1 s lock
+  // expires.
   auto gate_a = Gate("node-a", 200ms);
   auto gate_b = Gate("node-b", 200ms);
   Outcome a, b;
@@ -180,8 +208,10 @@ TEST_F(FillGateTest, AStalledFillerLetsItsLeaseLapseAndAWaiterTakesOver) {
   ASSERT_EQ(Within(ended_a, 5s), "turn");
   OnLoopVoid([&] { ticket_a->ReportProgress(100, 1000); });  // then nothing more
   auto ticket_b = OnLoop([&] { return gate_b->Enter("m", "v1", kSource, b.Callbacks()); });
-  EXPECT_EQ(Within(ended_b, 5s), "turn") << "the stalled filler's lease never lapsed";
-  EXPECT_TRUE(testing::PollUntil([&] { return a.Has("lost"); }, 5s));
+  // Not before the window and the lock's lifetime have passed.
+  EXPECT_EQ(AnswerWithin(ended_b, 1000ms, 1), "nothing yet");
+  EXPECT_EQ(AnswerWithin(ended_b, 5s, 1), "turn") << "the stalled filler's lease never lapsed";
+  EXPECT_TRUE(AdvanceUntil([&] { return a.Has("lost"); }, 5s, 1));
   EXPECT_TRUE(OnLoop([&] { return ticket_a->Lost(); }));
   OnLoopVoid([&] {
     ticket_a.reset();
@@ -197,21 +227,18 @@ TEST_F(FillGateTest, AFillerThatLandsBytesKeepsItsLease) {
   auto ended_b = b.ended.get_future();
   auto ticket_a = OnLoop([&] { return gate_a->Enter("m", "v1", kSource, a.Callbacks()); });
   ASSERT_EQ(Within(ended_a, 5s), "turn");
-  // The fill's bytes: 50 ms apart, well within the window (this thread stands in for it).
-  std::atomic<bool> filling{true};
-  FillGate::Ticket* filler = ticket_a.get();
-  std::thread fill([&] {
-    for (uint64_t bytes = 1; filling; ++bytes) {
-      filler->ReportProgress(bytes * 100, 1'000'000);
-      std::this_thread::sleep_for(50ms);
-    }
-  });
   auto ticket_b = OnLoop([&] { return gate_b->Enter("m", "v1", kSource, b.Callbacks()); });
-  // Three lease lifetimes: without renewals, b would have taken the fill.
-  EXPECT_EQ(Within(ended_b, 3s), "nothing yet");
+  // The fill's bytes land 50 ms apart, well within the window, for three lease lifetimes:
+  // without renewals, b would have taken the fill.
+  FillGate::Ticket* filler = ticket_a.get();
+  uint64_t bytes = 0;
+  auto fill_moves = [&] {
+    bytes += 100;
+    filler->ReportProgress(bytes, 1'000'000);
+    return ended_b.wait_for(0ms) == std::future_status::ready;
+  };
+  EXPECT_FALSE(AdvanceUntil(fill_moves, 3s, 2)) << Within(ended_b, 0ms);
   EXPECT_FALSE(a.Has("lost"));
-  filling = false;
-  fill.join();
   OnLoopVoid([&] {
     ticket_a.reset();
     ticket_b.reset();
@@ -238,7 +265,7 @@ TEST_F(FillGateTest, AWaiterOfAnotherSourceIsToldAtOnceNamingBoth) {
   // The same source written another way waits as usual.
   auto ticket_c =
       OnLoop([&] { return gate_b->Enter("m", "v1", "S3://models/m/v1/", c.Callbacks()); });
-  EXPECT_EQ(Within(ended_c, 300ms), "nothing yet");
+  EXPECT_EQ(AnswerWithin(ended_c, 3s, 2), "nothing yet");
   OnLoopVoid([&] {
     ticket_a.reset();
     ticket_b.reset();

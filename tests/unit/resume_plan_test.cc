@@ -138,5 +138,29 @@ TEST(ResumePlan, MergeRangesSortsAndJoins) {
   EXPECT_THAT(MergeRanges({}), IsEmpty());
 }
 
+// The journal a resumed fill starts with keeps exactly what the plan keeps, and the byte
+// counts split the kept bytes into prefixes and written chunks.
+TEST(ResumePlan, StartingJournalKeepsWhatThePlanKeeps) {
+  v1::FillJournal journal = Journal();
+  Add(journal, "a.bin", 100, 20, {{40, 10}});
+  std::vector<SourceFile> files = {File("a.bin", 100), File("b.bin", 30)};
+  std::vector<FileResume> plan = Plan(files, &journal);
+  ResumeStart start = StartFrom(files, plan, "m", "v1", "http://origin/m/");
+  EXPECT_EQ(start.journal.name(), "m");
+  EXPECT_EQ(start.journal.source(), "http://origin/m/");
+  ASSERT_EQ(start.journal.files_size(), 2);
+  EXPECT_EQ(start.journal.files(0).path(), "a.bin");
+  EXPECT_EQ(start.journal.files(0).committed_bytes(), 20u);
+  ASSERT_EQ(start.journal.files(0).written_size(), 1);
+  EXPECT_EQ(start.journal.files(0).written(0).offset(), 40u);
+  EXPECT_EQ(start.journal.files(1).committed_bytes(), 0u);
+  EXPECT_EQ(start.journal.files(1).etag(), "\"e1\"");
+  EXPECT_THAT(start.resume_from, ElementsAre(20u, 0u));
+  EXPECT_THAT(start.keep_past_prefix, ElementsAre(true, false));
+  EXPECT_EQ(start.total_bytes, 130u);
+  EXPECT_EQ(start.prefix_bytes, 20u);
+  EXPECT_EQ(start.written_bytes, 10u);
+}
+
 }  // namespace
 }  // namespace modelcache

@@ -8,6 +8,7 @@
 
 #include "agent/store/fill_lock.h"
 #include "common/fs.h"
+#include "tests/testing/fake_clock.h"
 #include "tests/testing/temp_dir.h"
 
 namespace modelcache {
@@ -17,22 +18,8 @@ namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-// A clock the test moves by hand (the shared volume's agents all read this one).
-class FakeClock : public Clock {
- public:
-  TimePoint Now() const override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return now_;
-  }
-  void Advance(TimePoint::duration by) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    now_ += by;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  TimePoint now_ = FromUnixMillis(1'700'000'000'000);
-};
+// The shared volume's agents all read this one clock.
+using testing::FakeClock;
 
 class FillLockTest : public ::testing::Test {
  protected:

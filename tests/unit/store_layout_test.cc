@@ -17,6 +17,16 @@ TEST(CacheLayout, PathsFollowTheVolumeLayout) {
   EXPECT_EQ(layout.StagingTree("llama", "v2"), "/cache/staging/llama@v2/tree");
   EXPECT_EQ(layout.JournalPath("llama", "v2"), "/cache/staging/llama@v2/journal.json");
   EXPECT_EQ(layout.TrashDir(), "/cache/trash");
+  EXPECT_EQ(layout.QuarantineDir(), "/cache/quarantine");
+  EXPECT_EQ(layout.LocksDir(), "/cache/locks");
+  EXPECT_EQ(layout.VolumeIdPath(), "/cache/.modelcache-volume-id");
+  EXPECT_EQ(layout.AgentsDir(), "/cache/agents");
+  EXPECT_EQ(layout.AgentStateDir("node-a"), "/cache/agents/node-a");
+}
+
+TEST(CacheLayout, AnAgentWithoutANodeNameKeepsItsStateUnderUnnamed) {
+  CacheLayout layout("/cache");
+  EXPECT_EQ(layout.AgentStateDir(""), "/cache/agents/unnamed");
 }
 
 TEST(CacheLayout, CreateDirectoriesMakesTheThreeFolders) {

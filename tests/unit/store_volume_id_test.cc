@@ -7,6 +7,7 @@
 #include "agent/store/volume_id.h"
 #include "common/fs.h"
 #include "common/random_id.h"
+#include "tests/testing/fake_clock.h"
 #include "tests/testing/temp_dir.h"
 
 namespace modelcache {
@@ -14,19 +15,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class FixedClock : public Clock {
- public:
-  explicit FixedClock(TimePoint now) : now_(now) {}
-  TimePoint Now() const override { return now_; }
-
- private:
-  TimePoint now_;
-};
-
 TEST(VolumeId, FirstCallCreatesAndLaterCallsReturnTheSame) {
   testing::TempDir dir;
   CacheLayout layout(dir.Path() / "cache");
-  FixedClock clock(FromUnixMillis(1'700'000'000'123));
+  testing::FakeClock clock(FromUnixMillis(1'700'000'000'123));
   absl::StatusOr<VolumeIdRecord> first = EnsureVolumeIdRecord(layout, "node-a", clock);
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_TRUE(IsHexId128(first->id)) << first->id;
@@ -34,7 +26,7 @@ TEST(VolumeId, FirstCallCreatesAndLaterCallsReturnTheSame) {
   EXPECT_EQ(ToUnixMillis(first->created), 1'700'000'000'123);
   EXPECT_TRUE(fs::exists(layout.VolumeIdPath()));
 
-  FixedClock later(FromUnixMillis(1'800'000'000'000));
+  testing::FakeClock later(FromUnixMillis(1'800'000'000'000));
   absl::StatusOr<VolumeIdRecord> second = EnsureVolumeIdRecord(layout, "node-b", later);
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_EQ(second->id, first->id);

@@ -1,7 +1,8 @@
 #pragma once
-// The coordinator process minus main(): the gRPC server (agent streams and admin RPCs), the
-// policy loop and the command dispatcher, all over one CoordinatorStore. Startable from a
-// test without a process.
+// The coordinator process minus main(): builds and runs its parts over one CoordinatorStore
+// (the database): the gRPC server (coordinator_service.h: the agent streams, the lease
+// service and the admin service), the policy runner, the metrics/health HTTP server and, when
+// kubernetes.enabled, the cache claims reconciler. Startable from a test without a process.
 #include <memory>
 
 #include "absl/status/statusor.h"

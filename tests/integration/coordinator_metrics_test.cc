@@ -15,11 +15,12 @@
 #include "agent/coordination/coordinator_client.h"
 #include "coordinator/db/sqlite.h"
 #include "coordinator/metrics.h"
-#include "coordinator/service.h"
+#include "coordinator/server.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
 #include "tests/testing/http_get.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
+#include "tests/testing/fake_volume.h"
 
 namespace modelcache {
 namespace {
@@ -31,42 +32,7 @@ using testing::PollUntil;
 
 constexpr auto kDeadline = 15s;
 
-// One volume in memory with READY models; purges remove them.
-class FakeVolume final : public LocalCacheOps {
- public:
-  void Put(const std::string& name, const std::string& version, uint64_t bytes) {
-    std::lock_guard lock(mutex_);
-    v1::ModelUsage& usage = models_[{name, version}];
-    usage.set_name(name);
-    usage.set_version(version);
-    usage.set_size_bytes(bytes);
-    usage.set_last_access_unix_ms(ToUnixMillis(std::chrono::system_clock::now()));
-    usage.set_state(v1::ModelUsage::READY);
-  }
-  std::vector<v1::ModelUsage> Usage() override {
-    std::lock_guard lock(mutex_);
-    std::vector<v1::ModelUsage> usage;
-    for (const auto& [key, model] : models_) usage.push_back(model);
-    return usage;
-  }
-  Space VolumeSpace() override { return Space{10000, 5000}; }
-  absl::StatusOr<uint64_t> Purge(const std::string& name, const std::string& version) override {
-    std::lock_guard lock(mutex_);
-    auto found = models_.find({name, version});
-    if (found == models_.end()) return 0;
-    uint64_t bytes = found->second.size_bytes();
-    models_.erase(found);
-    return bytes;
-  }
-  absl::Status Prefetch(const std::string&, const std::string&, const std::string&) override {
-    return absl::UnimplementedError("not in this test");
-  }
-  void ApplyCachingPolicy(const v1::CachingPolicy&) override {}
-
- private:
-  std::mutex mutex_;
-  std::map<std::pair<std::string, std::string>, v1::ModelUsage> models_;
-};
+using testing::FakeVolume;
 
 // The value of the first sample line that starts with `series` ("name{labels}" or "name").
 std::optional<double> SampleValue(const std::string& text, const std::string& series) {

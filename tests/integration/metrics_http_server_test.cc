@@ -7,6 +7,7 @@
 
 #include <atomic>
 
+#include "agent/metrics.h"
 #include "tests/testing/http_get.h"
 
 namespace modelcache {
@@ -14,6 +15,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::HttpGet;
+using testing::HttpResponse;
 
 TEST(MetricsHttpServer, BeforeScrapeRefreshesGaugesForEachScrape) {
   prometheus::Registry registry;
@@ -42,6 +44,34 @@ TEST(MetricsHttpServer, WithoutAReadinessCheckItIsReady) {
   std::string base = "http://127.0.0.1:" + std::to_string((*server)->Port());
   EXPECT_EQ(HttpGet(base + "/readyz").status, 200);
   EXPECT_EQ(HttpGet(base + "/nothing-here").status, 404);
+}
+
+TEST(MetricsHttpServer, ServesMetricsAndProbesOnAFreePort) {
+  prometheus::Registry registry;
+  AgentMetrics metrics(registry);
+  std::atomic<bool> ready{false};
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server =
+      MetricsHttpServer::Start("127.0.0.1:0", registry, [&] { return ready.load(); });
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_GT((*server)->Port(), 0);
+  std::string base = "http://127.0.0.1:" + std::to_string((*server)->Port());
+  metrics.CountEnsure(EnsureResult::kMiss);
+
+  EXPECT_EQ(HttpGet(base + "/healthz").status, 200);
+  EXPECT_EQ(HttpGet(base + "/readyz").status, 503);
+  ready = true;
+  EXPECT_EQ(HttpGet(base + "/readyz").status, 200);
+  HttpResponse scrape = HttpGet(base + "/metrics");
+  EXPECT_EQ(scrape.status, 200);
+  EXPECT_THAT(scrape.body, HasSubstr("modelcache_ensure_requests_total{result=\"miss\"} 1"));
+}
+
+TEST(MetricsHttpServer, ReportsAnAddressItCannotBind) {
+  prometheus::Registry registry;
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server =
+      MetricsHttpServer::Start("192.0.2.1:1", registry, [] { return true; });
+  ASSERT_FALSE(server.ok());
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kUnavailable);
 }
 
 }  // namespace

@@ -1,0 +1,71 @@
+#include "coordinator/policy_runner.h"
+
+#include "common/log_fields.h"
+#include "common/status_macros.h"
+#include "coordinator/db/store.h"
+#include "coordinator/metrics.h"
+#include "coordinator/purge_commands.h"
+#include "spdlog/spdlog.h"
+
+namespace modelcache {
+
+PolicyRunner::PolicyRunner(CoordinatorStore& store, PurgeCommands& purges,
+                           CoordinatorMetrics& metrics, const Clock& clock, PurgePolicy policy,
+                           std::chrono::seconds interval, std::function<void()> dispatch)
+    : store_(store),
+      purges_(purges),
+      metrics_(metrics),
+      clock_(clock),
+      policy_(policy),
+      interval_(interval),
+      dispatch_(std::move(dispatch)) {}
+
+PolicyRunner::~PolicyRunner() { Stop(); }
+
+void PolicyRunner::Start() { thread_ = std::thread([this] { Loop(); }); }
+
+void PolicyRunner::Stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+absl::Status PolicyRunner::RunOnce() {
+  const auto started = std::chrono::steady_clock::now();
+  absl::Status status = Pass();
+  metrics_.ObservePolicyPass(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+      status.ok(), ToUnixMillis(clock_.Now()) / 1000);
+  return status;
+}
+
+absl::Status PolicyRunner::Pass() {
+  ASSIGN_OR_RETURN(Snapshot snapshot, store_.LoadSnapshot());
+  PurgePlan plan = Plan(snapshot, policy_, clock_.Now());
+  for (const PurgeDecision& decision : plan.decisions) {
+    RETURN_IF_ERROR(purges_.Queue(decision, PurgeReasonName(decision.reason)));
+  }
+  dispatch_();
+  return absl::OkStatus();
+}
+
+void PolicyRunner::Loop() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    wake_.wait_for(lock, interval_, [this] { return stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    absl::Status status = RunOnce();
+    if (!status.ok()) {
+      spdlog::error("policy pass failed {}",
+                    LogFields().Add("error", status).Add(
+                        "next", fmt::format("retried in {} s", interval_.count())));
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace modelcache
