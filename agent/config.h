@@ -3,6 +3,9 @@
 // environment here and nowhere else. The rest of the agent receives the struct (or the part
 // it needs) and never reads the environment or a file itself.
 //
+// Longer than a header should be: the key list below and the struct are the agent's whole
+// configuration in one place, which is worth more than a split across files.
+//
 // YAML keys (camelCase), with their defaults:
 //   cacheRoot: /var/cache/modelcache     # required
 //   socket: /run/modelcache/agent.sock
@@ -44,6 +47,7 @@
 #include "agent/source/listing_budget.h"
 #include "agent/source/source.h"
 #include "common/environment.h"
+#include "common/pod_lease_ttl.h"
 #include "common/storage_config.h"
 
 namespace CLI {
@@ -120,7 +124,7 @@ struct AgentConfig {
   std::chrono::seconds scrub_every{0};
   uint64_t scrub_bytes_per_second = 64ull << 20;
   // How long a lease taken by Ensure (holder set) or Hold lasts without a renewal.
-  std::chrono::seconds lease_ttl{600};
+  std::chrono::seconds lease_ttl{kDefaultPodLeaseTtl};
   // This agent's own files: answered command ids, the last caching policy. Resolved by
   // ParseAgentConfig (default: AgentStateDir of the cache layout for this node).
   std::filesystem::path state_dir;

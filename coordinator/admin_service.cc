@@ -58,7 +58,7 @@ void LogSourceChange(std::string_view via, std::string_view name, std::string_vi
 }  // namespace
 
 absl::Status AdminService::ListModels(v1::ListModelsResponse* response) {
-  ASSIGN_OR_RETURN(std::vector<v1::ModelInfo> models, store_.ListModels(NowMs()));
+  ASSIGN_OR_RETURN(std::vector<v1::ModelInfo> models, store_.ListModels(clock_.Now()));
   for (v1::ModelInfo& model : models) *response->add_models() = std::move(model);
   return absl::OkStatus();
 }
@@ -66,7 +66,7 @@ absl::Status AdminService::ListModels(v1::ListModelsResponse* response) {
 absl::Status AdminService::ShowModel(const v1::ShowModelRequest& request,
                                      v1::ModelInfo* response) {
   RETURN_IF_ERROR(ValidateModelName(request.name()));
-  ASSIGN_OR_RETURN(*response, store_.GetModel(request.name(), NowMs()));
+  ASSIGN_OR_RETURN(*response, store_.GetModel(request.name(), clock_.Now()));
   return absl::OkStatus();
 }
 
@@ -84,7 +84,7 @@ absl::Status AdminService::SetCaching(const v1::SetCachingRequest& request,
                                       v1::ModelInfo* response) {
   RETURN_IF_ERROR(ValidateModelRef(request.name(), request.version(), false));
   ASSIGN_OR_RETURN(*response, store_.SetCaching(request.name(), request.version(),
-                                                request.enabled(), NowMs()));
+                                                request.enabled(), clock_.Now()));
   LogFields changed;
   changed.Add("model", request.name());
   if (!request.version().empty()) changed.Add("version", request.version());
@@ -97,14 +97,14 @@ absl::Status AdminService::SetCaching(const v1::SetCachingRequest& request,
 absl::Status AdminService::SetPin(const v1::SetPinRequest& request, v1::ModelInfo* response) {
   RETURN_IF_ERROR(ValidateModelRef(request.name(), request.version(), false));
   ASSIGN_OR_RETURN(*response,
-                   store_.SetPin(request.name(), request.version(), request.pinned(), NowMs()));
+                   store_.SetPin(request.name(), request.version(), request.pinned(), clock_.Now()));
   return absl::OkStatus();
 }
 
 absl::Status AdminService::DeleteModel(const v1::DeleteModelRequest& request,
                                        v1::PurgeResponse* response) {
   RETURN_IF_ERROR(ValidateModelName(request.name()));
-  RETURN_IF_ERROR(store_.MarkDeleted(request.name(), NowMs()));
+  RETURN_IF_ERROR(store_.MarkDeleted(request.name(), clock_.Now()));
   spdlog::info("model deleted from the registry {}", LogFields().Add("model", request.name()));
   streams_.BroadcastPolicy();
   ASSIGN_OR_RETURN(Snapshot snapshot, store_.LoadSnapshot());
@@ -195,7 +195,7 @@ absl::Status AdminService::Prefetch(const v1::PrefetchRequest& request,
   if (register_source) {
     // Checked again in the store's transaction: another caller may have registered one.
     RETURN_IF_ERROR(store_.SetSource(name, version, source, SourceChange::kRegisterOnly,
-                                     principal.name, NowMs())
+                                     principal.name, clock_.Now())
                         .status());
     LogSourceChange("prefetch", name, version, source, principal);
     // Before the commands: the agents hold the registry that names this source.
@@ -207,7 +207,7 @@ absl::Status AdminService::Prefetch(const v1::PrefetchRequest& request,
     command.mutable_prefetch()->set_name(name);
     command.mutable_prefetch()->set_version(version);
     command.mutable_prefetch()->set_source(source);
-    ASSIGN_OR_RETURN(command, store_.EnqueueCommand(volume, command, NowMs()));
+    ASSIGN_OR_RETURN(command, store_.EnqueueCommand(volume, command, clock_.Now()));
     response->add_command_ids(command.id());
     response->add_volume_ids(volume);
   }
@@ -220,7 +220,7 @@ absl::Status AdminService::SetSource(const v1::SetSourceRequest& request,
   RETURN_IF_ERROR(ValidateModelRef(request.name(), request.version(), true));
   ASSIGN_OR_RETURN(std::string source, NormalizedSource("set-source: source", request.source()));
   ASSIGN_OR_RETURN(*response, store_.SetSource(request.name(), request.version(), source,
-                                               SourceChange::kSet, principal.name, NowMs()));
+                                               SourceChange::kSet, principal.name, clock_.Now()));
   LogSourceChange("set-source", request.name(), request.version(), source, principal);
   streams_.BroadcastPolicy();
   return absl::OkStatus();
@@ -234,7 +234,7 @@ absl::Status AdminService::SetSourcePrefix(const v1::SetSourcePrefixRequest& req
     ASSIGN_OR_RETURN(prefix, NormalizedSource("set-source-prefix: prefix", request.prefix()));
   }
   ASSIGN_OR_RETURN(*response,
-                   store_.SetSourcePrefix(request.name(), prefix, principal.name, NowMs()));
+                   store_.SetSourcePrefix(request.name(), prefix, principal.name, clock_.Now()));
   spdlog::info("registry source prefix set {}",
                LogFields()
                    .Add("model", request.name())
@@ -272,7 +272,7 @@ absl::Status AdminService::Namespaces(v1::NamespacesResponse* response) {
 
 absl::StatusOr<bool> AdminService::CachingEnabled(const std::string& name,
                                                   const std::string& version) {
-  absl::StatusOr<v1::ModelInfo> model = store_.GetModel(name, NowMs());
+  absl::StatusOr<v1::ModelInfo> model = store_.GetModel(name, clock_.Now());
   if (absl::IsNotFound(model.status())) return config_.default_caching_enabled;
   if (!model.ok()) return model.status();
   for (const v1::VersionInfo& info : model->versions()) {

@@ -62,7 +62,6 @@ class AdminService {
   absl::Status Namespaces(v1::NamespacesResponse* response);
 
  private:
-  int64_t NowMs() const { return ToUnixMillis(clock_.Now()); }
   absl::StatusOr<bool> CachingEnabled(const std::string& name, const std::string& version);
   // The source a prefetch fills from, and whether it is to be registered.
   absl::StatusOr<std::pair<std::string, bool>> PrefetchSource(const v1::PrefetchRequest& request);

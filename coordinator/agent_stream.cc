@@ -375,7 +375,7 @@ class AgentStreams::Worker {
       updates.push_back(
           UsageUpdate{batch[i].session->node_name, *batch[i].session->ReportVolume(report), &report});
     }
-    const int64_t now = Now();
+    const Clock::TimePoint now = Now();
     absl::Status together = owner_.store_.ApplyUsageBatch(updates, now);
     std::vector<absl::Status> results(updates.size(), together);
     if (!together.ok()) {  // store them one by one to tell whose report fails
@@ -428,7 +428,7 @@ class AgentStreams::Worker {
     session->FinishWith(std::move(status));
   }
 
-  int64_t Now() const { return ToUnixMillis(owner_.clock_.Now()); }
+  Clock::TimePoint Now() const { return owner_.clock_.Now(); }
 
   AgentStreams& owner_;
   std::mutex mutex_;  // guards queue_ and stopping_
@@ -539,7 +539,7 @@ void AgentStreams::Dispatch(Session& session) {
   std::lock_guard lock(session.claim_mutex);
   if (session.closed) return;
   absl::StatusOr<std::vector<v1::Command>> commands =
-      store_.ClaimPending(session.volume_id, session.node_name, ToUnixMillis(clock_.Now()));
+      store_.ClaimPending(session.volume_id, session.node_name, clock_.Now());
   if (!commands.ok()) {
     spdlog::error("dispatching commands failed {}",
                   LogFields()

@@ -165,21 +165,21 @@ grpc::Status CoordinatorService::AcquireLease(grpc::ServerContext* context,
                                               const v1::LeaseRequest* request,
                                               v1::Lease* response) {
   return Handle(context, Permission::kLease, "AcquireLease",
-                [&] { return leases_.PutLease(*request, /*renew_only=*/false, response); });
+                [&] { return leases_.PutInUseLease(*request, /*renew_only=*/false, response); });
 }
 
 grpc::Status CoordinatorService::RenewLease(grpc::ServerContext* context,
                                             const v1::LeaseRequest* request,
                                             v1::Lease* response) {
   return Handle(context, Permission::kLease, "RenewLease",
-                [&] { return leases_.PutLease(*request, /*renew_only=*/true, response); });
+                [&] { return leases_.PutInUseLease(*request, /*renew_only=*/true, response); });
 }
 
 grpc::Status CoordinatorService::ReleaseLease(grpc::ServerContext* context,
                                               const v1::LeaseRequest* request,
                                               v1::Lease* response) {
   return Handle(context, Permission::kLease, "ReleaseLease",
-                [&] { return leases_.ReleaseLease(*request, response); });
+                [&] { return leases_.ReleaseInUseLease(*request, response); });
 }
 
 grpc::Status CoordinatorService::AcquireFillLease(grpc::ServerContext* context,

@@ -7,17 +7,17 @@
 
 namespace modelcache {
 
-absl::Status LeaseService::PutLease(const v1::LeaseRequest& request, bool renew_only,
+absl::Status LeaseService::PutInUseLease(const v1::LeaseRequest& request, bool renew_only,
                                     v1::Lease* response) {
   RETURN_IF_ERROR(ValidateModelName(request.name()));
   RETURN_IF_ERROR(ValidateModelVersion(request.version()));
   if (request.holder().empty()) return absl::InvalidArgumentError("lease: holder is empty");
-  ASSIGN_OR_RETURN(*response, store_.PutLease(request, ToUnixMillis(clock_.Now()), renew_only));
+  ASSIGN_OR_RETURN(*response, store_.PutInUseLease(request, clock_.Now(), renew_only));
   return absl::OkStatus();
 }
 
-absl::Status LeaseService::ReleaseLease(const v1::LeaseRequest& request, v1::Lease* response) {
-  ASSIGN_OR_RETURN(*response, store_.ReleaseLease(request));
+absl::Status LeaseService::ReleaseInUseLease(const v1::LeaseRequest& request, v1::Lease* response) {
+  ASSIGN_OR_RETURN(*response, store_.ReleaseInUseLease(request));
   return absl::OkStatus();
 }
 

@@ -23,8 +23,8 @@ class LeaseService {
 
   // Acquire creates or extends; with `renew_only`, NOT_FOUND unless a lease for the same key
   // is still live. INVALID_ARGUMENT for a bad name or version, or an empty holder.
-  absl::Status PutLease(const v1::LeaseRequest& request, bool renew_only, v1::Lease* response);
-  absl::Status ReleaseLease(const v1::LeaseRequest& request, v1::Lease* response);
+  absl::Status PutInUseLease(const v1::LeaseRequest& request, bool renew_only, v1::Lease* response);
+  absl::Status ReleaseInUseLease(const v1::LeaseRequest& request, v1::Lease* response);
 
   absl::Status AcquireFillLease(const v1::FillLeaseRequest& request, v1::FillLease* response);
   absl::Status RenewFillLease(const v1::FillLeaseRequest& request, v1::FillLease* response);

@@ -31,7 +31,7 @@ absl::Status PurgeCommands::Queue(const PurgeDecision& decision, std::string_vie
   command.mutable_purge()->set_version(decision.version);
   command.mutable_purge()->set_reason(fmt::format("{}: {}", reason, decision.explanation));
   ASSIGN_OR_RETURN(command, store_.EnqueueCommand(decision.volume_id, command,
-                                                  ToUnixMillis(clock_.Now())));
+                                                  clock_.Now()));
   if (action != nullptr) action->set_command_id(command.id());
   metrics_.CountPurgeDecision(reason);
   spdlog::info("purge queued {}", LogFields()

@@ -54,49 +54,16 @@ class AgentService final : public v1::Agent::Service {
 
   grpc::Status Ensure(grpc::ServerContext* context, const v1::EnsureRequest* request,
                       grpc::ServerWriter<v1::EnsureProgress>* writer) override {
-    if (!options_.caching_enabled) {
-      metrics_.CountEnsure(EnsureResult::kError);
-      metrics_.CountFallback(FallbackReason::kNodeDisabled);
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          "model caching is disabled on this node (modelsCacheStorage.enabled "
-                          "is false): download the model yourself");
-    }
-    if (options_.caching_allowed && !options_.caching_allowed(request->name(), request->version())) {
-      metrics_.CountEnsure(EnsureResult::kError);
-      metrics_.CountFallback(FallbackReason::kModelDisabled);
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          "caching disabled for model " + request->name() + "@" +
-                              request->version() + " by the coordinator: download the model yourself");
-    }
-    // The source comes from the registry when there is one: the request's is only checked.
-    RegistryLookup registry;
-    if (options_.registry_lookup) {
-      registry = options_.registry_lookup(request->name(), request->version());
-    }
-    absl::StatusOr<std::string> source = ResolveEnsureSource(*request, registry);
-    if (!source.ok()) {
-      metrics_.CountEnsure(EnsureResult::kError);
-      if (absl::IsFailedPrecondition(source.status())) {
-        metrics_.CountFallback(FallbackReason::kSourceRefused);
-      }
-      spdlog::info("ensure refused: source {}", LogFields()
-                                                    .Add("model", request->name())
-                                                    .Add("version", request->version())
-                                                    .Add("source", request->source())
-                                                    .Add("registered", registry.source)
-                                                    .Add("error", source.status())
-                                                    .Add("next", "the client is told the error"));
-      return ToGrpcStatus(source.status());
-    }
+    absl::StatusOr<std::string> source = Admit(*request);
+    if (!source.ok()) return ToGrpcStatus(source.status());
     // From here on the request names the source the cache fills from (and records).
     v1::EnsureRequest resolved = *request;
     resolved.set_source(*std::move(source));
-    request = &resolved;
     auto mailbox = std::make_shared<EnsureMailbox>();
     uint64_t subscription = cache_.Ensure(
-        *request, [mailbox](const v1::EnsureProgress& progress) { mailbox->PostProgress(progress); },
+        resolved, [mailbox](const v1::EnsureProgress& progress) { mailbox->PostProgress(progress); },
         [mailbox](absl::StatusOr<v1::EnsureProgress> result) { mailbox->PostDone(std::move(result)); });
-    const std::string model = request->name() + "@" + request->version();
+    const std::string model = resolved.name() + "@" + resolved.version();
     bool tracked = false;
     auto untrack = [&] {
       if (tracked) fills_.Remove(model);
@@ -124,31 +91,7 @@ class AgentService final : public v1::Agent::Service {
       }
       if (!mail.done) continue;
       untrack();
-      const absl::StatusOr<v1::EnsureProgress>& result = *mail.done;
-      if (!result.ok()) {
-        metrics_.CountEnsure(EnsureResult::kError);
-        spdlog::info("ensure failed {}", LogFields()
-                                                .Add("model", request->name())
-                                                .Add("version", request->version())
-                                                .Add("source", request->source())
-                                                .Add("error", result.status())
-                                                .Add("next", "the client is told the error"));
-        return ToGrpcStatus(result.status());
-      }
-      if (!request->holder().empty() && options_.pod_leases != nullptr) {
-        const bool had = options_.pod_leases->LiveLeases(request->name(), request->version()) > 0;
-        options_.pod_leases->Hold(request->name(), request->version(), request->holder());
-        if (!had && options_.on_leases_changed) options_.on_leases_changed();
-      }
-      metrics_.CountEnsure(result->hit() ? EnsureResult::kHit : EnsureResult::kMiss);
-      if (!result->hit() && options_.on_model_published) options_.on_model_published();
-      spdlog::debug("ensure {} {}", result->hit() ? "hit" : "miss",
-                    LogFields()
-                        .Add("model", request->name())
-                        .Add("version", request->version())
-                        .Add("path", result->path()));
-      writer->Write(*result);
-      return grpc::Status::OK;
+      return Answer(resolved, *mail.done, writer);
     }
   }
 
@@ -202,6 +145,72 @@ class AgentService final : public v1::Agent::Service {
   }
 
  private:
+  // The source the request fills from (the registry's, when there is one), unless caching is
+  // refused here: disabled on this node or for the model, or a source the registry does not
+  // name (FAILED_PRECONDITION, so that the client downloads on its own). Counted and logged.
+  absl::StatusOr<std::string> Admit(const v1::EnsureRequest& request) {
+    if (!options_.caching_enabled) {
+      metrics_.CountEnsure(EnsureResult::kError);
+      metrics_.CountFallback(FallbackReason::kNodeDisabled);
+      return absl::FailedPreconditionError(
+          "model caching is disabled on this node (modelsCacheStorage.enabled is false): "
+          "download the model yourself");
+    }
+    if (options_.caching_allowed && !options_.caching_allowed(request.name(), request.version())) {
+      metrics_.CountEnsure(EnsureResult::kError);
+      metrics_.CountFallback(FallbackReason::kModelDisabled);
+      return absl::FailedPreconditionError("caching disabled for model " + request.name() + "@" +
+                                           request.version() +
+                                           " by the coordinator: download the model yourself");
+    }
+    RegistryLookup registry;
+    if (options_.registry_lookup) registry = options_.registry_lookup(request.name(), request.version());
+    absl::StatusOr<std::string> source = ResolveEnsureSource(request, registry);
+    if (source.ok()) return source;
+    metrics_.CountEnsure(EnsureResult::kError);
+    if (absl::IsFailedPrecondition(source.status())) {
+      metrics_.CountFallback(FallbackReason::kSourceRefused);
+    }
+    spdlog::info("ensure refused: source {}", LogFields()
+                                                  .Add("model", request.name())
+                                                  .Add("version", request.version())
+                                                  .Add("source", request.source())
+                                                  .Add("registered", registry.source)
+                                                  .Add("error", source.status())
+                                                  .Add("next", "the client is told the error"));
+    return source.status();
+  }
+
+  // How the cache answered: the error, or the READY progress (after the holder's lease).
+  grpc::Status Answer(const v1::EnsureRequest& request,
+                      const absl::StatusOr<v1::EnsureProgress>& result,
+                      grpc::ServerWriter<v1::EnsureProgress>* writer) {
+    if (!result.ok()) {
+      metrics_.CountEnsure(EnsureResult::kError);
+      spdlog::info("ensure failed {}", LogFields()
+                                           .Add("model", request.name())
+                                           .Add("version", request.version())
+                                           .Add("source", request.source())
+                                           .Add("error", result.status())
+                                           .Add("next", "the client is told the error"));
+      return ToGrpcStatus(result.status());
+    }
+    if (!request.holder().empty() && options_.pod_leases != nullptr) {
+      const bool had = options_.pod_leases->LiveLeases(request.name(), request.version()) > 0;
+      options_.pod_leases->Hold(request.name(), request.version(), request.holder());
+      if (!had && options_.on_leases_changed) options_.on_leases_changed();
+    }
+    metrics_.CountEnsure(result->hit() ? EnsureResult::kHit : EnsureResult::kMiss);
+    if (!result->hit() && options_.on_model_published) options_.on_model_published();
+    spdlog::debug("ensure {} {}", result->hit() ? "hit" : "miss",
+                  LogFields()
+                      .Add("model", request.name())
+                      .Add("version", request.version())
+                      .Add("path", result->path()));
+    writer->Write(*result);
+    return grpc::Status::OK;
+  }
+
   ModelCache& cache_;
   AgentMetrics& metrics_;
   AgentServiceOptions options_;

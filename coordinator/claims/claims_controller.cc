@@ -189,24 +189,20 @@ struct ClaimsController::Impl {
     }
   }
 
-  // One pass; returns when the next one is due (nullopt: after resyncEvery).
-  std::optional<std::chrono::milliseconds> Pass() {
-    ClusterState cluster{.namespaces = namespaces_->List(), .volumes = volumes_->List(), .claims = claims_->List()};
-    {
-      std::lock_guard lock(mutex_);
-      if (passes_ == 0) KeepCopiesFoundAtStart(cluster);
-      cluster.asks = asks_;
-    }
-    const Clock::TimePoint now = clock_.Now();
-    ClaimsPlan plan = PlanClaims(cluster, settings_, now);
-    LogSourceChange(plan.source);
-    LogNamespaceProblems(plan);
-
+  // What carrying a plan's actions out came to: errors by reason (for the metrics), whether a
+  // pass should come soon, and each namespace's failed requests.
+  struct ActionsOutcome {
     std::map<std::string, int> errors;
     bool retry = false;
+    std::map<std::string, std::vector<std::string>> problems;
+  };
+
+  // The plan's requests in order; a volume copy waits for its claim (and gets its uid), and a
+  // request that finds its object changed meanwhile is left to the next pass.
+  ActionsOutcome ExecuteActions(ClaimsPlan& plan) {
+    ActionsOutcome outcome;
     std::map<std::string, std::string> created_claims;  // namespace -> uid, this pass
     std::set<std::string> failed_claims;                // namespaces whose claim create failed
-    std::map<std::string, std::vector<std::string>> action_problems;
     for (ClaimsAction& action : plan.actions) {
       if (Stopping()) break;  // a shutdown waits for one request at most, not for the whole pass
       if (action.kind == ActionKind::kCreateVolume) {
@@ -233,8 +229,8 @@ struct ClaimsController::Impl {
           (action.kind == ActionKind::kDeleteClaim || action.kind == ActionKind::kDeleteVolume)) {
         continue;  // gone already
       }
-      retry = true;
-      errors[ErrorReason(error)]++;
+      outcome.retry = true;
+      outcome.errors[ErrorReason(error)]++;
       if (absl::IsAborted(error) || absl::IsAlreadyExists(error)) {
         // Another writer (a second coordinator, a person) got there first: look again.
         spdlog::info("cache claim changed meanwhile {}", LogFields()
@@ -244,7 +240,7 @@ struct ClaimsController::Impl {
                                                              .Add("detail", error));
         continue;
       }
-      action_problems[action.namespace_name].push_back(
+      outcome.problems[action.namespace_name].push_back(
           fmt::format("{} \"{}\" failed: {}", ActionName(action.kind), action.name, std::string(error.message())));
       spdlog::error("cache claim request failed {}",
                     LogFields()
@@ -254,13 +250,29 @@ struct ClaimsController::Impl {
                         .Add("error", error)
                         .Add("next", fmt::format("retried in {} ms", NextRetry().count())));
     }
+    return outcome;
+  }
 
+  // One pass; returns when the next one is due (nullopt: after resyncEvery).
+  std::optional<std::chrono::milliseconds> Pass() {
+    ClusterState cluster{.namespaces = namespaces_->List(), .volumes = volumes_->List(), .claims = claims_->List()};
+    {
+      std::lock_guard lock(mutex_);
+      if (passes_ == 0) KeepCopiesFoundAtStart(cluster);
+      cluster.asks = asks_;
+    }
+    const Clock::TimePoint now = clock_.Now();
+    ClaimsPlan plan = PlanClaims(cluster, settings_, now);
+    LogSourceChange(plan.source);
+    LogNamespaceProblems(plan);
+
+    ActionsOutcome outcome = ExecuteActions(plan);
     for (NamespaceStatus& status : plan.namespaces) {
-      auto found = action_problems.find(status.namespace_name);
-      if (found == action_problems.end() || !status.current) continue;
+      auto found = outcome.problems.find(status.namespace_name);
+      if (found == outcome.problems.end() || !status.current) continue;
       status.problems.insert(status.problems.end(), found->second.begin(), found->second.end());
     }
-    metrics_.ObservePass(plan, errors, ToUnixMillis(now) / 1000);
+    metrics_.ObservePass(plan, outcome.errors, ToUnixMillis(now) / 1000);
 
     std::optional<std::chrono::milliseconds> delay;
     {
@@ -270,7 +282,7 @@ struct ClaimsController::Impl {
       view_.namespaces = plan.namespaces;
       view_.last_pass_unix_ms = ToUnixMillis(now);
       view_.passes = passes_;
-      if (retry) {
+      if (outcome.retry) {
         delay = retry_delay_;
         retry_delay_ = std::min(retry_delay_ * 2, kMaxRetry);
       } else {

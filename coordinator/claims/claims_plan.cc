@@ -111,13 +111,14 @@ absl::Status ValidateNamespaceName(std::string_view name) {
       name, name.size()));
 }
 
-ClaimsPlan PlanClaims(const ClusterState& cluster, const ClaimsSettings& settings, Clock::TimePoint now) {
-  ClaimsPlan plan;
-  CopySource source;
-  plan.source = EvaluateSource(cluster, settings, source);
-  if (!plan.source.reason.empty()) plan.problems[plan.source.reason]++;
+namespace {
 
-  // Which namespaces qualify, and why.
+// Which namespaces get a copy, each with why (its label, or a pod's recent ask); counts the
+// asks from invalid namespace names and notes when the next ask expires.
+std::map<std::string, std::vector<std::string>> QualifyingNamespaces(const ClusterState& cluster,
+                                                                     const ClaimsSettings& settings,
+                                                                     Clock::TimePoint now,
+                                                                     ClaimsPlan& plan) {
   std::map<std::string, std::vector<std::string>> qualifying;
   for (const json& object : cluster.namespaces) {
     const std::string name = Name(object);
@@ -146,145 +147,193 @@ ClaimsPlan PlanClaims(const ClusterState& cluster, const ClaimsSettings& setting
     if (!ValidateNamespaceName(name).ok()) plan.problems["invalid_namespace"]++;
   }
 
-  // Our objects, by namespace. The source claim and its PV are never ours, whatever their labels.
-  std::map<std::string, std::vector<const json*>> our_claims;
-  std::map<std::string, std::vector<const json*>> our_volumes;
+  return qualifying;
+}
+
+// What exists in the cluster, by namespace: our claims and volume copies, and claims of the
+// cache claim's name that are not ours.
+struct OurObjects {
+  std::map<std::string, std::vector<const json*>> claims;
+  std::map<std::string, std::vector<const json*>> volumes;  // by the namespace they copy into
   std::map<std::string, const json*> volumes_by_name;
   std::map<std::string, const json*> foreign_claims;  // namespace -> a PVC of the claim's name not ours
+};
+
+OurObjects IndexObjects(const ClusterState& cluster, const ClaimsSettings& settings,
+                        const std::string& source_volume) {
+  // Our objects, by namespace. The source claim and its PV are never ours, whatever their labels.
+  OurObjects objects;
   for (const json& claim : cluster.claims) {
     const std::string ns = Namespace(claim);
     if (ns == settings.source_namespace) continue;
     if (IsOurs(claim) && !Str(claim, {"metadata", "labels", kSourceClaimLabel}).empty()) {
-      our_claims[ns].push_back(&claim);
+      objects.claims[ns].push_back(&claim);
     } else if (Name(claim) == settings.claim_name) {
-      foreign_claims[ns] = &claim;
+      objects.foreign_claims[ns] = &claim;
     }
   }
   for (const json& volume : cluster.volumes) {
-    volumes_by_name[Name(volume)] = &volume;
+    objects.volumes_by_name[Name(volume)] = &volume;
     const std::string ns = Str(volume, {"metadata", "labels", kCopyNamespaceLabel});
-    if (IsOurs(volume) && !ns.empty() && Name(volume) != plan.source.volume) our_volumes[ns].push_back(&volume);
+    if (IsOurs(volume) && !ns.empty() && Name(volume) != source_volume) objects.volumes[ns].push_back(&volume);
   }
+  return objects;
+}
+
+// A namespace whose cache claim exists: rebind, repair edited labels or fields, or make the
+// volume copy again when it is missing or copies another source.
+void PlanExistingCopy(const std::string& ns, const json& claim, const json* volume,
+                      const std::string& volume_name, const CopySource& source,
+                      const ClaimsSettings& settings, NamespaceStatus& status, ClaimsPlan& plan) {
+  const std::string bound_to = Str(claim, {"spec", "volumeName"});
+  if (!bound_to.empty() && bound_to != volume_name) {
+    // volumeName is immutable: make it again.
+    plan.actions.push_back({.kind = ActionKind::kDeleteClaim, .namespace_name = ns, .name = settings.claim_name,
+                            .preconditions = PreconditionsOf(claim),
+                            .why = fmt::format("bound to persistentvolume \"{}\", not to the copy \"{}\"", bound_to,
+                                               volume_name)});
+  } else if (json patch = RepairPatch(claim, DesiredClaim(source, ns)); !patch.is_null()) {
+    plan.actions.push_back({.kind = ActionKind::kPatchClaim, .namespace_name = ns, .name = settings.claim_name,
+                            .object = std::move(patch), .why = "labels edited"});
+  }
+  const json desired_volume = DesiredVolume(source, ns, Str(claim, {"metadata", "uid"}));
+  if (volume == nullptr) {
+    plan.actions.push_back({.kind = ActionKind::kCreateVolume, .namespace_name = ns, .name = volume_name,
+                            .object = desired_volume, .why = "the claim's volume is missing"});
+  } else if (Deleting(*volume)) {
+    status.problems.push_back("the volume copy is being deleted; it is made again once it is gone");
+  } else if (!SameVolumeSource(*volume, desired_volume)) {
+    plan.actions.push_back({.kind = ActionKind::kDeleteVolume, .namespace_name = ns, .name = volume_name,
+                            .preconditions = PreconditionsOf(*volume),
+                            .why = "its volume source differs from the source volume's (made again)"});
+  } else if (json patch = RepairPatch(*volume, desired_volume); !patch.is_null()) {
+    plan.actions.push_back({.kind = ActionKind::kPatchVolume, .namespace_name = ns, .name = volume_name,
+                            .object = std::move(patch), .why = "fields edited or claim made again"});
+  }
+}
+
+// The current copy in a namespace that qualifies: made, repaired, or why not.
+void PlanCurrentCopy(const std::string& ns, const std::vector<std::string>& reasons,
+                     OurObjects& objects, const CopySource& source, const ClaimsSettings& settings,
+                     ClaimsPlan& plan) {
+  NamespaceStatus status{.namespace_name = ns, .claim = settings.claim_name, .reasons = reasons};
+  const std::string volume_name = CopyVolumeName(settings.claim_name, ns);
+  status.volume = volume_name;
+  const json* claim = nullptr;
+  for (const json* candidate : objects.claims[ns]) {
+    if (Name(*candidate) == settings.claim_name) claim = candidate;
+  }
+  if (claim != nullptr) status.phase = Str(*claim, {"status", "phase"});
+  if (claim != nullptr && status.phase.empty()) status.phase = "Pending";
+  auto volume_it = objects.volumes_by_name.find(volume_name);
+  const json* volume = volume_it == objects.volumes_by_name.end() ? nullptr : volume_it->second;
+  if (auto foreign = objects.foreign_claims.find(ns); foreign != objects.foreign_claims.end()) {
+    status.phase = Str(*foreign->second, {"status", "phase"});
+    status.volume = Str(*foreign->second, {"spec", "volumeName"});
+    status.problems.push_back(fmt::format(
+        "persistentvolumeclaim \"{}\" in namespace \"{}\" exists and is not managed by modelcache (no label {}={}): "
+        "left alone; delete or rename it to get the cache claim here",
+        settings.claim_name, ns, kManagedByLabel, kManagedByValue));
+    plan.problems["foreign_claim"]++;
+  } else if (volume != nullptr && !IsOurs(*volume)) {
+    status.problems.push_back(fmt::format(
+        "persistentvolume \"{}\" exists and is not managed by modelcache: left alone; no copy in this namespace",
+        volume_name));
+    plan.problems["foreign_volume"]++;
+  } else if (!plan.source.healthy) {
+    status.problems.push_back(fmt::format("no copy made or repaired: {}", plan.source.problem));
+  } else if (claim == nullptr) {
+    plan.actions.push_back({.kind = ActionKind::kCreateClaim, .namespace_name = ns, .name = settings.claim_name,
+                            .object = DesiredClaim(source, ns), .why = reasons.front()});
+    if (volume == nullptr) {
+      plan.actions.push_back({.kind = ActionKind::kCreateVolume, .namespace_name = ns, .name = volume_name,
+                              .object = DesiredVolume(source, ns, ""), .why = reasons.front()});
+    }
+  } else if (Deleting(*claim)) {
+    status.problems.push_back("the claim is being deleted; it is made again once it is gone");
+  } else {
+    PlanExistingCopy(ns, *claim, volume, volume_name, source, settings, status, plan);
+  }
+  if (plan.source.bypassed) status.problems.push_back(plan.source.problem);
+  plan.namespaces.push_back(std::move(status));
+}
+
+// Copies of a previous claim (storage switched): listed and kept while their claim exists;
+// a volume copy whose claim is gone is deleted.
+void PlanPreviousCopies(const std::string& ns, OurObjects& objects, const ClaimsSettings& settings,
+                        ClaimsPlan& plan) {
   const std::string current_label = LabelValue(settings.claim_name);
-
-  // Namespaces that qualify: make or repair the current copy; keep previous ones while claimed.
-  for (const auto& [ns, reasons] : qualifying) {
-    NamespaceStatus status{.namespace_name = ns, .claim = settings.claim_name, .reasons = reasons};
-    const std::string volume_name = CopyVolumeName(settings.claim_name, ns);
-    status.volume = volume_name;
-    const json* claim = nullptr;
-    for (const json* candidate : our_claims[ns]) {
-      if (Name(*candidate) == settings.claim_name) claim = candidate;
-    }
-    if (claim != nullptr) status.phase = Str(*claim, {"status", "phase"});
-    if (claim != nullptr && status.phase.empty()) status.phase = "Pending";
-    auto volume_it = volumes_by_name.find(volume_name);
-    const json* volume = volume_it == volumes_by_name.end() ? nullptr : volume_it->second;
-    if (auto foreign = foreign_claims.find(ns); foreign != foreign_claims.end()) {
-      status.phase = Str(*foreign->second, {"status", "phase"});
-      status.volume = Str(*foreign->second, {"spec", "volumeName"});
-      status.problems.push_back(fmt::format(
-          "persistentvolumeclaim \"{}\" in namespace \"{}\" exists and is not managed by modelcache (no label {}={}): "
-          "left alone; delete or rename it to get the cache claim here",
-          settings.claim_name, ns, kManagedByLabel, kManagedByValue));
-      plan.problems["foreign_claim"]++;
-    } else if (volume != nullptr && !IsOurs(*volume)) {
-      status.problems.push_back(fmt::format(
-          "persistentvolume \"{}\" exists and is not managed by modelcache: left alone; no copy in this namespace",
-          volume_name));
-      plan.problems["foreign_volume"]++;
-    } else if (!plan.source.healthy) {
-      status.problems.push_back(fmt::format("no copy made or repaired: {}", plan.source.problem));
-    } else if (claim == nullptr) {
-      plan.actions.push_back({.kind = ActionKind::kCreateClaim, .namespace_name = ns, .name = settings.claim_name,
-                              .object = DesiredClaim(source, ns), .why = reasons.front()});
-      if (volume == nullptr) {
-        plan.actions.push_back({.kind = ActionKind::kCreateVolume, .namespace_name = ns, .name = volume_name,
-                                .object = DesiredVolume(source, ns, ""), .why = reasons.front()});
-      }
-    } else if (Deleting(*claim)) {
-      status.problems.push_back("the claim is being deleted; it is made again once it is gone");
-    } else {
-      const std::string bound_to = Str(*claim, {"spec", "volumeName"});
-      if (!bound_to.empty() && bound_to != volume_name) {
-        // volumeName is immutable: make it again.
-        plan.actions.push_back({.kind = ActionKind::kDeleteClaim, .namespace_name = ns, .name = settings.claim_name,
-                                .preconditions = PreconditionsOf(*claim),
-                                .why = fmt::format("bound to persistentvolume \"{}\", not to the copy \"{}\"", bound_to,
-                                                   volume_name)});
-      } else if (json patch = RepairPatch(*claim, DesiredClaim(source, ns)); !patch.is_null()) {
-        plan.actions.push_back({.kind = ActionKind::kPatchClaim, .namespace_name = ns, .name = settings.claim_name,
-                                .object = std::move(patch), .why = "labels edited"});
-      }
-      const json desired_volume = DesiredVolume(source, ns, Str(*claim, {"metadata", "uid"}));
-      if (volume == nullptr) {
-        plan.actions.push_back({.kind = ActionKind::kCreateVolume, .namespace_name = ns, .name = volume_name,
-                                .object = desired_volume, .why = "the claim's volume is missing"});
-      } else if (Deleting(*volume)) {
-        status.problems.push_back("the volume copy is being deleted; it is made again once it is gone");
-      } else if (!SameVolumeSource(*volume, desired_volume)) {
-        plan.actions.push_back({.kind = ActionKind::kDeleteVolume, .namespace_name = ns, .name = volume_name,
-                                .preconditions = PreconditionsOf(*volume),
-                                .why = "its volume source differs from the source volume's (made again)"});
-      } else if (json patch = RepairPatch(*volume, desired_volume); !patch.is_null()) {
-        plan.actions.push_back({.kind = ActionKind::kPatchVolume, .namespace_name = ns, .name = volume_name,
-                                .object = std::move(patch), .why = "fields edited or claim made again"});
-      }
-    }
-    if (plan.source.bypassed) status.problems.push_back(plan.source.problem);
-    plan.namespaces.push_back(std::move(status));
-
-    // Copies of a previous claim (storage switched): listed; kept while their claim exists.
-    std::set<std::string> claimed;
-    for (const json* old : our_claims[ns]) {
-      if (Name(*old) == settings.claim_name) continue;
-      claimed.insert(Name(*old));
-      NamespaceStatus previous{.namespace_name = ns,
-                               .claim = Name(*old),
-                               .volume = Str(*old, {"spec", "volumeName"}),
-                               .phase = Str(*old, {"status", "phase"}),
-                               .current = false};
-      previous.reasons.push_back(fmt::format(
-          "a copy of the previous cache claim \"{}\" (pvcNameSuffix changed): kept while pods use it; delete the "
-          "claim when none does",
-          Str(*old, {"metadata", "labels", kSourceClaimLabel})));
-      plan.namespaces.push_back(std::move(previous));
-    }
-    for (const json* old : our_volumes[ns]) {
-      const std::string claim_of = Str(*old, {"spec", "claimRef", "name"});
-      if (Str(*old, {"metadata", "labels", kSourceClaimLabel}) == current_label || claimed.contains(claim_of) ||
-          Deleting(*old)) {
-        continue;
-      }
-      plan.actions.push_back({.kind = ActionKind::kDeleteVolume, .namespace_name = ns, .name = Name(*old),
-                              .preconditions = PreconditionsOf(*old),
-                              .why = fmt::format("copy of a previous claim \"{}\" whose claim is gone", claim_of)});
-    }
+  std::set<std::string> claimed;
+  for (const json* old : objects.claims[ns]) {
+    if (Name(*old) == settings.claim_name) continue;
+    claimed.insert(Name(*old));
+    NamespaceStatus previous{.namespace_name = ns,
+                             .claim = Name(*old),
+                             .volume = Str(*old, {"spec", "volumeName"}),
+                             .phase = Str(*old, {"status", "phase"}),
+                             .current = false};
+    previous.reasons.push_back(fmt::format(
+        "a copy of the previous cache claim \"{}\" (pvcNameSuffix changed): kept while pods use it; delete the "
+        "claim when none does",
+        Str(*old, {"metadata", "labels", kSourceClaimLabel})));
+    plan.namespaces.push_back(std::move(previous));
   }
+  for (const json* old : objects.volumes[ns]) {
+    const std::string claim_of = Str(*old, {"spec", "claimRef", "name"});
+    if (Str(*old, {"metadata", "labels", kSourceClaimLabel}) == current_label || claimed.contains(claim_of) ||
+        Deleting(*old)) {
+      continue;
+    }
+    plan.actions.push_back({.kind = ActionKind::kDeleteVolume, .namespace_name = ns, .name = Name(*old),
+                            .preconditions = PreconditionsOf(*old),
+                            .why = fmt::format("copy of a previous claim \"{}\" whose claim is gone", claim_of)});
+  }
+}
 
-  // Namespaces that do not qualify (any more): their copies go, claims first.
+// Namespaces that do not qualify (any more): their copies go, claims first.
+void PlanLeaving(const std::map<std::string, std::vector<std::string>>& qualifying,
+                 OurObjects& objects, ClaimsPlan& plan) {
   std::set<std::string> leaving;
-  for (const auto& [ns, claims] : our_claims) {
+  for (const auto& [ns, claims] : objects.claims) {
     if (!qualifying.contains(ns) && !claims.empty()) leaving.insert(ns);
   }
-  for (const auto& [ns, volumes] : our_volumes) {
+  for (const auto& [ns, volumes] : objects.volumes) {
     if (!qualifying.contains(ns) && !volumes.empty()) leaving.insert(ns);
   }
   for (const std::string& ns : leaving) {
     const std::string why = fmt::format("namespace \"{}\" no longer gets the cache claim (no label {}={}, no pod asked "
                                         "within kubernetes.namespaceIdleAfter, or the namespace is going)",
                                         ns, kNamespaceLabel, kNamespaceLabelValue);
-    for (const json* claim : our_claims[ns]) {
+    for (const json* claim : objects.claims[ns]) {
       if (Deleting(*claim)) continue;
       plan.actions.push_back({.kind = ActionKind::kDeleteClaim, .namespace_name = ns, .name = Name(*claim),
                               .preconditions = PreconditionsOf(*claim), .why = why});
     }
-    for (const json* volume : our_volumes[ns]) {
+    for (const json* volume : objects.volumes[ns]) {
       if (Deleting(*volume)) continue;
       plan.actions.push_back({.kind = ActionKind::kDeleteVolume, .namespace_name = ns, .name = Name(*volume),
                               .preconditions = PreconditionsOf(*volume), .why = why});
     }
   }
+}
+
+}  // namespace
+
+ClaimsPlan PlanClaims(const ClusterState& cluster, const ClaimsSettings& settings, Clock::TimePoint now) {
+  ClaimsPlan plan;
+  CopySource source;
+  plan.source = EvaluateSource(cluster, settings, source);
+  if (!plan.source.reason.empty()) plan.problems[plan.source.reason]++;
+  const std::map<std::string, std::vector<std::string>> qualifying =
+      QualifyingNamespaces(cluster, settings, now, plan);
+  // The source claim and its PV are never ours, whatever their labels.
+  OurObjects objects = IndexObjects(cluster, settings, plan.source.volume);
+  // Namespaces that qualify: make or repair the current copy; keep previous ones while claimed.
+  for (const auto& [ns, reasons] : qualifying) {
+    PlanCurrentCopy(ns, reasons, objects, source, settings, plan);
+    PlanPreviousCopies(ns, objects, settings, plan);
+  }
+  PlanLeaving(qualifying, objects, plan);
   return plan;
 }
 

@@ -110,4 +110,14 @@ class Transaction {
   bool done_ = false;
 };
 
+// Runs `body` (returning absl::Status) in one transaction: BEGIN IMMEDIATE, then COMMIT when
+// the body succeeds; a failed BEGIN, body or COMMIT rolls back and is returned.
+template <typename Body>
+absl::Status WithTransaction(Database& db, Body&& body) {
+  Transaction transaction(db);
+  if (!transaction.status().ok()) return transaction.status();
+  if (absl::Status status = body(); !status.ok()) return status;
+  return transaction.Commit();
+}
+
 }  // namespace modelcache

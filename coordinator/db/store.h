@@ -1,8 +1,16 @@
 #pragma once
 // The coordinator's state, persisted in SQLite: registry (models, versions, caching, pins,
-// deletion, sources), volumes and agents, what each agent reported per volume, leases, commands
-// and the audit log (purges, source changes). Every method is thread-safe (one connection behind a mutex) and each
-// mutation is one transaction, so a crash or restart loses nothing that was acknowledged.
+// deletion, sources), volumes and agents, what each agent reported per volume, in-use leases,
+// commands and the audit log (purges, source changes). Every method is thread-safe (one
+// connection behind a mutex) and each mutation is one transaction (WithTransaction,
+// sqlite.h), so a crash or restart loses nothing that was acknowledged. Time is the
+// coordinator's Clock; the database keeps Unix milliseconds.
+//
+// Longer than a header should be, on purpose: this is the whole contract of the database,
+// one class because every section shares the one connection, its lock and the registry's
+// helpers. Each "----" section below is implemented in a file of its own: store_agents.cc,
+// store_registry.cc (with registry_sources.cc), store_views.cc, store_leases.cc,
+// store_commands.cc; store.cc opens, migrates and answers the health checks.
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -69,28 +77,28 @@ class CoordinatorStore {
 
   // ---- agents
   // Records the node, its volume and its extra volumes; drops its reports of any other volume.
-  absl::Status RecordHello(const v1::AgentHello& hello, int64_t now_ms);
-  absl::Status RecordDisconnect(std::string_view node_name, int64_t now_ms);
+  absl::Status RecordHello(const v1::AgentHello& hello, Clock::TimePoint now);
+  absl::Status RecordDisconnect(std::string_view node_name, Clock::TimePoint now);
   // `volume_id` is the node's volume or one of its extra volumes (the caller checks which). A
   // full report replaces what the node reported before for that volume; a delta upserts and
   // removes.
   // Models the registry does not know are added with the default caching setting.
   absl::Status ApplyUsage(std::string_view node_name, std::string_view volume_id,
-                          const v1::UsageReport& report, int64_t now_ms);
+                          const v1::UsageReport& report, Clock::TimePoint now);
   // Several reports (of any nodes) in one transaction, applied in order: all or none. The
   // coordinator's stream worker stores what many agents sent meanwhile in one commit.
-  absl::Status ApplyUsageBatch(std::span<const UsageUpdate> updates, int64_t now_ms);
+  absl::Status ApplyUsageBatch(std::span<const UsageUpdate> updates, Clock::TimePoint now);
 
   // ---- registry
   absl::StatusOr<v1::ModelInfo> SetCaching(std::string_view name, std::string_view version,
-                                           bool enabled, int64_t now_ms);
+                                           bool enabled, Clock::TimePoint now);
   absl::StatusOr<v1::ModelInfo> SetPin(std::string_view name, std::string_view version,
-                                       bool pinned, int64_t now_ms);
+                                       bool pinned, Clock::TimePoint now);
   // Marks the model deleted and its caching disabled. NOT_FOUND if unknown.
-  absl::Status MarkDeleted(std::string_view name, int64_t now_ms);
+  absl::Status MarkDeleted(std::string_view name, Clock::TimePoint now);
   // NOT_FOUND if the registry has never seen the model.
-  absl::StatusOr<v1::ModelInfo> GetModel(std::string_view name, int64_t now_ms);
-  absl::StatusOr<std::vector<v1::ModelInfo>> ListModels(int64_t now_ms);
+  absl::StatusOr<v1::ModelInfo> GetModel(std::string_view name, Clock::TimePoint now);
+  absl::StatusOr<std::vector<v1::ModelInfo>> ListModels(Clock::TimePoint now);
   // The caching rules and every registered source (what agents enforce).
   absl::StatusOr<v1::CachingPolicy> CachingPolicy();
 
@@ -101,11 +109,11 @@ class CoordinatorStore {
   // no audit entry when the source is the registered one already.
   absl::StatusOr<v1::ModelInfo> SetSource(std::string_view name, std::string_view version,
                                           std::string_view source, SourceChange change,
-                                          std::string_view principal, int64_t now_ms);
+                                          std::string_view principal, Clock::TimePoint now);
   // Sets or (empty) clears the model's source prefix (normalized by the caller), audited
   // (kind "source-prefix") when it changes; creates the model entry.
   absl::StatusOr<v1::ModelInfo> SetSourcePrefix(std::string_view name, std::string_view prefix,
-                                                std::string_view principal, int64_t now_ms);
+                                                std::string_view principal, Clock::TimePoint now);
   // The version's registered source and its model's prefix (none for unknown entries).
   absl::StatusOr<SourceEntry> GetSourceEntry(std::string_view name, std::string_view version);
 
@@ -115,27 +123,27 @@ class CoordinatorStore {
   // Everything the purge policy needs.
   absl::StatusOr<Snapshot> LoadSnapshot();
 
-  // ---- leases
-  // renew_only: NOT_FOUND unless a lease for the same key is still live at now_ms.
-  absl::StatusOr<v1::Lease> PutLease(const v1::LeaseRequest& request, int64_t now_ms,
+  // ---- in-use leases (the AcquireLease/RenewLease/ReleaseLease RPCs)
+  // renew_only: NOT_FOUND unless a lease for the same key is still live at `now`.
+  absl::StatusOr<v1::Lease> PutInUseLease(const v1::LeaseRequest& request, Clock::TimePoint now,
                                      bool renew_only);
-  absl::StatusOr<v1::Lease> ReleaseLease(const v1::LeaseRequest& request);
+  absl::StatusOr<v1::Lease> ReleaseInUseLease(const v1::LeaseRequest& request);
 
   // ---- commands
   // Stores a new pending command for the volume and returns it with its id.
   absl::StatusOr<v1::Command> EnqueueCommand(std::string_view volume_id, v1::Command command,
-                                             int64_t now_ms);
+                                             Clock::TimePoint now);
   // True when a purge of this copy is pending or sent.
   absl::StatusOr<bool> HasOpenPurge(std::string_view volume_id, std::string_view name,
                                     std::string_view version);
   // Atomically hands every pending command of the volume to `node_name` (state sent).
   absl::StatusOr<std::vector<v1::Command>> ClaimPending(std::string_view volume_id,
                                                         std::string_view node_name,
-                                                        int64_t now_ms);
+                                                        Clock::TimePoint now);
   // Records an agent's answer. A purge that succeeded removes the copy's reports and writes
   // the audit log. Answers for unknown or already finished commands are ignored (OK).
   absl::Status RecordResult(std::string_view node_name, const v1::CommandResult& result,
-                            int64_t now_ms);
+                            Clock::TimePoint now);
   absl::StatusOr<std::optional<StoredCommand>> GetCommand(std::string_view id);
   // The newest `limit` audit entries, newest first; only model `name` and only `kind` unless
   // empty.

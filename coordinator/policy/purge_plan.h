@@ -21,7 +21,7 @@ struct CachedCopy {
   std::string version;
   uint64_t size_bytes = 0;
   Clock::TimePoint last_access;
-  uint32_t agent_leases = 0;  // live leases the agents reported
+  uint32_t agent_leases = 0;  // live pod leases the agents reported
   bool ready = true;          // false while filling or purging: never chosen
   // No agent serves the volume; it is only mounted as some agent's extra volume (the old
   // volume after a storage switch). Purge commands go to an agent serving the volume, so none
@@ -35,8 +35,8 @@ struct RegistryModel {
   std::set<std::string> pinned_versions;
 };
 
-// A lease held at the coordinator; volume_id empty = every volume.
-struct LeaseRecord {
+// An in-use lease held at the coordinator (its AcquireLease RPC); volume_id empty = every volume.
+struct InUseLease {
   std::string name;
   std::string version;
   std::string volume_id;
@@ -47,7 +47,7 @@ struct LeaseRecord {
 struct Snapshot {
   std::vector<CachedCopy> copies;
   std::map<std::string, RegistryModel> models;    // by name; absent = not deleted, not pinned
-  std::vector<LeaseRecord> leases;
+  std::vector<InUseLease> in_use_leases;
   std::map<std::string, uint64_t> volume_quota;   // per volume; absent or 0: policy default
 };
 

@@ -89,8 +89,8 @@ TEST(PurgePlan, AgentReportedLeaseKeepsUnusedCopy) {
 TEST(PurgePlan, CoordinatorLeaseOnSameVolumeKeepsCopyAndExpiredOneDoesNot) {
   Snapshot snapshot;
   snapshot.copies = {Copy("v1", "m", "1", 100, hours(48)), Copy("v2", "m", "1", 100, hours(48))};
-  snapshot.leases = {LeaseRecord{"m", "1", "v1", "pod-a", kNow + seconds(30)},
-                     LeaseRecord{"m", "1", "v2", "pod-b", kNow - seconds(1)}};
+  snapshot.in_use_leases = {InUseLease{"m", "1", "v1", "pod-a", kNow + seconds(30)},
+                     InUseLease{"m", "1", "v2", "pod-b", kNow - seconds(1)}};
   PurgePlan plan = Plan(snapshot, UnusedAfter(hours(24)), kNow);
   EXPECT_EQ(Names(plan.decisions), std::vector<std::string>{"v2/m@1"});
 }
@@ -98,14 +98,14 @@ TEST(PurgePlan, CoordinatorLeaseOnSameVolumeKeepsCopyAndExpiredOneDoesNot) {
 TEST(PurgePlan, LeaseWithoutVolumeProtectsEveryVolume) {
   Snapshot snapshot;
   snapshot.copies = {Copy("v1", "m", "1", 100, hours(48)), Copy("v2", "m", "1", 100, hours(48))};
-  snapshot.leases = {LeaseRecord{"m", "1", "", "pod-a", kNow + seconds(30)}};
+  snapshot.in_use_leases = {InUseLease{"m", "1", "", "pod-a", kNow + seconds(30)}};
   EXPECT_TRUE(Plan(snapshot, UnusedAfter(hours(24)), kNow).decisions.empty());
 }
 
 TEST(PurgePlan, LeaseForOtherVersionDoesNotProtect) {
   Snapshot snapshot;
   snapshot.copies = {Copy("v1", "m", "1", 100, hours(48))};
-  snapshot.leases = {LeaseRecord{"m", "2", "", "pod-a", kNow + seconds(30)}};
+  snapshot.in_use_leases = {InUseLease{"m", "2", "", "pod-a", kNow + seconds(30)}};
   EXPECT_EQ(Plan(snapshot, UnusedAfter(hours(24)), kNow).decisions.size(), 1u);
 }
 
@@ -226,10 +226,10 @@ TEST(LeaseRule, AgentLeasesAndLiveCoordinatorLeasesForTheCopyHoldIt) {
   copy.agent_leases = 1;
   EXPECT_TRUE(HasLiveLease(copy, snapshot, kNow));
   copy.agent_leases = 0;
-  snapshot.leases = {LeaseRecord{"m", "1", "v2", "pod-a", kNow + seconds(30)},
-                     LeaseRecord{"m", "1", "v1", "pod-b", kNow}};
+  snapshot.in_use_leases = {InUseLease{"m", "1", "v2", "pod-a", kNow + seconds(30)},
+                     InUseLease{"m", "1", "v1", "pod-b", kNow}};
   EXPECT_FALSE(HasLiveLease(copy, snapshot, kNow)) << "another volume, or expiring now";
-  snapshot.leases.push_back(LeaseRecord{"m", "1", "", "pod-c", kNow + seconds(1)});
+  snapshot.in_use_leases.push_back(InUseLease{"m", "1", "", "pod-c", kNow + seconds(1)});
   EXPECT_TRUE(HasLiveLease(copy, snapshot, kNow)) << "a lease on every volume";
 }
 

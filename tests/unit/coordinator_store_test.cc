@@ -69,8 +69,8 @@ TEST(CoordinatorStore, RefusesDatabaseFromNewerCoordinator) {
 TEST(CoordinatorStore, UsageAggregatesAgentsSharingAVolume) {
   TempDatabase temp;
   auto store = *CoordinatorStore::Open(temp.Path(), false);
-  ASSERT_TRUE(store->RecordHello(Hello("node-a", "vol-1"), 1).ok());
-  ASSERT_TRUE(store->RecordHello(Hello("node-b", "vol-1"), 1).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("node-a", "vol-1"), FromUnixMillis(1)).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("node-b", "vol-1"), FromUnixMillis(1)).ok());
   v1::UsageReport full_a;
   full_a.set_full(true);
   *full_a.add_models() = Usage("llama", "1", 300, 1000, 1);
@@ -78,8 +78,8 @@ TEST(CoordinatorStore, UsageAggregatesAgentsSharingAVolume) {
   full_b.set_full(true);
   *full_b.add_models() = Usage("llama", "1", 300, 5000, 0);
   *full_b.add_models() = Usage("bert", "2", 100, 100, 0);
-  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-1", full_a, 2).ok());
-  ASSERT_TRUE(store->ApplyUsage("node-b", "vol-1", full_b, 2).ok());
+  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-1", full_a, FromUnixMillis(2)).ok());
+  ASSERT_TRUE(store->ApplyUsage("node-b", "vol-1", full_b, FromUnixMillis(2)).ok());
 
   auto usage = store->Usage(2000);
   ASSERT_TRUE(usage.ok()) << usage.status();
@@ -97,7 +97,7 @@ TEST(CoordinatorStore, UsageAggregatesAgentsSharingAVolume) {
   EXPECT_EQ(ToUnixMillis(llama.last_access), 5000);  // newest access of the two agents
   EXPECT_EQ(llama.agent_leases, 1u);
 
-  auto model = store->GetModel("llama", 3);
+  auto model = store->GetModel("llama", FromUnixMillis(3));
   ASSERT_TRUE(model.ok());
   ASSERT_EQ(model->versions_size(), 1);
   ASSERT_EQ(model->versions(0).copies_size(), 1);
@@ -107,22 +107,22 @@ TEST(CoordinatorStore, UsageAggregatesAgentsSharingAVolume) {
 TEST(CoordinatorStore, DeltaRemovesAndFullReportReplaces) {
   TempDatabase temp;
   auto store = *CoordinatorStore::Open(temp.Path(), false);
-  ASSERT_TRUE(store->RecordHello(Hello("node-a", "vol-1"), 1).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("node-a", "vol-1"), FromUnixMillis(1)).ok());
   v1::UsageReport full;
   full.set_full(true);
   *full.add_models() = Usage("a", "1", 10, 1);
   *full.add_models() = Usage("b", "1", 20, 1);
-  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-1", full, 2).ok());
+  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-1", full, FromUnixMillis(2)).ok());
   v1::UsageReport delta;
   v1::ModelKey* removed = delta.add_removed();
   removed->set_name("a");
   removed->set_version("1");
-  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-1", delta, 3).ok());
+  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-1", delta, FromUnixMillis(3)).ok());
   EXPECT_EQ(store->LoadSnapshot()->copies.size(), 1u);
   v1::UsageReport resync;
   resync.set_full(true);
   *resync.add_models() = Usage("c", "1", 30, 1);
-  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-1", resync, 4).ok());
+  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-1", resync, FromUnixMillis(4)).ok());
   auto copies = store->LoadSnapshot()->copies;
   ASSERT_EQ(copies.size(), 1u);
   EXPECT_EQ(copies[0].name, "c");
@@ -131,11 +131,11 @@ TEST(CoordinatorStore, DeltaRemovesAndFullReportReplaces) {
 TEST(CoordinatorStore, ANodeOnANewVolumeStillReportsTheOldOneAsAnExtraVolume) {
   TempDatabase temp;
   auto store = *CoordinatorStore::Open(temp.Path(), false);
-  ASSERT_TRUE(store->RecordHello(Hello("node-a", "vol-old"), 1).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("node-a", "vol-old"), FromUnixMillis(1)).ok());
   v1::UsageReport old_full;
   old_full.set_full(true);
   *old_full.add_models() = Usage("llama", "1", 300, 1000);
-  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-old", old_full, 2).ok());
+  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-old", old_full, FromUnixMillis(2)).ok());
 
   // Switch storage: served from vol-new, vol-old mounted as an extra volume.
   v1::AgentHello hello = Hello("node-a", "vol-new");
@@ -143,12 +143,12 @@ TEST(CoordinatorStore, ANodeOnANewVolumeStillReportsTheOldOneAsAnExtraVolume) {
   extra->set_volume_id("vol-old");
   extra->set_capacity_bytes(5000);
   extra->set_free_bytes(4000);
-  ASSERT_TRUE(store->RecordHello(hello, 3).ok());
+  ASSERT_TRUE(store->RecordHello(hello, FromUnixMillis(3)).ok());
   v1::UsageReport new_full;  // the served volume's full report leaves vol-old alone
   new_full.set_full(true);
   new_full.set_capacity_bytes(1000);
   new_full.set_free_bytes(900);
-  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-new", new_full, 4).ok());
+  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-new", new_full, FromUnixMillis(4)).ok());
 
   auto usage = store->Usage(0);
   ASSERT_TRUE(usage.ok()) << usage.status();
@@ -179,7 +179,7 @@ TEST(CoordinatorStore, ANodeOnANewVolumeStillReportsTheOldOneAsAnExtraVolume) {
   cleaned.set_volume_id("vol-old");
   cleaned.set_capacity_bytes(5000);
   cleaned.set_free_bytes(4300);
-  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-old", cleaned, 5).ok());
+  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-old", cleaned, FromUnixMillis(5)).ok());
   usage = store->Usage(0);
   ASSERT_TRUE(usage.ok());
   EXPECT_EQ(usage->volumes(1).model_count(), 0u);
@@ -190,8 +190,8 @@ TEST(CoordinatorStore, ANodeOnANewVolumeStillReportsTheOldOneAsAnExtraVolume) {
   EXPECT_EQ(nodes->nodes(0).free_bytes(), 900u);
 
   // Without the extra volume in its next hello, the node no longer speaks for vol-old.
-  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-old", old_full, 6).ok());
-  ASSERT_TRUE(store->RecordHello(Hello("node-a", "vol-new"), 7).ok());
+  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-old", old_full, FromUnixMillis(6)).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("node-a", "vol-new"), FromUnixMillis(7)).ok());
   usage = store->Usage(0);
   ASSERT_TRUE(usage.ok());
   EXPECT_EQ(usage->volumes(1).model_count(), 0u);
@@ -203,13 +203,13 @@ TEST(CoordinatorStore, ACopyOnAVolumeSomeAgentServesIsNotDraining) {
   auto store = *CoordinatorStore::Open(temp.Path(), false);
   v1::AgentHello hello = Hello("node-a", "vol-new");
   hello.add_extra_volumes()->set_volume_id("vol-shared");
-  ASSERT_TRUE(store->RecordHello(hello, 1).ok());
-  ASSERT_TRUE(store->RecordHello(Hello("node-b", "vol-shared"), 1).ok());
+  ASSERT_TRUE(store->RecordHello(hello, FromUnixMillis(1)).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("node-b", "vol-shared"), FromUnixMillis(1)).ok());
   v1::UsageReport report;
   report.set_full(true);
   report.set_volume_id("vol-shared");
   *report.add_models() = Usage("llama", "1", 300, 1000);
-  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-shared", report, 2).ok());
+  ASSERT_TRUE(store->ApplyUsage("node-a", "vol-shared", report, FromUnixMillis(2)).ok());
   auto snapshot = store->LoadSnapshot();
   ASSERT_TRUE(snapshot.ok());
   ASSERT_EQ(snapshot->copies.size(), 1u);
@@ -219,13 +219,13 @@ TEST(CoordinatorStore, ACopyOnAVolumeSomeAgentServesIsNotDraining) {
 TEST(CoordinatorStore, VersionInheritsModelCachingUnlessOverridden) {
   TempDatabase temp;
   auto store = *CoordinatorStore::Open(temp.Path(), false);
-  ASSERT_TRUE(store->SetCaching("m", "", true, 1).ok());
-  ASSERT_TRUE(store->SetCaching("m", "2", false, 1).ok());
-  ASSERT_TRUE(store->RecordHello(Hello("n", "v"), 1).ok());
+  ASSERT_TRUE(store->SetCaching("m", "", true, FromUnixMillis(1)).ok());
+  ASSERT_TRUE(store->SetCaching("m", "2", false, FromUnixMillis(1)).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("n", "v"), FromUnixMillis(1)).ok());
   v1::UsageReport report;
   *report.add_models() = Usage("m", "1", 1, 1);
-  ASSERT_TRUE(store->ApplyUsage("n", "v", report, 1).ok());
-  auto model = store->GetModel("m", 1);
+  ASSERT_TRUE(store->ApplyUsage("n", "v", report, FromUnixMillis(1)).ok());
+  auto model = store->GetModel("m", FromUnixMillis(1));
   ASSERT_TRUE(model.ok());
   ASSERT_EQ(model->versions_size(), 2);
   EXPECT_TRUE(model->versions(0).caching_enabled());   // "1" inherits
@@ -242,20 +242,20 @@ TEST(CoordinatorStore, VersionInheritsModelCachingUnlessOverridden) {
 TEST(CoordinatorStore, ModelsLearnedFromReportsGetTheDefaultCaching) {
   TempDatabase temp;
   auto store = *CoordinatorStore::Open(temp.Path(), true);
-  ASSERT_TRUE(store->RecordHello(Hello("n", "v"), 1).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("n", "v"), FromUnixMillis(1)).ok());
   v1::UsageReport report;
   *report.add_models() = Usage("new", "1", 1, 1);
-  ASSERT_TRUE(store->ApplyUsage("n", "v", report, 1).ok());
-  EXPECT_TRUE(store->GetModel("new", 1)->caching_enabled());
+  ASSERT_TRUE(store->ApplyUsage("n", "v", report, FromUnixMillis(1)).ok());
+  EXPECT_TRUE(store->GetModel("new", FromUnixMillis(1))->caching_enabled());
 }
 
 TEST(CoordinatorStore, DeleteUnknownModelIsNotFoundAndDeleteDisablesCaching) {
   TempDatabase temp;
   auto store = *CoordinatorStore::Open(temp.Path(), false);
-  EXPECT_EQ(store->MarkDeleted("nope", 1).code(), absl::StatusCode::kNotFound);
-  ASSERT_TRUE(store->SetCaching("m", "", true, 1).ok());
-  ASSERT_TRUE(store->MarkDeleted("m", 2).ok());
-  auto model = store->GetModel("m", 2);
+  EXPECT_EQ(store->MarkDeleted("nope", FromUnixMillis(1)).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(store->SetCaching("m", "", true, FromUnixMillis(1)).ok());
+  ASSERT_TRUE(store->MarkDeleted("m", FromUnixMillis(2)).ok());
+  auto model = store->GetModel("m", FromUnixMillis(2));
   EXPECT_TRUE(model->deleted());
   EXPECT_FALSE(model->caching_enabled());
   EXPECT_TRUE(store->LoadSnapshot()->models["m"].deleted);
@@ -269,38 +269,38 @@ TEST(CoordinatorStore, RenewOfExpiredLeaseIsNotFound) {
   request.set_version("1");
   request.set_holder("pod");
   request.set_ttl_seconds(10);
-  auto lease = store->PutLease(request, 1000, false);
+  auto lease = store->PutInUseLease(request, FromUnixMillis(1000), false);
   ASSERT_TRUE(lease.ok());
   EXPECT_EQ(lease->expires_unix_ms(), 11000);
-  EXPECT_TRUE(store->PutLease(request, 5000, true).ok());
-  EXPECT_EQ(store->PutLease(request, 16000, true).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store->PutInUseLease(request, FromUnixMillis(5000), true).ok());
+  EXPECT_EQ(store->PutInUseLease(request, FromUnixMillis(16000), true).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(CoordinatorStore, PendingCommandsAreClaimedOnceAndAnswerIsIdempotent) {
   TempDatabase temp;
   auto store = *CoordinatorStore::Open(temp.Path(), false);
-  ASSERT_TRUE(store->RecordHello(Hello("n", "v"), 1).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("n", "v"), FromUnixMillis(1)).ok());
   v1::UsageReport report;
   *report.add_models() = Usage("m", "1", 77, 1);
-  ASSERT_TRUE(store->ApplyUsage("n", "v", report, 1).ok());
+  ASSERT_TRUE(store->ApplyUsage("n", "v", report, FromUnixMillis(1)).ok());
   v1::Command command;
   command.mutable_purge()->set_name("m");
   command.mutable_purge()->set_version("1");
   command.mutable_purge()->set_reason("unused: old");
-  auto queued = store->EnqueueCommand("v", command, 2);
+  auto queued = store->EnqueueCommand("v", command, FromUnixMillis(2));
   ASSERT_TRUE(queued.ok());
   EXPECT_TRUE(*store->HasOpenPurge("v", "m", "1"));
-  auto claimed = store->ClaimPending("v", "n", 3);
+  auto claimed = store->ClaimPending("v", "n", FromUnixMillis(3));
   ASSERT_TRUE(claimed.ok());
   ASSERT_EQ(claimed->size(), 1u);
   EXPECT_EQ((*claimed)[0].id(), queued->id());
-  EXPECT_TRUE(store->ClaimPending("v", "other", 3)->empty());
+  EXPECT_TRUE(store->ClaimPending("v", "other", FromUnixMillis(3))->empty());
 
   v1::CommandResult result;
   result.set_command_id(queued->id());
   result.set_bytes_freed(77);
-  ASSERT_TRUE(store->RecordResult("n", result, 4).ok());
-  ASSERT_TRUE(store->RecordResult("n", result, 5).ok());  // duplicate answer
+  ASSERT_TRUE(store->RecordResult("n", result, FromUnixMillis(4)).ok());
+  ASSERT_TRUE(store->RecordResult("n", result, FromUnixMillis(5)).ok());  // duplicate answer
   auto audit = store->Audit(10);
   ASSERT_TRUE(audit.ok());
   ASSERT_EQ(audit->size(), 1u);
@@ -315,24 +315,24 @@ TEST(CoordinatorStore, RestartKeepsStateAndReturnsSentCommandsToPending) {
   std::string command_id;
   {
     auto store = *CoordinatorStore::Open(temp.Path(), false);
-    ASSERT_TRUE(store->SetCaching("m", "", true, 1).ok());
-    ASSERT_TRUE(store->SetPin("m", "1", true, 1).ok());
-    ASSERT_TRUE(store->RecordHello(Hello("n", "v"), 1).ok());
+    ASSERT_TRUE(store->SetCaching("m", "", true, FromUnixMillis(1)).ok());
+    ASSERT_TRUE(store->SetPin("m", "1", true, FromUnixMillis(1)).ok());
+    ASSERT_TRUE(store->RecordHello(Hello("n", "v"), FromUnixMillis(1)).ok());
     v1::UsageReport report;
     report.set_full(true);
     *report.add_models() = Usage("m", "1", 50, 9);
-    ASSERT_TRUE(store->ApplyUsage("n", "v", report, 1).ok());
+    ASSERT_TRUE(store->ApplyUsage("n", "v", report, FromUnixMillis(1)).ok());
     v1::Command command;
     command.mutable_prefetch()->set_name("m");
     command.mutable_prefetch()->set_version("2");
     command.mutable_prefetch()->set_source("file:///x");
-    command_id = store->EnqueueCommand("v", command, 2)->id();
-    ASSERT_EQ(store->ClaimPending("v", "n", 3)->size(), 1u);
+    command_id = store->EnqueueCommand("v", command, FromUnixMillis(2))->id();
+    ASSERT_EQ(store->ClaimPending("v", "n", FromUnixMillis(3))->size(), 1u);
   }
   auto store = CoordinatorStore::Open(temp.Path(), false);
   ASSERT_TRUE(store.ok()) << store.status();
   ASSERT_TRUE((*store)->ResetConnections().ok());
-  auto model = (*store)->GetModel("m", 4);
+  auto model = (*store)->GetModel("m", FromUnixMillis(4));
   ASSERT_TRUE(model.ok());
   EXPECT_TRUE(model->caching_enabled());
   ASSERT_EQ(model->versions_size(), 1);
@@ -341,7 +341,7 @@ TEST(CoordinatorStore, RestartKeepsStateAndReturnsSentCommandsToPending) {
   auto nodes = (*store)->Nodes();
   ASSERT_EQ(nodes->nodes_size(), 1);
   EXPECT_FALSE(nodes->nodes(0).connected());
-  auto claimed = (*store)->ClaimPending("v", "n", 5);
+  auto claimed = (*store)->ClaimPending("v", "n", FromUnixMillis(5));
   ASSERT_EQ(claimed->size(), 1u);
   EXPECT_EQ((*claimed)[0].id(), command_id);
   EXPECT_EQ((*claimed)[0].prefetch().source(), "file:///x");
@@ -350,21 +350,21 @@ TEST(CoordinatorStore, RestartKeepsStateAndReturnsSentCommandsToPending) {
 TEST(CoordinatorStore, DisconnectReturnsThatNodesCommandsToPending) {
   TempDatabase temp;
   auto store = *CoordinatorStore::Open(temp.Path(), false);
-  ASSERT_TRUE(store->RecordHello(Hello("a", "v"), 1).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("a", "v"), FromUnixMillis(1)).ok());
   v1::Command command;
   command.mutable_purge()->set_name("m");
   command.mutable_purge()->set_version("1");
-  ASSERT_TRUE(store->EnqueueCommand("v", command, 1).ok());
-  ASSERT_EQ(store->ClaimPending("v", "a", 2)->size(), 1u);
-  ASSERT_TRUE(store->RecordDisconnect("a", 3).ok());
-  EXPECT_EQ(store->ClaimPending("v", "b", 4)->size(), 1u);
+  ASSERT_TRUE(store->EnqueueCommand("v", command, FromUnixMillis(1)).ok());
+  ASSERT_EQ(store->ClaimPending("v", "a", FromUnixMillis(2))->size(), 1u);
+  ASSERT_TRUE(store->RecordDisconnect("a", FromUnixMillis(3)).ok());
+  EXPECT_EQ(store->ClaimPending("v", "b", FromUnixMillis(4))->size(), 1u);
 }
 
 TEST(CoordinatorStore, BatchAppliesReportsOfManyNodesInOrder) {
   TempDatabase temp;
   auto store = *CoordinatorStore::Open(temp.Path(), false);
-  ASSERT_TRUE(store->RecordHello(Hello("node-a", "vol-1"), 1).ok());
-  ASSERT_TRUE(store->RecordHello(Hello("node-b", "vol-2"), 1).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("node-a", "vol-1"), FromUnixMillis(1)).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("node-b", "vol-2"), FromUnixMillis(1)).ok());
   v1::UsageReport full_a;
   full_a.set_full(true);
   *full_a.add_models() = Usage("a", "1", 10, 1);
@@ -378,12 +378,12 @@ TEST(CoordinatorStore, BatchAppliesReportsOfManyNodesInOrder) {
   std::vector<UsageUpdate> updates = {{"node-a", "vol-1", &full_a},
                                       {"node-b", "vol-2", &full_b},
                                       {"node-a", "vol-1", &delta_a}};
-  ASSERT_TRUE(store->ApplyUsageBatch(updates, 2).ok());
+  ASSERT_TRUE(store->ApplyUsageBatch(updates, FromUnixMillis(2)).ok());
   auto copies = store->LoadSnapshot()->copies;
   ASSERT_EQ(copies.size(), 2u);
   EXPECT_EQ(copies[0].volume_id + "/" + copies[0].name, "vol-1/b");
   EXPECT_EQ(copies[1].volume_id + "/" + copies[1].name, "vol-2/a");
-  EXPECT_TRUE(store->GetModel("b", 3).ok()) << "models learned from a batch join the registry";
+  EXPECT_TRUE(store->GetModel("b", FromUnixMillis(3)).ok()) << "models learned from a batch join the registry";
 }
 
 // Purges `name`@`version` on volume "v" through node "n" and records the agent's answer.
@@ -391,50 +391,50 @@ void PurgeAndAnswer(CoordinatorStore& store, const std::string& name, const std:
                     int code, uint64_t freed, int64_t now_ms) {
   v1::UsageReport report;
   *report.add_models() = Usage(name, version, freed, 1);
-  ASSERT_TRUE(store.ApplyUsage("n", "v", report, now_ms).ok());
+  ASSERT_TRUE(store.ApplyUsage("n", "v", report, FromUnixMillis(now_ms)).ok());
   v1::Command command;
   command.mutable_purge()->set_name(name);
   command.mutable_purge()->set_version(version);
   command.mutable_purge()->set_reason("unused: last access 3d ago, older than 1d");
-  auto queued = store.EnqueueCommand("v", command, now_ms);
+  auto queued = store.EnqueueCommand("v", command, FromUnixMillis(now_ms));
   ASSERT_TRUE(queued.ok());
-  ASSERT_TRUE(store.ClaimPending("v", "n", now_ms).ok());
+  ASSERT_TRUE(store.ClaimPending("v", "n", FromUnixMillis(now_ms)).ok());
   v1::CommandResult result;
   result.set_command_id(queued->id());
   result.set_code(code);
   result.set_bytes_freed(freed);
-  ASSERT_TRUE(store.RecordResult("n", result, now_ms).ok());
+  ASSERT_TRUE(store.RecordResult("n", result, FromUnixMillis(now_ms)).ok());
 }
 
 TEST(CoordinatorStore, LeasesOfAnAgentGoneLongerThanTheGraceStopCounting) {
   TempDatabase temp;
   auto store = *CoordinatorStore::Open(temp.Path(), false);
   constexpr int64_t kMinute = 60'000;
-  ASSERT_TRUE(store->RecordHello(Hello("dead", "v"), 0).ok());
-  ASSERT_TRUE(store->RecordHello(Hello("alive", "v"), 0).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("dead", "v"), FromUnixMillis(0)).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("alive", "v"), FromUnixMillis(0)).ok());
   v1::UsageReport leased;
   leased.set_full(true);
   *leased.add_models() = Usage("m", "1", 10, 0, /*leases=*/2);
-  ASSERT_TRUE(store->ApplyUsage("dead", "v", leased, 0).ok());
-  ASSERT_TRUE(store->RecordDisconnect("dead", 1).ok());
+  ASSERT_TRUE(store->ApplyUsage("dead", "v", leased, FromUnixMillis(0)).ok());
+  ASSERT_TRUE(store->RecordDisconnect("dead", FromUnixMillis(1)).ok());
   auto leases_now = [&] { return store->LoadSnapshot()->copies.at(0).agent_leases; };
 
   v1::UsageReport heartbeat;  // the live agent keeps reporting: its clock is "now"
-  ASSERT_TRUE(store->ApplyUsage("alive", "v", heartbeat, 10 * kMinute).ok());
+  ASSERT_TRUE(store->ApplyUsage("alive", "v", heartbeat, FromUnixMillis(10 * kMinute)).ok());
   EXPECT_EQ(leases_now(), 2u) << "within the grace the dead agent's pods may still hold it";
-  ASSERT_TRUE(store->ApplyUsage("alive", "v", heartbeat, 16 * kMinute).ok());
+  ASSERT_TRUE(store->ApplyUsage("alive", "v", heartbeat, FromUnixMillis(16 * kMinute)).ok());
   EXPECT_EQ(leases_now(), 0u) << "gone longer than the grace: its leases have expired";
 
   // It comes back and reports its leases again: they count again.
-  ASSERT_TRUE(store->RecordHello(Hello("dead", "v"), 17 * kMinute).ok());
-  ASSERT_TRUE(store->ApplyUsage("dead", "v", leased, 17 * kMinute).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("dead", "v"), FromUnixMillis(17 * kMinute)).ok());
+  ASSERT_TRUE(store->ApplyUsage("dead", "v", leased, FromUnixMillis(17 * kMinute)).ok());
   EXPECT_EQ(leases_now(), 2u);
 }
 
 TEST(CoordinatorStore, AuditIsNewestFirstAndFiltersByModel) {
   TempDatabase temp;
   auto store = *CoordinatorStore::Open(temp.Path(), false);
-  ASSERT_TRUE(store->RecordHello(Hello("n", "v"), 1).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("n", "v"), FromUnixMillis(1)).ok());
   ASSERT_NO_FATAL_FAILURE(PurgeAndAnswer(*store, "llama", "1", 0, 100, 10));
   ASSERT_NO_FATAL_FAILURE(PurgeAndAnswer(*store, "bert", "1", 0, 200, 20));
   ASSERT_NO_FATAL_FAILURE(PurgeAndAnswer(*store, "llama", "2", 0, 300, 30));
@@ -461,7 +461,7 @@ TEST(CoordinatorStore, AuditIsNewestFirstAndFiltersByModel) {
 TEST(CoordinatorStore, RefusedPurgeIsNotAuditedAndKeepsTheCopy) {
   TempDatabase temp;
   auto store = *CoordinatorStore::Open(temp.Path(), false);
-  ASSERT_TRUE(store->RecordHello(Hello("n", "v"), 1).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("n", "v"), FromUnixMillis(1)).ok());
   // The agent found a live lease of its own: FAILED_PRECONDITION.
   ASSERT_NO_FATAL_FAILURE(PurgeAndAnswer(*store, "m", "1", 9, 0, 10));
   EXPECT_TRUE(store->Audit(10)->empty());
@@ -472,7 +472,7 @@ TEST(CoordinatorStore, RefusedPurgeIsNotAuditedAndKeepsTheCopy) {
 TEST(CoordinatorStore, SourcesAreRegisteredPerVersionAndTravelWithThePolicy) {
   TempDatabase temp;
   auto store = *CoordinatorStore::Open(temp.Path(), false);
-  auto set = store->SetSource("llama", "v3", "s3://models/llama/v3/", SourceChange::kSet, "ops", 5);
+  auto set = store->SetSource("llama", "v3", "s3://models/llama/v3/", SourceChange::kSet, "ops", FromUnixMillis(5));
   ASSERT_TRUE(set.ok()) << set.status();
   ASSERT_EQ(set->versions_size(), 1);
   EXPECT_EQ(set->versions(0).source(), "s3://models/llama/v3/");
@@ -489,11 +489,11 @@ TEST(CoordinatorStore, SourcesAreRegisteredPerVersionAndTravelWithThePolicy) {
   EXPECT_EQ(policy->sources(0).source(), "s3://models/llama/v3/");
 
   // A version reported by an agent has no source until someone registers one.
-  ASSERT_TRUE(store->RecordHello(Hello("n", "vol"), 6).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("n", "vol"), FromUnixMillis(6)).ok());
   v1::UsageReport report;
   *report.add_models() = Usage("llama", "v4", 1, 1);
-  ASSERT_TRUE(store->ApplyUsage("n", "vol", report, 6).ok());
-  auto model = store->GetModel("llama", 7);
+  ASSERT_TRUE(store->ApplyUsage("n", "vol", report, FromUnixMillis(6)).ok());
+  auto model = store->GetModel("llama", FromUnixMillis(7));
   ASSERT_EQ(model->versions_size(), 2);
   EXPECT_EQ(model->versions(1).version(), "v4");
   EXPECT_EQ(model->versions(1).source(), "");
@@ -503,35 +503,35 @@ TEST(CoordinatorStore, SourcesAreRegisteredPerVersionAndTravelWithThePolicy) {
 TEST(CoordinatorStore, AVersionOutsideTheModelsPrefixIsRefusedAndNothingChanges) {
   TempDatabase temp;
   auto store = *CoordinatorStore::Open(temp.Path(), false);
-  ASSERT_TRUE(store->SetSourcePrefix("llama", "s3://models/llama/", "admin", 1).ok());
+  ASSERT_TRUE(store->SetSourcePrefix("llama", "s3://models/llama/", "admin", FromUnixMillis(1)).ok());
   auto refused = store->SetSource("llama", "v4", "http://attacker.example/w.bin",
-                                  SourceChange::kSet, "ops", 2);
+                                  SourceChange::kSet, "ops", FromUnixMillis(2));
   ASSERT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(refused.status().message().find("s3://models/llama/"), absl::string_view::npos)
       << refused.status();
-  auto model = store->GetModel("llama", 3);
+  auto model = store->GetModel("llama", FromUnixMillis(3));
   ASSERT_TRUE(model.ok());
   EXPECT_EQ(model->source_prefix(), "s3://models/llama/");
   EXPECT_EQ(model->versions_size(), 0) << "a refused registration creates nothing";
-  EXPECT_TRUE(store->SetSource("llama", "v4", "s3://models/llama/v4/", SourceChange::kSet, "ops", 4)
+  EXPECT_TRUE(store->SetSource("llama", "v4", "s3://models/llama/v4/", SourceChange::kSet, "ops", FromUnixMillis(4))
                   .ok());
   // Cleared: any source again.
-  ASSERT_TRUE(store->SetSourcePrefix("llama", "", "admin", 5).ok());
-  EXPECT_EQ(store->GetModel("llama", 6)->source_prefix(), "");
+  ASSERT_TRUE(store->SetSourcePrefix("llama", "", "admin", FromUnixMillis(5)).ok());
+  EXPECT_EQ(store->GetModel("llama", FromUnixMillis(6))->source_prefix(), "");
   EXPECT_TRUE(
-      store->SetSource("llama", "v5", "http://mirror/llama/v5/", SourceChange::kSet, "ops", 7).ok());
+      store->SetSource("llama", "v5", "http://mirror/llama/v5/", SourceChange::kSet, "ops", FromUnixMillis(7)).ok());
 }
 
 TEST(CoordinatorStore, RegisterOnlyKeepsAnotherRegisteredSource) {
   TempDatabase temp;
   auto store = *CoordinatorStore::Open(temp.Path(), false);
   ASSERT_TRUE(
-      store->SetSource("m", "1", "http://h/m/", SourceChange::kRegisterOnly, "ops", 1).ok());
-  EXPECT_EQ(store->SetSource("m", "1", "http://other/m/", SourceChange::kRegisterOnly, "ops", 2)
+      store->SetSource("m", "1", "http://h/m/", SourceChange::kRegisterOnly, "ops", FromUnixMillis(1)).ok());
+  EXPECT_EQ(store->SetSource("m", "1", "http://other/m/", SourceChange::kRegisterOnly, "ops", FromUnixMillis(2))
                 .status()
                 .code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(store->SetSource("m", "1", "http://h/m/", SourceChange::kRegisterOnly, "ops", 3).ok());
+  EXPECT_TRUE(store->SetSource("m", "1", "http://h/m/", SourceChange::kRegisterOnly, "ops", FromUnixMillis(3)).ok());
   auto entry = store->GetSourceEntry("m", "1");
   ASSERT_TRUE(entry.ok());
   EXPECT_EQ(entry->source, "http://h/m/");
@@ -542,16 +542,16 @@ TEST(CoordinatorStore, RegisterOnlyKeepsAnotherRegisteredSource) {
 TEST(CoordinatorStore, SourceChangesAreAuditedWithWhoMadeThem) {
   TempDatabase temp;
   auto store = *CoordinatorStore::Open(temp.Path(), false);
-  ASSERT_TRUE(store->SetSourcePrefix("llama", "s3://models/llama/", "alice", 10).ok());
+  ASSERT_TRUE(store->SetSourcePrefix("llama", "s3://models/llama/", "alice", FromUnixMillis(10)).ok());
   ASSERT_TRUE(
-      store->SetSource("llama", "v3", "s3://models/llama/v3/", SourceChange::kSet, "bob", 20).ok());
+      store->SetSource("llama", "v3", "s3://models/llama/v3/", SourceChange::kSet, "bob", FromUnixMillis(20)).ok());
   // Setting the same source again changes nothing and records nothing.
   ASSERT_TRUE(
-      store->SetSource("llama", "v3", "s3://models/llama/v3/", SourceChange::kSet, "bob", 25).ok());
+      store->SetSource("llama", "v3", "s3://models/llama/v3/", SourceChange::kSet, "bob", FromUnixMillis(25)).ok());
   ASSERT_TRUE(store->SetSource("llama", "v3", "s3://models/llama/v3-fixed/", SourceChange::kSet,
-                               "carol", 30)
+                               "carol", FromUnixMillis(30))
                   .ok());
-  ASSERT_TRUE(store->RecordHello(Hello("n", "v"), 1).ok());
+  ASSERT_TRUE(store->RecordHello(Hello("n", "v"), FromUnixMillis(1)).ok());
   ASSERT_NO_FATAL_FAILURE(PurgeAndAnswer(*store, "llama", "v1", 0, 100, 40));
 
   auto all = store->Audit(10, "llama");
@@ -576,13 +576,13 @@ TEST(CoordinatorStore, RestartKeepsTheRegistrysSources) {
   TempDatabase temp;
   {
     auto store = *CoordinatorStore::Open(temp.Path(), false);
-    ASSERT_TRUE(store->SetSourcePrefix("llama", "s3://models/llama/", "ops", 1).ok());
+    ASSERT_TRUE(store->SetSourcePrefix("llama", "s3://models/llama/", "ops", FromUnixMillis(1)).ok());
     ASSERT_TRUE(
-        store->SetSource("llama", "v3", "s3://models/llama/v3/", SourceChange::kSet, "ops", 2).ok());
+        store->SetSource("llama", "v3", "s3://models/llama/v3/", SourceChange::kSet, "ops", FromUnixMillis(2)).ok());
   }
   auto store = CoordinatorStore::Open(temp.Path(), false);
   ASSERT_TRUE(store.ok()) << store.status();
-  auto model = (*store)->GetModel("llama", 3);
+  auto model = (*store)->GetModel("llama", FromUnixMillis(3));
   ASSERT_TRUE(model.ok());
   EXPECT_EQ(model->source_prefix(), "s3://models/llama/");
   ASSERT_EQ(model->versions_size(), 1);
