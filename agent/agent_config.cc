@@ -234,6 +234,62 @@ absl::Status ApplyExtraVolumes(std::string_view path, const YAML::Node& node,
   return absl::OkStatus();
 }
 
+// A list of absolute folders, normalized (no trailing '/'), for fileSources.
+absl::Status ApplyFileSources(std::string_view path, const YAML::Node& node, AgentConfig& config) {
+  config.file_sources.clear();
+  if (node.IsNull()) return absl::OkStatus();
+  if (!node.IsSequence()) {
+    return absl::InvalidArgumentError(fmt::format("{}: want a list of absolute paths", path));
+  }
+  for (const YAML::Node& item : node) {
+    ASSIGN_OR_RETURN(std::string text, Scalar(path, item));
+    std::filesystem::path folder = std::filesystem::path(text).lexically_normal();
+    if (!folder.is_absolute()) return InvalidValue(path, text, "want an absolute path");
+    if (!folder.has_filename() && folder != folder.root_path()) folder = folder.parent_path();
+    config.file_sources.push_back(std::move(folder));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> ScalarList(std::string_view path, const YAML::Node& node) {
+  std::vector<std::string> items;
+  if (node.IsNull()) return items;
+  if (!node.IsSequence()) return absl::InvalidArgumentError(fmt::format("{}: want a list", path));
+  for (const YAML::Node& item : node) {
+    ASSIGN_OR_RETURN(std::string text, Scalar(path, item));
+    items.push_back(std::move(text));
+  }
+  return items;
+}
+
+absl::Status ApplyNetwork(const YAML::Node& node, AgentConfig& config) {
+  return ForEachKey("network", node, [&](const std::string& path, const std::string& key,
+                                         const YAML::Node& value) -> absl::Status {
+    ASSIGN_OR_RETURN(std::vector<std::string> items, ScalarList(path, value));
+    if (key == "allow" || key == "deny") {
+      std::vector<IpRange>& ranges = key == "allow" ? config.network.allow : config.network.deny;
+      ranges.clear();
+      for (const std::string& text : items) {
+        absl::StatusOr<IpRange> range = ParseIpRange(text);
+        if (!range.ok()) {
+          return absl::InvalidArgumentError(fmt::format("{}: invalid range {}", path, range.status().message()));
+        }
+        ranges.push_back(*std::move(range));
+      }
+    } else if (key == "resolve") {
+      for (const std::string& text : items) {
+        if (absl::Status valid = ValidateResolveEntry(text); !valid.ok()) {
+          return absl::InvalidArgumentError(fmt::format("{}: invalid entry {}", path, valid.message()));
+        }
+      }
+      config.network.resolve = std::move(items);
+    } else {
+      return UnknownKey(path, {"allow", "deny", "resolve"});
+    }
+    return absl::OkStatus();
+  });
+}
+
 absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
   return ForEachKey("", root, [&](const std::string& path, const std::string& key,
                                   const YAML::Node& value) -> absl::Status {
@@ -284,6 +340,10 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
       config.caching_enabled = config.storage.enabled;
     } else if (key == "extraVolumes") {
       return ApplyExtraVolumes(path, value, config);
+    } else if (key == "fileSources") {
+      return ApplyFileSources(path, value, config);
+    } else if (key == "network") {
+      return ApplyNetwork(value, config);
     } else if (key == "scrub") {
       return ApplyScrub(value, config);
     } else if (key == "testOnlyFilesystemType") {
@@ -293,7 +353,8 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
                                "coordinator", "coordinatorToken", "coordinatorTokenFile", "log",
                                "fill", "fillLease", "s3", "modelsCacheStorage", "extraVolumes",
                                "scrub", "testOnlyFilesystemType", "leaseTtl", "stateDir",
-                               "coordinatorReportInterval", "coordinatorTls"});
+                               "coordinatorReportInterval", "coordinatorTls", "fileSources",
+                               "network"});
     }
     return absl::OkStatus();
   });
@@ -393,6 +454,8 @@ ModelCacheOptions AgentConfig::ToModelCacheOptions() const {
   options.sources.s3_region = s3.region;
   options.sources.s3_path_style = s3.path_style;
   options.sources.aws = aws;
+  options.sources.file_roots = file_sources;
+  options.sources.network = network;
   return options;
 }
 

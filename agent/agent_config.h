@@ -22,6 +22,9 @@
 //        credentialsFile: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile: ""}
 //   modelsCacheStorage: {...}            # common/storage_config.h; storageSize is the quota
 //   extraVolumes: []                     # more cache volumes this agent mounts (migrate, cleanup)
+//   fileSources: []                      # folders file:// sources may be read from; none: no file://
+//   network: {allow: [], deny: [],       # CIDR ranges: allowed despite the built-in denied ones
+//             resolve: []}               #   (loopback, link-local, metadata), denied too; pinned names
 //   scrub: {every: 0s, rate: 64Mi}       # periodic re-hash of published models; 0s: off
 //   testOnlyFilesystemType: ""           # TESTS ONLY: pretend cacheRoot has this statfs type
 //   leaseTtl: 10m                        # a pod's lease on a model lasts this long unless renewed
@@ -98,6 +101,11 @@ struct AgentConfig {
   // Other cache volumes mounted here (an old volume after switching storage): reachable by
   // `modelcachectl migrate` and `cleanup` through this agent, never filled by Ensure.
   std::vector<std::filesystem::path> extra_volumes;
+  // fileSources: file:// sources are read only beneath these folders (agent/fill/file_tree.h),
+  // with the agent's rights, and published readable by every pod: none by default.
+  std::vector<std::filesystem::path> file_sources;
+  // network: the addresses http(s) and s3 sources may connect to (agent/fill/address_policy.h).
+  NetworkPolicy network;
   // TESTS ONLY (key testOnlyFilesystemType): the storage check judges this type ("tmpfs",
   // "nfs", "0x01021994") instead of statfs's answer for cacheRoot.
   std::string test_only_filesystem_type;

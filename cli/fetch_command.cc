@@ -50,6 +50,11 @@ absl::StatusOr<SourceOptions> LocalSourceOptions(const FetchOptions& options,
   sources.s3_region = s3.region;
   sources.s3_path_style = s3.path_style;
   sources.aws = aws;
+  // The local fill runs with the caller's own rights and network: what it may read or reach,
+  // the caller could read or reach anyway. The agent's fileSources and network rules guard
+  // what a pod can make the agent read on its behalf; they do not apply here.
+  sources.file_roots = std::nullopt;
+  sources.network.enforced = false;
   return sources;
 }
 

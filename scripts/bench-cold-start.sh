@@ -110,6 +110,7 @@ metricsAddress: ""
 nodeName: bench-node-$i
 coordinator: 127.0.0.1:$coordinator_port
 log: {level: info}
+network: {allow: ["127.0.0.1/32"]}  # the bench origin is on loopback, refused by default
 CONF
     "$agent_bin" --config "$bench/agent-$i.yaml" 2> "$bench/agent-$n-$i.log" &
     agent_pids+=("$!")

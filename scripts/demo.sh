@@ -85,6 +85,7 @@ coordinator: $MODELCACHE_COORDINATOR
 log: {level: info}
 fill: {concurrency: 16, chunkSize: 8Mi}
 modelsCacheStorage: {enabled: true, storageSize: 10Gi}  # with the block, enabled defaults to false
+network: {allow: ["127.0.0.1/32"]}  # the demo's origin is on loopback, refused by default
 CONF
   if [ "$node" = 1 ]; then cat "$work/agent-1.yaml"; fi
   "$agent_bin" --config "$work/agent-$node.yaml" 2> "$work/agent-$node.log" &

@@ -8,6 +8,9 @@
 
 #include <fmt/format.h>
 
+#include "agent/fill/curl_network_guard.h"
+#include "common/status_format.h"
+
 namespace modelcache {
 namespace {
 
@@ -141,12 +144,20 @@ absl::StatusOr<HttpResponse> PerformHttpRequest(const HttpRequest& request) {
     curl_easy_setopt(handle, CURLOPT_USERPWD, request.auth.user_password.c_str());
   }
   curl_easy_setopt(handle, CURLOPT_HTTPHEADER, header_list.get());
+  CurlNetworkGuard guard;
+  if (absl::Status installed = guard.Install(handle, request.network); !installed.ok()) {
+    return absl::InternalError(fmt::format("{} {}: {}", request.method, request.url, installed.message()));
+  }
 
   const CURLcode result = curl_easy_perform(handle);
   if (transfer.body_too_large) {
     return absl::ResourceExhaustedError(fmt::format("{} {}: response body larger than {} bytes",
                                                          request.method, request.url,
                                                          request.max_body_bytes));
+  }
+  if (result != CURLE_OK && !guard.Refusal().ok()) {
+    return absl::PermissionDeniedError(
+        fmt::format("{} {}: {}", request.method, request.url, guard.Refusal().message()));
   }
   if (result != CURLE_OK) {
     const char* reason = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(result);

@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "agent/fill/address_policy.h"
 #include "agent/fill/source.h"
 
 namespace modelcache {
@@ -30,6 +31,7 @@ struct HttpRequest {
   std::chrono::milliseconds timeout{60'000};  // whole request
   uint64_t max_body_bytes = 256ull << 20;     // larger responses fail with RESOURCE_EXHAUSTED
   bool follow_redirects = true;
+  NetworkPolicy network;  // addresses it may connect to, every redirect hop included
 };
 
 struct HttpResponse {
@@ -44,7 +46,7 @@ struct HttpResponse {
 
 // Performs the request. Any HTTP status is a successful return (the caller decides what a
 // 404 means); transport failures (DNS, connect, TLS, timeout) are UNAVAILABLE and name the
-// method and URL.
+// method and URL. An address `network` refuses is PERMISSION_DENIED (curl_network_guard.h).
 absl::StatusOr<HttpResponse> PerformHttpRequest(const HttpRequest& request);
 
 // OK for 2xx; otherwise 404 -> NOT_FOUND, 401/403 -> PERMISSION_DENIED, anything else ->

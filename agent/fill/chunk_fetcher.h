@@ -7,12 +7,14 @@
 #include <span>
 
 #include "absl/status/status.h"
+#include "agent/fill/address_policy.h"
 #include "agent/fill/fill_settings.h"
 #include "agent/fill/source.h"
 
 namespace modelcache {
 
 class EventLoop;
+class FileTree;
 
 struct ChunkRequest {
   const SourceFile* file = nullptr;  // outlives the fetch
@@ -26,7 +28,9 @@ class ChunkFetcher {
   // fill knows whether a retry can help:
   //   UNAVAILABLE        network error, 5xx, 429, short read, wrong Content-Range (retryable)
   //   DEADLINE_EXCEEDED  no progress for stall_timeout (retryable)
-  //   NOT_FOUND          404 / missing file;  PERMISSION_DENIED  401/403
+  //   NOT_FOUND          404 / missing file;  PERMISSION_DENIED  401/403, an address the
+  //                      network policy refuses, a file:// link out of its folder
+  //   INVALID_ARGUMENT   a file:// path that is no longer a regular file (FIFO, device, ...)
   //   ABORTED            the file changed at the source (ETag or size differs from the listing)
   //   FAILED_PRECONDITION the origin answered 200 to a range request for part of a file
   //   RESOURCE_EXHAUSTED  local: no space;  INTERNAL  anything else
@@ -42,11 +46,15 @@ class ChunkFetcher {
 };
 
 // Range GETs through libcurl's multi-socket API driven by `loop` (HTTP/1.1 keep-alive
-// connection reuse; `auth` added to every request).
+// connection reuse; `auth` added to every request). Each connection, redirects included, goes
+// only to an address `network` allows (curl_network_guard.h); a refused one fails the chunk
+// with PERMISSION_DENIED.
 std::unique_ptr<ChunkFetcher> MakeHttpChunkFetcher(EventLoop& loop, HttpAuth auth,
-                                                   const FillSettings& settings);
-// pread from SourceFile::location on libuv's thread pool; whole blocks into aligned buffers
-// go past the page cache (O_DIRECT) when settings.direct_io and the file system allow it.
-std::unique_ptr<ChunkFetcher> MakeFileChunkFetcher(EventLoop& loop, const FillSettings& settings);
+                                                   const FillSettings& settings, NetworkPolicy network);
+// pread on libuv's thread pool from SourceFile::location, opened through `tree` (the listing's
+// FileTree, file_tree.h; null fails every read); whole blocks into aligned buffers go past the
+// page cache (O_DIRECT) when settings.direct_io and the file system allow it.
+std::unique_ptr<ChunkFetcher> MakeFileChunkFetcher(EventLoop& loop, const FillSettings& settings,
+                                                   std::shared_ptr<const FileTree> tree);
 
 }  // namespace modelcache

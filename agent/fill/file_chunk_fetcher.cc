@@ -1,5 +1,9 @@
 // pread on libuv's thread pool. Loop-thread only, like every ChunkFetcher.
 //
+// Every chunk opens its file again through the listing's FileTree (file_tree.h), never by
+// the path string alone: a link swapped into the source after the listing cannot lead a
+// read out of the allowed folder.
+//
 // Whole blocks read into block-aligned buffers bypass the page cache (O_DIRECT) where the
 // file system allows it: a copy reads each source byte once, and pulling a cold model into
 // the page cache first costs more CPU than the rest of the fill (page allocation and copy).
@@ -20,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/fill/chunk_fetcher.h"
 #include "agent/fill/event_loop.h"
+#include "agent/fill/file_tree.h"
 
 namespace modelcache {
 namespace {
@@ -53,6 +58,7 @@ absl::Status ErrnoStatus(int error, const std::string& what) {
 
 // Shared by the worker thread (which fills `buffer`) and the loop thread (which may cancel).
 struct FileRead {
+  std::shared_ptr<const FileTree> tree;
   std::string path;
   uint64_t expected_size = 0;
   uint64_t offset = 0;
@@ -64,20 +70,15 @@ struct FileRead {
   absl::Status result;     // written by the worker, read by the loop thread after it ends
 };
 
-class FdCloser {
- public:
-  explicit FdCloser(int fd) : fd_(fd) {}
-  ~FdCloser() { if (fd_ >= 0) ::close(fd_); }
-  FdCloser(const FdCloser&) = delete;
-  FdCloser& operator=(const FdCloser&) = delete;
- private:
-  int fd_;
-};
-
 absl::Status ReadChunk(FileRead& read) {
-  int fd = ::open(read.path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, read.what);
-  FdCloser closer(fd);
+  if (read.tree == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(read.what, ": the source was not listed"));
+  }
+  absl::StatusOr<FileDescriptor> opened = read.tree->OpenForRead(read.path, /*direct=*/false);
+  if (!opened.ok()) {
+    return absl::Status(opened.status().code(), absl::StrCat(read.what, ": ", opened.status().message()));
+  }
+  const int fd = opened->get();
   struct stat info {};
   if (::fstat(fd, &info) != 0) return ErrnoStatus(errno, read.what);
   if (static_cast<uint64_t>(info.st_size) != read.expected_size) {
@@ -85,12 +86,19 @@ absl::Status ReadChunk(FileRead& read) {
                                            ", listing had ", read.expected_size, ")"));
   }
   // -1 when the file system has no direct I/O (EINVAL: tmpfs before Linux 6.6, some FUSE).
-  int direct_fd = -1;
+  FileDescriptor direct_file(-1);
   if (read.direct_io && Aligned(reinterpret_cast<uintptr_t>(read.buffer.data())) &&
       Aligned(read.offset) && read.buffer.size() >= kDirectIoAlignment) {
-    direct_fd = ::open(read.path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+    absl::StatusOr<FileDescriptor> direct_opened = read.tree->OpenForRead(read.path, /*direct=*/true);
+    struct stat direct_info {};
+    if (direct_opened.ok() && ::fstat(direct_opened->get(), &direct_info) == 0) {
+      if (direct_info.st_dev != info.st_dev || direct_info.st_ino != info.st_ino) {
+        return absl::AbortedError(absl::StrCat(read.what, ": file changed at the source (replaced while read)"));
+      }
+      direct_file = std::move(*direct_opened);
+    }
   }
-  FdCloser direct_closer(direct_fd);
+  int direct_fd = direct_file.get();
   size_t done = 0;
   while (done < read.buffer.size()) {
     std::lock_guard lock(read.mutex);
@@ -120,7 +128,8 @@ absl::Status ReadChunk(FileRead& read) {
 
 class FileChunkFetcher final : public ChunkFetcher {
  public:
-  FileChunkFetcher(EventLoop& loop, bool direct_io) : loop_(loop), direct_io_(direct_io) {}
+  FileChunkFetcher(EventLoop& loop, bool direct_io, std::shared_ptr<const FileTree> tree)
+      : loop_(loop), direct_io_(direct_io), tree_(std::move(tree)) {}
 
   ~FileChunkFetcher() override {
     *alive_ = false;
@@ -129,6 +138,7 @@ class FileChunkFetcher final : public ChunkFetcher {
 
   uint64_t Fetch(const ChunkRequest& request, DoneFn done) override {
     auto read = std::make_shared<FileRead>();
+    read->tree = tree_;
     read->path = request.file->location;
     read->expected_size = request.file->size;
     read->offset = request.offset;
@@ -173,6 +183,7 @@ class FileChunkFetcher final : public ChunkFetcher {
 
   EventLoop& loop_;
   const bool direct_io_;
+  const std::shared_ptr<const FileTree> tree_;
   std::unordered_map<uint64_t, Pending> reads_;
   uint64_t next_id_ = 1;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
@@ -180,8 +191,9 @@ class FileChunkFetcher final : public ChunkFetcher {
 
 }  // namespace
 
-std::unique_ptr<ChunkFetcher> MakeFileChunkFetcher(EventLoop& loop, const FillSettings& settings) {
-  return std::make_unique<FileChunkFetcher>(loop, settings.direct_io);
+std::unique_ptr<ChunkFetcher> MakeFileChunkFetcher(EventLoop& loop, const FillSettings& settings,
+                                                   std::shared_ptr<const FileTree> tree) {
+  return std::make_unique<FileChunkFetcher>(loop, settings.direct_io, std::move(tree));
 }
 
 }  // namespace modelcache

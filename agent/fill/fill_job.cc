@@ -458,8 +458,7 @@ void FillJob::Impl::OnPrepared(absl::Status status,
   plan_ = std::move(plan).value();
   progress_.set_bytes_done(bytes_done);
   max_buffers_ = settings_.concurrency + kSpareBuffers;
-  fetcher_ = source_->IsLocal() ? MakeFileChunkFetcher(loop_, settings_)
-                                : MakeHttpChunkFetcher(loop_, source_->Auth(), settings_);
+  fetcher_ = source_->MakeChunkFetcher(loop_, settings_);
   rate_samples_.emplace_back(uv_now(loop_.Raw()), bytes_done);
   Emit();
 

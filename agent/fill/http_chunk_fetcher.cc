@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/fill/chunk_fetcher.h"
 #include "agent/fill/curl_multi.h"
+#include "agent/fill/curl_network_guard.h"
 #include "agent/fill/event_loop.h"
 #include "common/status_macros.h"
 
@@ -112,8 +113,8 @@ bool IsPermanentCurlError(CURLcode result) {
 
 class HttpChunkFetcher final : public ChunkFetcher {
  public:
-  HttpChunkFetcher(EventLoop& loop, HttpAuth auth, const FillSettings& settings)
-      : loop_(loop), auth_(std::move(auth)), settings_(settings) {}
+  HttpChunkFetcher(EventLoop& loop, HttpAuth auth, const FillSettings& settings, NetworkPolicy network)
+      : loop_(loop), auth_(std::move(auth)), settings_(settings), network_(std::move(network)) {}
 
   ~HttpChunkFetcher() override {
     *alive_ = false;
@@ -147,6 +148,7 @@ class HttpChunkFetcher final : public ChunkFetcher {
     std::chrono::steady_clock::time_point last_progress;
     curl_off_t progress_bytes = -1;
     bool stalled = false;
+    CurlNetworkGuard guard;  // which addresses this transfer may connect to
 
     ~Transfer() {
       if (easy != nullptr) curl_easy_cleanup(easy);
@@ -168,6 +170,7 @@ class HttpChunkFetcher final : public ChunkFetcher {
   EventLoop& loop_;
   const HttpAuth auth_;
   const FillSettings settings_;
+  const NetworkPolicy network_;
   std::unique_ptr<CurlMulti> multi_;  // created on the first Fetch, on the loop thread
   std::unordered_map<uint64_t, std::unique_ptr<Transfer>> transfers_;
   uint64_t next_id_ = 1;
@@ -263,6 +266,9 @@ absl::Status HttpChunkFetcher::Configure(Transfer& transfer) {
     transfer.headers = grown;
   }
   if (transfer.headers != nullptr) curl_easy_setopt(easy, CURLOPT_HTTPHEADER, transfer.headers);
+  if (absl::Status installed = transfer.guard.Install(easy, network_); !installed.ok()) {
+    return absl::InternalError(absl::StrCat(transfer.what, ": ", installed.message()));
+  }
   return absl::OkStatus();
 }
 
@@ -425,6 +431,9 @@ absl::Status HttpChunkFetcher::StatusForHttpError(const Transfer& transfer, long
 
 absl::Status HttpChunkFetcher::Classify(Transfer& transfer, CURLcode result) const {
   if (!transfer.early_error.ok()) return transfer.early_error;
+  if (result != CURLE_OK && !transfer.guard.Refusal().ok()) {
+    return absl::PermissionDeniedError(absl::StrCat(transfer.what, ": ", transfer.guard.Refusal().message()));
+  }
   if (transfer.stalled || result == CURLE_OPERATION_TIMEDOUT) {
     return absl::DeadlineExceededError(absl::StrCat(
         transfer.what, ": stalled, no data for ", settings_.stall_timeout.count(), "s (",
@@ -456,8 +465,8 @@ absl::Status HttpChunkFetcher::Classify(Transfer& transfer, CURLcode result) con
 }  // namespace
 
 std::unique_ptr<ChunkFetcher> MakeHttpChunkFetcher(EventLoop& loop, HttpAuth auth,
-                                                   const FillSettings& settings) {
-  return std::make_unique<HttpChunkFetcher>(loop, std::move(auth), settings);
+                                                   const FillSettings& settings, NetworkPolicy network) {
+  return std::make_unique<HttpChunkFetcher>(loop, std::move(auth), settings, std::move(network));
 }
 
 }  // namespace modelcache

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "agent/fill/blocking_http.h"
+#include "agent/fill/chunk_fetcher.h"
 #include "common/names.h"
 #include "common/status_macros.h"
 #include "modelcache/v1/manifest.pb.h"
@@ -64,7 +65,7 @@ std::string_view UrlWithoutQuery(std::string_view url) {
 class HttpSource final : public Source {
  public:
   HttpSource(std::string url, const SourceOptions& options)
-      : url_(std::move(url)), timeout_(options.request_timeout) {}
+      : url_(std::move(url)), timeout_(options.request_timeout), network_(options.network) {}
 
   absl::StatusOr<std::vector<SourceFile>> List() override {
     if (UrlWithoutQuery(url_).ends_with('/')) return ListDirectory();
@@ -74,6 +75,9 @@ class HttpSource final : public Source {
 
   bool IsLocal() const override { return false; }
   HttpAuth Auth() const override { return {}; }
+  std::unique_ptr<ChunkFetcher> MakeChunkFetcher(EventLoop& loop, const FillSettings& settings) const override {
+    return MakeHttpChunkFetcher(loop, {}, settings, network_);
+  }
 
  private:
   absl::StatusOr<HttpResponse> Perform(std::string method, const std::string& url) const {
@@ -81,6 +85,7 @@ class HttpSource final : public Source {
     request.method = std::move(method);
     request.url = url;
     request.timeout = timeout_;
+    request.network = network_;
     return PerformHttpRequest(request);
   }
 
@@ -147,6 +152,7 @@ class HttpSource final : public Source {
     HttpRequest request;
     request.url = url;
     request.timeout = timeout_;
+    request.network = network_;
     request.range = HttpRange{0, 0};
     ASSIGN_OR_RETURN(const HttpResponse first_byte, PerformHttpRequest(request));
     RETURN_IF_ERROR(HttpStatusToStatus(first_byte.status_code, "GET", url));
@@ -189,6 +195,7 @@ class HttpSource final : public Source {
 
   std::string url_;
   std::chrono::milliseconds timeout_;
+  NetworkPolicy network_;
 };
 
 }  // namespace

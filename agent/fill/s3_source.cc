@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "agent/fill/blocking_http.h"
+#include "agent/fill/chunk_fetcher.h"
 #include "agent/fill/s3_list_parser.h"
 #include "common/names.h"
 #include "common/status_macros.h"
@@ -68,6 +69,9 @@ class S3Source final : public Source {
 
   bool IsLocal() const override { return false; }
   HttpAuth Auth() const override { return auth_; }
+  std::unique_ptr<ChunkFetcher> MakeChunkFetcher(EventLoop& loop, const FillSettings& settings) const override {
+    return MakeHttpChunkFetcher(loop, auth_, settings, options_.network);
+  }
 
  private:
   absl::StatusOr<std::vector<SourceFile>> ListDirectory(const std::string& directory) {
@@ -121,6 +125,7 @@ class S3Source final : public Source {
     request.auth = auth_;
     request.timeout = options_.request_timeout;
     request.follow_redirects = false;
+    request.network = options_.network;
     ASSIGN_OR_RETURN(const HttpResponse response, PerformHttpRequest(request));
     RETURN_IF_ERROR(HttpStatusToStatus(response.status_code, "HEAD", url));
     if (response.Header("ETag").value_or(object.etag) != object.etag) {
@@ -148,6 +153,7 @@ class S3Source final : public Source {
     request.auth = auth_;
     request.timeout = options_.request_timeout;
     request.follow_redirects = false;  // a redirect means the wrong region; say so instead
+    request.network = options_.network;
     ASSIGN_OR_RETURN(const HttpResponse response, PerformHttpRequest(request));
     if (response.status_code < 200 || response.status_code >= 300) {
       std::string detail;

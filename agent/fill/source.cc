@@ -18,7 +18,7 @@ absl::StatusOr<std::unique_ptr<Source>> MakeSource(std::string_view uri, const S
     const std::string path = parsed.path.starts_with('/') ? parsed.path : "/" + parsed.path;
     return MakeHttpSource(fmt::format("{}://{}{}", parsed.scheme, parsed.authority, path), options);
   }
-  if (parsed.scheme == "file") return MakeFileSource(parsed.path);
+  if (parsed.scheme == "file") return MakeFileSource(parsed.path, options.file_roots);
   return absl::InvalidArgumentError(fmt::format(
       "source {}: unknown scheme '{}' (accepted: s3, http, https, file)", uri, parsed.scheme));
 }

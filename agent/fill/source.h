@@ -2,14 +2,21 @@
 // A model source: lists the model's files and says how to fetch byte ranges of them.
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/fill/address_policy.h"
 
 namespace modelcache {
+
+class ChunkFetcher;
+class EventLoop;
+struct FillSettings;
 
 struct SourceFile {
   std::string path;             // relative path inside the model, already validated
@@ -49,6 +56,13 @@ struct SourceOptions {
   AwsCredentials aws;                // filled by the config loader (env or credentials file)
   std::chrono::seconds request_timeout{60};  // for listing requests
   uint32_t s3_max_keys = 1000;       // ListObjectsV2 page size (S3's maximum; tests use less)
+  // Where file:// sources may be read (file_tree.h): only beneath these folders (the agent's
+  // fileSources; none by default, so every file:// source is refused). nullopt: anywhere this
+  // process may read, for modelcachectl's local fill, which runs with its caller's rights.
+  std::optional<std::vector<std::filesystem::path>> file_roots{std::in_place};
+  // Which addresses http(s) and s3 requests may connect to (address_policy.h); by default
+  // not loopback, link-local or cloud metadata.
+  NetworkPolicy network;
 };
 
 class Source {
@@ -65,6 +79,11 @@ class Source {
   virtual HttpAuth Auth() const = 0;
   // After a successful List(): what the model resolved to, for the manifest.
   virtual ResolvedRevision Resolved() const { return {}; }
+  // The fetcher for this source's chunks, after List() succeeded: range GETs with Auth() under
+  // the source's network policy, or reads through the same file resolution as the listing.
+  // Loop thread.
+  virtual std::unique_ptr<ChunkFetcher> MakeChunkFetcher(EventLoop& loop,
+                                                         const FillSettings& settings) const = 0;
 };
 
 // The source for a URI (see common/uri.h). INVALID_ARGUMENT for an unknown scheme.

@@ -13,6 +13,7 @@
 #include "common/sha256.h"
 #include "modelcache/v1/coordinator.pb.h"
 #include "tests/testing/agent_process.h"
+#include "tests/testing/source_access.h"
 #include "tests/testing/coordinator_process.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/random_model.h"
@@ -89,7 +90,8 @@ class AgentCoordinatorTest : public ::testing::Test {
          .cache_root = dir_.Path() / ("cache-" + node),
          .socket = dir_.Path() / ("run-" + node) / "agent.sock",
          .coordinator = Address(),
-         .coordinator_token_file = dir_.Path() / "agent-token"});
+         .coordinator_token_file = dir_.Path() / "agent-token",
+         .network_allow = testing::LoopbackOrigins()});  // the origins listen on 127.0.0.1
     ASSERT_TRUE(started.ok()) << started.status();
     agent = *std::move(started);
     ASSERT_TRUE(WaitForPolicy(*agent, "default disabled, 0 rules")) << agent->Log();

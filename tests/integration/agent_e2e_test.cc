@@ -12,6 +12,7 @@
 #include "agent/store/manifest.h"
 #include "common/sha256.h"
 #include "tests/testing/agent_process.h"
+#include "tests/testing/source_access.h"
 #include "tests/testing/http_get.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/ports.h"
@@ -186,6 +187,7 @@ class AgentE2eTest : public ::testing::Test {
          .socket = socket_,
          .metrics_address = "127.0.0.1:" + std::to_string(metrics_port_),
          .log_level = "debug",
+         .network_allow = testing::LoopbackOrigins(),  // nginx and s3rver on 127.0.0.1
          .extra_yaml = extra_yaml,
          .environment = std::move(environment)});
     ASSERT_TRUE(agent.ok()) << agent.status();

@@ -11,6 +11,7 @@
 
 #include "agent/store/layout.h"
 #include "tests/testing/agent_process.h"
+#include "tests/testing/source_access.h"
 #include "tests/testing/coordinator_process.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/random_model.h"
@@ -87,6 +88,7 @@ class AgentLeasesTest : public ::testing::Test {
          .socket = dir_.Path() / ("run-" + node) / "agent.sock",
          .coordinator = Address(),
          .coordinator_token_file = dir_.Path() / "agent-token",
+         .network_allow = testing::LoopbackOrigins(),  // the origin listens on 127.0.0.1
          .extra_yaml = "leaseTtl: 3s\n"});
     ASSERT_TRUE(started.ok()) << started.status();
     agent = *std::move(started);

@@ -13,6 +13,7 @@
 #include "agent/store/volume_id.h"
 #include "common/sha256.h"
 #include "tests/testing/agent_process.h"
+#include "tests/testing/source_access.h"
 #include "tests/testing/http_get.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/ports.h"
@@ -90,6 +91,7 @@ class AgentMaintenanceTest : public ::testing::Test {
          .socket = socket_,
          .metrics_address = "127.0.0.1:" + std::to_string(metrics_port_),
          .log_level = "debug",
+         .network_allow = testing::LoopbackOrigins(),  // the origin listens on 127.0.0.1
          .extra_yaml = extra_yaml});
     ASSERT_TRUE(agent.ok()) << agent.status();
     agent_ = *std::move(agent);

@@ -17,6 +17,7 @@
 #include "common/sha256.h"
 #include "modelcache/v1/agent.grpc.pb.h"
 #include "tests/testing/agent_process.h"
+#include "tests/testing/source_access.h"
 #include "tests/testing/coordinator_process.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/random_model.h"
@@ -217,6 +218,7 @@ class CrossNodeFillTest : public ::testing::Test {
          .cache_root = cache_root,
          .socket = dir_.Path() / ("run-" + node) / "agent.sock",
          .coordinator = coordinator_->Address(),
+         .network_allow = testing::LoopbackOrigins(),  // the origin listens on 127.0.0.1
          .extra_yaml = "fillLease: {ttl: 2s, pollInterval: 1s}\n"});
     ASSERT_TRUE(started.ok()) << started.status();
     agent = *std::move(started);

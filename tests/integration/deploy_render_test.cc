@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include "agent/agent_config.h"
 #include "common/storage_config.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
@@ -477,6 +478,24 @@ TEST_F(DeployRender, StorageConfigParsesWithTheDaemonsLoaderInEveryKustomization
         EXPECT_EQ(Str(At(claim, {"spec", "storageClassName"})), storage->storage_class_name) << directory;
       }
     }
+  }
+}
+
+// What pods may make the agent fetch: deploy/ ships no file:// folder and the built-in deny list
+// with nothing allowed past it; the agent's own parser reads every rendered config.
+TEST_F(DeployRender, AgentConfigShipsTheSafeSourceDefaults) {
+  for (const std::string& directory : AllDirectories()) {
+    if (directory == "examples") continue;
+    const Rendered& rendered = Render(directory);
+    std::string text = Str(At(Find(rendered, "ConfigMap", "modelcache-config"), {"data", "config.yaml"}));
+    ASSERT_NE(text, "") << directory;
+    AgentEnvironment environment;
+    environment.hostname = "node-a";
+    absl::StatusOr<AgentConfig> config = ParseAgentConfig(text, AgentFlags{}, environment);
+    ASSERT_TRUE(config.ok()) << directory << ": " << config.status();
+    EXPECT_TRUE(config->file_sources.empty()) << directory;
+    EXPECT_TRUE(config->network.enforced) << directory;
+    EXPECT_TRUE(config->network.allow.empty()) << directory;
   }
 }
 

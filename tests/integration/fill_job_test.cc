@@ -22,6 +22,7 @@
 #include "common/status_format.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/random_model.h"
+#include "tests/testing/source_access.h"
 #include "tests/testing/temp_dir.h"
 
 namespace modelcache {
@@ -63,13 +64,16 @@ class FillJobTest : public ::testing::Test {
     done.get_future().wait();
   }
 
+  // The origins: nginx on loopback, file:// sources in source_dir_ (fileSources).
+  SourceOptions Sources() const { return testing::LoopbackSourceOptions({source_dir_.Path()}); }
+
   // Runs one fill to its end and returns its result and every progress it reported.
   FillOutcome Fill(const std::string& name, const std::string& version, const std::string& uri,
                    FillSettings settings) {
     auto outcome = std::make_shared<FillOutcome>();
     auto finished = std::make_shared<std::promise<void>>();
     OnLoop([&] {
-      auto source = MakeSource(uri, SourceOptions{});
+      auto source = MakeSource(uri, Sources());
       if (!source.ok()) {
         outcome->result = source.status();
         finished->set_value();
@@ -326,7 +330,7 @@ void StageInterruptedFill(const CacheLayout& layout, const std::string& name,
 TEST_F(FillJobTest, ResumesFromTheJournalsCommittedPrefix) {
   auto files = testing::WriteRandomModel(source_dir_.Path(), {{"weights.bin", 4 << 20}});
   const std::string uri = "file://" + source_dir_.Path().string();
-  auto source = MakeSource(uri, SourceOptions{});
+  auto source = MakeSource(uri, Sources());
   ASSERT_TRUE(source.ok()) << source.status();
   auto listed = (*source)->List();
   ASSERT_TRUE(listed.ok()) << listed.status();
@@ -347,7 +351,7 @@ TEST_F(FillJobTest, ResumesFromTheJournalsCommittedPrefix) {
 TEST_F(FillJobTest, JournalOfAnotherSourceIsNotResumed) {
   auto files = testing::WriteRandomModel(source_dir_.Path(), {{"weights.bin", 2 << 20}});
   const std::string uri = "file://" + source_dir_.Path().string();
-  auto source = MakeSource(uri, SourceOptions{});
+  auto source = MakeSource(uri, Sources());
   ASSERT_TRUE(source.ok()) << source.status();
   auto listed = (*source)->List();
   ASSERT_TRUE(listed.ok()) << listed.status();

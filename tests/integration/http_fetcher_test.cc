@@ -27,6 +27,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/nginx_server.h"
+#include "tests/testing/source_access.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
 
@@ -168,6 +169,9 @@ class HttpFetcherTest : public ::testing::Test {
     options.locations.push_back(NginxLocation{.prefix = "/norange/", .max_ranges = 0});
     options.locations.push_back(
         NginxLocation{.prefix = "/moved/", .extra_directives = "return 302 /m/target.bin;"});
+    // Loopback, but not the 127.0.0.1/32 the fetcher allows.
+    options.locations.push_back(NginxLocation{
+        .prefix = "/to-other-loopback/", .extra_directives = "return 302 http://127.0.0.2:9/m/target.bin;"});
     auto server = NginxServer::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
     nginx_ = *std::move(server);
@@ -180,8 +184,9 @@ class HttpFetcherTest : public ::testing::Test {
     loop_.Stop();
   }
 
-  void MakeFetcher(const FillSettings& settings, const HttpAuth& auth) {
-    RunOnLoop([&] { fetcher_ = MakeHttpChunkFetcher(loop_, auth, settings); });
+  void MakeFetcher(const FillSettings& settings, const HttpAuth& auth,
+                   const NetworkPolicy& network = testing::AllowLoopback()) {
+    RunOnLoop([&] { fetcher_ = MakeHttpChunkFetcher(loop_, auth, settings, network); });
   }
 
   void RunOnLoop(std::function<void()> task) {
@@ -244,6 +249,32 @@ TEST_F(HttpFetcherTest, FetchesEveryRangeOfAFileByteForByte) {
   EXPECT_EQ(log[3].bytes, 123u);
   // Sequential fetches reuse one kept-alive connection.
   EXPECT_EQ(log[0].connection, log[3].connection);
+}
+
+TEST_F(HttpFetcherTest, OriginTheNetworkPolicyRefusesIsPermissionDeniedAndNeverContacted) {
+  RunOnLoop([&] { fetcher_.reset(); });
+  MakeFetcher(FillSettings{}, HttpAuth{}, NetworkPolicy{});  // the agent's default: no loopback
+  SourceFile file = Publish("m/a.bin", RandomBytes(1000, 7));
+  std::vector<std::byte> buffer(100);
+  absl::Status status = Fetch(file, 0, buffer);
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr(absl::StrCat("GET ", file.location, " bytes=0-99: ")));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("host 127.0.0.1 is 127.0.0.0/8 (loopback)"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("network.allow"));
+  EXPECT_TRUE(nginx_->AccessLog().empty());
+}
+
+TEST_F(HttpFetcherTest, RedirectToARefusedAddressIsPermissionDeniedAtTheHop) {
+  SourceFile file = Publish("m/target.bin", RandomBytes(1000, 8));
+  file.location = nginx_->BaseUrl() + "/to-other-loopback/a.bin";
+  std::vector<std::byte> buffer(100);
+  absl::Status status = Fetch(file, 0, buffer);
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("host 127.0.0.2 is 127.0.0.0/8 (loopback)"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("http://127.0.0.2:9/m/target.bin"));
+  // The allowed origin answered the first hop.
+  ASSERT_TRUE(PollUntil([&] { return !nginx_->AccessLog().empty(); }, 5s));
+  EXPECT_EQ(nginx_->AccessLog()[0].status, 302);
 }
 
 TEST_F(HttpFetcherTest, MissingFileIsNotFoundAndTheMessageNamesUrlAndRange) {

@@ -8,6 +8,7 @@
 #include "common/sha256.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/ports.h"
+#include "tests/testing/source_access.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
 
@@ -66,7 +67,7 @@ class HttpSourceTest : public ::testing::Test {
   }
 
   absl::StatusOr<std::vector<SourceFile>> List(const std::string& path) {
-    auto source = MakeSource(server_->BaseUrl() + path, SourceOptions{});
+    auto source = MakeSource(server_->BaseUrl() + path, testing::LoopbackSourceOptions());
     if (!source.ok()) return source.status();
     EXPECT_FALSE((*source)->IsLocal());
     return (*source)->List();
@@ -96,6 +97,7 @@ TEST_F(HttpSourceTest, DirectoryListingGivesFilesWithWorkingLocations) {
     EXPECT_EQ(by_path[path].size, body.size()) << path;
     HttpRequest get;
     get.url = by_path[path].location;
+    get.network = testing::AllowLoopback();
     auto response = PerformHttpRequest(get);
     ASSERT_TRUE(response.ok()) << response.status();
     EXPECT_EQ(response->status_code, 200) << get.url;
@@ -116,6 +118,7 @@ TEST_F(HttpSourceTest, SingleFileUsesHeadAndSha256Sidecar) {
   HttpRequest head;
   head.method = "HEAD";
   head.url = file.location;
+  head.network = testing::AllowLoopback();
   auto response = PerformHttpRequest(head);
   ASSERT_TRUE(response.ok()) << response.status();
   ASSERT_TRUE(response->Header("etag").has_value());
@@ -182,11 +185,27 @@ TEST(HttpSource, ConnectionRefusedIsUnavailable) {
   const uint16_t port = testing::FreeTcpPort();  // nothing listens there
   ASSERT_NE(port, 0);
   const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/model.bin";
-  auto source = MakeSource(url, SourceOptions{});
+  auto source = MakeSource(url, testing::LoopbackSourceOptions());
   ASSERT_TRUE(source.ok()) << source.status();
   auto files = (*source)->List();
   EXPECT_EQ(files.status().code(), absl::StatusCode::kUnavailable) << files.status();
   EXPECT_NE(files.status().message().find(url), absl::string_view::npos);
+}
+
+TEST(HttpSource, LoopbackIsRefusedByDefaultNamingHostAddressAndKey) {
+  const uint16_t port = testing::FreeTcpPort();  // refused before any connection is tried
+  ASSERT_NE(port, 0);
+  for (const std::string& url : {"http://127.0.0.1:" + std::to_string(port) + "/m/",
+                                 "http://127.0.0.1:" + std::to_string(port) + "/model.bin",
+                                 "http://[::1]:" + std::to_string(port) + "/model.bin"}) {
+    auto source = MakeSource(url, SourceOptions{});
+    ASSERT_TRUE(source.ok()) << source.status();
+    auto files = (*source)->List();
+    EXPECT_EQ(files.status().code(), absl::StatusCode::kPermissionDenied) << files.status();
+    const std::string message(files.status().message());
+    EXPECT_NE(message.find("(loopback)"), std::string::npos) << message;
+    EXPECT_NE(message.find("network.allow"), std::string::npos) << message;
+  }
 }
 
 }  // namespace

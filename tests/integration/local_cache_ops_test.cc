@@ -27,6 +27,7 @@ class LocalCacheOpsTest : public ::testing::Test {
     loop_.Start();
     ModelCacheOptions options;
     options.cache_root = cache_dir_.Path();
+    options.sources.file_roots = std::vector<fs::path>{source_dir_.Path()};  // fileSources: the test's models
     absl::StatusOr<std::unique_ptr<ModelCache>> cache =
         ModelCache::Open(loop_, system_clock_, options);
     ASSERT_TRUE(cache.ok()) << cache.status();

@@ -26,6 +26,7 @@ class MaintenanceLeasesTest : public ::testing::Test {
     testing::WriteRandomModel(source_.Path(), {{"a.bin", 100'000}, {"b.bin", 50'000}});
     ModelCacheOptions options;
     options.cache_root = cache_.Path();
+    options.sources.file_roots = std::vector<std::filesystem::path>{source_.Path()};  // fileSources: the test's model
     absl::StatusOr<std::unique_ptr<ModelCache>> cache = ModelCache::Open(loop_, clock_, options);
     ASSERT_TRUE(cache.ok()) << cache.status();
     model_cache_ = *std::move(cache);

@@ -21,6 +21,7 @@
 #include "common/status_format.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/random_model.h"
+#include "tests/testing/source_access.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
 
@@ -76,6 +77,7 @@ class ModelCacheTest : public ::testing::Test {
     options.fill.chunk_size = chunk_size;
     options.fill.journal_interval = 50ms;
     options.fill.retry.initial_backoff = 10ms;
+    options.sources = testing::LoopbackSourceOptions({source_dir_.Path()});  // nginx and file://
     return options;
   }
 

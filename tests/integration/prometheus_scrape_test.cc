@@ -14,6 +14,7 @@
 #include "tests/testing/http_get.h"
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/ports.h"
+#include "tests/testing/source_access.h"
 #include "tests/testing/prometheus_server.h"
 #include "tests/testing/random_model.h"
 #include "tests/testing/subprocess.h"
@@ -107,7 +108,9 @@ class PrometheusScrapeTest : public ::testing::Test {
                                         "socket: ", Socket(), "\n",
                                         "metricsAddress: 127.0.0.1:", agent_metrics_port_, "\n",
                                         "coordinator: 127.0.0.1:", coordinator_port_, "\n",
-                                        "nodeName: prometheus-test\n"));
+                                        "nodeName: prometheus-test\n",
+                                        // the origin listens on 127.0.0.1, refused by default
+                                        "network: {allow: [\"", testing::LoopbackOrigins()[0], "\"]}\n"));
     SubprocessOptions options;
     options.argv = {Binary("agent/modelcache-agent"), "--config", dir_.Join("agent.yaml")};
     options.stderr_path = dir_.Join("agent.log");

@@ -21,6 +21,7 @@
 #include "agent/fill/source.h"
 #include "tests/testing/s3rver_server.h"
 #include "tests/testing/sigv4_reference.h"
+#include "tests/testing/source_access.h"
 
 namespace modelcache {
 namespace {
@@ -242,7 +243,7 @@ TEST(S3SourceSigning, ListRequestsCarryValidSigV4AndFollowContinuation) {
     const bool second = request.target.find("continuation-token=") != std::string::npos;
     return CannedResponse{200, std::string(second ? kSecondPage : kFirstPage)};
   });
-  SourceOptions options;
+  SourceOptions options = testing::LoopbackSourceOptions();
   options.s3_endpoint = server.Endpoint();
   options.s3_path_style = true;
   options.s3_region = "eu-central-1";
@@ -280,7 +281,7 @@ TEST(S3SourceSigning, ListRequestsCarryValidSigV4AndFollowContinuation) {
 
 TEST(S3SourceSigning, RangeGetWithSourceAuthIsSigned) {
   CaptureServer server([](const CapturedRequest&) { return CannedResponse{206, "0123456789"}; });
-  SourceOptions options;
+  SourceOptions options = testing::LoopbackSourceOptions();
   options.s3_endpoint = server.Endpoint();
   options.s3_path_style = true;
   options.aws = {"AKIDEXAMPLE", "secret", ""};
@@ -289,6 +290,7 @@ TEST(S3SourceSigning, RangeGetWithSourceAuthIsSigned) {
 
   HttpRequest request;
   request.url = S3ObjectUrl(options, "models", "llama/weights 1.bin");
+  request.network = options.network;
   request.range = HttpRange{100, 109};
   request.auth = (*source)->Auth();
   auto response = PerformHttpRequest(request);
@@ -307,7 +309,7 @@ TEST(S3SourceSigning, AnonymousRequestsAreUnsigned) {
   CaptureServer server([](const CapturedRequest&) {
     return CannedResponse{200, "<ListBucketResult><Contents><Key>m/f</Key><Size>1</Size></Contents></ListBucketResult>"};
   });
-  SourceOptions options;
+  SourceOptions options = testing::LoopbackSourceOptions();
   options.s3_endpoint = server.Endpoint();
   options.s3_path_style = true;
   auto source = MakeSource("s3://models/m/", options);
@@ -324,7 +326,7 @@ TEST(S3SourceSigning, HttpErrorsMapToStatusCodesNamingUrlAndS3Code) {
   CaptureServer server([](const CapturedRequest&) {
     return CannedResponse{403, "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"};
   });
-  SourceOptions options;
+  SourceOptions options = testing::LoopbackSourceOptions();
   options.s3_endpoint = server.Endpoint();
   options.s3_path_style = true;
   auto files = (*MakeSource("s3://models/m/", options))->List();
@@ -334,9 +336,20 @@ TEST(S3SourceSigning, HttpErrorsMapToStatusCodesNamingUrlAndS3Code) {
   EXPECT_NE(files.status().message().find("AccessDenied"), absl::string_view::npos) << files.status();
 }
 
+TEST(S3SourceSigning, EndpointTheNetworkPolicyRefusesIsPermissionDeniedAndNeverAsked) {
+  CaptureServer server([](const CapturedRequest&) { return CannedResponse{200, ""}; });
+  SourceOptions options;  // the agent's default network policy: no loopback
+  options.s3_endpoint = server.Endpoint();
+  options.s3_path_style = true;
+  auto files = (*MakeSource("s3://models/m/", options))->List();
+  EXPECT_EQ(files.status().code(), absl::StatusCode::kPermissionDenied) << files.status();
+  EXPECT_NE(files.status().message().find("network.allow"), absl::string_view::npos) << files.status();
+  EXPECT_TRUE(server.Requests().empty());
+}
+
 TEST(S3SourceSigning, ServerErrorIsUnavailable) {
   CaptureServer server([](const CapturedRequest&) { return CannedResponse{503, "<Error><Code>SlowDown</Code></Error>"}; });
-  SourceOptions options;
+  SourceOptions options = testing::LoopbackSourceOptions();
   options.s3_endpoint = server.Endpoint();
   options.s3_path_style = true;
   auto files = (*MakeSource("s3://models/m/", options))->List();
@@ -369,7 +382,7 @@ TEST(S3SourceChecksums, UploadedSha256IsReadWithASignedHeadOnlyForObjectsListedW
     }
     return CannedResponse{200, std::string(kChecksumPage)};
   });
-  SourceOptions options;
+  SourceOptions options = testing::LoopbackSourceOptions();
   options.s3_endpoint = server.Endpoint();
   options.s3_path_style = true;
   options.aws = {"AKIDEXAMPLE", "secret", ""};
@@ -393,7 +406,7 @@ TEST(S3SourceChecksums, CompositeChecksumOfAMultipartUploadIsNotUsed) {
     }
     return CannedResponse{200, std::string(kChecksumPage)};
   });
-  SourceOptions options;
+  SourceOptions options = testing::LoopbackSourceOptions();
   options.s3_endpoint = server.Endpoint();
   options.s3_path_style = true;
   auto files = (*MakeSource("s3://models/m/", options))->List();
@@ -409,7 +422,7 @@ TEST(S3SourceChecksums, ObjectReplacedBetweenListAndHeadIsUnavailable) {
     }
     return CannedResponse{200, std::string(kChecksumPage)};
   });
-  SourceOptions options;
+  SourceOptions options = testing::LoopbackSourceOptions();
   options.s3_endpoint = server.Endpoint();
   options.s3_path_style = true;
   auto files = (*MakeSource("s3://models/m/", options))->List();
@@ -422,7 +435,7 @@ TEST(S3SourceChecksums, HeadRefusedIsPermissionDenied) {
     if (request.method == "HEAD") return CannedResponse{403, ""};
     return CannedResponse{200, std::string(kChecksumPage)};
   });
-  SourceOptions options;
+  SourceOptions options = testing::LoopbackSourceOptions();
   options.s3_endpoint = server.Endpoint();
   options.s3_path_style = true;
   auto files = (*MakeSource("s3://models/m/", options))->List();
@@ -490,6 +503,7 @@ TEST_F(S3SourceOnS3rver, ListsNestedKeysAcrossPagesWithSizesAndEtags) {
     // The location is a working object URL for a signed range GET.
     HttpRequest get;
     get.url = file.location;
+    get.network = testing::AllowLoopback();
     get.auth = (*source)->Auth();
     if (!body.empty()) get.range = HttpRange{0, std::min<uint64_t>(body.size(), 100) - 1};
     auto response = PerformHttpRequest(get);

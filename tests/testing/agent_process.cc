@@ -15,6 +15,21 @@ std::string AgentConfigYaml(const AgentProcessOptions& options) {
   if (!options.coordinator_token_file.empty()) {
     absl::StrAppend(&yaml, "coordinatorTokenFile: ", options.coordinator_token_file.string(), "\n");
   }
+  if (!options.network_allow.empty() || !options.network_resolve.empty()) {
+    absl::StrAppend(&yaml, "network:\n");
+    for (const auto& [key, items] : {std::pair{"allow", &options.network_allow},
+                                     std::pair{"resolve", &options.network_resolve}}) {
+      if (items->empty()) continue;
+      absl::StrAppend(&yaml, "  ", key, ":\n");
+      for (const std::string& item : *items) absl::StrAppend(&yaml, "  - \"", item, "\"\n");
+    }
+  }
+  if (!options.file_sources.empty()) {
+    absl::StrAppend(&yaml, "fileSources:\n");
+    for (const std::filesystem::path& folder : options.file_sources) {
+      absl::StrAppend(&yaml, "- ", folder.string(), "\n");
+    }
+  }
   absl::StrAppend(&yaml, "log: {level: ", options.log_level, "}\n", options.extra_yaml);
   return yaml;
 }

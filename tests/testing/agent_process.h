@@ -26,6 +26,11 @@ struct AgentProcessOptions {
   std::filesystem::path coordinator_token_file;  // coordinatorTokenFile:; empty: none
   std::string metrics_address;       // metricsAddress: ("" turns the HTTP server off)
   std::string log_level = "info";    // log: {level: ...}
+  // network: {allow: [...]}, e.g. testing::LoopbackOrigins() (source_access.h) for origins on
+  // 127.0.0.1; empty: the agent's default, which refuses them.
+  std::vector<std::string> network_allow;
+  std::vector<std::string> network_resolve;  // network: {resolve: [...]} ("HOST:PORT:ADDRESS")
+  std::vector<std::filesystem::path> file_sources;  // fileSources: [...]; empty: no file://
   std::string extra_yaml;            // appended verbatim after the keys above
   // "NAME=value" entries added to the agent's environment (see SubprocessOptions).
   std::vector<std::string> environment;

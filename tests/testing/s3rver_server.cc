@@ -10,6 +10,7 @@
 
 #include "agent/fill/blocking_http.h"
 #include "agent/fill/s3_source.h"
+#include "tests/testing/source_access.h"
 #include "tests/testing/wait.h"
 
 namespace modelcache::testing {
@@ -88,6 +89,7 @@ absl::StatusOr<std::unique_ptr<S3rverServer>> S3rverServer::Start(std::string_vi
   HttpRequest probe;
   probe.url = fmt::format("{}/{}/?list-type=2&max-keys=1", server->Endpoint(), bucket);
   probe.timeout = std::chrono::seconds(5);
+  probe.network = AllowLoopback();
   long last_status = 0;
   const bool serving = PollUntil(
       [&] {
@@ -117,6 +119,7 @@ SourceOptions S3rverServer::Options() const {
   options.aws.access_key_id = std::string(kAccessKeyId);
   options.aws.secret_access_key = std::string(kSecretAccessKey);
   options.request_timeout = std::chrono::seconds(10);
+  options.network = AllowLoopback();  // s3rver listens on 127.0.0.1
   return options;
 }
 
@@ -127,6 +130,7 @@ absl::Status S3rverServer::PutObject(std::string_view bucket, std::string_view k
   request.url = S3ObjectUrl(options, bucket, key);
   request.body = std::string(body);
   request.timeout = std::chrono::seconds(30);
+  request.network = options.network;
   request.auth.aws_sigv4 = fmt::format("aws:amz:{}:s3", options.s3_region);
   request.auth.user_password = options.aws.access_key_id + ":" + options.aws.secret_access_key;
   request.auth.headers.push_back("x-amz-content-sha256: UNSIGNED-PAYLOAD");

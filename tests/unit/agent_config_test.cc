@@ -226,6 +226,46 @@ TEST(AgentConfig, ExtraVolumesAndTheTestOnlyFilesystemType) {
   ExpectInvalid("cacheRoot: /c\nextraVolumes: /old\n", "extraVolumes", "list");
 }
 
+TEST(AgentConfig, FileSourcesAndTheNetworkPolicyAreSafeByDefault) {
+  absl::StatusOr<AgentConfig> config = Parse("cacheRoot: /c\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const SourceOptions sources = config->ToModelCacheOptions().sources;
+  ASSERT_TRUE(sources.file_roots.has_value()) << "the agent always restricts file://";
+  EXPECT_TRUE(sources.file_roots->empty()) << "no folder is allowed by default";
+  EXPECT_TRUE(sources.network.enforced);
+  EXPECT_TRUE(sources.network.allow.empty());
+  EXPECT_TRUE(sources.network.deny.empty());
+}
+
+TEST(AgentConfig, FileSourcesAndNetworkKeysReachTheSources) {
+  absl::StatusOr<AgentConfig> config = Parse(
+      "cacheRoot: /c\n"
+      "fileSources: [/mnt/models/, /data/weights]\n"
+      "network:\n"
+      "  allow: [127.0.0.1/32, \"fd00::/8\"]\n"
+      "  deny: [10.0.0.0/8]\n"
+      "  resolve: [\"models.internal:443:10.1.2.3\"]\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const SourceOptions sources = config->ToModelCacheOptions().sources;
+  ASSERT_TRUE(sources.file_roots.has_value());
+  EXPECT_EQ(*sources.file_roots, (std::vector<std::filesystem::path>{"/mnt/models", "/data/weights"}));
+  ASSERT_EQ(sources.network.allow.size(), 2u);
+  EXPECT_EQ(sources.network.allow[0].text, "127.0.0.1/32");
+  EXPECT_EQ(sources.network.allow[1].text, "fd00::/8");
+  ASSERT_EQ(sources.network.deny.size(), 1u);
+  EXPECT_EQ(sources.network.deny[0].text, "10.0.0.0/8");
+  EXPECT_EQ(sources.network.resolve, (std::vector<std::string>{"models.internal:443:10.1.2.3"}));
+}
+
+TEST(AgentConfig, BadFileSourcesAndNetworkValuesAreNamed) {
+  ExpectInvalid("cacheRoot: /c\nfileSources: [relative/dir]\n", "fileSources", "relative/dir");
+  ExpectInvalid("cacheRoot: /c\nfileSources: /one/path\n", "fileSources", "list");
+  ExpectInvalid("cacheRoot: /c\nnetwork: {allow: [localhost]}\n", "network.allow", "localhost");
+  ExpectInvalid("cacheRoot: /c\nnetwork: {deny: [10.1.2.3/8]}\n", "network.deny", "10.0.0.0/8");
+  ExpectInvalid("cacheRoot: /c\nnetwork: {resolve: [\"h:80\"]}\n", "network.resolve", "h:80");
+  ExpectInvalid("cacheRoot: /c\nnetwork: {allowed: []}\n", "network.allowed", "allow, deny, resolve");
+}
+
 TEST(AgentConfig, ScrubIsOffUnlessAnIntervalIsSet) {
   absl::StatusOr<AgentConfig> plain = Parse("cacheRoot: /c\n");
   ASSERT_TRUE(plain.ok());

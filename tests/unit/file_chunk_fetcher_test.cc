@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/fill/chunk_fetcher.h"
 #include "agent/fill/event_loop.h"
+#include "agent/fill/file_tree.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/temp_dir.h"
@@ -47,7 +48,13 @@ class FileChunkFetcherTest : public ::testing::Test {
  protected:
   void SetUp() override {
     loop_.Start();
-    RunOnLoop([&] { fetcher_ = MakeFileChunkFetcher(loop_, FillSettings{}); });
+    // The fetcher reads through the listing's FileTree: the test's folder is the source,
+    // and the allowed root (fileSources) is the folder above it.
+    ASSERT_TRUE(std::filesystem::create_directory(source_dir_));
+    absl::StatusOr<std::shared_ptr<const FileTree>> tree =
+        FileTree::Open(source_dir_, std::vector<std::filesystem::path>{dir_.Path()});
+    ASSERT_TRUE(tree.ok()) << tree.status();
+    RunOnLoop([&] { fetcher_ = MakeFileChunkFetcher(loop_, FillSettings{}, *tree); });
   }
   void TearDown() override {
     RunOnLoop([&] { fetcher_.reset(); });
@@ -66,7 +73,7 @@ class FileChunkFetcherTest : public ::testing::Test {
   SourceFile Local(const std::string& name, const std::string& content) {
     SourceFile file;
     file.path = name;
-    file.location = dir_.Join(name);
+    file.location = (source_dir_ / name).string();
     file.size = content.size();
     EXPECT_TRUE(WriteTestFile(file.location, content));
     return file;
@@ -85,6 +92,7 @@ class FileChunkFetcherTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  const std::filesystem::path source_dir_ = dir_.Path() / "model";
   EventLoop loop_;
   std::unique_ptr<ChunkFetcher> fetcher_;  // loop thread only
 };
@@ -190,7 +198,7 @@ TEST_F(FileChunkFetcherTest, ManyReadsInFlightAllComplete) {
 
 TEST_F(FileChunkFetcherTest, MissingFileIsNotFoundAndTheMessageNamesPathAndRange) {
   SourceFile file;
-  file.location = dir_.Join("absent.bin");
+  file.location = (source_dir_ / "absent.bin").string();
   file.size = 100;
   std::vector<std::byte> buffer(10);
   absl::Status status = Fetch(file, 20, buffer);
@@ -216,41 +224,74 @@ TEST_F(FileChunkFetcherTest, FileShorterThanItsListingIsAborted) {
 }
 
 TEST_F(FileChunkFetcherTest, CancelledReadNeverCallsDone) {
-  // open() of a FIFO blocks until a writer comes: the read is surely in flight when cancelled.
-  SourceFile file;
-  file.location = dir_.Join("fifo");
-  file.size = 100;
-  ASSERT_EQ(::mkfifo(file.location.c_str(), 0600), 0);
-  std::vector<std::byte> buffer(100);
+  SourceFile file = Local("weights.bin", RandomBytes(1 << 20, 6));
+  std::vector<std::byte> buffer(file.size);
   std::atomic<bool> done_called{false};
   size_t in_flight = 99;
+  // Cancelled in the same loop turn as the Fetch: whether the worker has read yet or not, its
+  // completion comes back to the loop only afterwards.
   RunOnLoop([&] {
     uint64_t id = fetcher_->Fetch(ChunkRequest{&file, 0, buffer}, [&](absl::Status) { done_called = true; });
     fetcher_->Cancel(id);
     in_flight = fetcher_->InFlight();
   });
   EXPECT_EQ(in_flight, 0u);
-  // Let the worker's open() return; it then finds a size-0 file, fails and closes the FIFO,
-  // which a write on our end notices (EPIPE).
-  struct sigaction ignore {}, previous {};
-  ignore.sa_handler = SIG_IGN;
-  ::sigaction(SIGPIPE, &ignore, &previous);  // EPIPE instead of death
-  int writer = ::open(file.location.c_str(), O_WRONLY | O_CLOEXEC);
-  ASSERT_GE(writer, 0);
-  ASSERT_TRUE(PollUntil(
-      [&] {
-        char byte = 0;
-        return ::write(writer, &byte, 1) < 0 && errno == EPIPE;
-      },
-      10s));
-  ::close(writer);
-  ::sigaction(SIGPIPE, &previous, nullptr);
-  // The cancelled work has finished; a later one completes after its completion was handled.
+  // The cancelled work has finished once a later one completed after its completion was handled.
   auto barrier = std::make_shared<std::promise<void>>();
   loop_.Post([&, barrier] { loop_.RunBlocking([] {}, [barrier] { barrier->set_value(); }); });
   ASSERT_EQ(barrier->get_future().wait_for(10s), std::future_status::ready);
   RunOnLoop([] {});
   EXPECT_FALSE(done_called);
+}
+
+TEST_F(FileChunkFetcherTest, FifoIsRefusedWithoutWaitingForAWriter) {
+  SourceFile file;
+  file.path = "fifo";
+  file.location = (source_dir_ / "fifo").string();
+  file.size = 100;
+  ASSERT_EQ(::mkfifo(file.location.c_str(), 0600), 0);
+  std::vector<std::byte> buffer(100);
+  absl::Status status = Fetch(file, 0, buffer);  // no writer ever comes: a blocking open would hang
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("FIFO"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr(file.location));
+}
+
+TEST_F(FileChunkFetcherTest, LinkSwappedInAfterTheListingIsNotFollowedOut) {
+  SourceFile file = Local("weights.bin", "listed bytes");
+  ASSERT_TRUE(WriteTestFile(dir_.Path() / "secret.bin", "secret bytes"));  // outside the source
+  std::filesystem::remove(file.location);
+  std::filesystem::create_symlink("../secret.bin", file.location);
+  std::vector<std::byte> buffer(file.size);
+  absl::Status status = Fetch(file, 0, buffer);
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("leads outside"));
+  EXPECT_NE(AsString(buffer), "secret bytes");
+}
+
+TEST(FileChunkFetcher, WithoutAListedTreeEveryReadFails) {
+  EventLoop loop;
+  loop.Start();
+  std::unique_ptr<ChunkFetcher> fetcher;
+  SourceFile file;
+  file.location = "/etc/hostname";
+  file.size = 1;
+  std::vector<std::byte> buffer(1);
+  auto result = std::make_shared<std::promise<absl::Status>>();
+  loop.Post([&, result] {
+    fetcher = MakeFileChunkFetcher(loop, FillSettings{}, nullptr);
+    fetcher->Fetch(ChunkRequest{&file, 0, buffer}, [result](absl::Status status) { result->set_value(status); });
+  });
+  auto future = result->get_future();
+  ASSERT_EQ(future.wait_for(30s), std::future_status::ready);
+  EXPECT_EQ(future.get().code(), absl::StatusCode::kFailedPrecondition);
+  auto destroyed = std::make_shared<std::promise<void>>();
+  loop.Post([&, destroyed] {
+    fetcher.reset();
+    destroyed->set_value();
+  });
+  destroyed->get_future().wait();
+  loop.Stop();
 }
 
 }  // namespace

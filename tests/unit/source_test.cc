@@ -18,8 +18,20 @@ void WriteFile(const fs::path& path, std::string_view contents) {
   ASSERT_TRUE(testing::WriteTestFile(path, contents)) << path;
 }
 
-absl::StatusOr<std::vector<SourceFile>> ListUri(const std::string& uri) {
-  auto source = MakeSource(uri, SourceOptions{});
+// Lists `uri` as the agent would with `fileSources: [allowed]`.
+absl::StatusOr<std::vector<SourceFile>> ListUri(const std::string& uri, const fs::path& allowed) {
+  SourceOptions options;
+  options.file_roots = std::vector<fs::path>{allowed};
+  auto source = MakeSource(uri, options);
+  if (!source.ok()) return source.status();
+  return (*source)->List();
+}
+
+// As modelcachectl's local fill lists it: with the caller's own rights, anywhere.
+absl::StatusOr<std::vector<SourceFile>> ListUriLocally(const std::string& uri) {
+  SourceOptions options;
+  options.file_roots = std::nullopt;
+  auto source = MakeSource(uri, options);
   if (!source.ok()) return source.status();
   return (*source)->List();
 }
@@ -54,7 +66,7 @@ TEST(FileSource, ListsNestedRegularFilesSortedWithSizeAndEtag) {
   WriteFile(dir.Path() / "model" / "weights" / "a.bin", "");
   ASSERT_EQ(::mkfifo((dir.Path() / "model" / "pipe").c_str(), 0600), 0);  // not a regular file
 
-  auto files = ListUri("file://" + (dir.Path() / "model").string());
+  auto files = ListUri("file://" + (dir.Path() / "model").string(), dir.Path());
   ASSERT_TRUE(files.ok()) << files.status();
   ASSERT_EQ(files->size(), 3u);
   EXPECT_EQ((*files)[0].path, "config.json");
@@ -75,7 +87,7 @@ TEST(FileSource, ListsNestedRegularFilesSortedWithSizeAndEtag) {
 TEST(FileSource, TrailingSlashOnDirectoryGivesSamePaths) {
   testing::TempDir dir;
   WriteFile(dir.Path() / "m" / "x" / "y.txt", "y");
-  auto files = ListUri("file://" + (dir.Path() / "m").string() + "/");
+  auto files = ListUri("file://" + (dir.Path() / "m").string() + "/", dir.Path());
   ASSERT_TRUE(files.ok()) << files.status();
   ASSERT_EQ(files->size(), 1u);
   EXPECT_EQ((*files)[0].path, "x/y.txt");
@@ -84,7 +96,7 @@ TEST(FileSource, TrailingSlashOnDirectoryGivesSamePaths) {
 TEST(FileSource, SingleFileIsNamedAfterItself) {
   testing::TempDir dir;
   WriteFile(dir.Path() / "model.gguf", "ggufdata");
-  auto files = ListUri("file://" + (dir.Path() / "model.gguf").string());
+  auto files = ListUri("file://" + (dir.Path() / "model.gguf").string(), dir.Path());
   ASSERT_TRUE(files.ok()) << files.status();
   ASSERT_EQ(files->size(), 1u);
   EXPECT_EQ((*files)[0].path, "model.gguf");
@@ -97,7 +109,7 @@ TEST(FileSource, SymlinkInsideTreeIsFollowed) {
   WriteFile(dir.Path() / "m" / "blobs" / "abc", "blobdata");
   fs::create_directories(dir.Path() / "m" / "snap");
   fs::create_symlink("../blobs/abc", dir.Path() / "m" / "snap" / "weights.bin");
-  auto files = ListUri("file://" + (dir.Path() / "m").string());
+  auto files = ListUri("file://" + (dir.Path() / "m").string(), dir.Path());
   ASSERT_TRUE(files.ok()) << files.status();
   ASSERT_EQ(files->size(), 2u);
   EXPECT_EQ((*files)[1].path, "snap/weights.bin");
@@ -108,24 +120,109 @@ TEST(FileSource, SymlinkEscapingTreeIsRejected) {
   testing::TempDir dir;
   WriteFile(dir.Path() / "secret.txt", "do not copy");
   WriteFile(dir.Path() / "m" / "ok.txt", "ok");
-  fs::create_symlink(dir.Path() / "secret.txt", dir.Path() / "m" / "leak.txt");
-  auto files = ListUri("file://" + (dir.Path() / "m").string());
-  ASSERT_EQ(files.status().code(), absl::StatusCode::kInvalidArgument);
+  fs::create_symlink("../secret.txt", dir.Path() / "m" / "leak.txt");  // in fileSources, not in m
+  auto files = ListUri("file://" + (dir.Path() / "m").string(), dir.Path());
+  ASSERT_EQ(files.status().code(), absl::StatusCode::kInvalidArgument) << files.status();
   EXPECT_NE(files.status().message().find("leak.txt"), absl::string_view::npos) << files.status();
+  EXPECT_NE(files.status().message().find("outside the directory"), absl::string_view::npos) << files.status();
 }
 
 TEST(FileSource, DirectorySymlinkEscapingTreeIsRejected) {
   testing::TempDir dir;
   WriteFile(dir.Path() / "outside" / "f", "x");
   WriteFile(dir.Path() / "m" / "ok.txt", "ok");
-  fs::create_symlink(dir.Path() / "outside", dir.Path() / "m" / "escape");
-  auto files = ListUri("file://" + (dir.Path() / "m").string());
+  fs::create_symlink("../outside", dir.Path() / "m" / "escape");
+  auto files = ListUri("file://" + (dir.Path() / "m").string(), dir.Path());
   EXPECT_EQ(files.status().code(), absl::StatusCode::kInvalidArgument) << files.status();
+}
+
+TEST(FileSource, SymlinkOutOfTheAllowedFoldersIsPermissionDeniedNamingFileSources) {
+  testing::TempDir dir;
+  WriteFile(dir.Path() / "secret.txt", "do not copy");
+  WriteFile(dir.Path() / "allowed" / "m" / "ok.txt", "ok");
+  for (const std::string& target :
+       std::vector<std::string>{"../../secret.txt", (dir.Path() / "secret.txt").string(), "/etc/passwd"}) {
+    fs::remove(dir.Path() / "allowed" / "m" / "leak.txt");
+    fs::create_symlink(target, dir.Path() / "allowed" / "m" / "leak.txt");
+    auto files = ListUri("file://" + (dir.Path() / "allowed" / "m").string(), dir.Path() / "allowed");
+    ASSERT_EQ(files.status().code(), absl::StatusCode::kPermissionDenied) << target << ": " << files.status();
+    const std::string message(files.status().message());
+    EXPECT_NE(message.find("leak.txt"), std::string::npos) << message;
+    EXPECT_NE(message.find("fileSources"), std::string::npos) << message;
+  }
+}
+
+TEST(FileSource, SourceOutsideTheAllowedFoldersIsPermissionDeniedNamingKeyAndPath) {
+  testing::TempDir dir;
+  WriteFile(dir.Path() / "allowed" / "a.bin", "a");
+  WriteFile(dir.Path() / "allowed-not" / "b.bin", "b");  // a name prefix is not a folder
+  for (const fs::path& path : {dir.Path() / "allowed-not", dir.Path() / "allowed-not" / "b.bin"}) {
+    auto files = ListUri("file://" + path.string(), dir.Path() / "allowed");
+    ASSERT_EQ(files.status().code(), absl::StatusCode::kPermissionDenied) << files.status();
+    const std::string message(files.status().message());
+    EXPECT_NE(message.find(path.string()), std::string::npos) << message;
+    EXPECT_NE(message.find("fileSources"), std::string::npos) << message;
+  }
+  // The agent's default: no folder at all.
+  auto source = MakeSource("file://" + (dir.Path() / "allowed" / "a.bin").string(), SourceOptions{});
+  ASSERT_TRUE(source.ok()) << source.status();
+  auto files = (*source)->List();
+  EXPECT_EQ(files.status().code(), absl::StatusCode::kPermissionDenied) << files.status();
+  EXPECT_NE(files.status().message().find("fileSources: none"), absl::string_view::npos) << files.status();
+}
+
+TEST(FileSource, SingleFileLinkMayPointAnywhereInTheAllowedFolderButNotOut) {
+  testing::TempDir dir;
+  WriteFile(dir.Path() / "allowed" / "blobs" / "abc", "blobdata");
+  WriteFile(dir.Path() / "secret.txt", "do not copy");
+  fs::create_directories(dir.Path() / "allowed" / "snap");
+  fs::create_symlink("../blobs/abc", dir.Path() / "allowed" / "snap" / "w.bin");
+  fs::create_symlink("../../secret.txt", dir.Path() / "allowed" / "snap" / "leak.bin");
+  auto inside = ListUri("file://" + (dir.Path() / "allowed" / "snap" / "w.bin").string(), dir.Path() / "allowed");
+  ASSERT_TRUE(inside.ok()) << inside.status();
+  ASSERT_EQ(inside->size(), 1u);
+  EXPECT_EQ((*inside)[0].path, "w.bin");
+  EXPECT_EQ((*inside)[0].size, 8u);
+  auto out = ListUri("file://" + (dir.Path() / "allowed" / "snap" / "leak.bin").string(), dir.Path() / "allowed");
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kPermissionDenied) << out.status();
+}
+
+TEST(FileSource, NestedAllowedFoldersAllowLinksAnywhereInTheOuterOne) {
+  testing::TempDir dir;
+  WriteFile(dir.Path() / "shared" / "blob.bin", "blob");
+  fs::create_directories(dir.Path() / "models");
+  fs::create_symlink("../shared/blob.bin", dir.Path() / "models" / "w.bin");
+  SourceOptions options;
+  options.file_roots = std::vector<fs::path>{dir.Path() / "models", dir.Path()};
+  auto source = MakeSource("file://" + (dir.Path() / "models" / "w.bin").string(), options);
+  ASSERT_TRUE(source.ok()) << source.status();
+  auto files = (*source)->List();
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_EQ((*files)[0].size, 4u);
+}
+
+TEST(FileSource, FifoAsTheSourceIsInvalidArgument) {
+  testing::TempDir dir;
+  ASSERT_EQ(::mkfifo((dir.Path() / "pipe").c_str(), 0600), 0);
+  auto files = ListUri("file://" + (dir.Path() / "pipe").string(), dir.Path());
+  EXPECT_EQ(files.status().code(), absl::StatusCode::kInvalidArgument) << files.status();
+  EXPECT_NE(files.status().message().find("FIFO"), absl::string_view::npos) << files.status();
+}
+
+TEST(FileSource, LocalFillReadsWithItsCallersRightsAnywhere) {
+  testing::TempDir dir;
+  WriteFile(dir.Path() / "elsewhere" / "model.gguf", "ggufdata");
+  fs::create_directories(dir.Path() / "m");
+  fs::create_symlink(dir.Path() / "elsewhere" / "model.gguf", dir.Path() / "m" / "model.gguf");
+  auto files = ListUriLocally("file://" + (dir.Path() / "m" / "model.gguf").string());
+  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_EQ(files->size(), 1u);
+  EXPECT_EQ((*files)[0].size, 8u);
 }
 
 TEST(FileSource, MissingRootIsNotFound) {
   testing::TempDir dir;
-  auto files = ListUri("file://" + (dir.Path() / "nope").string());
+  auto files = ListUri("file://" + (dir.Path() / "nope").string(), dir.Path());
   EXPECT_EQ(files.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(files.status().message().find("nope"), absl::string_view::npos);
 }
@@ -133,7 +230,7 @@ TEST(FileSource, MissingRootIsNotFound) {
 TEST(FileSource, ReservedFileNameIsRejected) {
   testing::TempDir dir;
   WriteFile(dir.Path() / "m" / ".modelcache-manifest.json", "{}");
-  auto files = ListUri("file://" + (dir.Path() / "m").string());
+  auto files = ListUri("file://" + (dir.Path() / "m").string(), dir.Path());
   EXPECT_EQ(files.status().code(), absl::StatusCode::kInvalidArgument) << files.status();
 }
 
