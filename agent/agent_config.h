@@ -18,6 +18,10 @@
 //   fill: {concurrency: 16, chunkSize: 8Mi, stallTimeout: 30s, maxAttempts: 6}
 //   fillLease: {ttl: 30s, pollInterval: 1s, waitTimeout: 2h,   # cross-node single flight
 //               progressWindow: 5m}
+//   hf: {endpoint: $HF_ENDPOINT or https://huggingface.co,   # hf:// sources
+//        tokenFile: ""}                   # else $HF_TOKEN; the token goes to the Hub only
+//   oci: {insecureRegistries: [],        # plain-HTTP registries besides those on loopback
+//         dockerConfig: ""}              # a docker config.json with registry credentials
 //   s3: {endpoint: "", region: us-east-1, pathStyle: false,
 //        credentialsFile: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile: ""}
 //   modelsCacheStorage: {...}            # common/storage_config.h; storageSize is the quota
@@ -92,6 +96,18 @@ struct AgentConfig {
   // takes at the slowest origin rate that should keep its lease.
   std::chrono::seconds fill_progress_window{300};
   std::chrono::seconds fill_wait_timeout{std::chrono::hours(2)};
+  // hf:// sources. `token` is $HF_TOKEN, or after LoadAgentConfig the contents of tokenFile.
+  struct Hf {
+    std::string endpoint;    // "" until ParseAgentConfig sets the default
+    std::string token_file;
+    std::string token;
+  } hf;
+  // oci:// sources. LoadAgentConfig reads dockerConfig into docker_config_json (and checks it).
+  struct Oci {
+    std::vector<std::string> insecure_registries;  // host[:port], lower case
+    std::string docker_config;
+    std::string docker_config_json;
+  } oci;
   S3Config s3;
   AwsCredentials aws;  // resolved by LoadAgentConfig (environment or credentials file)
   StorageConfig storage;

@@ -28,14 +28,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "agent/fill/source.h"  // UnpackedFile
 
 namespace modelcache {
-
-struct UnpackedFile {
-  std::string path;  // relative to the model folder
-  uint64_t size = 0;
-  std::string sha256;  // lowercase hex
-};
 
 struct UnpackOptions {
   // Only entries below this folder of the archive are unpacked, at paths relative to it
