@@ -3,13 +3,25 @@
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/str_split.h"
 #include "spdlog/fmt/fmt.h"
 
 namespace modelcache {
 namespace {
+
+// The parts of `text` between `separator`s (empty parts kept).
+std::vector<std::string_view> SplitOn(std::string_view text, char separator) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t end = text.find(separator, start);
+    parts.push_back(text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    if (end == std::string_view::npos) return parts;
+    start = end + 1;
+  }
+}
 
 constexpr size_t kMaxNamePart = 96;
 
@@ -64,7 +76,7 @@ bool IsBadRevision(std::string_view revision) {
   for (char c : revision) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == ' ' || c == '\\') return true;
   }
-  for (std::string_view part : absl::StrSplit(absl::string_view(revision.data(), revision.size()), '/')) {
+  for (std::string_view part : SplitOn(revision, '/')) {
     if (part.empty() || part == "." || part == "..") return true;
   }
   return false;
@@ -159,9 +171,9 @@ absl::StatusOr<HfUri> ParseHfUri(std::string_view uri) {
   }
   // What is left is "/<subfolder>" or nothing.
   std::vector<std::string> parts;
-  for (std::string_view part : absl::StrSplit(absl::string_view(rest.data(), rest.size()), '/')) {
+  for (std::string_view part : SplitOn(rest, '/')) {
     if (part.empty()) continue;
-    std::string decoded = PercentDecode(std::string_view(part.data(), part.size()));
+    std::string decoded = PercentDecode(part);
     if (decoded == "." || decoded == ".." || decoded.find('/') != std::string::npos ||
         decoded.find('\\') != std::string::npos) {
       return invalid("the subfolder holds \"..\", \".\" or an encoded separator");
@@ -170,7 +182,7 @@ absl::StatusOr<HfUri> ParseHfUri(std::string_view uri) {
   }
   for (size_t i = 0; i < parts.size(); ++i) parsed.subfolder += (i ? "/" : "") + parts[i];
 
-  for (std::string_view pair : absl::StrSplit(absl::string_view(query.data(), query.size()), '&')) {
+  for (std::string_view pair : SplitOn(query, '&')) {
     if (pair.empty()) continue;
     const size_t equals = pair.find('=');
     const std::string_view key = pair.substr(0, equals);
@@ -183,7 +195,7 @@ absl::StatusOr<HfUri> ParseHfUri(std::string_view uri) {
       return invalid(fmt::format("unknown query parameter \"{}\" (accepted: allow, ignore)",
                                  std::string_view(key.data(), key.size())));
     }
-    for (std::string_view pattern : absl::StrSplit(value, ',')) {
+    for (std::string_view pattern : SplitOn(value, ',')) {
       if (!pattern.empty()) into->emplace_back(pattern);
     }
   }
@@ -196,8 +208,8 @@ std::string FormatHfUri(const HfUri& uri) {
   std::string out = fmt::format("hf://{}{}@{}", uri.repo_type == "dataset" ? "datasets/" : "",
                                 uri.repo_id, PercentEncode(uri.revision));
   if (!uri.subfolder.empty()) {
-    for (std::string_view part : absl::StrSplit(uri.subfolder, '/')) {
-      out += "/" + PercentEncode(std::string_view(part.data(), part.size()));
+    for (std::string_view part : SplitOn(uri.subfolder, '/')) {
+      out += "/" + PercentEncode(part);
     }
   }
   char separator = '?';

@@ -1,13 +1,25 @@
 #include "common/oci_uri.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/str_split.h"
 #include "spdlog/fmt/fmt.h"
 
 namespace modelcache {
 namespace {
+
+// The parts of `text` between `separator`s (empty parts kept).
+std::vector<std::string_view> SplitOn(std::string_view text, char separator) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t end = text.find(separator, start);
+    parts.push_back(text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    if (end == std::string_view::npos) return parts;
+    start = end + 1;
+  }
+}
 
 bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 
@@ -105,11 +117,11 @@ absl::StatusOr<OciUri> ParseOciUri(std::string_view uri) {
     parsed.tag = "latest";
   }
   if (rest.empty() || rest.size() > 255) return invalid("missing or too long repository name");
-  for (std::string_view part : absl::StrSplit(absl::string_view(rest.data(), rest.size()), '/')) {
-    if (!IsRepositoryComponent(std::string_view(part.data(), part.size()))) {
+  for (std::string_view part : SplitOn(rest, '/')) {
+    if (!IsRepositoryComponent(part)) {
       return invalid(fmt::format("bad repository component \"{}\" (lower case [a-z0-9] joined by "
                                  "'.', '_', '__' or '-')",
-                                 std::string_view(part.data(), part.size())));
+                                 part));
     }
   }
   parsed.repository = std::string(rest);

@@ -68,7 +68,7 @@ void SetRetryAfter(absl::Status& status, std::chrono::seconds wait) {
 }
 
 std::optional<std::chrono::seconds> RetryAfterOf(const absl::Status& status) {
-  std::optional<absl::Cord> payload = status.GetPayload(kRetryAfterPayload);
+  absl::optional<absl::Cord> payload = status.GetPayload(kRetryAfterPayload);
   if (!payload) return std::nullopt;
   std::optional<int64_t> seconds = ParseSeconds(std::string(*payload));
   if (!seconds) return std::nullopt;

@@ -6,13 +6,13 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/str_cat.h"
 #include "agent/fill/blocking_http.h"
 #include "agent/source/polite_http.h"
 #include "agent/source/resolving_chunk_fetcher.h"
 #include "common/names.h"
 #include "common/status_macros.h"
 #include "modelcache/v1/source_formats.pb.h"
+#include "common/concat.h"
 
 namespace modelcache {
 namespace {
@@ -37,10 +37,10 @@ std::string Origin(std::string_view url) {
 // A Location header made absolute against the URL it answered.
 std::string AbsoluteLocation(std::string_view base, std::string_view location) {
   if (location.find("://") != std::string_view::npos) return std::string(location);
-  if (location.starts_with("//")) return absl::StrCat(base.substr(0, base.find("://") + 1), location);
-  if (location.starts_with('/')) return absl::StrCat(Origin(base), location);
+  if (location.starts_with("//")) return Concat(base.substr(0, base.find("://") + 1), location);
+  if (location.starts_with('/')) return Concat(Origin(base), location);
   const std::string_view directory = base.substr(0, base.rfind('/') + 1);
-  return absl::StrCat(directory, location);
+  return Concat(directory, location);
 }
 
 // The URL of `rel="next"` in a Link header ("<url>; rel=\"next\", <url2>; rel=\"last\""); ""
@@ -68,7 +68,7 @@ absl::Status ParseJson(std::string_view json, Message* message, std::string_view
   options.ignore_unknown_fields = true;
   const auto parsed = google::protobuf::util::JsonStringToMessage(
       google::protobuf::StringPiece(json.data(), json.size()), message, options);
-  if (!parsed.ok()) return absl::UnavailableError(absl::StrCat(what, ": unreadable answer (", parsed.ToString(), ")"));
+  if (!parsed.ok()) return absl::UnavailableError(Concat(what, ": unreadable answer (", parsed.ToString(), ")"));
   return absl::OkStatus();
 }
 
@@ -91,7 +91,7 @@ class HubClient {
 
   HttpAuth TokenAuth() const {
     HttpAuth auth;
-    if (!token_.empty()) auth.headers.push_back(absl::StrCat("Authorization: Bearer ", token_));
+    if (!token_.empty()) auth.headers.push_back(Concat("Authorization: Bearer ", token_));
     return auth;
   }
 
@@ -111,16 +111,16 @@ class HubClient {
   // A non-2xx answer of the Hub as a status that says what to do.
   absl::Status HubError(const HttpResponse& response, std::string_view method, std::string_view url) const {
     const std::string detail = response.Header("X-Error-Message").value_or("");
-    const std::string where = absl::StrCat(display_, ": ", method, " ", url, ": HTTP ", response.status_code,
-                                           detail.empty() ? "" : absl::StrCat(" (", detail, ")"));
+    const std::string where = Concat(display_, ": ", method, " ", url, ": HTTP ", response.status_code,
+                                           detail.empty() ? "" : Concat(" (", detail, ")"));
     if (response.status_code == 401 || response.status_code == 403) {
       if (token_.empty()) {
-        return absl::PermissionDeniedError(absl::StrCat(
+        return absl::PermissionDeniedError(Concat(
             where, ": the repository ", uri_.repo_id,
             " is gated or private (or does not exist); set a Hugging Face token: hf.tokenFile in "
             "the agent config, or HF_TOKEN"));
       }
-      return absl::PermissionDeniedError(absl::StrCat(
+      return absl::PermissionDeniedError(Concat(
           where, ": the token was refused for ", uri_.repo_id,
           " (a gated repository needs its conditions accepted by the token's account on the Hub)"));
     }
@@ -154,7 +154,7 @@ class HubResolver final : public TargetResolver {
       if (response.status_code >= 300 && response.status_code < 400) {
         const std::optional<std::string> location = response.Header("Location");
         if (!location || location->empty()) {
-          return absl::UnavailableError(absl::StrCat(hub_->display(), ": file ", file.path, ": HEAD ", url,
+          return absl::UnavailableError(Concat(hub_->display(), ": file ", file.path, ": HEAD ", url,
                                                      ": HTTP ", response.status_code, " without Location"));
         }
         const std::string next = AbsoluteLocation(url, *location);
@@ -166,7 +166,7 @@ class HubResolver final : public TargetResolver {
       return hub_->HubError(response, "HEAD", url);
     }
     return absl::UnavailableError(
-        absl::StrCat(hub_->display(), ": file ", file.path, ": more than ", kMaxRedirects, " redirects on the Hub"));
+        Concat(hub_->display(), ": file ", file.path, ": more than ", kMaxRedirects, " redirects on the Hub"));
   }
 
  private:
@@ -182,32 +182,32 @@ class HfSource final : public Source {
 
   absl::StatusOr<std::vector<SourceFile>> List() override {
     const HfUri& uri = hub_->uri();
-    const std::string revision_url = absl::StrCat(hub_->endpoint(), "/api/", uri.ApiRepoPath(), "/revision/",
+    const std::string revision_url = Concat(hub_->endpoint(), "/api/", uri.ApiRepoPath(), "/revision/",
                                                   PercentEncode(uri.revision, /*keep_slash=*/false));
     ASSIGN_OR_RETURN(const HttpResponse answer, hub_->Get(revision_url));
     if (answer.status_code != 200) return hub_->HubError(answer, "GET", revision_url);
     v1::HfRevisionInfo info;
-    RETURN_IF_ERROR(ParseJson(answer.body, &info, absl::StrCat(hub_->display(), ": GET ", revision_url)));
+    RETURN_IF_ERROR(ParseJson(answer.body, &info, Concat(hub_->display(), ": GET ", revision_url)));
     const std::string commit = absl::AsciiStrToLower(info.sha());
     if (!IsHex(commit, 40)) {
-      return absl::UnavailableError(absl::StrCat(hub_->display(), ": GET ", revision_url,
+      return absl::UnavailableError(Concat(hub_->display(), ": GET ", revision_url,
                                                  ": no commit id in the answer (sha \"", info.sha(), "\")"));
     }
 
-    std::string url = absl::StrCat(hub_->endpoint(), "/api/", uri.ApiRepoPath(), "/tree/", commit,
+    std::string url = Concat(hub_->endpoint(), "/api/", uri.ApiRepoPath(), "/tree/", commit,
                                    uri.subfolder.empty() ? "" : "/", PercentEncode(uri.subfolder, true),
                                    "?recursive=true&expand=false");
     std::vector<SourceFile> files;
     size_t listed = 0;
     for (int page = 0; !url.empty(); ++page) {
       if (page == kMaxTreePages) {
-        return absl::UnavailableError(absl::StrCat(hub_->display(), ": more than ", kMaxTreePages, " tree pages"));
+        return absl::UnavailableError(Concat(hub_->display(), ": more than ", kMaxTreePages, " tree pages"));
       }
       ASSIGN_OR_RETURN(const HttpResponse response, hub_->Get(url));
       if (response.status_code != 200) return hub_->HubError(response, "GET", url);
       v1::HfTreePage tree;
-      RETURN_IF_ERROR(ParseJson(absl::StrCat("{\"entries\":", response.body, "}"), &tree,
-                                absl::StrCat(hub_->display(), ": GET ", url)));
+      RETURN_IF_ERROR(ParseJson(Concat("{\"entries\":", response.body, "}"), &tree,
+                                Concat(hub_->display(), ": GET ", url)));
       for (const v1::HfTreeEntry& entry : tree.entries()) {
         if (entry.type() != "file") continue;
         ++listed;
@@ -217,13 +217,13 @@ class HfSource final : public Source {
       const std::string next = NextLink(response.Header("Link").value_or(""));
       // The token goes with every page: a next page elsewhere is not followed.
       if (!next.empty() && Origin(next) != Origin(hub_->endpoint())) {
-        return absl::UnavailableError(absl::StrCat(hub_->display(), ": GET ", url,
+        return absl::UnavailableError(Concat(hub_->display(), ": GET ", url,
                                                    ": the next page is on another host: ", next));
       }
       url = next;
     }
     if (files.empty()) {
-      return absl::NotFoundError(absl::StrCat(
+      return absl::NotFoundError(Concat(
           hub_->display(), ": no file to fill at commit ", commit, " (", listed, " listed",
           uri.allow.empty() && uri.ignore.empty() ? "" : ", none selected by allow/ignore", ")"));
     }
@@ -246,27 +246,27 @@ class HfSource final : public Source {
     std::string relative = entry.path();
     if (!uri.subfolder.empty()) {
       if (!relative.starts_with(uri.subfolder + "/")) {
-        return absl::UnavailableError(absl::StrCat(hub_->display(), ": the tree of ", uri.subfolder,
+        return absl::UnavailableError(Concat(hub_->display(), ": the tree of ", uri.subfolder,
                                                    " lists ", entry.path(), ", which is not below it"));
       }
       relative.erase(0, uri.subfolder.size() + 1);
     }
     if (absl::Status valid = ValidateRelativeFilePath(relative); !valid.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(hub_->display(), ": ", valid.message()));
+      return absl::InvalidArgumentError(Concat(hub_->display(), ": ", valid.message()));
     }
     if (!uri.Selects(relative)) return std::nullopt;
     if (entry.size() < 0) {
-      return absl::UnavailableError(absl::StrCat(hub_->display(), ": file ", entry.path(), ": negative size"));
+      return absl::UnavailableError(Concat(hub_->display(), ": file ", entry.path(), ": negative size"));
     }
     SourceFile file;
     file.path = relative;
     file.size = static_cast<uint64_t>(entry.size());
-    file.location = absl::StrCat(hub_->endpoint(), "/", uri.ResolveRepoPath(), "/resolve/", commit, "/",
+    file.location = Concat(hub_->endpoint(), "/", uri.ResolveRepoPath(), "/resolve/", commit, "/",
                                  PercentEncode(entry.path(), /*keep_slash=*/true));
     if (entry.has_lfs()) {
       const std::string sha256 = absl::AsciiStrToLower(entry.lfs().oid());
       if (!IsHex(sha256, 64)) {
-        return absl::UnavailableError(absl::StrCat(hub_->display(), ": file ", entry.path(),
+        return absl::UnavailableError(Concat(hub_->display(), ": file ", entry.path(),
                                                    ": LFS oid is not a SHA-256: ", entry.lfs().oid()));
       }
       file.expected_sha256 = sha256;

@@ -4,10 +4,10 @@
 
 #include <set>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/names.h"
 #include "common/oci_uri.h"
+#include "common/concat.h"
 
 namespace modelcache {
 namespace {
@@ -33,12 +33,12 @@ absl::StatusOr<v1::OciManifest> ParseOciManifest(std::string_view json, std::str
   const auto parsed = google::protobuf::util::JsonStringToMessage(
       google::protobuf::StringPiece(json.data(), json.size()), &manifest, options);
   if (!parsed.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": not an OCI manifest or index (",
+    return absl::InvalidArgumentError(Concat(what, ": not an OCI manifest or index (",
                                                    parsed.ToString(), ")"));
   }
   if (manifest.schema_version() != 2) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, ": schemaVersion ", manifest.schema_version(), " (want 2)"));
+        Concat(what, ": schemaVersion ", manifest.schema_version(), " (want 2)"));
   }
   return manifest;
 }
@@ -61,17 +61,17 @@ absl::StatusOr<v1::OciDescriptor> PickIndexEntry(const v1::OciManifest& index, s
   for (const v1::OciDescriptor& entry : index.manifests()) {
     if (entry.platform().os() == os && entry.platform().architecture() == architecture) return entry;
     seen.push_back(entry.artifact_type().empty()
-                       ? absl::StrCat(entry.platform().os(), "/", entry.platform().architecture())
+                       ? Concat(entry.platform().os(), "/", entry.platform().architecture())
                        : entry.artifact_type());
   }
-  return absl::InvalidArgumentError(absl::StrCat(
+  return absl::InvalidArgumentError(Concat(
       what, ": not a model artifact: the image index has no ModelPack manifest (artifactType ",
       kModelPackArtifactType, ") and no image for ", os, "/", architecture, " (it lists: ",
       seen.empty() ? "nothing" : absl::StrJoin(seen, ", "), ")"));
 }
 
 absl::StatusOr<OciLayerPlan> PlanOciLayers(const v1::OciManifest& manifest, std::string_view what) {
-  if (manifest.layers_size() == 0) return absl::NotFoundError(absl::StrCat(what, ": the manifest has no layers"));
+  if (manifest.layers_size() == 0) return absl::NotFoundError(Concat(what, ": the manifest has no layers"));
   OciLayerPlan plan;
   const bool modelpack = IsModelPack(manifest);
   plan.kind = modelpack ? "modelpack" : "modelcar";
@@ -80,7 +80,7 @@ absl::StatusOr<OciLayerPlan> PlanOciLayers(const v1::OciManifest& manifest, std:
     const v1::OciDescriptor& layer = manifest.layers(i);
     const std::string& media_type = layer.media_type();
     auto layer_error = [&](std::string_view why) {
-      return absl::InvalidArgumentError(absl::StrCat(what, ": layer ", i, " (", layer.digest(), ", ",
+      return absl::InvalidArgumentError(Concat(what, ": layer ", i, " (", layer.digest(), ", ",
                                                      media_type, "): ", why));
     };
     if (!IsSha256Digest(layer.digest())) return layer_error("digest is not sha256:<64 hex digits>");
@@ -88,7 +88,7 @@ absl::StatusOr<OciLayerPlan> PlanOciLayers(const v1::OciManifest& manifest, std:
     if (!layer.urls().empty()) return layer_error("foreign layers (urls) are not fetched");
     const bool modelpack_layer = media_type.starts_with("application/vnd.cncf.model.");
     if (media_type.ends_with("+zstd")) {
-      return absl::UnimplementedError(absl::StrCat(what, ": layer ", i, " (", layer.digest(), "): ",
+      return absl::UnimplementedError(Concat(what, ": layer ", i, " (", layer.digest(), "): ",
                                                    media_type, ": zstd layers are not supported"));
     }
     if (modelpack_layer && media_type.ends_with(".raw")) {
@@ -97,13 +97,13 @@ absl::StatusOr<OciLayerPlan> PlanOciLayers(const v1::OciManifest& manifest, std:
         path = layer.annotations().find(std::string(kTitleAnnotation));
       }
       if (path == layer.annotations().end() || path->second.empty()) {
-        return layer_error(absl::StrCat("a raw layer needs its path in the ", kModelPackFilePathAnnotation,
+        return layer_error(Concat("a raw layer needs its path in the ", kModelPackFilePathAnnotation,
                                         " annotation"));
       }
       std::string file_path = path->second;
       while (file_path.starts_with("./")) file_path.erase(0, 2);
-      if (absl::Status valid = ValidateRelativeFilePath(file_path); !valid.ok()) return layer_error(valid.message());
-      if (!paths.insert(file_path).second) return layer_error(absl::StrCat("a second layer at ", file_path));
+      if (absl::Status valid = ValidateRelativeFilePath(file_path); !valid.ok()) return layer_error(std::string(valid.message()));
+      if (!paths.insert(file_path).second) return layer_error(Concat("a second layer at ", file_path));
       plan.files.push_back({file_path, layer.digest(), static_cast<uint64_t>(layer.size())});
       continue;
     }
@@ -120,8 +120,8 @@ absl::StatusOr<OciLayerPlan> PlanOciLayers(const v1::OciManifest& manifest, std:
     // Anything else with a title is a file, as ORAS pushes them.
     auto title = layer.annotations().find(std::string(kTitleAnnotation));
     if (title != layer.annotations().end() && !title->second.empty()) {
-      if (absl::Status valid = ValidateRelativeFilePath(title->second); !valid.ok()) return layer_error(valid.message());
-      if (!paths.insert(title->second).second) return layer_error(absl::StrCat("a second layer at ", title->second));
+      if (absl::Status valid = ValidateRelativeFilePath(title->second); !valid.ok()) return layer_error(std::string(valid.message()));
+      if (!paths.insert(title->second).second) return layer_error(Concat("a second layer at ", title->second));
       plan.files.push_back({title->second, layer.digest(), static_cast<uint64_t>(layer.size())});
       if (!modelpack) plan.kind = "artifact";
       continue;
@@ -130,7 +130,7 @@ absl::StatusOr<OciLayerPlan> PlanOciLayers(const v1::OciManifest& manifest, std:
   }
   if (!plan.files.empty() && !plan.archives.empty() && plan.kind == "modelcar") {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, ": mixes image layers with titled files; cannot tell where the model is"));
+        Concat(what, ": mixes image layers with titled files; cannot tell where the model is"));
   }
   return plan;
 }

@@ -2,13 +2,13 @@
 
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "agent/source/oci_manifest.h"
 #include "agent/source/registry_client.h"
 #include "agent/source/resolving_chunk_fetcher.h"
 #include "agent/source/tar_unpacker.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "common/concat.h"
 
 namespace modelcache {
 namespace {
@@ -57,12 +57,12 @@ class OciSource final : public Source {
     ASSIGN_OR_RETURN(v1::OciManifest manifest, FetchManifest(reference, /*top=*/true));
     for (int depth = 0; IsOciIndex(manifest, content_type_); ++depth) {
       if (depth == kMaxIndexDepth) {
-        return absl::InvalidArgumentError(absl::StrCat(display, ": image indexes nested too deep"));
+        return absl::InvalidArgumentError(Concat(display, ": image indexes nested too deep"));
       }
       ASSIGN_OR_RETURN(v1::OciDescriptor entry,
-                       PickIndexEntry(manifest, "linux", NodeArchitecture(), absl::StrCat(display, " (index)")));
+                       PickIndexEntry(manifest, "linux", NodeArchitecture(), Concat(display, " (index)")));
       if (!IsSha256Digest(entry.digest())) {
-        return absl::InvalidArgumentError(absl::StrCat(display, ": index entry digest ", entry.digest(),
+        return absl::InvalidArgumentError(Concat(display, ": index entry digest ", entry.digest(),
                                                        " is not sha256"));
       }
       ASSIGN_OR_RETURN(manifest, FetchManifest(entry.digest(), /*top=*/false));
@@ -93,7 +93,7 @@ class OciSource final : public Source {
 
   std::vector<SourceArchive> Archives() const override {
     std::vector<SourceArchive> out;
-    for (const OciLayerArchive& archive : archives_) out.push_back({absl::StrCat("layer ", archive.digest), archive.size});
+    for (const OciLayerArchive& archive : archives_) out.push_back({Concat("layer ", archive.digest), archive.size});
     return out;
   }
 
@@ -105,7 +105,7 @@ class OciSource final : public Source {
     if (!archives_.empty()) options.folder = archives_.front().folder;
     TarUnpacker unpacker(job.tree, options);
     for (const OciLayerArchive& archive : archives_) {
-      const std::string what = absl::StrCat(client_->display(), ": layer ", archive.digest);
+      const std::string what = Concat(client_->display(), ": layer ", archive.digest);
       unpacker.StartArchive(archive.gzip, what);
       Sha256 sha;
       RETURN_IF_ERROR(client_->StreamBlob(
@@ -117,9 +117,9 @@ class OciSource final : public Source {
           },
           job.cancelled ? job.cancelled : [] { return false; }, static_cast<int>(job.max_attempts),
           job.stall_timeout));
-      const std::string got = absl::StrCat("sha256:", sha.FinishHex());
+      const std::string got = Concat("sha256:", sha.FinishHex());
       if (got != archive.digest) {
-        return absl::DataLossError(absl::StrCat(what, ": digest mismatch (got ", got, ")"));
+        return absl::DataLossError(Concat(what, ": digest mismatch (got ", got, ")"));
       }
       RETURN_IF_ERROR(unpacker.FinishArchive());
     }
@@ -131,13 +131,13 @@ class OciSource final : public Source {
   absl::StatusOr<v1::OciManifest> FetchManifest(const std::string& reference, bool top) {
     const std::string& display = client_->display();
     ASSIGN_OR_RETURN(RegistryClient::Manifest answer, client_->GetManifest(reference));
-    const std::string digest = absl::StrCat("sha256:", Sha256Of(answer.body));
+    const std::string digest = Concat("sha256:", Sha256Of(answer.body));
     if (IsSha256Digest(reference) && digest != reference) {
-      return absl::DataLossError(absl::StrCat(display, ": manifest ", reference, ": digest mismatch (got ", digest, ")"));
+      return absl::DataLossError(Concat(display, ": manifest ", reference, ": digest mismatch (got ", digest, ")"));
     }
     if (top) digest_ = digest;
     content_type_ = answer.content_type;
-    return ParseOciManifest(answer.body, absl::StrCat(display, ": manifest ", digest));
+    return ParseOciManifest(answer.body, Concat(display, ": manifest ", digest));
   }
 
   OciUri uri_;

@@ -8,10 +8,10 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/str_cat.h"
 #include "agent/source/polite_http.h"
 #include "common/status_macros.h"
 #include "modelcache/v1/source_formats.pb.h"
+#include "common/concat.h"
 
 namespace modelcache {
 namespace {
@@ -60,7 +60,7 @@ absl::StatusOr<std::map<std::string, RegistryCredentials>> ParseDockerConfig(std
   const auto parsed = google::protobuf::util::JsonStringToMessage(
       google::protobuf::StringPiece(json.data(), json.size()), &config, options);
   if (!parsed.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": not a docker config.json (", parsed.ToString(), ")"));
+    return absl::InvalidArgumentError(Concat(what, ": not a docker config.json (", parsed.ToString(), ")"));
   }
   std::map<std::string, RegistryCredentials> out;
   for (const auto& [key, auth] : config.auths()) {
@@ -73,7 +73,7 @@ absl::StatusOr<std::map<std::string, RegistryCredentials>> ParseDockerConfig(std
       const size_t colon = decoded ? decoded->find(':') : std::string::npos;
       if (colon == std::string::npos) {
         return absl::InvalidArgumentError(
-            absl::StrCat(what, ": auths.", key, ".auth is not base64 of \"username:password\""));
+            Concat(what, ": auths.", key, ".auth is not base64 of \"username:password\""));
       }
       credentials.username = decoded->substr(0, colon);
       credentials.password = decoded->substr(colon + 1);
@@ -141,14 +141,14 @@ RegistryClient::RegistryClient(OciUri uri, const SourceOptions& options,
       uri_.IsLoopbackRegistry() || std::find(options.oci_insecure_registries.begin(),
                                              options.oci_insecure_registries.end(),
                                              uri_.registry) != options.oci_insecure_registries.end();
-  base_url_ = absl::StrCat(insecure ? "http" : "https", "://", uri_.registry, "/v2/", uri_.repository);
+  base_url_ = Concat(insecure ? "http" : "https", "://", uri_.registry, "/v2/", uri_.repository);
   if (credentials_ && !credentials_->registry_token.empty()) {
-    auth_header_ = absl::StrCat("Authorization: Bearer ", credentials_->registry_token);
+    auth_header_ = Concat("Authorization: Bearer ", credentials_->registry_token);
   }
 }
 
 std::string RegistryClient::BlobUrl(std::string_view digest) const {
-  return absl::StrCat(base_url_, "/blobs/", digest);
+  return Concat(base_url_, "/blobs/", digest);
 }
 
 std::string RegistryClient::AuthHeader() const {
@@ -170,44 +170,44 @@ absl::StatusOr<HttpResponse> RegistryClient::Perform(HttpRequest request) {
 }
 
 absl::Status RegistryClient::Authenticate(const HttpResponse& refused, std::string_view url) {
-  const std::string where = absl::StrCat(display_, ": GET ", url, ": HTTP 401");
+  const std::string where = Concat(display_, ": GET ", url, ": HTTP 401");
   const std::optional<AuthChallenge> challenge = ParseAuthChallenge(refused.Header("WWW-Authenticate").value_or(""));
   const bool have_password = credentials_ && !credentials_->username.empty();
   auto no_credentials = [&](std::string_view why) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        where, ": ", why, have_password ? "" : absl::StrCat(": add credentials for ", uri_.registry,
+    return absl::PermissionDeniedError(Concat(
+        where, ": ", why, have_password ? "" : Concat(": add credentials for ", uri_.registry,
                                                             " to the docker config (oci.dockerConfig)")));
   };
   if (!challenge) return no_credentials("no WWW-Authenticate challenge");
   if (challenge->scheme == "basic") {
     if (!have_password) return no_credentials("the registry wants a user and password");
     std::lock_guard<std::mutex> lock(mutex_);
-    const std::string header = absl::StrCat(
-        "Authorization: Basic ", Base64Encode(absl::StrCat(credentials_->username, ":", credentials_->password)));
+    const std::string header = Concat(
+        "Authorization: Basic ", Base64Encode(Concat(credentials_->username, ":", credentials_->password)));
     if (header == auth_header_) return no_credentials("the registry refused the credentials");
     auth_header_ = header;
     return absl::OkStatus();
   }
-  if (challenge->scheme != "bearer") return no_credentials(absl::StrCat("unknown scheme ", challenge->scheme));
+  if (challenge->scheme != "bearer") return no_credentials(Concat("unknown scheme ", challenge->scheme));
   const std::string realm = challenge->params.count("realm") ? challenge->params.at("realm") : "";
   if (!realm.starts_with("https://") && !realm.starts_with("http://")) {
-    return absl::PermissionDeniedError(absl::StrCat(where, ": bearer challenge without an http(s) realm"));
+    return absl::PermissionDeniedError(Concat(where, ": bearer challenge without an http(s) realm"));
   }
-  std::string token_url = absl::StrCat(realm, realm.find('?') == std::string::npos ? "?" : "&");
+  std::string token_url = Concat(realm, realm.find('?') == std::string::npos ? "?" : "&");
   if (challenge->params.count("service")) {
-    absl::StrAppend(&token_url, "service=", QueryEscape(challenge->params.at("service")), "&");
+    token_url += Concat("service=", QueryEscape(challenge->params.at("service")), "&");
   }
   const std::string scope = challenge->params.count("scope") ? challenge->params.at("scope")
-                                                             : absl::StrCat("repository:", uri_.repository, ":pull");
-  absl::StrAppend(&token_url, "scope=", QueryEscape(scope));
+                                                             : Concat("repository:", uri_.repository, ":pull");
+  token_url += Concat("scope=", QueryEscape(scope));
   HttpRequest request;
   request.url = token_url;
   request.timeout = timeout_;
   request.network = network_;
-  if (have_password) request.auth.user_password = absl::StrCat(credentials_->username, ":", credentials_->password);
+  if (have_password) request.auth.user_password = Concat(credentials_->username, ":", credentials_->password);
   ASSIGN_OR_RETURN(const HttpResponse answer, PerformPolitely(request));
   if (answer.status_code == 401 || answer.status_code == 403) {
-    return no_credentials(absl::StrCat("the token service ", realm, " refused (HTTP ", answer.status_code, ")"));
+    return no_credentials(Concat("the token service ", realm, " refused (HTTP ", answer.status_code, ")"));
   }
   RETURN_IF_ERROR(HttpStatusToStatus(answer.status_code, "GET", realm));
   v1::RegistryTokenResponse token;
@@ -217,10 +217,10 @@ absl::Status RegistryClient::Authenticate(const HttpResponse& refused, std::stri
       google::protobuf::StringPiece(answer.body.data(), answer.body.size()), &token, options);
   const std::string& value = token.token().empty() ? token.access_token() : token.token();
   if (!parsed.ok() || value.empty()) {
-    return absl::UnavailableError(absl::StrCat(display_, ": GET ", realm, ": no token in the answer"));
+    return absl::UnavailableError(Concat(display_, ": GET ", realm, ": no token in the answer"));
   }
   std::lock_guard<std::mutex> lock(mutex_);
-  const std::string header = absl::StrCat("Authorization: Bearer ", value);
+  const std::string header = Concat("Authorization: Bearer ", value);
   if (header == auth_header_) return no_credentials("the registry refused the token");
   auth_header_ = header;
   challenge_ = *challenge;
@@ -229,20 +229,20 @@ absl::Status RegistryClient::Authenticate(const HttpResponse& refused, std::stri
 
 absl::StatusOr<RegistryClient::Manifest> RegistryClient::GetManifest(std::string_view reference) {
   HttpRequest request;
-  request.url = absl::StrCat(base_url_, "/manifests/", reference);
-  request.headers.push_back(absl::StrCat("Accept: ", "application/vnd.oci.image.manifest.v1+json, "
+  request.url = Concat(base_url_, "/manifests/", reference);
+  request.headers.push_back(Concat("Accept: ", "application/vnd.oci.image.manifest.v1+json, "
                                                      "application/vnd.oci.image.index.v1+json, "
                                                      "application/vnd.docker.distribution.manifest.v2+json, "
                                                      "application/vnd.docker.distribution.manifest.list.v2+json"));
   request.max_body_bytes = 4 << 20;  // the spec's limit for a manifest
   ASSIGN_OR_RETURN(const HttpResponse response, Perform(request));
   if (response.status_code == 404) {
-    return absl::NotFoundError(absl::StrCat(display_, ": GET ", request.url, ": HTTP 404 (manifest unknown)"));
+    return absl::NotFoundError(Concat(display_, ": GET ", request.url, ": HTTP 404 (manifest unknown)"));
   }
   if (response.status_code == 401 || response.status_code == 403) {
-    return absl::PermissionDeniedError(absl::StrCat(
+    return absl::PermissionDeniedError(Concat(
         display_, ": GET ", request.url, ": HTTP ", response.status_code, ": the registry refused",
-        credentials_ ? " the credentials of the docker config" : absl::StrCat(
+        credentials_ ? " the credentials of the docker config" : Concat(
                            "; add credentials for ", uri_.registry, " to the docker config (oci.dockerConfig)")));
   }
   RETURN_IF_ERROR(HttpStatusToStatus(response.status_code, "GET", request.url));
@@ -253,14 +253,14 @@ absl::StatusOr<HttpAuth> RegistryClient::BlobAuth(bool refresh) {
   if (refresh) {
     // Ask for the blob's first byte: a 401 there runs the challenge again.
     HttpRequest probe;
-    probe.url = absl::StrCat(base_url_, "/manifests/", uri_.Reference());
+    probe.url = Concat(base_url_, "/manifests/", uri_.Reference());
     probe.method = "HEAD";
     probe.headers.push_back("Accept: application/vnd.oci.image.manifest.v1+json, "
                             "application/vnd.oci.image.index.v1+json");
     ASSIGN_OR_RETURN(const HttpResponse response, Perform(probe));
     if (response.status_code == 401 || response.status_code == 403) {
       return absl::PermissionDeniedError(
-          absl::StrCat(display_, ": HEAD ", probe.url, ": HTTP ", response.status_code, " after a new token"));
+          Concat(display_, ": HEAD ", probe.url, ": HTTP ", response.status_code, " after a new token"));
     }
   }
   HttpAuth auth;
@@ -274,9 +274,9 @@ absl::Status RegistryClient::StreamBlob(std::string_view digest, uint64_t size,
                                         std::chrono::seconds stall_timeout) {
   const std::string url = BlobUrl(digest);
   uint64_t received = 0;
-  absl::Status last = absl::UnavailableError(absl::StrCat(display_, ": GET ", url, ": no attempt"));
+  absl::Status last = absl::UnavailableError(Concat(display_, ": GET ", url, ": no attempt"));
   for (int attempt = 0; attempt < std::max(attempts, 1); ++attempt) {
-    if (cancelled()) return absl::CancelledError(absl::StrCat(display_, ": blob ", digest, ": cancelled"));
+    if (cancelled()) return absl::CancelledError(Concat(display_, ": blob ", digest, ": cancelled"));
     HttpRequest request;
     request.url = url;
     request.stall_timeout = stall_timeout;
@@ -284,7 +284,7 @@ absl::Status RegistryClient::StreamBlob(std::string_view digest, uint64_t size,
     uint64_t skip = 0;        // a 200 to a resumed request starts over: skip what we have
     bool checked = false;
     request.body_sink = [&](long status_code, std::string_view data) -> absl::Status {
-      if (cancelled()) return absl::CancelledError(absl::StrCat(display_, ": blob ", digest, ": cancelled"));
+      if (cancelled()) return absl::CancelledError(Concat(display_, ": blob ", digest, ": cancelled"));
       if (!checked) {
         checked = true;
         if (status_code == 200) skip = received;
@@ -295,7 +295,7 @@ absl::Status RegistryClient::StreamBlob(std::string_view digest, uint64_t size,
         skip -= dropped;
       }
       if (received + data.size() > size) {
-        return absl::DataLossError(absl::StrCat(display_, ": blob ", digest, ": longer than its ", size,
+        return absl::DataLossError(Concat(display_, ": blob ", digest, ": longer than its ", size,
                                                 " bytes (a corrupted or replaced blob)"));
       }
       received += data.size();
@@ -315,10 +315,10 @@ absl::Status RegistryClient::StreamBlob(std::string_view digest, uint64_t size,
       continue;
     }
     if (response->status_code == 404) {
-      return absl::NotFoundError(absl::StrCat(display_, ": GET ", url, ": HTTP 404 (blob unknown)"));
+      return absl::NotFoundError(Concat(display_, ": GET ", url, ": HTTP 404 (blob unknown)"));
     }
     if (response->status_code == 401 || response->status_code == 403) {
-      return absl::PermissionDeniedError(absl::StrCat(display_, ": GET ", url, ": HTTP ", response->status_code));
+      return absl::PermissionDeniedError(Concat(display_, ": GET ", url, ": HTTP ", response->status_code));
     }
     if (response->status_code != 200 && response->status_code != 206) {
       last = HttpStatusToStatus(response->status_code, "GET", url);
@@ -326,7 +326,7 @@ absl::Status RegistryClient::StreamBlob(std::string_view digest, uint64_t size,
       continue;
     }
     if (received == size) return absl::OkStatus();
-    last = absl::UnavailableError(absl::StrCat(display_, ": GET ", url, ": ended after ", received, " of ", size,
+    last = absl::UnavailableError(Concat(display_, ": GET ", url, ": ended after ", received, " of ", size,
                                                " bytes"));
   }
   return last;

@@ -6,9 +6,9 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/fill/event_loop.h"
+#include "common/concat.h"
 
 namespace modelcache {
 namespace {
@@ -21,7 +21,7 @@ bool RefusedByTarget(const absl::Status& status) {
 }
 
 std::string AuthKey(const HttpAuth& auth) {
-  return absl::StrCat(auth.aws_sigv4, "\n", auth.user_password, "\n", absl::StrJoin(auth.headers, "\n"));
+  return Concat(auth.aws_sigv4, "\n", auth.user_password, "\n", absl::StrJoin(auth.headers, "\n"));
 }
 
 class ResolvingChunkFetcher final : public ChunkFetcher {
@@ -87,7 +87,7 @@ class ResolvingChunkFetcher final : public ChunkFetcher {
           try {
             *result = resolver->Resolve(listed, refused_copy ? &*refused_copy : nullptr);
           } catch (const std::exception& error) {
-            *result = absl::InternalError(absl::StrCat("resolve ", listed.path, ": ", error.what()));
+            *result = absl::InternalError(Concat("resolve ", listed.path, ": ", error.what()));
           }
         },
         [this, alive = alive_, file, result] {

@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <vector>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -12,15 +13,26 @@
 #include <string_view>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "common/fs.h"
 #include "common/names.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "common/concat.h"
 
 namespace modelcache {
 namespace {
+
+// The parts of `text` between `separator`s (empty parts kept).
+std::vector<std::string_view> SplitOn(std::string_view text, char separator) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t end = text.find(separator, start);
+    parts.push_back(text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    if (end == std::string_view::npos) return parts;
+    start = end + 1;
+  }
+}
 
 constexpr size_t kBlock = 512;
 constexpr size_t kInflateBuffer = 256 * 1024;
@@ -75,7 +87,7 @@ bool ChecksumMatches(const unsigned char* block) {
 absl::StatusOr<std::vector<std::string>> ArchivePathParts(std::string_view name) {
   if (name.starts_with('/')) return absl::InvalidArgumentError("absolute path");
   std::vector<std::string> parts;
-  for (absl::string_view part : absl::StrSplit(absl::string_view(name.data(), name.size()), '/')) {
+  for (std::string_view part : SplitOn(name, '/')) {
     if (part.empty() || part == ".") continue;
     if (part == "..") return absl::InvalidArgumentError("path holds \"..\"");
     parts.emplace_back(part);
@@ -85,7 +97,7 @@ absl::StatusOr<std::vector<std::string>> ArchivePathParts(std::string_view name)
 
 std::string Join(const std::vector<std::string>& parts, size_t begin = 0, size_t end = SIZE_MAX) {
   std::string out;
-  for (size_t i = begin; i < std::min(end, parts.size()); ++i) absl::StrAppend(&out, i > begin ? "/" : "", parts[i]);
+  for (size_t i = begin; i < std::min(end, parts.size()); ++i) out += Concat(i > begin ? "/" : "", parts[i]);
   return out;
 }
 
@@ -114,8 +126,8 @@ struct TarUnpacker::Impl {
   absl::Status Fail(std::string_view entry, const absl::Status& status) {
     failed = true;
     return absl::Status(status.code(),
-                        entry.empty() ? absl::StrCat(what, ": ", status.message())
-                                      : absl::StrCat(what, ": entry ", entry, ": ", status.message()));
+                        entry.empty() ? Concat(what, ": ", status.message())
+                                      : Concat(what, ": entry ", entry, ": ", status.message()));
   }
 
   // The path below the selected folder: "" for the folder itself, nullopt outside it.
@@ -179,7 +191,7 @@ struct TarUnpacker::Impl {
 };
 
 absl::Status TarUnpacker::Impl::Feed(std::span<const std::byte> data) {
-  if (failed) return absl::FailedPreconditionError(absl::StrCat(what, ": unpacker failed before"));
+  if (failed) return absl::FailedPreconditionError(Concat(what, ": unpacker failed before"));
   if (gzip) return Inflate(data);
   return ConsumeTar(reinterpret_cast<const unsigned char*>(data.data()), data.size());
 }
@@ -197,7 +209,7 @@ absl::Status TarUnpacker::Impl::Inflate(std::span<const std::byte> data) {
     zlib.avail_out = static_cast<uInt>(inflated.size());
     const int result = inflate(&zlib, Z_NO_FLUSH);
     if (result != Z_OK && result != Z_STREAM_END && result != Z_BUF_ERROR) {
-      return Fail("", absl::InvalidArgumentError(absl::StrCat(
+      return Fail("", absl::InvalidArgumentError(Concat(
                           "not a valid gzip stream (", zlib.msg != nullptr ? zlib.msg : "zlib error", ")")));
     }
     const size_t produced = inflated.size() - zlib.avail_out;
@@ -314,7 +326,7 @@ absl::Status TarUnpacker::Impl::ProcessHeader() {
   const bool posix = std::memcmp(header + 257, "ustar\0", 6) == 0;
   if (posix) {
     std::string prefix = CString(header + 345, 155);
-    if (!prefix.empty()) name = absl::StrCat(prefix, "/", name);
+    if (!prefix.empty()) name = Concat(prefix, "/", name);
   }
   std::optional<uint64_t> size = ParseNumber(block.data() + 124, 12);
   if (!size) return Fail(name, absl::InvalidArgumentError("bad size field"));
@@ -348,13 +360,13 @@ absl::Status TarUnpacker::Impl::CheckModelPath(const std::string& relative, cons
   for (const std::string& reserved : options.reserved) {
     if (relative == reserved || IsBelow(relative, reserved) || IsBelow(reserved, relative)) {
       return Fail(entry, absl::InvalidArgumentError(
-                             absl::StrCat("takes the place of ", reserved, ", which another layer holds")));
+                             Concat("takes the place of ", reserved, ", which another layer holds")));
     }
   }
   for (size_t slash = relative.find('/'); slash != std::string::npos; slash = relative.find('/', slash + 1)) {
     const std::string parent = relative.substr(0, slash);
     if (links.count(parent) != 0) {
-      return Fail(entry, absl::InvalidArgumentError(absl::StrCat("goes through the link ", parent)));
+      return Fail(entry, absl::InvalidArgumentError(Concat("goes through the link ", parent)));
     }
     if (files.count(parent) != 0) {
       // A later layer turns a file into a folder: the file goes.
@@ -379,7 +391,7 @@ absl::Status TarUnpacker::Impl::BeginEntry(char type, std::string name, std::str
   if (type == '6') return Fail(name, absl::InvalidArgumentError("FIFOs are not allowed"));
   if (type == 'S') return Fail(name, absl::InvalidArgumentError("sparse files are not supported"));
   if (!has_data && type != '1' && type != '2' && type != '5') {
-    return Fail(name, absl::InvalidArgumentError(absl::StrCat("unsupported entry type '", std::string(1, type), "'")));
+    return Fail(name, absl::InvalidArgumentError(Concat("unsupported entry type '", std::string(1, type), "'")));
   }
 
   std::optional<std::string> relative = Relative(*parts);
@@ -408,7 +420,7 @@ absl::Status TarUnpacker::Impl::BeginEntry(char type, std::string name, std::str
     std::string_view text = link_name;
     if (type == '2' && !text.starts_with('/')) target.assign(parts->begin(), parts->end() - 1);
     bool outside = false;
-    for (absl::string_view part : absl::StrSplit(absl::string_view(text.data(), text.size()), '/')) {
+    for (std::string_view part : SplitOn(text, '/')) {
       if (part.empty() || part == ".") continue;
       if (part == "..") {
         if (target.empty()) {
@@ -422,7 +434,7 @@ absl::Status TarUnpacker::Impl::BeginEntry(char type, std::string name, std::str
     }
     std::optional<std::string> target_relative = outside ? std::nullopt : Relative(target);
     if (!target_relative || target_relative->empty()) {
-      return Fail(name, absl::InvalidArgumentError(absl::StrCat(
+      return Fail(name, absl::InvalidArgumentError(Concat(
                             type == '2' ? "symlink" : "hard link", " to ", link_name,
                             " points outside the model folder")));
     }
@@ -447,7 +459,7 @@ absl::Status TarUnpacker::Impl::BeginEntry(char type, std::string name, std::str
 
 absl::Status TarUnpacker::Impl::OpenFile(const std::string& relative, const std::string& entry, uint64_t size) {
   if (*output_bytes + size > options.max_output_bytes) {
-    return Fail(entry, absl::ResourceExhaustedError(absl::StrCat(
+    return Fail(entry, absl::ResourceExhaustedError(Concat(
                            "unpacks to more than ", options.max_output_bytes, " bytes")));
   }
   Forget(relative, /*include_self=*/true, /*only_earlier_layers=*/false);
@@ -531,7 +543,7 @@ absl::Status TarUnpacker::Impl::Whiteout(const std::string& relative_folder, con
     }
     return absl::OkStatus();
   }
-  const std::string relative = relative_folder.empty() ? name : absl::StrCat(relative_folder, "/", name);
+  const std::string relative = relative_folder.empty() ? name : Concat(relative_folder, "/", name);
   if (absl::Status valid = ValidateRelativeFilePath(relative); !valid.ok()) return Fail(entry, valid);
   Forget(relative, /*include_self=*/true, /*only_earlier_layers=*/false);
   if (absl::Status removed = RemoveTree(tree / relative); !removed.ok()) return Fail(entry, removed);
@@ -575,7 +587,7 @@ absl::Status TarUnpacker::Write(std::span<const std::byte> data) { return impl_-
 
 absl::Status TarUnpacker::FinishArchive() {
   Impl& impl = *impl_;
-  if (impl.failed) return absl::FailedPreconditionError(absl::StrCat(impl.what, ": unpacker failed before"));
+  if (impl.failed) return absl::FailedPreconditionError(Concat(impl.what, ": unpacker failed before"));
   if (impl.gzip && !impl.gzip_member_ended) {
     return impl.Fail("", absl::InvalidArgumentError("the gzip stream ends early"));
   }
@@ -589,7 +601,7 @@ absl::Status TarUnpacker::FinishArchive() {
 
 absl::StatusOr<std::vector<UnpackedFile>> TarUnpacker::Finish() {
   Impl& impl = *impl_;
-  if (impl.failed) return absl::FailedPreconditionError(absl::StrCat(impl.what, ": unpacker failed before"));
+  if (impl.failed) return absl::FailedPreconditionError(Concat(impl.what, ": unpacker failed before"));
   for (const auto& [link, first_target] : impl.links) {
     const std::string& entry = impl.link_entries[link];
     std::string target = first_target;
@@ -598,12 +610,12 @@ absl::StatusOr<std::vector<UnpackedFile>> TarUnpacker::Finish() {
     }
     auto file = impl.files.find(target);
     if (file == impl.files.end()) {
-      return impl.Fail(entry, absl::InvalidArgumentError(absl::StrCat(
+      return impl.Fail(entry, absl::InvalidArgumentError(Concat(
                                   "link to ", first_target, ": not a file of the model (links to folders, ",
                                   "missing files and link loops are not supported)")));
     }
     if (output_bytes_ + file->second.size > impl.options.max_output_bytes) {
-      return impl.Fail(entry, absl::ResourceExhaustedError(absl::StrCat(
+      return impl.Fail(entry, absl::ResourceExhaustedError(Concat(
                                   "unpacks to more than ", impl.options.max_output_bytes, " bytes")));
     }
     const std::filesystem::path from = impl.tree / target;

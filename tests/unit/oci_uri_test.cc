@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "common/uri.h"
 
 namespace modelcache {
@@ -40,8 +43,7 @@ TEST(OciUri, PortDigestAndDefaultTag) {
 }
 
 TEST(OciUri, BadUrisAreRefusedNamingTheUri) {
-  for (const std::string bad :
-       {"oci://registry", "oci:///repo", "oci://r.io/Upper:v1", "oci://r.io/a//b", "oci://r.io/a:",
+  for (const std::string& bad : std::vector<std::string>{"oci://registry", "oci:///repo", "oci://r.io/Upper:v1", "oci://r.io/a//b", "oci://r.io/a:",
         "oci://r.io/a:-x", "oci://r.io/a@sha256:abc", "oci://r.io/a@sha512:" + std::string(128, 'a'),
         "oci://r.io/a-:v1", "oci://r.io/a..b", "oci://r.io/a b"}) {
     absl::StatusOr<OciUri> uri = ParseOciUri(bad);
