@@ -72,6 +72,7 @@ class ResolvingChunkFetcher final : public ChunkFetcher {
     std::optional<FetchTarget> target;
     SourceFile file;  // the listed file with location = the target's URL
     uint64_t generation = 0;
+    uint64_t served = 0;  // chunks the current target answered
     bool resolving = false;
     std::vector<uint64_t> waiting;
   };
@@ -113,6 +114,7 @@ class ResolvingChunkFetcher final : public ChunkFetcher {
     // The listing's identity (an LFS oid, a blob digest) is no ETag of the target's responses.
     target.file.etag.clear();
     ++target.generation;
+    target.served = 0;
     for (uint64_t id : waiting) {
       if (operations_.count(id) != 0) Issue(id);
     }
@@ -140,11 +142,15 @@ class ResolvingChunkFetcher final : public ChunkFetcher {
     if (it == operations_.end()) return;
     Operation& operation = it->second;
     operation.fetcher = nullptr;
-    if (status.ok() || !RefusedByTarget(status) || operation.refreshes >= kMaxRefreshesPerChunk) {
+    FileTarget& target = targets_[operation.request.file];
+    if (status.ok() && operation.generation == target.generation) ++target.served;
+    if (status.ok() || !RefusedByTarget(status)) return Finish(id, std::move(status));
+    // A target that served chunks and then refuses has expired: that is no fault of the
+    // chunk. A target refused before it served anything counts against it.
+    if (operation.generation == target.generation && target.served == 0 &&
+        ++operation.refreshes > kMaxRefreshesPerChunk) {
       return Finish(id, std::move(status));
     }
-    ++operation.refreshes;
-    FileTarget& target = targets_[operation.request.file];
     if (target.generation != operation.generation && !target.resolving) return Issue(id);  // renewed meanwhile
     target.waiting.push_back(id);
     if (!target.resolving) {

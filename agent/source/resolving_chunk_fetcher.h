@@ -5,8 +5,9 @@
 // token expires. Each file's target (URL + credentials) is resolved once, on the thread pool,
 // and the chunks go to it through the plain HTTP range engine (chunk_fetcher.h). A chunk the
 // target refuses (401, 403, 404, 410: an expired signature or token) makes the resolver
-// resolve that file again, and the chunk goes to the new target, up to twice per chunk; it is
-// not a failure of the fill. Errors of a resolve fail the chunks that waited for it.
+// resolve that file again, and the chunk goes to the new target; it is not a failure of the
+// fill. A target refused before it served any chunk counts against the chunk: its third such
+// refusal is the chunk's error. Errors of a resolve fail the chunks that waited for it.
 #include <memory>
 #include <string>
 
