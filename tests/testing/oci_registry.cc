@@ -175,15 +175,29 @@ std::vector<std::string> OciRegistry::AuthHeaders() const {
 
 absl::StatusOr<std::string> OciRegistry::PushBlob(std::string_view repository, std::string_view bytes) const {
   const std::string digest = "sha256:" + Sha256Hex(bytes);
-  HttpRequest request;
-  request.method = "POST";
-  request.url = fmt::format("http://{}/v2/{}/blobs/uploads/?digest={}", Host(), repository, digest);
-  request.body = std::string(bytes);
-  request.headers = AuthHeaders();
-  request.headers.push_back("Content-Type: application/octet-stream");
-  request.timeout = std::chrono::seconds(60);
-  request.network.enforced = false;
-  absl::StatusOr<HttpResponse> response = PerformHttpRequest(request);
+  // Monolithic upload: POST opens the upload, one PUT with ?digest= carries the bytes.
+  HttpRequest start;
+  start.method = "POST";
+  start.url = fmt::format("http://{}/v2/{}/blobs/uploads/", Host(), repository);
+  start.headers = AuthHeaders();
+  start.timeout = std::chrono::seconds(30);
+  start.network.enforced = false;
+  absl::StatusOr<HttpResponse> opened = PerformHttpRequest(start);
+  if (!opened.ok()) return opened.status();
+  const std::optional<std::string> location = opened->Header("Location");
+  if (opened->status_code != 202 || !location) {
+    return absl::InternalError(fmt::format("start upload {}: HTTP {}: {}", digest, opened->status_code, opened->body));
+  }
+  HttpRequest put;
+  put.method = "PUT";
+  put.url = fmt::format("{}{}{}digest={}", location->starts_with("/") ? "http://" + Host() : "", *location,
+                        location->find('?') == std::string::npos ? "?" : "&", digest);
+  put.body = std::string(bytes);
+  put.headers = AuthHeaders();
+  put.headers.push_back("Content-Type: application/octet-stream");
+  put.timeout = std::chrono::seconds(60);
+  put.network.enforced = false;
+  absl::StatusOr<HttpResponse> response = PerformHttpRequest(put);
   if (!response.ok()) return response.status();
   if (response->status_code != 201) {
     return absl::InternalError(fmt::format("push blob {}: HTTP {}: {}", digest, response->status_code, response->body));
