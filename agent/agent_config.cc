@@ -19,6 +19,7 @@
 #include "common/quantity.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
+#include "common/yaml_fields.h"
 #include "spdlog/fmt/fmt.h"
 
 extern char** environ;
@@ -31,10 +32,6 @@ constexpr size_t kMaxSocketPathLength = 107;
 
 absl::Status InvalidValue(std::string_view key, std::string_view value, std::string_view why) {
   return absl::InvalidArgumentError(fmt::format("{}: invalid value \"{}\": {}", key, value, why));
-}
-
-std::string Join(std::string_view prefix, std::string_view key) {
-  return prefix.empty() ? std::string(key) : fmt::format("{}.{}", prefix, key);
 }
 
 absl::StatusOr<std::string> Scalar(std::string_view key, const YAML::Node& node) {
@@ -66,31 +63,13 @@ absl::StatusOr<uint64_t> Integer(std::string_view key, const YAML::Node& node, u
   return value;
 }
 
-// Walks a map, calling `apply(key_path, key, value)` for each entry.
-template <typename Apply>
-absl::Status ForEachKey(std::string_view prefix, const YAML::Node& node, Apply apply) {
-  if (!node.IsDefined() || node.IsNull()) return absl::OkStatus();
-  if (!node.IsMap()) {
-    return absl::InvalidArgumentError(
-        fmt::format("{}: want a map of settings", prefix.empty() ? "config" : prefix));
-  }
-  for (const auto& item : node) {
-    if (!item.first.IsScalar()) {
-      return absl::InvalidArgumentError(fmt::format("{}: keys must be plain names", prefix));
-    }
-    const std::string& key = item.first.Scalar();
-    RETURN_IF_ERROR(apply(Join(prefix, key), key, item.second));
-  }
-  return absl::OkStatus();
-}
-
+// Inside a ForEachField callback, so the error gets the key's line.
 absl::Status UnknownKey(std::string_view path, std::initializer_list<std::string_view> known) {
-  return absl::InvalidArgumentError(
-      fmt::format("{}: unknown key (known: {})", path, fmt::join(known, ", ")));
+  return UnknownKeyError(path, known);
 }
 
 absl::Status ApplyLog(const YAML::Node& node, AgentConfig& config) {
-  return ForEachKey("log", node, [&](const std::string& path, const std::string& key,
+  return ForEachField("log", node, [&](const std::string& path, const std::string& key,
                                      const YAML::Node& value) -> absl::Status {
     if (key == "level") {
       ASSIGN_OR_RETURN(config.log_level, Scalar(path, value));
@@ -104,7 +83,7 @@ absl::Status ApplyLog(const YAML::Node& node, AgentConfig& config) {
 }
 
 absl::Status ApplyFill(const YAML::Node& node, AgentConfig& config) {
-  return ForEachKey("fill", node, [&](const std::string& path, const std::string& key,
+  return ForEachField("fill", node, [&](const std::string& path, const std::string& key,
                                       const YAML::Node& value) -> absl::Status {
     if (key == "concurrency") {
       ASSIGN_OR_RETURN(uint64_t concurrency, Integer(path, value, 1, 1024));
@@ -137,7 +116,7 @@ absl::Status ApplyFill(const YAML::Node& node, AgentConfig& config) {
 }
 
 absl::Status ApplyFillLease(const YAML::Node& node, AgentConfig& config) {
-  return ForEachKey("fillLease", node, [&](const std::string& path, const std::string& key,
+  return ForEachField("fillLease", node, [&](const std::string& path, const std::string& key,
                                            const YAML::Node& value) -> absl::Status {
     std::chrono::seconds* target = nullptr;
     if (key == "ttl") {
@@ -161,7 +140,7 @@ absl::Status ApplyFillLease(const YAML::Node& node, AgentConfig& config) {
 }
 
 absl::Status ApplyCoordinatorTls(const YAML::Node& node, AgentConfig& config) {
-  return ForEachKey("coordinatorTls", node, [&](const std::string& path, const std::string& key,
+  return ForEachField("coordinatorTls", node, [&](const std::string& path, const std::string& key,
                                                 const YAML::Node& value) -> absl::Status {
     AgentConfig::CoordinatorTls& tls = config.coordinator_tls;
     if (key == "enabled") {
@@ -180,7 +159,7 @@ absl::Status ApplyCoordinatorTls(const YAML::Node& node, AgentConfig& config) {
 }
 
 absl::Status ApplyS3(const YAML::Node& node, AgentConfig& config) {
-  return ForEachKey("s3", node, [&](const std::string& path, const std::string& key,
+  return ForEachField("s3", node, [&](const std::string& path, const std::string& key,
                                     const YAML::Node& value) -> absl::Status {
     if (key == "endpoint") {
       ASSIGN_OR_RETURN(config.s3.endpoint, Scalar(path, value));
@@ -201,7 +180,7 @@ absl::Status ApplyS3(const YAML::Node& node, AgentConfig& config) {
 }
 
 absl::Status ApplyScrub(const YAML::Node& node, AgentConfig& config) {
-  return ForEachKey("scrub", node, [&](const std::string& path, const std::string& key,
+  return ForEachField("scrub", node, [&](const std::string& path, const std::string& key,
                                        const YAML::Node& value) -> absl::Status {
     ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
     if (key == "every") {
@@ -265,8 +244,8 @@ absl::StatusOr<std::vector<std::string>> ScalarList(std::string_view path, const
 }
 
 absl::Status ApplyNetwork(const YAML::Node& node, AgentConfig& config) {
-  return ForEachKey("network", node, [&](const std::string& path, const std::string& key,
-                                         const YAML::Node& value) -> absl::Status {
+  return ForEachField("network", node, [&](const std::string& path, const std::string& key,
+                                           const YAML::Node& value) -> absl::Status {
     ASSIGN_OR_RETURN(std::vector<std::string> items, ScalarList(path, value));
     if (key == "allow" || key == "deny") {
       std::vector<IpRange>& ranges = key == "allow" ? config.network.allow : config.network.deny;
@@ -293,8 +272,8 @@ absl::Status ApplyNetwork(const YAML::Node& node, AgentConfig& config) {
 }
 
 absl::Status ApplyHf(const YAML::Node& node, AgentConfig& config) {
-  return ForEachKey("hf", node, [&](const std::string& path, const std::string& key,
-                                    const YAML::Node& value) -> absl::Status {
+  return ForEachField("hf", node, [&](const std::string& path, const std::string& key,
+                                      const YAML::Node& value) -> absl::Status {
     if (key == "endpoint") {
       ASSIGN_OR_RETURN(config.hf.endpoint, Scalar(path, value));
       if (config.hf.endpoint.rfind("http://", 0) != 0 && config.hf.endpoint.rfind("https://", 0) != 0) {
@@ -310,8 +289,8 @@ absl::Status ApplyHf(const YAML::Node& node, AgentConfig& config) {
 }
 
 absl::Status ApplyOci(const YAML::Node& node, AgentConfig& config) {
-  return ForEachKey("oci", node, [&](const std::string& path, const std::string& key,
-                                     const YAML::Node& value) -> absl::Status {
+  return ForEachField("oci", node, [&](const std::string& path, const std::string& key,
+                                       const YAML::Node& value) -> absl::Status {
     if (key == "insecureRegistries") {
       ASSIGN_OR_RETURN(std::vector<std::string> items, ScalarList(path, value));
       for (std::string& item : items) {
@@ -331,7 +310,7 @@ absl::Status ApplyOci(const YAML::Node& node, AgentConfig& config) {
 }
 
 absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
-  return ForEachKey("", root, [&](const std::string& path, const std::string& key,
+  return ForEachField("", root, [&](const std::string& path, const std::string& key,
                                   const YAML::Node& value) -> absl::Status {
     if (key == "cacheRoot") {
       ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
@@ -552,12 +531,8 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(std::string_view yaml_text, const A
   config.node_name = environment.Get("NODE_NAME");
   if (config.node_name.empty()) config.node_name = environment.hostname;
 
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml_text));
-  } catch (const YAML::Exception& error) {
-    return absl::InvalidArgumentError(fmt::format("config: not valid YAML: {}", error.what()));
-  }
+  // Duplicate keys are refused at any depth: the last copy must not win in silence.
+  ASSIGN_OR_RETURN(YAML::Node root, LoadConfigYaml(yaml_text));
   RETURN_IF_ERROR(ApplyTopLevel(root, config));
   // hf:// as the official clients configure it: HF_ENDPOINT picks a mirror, HF_TOKEN (or the
   // older HUGGING_FACE_HUB_TOKEN) the token; the file's keys win.

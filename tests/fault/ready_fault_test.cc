@@ -21,6 +21,7 @@
 #include "common/sha256.h"
 #include "modelcache/v1/coordinator.pb.h"
 #include "tests/testing/agent_process.h"
+#include "tests/testing/source_access.h"
 #include "tests/testing/cache_volume.h"
 #include "tests/testing/coordinator_process.h"
 #include "tests/testing/modelcachectl.h"
@@ -75,6 +76,7 @@ class FaultReadyHits : public ::testing::Test {
          .cache_root = cache_root,
          .socket = dir_.Path() / ("run-" + node) / "agent.sock",
          .coordinator = coordinator_ ? coordinator_->Address() : "",
+         .network_allow = testing::LoopbackOrigins(),  // the origin listens on 127.0.0.1
          .extra_yaml = "coordinatorReportInterval: 1s\n"
                        "fillLease: {ttl: 2s, pollInterval: 1s}\n"});
     ASSERT_TRUE(started.ok()) << started.status();

@@ -16,6 +16,7 @@
 #include "tests/testing/ports.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/test_certificates.h"
 #include "tests/testing/wait.h"
 
 namespace modelcache {
@@ -566,39 +567,7 @@ TEST(CoordinatorIntegration, RolesAreEnforced) {
       << "refused attempts are logged";
 }
 
-// Test certificates made by openssl for this test: a CA, a server certificate for 127.0.0.1
-// and a client certificate, all signed by the CA.
-class TestCertificates {
- public:
-  TestCertificates() {
-    Run({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", Path("ca.key"), "-out", Path("ca.pem"), "-days", "1", "-subj", "/CN=test-ca"});
-    testing::WriteTestFile(dir_.Path() / "san.cnf", "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-    for (const char* who : {"server", "client"}) {
-      std::string name = who;
-      Run({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-           "-keyout", Path(name + ".key"), "-out", Path(name + ".csr"), "-subj", "/CN=" + name});
-      Run({"x509", "-req", "-in", Path(name + ".csr"), "-CA", Path("ca.pem"), "-CAkey",
-           Path("ca.key"), "-CAcreateserial", "-out", Path(name + ".pem"), "-days", "1",
-           "-extfile", Path("san.cnf")});
-    }
-  }
-  std::string Path(const std::string& name) const { return dir_.Join(name); }
-  std::string Read(const std::string& name) const { return testing::ReadTestFile(Path(name)); }
-
- private:
-  void Run(std::vector<std::string> args) {
-    testing::SubprocessOptions options;
-    options.argv = {"openssl"};
-    options.argv.insert(options.argv.end(), args.begin(), args.end());
-    options.stderr_path = Path("openssl.log");
-    auto process = testing::Subprocess::Start(options);
-    ASSERT_TRUE(process.ok()) << process.status();
-    auto exit = (*process)->WaitExit(30s);
-    ASSERT_TRUE(exit.ok() && exit->Success()) << testing::ReadTestFile(Path("openssl.log"));
-  }
-  testing::TempDir dir_;
-};
+using testing::TestCertificates;  // a CA, a server and a client certificate, made by openssl
 
 // The coordinator config lines that serve TLS with the server certificate and require client
 // certificates signed by the test CA.

@@ -164,7 +164,7 @@ TEST(LogLines, EveryWarnErrorAndCriticalLineHasAConstantMessageAnErrorAndANext) 
   const fs::path root = MODELCACHE_SOURCE_DIR;
   size_t checked = 0;
   std::vector<std::string> problems;
-  for (const char* folder : {"agent", "coordinator", "common", "cli"}) {
+  for (const char* folder : {"agent", "coordinator", "common", "cli", "kube"}) {
     ASSERT_TRUE(fs::is_directory(root / folder)) << root / folder;
     for (const auto& entry : fs::recursive_directory_iterator(root / folder)) {
       const std::string extension = entry.path().extension().string();
