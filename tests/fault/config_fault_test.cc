@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "tests/testing/agent_process.h"
+#include "tests/testing/source_access.h"
 #include "tests/testing/cache_volume.h"
 #include "tests/testing/modelcachectl.h"
 #include "tests/testing/nginx_server.h"
@@ -51,7 +52,8 @@ class FaultConfigs : public ::testing::Test {
     cache_root_ = dir_.Path() / "cache";
     auto agent = testing::AgentProcess::Start({.directory = dir_.Path(),
                                                .cache_root = cache_root_,
-                                               .socket = dir_.Path() / "run" / "agent.sock"});
+                                               .socket = dir_.Path() / "run" / "agent.sock",
+                                               .network_allow = testing::LoopbackOrigins()});
     ASSERT_TRUE(agent.ok()) << agent.status();
     testing::CtlResult fetched =
         testing::RunCtl({.directory = dir_.Path(), .socket = (*agent)->Socket()},

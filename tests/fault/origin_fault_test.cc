@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/sha256.h"
 #include "tests/testing/agent_process.h"
+#include "tests/testing/source_access.h"
 #include "tests/testing/cache_volume.h"
 #include "tests/testing/http_get.h"
 #include "tests/testing/modelcachectl.h"
@@ -70,6 +71,7 @@ class FaultOrigins : public ::testing::Test {
          .cache_root = dir_.Path() / "cache",
          .socket = dir_.Path() / "run" / "agent.sock",
          .metrics_address = absl::StrCat("127.0.0.1:", metrics_port_),
+         .network_allow = testing::LoopbackOrigins(),  // nginx and s3rver listen on 127.0.0.1
          .extra_yaml = "fill: {chunkSize: 256Ki, concurrency: 4}\n" + extra_yaml,
          .environment = std::move(environment)});
     ASSERT_TRUE(agent.ok()) << agent.status();

@@ -453,7 +453,7 @@ TEST_F(FillJobTest, AStreamedFileKeepsItsResumedPrefix) {
   auto nginx = testing::NginxServer::Start(options);
   ASSERT_TRUE(nginx.ok()) << nginx.status();
   const std::string uri = (*nginx)->BaseUrl() + "/norange/";
-  auto source = MakeSource(uri, SourceOptions{});
+  auto source = MakeSource(uri, Sources());
   ASSERT_TRUE(source.ok()) << source.status();
   auto listed = (*source)->List();
   ASSERT_TRUE(listed.ok()) << listed.status();

@@ -332,7 +332,7 @@ TEST(S3SourceSigning, APrefixWithASpaceAndUtf8IsListedAndFetchedWithValidSignatu
     if (request.target.find("list-type=2") != std::string::npos) return CannedResponse{200, page};
     return CannedResponse{206, "0123456789", {{"Content-Range", "bytes 0-9/10"}}};
   });
-  SourceOptions options;
+  SourceOptions options = testing::LoopbackSourceOptions();
   options.s3_endpoint = server.Endpoint();
   options.s3_path_style = true;
   options.aws = {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
@@ -348,6 +348,7 @@ TEST(S3SourceSigning, APrefixWithASpaceAndUtf8IsListedAndFetchedWithValidSignatu
   get.url = (*files)[0].location;
   get.range = HttpRange{0, 9};
   get.auth = (*source)->Auth();
+  get.network = options.network;
   auto response = PerformHttpRequest(get);
   ASSERT_TRUE(response.ok()) << response.status();
 
@@ -364,7 +365,7 @@ TEST(S3SourceSigning, PercentInAnS3UriIsPartOfTheKey) {
   CaptureServer server([](const CapturedRequest&) {
     return CannedResponse{200, "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>"};
   });
-  SourceOptions options;
+  SourceOptions options = testing::LoopbackSourceOptions();
   options.s3_endpoint = server.Endpoint();
   options.s3_path_style = true;
   auto files = (*MakeSource("s3://models/llama%203/", options))->List();
@@ -596,6 +597,7 @@ TEST_F(S3SourceOnS3rver, APrefixWithASpaceAndUtf8ListsItsObjectsAndFetchesTheirB
     HttpRequest get;
     get.url = file.location;
     get.auth = (*source)->Auth();
+    get.network = testing::AllowLoopback();
     get.range = HttpRange{0, file.size - 1};
     auto response = PerformHttpRequest(get);
     ASSERT_TRUE(response.ok()) << response.status();
