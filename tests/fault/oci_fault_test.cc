@@ -80,7 +80,8 @@ class FaultOciSources : public ::testing::Test {
 };
 
 TEST_F(FaultOciSources, ACorruptedRawBlobIsDataLossAndNothingIsPublished) {
-  Start();
+  ASSERT_NO_FATAL_FAILURE(Start());
+  if (IsSkipped()) return;
   const std::string weights(500'000, 'w');
   ASSERT_TRUE(testing::PushModelPack(*registry_, "corrupt", "v1", {{"w.bin", weights}}).ok());
   std::string damaged = weights;
@@ -90,7 +91,8 @@ TEST_F(FaultOciSources, ACorruptedRawBlobIsDataLossAndNothingIsPublished) {
 }
 
 TEST_F(FaultOciSources, ACorruptedTarLayerIsDataLossAndNothingIsPublished) {
-  Start();
+  ASSERT_NO_FATAL_FAILURE(Start());
+  if (IsSkipped()) return;
   const std::string layer = testing::TarArchive({{"models/w.bin", '0', std::string(300'000, 'w')}}, false);
   ASSERT_TRUE(testing::PushArtifact(*registry_, "corrupt-car", "v1", "", "application/vnd.oci.image.config.v1+json",
                                     {{"application/vnd.oci.image.layer.v1.tar", layer, {}}})
@@ -103,7 +105,8 @@ TEST_F(FaultOciSources, ACorruptedTarLayerIsDataLossAndNothingIsPublished) {
 }
 
 TEST_F(FaultOciSources, HostileTarLayersAreRefusedAndNothingLandsOutsideStaging) {
-  Start();
+  ASSERT_NO_FATAL_FAILURE(Start());
+  if (IsSkipped()) return;
   const std::vector<std::pair<testing::TarEntry, std::string>> cases = {
       {{"models/../../../escape.txt", '0', "x"}, "\"..\""},
       {{"/tmp/escape.txt", '0', "x"}, "absolute path"},

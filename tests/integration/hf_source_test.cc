@@ -142,7 +142,7 @@ TEST_F(HfSourceTest, TheOfficialClientListsAndDownloadsFromTheTestHub) {
 }
 
 TEST_F(HfSourceTest, FillsTheCommitTheBranchPointsToAndStatShowsIt) {
-  StartAgent();
+  ASSERT_NO_FATAL_FAILURE(StartAgent());
   ASSERT_TRUE(hub_->SetOptions(R"({"pageSize": 2})").ok());
   CtlResult fetch = Fetch("hf-model", "hf://org/model");
   ASSERT_EQ(fetch.exit_code, 0) << fetch.err << agent_->Log();
@@ -160,7 +160,7 @@ TEST_F(HfSourceTest, FillsTheCommitTheBranchPointsToAndStatShowsIt) {
 }
 
 TEST_F(HfSourceTest, ABranchMovedDuringTheFillDoesNotMixCommits) {
-  StartAgent();
+  ASSERT_NO_FATAL_FAILURE(StartAgent());
   absl::StatusOr<std::string> v2 = hub_->Commit("org/model", dir_.Path() / "v2", "next");
   ASSERT_TRUE(v2.ok()) << v2.status();
   ASSERT_TRUE(hub_->SetOptions(absl::StrCat(R"({"moveBranch": {"id": "org/model", "branch": "main", "commit": ")",
@@ -175,7 +175,7 @@ TEST_F(HfSourceTest, ABranchMovedDuringTheFillDoesNotMixCommits) {
 }
 
 TEST_F(HfSourceTest, AnExpiredStorageUrlIsResolvedAgain) {
-  StartAgent();
+  ASSERT_NO_FATAL_FAILURE(StartAgent());
   // Each signed URL serves two requests, then answers 403 as an expired signature does.
   ASSERT_TRUE(hub_->SetOptions(R"({"urlMaxUses": 2})").ok());
   CtlResult fetch = Fetch("expiring", "hf://org/model");
@@ -186,7 +186,7 @@ TEST_F(HfSourceTest, AnExpiredStorageUrlIsResolvedAgain) {
 }
 
 TEST_F(HfSourceTest, RateLimitIsWaitedOutAsRetryAfterAsks) {
-  StartAgent();
+  ASSERT_NO_FATAL_FAILURE(StartAgent());
   ASSERT_TRUE(hub_->SetOptions(R"({"rateLimit": {"count": 1, "retryAfter": 2}})").ok());
   CtlResult fetch = Fetch("limited", "hf://org/model");
   ASSERT_EQ(fetch.exit_code, 0) << fetch.err << agent_->Log();
@@ -196,7 +196,7 @@ TEST_F(HfSourceTest, RateLimitIsWaitedOutAsRetryAfterAsks) {
 }
 
 TEST_F(HfSourceTest, AllowAndIgnorePatternsPickFiles) {
-  StartAgent();
+  ASSERT_NO_FATAL_FAILURE(StartAgent());
   CtlResult fetch = Fetch("picked", "hf://org/model?allow=*.safetensors,*.json&ignore=original/");
   ASSERT_EQ(fetch.exit_code, 0) << fetch.err << agent_->Log();
   ExpectModelHolds("picked", {"config.json", "model-00001.safetensors", "sub/model-00002.safetensors"});
@@ -207,7 +207,7 @@ TEST_F(HfSourceTest, AllowAndIgnorePatternsPickFiles) {
 }
 
 TEST_F(HfSourceTest, HfEndpointFromTheEnvironmentSelectsTheMirror) {
-  StartAgent("", {"HF_ENDPOINT=" + hub_->Endpoint()}, /*endpoint_in_config=*/false);
+  ASSERT_NO_FATAL_FAILURE(StartAgent("", {"HF_ENDPOINT=" + hub_->Endpoint()}, /*endpoint_in_config=*/false));
   CtlResult fetch = Fetch("mirror", "hf://org/model");
   ASSERT_EQ(fetch.exit_code, 0) << fetch.err << agent_->Log();
   ExpectModelHolds("mirror", kAllFiles);
