@@ -204,9 +204,16 @@ async function sendContent(request, response, content, headers) {
 	const slice = Math.max(1024, Math.floor(rate / 20));
 	for (let at = 0; at < body.length; at += slice) {
 		if (response.destroyed) return at;
-		const ok = response.write(body.subarray(at, at + slice));
+		response.write(body.subarray(at, at + slice));
 		await new Promise((resolve) => setTimeout(resolve, (1000 * slice) / rate));
-		if (!ok && !response.destroyed) await new Promise((resolve) => response.once("drain", resolve));
+		// Checked after the pause, not from write()'s answer: a "drain" that came during the
+		// pause would never come again. A client that goes away ends the wait too.
+		if (response.writableNeedDrain && !response.destroyed) {
+			await new Promise((resolve) => {
+				response.once("drain", resolve);
+				response.once("close", resolve);
+			});
+		}
 	}
 	response.end();
 	return body.length;
@@ -273,7 +280,9 @@ async function handleHub(request, response) {
 		return response.end();
 	}
 	headers["ETag"] = `"${file.oid}"`;
-	stats.hub_bytes += await sendContent(request, response, file.content, headers);
+	// Not `+= await`: that reads the counter before the wait and loses concurrent responses.
+	const sent = await sendContent(request, response, file.content, headers);
+	stats.hub_bytes += sent;
 }
 
 function handleApi(request, response, url, parts) {
@@ -378,7 +387,8 @@ async function handleStorage(request, response) {
 		repos.get(repoKey(move.type ?? "model", move.id)).branches.set(move.branch, move.commit);
 		stats.branch_moves++;
 	}
-	stats.storage_bytes += await sendContent(request, response, blobs.get(sha256), { ETag: `"${sha256}"` });
+	const sent = await sendContent(request, response, blobs.get(sha256), { ETag: `"${sha256}"` });
+	stats.storage_bytes += sent;
 }
 
 function serve(handler) {
