@@ -4,6 +4,9 @@
 # A model of BENCH_GIB GiB (one file of 3/4 of it plus four smaller ones) is served by nginx
 # on 127.0.0.1. Each round runs, each into an empty folder on the same disk:
 #   agent        modelcachectl fetch through a freshly started agent (SHA-256 verified inline)
+#   agent-oci    the same, from oci://: the same files pushed as a CNCF ModelPack artifact
+#                (one raw layer per file) to Debian's docker-registry on 127.0.0.1; the
+#                report gives its ratio to the http:// fill (issue #16: within 10%)
 #   aria2c       aria2c -x16 -s16 -k8M, then sha256sum
 #   rclone       rclone copy --http-url ... --multi-thread-streams 8, then sha256sum
 #   curl         one curl, one stream, file after file, then sha256sum
@@ -16,13 +19,13 @@
 # Env: BENCH_GIB (default 4; fractions allowed, e.g. 0.05 for a smoke run), BENCH_ROUNDS,
 #      BENCH_DIR (default build/bench; all runs write there: same disk), KEEP=1,
 #      BENCH_AGENT_CONFIG (an agent YAML, e.g. to try fill.concurrency/chunkSize),
-#      BENCH_TOOLS (default "agent aria2c rclone curl curl-null"; e.g. "agent" alone to
+#      BENCH_TOOLS (default "agent agent-oci aria2c rclone curl curl-null"; e.g. "agent" alone to
 #      measure the agent's CPU s/GB and peak RSS quickly; ratios need the agent and a peer).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/lib.sh"
 gib=${BENCH_GIB:-4}
-tools=" ${BENCH_TOOLS:-agent aria2c rclone curl curl-null} "
+tools=" ${BENCH_TOOLS:-agent agent-oci aria2c rclone curl curl-null} "
 runs() { [[ $tools == *" $1 "* ]]; }
 rounds=${BENCH_ROUNDS:-3}
 bench=${BENCH_DIR:-$root/build/bench}
@@ -54,6 +57,16 @@ start_nginx "$bench/nginx" "$bench/origin" "$port"
 pids+=("$NGINX_PID")
 url="http://127.0.0.1:$port/bench-model/"
 
+if runs agent-oci; then
+  [ -x /usr/bin/docker-registry ] || { echo "bench: docker-registry is missing (scripts/setup.sh installs it)"; exit 1; }
+  registry_port=$(free_port)
+  start_registry "$bench/registry" "$registry_port"
+  pids+=("$REGISTRY_PID")
+  echo "bench: pushing the model to the registry as a ModelPack artifact" >&2
+  push_modelpack "127.0.0.1:$registry_port" bench/model v1 "$model" "${files[@]}"
+  oci_url="oci://127.0.0.1:$registry_port/bench/model:v1"
+fi
+
 # --- measuring ----------------------------------------------------------------------------
 drop_note="page cache dropped before each run"
 drop_caches() {
@@ -82,7 +95,8 @@ verify() {  # verify DIR: the files there match the origin
 ticks=$(getconf CLK_TCK)
 proc_cpu_seconds() { awk -v t="$ticks" '{printf "%.3f", ($14 + $15) / t}' "/proc/$1/stat"; }
 
-run_agent() {  # one fill through a fresh agent with an empty cache
+run_agent() {  # run_agent NAME SOURCE: one fill through a fresh agent with an empty cache
+  local name=$1 source=$2
   local cache="$bench/agent-cache" socket="$bench/agent.sock"
   rm -rf "$cache"
   "$agent_bin" ${BENCH_AGENT_CONFIG:+--config "$BENCH_AGENT_CONFIG"} --cache-root "$cache" \
@@ -94,13 +108,13 @@ run_agent() {  # one fill through a fresh agent with an empty cache
   drop_caches
   local before after
   before=$(proc_cpu_seconds "$agent")
-  measure "$bench/agent.ctl" "$ctl_bin" fetch --model bench --version v1 --source "$url" --socket "$socket"
+  measure "$bench/$name.ctl" "$ctl_bin" fetch --model bench --version v1 --source "$source" --socket "$socket"
   after=$(proc_cpu_seconds "$agent")
   local rss
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$agent/status")
   # wall from the client; CPU = agent + client; RSS = the agent's peak.
-  tail -n1 "$bench/agent.ctl" | awk -v a="$before" -v b="$after" -v r="$rss" \
-    '{printf "%.3f %.3f %d\n", $1, $2 + (b - a), r}' >> "$bench/agent.e2e"
+  tail -n1 "$bench/$name.ctl" | awk -v a="$before" -v b="$after" -v r="$rss" \
+    '{printf "%.3f %.3f %d\n", $1, $2 + (b - a), r}' >> "$bench/$name.e2e"
   verify "$cache/models/bench/v1"
   stop_pids "$agent"
   rm -rf "$cache"
@@ -131,7 +145,8 @@ done
 
 for round in $(seq "$rounds"); do
   echo "bench: round $round/$rounds"
-  if runs agent; then run_agent; fi
+  if runs agent; then run_agent agent "$url"; fi
+  if runs agent-oci; then run_agent agent-oci "$oci_url"; fi
   if runs aria2c; then run_peer aria2c "$bench/aria2c" aria2c -x16 -s16 -k8M --file-allocation=none --allow-overwrite=true \
     --auto-file-renaming=false --console-log-level=warn --summary-interval=0 -d "$bench/aria2c" -i "$aria_input"; fi
   if runs rclone; then run_peer rclone "$bench/rclone" rclone copy --http-url "$url" :http: "$bench/rclone" \
@@ -158,6 +173,7 @@ echo
 echo "model: ${#files[@]} files, $model_bytes bytes; $rounds rounds; medians; $drop_note"
 printf '%-26s %9s %9s %10s %10s %10s\n' "run" "wall s" "cpu s" "rss MiB" "GB/s" "cpu s/GB"
 if runs agent; then row "agent (fill + sha256)" "$bench/agent.e2e"; fi
+if runs agent-oci; then row "agent oci:// (fill + sha256)" "$bench/agent-oci.e2e"; fi
 peers=()
 for peer in aria2c rclone curl; do
   runs "$peer" || continue
@@ -167,6 +183,11 @@ for peer in aria2c rclone curl; do
 done
 if runs curl-null; then row "curl -o /dev/null" "$bench/curl-null.download"; fi
 
+if runs agent && runs agent-oci; then
+  echo
+  awk -v o="$(median 1 "$bench/agent-oci.e2e")" -v h="$(median 1 "$bench/agent.e2e")" \
+    'BEGIN {printf "agent oci:// / agent http:// (same bytes, wall): %.2f (issue #16 target: at most 1.10)\n", o / h}'
+fi
 if ! runs agent || [ ${#peers[@]} -eq 0 ]; then exit 0; fi
 agent_wall=$(median 1 "$bench/agent.e2e")
 best_e2e=$(for p in "${peers[@]}"; do echo "$(median 1 "$bench/$p.e2e") $p"; done | sort -g | head -n1)
