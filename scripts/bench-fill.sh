@@ -10,7 +10,8 @@
 #   aria2c       aria2c -x16 -s16 -k8M, then sha256sum
 #   rclone       rclone copy --http-url ... --multi-thread-streams 8, then sha256sum
 #   curl         one curl, one stream, file after file, then sha256sum
-#   curl-null    curl -o /dev/null of every file (the origin/loopback ceiling; no disk)
+#   curl-null    curl -o /dev/null of every file (the origin/loopback ceiling; no disk); with
+#                agent-oci also of every blob from the registry (that origin's ceiling)
 # and reports medians over BENCH_ROUNDS rounds (default 3): wall seconds, CPU seconds
 # (user+sys; for the agent: the agent's own CPU plus modelcachectl's), peak RSS, and the
 # agent's ratios. The page cache is dropped before each run when /proc/sys/vm/drop_caches
@@ -18,7 +19,8 @@
 #
 # Env: BENCH_GIB (default 4; fractions allowed, e.g. 0.05 for a smoke run), BENCH_ROUNDS,
 #      BENCH_DIR (default build/bench; all runs write there: same disk), KEEP=1,
-#      BENCH_AGENT_CONFIG (an agent YAML, e.g. to try fill.concurrency/chunkSize),
+#      BENCH_AGENT_CONFIG (an agent YAML, e.g. to try fill.concurrency/chunkSize; the bench
+#      adds network.allow for its loopback origins, so leave network: out of it),
 #      BENCH_TOOLS (default "agent agent-oci aria2c rclone curl curl-null"; e.g. "agent" alone to
 #      measure the agent's CPU s/GB and peak RSS quickly; ratios need the agent and a peer).
 set -euo pipefail
@@ -95,11 +97,19 @@ verify() {  # verify DIR: the files there match the origin
 ticks=$(getconf CLK_TCK)
 proc_cpu_seconds() { awk -v t="$ticks" '{printf "%.3f", ($14 + $15) / t}' "/proc/$1/stat"; }
 
+# The agent refuses loopback origins unless network.allow lets it (issue #11): the bench's
+# origins listen on 127.0.0.1.
+agent_config="$bench/agent.yaml"
+{
+  echo 'network: {allow: ["127.0.0.1/32"]}'
+  if [ -n "${BENCH_AGENT_CONFIG:-}" ]; then cat "$BENCH_AGENT_CONFIG"; fi
+} > "$agent_config"
+
 run_agent() {  # run_agent NAME SOURCE: one fill through a fresh agent with an empty cache
   local name=$1 source=$2
   local cache="$bench/agent-cache" socket="$bench/agent.sock"
   rm -rf "$cache"
-  "$agent_bin" ${BENCH_AGENT_CONFIG:+--config "$BENCH_AGENT_CONFIG"} --cache-root "$cache" \
+  "$agent_bin" --config "$agent_config" --cache-root "$cache" \
     --socket "$socket" --metrics-address "" --log-level warn \
     2>> "$bench/agent.log" &
   local agent=$!
@@ -155,6 +165,12 @@ for round in $(seq "$rounds"); do
   if runs curl-null; then
     drop_caches
     measure "$bench/curl-null.download" curl -sSf "${null_args[@]}"
+    if runs agent-oci; then
+      drop_caches
+      oci_null_args=()
+      for blob in "${OCI_BLOB_URLS[@]}"; do oci_null_args+=(-o /dev/null "$blob"); done
+      measure "$bench/curl-null-oci.download" curl -sSf "${oci_null_args[@]}"
+    fi
   fi
 done
 
@@ -167,11 +183,11 @@ row() {  # row LABEL FILE
   local wall cpu rss
   wall=$(median 1 "$2"); cpu=$(median 2 "$2"); rss=$(median 3 "$2")
   awk -v l="$1" -v w="$wall" -v c="$cpu" -v r="$rss" -v gb="$gb" \
-    'BEGIN {printf "%-26s %9.2f %9.2f %10.0f %10.2f %10.2f\n", l, w, c, r / 1024, gb / w, c / gb}'
+    'BEGIN {printf "%-30s %9.2f %9.2f %10.0f %10.2f %10.2f\n", l, w, c, r / 1024, gb / w, c / gb}'
 }
 echo
 echo "model: ${#files[@]} files, $model_bytes bytes; $rounds rounds; medians; $drop_note"
-printf '%-26s %9s %9s %10s %10s %10s\n' "run" "wall s" "cpu s" "rss MiB" "GB/s" "cpu s/GB"
+printf '%-30s %9s %9s %10s %10s %10s\n' "run" "wall s" "cpu s" "rss MiB" "GB/s" "cpu s/GB"
 if runs agent; then row "agent (fill + sha256)" "$bench/agent.e2e"; fi
 if runs agent-oci; then row "agent oci:// (fill + sha256)" "$bench/agent-oci.e2e"; fi
 peers=()
@@ -182,6 +198,7 @@ for peer in aria2c rclone curl; do
   row "$peer download only" "$bench/$peer.download"
 done
 if runs curl-null; then row "curl -o /dev/null" "$bench/curl-null.download"; fi
+if runs curl-null && runs agent-oci; then row "curl -o /dev/null (registry)" "$bench/curl-null-oci.download"; fi
 
 if runs agent && runs agent-oci; then
   echo

@@ -133,7 +133,8 @@ push_blob() {
 }
 
 # push_modelpack HOST REPO TAG DIR FILE...: a CNCF ModelPack artifact, one raw weight layer
-# per file (at its org.cncf.model.filepath), under TAG.
+# per file (at its org.cncf.model.filepath), under TAG. Sets OCI_BLOB_URLS (the layers' blob
+# URLs).
 push_modelpack() {
   local host=$1 repo=$2 tag=$3 dir=$4; shift 4
   local config="$dir/.modelpack-config.json" layers="" f digest size
@@ -142,8 +143,10 @@ push_modelpack() {
   config_digest=$(push_blob "$host" "$repo" "$config")
   config_size=$(stat -c %s "$config")
   rm -f "$config"
+  OCI_BLOB_URLS=()
   for f in "$@"; do
     digest=$(push_blob "$host" "$repo" "$dir/$f")
+    OCI_BLOB_URLS+=("http://$host/v2/$repo/blobs/$digest")
     size=$(stat -c %s "$dir/$f")
     layers+="${layers:+,}{\"mediaType\":\"application/vnd.cncf.model.weight.v1.raw\",\"digest\":\"$digest\",\"size\":$size,\"annotations\":{\"org.cncf.model.filepath\":\"$f\"}}"
   done
