@@ -9,7 +9,9 @@
 #include <tuple>
 #include <yaml-cpp/yaml.h>
 
+#include "absl/strings/ascii.h"
 #include "agent/fill/aws_credentials.h"
+#include "agent/source/registry_client.h"
 #include "agent/store/layout.h"
 #include "common/duration.h"
 #include "common/fs.h"
@@ -288,6 +290,44 @@ absl::Status ApplyNetwork(const YAML::Node& node, AgentConfig& config) {
   });
 }
 
+absl::Status ApplyHf(const YAML::Node& node, AgentConfig& config) {
+  return ForEachField("hf", node, [&](const std::string& path, const std::string& key,
+                                      const YAML::Node& value) -> absl::Status {
+    if (key == "endpoint") {
+      ASSIGN_OR_RETURN(config.hf.endpoint, Scalar(path, value));
+      if (config.hf.endpoint.rfind("http://", 0) != 0 && config.hf.endpoint.rfind("https://", 0) != 0) {
+        return InvalidValue(path, config.hf.endpoint, "want an http:// or https:// URL");
+      }
+    } else if (key == "tokenFile") {
+      ASSIGN_OR_RETURN(config.hf.token_file, Scalar(path, value));
+    } else {
+      return UnknownKey(path, {"endpoint", "tokenFile"});
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::Status ApplyOci(const YAML::Node& node, AgentConfig& config) {
+  return ForEachField("oci", node, [&](const std::string& path, const std::string& key,
+                                       const YAML::Node& value) -> absl::Status {
+    if (key == "insecureRegistries") {
+      ASSIGN_OR_RETURN(std::vector<std::string> items, ScalarList(path, value));
+      for (std::string& item : items) {
+        item = absl::AsciiStrToLower(item);
+        if (item.empty() || item.find_first_of("/ ") != std::string::npos) {
+          return InvalidValue(path, item, "want host[:port] of a registry");
+        }
+      }
+      config.oci.insecure_registries = std::move(items);
+    } else if (key == "dockerConfig") {
+      ASSIGN_OR_RETURN(config.oci.docker_config, Scalar(path, value));
+    } else {
+      return UnknownKey(path, {"insecureRegistries", "dockerConfig"});
+    }
+    return absl::OkStatus();
+  });
+}
+
 absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
   return ForEachField("", root, [&](const std::string& path, const std::string& key,
                                   const YAML::Node& value) -> absl::Status {
@@ -344,6 +384,10 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
       return ApplyFileSources(path, value, config);
     } else if (key == "network") {
       return ApplyNetwork(value, config);
+    } else if (key == "hf") {
+      return ApplyHf(value, config);
+    } else if (key == "oci") {
+      return ApplyOci(value, config);
     } else if (key == "scrub") {
       return ApplyScrub(value, config);
     } else if (key == "testOnlyFilesystemType") {
@@ -355,7 +399,7 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
                                "extraVolumes",
                                "scrub", "testOnlyFilesystemType", "leaseTtl", "stateDir",
                                "coordinatorReportInterval", "coordinatorTls", "fileSources",
-                               "network"});
+                               "network", "hf", "oci"});
     }
     return absl::OkStatus();
   });
@@ -457,6 +501,10 @@ ModelCacheOptions AgentConfig::ToModelCacheOptions() const {
   options.sources.aws = aws;
   options.sources.file_roots = file_sources;
   options.sources.network = network;
+  options.sources.hf_endpoint = hf.endpoint;
+  options.sources.hf_token = hf.token;
+  options.sources.oci_insecure_registries = oci.insecure_registries;
+  options.sources.docker_config_json = oci.docker_config_json;
   return options;
 }
 
@@ -510,6 +558,15 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(std::string_view yaml_text, const A
   // Duplicate keys are refused at any depth: the last copy must not win in silence.
   ASSIGN_OR_RETURN(YAML::Node root, LoadConfigYaml(yaml_text));
   RETURN_IF_ERROR(ApplyTopLevel(root, config));
+  // hf:// as the official clients configure it: HF_ENDPOINT picks a mirror, HF_TOKEN (or the
+  // older HUGGING_FACE_HUB_TOKEN) the token; the file's keys win.
+  if (config.hf.endpoint.empty()) config.hf.endpoint = environment.Get("HF_ENDPOINT");
+  if (config.hf.endpoint.empty()) config.hf.endpoint = "https://huggingface.co";
+  if (config.hf.endpoint.rfind("http://", 0) != 0 && config.hf.endpoint.rfind("https://", 0) != 0) {
+    return InvalidValue("hf.endpoint", config.hf.endpoint, "want an http:// or https:// URL (from HF_ENDPOINT)");
+  }
+  config.hf.token = environment.Get("HF_TOKEN");
+  if (config.hf.token.empty()) config.hf.token = environment.Get("HUGGING_FACE_HUB_TOKEN");
   RETURN_IF_ERROR(ApplyLogEnvironment(environment.Get(kLogLevelVariable),
                                       environment.Get(kLogJsonVariable), config.log_level,
                                       config.log_json));
@@ -569,6 +626,20 @@ absl::StatusOr<AgentConfig> LoadAgentConfig(const AgentFlags& flags,
     return absl::Status(aws.status().code(), fmt::format("s3 credentials: {}", aws.status().message()));
   }
   config.aws = *std::move(aws);
+  if (!config.hf.token_file.empty()) {
+    absl::StatusOr<std::string> token = ReadFileToString(config.hf.token_file);
+    if (!token.ok()) return InvalidValue("hf.tokenFile", config.hf.token_file, std::string(token.status().message()));
+    while (!token->empty() && std::isspace(static_cast<unsigned char>(token->back()))) token->pop_back();
+    config.hf.token = *std::move(token);
+  }
+  if (!config.oci.docker_config.empty()) {
+    absl::StatusOr<std::string> json = ReadFileToString(config.oci.docker_config);
+    if (!json.ok()) return InvalidValue("oci.dockerConfig", config.oci.docker_config, std::string(json.status().message()));
+    if (auto parsed = ParseDockerConfig(*json, "oci.dockerConfig"); !parsed.ok()) {
+      return InvalidValue("oci.dockerConfig", config.oci.docker_config, std::string(parsed.status().message()));
+    }
+    config.oci.docker_config_json = *std::move(json);
+  }
   return config;
 }
 

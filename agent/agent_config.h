@@ -19,6 +19,10 @@
 //   fillLease: {ttl: 30s, pollInterval: 1s, waitTimeout: 2h,   # cross-node single flight
 //               progressWindow: 5m}
 //   listing: {maxTotalBytes: 256Mi, maxInFlight: 8}   # memory for source listings, all fills
+//   hf: {endpoint: $HF_ENDPOINT or https://huggingface.co,   # hf:// sources
+//        tokenFile: ""}                   # else $HF_TOKEN; the token goes to the Hub only
+//   oci: {insecureRegistries: [],        # plain-HTTP registries besides those on loopback
+//         dockerConfig: ""}              # a docker config.json with registry credentials
 //   s3: {endpoint: "", region: us-east-1, pathStyle: false,
 //        credentialsFile: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile: ""}
 //   modelsCacheStorage: {...}            # common/storage_config.h; storageSize is the quota
@@ -97,6 +101,18 @@ struct AgentConfig {
   // listing: how many source listings run at once and how many bytes they hold together
   // (agent/fill/listing_budget.h).
   ListingBudget::Limits listing;
+  // hf:// sources. `token` is $HF_TOKEN, or after LoadAgentConfig the contents of tokenFile.
+  struct Hf {
+    std::string endpoint;    // "" until ParseAgentConfig sets the default
+    std::string token_file;
+    std::string token;
+  } hf;
+  // oci:// sources. LoadAgentConfig reads dockerConfig into docker_config_json (and checks it).
+  struct Oci {
+    std::vector<std::string> insecure_registries;  // host[:port], lower case
+    std::string docker_config;
+    std::string docker_config_json;
+  } oci;
   S3Config s3;
   AwsCredentials aws;  // resolved by LoadAgentConfig (environment or credentials file)
   StorageConfig storage;

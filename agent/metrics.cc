@@ -11,7 +11,7 @@ namespace modelcache {
 namespace {
 
 // Every series exists from the start, so dashboards and alerts see 0 rather than nothing.
-constexpr std::string_view kSchemes[] = {"http", "https", "s3", "file"};
+constexpr std::string_view kSchemes[] = {"http", "https", "s3", "file", "hf", "oci"};
 constexpr std::string_view kPurgeReasons[] = {"unused", "deleted", "quota", "manual", "other"};
 
 prometheus::Gauge* AddGauge(prometheus::Registry& registry, const std::string& name,
@@ -138,7 +138,7 @@ void AgentMetrics::SetFillsInProgress(uint64_t fills) {
 
 void AgentMetrics::CountFill(std::string_view scheme, bool ok, uint64_t bytes_fetched,
                              double seconds, uint32_t chunk_retries) {
-  // Only the four schemes reach a fill (MakeSource refuses others), so the label stays bounded;
+  // Only the six schemes reach a fill (MakeSource refuses others), so the label stays bounded;
   // Add returns the existing series for known labels.
   const std::string label(scheme);
   fills_->Add({{"scheme", label}, {"result", ok ? "ok" : "error"}}).Increment();

@@ -1,6 +1,7 @@
 #include "agent/fill/fill_job.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <cstdlib>
@@ -214,6 +215,7 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   struct Listing {
     std::optional<v1::Manifest> published;  // another agent of the volume published it
     std::vector<SourceFile> files;
+    std::vector<SourceArchive> archives;
     absl::StatusOr<v1::FillJournal> journal = absl::NotFoundError("not read");
   };
 
@@ -241,6 +243,10 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   void OnJournalTick();
   v1::FillJournal JournalSnapshot() const;
   void OnProgressTick();
+  void StartArchives();
+  void CountArchiveBytes();
+  void OnArchivesDone(absl::Status status, std::vector<UnpackedFile> unpacked);
+  void MaybePublish();
   void StartPublish();
   void ContinuePublish();
   void Fail(absl::Status status);
@@ -301,6 +307,16 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   std::vector<ChunkBuffer> buffers_;
   std::vector<size_t> free_buffers_;
   size_t max_buffers_ = 0;
+  uint64_t reserved_bytes_ = 0;  // what space_ holds for this fill
+
+  // Archives (Source::Archives) unpack on the pool while the listed files fill.
+  std::vector<SourceArchive> archives_;
+  uint64_t archive_bytes_ = 0;  // their compressed sizes
+  bool archives_done_ = true;
+  std::vector<UnpackedFile> unpacked_;
+  std::shared_ptr<std::atomic<uint64_t>> archive_bytes_read_ = std::make_shared<std::atomic<uint64_t>>(0);
+  uint64_t archive_bytes_counted_ = 0;  // of archive_bytes_read_, already in progress_
+  std::shared_ptr<std::atomic<bool>> archives_cancelled_ = std::make_shared<std::atomic<bool>>(false);
 
   std::unique_ptr<Timer> journal_timer_;
   std::unique_ptr<Timer> progress_timer_;
@@ -361,6 +377,7 @@ void FillJob::Impl::Start() {
         }
         listing->journal = ReadJournal(journal_path);
         ASSIGN_OR_RETURN(listing->files, source->List());
+        listing->archives = source->Archives();
         return absl::OkStatus();
       },
       [this, listing](absl::Status status) { OnListed(std::move(status), std::move(*listing)); });
@@ -375,7 +392,7 @@ void FillJob::Impl::OnListed(absl::Status status, Listing listing) {
     progress_.set_path(layout_.ModelDir(name_, version_).string());
     return Deliver(*std::move(listing.published));
   }
-  if (status.ok()) status = CheckListing(listing.files);
+  if (status.ok()) status = CheckListing(listing.files, !listing.archives.empty());
   if (!status.ok()) return Fail(ModelError(status));
 
   // A journal from an earlier fill of the same model from the same source lets unchanged
@@ -414,7 +431,16 @@ void FillJob::Impl::OnListed(absl::Status status, Listing listing) {
     }
   }
 
-  absl::Status reserved = space_.Reserve(owner_, total_bytes - resumed_bytes);
+  // An archive's unpacked size is known only once it is read: its compressed size is
+  // reserved now (weights hardly compress), and the rest once it is unpacked.
+  for (const SourceArchive& archive : listing.archives) {
+    total_bytes += archive.size;
+    archive_bytes_ += archive.size;
+  }
+  archives_ = std::move(listing.archives);
+  archives_done_ = archives_.empty();
+  reserved_bytes_ = total_bytes - resumed_bytes;
+  absl::Status reserved = space_.Reserve(owner_, reserved_bytes_);
   if (!reserved.ok()) return Fail(reserved);  // names the owner: "model x@1: needs ..."
   reserved_ = true;
   if (resumed_bytes + written_bytes > 0) {
@@ -526,7 +552,63 @@ void FillJob::Impl::OnPrepared(absl::Status status,
     if (files_[i].writer->complete()) FileComplete(i);
   }
   for (size_t i = 0; i < files_.size() && phase_ == Phase::kFilling; ++i) StartRun(i);
+  if (phase_ == Phase::kFilling && !archives_.empty()) StartArchives();
+  if (phase_ == Phase::kFilling) MaybePublish();
   if (phase_ == Phase::kFilling) Pump();
+}
+
+void FillJob::Impl::StartArchives() {
+  ArchiveJob job;
+  job.tree = layout_.StagingTree(name_, version_);
+  for (const FileState& file : files_) job.listed.insert(file.source.path);
+  // A decompression bomb stops here, long before the volume fills up.
+  job.max_output_bytes = std::max<uint64_t>(4 * archive_bytes_, archive_bytes_ + (1ull << 30));
+  job.stall_timeout = settings_.stall_timeout;
+  job.max_attempts = settings_.retry.max_attempts;
+  job.on_bytes = [read = archive_bytes_read_](uint64_t bytes) { read->fetch_add(bytes); };
+  job.cancelled = [cancelled = archives_cancelled_] { return cancelled->load(); };
+  auto unpacked = std::make_shared<std::vector<UnpackedFile>>();
+  Source* source = source_.get();
+  Run(
+      [source, job = std::move(job), unpacked]() -> absl::Status {
+        ASSIGN_OR_RETURN(*unpacked, source->UnpackArchives(job));
+        return absl::OkStatus();
+      },
+      [this, unpacked](absl::Status status) { OnArchivesDone(std::move(status), std::move(*unpacked)); });
+}
+
+void FillJob::Impl::CountArchiveBytes() {
+  const uint64_t read = archive_bytes_read_->load();
+  if (read <= archive_bytes_counted_) return;
+  progress_.set_bytes_done(progress_.bytes_done() + (read - archive_bytes_counted_));
+  counters_.bytes_fetched += read - archive_bytes_counted_;
+  archive_bytes_counted_ = read;
+}
+
+void FillJob::Impl::OnArchivesDone(absl::Status status, std::vector<UnpackedFile> unpacked) {
+  if (phase_ != Phase::kFilling) return;
+  CountArchiveBytes();
+  if (!status.ok()) return Fail(ModelError(status));
+  uint64_t unpacked_bytes = 0;
+  for (const UnpackedFile& file : unpacked) unpacked_bytes += file.size;
+  if (unpacked_bytes > archive_bytes_) {
+    reserved_bytes_ += unpacked_bytes - archive_bytes_;
+    absl::Status reserved = space_.Reserve(owner_, reserved_bytes_);
+    if (!reserved.ok()) return Fail(reserved);
+  }
+  progress_.set_files_total(progress_.files_total() + static_cast<uint32_t>(unpacked.size()));
+  progress_.set_files_done(progress_.files_done() + static_cast<uint32_t>(unpacked.size()));
+  unpacked_ = std::move(unpacked);
+  archives_done_ = true;
+  MaybePublish();
+}
+
+void FillJob::Impl::MaybePublish() {
+  if (phase_ != Phase::kFilling || !archives_done_) return;
+  for (const FileState& file : files_) {
+    if (!file.done) return;
+  }
+  StartPublish();
 }
 
 std::optional<size_t> FillJob::Impl::AcquireBuffer() {
@@ -607,7 +689,7 @@ void FillJob::Impl::OnFetched(uint64_t chunk_id, absl::Status status) {
     }
     if (can_retry) {
       ++counters_.chunk_retries;
-      std::chrono::milliseconds delay = retry_.Backoff(active.attempts);
+      std::chrono::milliseconds delay = retry_.Backoff(active.attempts, status);
       spdlog::debug("fill {}@{}: retrying chunk in {} ms after: {}", name_, version_,
                     delay.count(), status);
       // The chunk keeps its buffer while it waits, so its file's run cannot starve.
@@ -898,7 +980,7 @@ void FillJob::Impl::FileComplete(size_t file_index) {
   file.done = true;
   file.sha256 = got;
   progress_.set_files_done(progress_.files_done() + 1);
-  if (progress_.files_done() == files_.size()) StartPublish();
+  MaybePublish();
 }
 
 v1::FillJournal FillJob::Impl::JournalSnapshot() const {
@@ -954,6 +1036,7 @@ void FillJob::Impl::OnJournalTick() {
 }
 
 void FillJob::Impl::OnProgressTick() {
+  CountArchiveBytes();
   uint64_t now = uv_now(loop_.Raw());
   rate_samples_.emplace_back(now, progress_.bytes_done());
   while (rate_samples_.size() > 2 && now - rate_samples_.front().first > kRateWindowMs) {
@@ -991,7 +1074,7 @@ void FillJob::Impl::ContinuePublish() {
   manifest->set_version(version_);
   manifest->set_source(source_uri_);
   manifest->set_fetched_unix_ms(ToUnixMillis(now));
-  manifest->set_total_bytes(progress_.bytes_total());
+  uint64_t model_bytes = 0;
   for (const FileState& file : files_) {
     auto* entry = manifest->add_files();
     entry->set_path(file.source.path);
@@ -1001,7 +1084,16 @@ void FillJob::Impl::ContinuePublish() {
     entry->set_etag(file.source.etag);
     entry->set_version_id(file.source.version_id);
     entry->set_source_sha256(file.source.expected_sha256);
+    model_bytes += file.source.size;
   }
+  for (const UnpackedFile& file : unpacked_) {
+    auto* entry = manifest->add_files();
+    entry->set_path(file.path);
+    entry->set_size(file.size);
+    entry->set_sha256(file.sha256);
+    model_bytes += file.size;
+  }
+  manifest->set_total_bytes(model_bytes);
   const ResolvedRevision resolved = source_->Resolved();
   if (!resolved.revision.empty() || !resolved.digest.empty()) {
     manifest->mutable_source_revision()->set_revision(resolved.revision);
@@ -1111,6 +1203,7 @@ void FillJob::Impl::ContinueCleanup() {
 }
 
 void FillJob::Impl::StopActivity() {
+  archives_cancelled_->store(true);
   journal_timer_.reset();
   progress_timer_.reset();
   for (auto& [chunk_id, active] : chunks_) {
