@@ -24,6 +24,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "agent/agent_config.h"
+#include "common/duration.h"
 #include "common/storage_config.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
@@ -442,8 +443,10 @@ TEST_F(DeployRender, ConfigCarriesExactlyTheSeedStorageKeysForBothDaemons) {
       {"storageClassName", "nfs-client"},
       {"pvcNameSuffix", ""},
       {"bypassStorageCheck", "false"},
-      {"checkUnusedCachedModelsEvery", "1d"},
-      {"purgeUnusedCachedModelsAfter", "1w"},
+      // The code's defaults (StorageConfig), spelt as docs/configuration.md spells them; the
+      // next test compares the parsed values with StorageConfig{}.
+      {"checkUnusedCachedModelsEvery", "1h"},
+      {"purgeUnusedCachedModelsAfter", "7d"},
   };
   for (const char* key : {"config.yaml", "coordinator.yaml"}) {
     YAML::Node storage = ConfigFile(base, key)["modelsCacheStorage"];
@@ -454,8 +457,10 @@ TEST_F(DeployRender, ConfigCarriesExactlyTheSeedStorageKeysForBothDaemons) {
   }
 }
 
-// The daemons' own parser accepts every rendered config, and reads what the claim says.
+// The daemons' own parser accepts every rendered config, and reads what the claim says and the
+// code's default intervals: deploy/ does not tell another story than the daemons without it.
 TEST_F(DeployRender, StorageConfigParsesWithTheDaemonsLoaderInEveryKustomization) {
+  const StorageConfig code_defaults;
   for (const std::string& directory : AllDirectories()) {
     if (directory == "examples") continue;
     const Rendered& rendered = Render(directory);
@@ -468,8 +473,8 @@ TEST_F(DeployRender, StorageConfigParsesWithTheDaemonsLoaderInEveryKustomization
       EXPECT_TRUE(storage->enabled) << directory << " " << key;
       EXPECT_FALSE(storage->bypass_storage_check) << directory << " " << key;
       EXPECT_EQ(storage->storage_size_bytes, 300ull << 30) << directory << " " << key;
-      EXPECT_EQ(storage->check_unused_every, std::chrono::hours(24)) << directory << " " << key;
-      EXPECT_EQ(storage->purge_unused_after, std::chrono::hours(24 * 7)) << directory << " " << key;
+      EXPECT_EQ(storage->check_unused_every, code_defaults.check_unused_every) << directory << " " << key;
+      EXPECT_EQ(storage->purge_unused_after, code_defaults.purge_unused_after) << directory << " " << key;
       YAML::Node claim = Find(rendered, "PersistentVolumeClaim", kCacheClaimPrefix + storage->pvc_name_suffix);
       if (directory == "overlays/hostpath") {
         EXPECT_FALSE(claim.IsDefined()) << directory;
@@ -479,6 +484,41 @@ TEST_F(DeployRender, StorageConfigParsesWithTheDaemonsLoaderInEveryKustomization
       }
     }
   }
+}
+
+// The README and docs/ show the same default intervals as the code (and, by the two tests above,
+// as deploy/): in docs/configuration.md's table (`| `key` | `default` |`) and wherever they
+// show the key in a YAML example (`key: value`). Needs no renderer.
+TEST(DocumentedDefaults, PurgeIntervalsInTheReadmeAndDocsAreTheCodeDefaults) {
+  const StorageConfig code_defaults;
+  const std::map<std::string, std::chrono::seconds> defaults = {
+      {"checkUnusedCachedModelsEvery", code_defaults.check_unused_every},
+      {"purgeUnusedCachedModelsAfter", code_defaults.purge_unused_after}};
+  std::vector<std::string> documents = {kSourceDir + "/README.md", kDeployDir + "/README.md"};
+  for (const fs::directory_entry& entry : fs::directory_iterator(kSourceDir + "/docs")) {
+    if (entry.path().extension() == ".md") documents.push_back(entry.path().string());
+  }
+  std::map<std::string, int> table_rows;
+  for (const std::string& document : documents) {
+    const std::string text = ReadFile(document);
+    for (const auto& [key, value] : defaults) {
+      const std::regex table_row("\\| `" + key + "` \\| `([^`]+)` \\|");
+      const std::regex yaml_line(key + ": *([0-9]+[a-z])\\b");
+      for (const std::regex* pattern : {&table_row, &yaml_line}) {
+        for (auto match = std::sregex_iterator(text.begin(), text.end(), *pattern); match != std::sregex_iterator();
+             ++match) {
+          absl::StatusOr<std::chrono::seconds> shown = ParseDuration((*match)[1].str());
+          ASSERT_TRUE(shown.ok()) << document << ": " << match->str() << ": " << shown.status();
+          EXPECT_EQ(*shown, value) << document << ": " << match->str() << " is not the code's default "
+                                   << FormatDuration(value);
+          if (pattern == &table_row) ++table_rows[key];
+        }
+      }
+    }
+  }
+  // The reference table lists each key once, in docs/configuration.md.
+  EXPECT_EQ(table_rows["checkUnusedCachedModelsEvery"], 1);
+  EXPECT_EQ(table_rows["purgeUnusedCachedModelsAfter"], 1);
 }
 
 // What pods may make the agent fetch: deploy/ ships no file:// folder and the built-in deny list
