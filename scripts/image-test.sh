@@ -133,7 +133,7 @@ if [ "${IMAGE_TEST_SKIP_BUILD:-0}" = 1 ] && bh inspect --type image "$image" >/d
 else
   step "buildah bud $image (compiles the project and runs its unit tests: be patient)"
   # --pull=never: the bases are the ones just made, never a registry's.
-  if ! bh bud --isolation chroot --network host --pull=never --force-rm "${layers[@]}" \
+  if ! bh bud --isolation chroot --network host --pull=never "${layers[@]}" \
        --ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc" \
        -t "$image" -f "$root/Dockerfile" "$root" > "$work/build.log" 2>&1; then
     fail "buildah bud (log: $work/build.log)"

@@ -852,6 +852,156 @@ TEST_F(DeployRender, CleanupJobDryRunsModelcachectlCleanupThroughTheNodeAgent) {
             socket.parent_path().string());
 }
 
+// A matchLabels map as a std::map (empty when absent).
+std::map<std::string, std::string> Labels(const YAML::Node& match_labels) {
+  std::map<std::string, std::string> labels;
+  if (match_labels.IsMap()) {
+    for (const auto& label : match_labels) labels[label.first.Scalar()] = Str(label.second);
+  }
+  return labels;
+}
+
+// Whether a label selector selects an object labelled `labels`. Only matchLabels is used in
+// deploy/; a selector with matchExpressions fails the test that calls this.
+bool Selects(const YAML::Node& selector, const YAML::Node& labels) {
+  EXPECT_FALSE(At(selector, {"matchExpressions"}).IsDefined()) << "matchExpressions are not checked here: " << selector;
+  for (const auto& [key, value] : Labels(At(selector, {"matchLabels"}))) {
+    if (Str(At(labels, {key})) != value) return false;
+  }
+  return true;
+}
+
+// The Prometheus that deploy/ lets scrape: pods labelled app.kubernetes.io/name=prometheus in
+// the namespace `monitoring` (deploy/README.md, "Network policy", tells how to change it).
+const std::map<std::string, std::string> kPrometheusNamespaceLabels = {{"kubernetes.io/metadata.name", "monitoring"}};
+const std::map<std::string, std::string> kPrometheusPodLabels = {{"app.kubernetes.io/name", "prometheus"}};
+
+// The peers each port of `container` accepts, over every NetworkPolicy that selects the pods of
+// `workload`, by port number. Every rule must name its peers and ports: a rule without `from`
+// admits everyone, one without `ports` every port.
+std::map<int, std::vector<YAML::Node>> IngressPeersByPort(const Rendered& rendered, const YAML::Node& workload,
+                                                          const YAML::Node& container, const std::string& where) {
+  std::map<int, std::vector<YAML::Node>> peers_by_port;
+  const YAML::Node pod_labels = At(workload, {"spec", "template", "metadata", "labels"});
+  int selecting = 0;
+  for (const YAML::Node& policy : OfKind(rendered, "NetworkPolicy")) {
+    const std::string name = where + ": NetworkPolicy " + Str(At(policy, {"metadata", "name"}));
+    if (!Selects(At(policy, {"spec", "podSelector"}), pod_labels)) continue;
+    ++selecting;
+    EXPECT_THAT(At(policy, {"spec", "policyTypes"}).as<std::vector<std::string>>(), Contains("Ingress")) << name;
+    for (const YAML::Node& rule : At(policy, {"spec", "ingress"})) {
+      EXPECT_TRUE(rule["from"].IsSequence() && rule["from"].size() > 0) << name << ": a rule open to every peer";
+      EXPECT_TRUE(rule["ports"].IsSequence() && rule["ports"].size() > 0) << name << ": a rule open on every port";
+      for (const YAML::Node& port : rule["ports"]) {
+        EXPECT_EQ(Str(port["protocol"]), "TCP") << name;
+        const int number = ResolvePort(container, port["port"]);
+        EXPECT_NE(number, -1) << name << ": port " << port["port"] << " is no port of the pod";
+        for (const YAML::Node& peer : rule["from"]) {
+          EXPECT_FALSE(peer["ipBlock"].IsDefined()) << name << ": an address range may be anyone";
+          peers_by_port[number].push_back(peer);
+        }
+      }
+    }
+  }
+  EXPECT_GE(selecting, 1) << where << ": no NetworkPolicy selects the pods of " << At(workload, {"metadata", "name"});
+  return peers_by_port;
+}
+
+// Only the agents reach the coordinator's gRPC port, and only Prometheus the metrics ports of
+// both daemons; every port the pods open is covered, so none is left open by omission.
+TEST_F(DeployRender, NetworkPolicyLetsOnlyTheAgentsReachGrpcAndOnlyPrometheusTheMetrics) {
+  for (const std::string& directory : AllDirectories()) {
+    if (directory == "examples") continue;
+    const Rendered& rendered = Render(directory);
+    ASSERT_EQ(rendered.error, "") << directory;
+    const YAML::Node agent_set = Find(rendered, "DaemonSet", "modelcache-agent");
+    const YAML::Node coordinator_deployment = Find(rendered, "Deployment", "modelcache-coordinator");
+    ASSERT_TRUE(agent_set.IsDefined() && coordinator_deployment.IsDefined()) << directory;
+    const YAML::Node agent_labels = At(agent_set, {"spec", "template", "metadata", "labels"});
+
+    struct Daemon {
+      YAML::Node workload;
+      std::string container;
+    };
+    for (const Daemon& daemon : {Daemon{agent_set, "agent"}, Daemon{coordinator_deployment, "coordinator"}}) {
+      const std::string where = directory + ": " + daemon.container;
+      const YAML::Node container = Container(PodSpec(daemon.workload), daemon.container);
+      std::map<int, std::vector<YAML::Node>> peers = IngressPeersByPort(rendered, daemon.workload, container, where);
+      std::set<int> open_ports, pod_ports;
+      for (const auto& entry : peers) open_ports.insert(entry.first);
+      for (const YAML::Node& port : container["ports"]) pod_ports.insert(port["containerPort"].as<int>());
+      EXPECT_EQ(open_ports, pod_ports) << where;
+
+      const int metrics_port = ContainerPort(container, "metrics");
+      ASSERT_FALSE(peers[metrics_port].empty()) << where << ": nobody may scrape " << metrics_port;
+      for (const YAML::Node& peer : peers[metrics_port]) {
+        EXPECT_EQ(Labels(At(peer, {"namespaceSelector", "matchLabels"})), kPrometheusNamespaceLabels) << where << ": " << peer;
+        EXPECT_EQ(Labels(At(peer, {"podSelector", "matchLabels"})), kPrometheusPodLabels) << where << ": " << peer;
+      }
+      if (daemon.container != "coordinator") continue;
+      const int grpc_port = PortOf(Str(At(ConfigFile(rendered, "coordinator.yaml"), {"coordinator", "listen"})));
+      ASSERT_EQ(ContainerPort(container, "grpc"), grpc_port) << where;
+      ASSERT_FALSE(peers[grpc_port].empty()) << where << ": the agents cannot reach " << grpc_port;
+      for (const YAML::Node& peer : peers[grpc_port]) {
+        // No namespaceSelector: pods of this namespace only; and of them, the agents only.
+        EXPECT_FALSE(peer["namespaceSelector"].IsDefined()) << where << ": " << peer;
+        ASSERT_TRUE(At(peer, {"podSelector", "matchLabels"}).IsMap()) << where << ": " << peer;
+        EXPECT_TRUE(Selects(peer["podSelector"], agent_labels)) << where << ": " << peer;
+        for (const YAML::Node& workload : Workloads(rendered)) {
+          if (Str(At(workload, {"metadata", "name"})) == "modelcache-agent") continue;
+          EXPECT_FALSE(Selects(peer["podSelector"], At(workload, {"spec", "template", "metadata", "labels"})))
+              << where << ": " << peer << " also admits " << At(workload, {"metadata", "name"});
+        }
+      }
+    }
+  }
+}
+
+// deploy/README.md's patch for another Prometheus, applied as the README says, changes who may
+// scrape both daemons and nothing else.
+TEST_F(DeployRender, DocumentedPrometheusPatchChangesWhoMayScrapeBothDaemons) {
+  const std::string readme = ReadFile(kDeployDir + "/README.md");
+  const size_t section = readme.find("## Network policy");
+  ASSERT_NE(section, std::string::npos) << "deploy/README.md has no \"## Network policy\" section";
+  const size_t block = readme.find("```yaml\n", section);
+  ASSERT_NE(block, std::string::npos);
+  const size_t block_end = readme.find("```", block + 8);
+  ASSERT_NE(block_end, std::string::npos);
+  const std::string snippet = readme.substr(block + 8, block_end - block - 8);
+  ASSERT_THAT(snippet, ::testing::HasSubstr("patches:"));
+
+  testing::TempDir overlay;
+  const std::string base = fs::relative(kDeployDir + "/base", overlay.Path()).string();
+  ASSERT_TRUE(testing::WriteTestFile(overlay.Join("kustomization.yaml"),
+                                     "resources:\n  - " + base + "\n" + snippet));
+  const Rendered patched = RenderNow(overlay.Path().string());
+  ASSERT_EQ(patched.error, "") << snippet;
+  const YAML::Node patch = YAML::Load(snippet);
+  const YAML::Node value = YAML::Load(Str(At(patch, {"patches", 0, "patch"})))[0]["value"];
+  ASSERT_TRUE(value.IsSequence()) << snippet;
+  const std::map<std::string, std::string> namespace_labels = Labels(At(value, {0, "namespaceSelector", "matchLabels"}));
+  const std::map<std::string, std::string> pod_labels = Labels(At(value, {0, "podSelector", "matchLabels"}));
+  ASSERT_NE(namespace_labels, kPrometheusNamespaceLabels) << "the README's example changes nothing";
+
+  const Rendered& base_render = Render("base");
+  for (const char* name : {"modelcache-agent", "modelcache-coordinator"}) {
+    YAML::Node before = Find(base_render, "NetworkPolicy", name);
+    YAML::Node after = Find(patched, "NetworkPolicy", name);
+    ASSERT_TRUE(after.IsDefined()) << name;
+    EXPECT_EQ(Labels(At(after, {"spec", "ingress", 0, "from", 0, "namespaceSelector", "matchLabels"})), namespace_labels)
+        << name;
+    EXPECT_EQ(Labels(At(after, {"spec", "ingress", 0, "from", 0, "podSelector", "matchLabels"})), pod_labels) << name;
+    EXPECT_EQ(YAML::Dump(At(after, {"spec", "ingress", 0, "ports"})), YAML::Dump(At(before, {"spec", "ingress", 0, "ports"})))
+        << name << ": rule 0 is not the metrics rule";
+    ASSERT_EQ(At(after, {"spec", "ingress"}).size(), At(before, {"spec", "ingress"}).size()) << name;
+    for (size_t rule = 1; rule < At(before, {"spec", "ingress"}).size(); ++rule) {
+      EXPECT_EQ(YAML::Dump(At(after, {"spec", "ingress", static_cast<int>(rule)})),
+                YAML::Dump(At(before, {"spec", "ingress", static_cast<int>(rule)})))
+          << name << " rule " << rule;
+    }
+  }
+}
+
 TEST_F(DeployRender, MonitoringServiceMonitorsSelectServicesWithTheirMetricsPort) {
   const Rendered& rendered = Render("overlays/monitoring");
   ASSERT_EQ(rendered.error, "");
