@@ -375,6 +375,9 @@ TEST_F(DeployRender, NfsClientDefinesTheStorageClassTheConfigNames) {
   EXPECT_NE(Str(storage_class["provisioner"]), "");
   EXPECT_NE(Str(At(storage_class, {"parameters", "server"})), "");
   EXPECT_NE(Str(At(storage_class, {"parameters", "share"})), "");
+  // An NFS claim cannot be resized (README, "NFS"): the API server must refuse a resize rather
+  // than accept one that never happens. Absent would mean false too; say it.
+  EXPECT_EQ(Str(storage_class["allowVolumeExpansion"]), "false");
 }
 
 TEST_F(DeployRender, NfsManualBindsTheCacheToAHandWrittenRetainedNfsVolume) {
