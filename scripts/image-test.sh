@@ -254,6 +254,13 @@ step "modelcachectl in the image: enable-caching, nodes, then fetch through the 
 ctl=$(new_container ctl)
 in_image "$ctl" /usr/local/bin/modelcachectl enable-caching image-test --coordinator "127.0.0.1:$coordinator_port" \
   > "$work/ctl-enable.log" 2>&1 || fail "modelcachectl enable-caching: $(cat "$work/ctl-enable.log")"
+# A coordinator with a model registry fills a model only from the source registered for it
+# (`models set-source`); register it when this modelcachectl has the command.
+if in_image "$ctl" /usr/local/bin/modelcachectl models set-source --help >/dev/null 2>&1; then
+  in_image "$ctl" /usr/local/bin/modelcachectl models set-source image-test@v1 "$source_url" \
+    --coordinator "127.0.0.1:$coordinator_port" > "$work/ctl-source.log" 2>&1 ||
+    fail "modelcachectl models set-source: $(cat "$work/ctl-source.log")"
+fi
 node_connected() {
   in_image "$ctl" /usr/local/bin/modelcachectl nodes --coordinator "127.0.0.1:$coordinator_port" 2>/dev/null |
     grep -q image-test-node
