@@ -17,6 +17,7 @@
 #include "common/quantity.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
+#include "common/yaml_fields.h"
 #include "spdlog/fmt/fmt.h"
 
 extern char** environ;
@@ -29,10 +30,6 @@ constexpr size_t kMaxSocketPathLength = 107;
 
 absl::Status InvalidValue(std::string_view key, std::string_view value, std::string_view why) {
   return absl::InvalidArgumentError(fmt::format("{}: invalid value \"{}\": {}", key, value, why));
-}
-
-std::string Join(std::string_view prefix, std::string_view key) {
-  return prefix.empty() ? std::string(key) : fmt::format("{}.{}", prefix, key);
 }
 
 absl::StatusOr<std::string> Scalar(std::string_view key, const YAML::Node& node) {
@@ -64,31 +61,13 @@ absl::StatusOr<uint64_t> Integer(std::string_view key, const YAML::Node& node, u
   return value;
 }
 
-// Walks a map, calling `apply(key_path, key, value)` for each entry.
-template <typename Apply>
-absl::Status ForEachKey(std::string_view prefix, const YAML::Node& node, Apply apply) {
-  if (!node.IsDefined() || node.IsNull()) return absl::OkStatus();
-  if (!node.IsMap()) {
-    return absl::InvalidArgumentError(
-        fmt::format("{}: want a map of settings", prefix.empty() ? "config" : prefix));
-  }
-  for (const auto& item : node) {
-    if (!item.first.IsScalar()) {
-      return absl::InvalidArgumentError(fmt::format("{}: keys must be plain names", prefix));
-    }
-    const std::string& key = item.first.Scalar();
-    RETURN_IF_ERROR(apply(Join(prefix, key), key, item.second));
-  }
-  return absl::OkStatus();
-}
-
+// Inside a ForEachField callback, so the error gets the key's line.
 absl::Status UnknownKey(std::string_view path, std::initializer_list<std::string_view> known) {
-  return absl::InvalidArgumentError(
-      fmt::format("{}: unknown key (known: {})", path, fmt::join(known, ", ")));
+  return UnknownKeyError(path, known);
 }
 
 absl::Status ApplyLog(const YAML::Node& node, AgentConfig& config) {
-  return ForEachKey("log", node, [&](const std::string& path, const std::string& key,
+  return ForEachField("log", node, [&](const std::string& path, const std::string& key,
                                      const YAML::Node& value) -> absl::Status {
     if (key == "level") {
       ASSIGN_OR_RETURN(config.log_level, Scalar(path, value));
@@ -102,7 +81,7 @@ absl::Status ApplyLog(const YAML::Node& node, AgentConfig& config) {
 }
 
 absl::Status ApplyFill(const YAML::Node& node, AgentConfig& config) {
-  return ForEachKey("fill", node, [&](const std::string& path, const std::string& key,
+  return ForEachField("fill", node, [&](const std::string& path, const std::string& key,
                                       const YAML::Node& value) -> absl::Status {
     if (key == "concurrency") {
       ASSIGN_OR_RETURN(uint64_t concurrency, Integer(path, value, 1, 1024));
@@ -135,7 +114,7 @@ absl::Status ApplyFill(const YAML::Node& node, AgentConfig& config) {
 }
 
 absl::Status ApplyFillLease(const YAML::Node& node, AgentConfig& config) {
-  return ForEachKey("fillLease", node, [&](const std::string& path, const std::string& key,
+  return ForEachField("fillLease", node, [&](const std::string& path, const std::string& key,
                                            const YAML::Node& value) -> absl::Status {
     std::chrono::seconds* target = nullptr;
     if (key == "ttl") {
@@ -159,7 +138,7 @@ absl::Status ApplyFillLease(const YAML::Node& node, AgentConfig& config) {
 }
 
 absl::Status ApplyCoordinatorTls(const YAML::Node& node, AgentConfig& config) {
-  return ForEachKey("coordinatorTls", node, [&](const std::string& path, const std::string& key,
+  return ForEachField("coordinatorTls", node, [&](const std::string& path, const std::string& key,
                                                 const YAML::Node& value) -> absl::Status {
     AgentConfig::CoordinatorTls& tls = config.coordinator_tls;
     if (key == "enabled") {
@@ -178,7 +157,7 @@ absl::Status ApplyCoordinatorTls(const YAML::Node& node, AgentConfig& config) {
 }
 
 absl::Status ApplyS3(const YAML::Node& node, AgentConfig& config) {
-  return ForEachKey("s3", node, [&](const std::string& path, const std::string& key,
+  return ForEachField("s3", node, [&](const std::string& path, const std::string& key,
                                     const YAML::Node& value) -> absl::Status {
     if (key == "endpoint") {
       ASSIGN_OR_RETURN(config.s3.endpoint, Scalar(path, value));
@@ -199,7 +178,7 @@ absl::Status ApplyS3(const YAML::Node& node, AgentConfig& config) {
 }
 
 absl::Status ApplyScrub(const YAML::Node& node, AgentConfig& config) {
-  return ForEachKey("scrub", node, [&](const std::string& path, const std::string& key,
+  return ForEachField("scrub", node, [&](const std::string& path, const std::string& key,
                                        const YAML::Node& value) -> absl::Status {
     ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
     if (key == "every") {
@@ -263,8 +242,8 @@ absl::StatusOr<std::vector<std::string>> ScalarList(std::string_view path, const
 }
 
 absl::Status ApplyNetwork(const YAML::Node& node, AgentConfig& config) {
-  return ForEachKey("network", node, [&](const std::string& path, const std::string& key,
-                                         const YAML::Node& value) -> absl::Status {
+  return ForEachField("network", node, [&](const std::string& path, const std::string& key,
+                                           const YAML::Node& value) -> absl::Status {
     ASSIGN_OR_RETURN(std::vector<std::string> items, ScalarList(path, value));
     if (key == "allow" || key == "deny") {
       std::vector<IpRange>& ranges = key == "allow" ? config.network.allow : config.network.deny;
@@ -291,7 +270,7 @@ absl::Status ApplyNetwork(const YAML::Node& node, AgentConfig& config) {
 }
 
 absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
-  return ForEachKey("", root, [&](const std::string& path, const std::string& key,
+  return ForEachField("", root, [&](const std::string& path, const std::string& key,
                                   const YAML::Node& value) -> absl::Status {
     if (key == "cacheRoot") {
       ASSIGN_OR_RETURN(std::string text, Scalar(path, value));
@@ -504,12 +483,8 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(std::string_view yaml_text, const A
   config.node_name = environment.Get("NODE_NAME");
   if (config.node_name.empty()) config.node_name = environment.hostname;
 
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml_text));
-  } catch (const YAML::Exception& error) {
-    return absl::InvalidArgumentError(fmt::format("config: not valid YAML: {}", error.what()));
-  }
+  // Duplicate keys are refused at any depth: the last copy must not win in silence.
+  ASSIGN_OR_RETURN(YAML::Node root, LoadConfigYaml(yaml_text));
   RETURN_IF_ERROR(ApplyTopLevel(root, config));
   RETURN_IF_ERROR(ApplyLogEnvironment(environment.Get(kLogLevelVariable),
                                       environment.Get(kLogJsonVariable), config.log_level,

@@ -310,6 +310,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   cache_options.on_fill_finished = [metrics = p.metrics.get()](const FillStats& fill) {
     metrics->CountFill(fill.scheme, fill.status.ok(), fill.bytes_fetched, fill.duration.count(),
                        fill.chunk_retries);
+    metrics->CountIgnoredRanges(fill.scheme, fill.ranges_ignored, fill.whole_file_streams);
   };
   ASSIGN_OR_RETURN(p.cache, ModelCache::Open(p.loop, p.clock, std::move(cache_options)));
   ASSIGN_OR_RETURN(MaintenanceOptions maintenance, MaintenanceOptionsFor(config, volume_id));

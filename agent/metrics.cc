@@ -63,7 +63,15 @@ AgentMetrics::AgentMetrics(prometheus::Registry& registry) {
   chunk_retries_ = AddCounters(registry, "modelcache_fill_chunk_retries_total",
                                "Chunk fetches retried after a retryable error (network, 5xx, "
                                "stall); counted when the fill ends");
+  ranges_ignored_ = AddCounters(registry, "modelcache_fill_ranges_ignored_total",
+                                "Range requests the origin answered with HTTP 200 and the whole "
+                                "file (retried, or the file streamed); counted when the fill ends");
+  whole_file_streams_ = AddCounters(registry, "modelcache_fill_whole_file_streams_total",
+                                    "Files fetched as one stream because the origin ignored Range "
+                                    "every time; counted when the fill ends");
   for (std::string_view scheme : kSchemes) {
+    ranges_ignored_->Add({{"scheme", Label(scheme)}});
+    whole_file_streams_->Add({{"scheme", Label(scheme)}});
     fills_->Add({{"scheme", Label(scheme)}, {"result", "ok"}});
     fills_->Add({{"scheme", Label(scheme)}, {"result", "error"}});
     fill_bytes_->Add({{"scheme", Label(scheme)}});
@@ -132,6 +140,13 @@ void AgentMetrics::CountFill(std::string_view scheme, bool ok, uint64_t bytes_fe
   fill_bytes_->Add({{"scheme", label}}).Increment(static_cast<double>(bytes_fetched));
   fill_seconds_->Add({{"scheme", label}}, FillBuckets()).Observe(seconds);
   chunk_retries_->Add({{"scheme", label}}).Increment(chunk_retries);
+}
+
+void AgentMetrics::CountIgnoredRanges(std::string_view scheme, uint32_t ranges_ignored,
+                                      uint32_t whole_file_streams) {
+  const std::string label(scheme);
+  ranges_ignored_->Add({{"scheme", label}}).Increment(ranges_ignored);
+  whole_file_streams_->Add({{"scheme", label}}).Increment(whole_file_streams);
 }
 
 void AgentMetrics::CountPurge(std::string_view reason, uint64_t bytes_freed) {

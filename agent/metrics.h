@@ -44,6 +44,11 @@ class AgentMetrics {
   // and modelcache_fill_chunk_retries_total{scheme}.
   void CountFill(std::string_view scheme, bool ok, uint64_t bytes_fetched, double seconds,
                  uint32_t chunk_retries);
+  // Origins that ignore Range, for one finished fill:
+  // modelcache_fill_ranges_ignored_total{scheme} (range requests answered with HTTP 200 and
+  // the whole file) and modelcache_fill_whole_file_streams_total{scheme} (files taken as one
+  // stream because the origin ignored Range every time).
+  void CountIgnoredRanges(std::string_view scheme, uint32_t ranges_ignored, uint32_t whole_file_streams);
 
   // A purge the agent executed: modelcache_purges_total{reason} and
   // modelcache_purged_bytes_total{reason}, reason = PurgeReasonLabel(command reason).
@@ -76,6 +81,8 @@ class AgentMetrics {
   prometheus::Family<prometheus::Counter>* fill_bytes_;
   prometheus::Family<prometheus::Histogram>* fill_seconds_;
   prometheus::Family<prometheus::Counter>* chunk_retries_;
+  prometheus::Family<prometheus::Counter>* ranges_ignored_;
+  prometheus::Family<prometheus::Counter>* whole_file_streams_;
   prometheus::Family<prometheus::Counter>* purges_;
   prometheus::Family<prometheus::Counter>* purged_bytes_;
   prometheus::Gauge* live_leases_;

@@ -375,6 +375,8 @@ void ModelCache::Impl::OnFillDone(const ModelKey& key, absl::StatusOr<v1::Manife
   if (filled_here) {
     stats.bytes_fetched = fill->second.job->GetCounters().bytes_fetched;
     stats.chunk_retries = fill->second.job->GetCounters().chunk_retries;
+    stats.ranges_ignored = fill->second.job->GetCounters().ranges_ignored;
+    stats.whole_file_streams = fill->second.job->GetCounters().whole_file_streams;
   }
   fills_.erase(fill);  // FillJob allows being destroyed from its own DoneFn
   for (const auto& [subscription, subscriber] : subscribers) subscription_fills_.erase(subscription);

@@ -31,6 +31,8 @@ struct FillStats {
   absl::Status status;   // OK when the model was published
   uint64_t bytes_fetched = 0;  // from the source in this run; a resumed prefix is not counted
   uint32_t chunk_retries = 0;
+  uint32_t ranges_ignored = 0;      // range requests answered with the whole file (HTTP 200)
+  uint32_t whole_file_streams = 0;  // files taken as one stream (agent/fill/range_fallback.h)
   std::chrono::duration<double> duration{0};  // from the start of the fill to its end
 };
 

@@ -5,6 +5,7 @@
 #include "common/duration.h"
 #include "common/quantity.h"
 #include "common/status_macros.h"
+#include "common/yaml_fields.h"
 #include "spdlog/fmt/fmt.h"
 
 namespace modelcache {
@@ -75,16 +76,10 @@ absl::Status ApplyKey(std::string_view key, const YAML::Node& value, StorageConf
 
 absl::StatusOr<StorageConfig> ParseBlock(const YAML::Node& block) {
   StorageConfig config;
-  if (!block.IsDefined() || block.IsNull()) return config;
-  if (!block.IsMap()) {
-    return absl::InvalidArgumentError(fmt::format("{}: want a map of settings", kBlockName));
-  }
-  for (const auto& item : block) {
-    if (!item.first.IsScalar()) {
-      return absl::InvalidArgumentError(fmt::format("{}: keys must be scalars", kBlockName));
-    }
-    RETURN_IF_ERROR(ApplyKey(item.first.Scalar(), item.second, config));
-  }
+  RETURN_IF_ERROR(ForEachField(kBlockName, block,
+                               [&](const std::string&, const std::string& key, const YAML::Node& value) {
+                                 return ApplyKey(key, value, config);
+                               }));
   return config;
 }
 
@@ -101,7 +96,7 @@ absl::StatusOr<StorageConfig> ParseStorageConfig(const YAML::Node& block) {
 
 absl::StatusOr<StorageConfig> ParseStorageConfigYaml(std::string_view yaml_text) {
   try {
-    YAML::Node document = YAML::Load(std::string(yaml_text));
+    ASSIGN_OR_RETURN(YAML::Node document, LoadConfigYaml(yaml_text));
     if (document.IsNull()) return StorageConfig{};
     if (!document.IsMap()) {
       return absl::InvalidArgumentError("configuration: want a map at the top level");

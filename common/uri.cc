@@ -1,14 +1,17 @@
 #include "common/uri.h"
 
+#include <cstdint>
+
 #include "absl/strings/ascii.h"
 #include "spdlog/fmt/fmt.h"
 
 namespace modelcache {
 namespace {
 
-// True when a '/'-separated path has a ".." component (before any query string).
-bool HasDotDot(std::string_view path) {
-  path = path.substr(0, path.find_first_of("?#"));
+// True when a '/'-separated path has a ".." component (before any query string, when
+// `has_query`: an s3 key has none, '?' and '#' are characters of the key).
+bool HasDotDot(std::string_view path, bool has_query = true) {
+  if (has_query) path = path.substr(0, path.find_first_of("?#"));
   size_t start = 0;
   while (start <= path.size()) {
     size_t end = path.find('/', start);
@@ -17,6 +20,53 @@ bool HasDotDot(std::string_view path) {
     start = end + 1;
   }
   return false;
+}
+
+// Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past U+10FFFF.
+bool IsValidUtf8(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    size_t length = 0;
+    uint32_t code_point = 0;
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    } else if (lead >= 0xc2 && lead <= 0xdf) {
+      length = 2;
+      code_point = lead & 0x1f;
+    } else if (lead >= 0xe0 && lead <= 0xef) {
+      length = 3;
+      code_point = lead & 0x0f;
+    } else if (lead >= 0xf0 && lead <= 0xf4) {
+      length = 4;
+      code_point = lead & 0x07;
+    } else {
+      return false;
+    }
+    if (i + length > text.size()) return false;
+    for (size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xc0) != 0x80) return false;
+      code_point = (code_point << 6) | (next & 0x3f);
+    }
+    if ((length == 3 && code_point < 0x800) || (length == 4 && code_point < 0x10000) ||
+        (code_point >= 0xd800 && code_point <= 0xdfff) || code_point > 0x10ffff) {
+      return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
+// Bucket names, as S3 and the common S3-compatible stores allow them.
+bool IsBucketName(std::string_view bucket) {
+  for (char c : bucket) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') {
+      return false;
+    }
+  }
+  return true;
 }
 
 bool IsUnreserved(char c) {
@@ -85,11 +135,18 @@ absl::StatusOr<SourceUri> ParseSourceUri(std::string_view uri) {
     return invalid(
         fmt::format("unknown scheme \"{}\" (want s3, http, https or file)", parsed.scheme));
   }
+  // An s3 key is any UTF-8 text, spaces included, taken as written (as the AWS CLI takes
+  // it): each request encodes it (SigV4's URI encoding), so "%20" in an s3 uri is three
+  // characters of the key. An http(s) URL is sent as written, so a space there is %20.
+  const bool s3 = parsed.scheme == "s3";
   for (char c : uri) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == ' ') {
-      return invalid("contains a space or control character");
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return invalid("contains a control character");
+    if (c == ' ' && !s3) {
+      return invalid(parsed.scheme == "file" ? "contains a space"
+                                             : "contains a space (a URL writes it as %20)");
     }
   }
+  if (s3 && !IsValidUtf8(uri)) return invalid("is not valid UTF-8");
   std::string_view rest = uri.substr(separator + 3);
   size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
@@ -104,9 +161,12 @@ absl::StatusOr<SourceUri> ParseSourceUri(std::string_view uri) {
     parsed.path = std::string(path);
     return parsed;
   }
-  if (HasDotDot(path)) return invalid("path contains \"..\"");
-  if (parsed.scheme == "s3") {
+  if (HasDotDot(path, /*has_query=*/!s3)) return invalid("path contains \"..\"");
+  if (s3) {
     if (authority.empty()) return invalid("missing bucket");
+    if (!IsBucketName(authority)) {
+      return invalid("bucket name may hold only letters, digits, '.', '-' and '_'");
+    }
     parsed.authority = std::string(authority);
     parsed.path = std::string(path.empty() ? path : path.substr(1));
     return parsed;

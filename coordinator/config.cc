@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/status_macros.h"
+#include "common/yaml_fields.h"
 #include "spdlog/fmt/fmt.h"
 
 namespace modelcache {
@@ -38,14 +39,11 @@ absl::StatusOr<double> Watermark(std::string_view key, const YAML::Node& node) {
 }
 
 absl::Status ApplyLog(const YAML::Node& block, CoordinatorConfig& config) {
-  if (!block.IsMap()) {
-    return absl::InvalidArgumentError(fmt::format("{}.log: want a map of settings", kBlock));
-  }
-  for (const auto& item : block) {
-    std::string key = item.first.as<std::string>();
+  return ForEachField("coordinator.log", block, [&](const std::string& path, const std::string& key,
+                                                    const YAML::Node& value) -> absl::Status {
     std::string full = "log." + key;
     if (key == "level") {
-      ASSIGN_OR_RETURN(config.log_level, Scalar(full, item.second));
+      ASSIGN_OR_RETURN(config.log_level, Scalar(full, value));
       static constexpr std::string_view kLevels[] = {"trace", "debug",    "info", "warn",
                                                      "error", "critical", "off"};
       bool known = false;
@@ -54,7 +52,7 @@ absl::Status ApplyLog(const YAML::Node& block, CoordinatorConfig& config) {
         return Invalid(full, config.log_level, "want trace, debug, info, warn, error, critical or off");
       }
     } else if (key == "json") {
-      ASSIGN_OR_RETURN(std::string text, Scalar(full, item.second));
+      ASSIGN_OR_RETURN(std::string text, Scalar(full, value));
       if (text == "true") {
         config.log_json = true;
       } else if (text == "false") {
@@ -63,31 +61,27 @@ absl::Status ApplyLog(const YAML::Node& block, CoordinatorConfig& config) {
         return Invalid(full, text, "want true or false");
       }
     } else {
-      return absl::InvalidArgumentError(
-          fmt::format("{}.{}: unknown key (want level, json)", kBlock, full));
+      return UnknownKeyError(path, {"level", "json"});
     }
-  }
-  return absl::OkStatus();
+    return absl::OkStatus();
+  });
 }
 
 absl::Status ApplyTls(const YAML::Node& block, CoordinatorTlsConfig& tls) {
-  if (!block.IsMap()) {
-    return absl::InvalidArgumentError(fmt::format("{}.tls: want a map of settings", kBlock));
-  }
-  for (const auto& item : block) {
-    std::string key = item.first.as<std::string>();
+  RETURN_IF_ERROR(ForEachField("coordinator.tls", block, [&](const std::string& path, const std::string& key,
+                                                             const YAML::Node& value) -> absl::Status {
     std::string full = "tls." + key;
     if (key == "cert") {
-      ASSIGN_OR_RETURN(tls.cert_file, Scalar(full, item.second));
+      ASSIGN_OR_RETURN(tls.cert_file, Scalar(full, value));
     } else if (key == "key") {
-      ASSIGN_OR_RETURN(tls.key_file, Scalar(full, item.second));
+      ASSIGN_OR_RETURN(tls.key_file, Scalar(full, value));
     } else if (key == "clientCa") {
-      ASSIGN_OR_RETURN(tls.client_ca_file, Scalar(full, item.second));
+      ASSIGN_OR_RETURN(tls.client_ca_file, Scalar(full, value));
     } else {
-      return absl::InvalidArgumentError(fmt::format(
-          "{}.{}: unknown key (want cert, key, clientCa)", kBlock, full));
+      return UnknownKeyError(path, {"cert", "key", "clientCa"});
     }
-  }
+    return absl::OkStatus();
+  }));
   if (tls.cert_file.empty() != tls.key_file.empty()) {
     return absl::InvalidArgumentError(
         fmt::format("{}.tls: cert and key go together (cert \"{}\", key \"{}\")", kBlock,
@@ -140,10 +134,9 @@ absl::Status ApplyKey(const std::string& key, const YAML::Node& value, Coordinat
   } else if (key == "log") {
     RETURN_IF_ERROR(ApplyLog(value, config));
   } else {
-    return absl::InvalidArgumentError(fmt::format(
-        "{}.{}: unknown key (want listen, database, tokensFile, highWatermark, lowWatermark, "
-        "defaultCaching, maxThreads, tls, metricsAddress, log)",
-        kBlock, key));
+    return UnknownKeyError(fmt::format("{}.{}", kBlock, key),
+                           {"listen", "database", "tokensFile", "highWatermark", "lowWatermark",
+                            "defaultCaching", "maxThreads", "tls", "metricsAddress", "log"});
   }
   return absl::OkStatus();
 }
@@ -151,25 +144,25 @@ absl::Status ApplyKey(const std::string& key, const YAML::Node& value, Coordinat
 }  // namespace
 
 absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(std::string_view yaml_text) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml_text));
-  } catch (const YAML::Exception& error) {
-    return absl::InvalidArgumentError(fmt::format("config: YAML: {}", error.what()));
-  }
+  // Duplicate keys are refused at any depth: a second `tokensFile: ""` or `coordinator:`
+  // block must not turn authentication off in silence.
+  ASSIGN_OR_RETURN(YAML::Node root, LoadConfigYaml(yaml_text));
   CoordinatorConfig config;
-  if (root.IsNull()) return config;
-  if (!root.IsMap()) return absl::InvalidArgumentError("config: want a map at the top level");
-  ASSIGN_OR_RETURN(config.storage, ParseStorageConfig(root["modelsCacheStorage"]));
-  YAML::Node block = root[std::string(kBlock)];
-  if (block.IsDefined() && !block.IsNull()) {
-    if (!block.IsMap()) {
-      return absl::InvalidArgumentError(fmt::format("{}: want a map of settings", kBlock));
+  RETURN_IF_ERROR(ForEachField("", root, [&](const std::string& path, const std::string& key,
+                                             const YAML::Node& value) -> absl::Status {
+    if (key == "modelsCacheStorage") {
+      ASSIGN_OR_RETURN(config.storage, ParseStorageConfig(value));
+      return absl::OkStatus();
     }
-    for (const auto& item : block) {
-      RETURN_IF_ERROR(ApplyKey(item.first.as<std::string>(), item.second, config));
+    if (key == kBlock) {
+      return ForEachField(kBlock, value, [&](const std::string&, const std::string& setting,
+                                             const YAML::Node& setting_value) {
+        return ApplyKey(setting, setting_value, config);
+      });
     }
-  }
+    // The agent's keys have no meaning here; the coordinator's file is its own.
+    return UnknownKeyError(path, {"modelsCacheStorage", "coordinator"});
+  }));
   if (config.low_watermark > config.high_watermark) {
     return absl::InvalidArgumentError(fmt::format(
         "{}.lowWatermark: invalid value \"{}\": above highWatermark {}", kBlock,

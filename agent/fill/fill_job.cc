@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <deque>
 #include <exception>
@@ -23,6 +24,7 @@
 #include "agent/fill/chunk_planner.h"
 #include "agent/fill/event_loop.h"
 #include "agent/fill/hash_pipeline.h"
+#include "agent/fill/range_fallback.h"
 #include "agent/fill/retry_policy.h"
 #include "agent/store/index.h"
 #include "agent/store/manifest.h"
@@ -193,6 +195,28 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
     uint64_t synced_bytes = 0;  // committed bytes known durable (journal)
     bool done = false;
     std::string sha256;  // lowercase hex, once done
+    RangeAnswers range_answers;  // to range requests for part of this file
+    bool streaming = false;      // taken as one stream (range_fallback.h): no more ranges
+  };
+
+  // A file taken as one stream: a GET without Range whose body is cut, as it arrives, into
+  // the chunks the plan still wants, each written and hashed like a fetched chunk. The
+  // rest of the body (chunks already fetched as ranges, a resumed prefix) is skipped.
+  struct WholeFileStream {
+    std::map<uint64_t, uint64_t> wanted;  // offset -> length of the chunks still wanted
+    bool fetching = false;
+    uint64_t fetch_id = 0;
+    uint32_t attempts = 0;
+    std::unique_ptr<Timer> retry_timer;
+    bool waiting_for_buffer = false;  // paused until a buffer is free (Pump resumes it)
+    // The buffer of the chunk the stream took over (or of its piece when an attempt
+    // failed), kept for its next piece: later chunks of the file may hold every other buffer
+    // while they wait for that piece to be hashed before them.
+    std::optional<size_t> spare;
+    std::optional<size_t> buffer;     // the chunk being filled, at `piece_offset`
+    uint64_t piece_offset = 0;
+    uint64_t piece_filled = 0;
+    bool finish_posted = false;
   };
 
   struct ActiveChunk {
@@ -220,6 +244,13 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   std::optional<size_t> AcquireBuffer();
   void Issue(uint64_t chunk_id);
   void OnFetched(uint64_t chunk_id, absl::Status status);
+  void StreamWholeFile(size_t file_index);
+  void IssueStream(size_t file_index);
+  size_t TakeStreamData(size_t file_index, uint64_t offset, std::span<const std::byte> data);
+  void OnStreamDone(size_t file_index, absl::Status status);
+  void FinishStreamEarly(size_t file_index);
+  void EndStream(size_t file_index);
+  void ResumeWaitingStreams();
   void WriteChunk(size_t file_index, ReadyChunk chunk);
   void StartRun(size_t file_index);
   void OnRunDone(size_t file_index, const std::vector<ReadyChunk>& run, absl::Status status);
@@ -275,6 +306,8 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   size_t next_planned_ = 0;
   std::unique_ptr<ChunkFetcher> fetcher_;
   std::map<uint64_t, ActiveChunk> chunks_;  // fetching or waiting to retry
+  std::map<size_t, WholeFileStream> streams_;  // by file index; fetching or waiting to retry
+  RangeAnswers range_answers_;              // of the whole fill
   uint64_t next_chunk_id_ = 1;
   size_t fetching_ = 0;
   std::vector<ChunkBuffer> buffers_;
@@ -485,15 +518,23 @@ std::optional<size_t> FillJob::Impl::AcquireBuffer() {
 }
 
 void FillJob::Impl::Pump() {
+  // A stream waiting for a buffer gets the next free one before any new range request, so
+  // that it cannot be starved. Resuming may take every free buffer.
+  ResumeWaitingStreams();
   // Chunks go out in file order, so every waiting chunk waits for an earlier one that holds
   // a buffer and is in flight or retrying: running out of buffers cannot deadlock.
   while (phase_ == Phase::kFilling && fetching_ < settings_.concurrency) {
+    while (next_planned_ < plan_.size() && files_[plan_[next_planned_].file_index].streaming) {
+      ++next_planned_;  // its stream takes this chunk
+    }
+    if (next_planned_ == plan_.size()) return;
+    const size_t file_index = plan_[next_planned_].file_index;
+    if (files_[file_index].range_answers.served == 0 && OriginIgnoresRanges(range_answers_)) {
+      StreamWholeFile(file_index);
+      continue;
+    }
     std::optional<size_t> buffer = AcquireBuffer();
     if (!buffer) return;
-    if (next_planned_ == plan_.size()) {
-      free_buffers_.push_back(*buffer);
-      return;
-    }
     uint64_t chunk_id = next_chunk_id_++;
     ActiveChunk& active = chunks_[chunk_id];
     active.chunk = plan_[next_planned_++];
@@ -526,10 +567,22 @@ void FillJob::Impl::OnFetched(uint64_t chunk_id, absl::Status status) {
   --fetching_;
   if (phase_ != Phase::kFilling) return;
   const size_t file_index = active.chunk.file_index;
+  const bool part_of_file = active.chunk.length != files_[file_index].source.size;
 
   if (!status.ok()) {
     ++active.attempts;
-    if (retry_.ShouldRetry(active.attempts, status)) {
+    const bool can_retry = retry_.ShouldRetry(active.attempts, status);
+    if (IsRangeIgnored(status)) {
+      ++counters_.ranges_ignored;
+      ++files_[file_index].range_answers.ignored;
+      ++range_answers_.ignored;
+      if (ShouldStreamWholeFile(files_[file_index].range_answers, range_answers_, can_retry)) {
+        StreamWholeFile(file_index);
+        Pump();
+        return;
+      }
+    }
+    if (can_retry) {
       ++counters_.chunk_retries;
       std::chrono::milliseconds delay = retry_.Backoff(active.attempts);
       spdlog::debug("fill {}@{}: retrying chunk in {} ms after: {}", name_, version_,
@@ -548,12 +601,208 @@ void FillJob::Impl::OnFetched(uint64_t chunk_id, absl::Status status) {
     return Fail(FileError(file_index, status));
   }
 
+  if (part_of_file) {
+    ++files_[file_index].range_answers.served;
+    ++range_answers_.served;
+  }
   ReadyChunk ready{active.chunk.offset,
                    std::span<const std::byte>(buffers_[active.buffer].get(), active.chunk.length),
                    active.buffer};
   chunks_.erase(it);
   WriteChunk(file_index, ready);
   Pump();
+}
+
+void FillJob::Impl::StreamWholeFile(size_t file_index) {
+  FileState& file = files_[file_index];
+  if (file.streaming) return;
+  file.streaming = true;
+  ++counters_.whole_file_streams;
+  WholeFileStream& stream = streams_[file_index];
+  // Its chunks in flight or waiting for a retry give way to the stream, and so do the
+  // chunks not started yet (Pump skips them from now on).
+  for (auto it = chunks_.begin(); it != chunks_.end();) {
+    ActiveChunk& active = it->second;
+    if (active.chunk.file_index != file_index) {
+      ++it;
+      continue;
+    }
+    if (active.fetching) {
+      fetcher_->Cancel(active.fetch_id);
+      --fetching_;
+    }
+    if (!stream.spare) {
+      stream.spare = active.buffer;
+    } else {
+      free_buffers_.push_back(active.buffer);
+    }
+    stream.wanted.emplace(active.chunk.offset, active.chunk.length);
+    it = chunks_.erase(it);
+  }
+  for (size_t i = next_planned_; i < plan_.size(); ++i) {
+    if (plan_[i].file_index == file_index) stream.wanted.emplace(plan_[i].offset, plan_[i].length);
+  }
+  spdlog::info("origin ignores range requests: fetching the file as one stream {}",
+               LogFields()
+                   .Add("model", name_)
+                   .Add("version", version_)
+                   .Add("file", file.source.path)
+                   .Add("ranges_ignored", file.range_answers.ignored)
+                   .Add("ranges_served", file.range_answers.served));
+  if (stream.wanted.empty()) {
+    EndStream(file_index);
+    return;
+  }
+  IssueStream(file_index);
+}
+
+void FillJob::Impl::EndStream(size_t file_index) {
+  auto found = streams_.find(file_index);
+  if (found == streams_.end()) return;
+  if (found->second.spare) free_buffers_.push_back(*found->second.spare);
+  if (found->second.buffer) free_buffers_.push_back(*found->second.buffer);
+  streams_.erase(found);
+}
+
+void FillJob::Impl::IssueStream(size_t file_index) {
+  WholeFileStream& stream = streams_.at(file_index);
+  stream.fetching = true;
+  stream.waiting_for_buffer = false;
+  stream.finish_posted = false;
+  ++fetching_;
+  // The callbacks capture `this` only: StopActivity cancels the stream before the job goes.
+  uint64_t fetch_id = fetcher_->Stream(
+      files_[file_index].source,
+      [this, file_index](uint64_t offset, std::span<const std::byte> data) {
+        return TakeStreamData(file_index, offset, data);
+      },
+      [this, file_index](absl::Status status) { OnStreamDone(file_index, std::move(status)); });
+  if (fetch_id == 0) {
+    stream.fetching = false;
+    --fetching_;
+    return Fail(FileError(file_index, absl::InternalError("this source cannot be read as one stream")));
+  }
+  stream.fetch_id = fetch_id;
+}
+
+size_t FillJob::Impl::TakeStreamData(size_t file_index, uint64_t offset, std::span<const std::byte> data) {
+  // Runs inside the fetcher's callbacks: it may write chunks and take buffers, but must not
+  // call the fetcher or end the fill.
+  auto found = streams_.find(file_index);
+  if (phase_ != Phase::kFilling || found == streams_.end()) return data.size();
+  WholeFileStream& stream = found->second;
+  size_t taken = 0;
+  while (taken < data.size()) {
+    const uint64_t at = offset + taken;
+    if (stream.buffer) {
+      const uint64_t length = stream.wanted.at(stream.piece_offset);
+      const uint64_t room = length - stream.piece_filled;
+      const size_t bytes = static_cast<size_t>(std::min<uint64_t>(room, data.size() - taken));
+      std::memcpy(buffers_[*stream.buffer].get() + stream.piece_filled, data.data() + taken, bytes);
+      stream.piece_filled += bytes;
+      taken += bytes;
+      if (stream.piece_filled == length) {
+        ReadyChunk ready{stream.piece_offset,
+                         std::span<const std::byte>(buffers_[*stream.buffer].get(), length),
+                         *stream.buffer};
+        stream.wanted.erase(stream.piece_offset);
+        stream.buffer.reset();
+        stream.piece_filled = 0;
+        WriteChunk(file_index, ready);
+      }
+      continue;
+    }
+    if (stream.wanted.empty()) {
+      // Everything this fill still wanted from the file is here; the rest of the body is not.
+      if (!stream.finish_posted) {
+        stream.finish_posted = true;
+        loop_.Post([self = shared_from_this(), file_index] { self->FinishStreamEarly(file_index); });
+      }
+      return data.size();
+    }
+    auto next = stream.wanted.lower_bound(at);
+    if (next != stream.wanted.end() && next->first == at) {
+      std::optional<size_t> buffer = std::exchange(stream.spare, std::nullopt);
+      if (!buffer) buffer = AcquireBuffer();
+      if (!buffer) {
+        stream.waiting_for_buffer = true;  // the fetcher pauses; Pump resumes it
+        return taken;
+      }
+      stream.buffer = *buffer;
+      stream.piece_offset = at;
+      stream.piece_filled = 0;
+      continue;
+    }
+    // Bytes no chunk wants (already fetched, or a resumed prefix): skip to the next one.
+    const uint64_t skip_to = next == stream.wanted.end() ? offset + data.size() : next->first;
+    taken += static_cast<size_t>(std::min<uint64_t>(skip_to - at, data.size() - taken));
+  }
+  return taken;
+}
+
+void FillJob::Impl::FinishStreamEarly(size_t file_index) {
+  auto found = streams_.find(file_index);
+  if (phase_ != Phase::kFilling || found == streams_.end() || !found->second.fetching ||
+      !found->second.wanted.empty()) {
+    return;
+  }
+  fetcher_->Cancel(found->second.fetch_id);
+  --fetching_;
+  EndStream(file_index);
+  Pump();
+}
+
+void FillJob::Impl::OnStreamDone(size_t file_index, absl::Status status) {
+  auto found = streams_.find(file_index);
+  if (found == streams_.end() || !found->second.fetching) return;
+  WholeFileStream& stream = found->second;
+  stream.fetching = false;
+  --fetching_;
+  if (phase_ != Phase::kFilling) return;
+  if (status.ok() && !stream.wanted.empty()) {
+    status = absl::UnavailableError(absl::StrCat("GET ", files_[file_index].source.location,
+                                                 " (whole file): the body ended before offset ",
+                                                 stream.wanted.begin()->first));
+  }
+  if (status.ok()) {
+    EndStream(file_index);
+    Pump();
+    return;
+  }
+  // The chunk being filled starts over with the next attempt, which reads from byte 0; its
+  // buffer waits for it.
+  if (stream.buffer && !stream.spare) {
+    stream.spare = stream.buffer;
+  } else if (stream.buffer) {
+    free_buffers_.push_back(*stream.buffer);
+  }
+  stream.buffer.reset();
+  stream.piece_filled = 0;
+  ++stream.attempts;
+  if (!retry_.ShouldRetry(stream.attempts, status)) return Fail(FileError(file_index, status));
+  ++counters_.chunk_retries;
+  std::chrono::milliseconds delay = retry_.Backoff(stream.attempts);
+  spdlog::debug("fill {}@{}: retrying the stream of {} in {} ms after: {}", name_, version_,
+                files_[file_index].source.path, delay.count(), status);
+  stream.retry_timer = std::make_unique<Timer>(
+      loop_.Raw(), static_cast<uint64_t>(delay.count()), 0, [this, file_index] {
+        auto retry = streams_.find(file_index);
+        if (retry == streams_.end() || phase_ != Phase::kFilling) return;
+        retry->second.retry_timer.reset();
+        IssueStream(file_index);
+      });
+  Pump();
+}
+
+void FillJob::Impl::ResumeWaitingStreams() {
+  for (auto& [file_index, stream] : streams_) {
+    if (phase_ != Phase::kFilling) return;
+    if (!stream.fetching || !stream.waiting_for_buffer) continue;
+    if (free_buffers_.empty() && buffers_.size() >= max_buffers_) return;
+    stream.waiting_for_buffer = false;
+    fetcher_->Resume(stream.fetch_id);  // may call TakeStreamData, which may wait again
+    if (stream.waiting_for_buffer) return;
+  }
 }
 
 void FillJob::Impl::WriteChunk(size_t file_index, ReadyChunk chunk) {
@@ -834,6 +1083,10 @@ void FillJob::Impl::StopActivity() {
     if (active.fetching && fetcher_) fetcher_->Cancel(active.fetch_id);
   }
   chunks_.clear();
+  for (auto& [file_index, stream] : streams_) {
+    if (stream.fetching && fetcher_) fetcher_->Cancel(stream.fetch_id);
+  }
+  streams_.clear();
   fetching_ = 0;
 }
 

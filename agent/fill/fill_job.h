@@ -7,7 +7,9 @@
 //   FILLING     chunks fetched in parallel (at most settings.concurrency in flight, a fixed
 //               pool of buffers), each chunk written as it arrives and each file hashed
 //               in order (hash_pipeline.h),
-//               the resume journal saved every settings.journal_interval
+//               the resume journal saved every settings.journal_interval; a range answered
+//               with HTTP 200 and the whole file is retried, and a file whose origin
+//               ignores Range every time is taken as one stream (range_fallback.h)
 //   PUBLISHING  files verified, manifest written, staging renamed into models/
 //
 // A fill that fails with UNAVAILABLE or DEADLINE_EXCEEDED (origin trouble) or is cancelled
@@ -77,6 +79,8 @@ class FillJob {
   struct Counters {
     uint64_t bytes_fetched = 0;  // written from the source (a resumed prefix is not counted)
     uint32_t chunk_retries = 0;  // chunk fetches retried after a retryable error
+    uint32_t ranges_ignored = 0;  // range requests answered with HTTP 200 and the whole file
+    uint32_t whole_file_streams = 0;  // files taken as one stream (range_fallback.h)
   };
   const Counters& GetCounters() const;
 

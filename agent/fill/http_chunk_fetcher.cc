@@ -14,6 +14,7 @@
 
 #include <curl/curl.h>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "agent/fill/chunk_fetcher.h"
 #include "agent/fill/curl_multi.h"
@@ -26,6 +27,7 @@ namespace {
 
 constexpr long kReceiveBufferBytes = 512 * 1024;
 constexpr size_t kErrorBodyBytes = 4096;  // enough for an S3 <Error> document
+constexpr absl::string_view kRangeIgnoredPayload = "type.modelcache/range-ignored";
 
 std::string_view Trim(std::string_view text) {
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
@@ -123,6 +125,8 @@ class HttpChunkFetcher final : public ChunkFetcher {
   }
 
   uint64_t Fetch(const ChunkRequest& request, DoneFn done) override;
+  uint64_t Stream(const SourceFile& file, DataFn on_data, DoneFn done) override;
+  void Resume(uint64_t fetch_id) override;
   void Cancel(uint64_t fetch_id) override;
   size_t InFlight() const override { return transfers_.size(); }
 
@@ -143,6 +147,15 @@ class HttpChunkFetcher final : public ChunkFetcher {
     std::string etag;
     std::string error_body;     // first bytes of a non-2xx body
     char curl_error[CURL_ERROR_SIZE] = {};
+    // A stream (Stream()): the whole body goes to on_data in order; `received` counts what
+    // it took. Bytes curl handed over that on_data had no room for wait in `carry`.
+    bool stream = false;
+    DataFn on_data;
+    std::string carry;
+    bool paused = false;    // OnBody returned CURL_WRITEFUNC_PAUSE: curl holds the bytes
+    bool finished = false;  // curl is done; `carry` still waits for on_data
+    bool completion_posted = false;
+    CURLcode finished_result = CURLE_OK;
     // Stall detection: curl's own low-speed check averages over ~5 s, so it fires late.
     std::chrono::steady_clock::duration stall_timeout{};
     std::chrono::steady_clock::time_point last_progress;
@@ -160,11 +173,15 @@ class HttpChunkFetcher final : public ChunkFetcher {
   static size_t OnBody(char* data, size_t size, size_t count, void* user);
   static int OnProgress(void* user, curl_off_t download_total, curl_off_t download_now,
                         curl_off_t upload_total, curl_off_t upload_now);
+  static size_t OnStreamBody(Transfer& transfer, const char* data, size_t bytes);
+  static void OfferCarry(Transfer& transfer);
   static absl::Status CheckResponse(Transfer& transfer);
   static absl::Status StatusForHttpError(const Transfer& transfer, long code);
   absl::Status Classify(Transfer& transfer, CURLcode result) const;
   absl::Status Configure(Transfer& transfer);
+  uint64_t Start(std::unique_ptr<Transfer> transfer);
   void OnDone(uint64_t id, CURLcode result);
+  void CompleteSoon(uint64_t id);
   void FailSoon(std::unique_ptr<Transfer> transfer, absl::Status status);
 
   EventLoop& loop_;
@@ -180,19 +197,35 @@ class HttpChunkFetcher final : public ChunkFetcher {
 
 uint64_t HttpChunkFetcher::Fetch(const ChunkRequest& request, DoneFn done) {
   auto transfer = std::make_unique<Transfer>();
-  transfer->id = next_id_++;
   transfer->request = request;
   transfer->done = std::move(done);
   const uint64_t first = request.offset;
   const uint64_t last = request.offset + request.buffer.size() - 1;
   transfer->what = absl::StrCat("GET ", request.file->location, " bytes=", first, "-", last);
-  uint64_t id = transfer->id;
   if (request.buffer.empty()) {
+    transfer->id = next_id_++;
+    uint64_t id = transfer->id;
     absl::Status status = absl::InvalidArgumentError(transfer->what + ": empty chunk");
     FailSoon(std::move(transfer), std::move(status));
     return id;
   }
-  const std::string& url = request.file->location;
+  return Start(std::move(transfer));
+}
+
+uint64_t HttpChunkFetcher::Stream(const SourceFile& file, DataFn on_data, DoneFn done) {
+  auto transfer = std::make_unique<Transfer>();
+  transfer->request.file = &file;
+  transfer->stream = true;
+  transfer->on_data = std::move(on_data);
+  transfer->done = std::move(done);
+  transfer->what = absl::StrCat("GET ", file.location, " (whole file, no Range)");
+  return Start(std::move(transfer));
+}
+
+uint64_t HttpChunkFetcher::Start(std::unique_ptr<Transfer> transfer) {
+  transfer->id = next_id_++;
+  uint64_t id = transfer->id;
+  const std::string& url = transfer->request.file->location;
   if (!StartsWithIgnoreCase(url, "http://") && !StartsWithIgnoreCase(url, "https://")) {
     // Checked here: curl's "unsupported protocol" also means garbage on the wire (retryable).
     absl::Status status = absl::InvalidArgumentError(transfer->what + ": not an http(s) URL");
@@ -224,13 +257,15 @@ absl::Status HttpChunkFetcher::Configure(Transfer& transfer) {
   transfer.easy = curl_easy_init();
   if (transfer.easy == nullptr) return absl::InternalError(transfer.what + ": curl_easy_init failed");
   CURL* easy = transfer.easy;
-  const uint64_t first = transfer.request.offset;
-  const uint64_t last = first + transfer.request.buffer.size() - 1;
-  const std::string range = absl::StrCat(first, "-", last);
   const long stall_seconds = std::max<long>(1, static_cast<long>(settings_.stall_timeout.count()));
 
   curl_easy_setopt(easy, CURLOPT_URL, transfer.request.file->location.c_str());
-  curl_easy_setopt(easy, CURLOPT_RANGE, range.c_str());  // curl copies strings
+  if (!transfer.stream) {
+    const uint64_t first = transfer.request.offset;
+    const uint64_t last = first + transfer.request.buffer.size() - 1;
+    const std::string range = absl::StrCat(first, "-", last);
+    curl_easy_setopt(easy, CURLOPT_RANGE, range.c_str());  // curl copies strings
+  }
   curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L);
@@ -296,7 +331,14 @@ void HttpChunkFetcher::Cancel(uint64_t fetch_id) {
 void HttpChunkFetcher::OnDone(uint64_t id, CURLcode result) {
   auto it = transfers_.find(id);
   if (it == transfers_.end()) return;
-  absl::Status status = Classify(*it->second, result);
+  Transfer& transfer = *it->second;
+  if (transfer.stream && !transfer.carry.empty() && result == CURLE_OK && transfer.early_error.ok()) {
+    // The body is all here, but its end waits in `carry` for room: Resume completes it.
+    transfer.finished = true;
+    transfer.finished_result = result;
+    return;
+  }
+  absl::Status status = Classify(transfer, result);
   DoneFn done = std::move(it->second->done);
   transfers_.erase(it);
   done(std::move(status));  // may destroy this fetcher: nothing after it
@@ -332,6 +374,11 @@ int HttpChunkFetcher::OnProgress(void* user, curl_off_t /*download_total*/, curl
                                  curl_off_t /*upload_total*/, curl_off_t /*upload_now*/) {
   auto* transfer = static_cast<Transfer*>(user);
   const auto now = std::chrono::steady_clock::now();
+  if (transfer->paused || !transfer->carry.empty()) {
+    // Waiting for room on our side (the disk), not for the origin.
+    transfer->last_progress = now;
+    return 0;
+  }
   if (download_now != transfer->progress_bytes) {
     transfer->progress_bytes = download_now;
     transfer->last_progress = now;
@@ -360,6 +407,7 @@ size_t HttpChunkFetcher::OnBody(char* data, size_t size, size_t count, void* use
       transfer->error_body.append(data, std::min(bytes, kErrorBodyBytes - transfer->error_body.size()));
       return bytes;
     }
+    if (transfer->stream) return OnStreamBody(*transfer, data, bytes);
     std::span<std::byte> buffer = transfer->request.buffer;
     if (bytes > buffer.size() - transfer->received) {
       transfer->overflow = true;
@@ -373,6 +421,72 @@ size_t HttpChunkFetcher::OnBody(char* data, size_t size, size_t count, void* use
   }
 }
 
+size_t HttpChunkFetcher::OnStreamBody(Transfer& transfer, const char* data, size_t bytes) {
+  if (!transfer.carry.empty()) {
+    OfferCarry(transfer);
+    if (!transfer.carry.empty()) {
+      transfer.paused = true;
+      return CURL_WRITEFUNC_PAUSE;  // curl keeps `data` and hands it over again after Resume
+    }
+  }
+  if (transfer.received + bytes > transfer.request.file->size) {
+    transfer.overflow = true;
+    return 0;
+  }
+  const size_t taken = std::min(
+      bytes, transfer.on_data(transfer.received, std::as_bytes(std::span<const char>(data, bytes))));
+  transfer.received += taken;
+  if (taken == bytes) return bytes;
+  if (taken == 0) {
+    transfer.paused = true;
+    return CURL_WRITEFUNC_PAUSE;
+  }
+  // Part was taken: curl cannot hold back the rest of this call, so we do.
+  transfer.carry.assign(data + taken, bytes - taken);
+  return bytes;
+}
+
+void HttpChunkFetcher::OfferCarry(Transfer& transfer) {
+  const size_t taken = std::min(
+      transfer.carry.size(),
+      transfer.on_data(transfer.received, std::as_bytes(std::span<const char>(transfer.carry))));
+  transfer.received += taken;
+  transfer.carry.erase(0, taken);
+}
+
+void HttpChunkFetcher::Resume(uint64_t fetch_id) {
+  auto it = transfers_.find(fetch_id);
+  if (it == transfers_.end() || !it->second->stream) return;
+  Transfer& transfer = *it->second;
+  transfer.last_progress = std::chrono::steady_clock::now();
+  if (!transfer.carry.empty()) {
+    OfferCarry(transfer);
+    if (!transfer.carry.empty()) return;
+  }
+  if (transfer.finished) return CompleteSoon(fetch_id);
+  if (transfer.paused) {
+    transfer.paused = false;
+    // May hand the held bytes to OnBody (and so to on_data) before it returns.
+    curl_easy_pause(transfer.easy, CURLPAUSE_CONT);
+  }
+}
+
+void HttpChunkFetcher::CompleteSoon(uint64_t id) {
+  Transfer& transfer = *transfers_.at(id);
+  if (transfer.completion_posted) return;
+  transfer.completion_posted = true;
+  // Not from inside Resume: the caller may not be ready for re-entry.
+  loop_.Post([this, alive = alive_, id] {
+    if (!*alive) return;
+    auto it = transfers_.find(id);
+    if (it == transfers_.end()) return;  // cancelled
+    absl::Status status = Classify(*it->second, it->second->finished_result);
+    DoneFn done = std::move(it->second->done);
+    transfers_.erase(it);
+    done(std::move(status));
+  });
+}
+
 // For a 200 or 206 response: do the headers describe the bytes we asked for?
 absl::Status HttpChunkFetcher::CheckResponse(Transfer& transfer) {
   const SourceFile& file = *transfer.request.file;
@@ -384,9 +498,11 @@ absl::Status HttpChunkFetcher::CheckResponse(Transfer& transfer) {
                                            transfer.etag, ", listing had ", file.etag, ")"));
   }
   if (transfer.status_code == 200) {
-    if (first != 0 || length != file.size) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          transfer.what, ": origin ignores Range requests (HTTP 200 for part of a file)"));
+    if (!transfer.stream && (first != 0 || length != file.size)) {
+      // A CDN edge or proxy that dropped the Range header on this request; aborting the
+      // body drops the connection, and the chunk is asked for again.
+      return RangeIgnoredError(absl::StrCat(
+          transfer.what, ": origin answered HTTP 200 with the whole file to a range request"));
     }
     curl_off_t content_length = -1;
     curl_easy_getinfo(transfer.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &content_length);
@@ -395,6 +511,9 @@ absl::Status HttpChunkFetcher::CheckResponse(Transfer& transfer) {
                                              content_length, ", listing had ", file.size, ")"));
     }
     return absl::OkStatus();
+  }
+  if (transfer.stream) {
+    return absl::UnavailableError(absl::StrCat(transfer.what, ": HTTP 206 to a request without Range"));
   }
   ContentRange range;
   if (transfer.content_range.empty()) {
@@ -430,6 +549,7 @@ absl::Status HttpChunkFetcher::StatusForHttpError(const Transfer& transfer, long
 }
 
 absl::Status HttpChunkFetcher::Classify(Transfer& transfer, CURLcode result) const {
+  const uint64_t expected = transfer.stream ? transfer.request.file->size : transfer.request.buffer.size();
   if (!transfer.early_error.ok()) return transfer.early_error;
   if (result != CURLE_OK && !transfer.guard.Refusal().ok()) {
     return absl::PermissionDeniedError(absl::StrCat(transfer.what, ": ", transfer.guard.Refusal().message()));
@@ -437,7 +557,11 @@ absl::Status HttpChunkFetcher::Classify(Transfer& transfer, CURLcode result) con
   if (transfer.stalled || result == CURLE_OPERATION_TIMEDOUT) {
     return absl::DeadlineExceededError(absl::StrCat(
         transfer.what, ": stalled, no data for ", settings_.stall_timeout.count(), "s (",
-        transfer.received, " of ", transfer.request.buffer.size(), " bytes received)"));
+        transfer.received, " of ", expected, " bytes received)"));
+  }
+  if (transfer.overflow && transfer.stream) {
+    return absl::AbortedError(absl::StrCat(transfer.what, ": file changed at the source (body longer than the ",
+                                           expected, " bytes listed)"));
   }
   if (transfer.overflow) {
     return absl::UnavailableError(absl::StrCat(transfer.what, ": wrong length: origin sent more than ",
@@ -455,14 +579,24 @@ absl::Status HttpChunkFetcher::Classify(Transfer& transfer, CURLcode result) con
     transfer.status_code = code;
     RETURN_IF_ERROR(CheckResponse(transfer));  // e.g. a 206 with an empty body
   }
-  if (transfer.received != transfer.request.buffer.size()) {
+  if (transfer.received != expected) {
     return absl::UnavailableError(absl::StrCat(transfer.what, ": short body: got ", transfer.received,
-                                               " of ", transfer.request.buffer.size(), " bytes"));
+                                               " of ", expected, " bytes"));
   }
   return absl::OkStatus();
 }
 
 }  // namespace
+
+absl::Status RangeIgnoredError(std::string message) {
+  absl::Status status = absl::UnavailableError(std::move(message));
+  status.SetPayload(kRangeIgnoredPayload, absl::Cord());
+  return status;
+}
+
+bool IsRangeIgnored(const absl::Status& status) {
+  return status.GetPayload(kRangeIgnoredPayload).has_value();
+}
 
 std::unique_ptr<ChunkFetcher> MakeHttpChunkFetcher(EventLoop& loop, HttpAuth auth,
                                                    const FillSettings& settings, NetworkPolicy network) {

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/fill/event_loop.h"
+#include "agent/fill/range_fallback.h"
 #include "agent/store/layout.h"
 #include "agent/store/manifest.h"
 #include "agent/store/publish.h"
@@ -283,6 +284,98 @@ TEST_F(FillJobTest, OriginErrorsExhaustRetriesAndKeepStagingForResume) {
   EXPECT_EQ(space_->ReservedBytes(), 0u);
 }
 
+// The model of the range tests: two files of many chunks and a small one, under `folder` of
+// the source dir, with its listing.
+std::vector<v1::ManifestFile> WriteRangeTestModel(const std::filesystem::path& folder) {
+  auto files = testing::WriteRandomModel(
+      folder, {{"model.bin", (6 << 20) + 1234}, {"extra.bin", (1 << 20) + 3}, {"config.json", 500}});
+  EXPECT_TRUE(testing::WriteTestFile(folder / "modelcache.json", testing::HttpListingJson(files)));
+  return files;
+}
+
+// A CDN edge or proxy that answers a range request with the whole file now and then (every
+// 5th request on a connection here): each such answer is retried as a range, and the model
+// arrives byte-exact, fetched as ranges only.
+TEST_F(FillJobTest, StrayWholeFileAnswersAreRetriedAsRangesAndTheModelIsByteExact) {
+  auto files = WriteRangeTestModel(source_dir_.Path() / "stray");
+  testing::NginxOptions options;
+  options.root = source_dir_.Path().string();
+  options.locations.push_back({.prefix = "/stray/", .whole_file_every = 5});
+  auto nginx = testing::NginxServer::Start(options);
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+
+  FillOutcome outcome = Fill("stray", "1", (*nginx)->BaseUrl() + "/stray/", SmallChunks(4));
+
+  ASSERT_TRUE(outcome.result.ok()) << outcome.result.status();
+  ExpectPublished("stray", "1", files, *outcome.result);
+  FillJob::Counters counters;
+  OnLoop([&] { counters = job_->GetCounters(); });
+  int stray = 0;
+  for (const auto& record : (*nginx)->AccessLog()) {
+    if (record.uri == "/stray/modelcache.json") continue;
+    EXPECT_NE(record.range, "") << "no file was streamed: " << record.uri;
+    stray += record.status == 200 && record.uri != "/stray/config.json";
+  }
+  EXPECT_GT(stray, 3);
+  EXPECT_EQ(counters.ranges_ignored, static_cast<uint32_t>(stray));
+  EXPECT_EQ(counters.whole_file_streams, 0u);
+  EXPECT_GE(counters.chunk_retries, counters.ranges_ignored);
+}
+
+// An origin that ignores Range every time: after a few tries each file is taken as one
+// stream (a GET without Range), as curl -o would, and the model arrives byte-exact.
+TEST_F(FillJobTest, AnOriginThatAlwaysIgnoresRangeIsStreamedFileByFile) {
+  auto files = WriteRangeTestModel(source_dir_.Path() / "norange");
+  testing::NginxOptions options;
+  options.root = source_dir_.Path().string();
+  options.locations.push_back({.prefix = "/norange/", .max_ranges = 0});
+  auto nginx = testing::NginxServer::Start(options);
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+
+  FillSettings settings = SmallChunks(4);
+  FillOutcome outcome = Fill("norange", "1", (*nginx)->BaseUrl() + "/norange/", settings);
+
+  ASSERT_TRUE(outcome.result.ok()) << outcome.result.status();
+  ExpectPublished("norange", "1", files, *outcome.result);
+  FillJob::Counters counters;
+  OnLoop([&] { counters = job_->GetCounters(); });
+  EXPECT_GE(counters.whole_file_streams, 2u);
+  EXPECT_GE(counters.ranges_ignored, 3u);
+  // The big file: a few range requests answered with the whole file (aborted: those in
+  // flight at the start, and retries sent before the third answer came), then exactly one
+  // GET without Range.
+  int requests = 0;
+  int streams = 0;
+  for (const auto& record : (*nginx)->AccessLog()) {
+    if (record.uri != "/norange/model.bin") continue;
+    ++requests;
+    EXPECT_EQ(record.status, 200);
+    streams += record.range.empty();
+  }
+  EXPECT_EQ(streams, 1);
+  EXPECT_LE(requests, static_cast<int>(settings.concurrency + kIgnoredRangesBeforeStream));
+}
+
+// Out of attempts on a whole-file answer, the chunk's file is streamed instead of failing.
+TEST_F(FillJobTest, WithOneAttemptPerChunkAStrayWholeFileAnswerStreamsTheFileInsteadOfFailing) {
+  auto files = WriteRangeTestModel(source_dir_.Path() / "stray");
+  testing::NginxOptions options;
+  options.root = source_dir_.Path().string();
+  options.locations.push_back({.prefix = "/stray/", .whole_file_every = 2});
+  auto nginx = testing::NginxServer::Start(options);
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+
+  FillSettings settings = SmallChunks(2);
+  settings.retry.max_attempts = 1;
+  FillOutcome outcome = Fill("once", "1", (*nginx)->BaseUrl() + "/stray/", settings);
+
+  ASSERT_TRUE(outcome.result.ok()) << outcome.result.status();
+  ExpectPublished("once", "1", files, *outcome.result);
+  FillJob::Counters counters;
+  OnLoop([&] { counters = job_->GetCounters(); });
+  EXPECT_GE(counters.whole_file_streams, 1u);
+}
+
 TEST_F(FillJobTest, ModelPublishedMeanwhileIsTakenWithoutFetching) {
   // Another agent of the shared volume published the model after our index was built.
   ASSERT_TRUE(testing::WriteTestFile(layout_.StagingTree("shared", "1") / "w.bin", "weights"));
@@ -346,6 +439,36 @@ TEST_F(FillJobTest, ResumesFromTheJournalsCommittedPrefix) {
   const v1::EnsureProgress* filling = FirstFilling(outcome);
   ASSERT_NE(filling, nullptr);
   EXPECT_EQ(filling->bytes_done(), prefix) << "the committed prefix counts as done at once";
+}
+
+// A resumed file whose origin ignores Range: the stream skips the committed prefix (it is
+// on disk and hashed already) and writes the rest in place.
+TEST_F(FillJobTest, AStreamedFileKeepsItsResumedPrefix) {
+  auto files = testing::WriteRandomModel(source_dir_.Path() / "norange", {{"weights.bin", (3 << 20) + 99}});
+  ASSERT_TRUE(testing::WriteTestFile(source_dir_.Path() / "norange" / "modelcache.json",
+                                     testing::HttpListingJson(files)));
+  testing::NginxOptions options;
+  options.root = source_dir_.Path().string();
+  options.locations.push_back({.prefix = "/norange/", .max_ranges = 0});
+  auto nginx = testing::NginxServer::Start(options);
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  const std::string uri = (*nginx)->BaseUrl() + "/norange/";
+  auto source = MakeSource(uri, Sources());
+  ASSERT_TRUE(source.ok()) << source.status();
+  auto listed = (*source)->List();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  const uint64_t prefix = 1 << 20;
+  StageInterruptedFill(layout_, "r", "1", uri, listed->front(),
+                       source_dir_.Path() / "norange" / "weights.bin", prefix);
+
+  FillOutcome outcome = Fill("r", "1", uri, SmallChunks(2));
+
+  ASSERT_TRUE(outcome.result.ok()) << outcome.result.status();
+  ExpectPublished("r", "1", files, *outcome.result);
+  FillJob::Counters counters;
+  OnLoop([&] { counters = job_->GetCounters(); });
+  EXPECT_EQ(counters.whole_file_streams, 1u);
+  EXPECT_EQ(counters.bytes_fetched, files[0].size() - prefix);
 }
 
 TEST_F(FillJobTest, JournalOfAnotherSourceIsNotResumed) {

@@ -305,6 +305,75 @@ TEST(S3SourceSigning, RangeGetWithSourceAuthIsSigned) {
   ExpectValidSignature(requests[0], SigV4Key{"AKIDEXAMPLE", "secret", "us-east-1", "s3"});
 }
 
+// Kept from before the change: the reference signer checks the canonical path the way S3
+// builds it (decoded, encoded once), so a character curl sent unencoded would fail here.
+TEST(SigV4Reference, CanonicalPathIsTheKeyEncodedOnceAsS3BuildsIt) {
+  const SigV4Key key{"AKIDEXAMPLE", "secret", "us-east-1", "s3"};
+  const std::vector<std::pair<std::string, std::string>> headers{
+      {"Host", "h"}, {"x-amz-content-sha256", "UNSIGNED-PAYLOAD"}, {"x-amz-date", "20240101T000000Z"}};
+  const std::vector<std::string> names{"host", "x-amz-content-sha256", "x-amz-date"};
+  const SigV4Request encoded{"GET", "/models/a%2Bb%20c", headers};
+  const SigV4Request raw_plus{"GET", "/models/a+b%20c", headers};
+  EXPECT_EQ(SigV4CanonicalRequest(encoded, names, "UNSIGNED-PAYLOAD"),
+            SigV4CanonicalRequest(raw_plus, names, "UNSIGNED-PAYLOAD"));
+  EXPECT_NE(SigV4CanonicalRequest(raw_plus, names, "UNSIGNED-PAYLOAD").find("/models/a%2Bb%20c\n"),
+            std::string::npos);
+}
+
+// `s3://models/llama 3/v1 ü/` as the AWS CLI takes it: the prefix is the key as written,
+// encoded in the listing's prefix parameter and in each object's path, and every request
+// carries a signature the independent reference accepts.
+TEST(S3SourceSigning, APrefixWithASpaceAndUtf8IsListedAndFetchedWithValidSignatures) {
+  const std::string prefix = "llama 3/v1 \u00fc/";
+  const std::string page = "<ListBucketResult><IsTruncated>false</IsTruncated>"
+                           "<Contents><Key>" + prefix + "w=1+2.bin</Key><Size>10</Size><ETag>&quot;e&quot;</ETag></Contents>"
+                           "</ListBucketResult>";
+  CaptureServer server([&](const CapturedRequest& request) {
+    if (request.target.find("list-type=2") != std::string::npos) return CannedResponse{200, page};
+    return CannedResponse{206, "0123456789", {{"Content-Range", "bytes 0-9/10"}}};
+  });
+  SourceOptions options = testing::LoopbackSourceOptions();
+  options.s3_endpoint = server.Endpoint();
+  options.s3_path_style = true;
+  options.aws = {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
+  auto source = MakeSource("s3://models/" + prefix, options);
+  ASSERT_TRUE(source.ok()) << source.status();
+  auto files = (*source)->List();
+  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_EQ(files->size(), 1u);
+  EXPECT_EQ((*files)[0].path, "w=1+2.bin");
+  EXPECT_EQ((*files)[0].location, server.Endpoint() + "/models/llama%203/v1%20%C3%BC/w%3D1%2B2.bin");
+
+  HttpRequest get;
+  get.url = (*files)[0].location;
+  get.range = HttpRange{0, 9};
+  get.auth = (*source)->Auth();
+  get.network = options.network;
+  auto response = PerformHttpRequest(get);
+  ASSERT_TRUE(response.ok()) << response.status();
+
+  const std::vector<CapturedRequest> requests = server.Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].target, "/models/?list-type=2&max-keys=1000&prefix=llama%203%2Fv1%20%C3%BC%2F");
+  EXPECT_EQ(requests[1].target, "/models/llama%203/v1%20%C3%BC/w%3D1%2B2.bin");
+  const SigV4Key key{options.aws.access_key_id, options.aws.secret_access_key, "us-east-1", "s3"};
+  for (const CapturedRequest& request : requests) ExpectValidSignature(request, key);
+}
+
+// A literal "%20" in an s3 uri is three characters of the key, as the AWS CLI reads it.
+TEST(S3SourceSigning, PercentInAnS3UriIsPartOfTheKey) {
+  CaptureServer server([](const CapturedRequest&) {
+    return CannedResponse{200, "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>"};
+  });
+  SourceOptions options = testing::LoopbackSourceOptions();
+  options.s3_endpoint = server.Endpoint();
+  options.s3_path_style = true;
+  auto files = (*MakeSource("s3://models/llama%203/", options))->List();
+  EXPECT_EQ(files.status().code(), absl::StatusCode::kNotFound) << files.status();
+  ASSERT_EQ(server.Requests().size(), 1u);
+  EXPECT_EQ(server.Requests()[0].target, "/models/?list-type=2&max-keys=1000&prefix=llama%25203%2F");
+}
+
 TEST(S3SourceSigning, AnonymousRequestsAreUnsigned) {
   CaptureServer server([](const CapturedRequest&) {
     return CannedResponse{200, "<ListBucketResult><Contents><Key>m/f</Key><Size>1</Size></Contents></ListBucketResult>"};
@@ -470,6 +539,9 @@ class S3SourceOnS3rver : public ::testing::Test {
         {"llama/v2/extra dir/notes+1.txt", "plus & space"},
         {"llama/v2-draft/x.bin", "not part of llama/v2"},
         {"single/model.gguf", "GGUF single file"},
+        {"llama 3/v1 \u00fc/config.json", "{\"spaced\": true}"},
+        {"llama 3/v1 \u00fc/\u6a21\u578b/weights+1=2.bin", std::string(20000, 'w')},
+        {"llama 3/v1 \u00fcber/other.bin", "a sibling prefix, not part of the model"},
     };
   }
 
@@ -511,6 +583,27 @@ TEST_F(S3SourceOnS3rver, ListsNestedKeysAcrossPagesWithSizesAndEtags) {
     EXPECT_EQ(response->body, body.substr(0, 100)) << file.location;
   }
   EXPECT_EQ(files->front().path, "config.json");  // sorted by path
+}
+
+TEST_F(S3SourceOnS3rver, APrefixWithASpaceAndUtf8ListsItsObjectsAndFetchesTheirBytes) {
+  auto source = MakeSource("s3://models/llama 3/v1 \u00fc/", PagedOptions());
+  ASSERT_TRUE(source.ok()) << source.status();
+  auto files = (*source)->List();
+  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_EQ(files->size(), 2u);
+  EXPECT_EQ((*files)[0].path, "config.json");
+  EXPECT_EQ((*files)[1].path, "\u6a21\u578b/weights+1=2.bin");
+  for (const SourceFile& file : *files) {
+    HttpRequest get;
+    get.url = file.location;
+    get.auth = (*source)->Auth();
+    get.network = testing::AllowLoopback();
+    get.range = HttpRange{0, file.size - 1};
+    auto response = PerformHttpRequest(get);
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->body, file.path == "config.json" ? "{\"spaced\": true}" : std::string(20000, 'w'))
+        << file.location;
+  }
 }
 
 TEST_F(S3SourceOnS3rver, PrefixNamingOneObjectIsASingleFileModel) {

@@ -36,12 +36,25 @@ std::string Config(const NginxOptions& options, const std::filesystem::path& dir
       "  scgi_temp_path ", d, "/tmp/scgi;\n", "  default_type application/octet-stream;\n",
       "  sendfile on;\n", "  keepalive_requests 100000;\n", "  server {\n",
       "    listen 127.0.0.1:", port, ";\n", "    root ", options.root, ";\n");
+  bool whole_file_location = false;
   for (const NginxLocation& location : options.locations) {
     absl::StrAppend(&config, "    location ", location.prefix, " {\n");
+    if (location.whole_file_every != 0) {
+      // $connection_requests is 1 for a connection's first request; its last digit picks
+      // every 2nd, 5th or 10th. The internal location below serves the same file, ignoring Range.
+      const char* last_digit = location.whole_file_every == 2 ? "[02468]" : location.whole_file_every == 5 ? "[05]" : "0";
+      absl::StrAppend(&config, "      if ($connection_requests ~ \"", last_digit,
+                      "$\") { rewrite ^ /.whole-file$uri last; }\n");
+      whole_file_location = true;
+    }
     if (location.return_status != 0) absl::StrAppend(&config, "      return ", location.return_status, ";\n");
     if (location.max_ranges) absl::StrAppend(&config, "      max_ranges ", *location.max_ranges, ";\n");
     if (!location.extra_directives.empty()) absl::StrAppend(&config, "      ", location.extra_directives, "\n");
     absl::StrAppend(&config, "    }\n");
+  }
+  if (whole_file_location) {
+    absl::StrAppend(&config, "    location /.whole-file/ {\n      internal;\n      max_ranges 0;\n      alias ",
+                    options.root, "/;\n    }\n");
   }
   absl::StrAppend(&config, "  }\n}\n");
   return config;
@@ -50,6 +63,13 @@ std::string Config(const NginxOptions& options, const std::filesystem::path& dir
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<NginxServer>> NginxServer::Start(const NginxOptions& options) {
+  for (const NginxLocation& location : options.locations) {
+    if (location.whole_file_every != 0 && location.whole_file_every != 2 && location.whole_file_every != 5 &&
+        location.whole_file_every != 10) {
+      return absl::InvalidArgumentError(absl::StrCat("nginx location ", location.prefix, ": whole_file_every ",
+                                                     location.whole_file_every, " (want 0, 2, 5 or 10)"));
+    }
+  }
   std::unique_ptr<NginxServer> server(new NginxServer());
   server->dir_ = std::make_unique<TempDir>();
   const std::filesystem::path dir = server->dir_->Path();

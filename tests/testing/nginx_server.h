@@ -22,6 +22,10 @@ struct NginxLocation {
   int return_status = 0;        // e.g. 403: every request under prefix gets it; 0: serve files
   std::optional<int> max_ranges;  // 0: ignore Range headers (answer 200 with the whole file)
   std::string extra_directives;   // appended verbatim inside the location block
+  // 2, 5 or 10: every 2nd, 5th or 10th request on each connection gets 200 and the whole
+  // file whatever its Range header says, as from a CDN edge or a proxy that drops Range now
+  // and then (the others get their 206). 0: never.
+  int whole_file_every = 0;
 };
 
 struct NginxOptions {

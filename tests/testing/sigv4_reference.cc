@@ -77,6 +77,21 @@ std::string UriEncode(std::string_view text) {
   return out;
 }
 
+// S3's canonical URI: the key as S3 reads it from the request (each '/'-separated segment
+// percent-decoded), URI-encoded once. A client that sent a character S3 would encode (a
+// space, '+', non-ASCII) signs another path than the one S3 checks.
+std::string CanonicalPath(std::string_view path) {
+  std::string out;
+  while (true) {
+    const size_t slash = path.find('/');
+    out += UriEncode(UriDecode(path.substr(0, slash)));
+    if (slash == std::string_view::npos) break;
+    out.push_back('/');
+    path.remove_prefix(slash + 1);
+  }
+  return out;
+}
+
 std::string CanonicalQuery(std::string_view query) {
   std::vector<std::pair<std::string, std::string>> parameters;
   while (!query.empty()) {
@@ -121,8 +136,8 @@ std::string SigV4CanonicalRequest(const SigV4Request& request, std::vector<std::
   std::sort(signed_headers.begin(), signed_headers.end());
   const std::string_view target = request.target;
   const size_t question = std::min(target.find('?'), target.size());
-  // S3 signs the path as sent (already encoded once); no second encoding, no normalisation.
-  std::string canonical = request.method + "\n" + std::string(target.substr(0, question)) + "\n" +
+  // S3 encodes the path once (no second encoding as other services do, no normalisation).
+  std::string canonical = request.method + "\n" + CanonicalPath(target.substr(0, question)) + "\n" +
                           CanonicalQuery(target.substr(std::min(question + 1, target.size()))) + "\n";
   for (const std::string& name : signed_headers) {
     std::vector<std::string> values;

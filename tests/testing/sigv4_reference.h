@@ -24,7 +24,8 @@ struct SigV4Key {
 
 // The canonical request for `request`, signing the headers named in `signed_headers`
 // (lowercase, any order) with `payload_hash` as the hashed payload. The query is decoded and
-// re-encoded per RFC 3986 and sorted, as AWS does on its side.
+// re-encoded per RFC 3986 and sorted, as AWS does on its side; so is the path, segment by
+// segment, once (S3's rule), so a key sent with a character S3 would encode fails the check.
 std::string SigV4CanonicalRequest(const SigV4Request& request, std::vector<std::string> signed_headers,
                                   std::string_view payload_hash);
 

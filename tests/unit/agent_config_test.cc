@@ -161,6 +161,25 @@ TEST(AgentConfig, UnknownKeysAreNamedWithTheirPath) {
                 "unknown key");
 }
 
+// yaml-cpp keeps both copies of a key written twice; the last must not win in silence.
+TEST(AgentConfig, DuplicateKeysAreRefusedAtAnyDepthWithTheirLine) {
+  ExpectInvalid("cacheRoot: /c\ncoordinatorTokenFile: /t\ncoordinatorTokenFile: \"\"\n",
+                "line 3: coordinatorTokenFile", "duplicate key (first at line 2)");
+  ExpectInvalid("cacheRoot: /c\ncoordinatorTls:\n  caFile: /ca.pem\n  enabled: true\n  caFile: \"\"\n",
+                "line 5: coordinatorTls.caFile", "duplicate key (first at line 3)");
+  ExpectInvalid("cacheRoot: /c\nfill: {concurrency: 4}\nfill: {chunkSize: 1Mi}\n", "line 3: fill",
+                "duplicate key");
+  ExpectInvalid("cacheRoot: /c\nmodelsCacheStorage: {enabled: true, enabled: false}\n",
+                "modelsCacheStorage.enabled", "duplicate key");
+}
+
+TEST(AgentConfig, UnknownKeysNameTheirLine) {
+  ExpectInvalid("cacheRoot: /c\n\nfill:\n  concurrency: 4\n  chunksize: 8Mi\n", "line 5: fill.chunksize",
+                "unknown key");
+  ExpectInvalid("cacheRoot: /c\nmodelsCacheStorage:\n  size: 1Gi\n", "line 3: modelsCacheStorage.size",
+                "unknown key");
+}
+
 TEST(AgentConfig, BadValuesAreNamedWithKeyAndValue) {
   ExpectInvalid("cacheRoot: relative/path\n", "cacheRoot", "relative/path");
   ExpectInvalid("cacheRoot: /c\nsocket: agent.sock\n", "socket", "agent.sock");

@@ -93,6 +93,18 @@ TEST(AgentMetrics, AFinishedFillCountsBytesDurationRetriesAndResultByScheme) {
   EXPECT_THAT(text, HasSubstr("modelcache_fill_duration_seconds_bucket{scheme=\"s3\",le=\"30\"} 2"));
 }
 
+TEST(AgentMetrics, IgnoredRangesAndWholeFileStreamsAreCountedByScheme) {
+  prometheus::Registry registry;
+  AgentMetrics metrics(registry);
+  EXPECT_THAT(Scrape(registry), HasSubstr("modelcache_fill_ranges_ignored_total{scheme=\"https\"} 0"));
+  metrics.CountIgnoredRanges("https", 5, 0);
+  metrics.CountIgnoredRanges("https", 3, 1);
+  std::string text = Scrape(registry);
+  EXPECT_THAT(text, HasSubstr("modelcache_fill_ranges_ignored_total{scheme=\"https\"} 8"));
+  EXPECT_THAT(text, HasSubstr("modelcache_fill_whole_file_streams_total{scheme=\"https\"} 1"));
+  EXPECT_THAT(text, HasSubstr("modelcache_fill_whole_file_streams_total{scheme=\"http\"} 0"));
+}
+
 TEST(AgentMetrics, FallbacksAreCountedByReason) {
   prometheus::Registry registry;
   AgentMetrics metrics(registry);

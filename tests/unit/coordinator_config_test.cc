@@ -67,6 +67,30 @@ TEST(CoordinatorConfig, BadValuesNameKeyAndValue) {
                    "purgeUnusedCachedModelsAfter", "3 fortnights");
 }
 
+// A repeated key used to win in silence: `tokensFile: ""` after the real one, or a second
+// `coordinator:` block without it, started the coordinator with auth=off.
+TEST(CoordinatorConfig, DuplicateKeysThatWouldTurnAuthOffAreRefusedWithTheirLine) {
+  ExpectErrorNames("coordinator:\n  tokensFile: /etc/tokens\n  listen: 127.0.0.1:7070\n  tokensFile: \"\"\n",
+                   "line 4: coordinator.tokensFile", "duplicate key (first at line 2)");
+  ExpectErrorNames("coordinator:\n  tokensFile: /etc/tokens\nmodelsCacheStorage: {}\ncoordinator:\n  listen: 0.0.0.0:7070\n",
+                   "line 4: coordinator", "duplicate key (first at line 1)");
+  ExpectErrorNames("coordinator:\n  tls: {cert: a.pem, key: a.key, cert: b.pem}\n", "coordinator.tls.cert",
+                   "duplicate key");
+  ExpectErrorNames("modelsCacheStorage:\n  enabled: true\n  enabled: false\n",
+                   "line 3: modelsCacheStorage.enabled", "duplicate key");
+}
+
+TEST(CoordinatorConfig, UnknownKeysAreRefusedAtEveryLevelWithTheirLine) {
+  ExpectErrorNames("coordinator: {}\ncacheRoot: /var/cache\n", "line 2: cacheRoot", "unknown key");
+  ExpectErrorNames("tokensFile: /etc/tokens\n", "line 1: tokensFile", "unknown key");
+  ExpectErrorNames("coordinator:\n  listen: 127.0.0.1:1\n  tokenFile: /etc/tokens\n",
+                   "line 3: coordinator.tokenFile", "unknown key");
+  ExpectErrorNames("coordinator:\n  log:\n    colour: red\n", "line 3: coordinator.log.colour",
+                   "unknown key");
+  ExpectErrorNames("coordinator:\n  tls:\n    ca: ca.pem\n", "line 3: coordinator.tls.ca", "unknown key");
+  ExpectErrorNames("modelsCacheStorage:\n  size: 1Gi\n", "line 2: modelsCacheStorage.size", "unknown key");
+}
+
 TEST(CoordinatorConfig, LogBlockSetsLevelAndJson) {
   absl::StatusOr<CoordinatorConfig> defaults = ParseCoordinatorConfig("coordinator: {}\n");
   ASSERT_TRUE(defaults.ok()) << defaults.status();

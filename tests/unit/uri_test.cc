@@ -49,6 +49,33 @@ TEST(SourceUri, RejectsMalformed) {
   }
 }
 
+// As the AWS CLI takes it: the key is what is written, spaces and non-ASCII included.
+TEST(SourceUri, S3KeysAreTakenAsWrittenWithSpacesAndUtf8) {
+  absl::StatusOr<SourceUri> spaced = ParseSourceUri("s3://models/llama 3/v1/");
+  ASSERT_TRUE(spaced.ok()) << spaced.status();
+  EXPECT_EQ(spaced->authority, "models");
+  EXPECT_EQ(spaced->path, "llama 3/v1/");
+  absl::StatusOr<SourceUri> utf8 = ParseSourceUri("s3://models/mod\u00e8le/\u6a21\u578b v1/");
+  ASSERT_TRUE(utf8.ok()) << utf8.status();
+  EXPECT_EQ(utf8->path, "mod\u00e8le/\u6a21\u578b v1/");
+  // No percent-decoding: "%20" is three characters of the key, '?' and '#' are characters too.
+  EXPECT_EQ(ParseSourceUri("s3://models/llama%203/")->path, "llama%203/");
+  EXPECT_EQ(ParseSourceUri("s3://models/a?b#c/")->path, "a?b#c/");
+}
+
+TEST(SourceUri, RejectsWhatNoS3KeyOrUrlHolds) {
+  for (std::string_view text :
+       {"s3://models/a\nb/", "s3://models/a\tb/", "s3://my bucket/x/", "s3://models/\xff\xfe/",
+        "s3://models/\xc0\xaf/", "s3://models/a?/../b/", "http://h/a b", "file:///srv/a b"}) {
+    absl::StatusOr<SourceUri> uri = ParseSourceUri(text);
+    EXPECT_EQ(uri.status().code(), absl::StatusCode::kInvalidArgument) << text;
+  }
+  EXPECT_NE(std::string(ParseSourceUri("s3://models/\xff/").status().message()).find("UTF-8"),
+            std::string::npos);
+  EXPECT_NE(std::string(ParseSourceUri("http://h/a b").status().message()).find("%20"),
+            std::string::npos);
+}
+
 TEST(SameSource, SchemeHostAndDefaultPortDoNotMatterForHttp) {
   EXPECT_TRUE(SameSource("HTTP://Origin.Example:80/m/", "http://origin.example/m/"));
   EXPECT_TRUE(SameSource("https://origin.example:443/w.bin", "https://ORIGIN.example/w.bin"));
