@@ -15,7 +15,13 @@
 #     `modelcachectl fetch` through the agent in the image from nginx on the host, the fetched
 #     files' sha256 against the origin's, and a clean stop on SIGTERM.
 # Prints a summary at the end; exits non-zero at the first check that fails.
-# It takes about an hour on 2 cores (the compile), so it is not part of scripts/test.sh or CI.
+#
+# Run it on its own (as root): `bash scripts/image-test.sh`. The build compiles the whole project
+# in the image, so it takes a long time (see README, "The container image"). The README's test
+# command runs it as the CTest test ImageTest.BuiltWithBuildahAndRunFromTheImage (label `image`)
+# with --ctest: then it runs only with MODELCACHE_IMAGE_TEST=1 in the environment, and otherwise,
+# or when it cannot run here (not root, no buildah and no apt-get), exits 77, which CTest counts
+# as skipped, with the reason on its last line.
 #
 # Env: KEEP=1 keeps the work folder (configs, logs, cache); IMAGE_TEST_REBUILD_BASE=1 makes the
 # base images again; IMAGE_TEST_MIRROR a deb822 .sources file or one-line "deb URL SUITE main"
@@ -30,6 +36,18 @@ source "$here/lib.sh"
 started=$(date +%s)
 step() { printf '\n== image-test: %s\n' "$*"; }
 fail() { echo "image-test: FAILED: $*" >&2; exit 1; }
+skip() { echo "image-test: skipped: $*"; exit 77; }
+
+from_ctest=0
+case "${1:-}" in
+  --ctest) from_ctest=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--ctest]" >&2; exit 2 ;;
+esac
+if [ "$from_ctest" = 1 ] && [ "${MODELCACHE_IMAGE_TEST:-0}" != 1 ]; then
+  skip "it builds the whole image (about 45 minutes on 2 cores); set MODELCACHE_IMAGE_TEST=1 to run it" \
+       "in the test command, or run scripts/image-test.sh on its own"
+fi
 
 # --- 1. Tools -----------------------------------------------------------------------------------
 image_tools=$(awk '$1 == "image" {print $2}' "$here/packages.txt")
@@ -40,13 +58,22 @@ done
 # The origin on the host: nginx and curl, from the `test` lines (setup.sh installs them too).
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v curl >/dev/null || missing+=(curl)
+if [ "$(id -u)" != 0 ]; then
+  message="run as root: mmdebstrap and buildah's chroot isolation need it here"
+  [ "$from_ctest" = 1 ] && skip "$message"
+  fail "$message"
+fi
+if [ ${#missing[@]} -gt 0 ] && ! command -v apt-get >/dev/null; then
+  message="missing ${missing[*]} and no apt-get to install them"
+  [ "$from_ctest" = 1 ] && skip "$message"
+  fail "$message"
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "image-test: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-[ "$(id -u)" = 0 ] || fail "run as root: mmdebstrap and buildah's chroot isolation need it here"
 
 # buildah 1.28 does not read STORAGE_DRIVER from the environment for every command: say it to
 # each. vfs works on any file system, overlay needs kernel support a container may not give.
@@ -187,9 +214,12 @@ user=$(in_image "$probe" id -u):$(in_image "$probe" id -g)
 [ "$user" = "10001:10001" ] || fail "the image runs as $user, not 10001:10001"
 help_lines=()
 for binary in modelcache-agent modelcache-coordinator modelcachectl; do
+  binary_version=$(in_image "$probe" "/usr/local/bin/$binary" --version 2>&1) ||
+    fail "$binary --version in the image: $binary_version"
+  [ "$binary_version" = "$binary $version" ] || fail "$binary --version printed '$binary_version', not '$binary $version'"
   in_image "$probe" "/usr/local/bin/$binary" --help > "$work/$binary-help.txt" 2>&1 ||
     fail "$binary --help in the image: $(cat "$work/$binary-help.txt")"
-  help_lines+=("$binary --help: $(head -n 1 "$work/$binary-help.txt")")
+  help_lines+=("$binary_version; --help: $(head -n 1 "$work/$binary-help.txt")")
   echo "${help_lines[-1]}"
 done
 missing_libraries=$(in_image "$probe" sh -c 'for b in /usr/local/bin/*; do ldd "$b"; done' | grep 'not found' || true)
