@@ -20,7 +20,7 @@ elapsed=$(( $(date +%s) - start ))
 echo
 echo "== modelcache test summary =="
 grep -E '^[0-9]+% tests passed' "$log" || true
-for label in unit integration fault; do
+for label in unit integration fault image; do
   count=$(ctest --test-dir build -N -L "^${label}\$" 2>/dev/null | awk '/Total Tests:/ {print $3}')
   echo "  ${label} tests: ${count:-0}"
 done
@@ -41,6 +41,9 @@ if [ -n "$fault_cases" ]; then
   done <<< "$fault_cases"
   echo "  fault suite: tried ${tried}, passed ${passed}"
 fi
+# The image test (scripts/image-test.sh) skips unless MODELCACHE_IMAGE_TEST=1: say why.
+image_skip=$(grep -h '^image-test: skipped: ' build/Testing/Temporary/LastTest*.log 2>/dev/null | tail -n 1)
+[ -z "$image_skip" ] || echo "  ${image_skip}"
 skipped=$(grep -c 'Not Run\|\*\*\*Skipped' "$log" || true)
 echo "  skipped: ${skipped}"
 echo "  time: ${elapsed}s"

@@ -3,7 +3,7 @@
 // and names no package itself; the `image` lines (the tools that build the image without a
 // Docker engine) are installed by image-test.sh alone. These checks read the scripts and the
 // Dockerfile and run their package selections (awk) against the real list; building the image
-// itself takes scripts/image-test.sh (about an hour), which is no unit test.
+// itself takes scripts/image-test.sh (CTest label `image`, skipped unless asked for).
 #include <fnmatch.h>
 
 #include <algorithm>
