@@ -175,11 +175,12 @@ image_size=$(bh images --format '{{.Size}}' "$image" | head -n 1)
 echo "built in ${build_seconds}s: $image ($image_size); unit tests in the build: $unit_summary"
 
 # --- 4. Run what the image holds ----------------------------------------------------------------
-new_container() {  # NAME: a working container of the image
+new_container() {  # NAME VARIABLE: a working container of the image, its name in VARIABLE
+  # (not printed for $(...): the name must reach `containers` in this shell, for the cleanup)
   local name="modelcache-image-test-$1-$$"
   bh from --pull=never --name "$name" "$image" >/dev/null
   containers+=("$name")
-  echo "$name"
+  printf -v "$2" '%s' "$name"
 }
 in_image() {  # CONTAINER COMMAND...: runs COMMAND in the image (its user), the work folder shared
   local container=$1; shift
@@ -208,7 +209,7 @@ stop_daemon() {  # BUILDAH-PID COMM: SIGTERM to the daemon, then its exit status
 
 step "the binaries in the image"
 mkdir -p "$work/share"
-probe=$(new_container probe)
+new_container probe probe
 labels_version=$(bh inspect --type image --format '{{index .OCIv1.Config.Labels "org.opencontainers.image.version"}}' "$image")
 [ "$labels_version" = "$version" ] || fail "image label version $labels_version, project $version"
 entrypoint=$(bh inspect --type image --format '{{.OCIv1.Config.Entrypoint}}' "$image")
@@ -253,7 +254,7 @@ coordinator:
   database: $work/share/coordinator/coordinator.db
   metricsAddress: 127.0.0.1:$coordinator_metrics_port
 CONF
-coordinator_container=$(new_container coordinator)
+new_container coordinator coordinator_container
 in_image "$coordinator_container" /usr/local/bin/modelcache-coordinator --config "$work/share/coordinator.yaml" \
   > "$work/coordinator.log" 2>&1 &
 coordinator_buildah=$!
@@ -274,7 +275,7 @@ coordinator: 127.0.0.1:$coordinator_port
 modelsCacheStorage: {enabled: true, storageSize: 1Gi}
 network: {allow: ["127.0.0.1/32"]}
 CONF
-agent_container=$(new_container agent)
+new_container agent agent_container
 in_image "$agent_container" /usr/local/bin/modelcache-agent --config "$work/share/agent.yaml" > "$work/agent.log" 2>&1 &
 agent_buildah=$!
 pids+=("$agent_buildah")
@@ -283,7 +284,7 @@ agent_ready=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$agent_me
 echo "coordinator /readyz $coordinator_ready, agent /readyz $agent_ready"
 
 step "modelcachectl in the image: enable-caching, nodes, then fetch through the agent"
-ctl=$(new_container ctl)
+new_container ctl ctl
 in_image "$ctl" /usr/local/bin/modelcachectl enable-caching image-test --coordinator "127.0.0.1:$coordinator_port" \
   > "$work/ctl-enable.log" 2>&1 || fail "modelcachectl enable-caching: $(cat "$work/ctl-enable.log")"
 # A coordinator with a model registry fills a model only from the source registered for it
