@@ -117,12 +117,12 @@ void AddAdminCommands(CLI::App& app, int* exit_code) {
              [](AdminConnection& c, const ModelRef& r, AdminState&) { return RunSetCaching(c, r, true); });
   RefCommand(app, "disable-caching", "Refuse caching of a model (or one version)", state, false,
              [](AdminConnection& c, const ModelRef& r, AdminState&) { return RunSetCaching(c, r, false); });
-  RefCommand(app, "pin", "Keep a model (or one version) from automatic purges", state, false,
+  RefCommand(app, "pin", "Keep a model (or one version) from the unused and quota purges (delete still purges it)", state, false,
              [](AdminConnection& c, const ModelRef& r, AdminState&) { return RunSetPin(c, r, true); });
-  RefCommand(app, "unpin", "Let automatic purges take a model again", state, false,
+  RefCommand(app, "unpin", "Let the unused and quota purges take a model again", state, false,
              [](AdminConnection& c, const ModelRef& r, AdminState&) { return RunSetPin(c, r, false); });
 
-  CLI::App* remove = Command(app, "delete", "Remove a model from the registry and purge it everywhere", *state);
+  CLI::App* remove = Command(app, "delete", "Remove a model from the registry and purge it everywhere, pinned or not", *state);
   remove->add_option("name", state->name, "Model name")->required();
   OnRun(*remove, state, [](AdminConnection& c, AdminState& s) { return RunDelete(c, s.name); });
 

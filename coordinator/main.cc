@@ -14,6 +14,7 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"modelcache coordinator"};
+  app.set_version_flag("--version", "modelcache-coordinator " MODELCACHE_VERSION);
   std::string config_path;
   std::string log_level;  // "": the config's (or MODELCACHE_LOG_LEVEL's)
   bool log_json = false;

@@ -11,11 +11,16 @@ free_port() {
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-# wait_for SECONDS COMMAND...: polls COMMAND until it succeeds, fails after SECONDS.
+# wait_for SECONDS COMMAND...: polls COMMAND until it succeeds, fails after SECONDS (wall
+# clock: a COMMAND that takes a while itself, such as `buildah run`, does not stretch it).
 wait_for() {
   local seconds=$1; shift
-  local i
-  for i in $(seq $((seconds * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  local deadline=$(( $(now_ms) + seconds * 1000 ))
+  while :; do
+    "$@" >/dev/null 2>&1 && return 0
+    [ "$(now_ms)" -lt "$deadline" ] || break
+    sleep 0.1
+  done
   echo "timed out after ${seconds}s waiting for: $*" >&2
   return 1
 }

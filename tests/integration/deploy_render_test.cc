@@ -24,6 +24,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "agent/agent_config.h"
+#include "common/duration.h"
 #include "common/storage_config.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
@@ -376,6 +377,9 @@ TEST_F(DeployRender, NfsClientDefinesTheStorageClassTheConfigNames) {
   EXPECT_NE(Str(storage_class["provisioner"]), "");
   EXPECT_NE(Str(At(storage_class, {"parameters", "server"})), "");
   EXPECT_NE(Str(At(storage_class, {"parameters", "share"})), "");
+  // An NFS claim cannot be resized (README, "NFS"): the API server must refuse a resize rather
+  // than accept one that never happens. Absent would mean false too; say it.
+  EXPECT_EQ(Str(storage_class["allowVolumeExpansion"]), "false");
 }
 
 TEST_F(DeployRender, NfsManualBindsTheCacheToAHandWrittenRetainedNfsVolume) {
@@ -444,8 +448,10 @@ TEST_F(DeployRender, ConfigCarriesExactlyTheSeedStorageKeysForBothDaemons) {
       {"storageClassName", "nfs-client"},
       {"pvcNameSuffix", ""},
       {"bypassStorageCheck", "false"},
-      {"checkUnusedCachedModelsEvery", "1d"},
-      {"purgeUnusedCachedModelsAfter", "1w"},
+      // The code's defaults (StorageConfig), spelt as docs/configuration.md spells them; the
+      // next test compares the parsed values with StorageConfig{}.
+      {"checkUnusedCachedModelsEvery", "1h"},
+      {"purgeUnusedCachedModelsAfter", "7d"},
   };
   for (const char* key : {"config.yaml", "coordinator.yaml"}) {
     YAML::Node storage = ConfigFile(base, key)["modelsCacheStorage"];
@@ -456,8 +462,10 @@ TEST_F(DeployRender, ConfigCarriesExactlyTheSeedStorageKeysForBothDaemons) {
   }
 }
 
-// The daemons' own parser accepts every rendered config, and reads what the claim says.
+// The daemons' own parser accepts every rendered config, and reads what the claim says and the
+// code's default intervals: deploy/ does not tell another story than the daemons without it.
 TEST_F(DeployRender, StorageConfigParsesWithTheDaemonsLoaderInEveryKustomization) {
+  const StorageConfig code_defaults;
   for (const std::string& directory : AllDirectories()) {
     if (directory == "examples") continue;
     const Rendered& rendered = Render(directory);
@@ -470,8 +478,8 @@ TEST_F(DeployRender, StorageConfigParsesWithTheDaemonsLoaderInEveryKustomization
       EXPECT_TRUE(storage->enabled) << directory << " " << key;
       EXPECT_FALSE(storage->bypass_storage_check) << directory << " " << key;
       EXPECT_EQ(storage->storage_size_bytes, 300ull << 30) << directory << " " << key;
-      EXPECT_EQ(storage->check_unused_every, std::chrono::hours(24)) << directory << " " << key;
-      EXPECT_EQ(storage->purge_unused_after, std::chrono::hours(24 * 7)) << directory << " " << key;
+      EXPECT_EQ(storage->check_unused_every, code_defaults.check_unused_every) << directory << " " << key;
+      EXPECT_EQ(storage->purge_unused_after, code_defaults.purge_unused_after) << directory << " " << key;
       YAML::Node claim = Find(rendered, "PersistentVolumeClaim", kCacheClaimPrefix + storage->pvc_name_suffix);
       if (directory == "overlays/hostpath") {
         EXPECT_FALSE(claim.IsDefined()) << directory;
@@ -481,6 +489,41 @@ TEST_F(DeployRender, StorageConfigParsesWithTheDaemonsLoaderInEveryKustomization
       }
     }
   }
+}
+
+// The README and docs/ show the same default intervals as the code (and, by the two tests above,
+// as deploy/): in docs/configuration.md's table (`| `key` | `default` |`) and wherever they
+// show the key in a YAML example (`key: value`). Needs no renderer.
+TEST(DocumentedDefaults, PurgeIntervalsInTheReadmeAndDocsAreTheCodeDefaults) {
+  const StorageConfig code_defaults;
+  const std::map<std::string, std::chrono::seconds> defaults = {
+      {"checkUnusedCachedModelsEvery", code_defaults.check_unused_every},
+      {"purgeUnusedCachedModelsAfter", code_defaults.purge_unused_after}};
+  std::vector<std::string> documents = {kSourceDir + "/README.md", kDeployDir + "/README.md"};
+  for (const fs::directory_entry& entry : fs::directory_iterator(kSourceDir + "/docs")) {
+    if (entry.path().extension() == ".md") documents.push_back(entry.path().string());
+  }
+  std::map<std::string, int> table_rows;
+  for (const std::string& document : documents) {
+    const std::string text = ReadFile(document);
+    for (const auto& [key, value] : defaults) {
+      const std::regex table_row("\\| `" + key + "` \\| `([^`]+)` \\|");
+      const std::regex yaml_line(key + ": *([0-9]+[a-z])\\b");
+      for (const std::regex* pattern : {&table_row, &yaml_line}) {
+        for (auto match = std::sregex_iterator(text.begin(), text.end(), *pattern); match != std::sregex_iterator();
+             ++match) {
+          absl::StatusOr<std::chrono::seconds> shown = ParseDuration((*match)[1].str());
+          ASSERT_TRUE(shown.ok()) << document << ": " << match->str() << ": " << shown.status();
+          EXPECT_EQ(*shown, value) << document << ": " << match->str() << " is not the code's default "
+                                   << FormatDuration(value);
+          if (pattern == &table_row) ++table_rows[key];
+        }
+      }
+    }
+  }
+  // The reference table lists each key once, in docs/configuration.md.
+  EXPECT_EQ(table_rows["checkUnusedCachedModelsEvery"], 1);
+  EXPECT_EQ(table_rows["purgeUnusedCachedModelsAfter"], 1);
 }
 
 // What pods may make the agent fetch: deploy/ ships no file:// folder and the built-in deny list
@@ -853,6 +896,156 @@ TEST_F(DeployRender, CleanupJobDryRunsModelcachectlCleanupThroughTheNodeAgent) {
   fs::path socket = Flag(cleanup, "--socket");
   EXPECT_EQ(Str(At(VolumeAt(pod_spec, cleanup, socket.parent_path().string()).first, {"hostPath", "path"})),
             socket.parent_path().string());
+}
+
+// A matchLabels map as a std::map (empty when absent).
+std::map<std::string, std::string> Labels(const YAML::Node& match_labels) {
+  std::map<std::string, std::string> labels;
+  if (match_labels.IsMap()) {
+    for (const auto& label : match_labels) labels[label.first.Scalar()] = Str(label.second);
+  }
+  return labels;
+}
+
+// Whether a label selector selects an object labelled `labels`. Only matchLabels is used in
+// deploy/; a selector with matchExpressions fails the test that calls this.
+bool Selects(const YAML::Node& selector, const YAML::Node& labels) {
+  EXPECT_FALSE(At(selector, {"matchExpressions"}).IsDefined()) << "matchExpressions are not checked here: " << selector;
+  for (const auto& [key, value] : Labels(At(selector, {"matchLabels"}))) {
+    if (Str(At(labels, {key})) != value) return false;
+  }
+  return true;
+}
+
+// The Prometheus that deploy/ lets scrape: pods labelled app.kubernetes.io/name=prometheus in
+// the namespace `monitoring` (deploy/README.md, "Network policy", tells how to change it).
+const std::map<std::string, std::string> kPrometheusNamespaceLabels = {{"kubernetes.io/metadata.name", "monitoring"}};
+const std::map<std::string, std::string> kPrometheusPodLabels = {{"app.kubernetes.io/name", "prometheus"}};
+
+// The peers each port of `container` accepts, over every NetworkPolicy that selects the pods of
+// `workload`, by port number. Every rule must name its peers and ports: a rule without `from`
+// admits everyone, one without `ports` every port.
+std::map<int, std::vector<YAML::Node>> IngressPeersByPort(const Rendered& rendered, const YAML::Node& workload,
+                                                          const YAML::Node& container, const std::string& where) {
+  std::map<int, std::vector<YAML::Node>> peers_by_port;
+  const YAML::Node pod_labels = At(workload, {"spec", "template", "metadata", "labels"});
+  int selecting = 0;
+  for (const YAML::Node& policy : OfKind(rendered, "NetworkPolicy")) {
+    const std::string name = where + ": NetworkPolicy " + Str(At(policy, {"metadata", "name"}));
+    if (!Selects(At(policy, {"spec", "podSelector"}), pod_labels)) continue;
+    ++selecting;
+    EXPECT_THAT(At(policy, {"spec", "policyTypes"}).as<std::vector<std::string>>(), Contains("Ingress")) << name;
+    for (const YAML::Node& rule : At(policy, {"spec", "ingress"})) {
+      EXPECT_TRUE(rule["from"].IsSequence() && rule["from"].size() > 0) << name << ": a rule open to every peer";
+      EXPECT_TRUE(rule["ports"].IsSequence() && rule["ports"].size() > 0) << name << ": a rule open on every port";
+      for (const YAML::Node& port : rule["ports"]) {
+        EXPECT_EQ(Str(port["protocol"]), "TCP") << name;
+        const int number = ResolvePort(container, port["port"]);
+        EXPECT_NE(number, -1) << name << ": port " << port["port"] << " is no port of the pod";
+        for (const YAML::Node& peer : rule["from"]) {
+          EXPECT_FALSE(peer["ipBlock"].IsDefined()) << name << ": an address range may be anyone";
+          peers_by_port[number].push_back(peer);
+        }
+      }
+    }
+  }
+  EXPECT_GE(selecting, 1) << where << ": no NetworkPolicy selects the pods of " << At(workload, {"metadata", "name"});
+  return peers_by_port;
+}
+
+// Only the agents reach the coordinator's gRPC port, and only Prometheus the metrics ports of
+// both daemons; every port the pods open is covered, so none is left open by omission.
+TEST_F(DeployRender, NetworkPolicyLetsOnlyTheAgentsReachGrpcAndOnlyPrometheusTheMetrics) {
+  for (const std::string& directory : AllDirectories()) {
+    if (directory == "examples") continue;
+    const Rendered& rendered = Render(directory);
+    ASSERT_EQ(rendered.error, "") << directory;
+    const YAML::Node agent_set = Find(rendered, "DaemonSet", "modelcache-agent");
+    const YAML::Node coordinator_deployment = Find(rendered, "Deployment", "modelcache-coordinator");
+    ASSERT_TRUE(agent_set.IsDefined() && coordinator_deployment.IsDefined()) << directory;
+    const YAML::Node agent_labels = At(agent_set, {"spec", "template", "metadata", "labels"});
+
+    struct Daemon {
+      YAML::Node workload;
+      std::string container;
+    };
+    for (const Daemon& daemon : {Daemon{agent_set, "agent"}, Daemon{coordinator_deployment, "coordinator"}}) {
+      const std::string where = directory + ": " + daemon.container;
+      const YAML::Node container = Container(PodSpec(daemon.workload), daemon.container);
+      std::map<int, std::vector<YAML::Node>> peers = IngressPeersByPort(rendered, daemon.workload, container, where);
+      std::set<int> open_ports, pod_ports;
+      for (const auto& entry : peers) open_ports.insert(entry.first);
+      for (const YAML::Node& port : container["ports"]) pod_ports.insert(port["containerPort"].as<int>());
+      EXPECT_EQ(open_ports, pod_ports) << where;
+
+      const int metrics_port = ContainerPort(container, "metrics");
+      ASSERT_FALSE(peers[metrics_port].empty()) << where << ": nobody may scrape " << metrics_port;
+      for (const YAML::Node& peer : peers[metrics_port]) {
+        EXPECT_EQ(Labels(At(peer, {"namespaceSelector", "matchLabels"})), kPrometheusNamespaceLabels) << where << ": " << peer;
+        EXPECT_EQ(Labels(At(peer, {"podSelector", "matchLabels"})), kPrometheusPodLabels) << where << ": " << peer;
+      }
+      if (daemon.container != "coordinator") continue;
+      const int grpc_port = PortOf(Str(At(ConfigFile(rendered, "coordinator.yaml"), {"coordinator", "listen"})));
+      ASSERT_EQ(ContainerPort(container, "grpc"), grpc_port) << where;
+      ASSERT_FALSE(peers[grpc_port].empty()) << where << ": the agents cannot reach " << grpc_port;
+      for (const YAML::Node& peer : peers[grpc_port]) {
+        // No namespaceSelector: pods of this namespace only; and of them, the agents only.
+        EXPECT_FALSE(peer["namespaceSelector"].IsDefined()) << where << ": " << peer;
+        ASSERT_TRUE(At(peer, {"podSelector", "matchLabels"}).IsMap()) << where << ": " << peer;
+        EXPECT_TRUE(Selects(peer["podSelector"], agent_labels)) << where << ": " << peer;
+        for (const YAML::Node& workload : Workloads(rendered)) {
+          if (Str(At(workload, {"metadata", "name"})) == "modelcache-agent") continue;
+          EXPECT_FALSE(Selects(peer["podSelector"], At(workload, {"spec", "template", "metadata", "labels"})))
+              << where << ": " << peer << " also admits " << At(workload, {"metadata", "name"});
+        }
+      }
+    }
+  }
+}
+
+// deploy/README.md's patch for another Prometheus, applied as the README says, changes who may
+// scrape both daemons and nothing else.
+TEST_F(DeployRender, DocumentedPrometheusPatchChangesWhoMayScrapeBothDaemons) {
+  const std::string readme = ReadFile(kDeployDir + "/README.md");
+  const size_t section = readme.find("## Network policy");
+  ASSERT_NE(section, std::string::npos) << "deploy/README.md has no \"## Network policy\" section";
+  const size_t block = readme.find("```yaml\n", section);
+  ASSERT_NE(block, std::string::npos);
+  const size_t block_end = readme.find("```", block + 8);
+  ASSERT_NE(block_end, std::string::npos);
+  const std::string snippet = readme.substr(block + 8, block_end - block - 8);
+  ASSERT_THAT(snippet, ::testing::HasSubstr("patches:"));
+
+  testing::TempDir overlay;
+  const std::string base = fs::relative(kDeployDir + "/base", overlay.Path()).string();
+  ASSERT_TRUE(testing::WriteTestFile(overlay.Join("kustomization.yaml"),
+                                     "resources:\n  - " + base + "\n" + snippet));
+  const Rendered patched = RenderNow(overlay.Path().string());
+  ASSERT_EQ(patched.error, "") << snippet;
+  const YAML::Node patch = YAML::Load(snippet);
+  const YAML::Node value = YAML::Load(Str(At(patch, {"patches", 0, "patch"})))[0]["value"];
+  ASSERT_TRUE(value.IsSequence()) << snippet;
+  const std::map<std::string, std::string> namespace_labels = Labels(At(value, {0, "namespaceSelector", "matchLabels"}));
+  const std::map<std::string, std::string> pod_labels = Labels(At(value, {0, "podSelector", "matchLabels"}));
+  ASSERT_NE(namespace_labels, kPrometheusNamespaceLabels) << "the README's example changes nothing";
+
+  const Rendered& base_render = Render("base");
+  for (const char* name : {"modelcache-agent", "modelcache-coordinator"}) {
+    YAML::Node before = Find(base_render, "NetworkPolicy", name);
+    YAML::Node after = Find(patched, "NetworkPolicy", name);
+    ASSERT_TRUE(after.IsDefined()) << name;
+    EXPECT_EQ(Labels(At(after, {"spec", "ingress", 0, "from", 0, "namespaceSelector", "matchLabels"})), namespace_labels)
+        << name;
+    EXPECT_EQ(Labels(At(after, {"spec", "ingress", 0, "from", 0, "podSelector", "matchLabels"})), pod_labels) << name;
+    EXPECT_EQ(YAML::Dump(At(after, {"spec", "ingress", 0, "ports"})), YAML::Dump(At(before, {"spec", "ingress", 0, "ports"})))
+        << name << ": rule 0 is not the metrics rule";
+    ASSERT_EQ(At(after, {"spec", "ingress"}).size(), At(before, {"spec", "ingress"}).size()) << name;
+    for (size_t rule = 1; rule < At(before, {"spec", "ingress"}).size(); ++rule) {
+      EXPECT_EQ(YAML::Dump(At(after, {"spec", "ingress", static_cast<int>(rule)})),
+                YAML::Dump(At(before, {"spec", "ingress", static_cast<int>(rule)})))
+          << name << " rule " << rule;
+    }
+  }
 }
 
 TEST_F(DeployRender, MonitoringServiceMonitorsSelectServicesWithTheirMetricsPort) {
