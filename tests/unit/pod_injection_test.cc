@@ -36,7 +36,8 @@ const json* Find(const json& list, const std::string& name) {
 }
 
 std::string Env(const json& container, const std::string& name) {
-  const json* variable = Find(container.value("env", json::array()), name);
+  if (!container.contains("env")) return "<unset>";
+  const json* variable = Find(container["env"], name);
   return variable == nullptr ? "<unset>" : variable->value("value", "");
 }
 
