@@ -10,6 +10,7 @@
 #include <set>
 
 #include "kube/kube_client.h"
+#include "spdlog/fmt/fmt.h"
 #include "kube/resource.h"
 #include "tests/testing/agent_process.h"
 #include "tests/testing/coordinator_process.h"
