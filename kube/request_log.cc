@@ -6,7 +6,7 @@
 
 namespace modelcache::kube {
 
-absl::Status RequestLog::Open(const std::string& path, std::string_view key) {
+absl::Status RequestLog::Open(const std::string& path, const std::string& key) {
   std::lock_guard lock(mutex_);
   file_.open(path, std::ios::app);
   if (!file_) return absl::InvalidArgumentError(fmt::format("{}: cannot open \"{}\"", key, path));
@@ -14,11 +14,11 @@ absl::Status RequestLog::Open(const std::string& path, std::string_view key) {
 }
 
 void RequestLog::Write(const RequestRecord& record) {
-  nlohmann::json line = {{"method", record.method},       {"path", record.path},
-                         {"query", record.query},         {"verb", record.verb},
-                         {"apiGroup", record.api_group},  {"resource", record.resource},
+  nlohmann::json line = {{"method", record.method},           {"path", record.path},
+                         {"query", record.query},             {"verb", record.verb},
+                         {"apiGroup", record.api_group},      {"resource", record.resource},
                          {"subresource", record.subresource}, {"namespace", record.namespace_name},
-                         {"name", record.name},           {"status", record.http_status}};
+                         {"name", record.name},               {"status", record.http_status}};
   std::lock_guard lock(mutex_);
   file_ << line.dump() << '\n';
   file_.flush();

@@ -1,8 +1,8 @@
 #pragma once
-// Appends one JSON line per API request (a KubeClientOptions::on_request hook): the RBAC tests
-// compare them with the rules in deploy/. Lines are flushed one by one, as the process may be
-// killed; several logs (the cache claims' and the reviews' clients) may append to one file.
-// Thread-safe.
+// Appends one JSON line per API request (a daemon's kubernetes.requestLog): the RBAC test
+// (tests/testing/rbac_rules.h) compares them with the rules in deploy/. Lines are flushed one
+// by one, as the process may be killed. Thread-safe: KubeClientOptions::on_request may run on
+// several threads at once.
 #include <fstream>
 #include <mutex>
 #include <string>
@@ -14,8 +14,8 @@ namespace modelcache::kube {
 
 class RequestLog {
  public:
-  // INVALID_ARGUMENT naming `key` (the configuration key) and the path when it cannot open.
-  absl::Status Open(const std::string& path, std::string_view key);
+  // INVALID_ARGUMENT naming `key` (the config key, "kubernetes.requestLog") and the path.
+  absl::Status Open(const std::string& path, const std::string& key = "kubernetes.requestLog");
   void Write(const RequestRecord& record);
 
  private:

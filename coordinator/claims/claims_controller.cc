@@ -42,7 +42,6 @@ std::string ErrorReason(const absl::Status& status) {
   }
 }
 
-
 }  // namespace
 
 struct ClaimsController::Impl {
@@ -406,7 +405,7 @@ absl::StatusOr<std::unique_ptr<ClaimsController>> ClaimsController::Create(const
   auto impl = std::make_unique<Impl>(config, storage, clock, registry);
   kube::KubeClientOptions options;
   if (!config.request_log.empty()) {
-    RETURN_IF_ERROR(impl->request_log_.Open(config.request_log, "kubernetes.requestLog"));
+    RETURN_IF_ERROR(impl->request_log_.Open(config.request_log));
     options.on_request = [log = &impl->request_log_](const kube::RequestRecord& record) { log->Write(record); };
   }
   ASSIGN_OR_RETURN(impl->client_, kube::KubeClient::Create(*std::move(kube_config), std::move(options)));
