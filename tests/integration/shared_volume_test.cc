@@ -141,8 +141,8 @@ TEST_F(SharedVolumeTest, CleanupThroughOneAgentKeepsAModelLeasedOnAnotherNodeUnl
   EXPECT_EQ(kept.exit_code, 0) << kept.err;
   EXPECT_THAT(kept.out, HasSubstr("live lease"));
   EXPECT_TRUE(fs::exists(ModelDir("v1"))) << kept.out;
-  CtlResult stat = Ctl(node_a, {"stat", "--model", "m", "--version", "v1"});
-  EXPECT_EQ(stat.exit_code, 0) << stat.err;
+  CtlResult still = Fetch(node_b, "v1");
+  EXPECT_EQ(still.exit_code, 0) << still.err;
 
   CtlResult forced = Ctl(node_a, {"cleanup", "--volume", volume, "--models", "m@v1", "--force"});
   EXPECT_EQ(forced.exit_code, 0) << forced.err;
