@@ -390,6 +390,8 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
       return ApplyOci(value, config);
     } else if (key == "scrub") {
       return ApplyScrub(value, config);
+    } else if (key == "kubernetes") {
+      ASSIGN_OR_RETURN(config.kubernetes, pod_leases::ParsePodLeasesConfig(value));
     } else if (key == "testOnlyFilesystemType") {
       ASSIGN_OR_RETURN(config.test_only_filesystem_type, Scalar(path, value));
     } else {
@@ -399,7 +401,7 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
                                "extraVolumes",
                                "scrub", "testOnlyFilesystemType", "leaseTtl", "stateDir",
                                "coordinatorReportInterval", "coordinatorTls", "fileSources",
-                               "network", "hf", "oci"});
+                               "network", "hf", "oci", "kubernetes"});
     }
     return absl::OkStatus();
   });
@@ -571,6 +573,10 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(std::string_view yaml_text, const A
                                       environment.Get(kLogJsonVariable), config.log_level,
                                       config.log_json));
   ApplyFlags(flags, config);
+  config.kubernetes.environment = kube::KubeEnvironment::FromLookup([&environment](const char* name) -> const char* {
+    auto found = environment.variables.find(name);
+    return found == environment.variables.end() ? nullptr : found->second.c_str();
+  });
   RETURN_IF_ERROR(Validate(config));
   return config;
 }

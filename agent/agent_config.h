@@ -47,6 +47,7 @@
 #include "agent/fill/listing_budget.h"
 #include "agent/fill/source.h"
 #include "agent/model_cache.h"
+#include "agent/pod_leases/pod_leases_config.h"
 #include "common/storage_config.h"
 
 namespace CLI {
@@ -136,6 +137,8 @@ struct AgentConfig {
   uint64_t scrub_bytes_per_second = 64ull << 20;
   // How long a lease taken by Ensure (holder set) or Hold lasts without a renewal.
   std::chrono::seconds lease_ttl{600};
+  // kubernetes: leases that follow the pods of this node (agent/pod_leases/).
+  pod_leases::PodLeasesConfig kubernetes;
   // This agent's own files: answered command ids, the last caching policy. Resolved by
   // ParseAgentConfig (default: AgentStateDir of the cache layout for this node).
   std::filesystem::path state_dir;

@@ -21,6 +21,7 @@
 #include "agent/coordinator_client.h"
 #include "agent/fill/event_loop.h"
 #include "agent/leases.h"
+#include "agent/pod_leases/pod_lease_follower.h"
 #include "agent/fill_gate.h"
 #include "agent/fill_lease_client.h"
 #include "agent/local_cache_ops.h"
@@ -170,6 +171,8 @@ struct AgentServer::Parts {
   CachingPolicyHolder caching_policy{/*allow_without_policy=*/false};
   std::unique_ptr<ModelCacheOps> cache_ops;
   std::unique_ptr<CoordinatorClient> coordinator;  // null without `coordinator`
+  // Leases that follow this node's pods (kubernetes.podLeases); null when off.
+  std::unique_ptr<pod_leases::PodLeaseFollower> pod_follower;
   prometheus::Registry registry;
   std::unique_ptr<AgentMetrics> metrics;
   std::unique_ptr<grpc::Service> service;
@@ -415,6 +418,16 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
                                                         .Add("volume_id", volume_id)
                                                         .Add("node", config.node_name));
   }
+  if (config.kubernetes.enabled) {
+    ASSIGN_OR_RETURN(p.pod_follower, pod_leases::PodLeaseFollower::Create(
+                                         config.kubernetes,
+                                         {.node_name = config.node_name,
+                                          .on_leases_changed = [&p] {
+                                            if (p.coordinator) p.coordinator->ReportNow();
+                                          }},
+                                         *p.leases, p.clock));
+    p.pod_follower->Start();
+  }
   AgentServiceOptions service_options{.caching_enabled = config.caching_enabled,
                                       .caching_allowed = nullptr,  // set below with a coordinator
                                       .on_model_published = [&p] {
@@ -510,6 +523,8 @@ void AgentServer::Shutdown() {
   p.ready = false;
   spdlog::info("agent shutting down");
   p.SetScrapedCoordinator(nullptr);
+  // Its callback reports through the coordinator client.
+  if (p.pod_follower) p.pod_follower->Stop();
   // First, so that no coordinator command runs against a cache that is going away, and no
   // fill waits for room that will not come.
   if (p.volume_client) p.volume_client->CancelAll();

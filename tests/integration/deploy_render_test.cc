@@ -747,23 +747,37 @@ TEST_F(DeployRender, PodsHaveNoPrivilegeOrApiAccessTheyDoNotNeed) {
   const std::set<std::string> allowed_host_paths = {"/run/modelcache", "/var/lib/modelcache"};
   for (const std::string& directory : AllDirectories()) {
     const Rendered& rendered = Render(directory);
-    // The agent needs no API access; the coordinator its one ClusterRole (the cache claim copies;
-    // cache_claims_test checks its rules against the requests the coordinator makes).
+    // Each daemon its own ClusterRole: the coordinator's for the cache claim copies
+    // (cache_claims_test checks its rules against the requests the coordinator makes), the
+    // agent's for the pods of its node (pods get/list/watch; pod_leases_test checks it).
     for (const char* kind : {"Role", "RoleBinding"}) {
       EXPECT_THAT(OfKind(rendered, kind), ::testing::IsEmpty()) << directory;
     }
     if (directory != "examples") {
-      ASSERT_EQ(OfKind(rendered, "ClusterRole").size(), 1u) << directory;
-      ASSERT_EQ(OfKind(rendered, "ClusterRoleBinding").size(), 1u) << directory;
-      YAML::Node binding = OfKind(rendered, "ClusterRoleBinding")[0];
-      EXPECT_EQ(Str(At(binding, {"roleRef", "name"})), "modelcache-coordinator") << directory;
-      ASSERT_EQ(binding["subjects"].size(), 1u) << directory;
-      EXPECT_EQ(Str(At(binding, {"subjects", 0, "name"})), "modelcache-coordinator") << directory;
-      EXPECT_EQ(Str(At(binding, {"subjects", 0, "namespace"})), kNamespace) << directory;
-      for (const YAML::Node& rule : OfKind(rendered, "ClusterRole")[0]["rules"]) {
-        for (const YAML::Node& resource : rule["resources"]) {
-          EXPECT_THAT(Str(resource), ::testing::AnyOf("namespaces", "persistentvolumes", "persistentvolumeclaims"))
-              << directory << ": nothing beyond namespaces, PVs and PVCs";
+      ASSERT_EQ(OfKind(rendered, "ClusterRole").size(), 2u) << directory;
+      ASSERT_EQ(OfKind(rendered, "ClusterRoleBinding").size(), 2u) << directory;
+      for (const YAML::Node& binding : OfKind(rendered, "ClusterRoleBinding")) {
+        const std::string role = Str(At(binding, {"roleRef", "name"}));
+        EXPECT_THAT(role, ::testing::AnyOf("modelcache-coordinator", "modelcache-agent")) << directory;
+        ASSERT_EQ(binding["subjects"].size(), 1u) << directory;
+        EXPECT_EQ(Str(At(binding, {"subjects", 0, "name"})), role) << directory;
+        EXPECT_EQ(Str(At(binding, {"subjects", 0, "namespace"})), kNamespace) << directory;
+      }
+      for (const YAML::Node& cluster_role : OfKind(rendered, "ClusterRole")) {
+        const bool agent = Str(At(cluster_role, {"metadata", "name"})) == "modelcache-agent";
+        for (const YAML::Node& rule : cluster_role["rules"]) {
+          for (const YAML::Node& resource : rule["resources"]) {
+            if (agent) {
+              EXPECT_EQ(Str(resource), "pods") << directory << ": the agent reads pods, nothing else";
+            } else {
+              EXPECT_THAT(Str(resource), ::testing::AnyOf("namespaces", "persistentvolumes", "persistentvolumeclaims"))
+                  << directory << ": nothing beyond namespaces, PVs and PVCs";
+            }
+          }
+          if (agent) {
+            EXPECT_EQ(rule["verbs"].as<std::vector<std::string>>(), (std::vector<std::string>{"get", "list", "watch"}))
+                << directory;
+          }
         }
       }
     }
@@ -773,8 +787,9 @@ TEST_F(DeployRender, PodsHaveNoPrivilegeOrApiAccessTheyDoNotNeed) {
     for (const YAML::Node& workload : Workloads(rendered)) {
       std::string workload_name = Str(At(workload, {"metadata", "name"}));
       YAML::Node pod_spec = PodSpec(workload);
-      // Only the coordinator talks to the Kubernetes API.
-      EXPECT_EQ(Str(pod_spec["automountServiceAccountToken"]), workload_name == "modelcache-coordinator" ? "true" : "false")
+      // The daemons talk to the Kubernetes API; nothing else does.
+      EXPECT_EQ(Str(pod_spec["automountServiceAccountToken"]),
+                workload_name == "modelcache-coordinator" || workload_name == "modelcache-agent" ? "true" : "false")
           << directory << ": " << workload_name;
       EXPECT_EQ(Str(At(pod_spec, {"securityContext", "runAsNonRoot"})), "true") << directory << ": " << workload_name;
       EXPECT_NE(Str(pod_spec["hostNetwork"]), "true") << directory << ": " << workload_name;

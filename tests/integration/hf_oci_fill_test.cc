@@ -21,6 +21,7 @@
 #include "tests/testing/agent_process.h"
 #include "tests/testing/cache_volume.h"
 #include "tests/testing/coordinator_process.h"
+#include "tests/testing/registry_sources.h"
 #include "tests/testing/hf_hub_server.h"
 #include "tests/testing/modelcachectl.h"
 #include "tests/testing/nginx_server.h"
@@ -98,8 +99,16 @@ class HfOciFillTest : public ::testing::Test {
                            {"fetch", "--model", "m", "--version", "v1", "--source", source, "--timeout", "170s"});
   }
 
-  // Four agents on one folder fetch `source` at once; every fetch succeeds.
+  // Four agents on one folder fetch `source` at once; every fetch succeeds. With a
+  // coordinator the source is registered first: agents fill only from a registered source.
   void FetchOnFourAgents(const std::string& source) {
+    if (coordinator_) {
+      absl::Status registered = testing::RegisterSource(coordinator_->Address(), "", "m", "v1", source);
+      ASSERT_TRUE(registered.ok()) << registered;
+      for (int i = 0; i < 4; ++i) {
+        ASSERT_TRUE(testing::WaitForRegisteredSources(agents_[i]->LogPath(), 1, 60s)) << Logs();
+      }
+    }
     std::vector<std::unique_ptr<testing::Subprocess>> fetches;
     for (int i = 0; i < 4; ++i) {
       fetches.push_back(StartFetch(i, source));
