@@ -153,10 +153,10 @@ class Fetch {
     absl::StatusOr<v1::EnsureProgress> result = EnsureThroughAgent(*channel);
     if (!result.ok() && options_.fallback) {
       if (std::optional<std::string> why = LocalFallbackReason(result.status())) {
-        // One line that says why: the agent's error, with its code.
+        // One line that says why: the reason and the agent's error.
         display_.Abandon();
-        Note("{} ({}); downloading into {} without the cache", *why,
-             DescribeError(result.status()), options_.dest);
+        Note("{} ({}); downloading into {} without the cache", *why, result.status().message(),
+             options_.dest);
         return RunLocally();
       }
     }

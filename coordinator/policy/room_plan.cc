@@ -7,6 +7,14 @@
 #include "spdlog/fmt/fmt.h"
 
 namespace modelcache {
+namespace {
+
+// "m@v1", or the name alone for a request without a version (a dry run's "a fill").
+std::string Wanted(const RoomRequest& request) {
+  return request.version.empty() ? request.name : request.name + "@" + request.version;
+}
+
+}  // namespace
 
 RoomPlan PlanRoom(const Snapshot& snapshot, const RoomRequest& request, Clock::TimePoint now) {
   RoomPlan plan;
@@ -39,8 +47,8 @@ RoomPlan PlanRoom(const Snapshot& snapshot, const RoomRequest& request, Clock::T
     auto age = std::chrono::duration_cast<std::chrono::seconds>(now - copy->last_access);
     plan.decisions.push_back(PurgeDecision{
         copy->volume_id, copy->name, copy->version, copy->size_bytes, PurgeReason::kRoom,
-        fmt::format("for {}@{} ({} short), least recently used (last access {} ago)",
-                    request.name, request.version, FormatBytes(request.bytes_needed),
+        fmt::format("for {} ({} short), least recently used (last access {} ago)",
+                    Wanted(request), FormatBytes(request.bytes_needed),
                     FormatDuration(std::max(age, std::chrono::seconds(0))))});
   }
   plan.enough = freed >= request.bytes_needed;
@@ -50,9 +58,9 @@ RoomPlan PlanRoom(const Snapshot& snapshot, const RoomRequest& request, Clock::T
 
 std::string DescribeRoomShortfall(const RoomRequest& request, const RoomPlan& plan) {
   return fmt::format(
-      "room on demand on volume {} for {}@{}: needs {} more, only {} could be purged (kept: {} "
-      "pinned, {} leased on some node, {} being filled or purged)",
-      request.volume_id, request.name, request.version, FormatBytes(request.bytes_needed),
+      "volume {}: {} needs {} more, only {} could be purged (kept: {} pinned, {} leased on some "
+      "node, {} being filled or purged)",
+      request.volume_id, Wanted(request), FormatBytes(request.bytes_needed),
       FormatBytes(plan.evictable_bytes), FormatBytes(plan.pinned_bytes),
       FormatBytes(plan.leased_bytes), FormatBytes(plan.busy_bytes));
 }

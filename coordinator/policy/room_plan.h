@@ -13,7 +13,7 @@ namespace modelcache {
 struct RoomRequest {
   std::string volume_id;
   std::string name;     // the model being filled (never chosen, whatever its state)
-  std::string version;
+  std::string version;  // empty: a dry run's hypothetical fill, named by `name` alone
   uint64_t bytes_needed = 0;  // more free bytes the fill needs than the volume has
 };
 
@@ -35,8 +35,8 @@ struct RoomPlan {
 // to do (enough, no decision).
 RoomPlan PlanRoom(const Snapshot& snapshot, const RoomRequest& request, Clock::TimePoint now);
 
-// "room on demand: 2 copies of 30 MiB for m@v1 (needs 25 MiB more)" and the like: why a
-// RoomPlan that is not `enough` fails, naming what it may not take.
+// "volume V: m@v1 needs 25 MiB more, only 10 MiB could be purged (kept: ...)": why a RoomPlan
+// that is not `enough` fails, naming what it may not take.
 std::string DescribeRoomShortfall(const RoomRequest& request, const RoomPlan& plan);
 
 }  // namespace modelcache

@@ -35,7 +35,7 @@ absl::StatusOr<v1::PurgeResponse> RoomOnDemand::DryRun(std::string_view volume_i
     return absl::InvalidArgumentError("purge --dry-run --room: --volume is required");
   }
   ASSIGN_OR_RETURN(Snapshot snapshot, store_.LoadSnapshot());
-  const RoomRequest request{std::string(volume_id), "(a new model)", "-", bytes};
+  const RoomRequest request{std::string(volume_id), "a fill", "", bytes};
   RoomPlan plan = PlanRoom(snapshot, request, clock_.Now());
   if (!plan.enough) return absl::ResourceExhaustedError(DescribeRoomShortfall(request, plan));
   v1::PurgeResponse response;
@@ -91,13 +91,13 @@ absl::StatusOr<v1::PurgeResponse> RoomOnDemand::Make(
       if (stored && stored->state == "done") break;
       if (stored && stored->state == "failed") {
         return absl::AbortedError(fmt::format(
-            "room on demand on volume {}: purge of {}@{} refused by node {}: {}", call.volume_id(),
+            "volume {}: purge of {}@{} refused by node {}: {}", call.volume_id(),
             stored->command.purge().name(), stored->command.purge().version(), stored->node_name,
             stored->result_message));
       }
       if (std::chrono::steady_clock::now() >= deadline) {
         return absl::DeadlineExceededError(fmt::format(
-            "room on demand on volume {}: purge command {} not carried out in time (no agent of "
+            "volume {}: purge command {} not carried out in time (no agent of "
             "the volume answered); it stays queued",
             call.volume_id(), id));
       }
