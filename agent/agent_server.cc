@@ -15,6 +15,8 @@
 #include <thread>
 
 #include "agent/caching_policy.h"
+#include "agent/coordination/room_requests.h"
+#include "agent/coordination/volume_client.h"
 #include "agent/command_answers.h"
 #include "agent/coordinator_client.h"
 #include "agent/fill/event_loop.h"
@@ -48,6 +50,10 @@ constexpr std::chrono::seconds kCacheMetricsInterval{5};
 constexpr std::chrono::seconds kShutdownGrace{2};
 // Command answers kept in the state folder; the coordinator re-sends only recent commands.
 constexpr size_t kRememberedAnswers = 4096;
+// Room on demand: the coordinator's plan plus the purges by an agent of the volume.
+constexpr std::chrono::seconds kRoomOnDemandTimeout{60};
+// `cleanup` asks the coordinator for the volume's leases; it refuses when no answer comes.
+constexpr std::chrono::seconds kVolumeLeasesTimeout{5};
 constexpr char kCommandAnswersFileName[] = "command-answers.bin";
 
 // Makes `socket_path` free to bind: creates its folder, removes a stale socket file. Refuses
@@ -149,6 +155,9 @@ struct AgentServer::Parts {
   EventLoop loop;
   // Before the cache, which borrows them.
   std::unique_ptr<FillLeaseClient> fill_leases;  // null without `coordinator`
+  // Room on demand and the volume's leases on every node; null without `coordinator`.
+  std::unique_ptr<VolumeClient> volume_client;
+  std::unique_ptr<RoomRequests> room_requests;
   std::unique_ptr<FillGate> fill_gate;
   std::unique_ptr<ListingBudget> listing_budget;  // borrowed by the cache's sources
   std::unique_ptr<ModelCache> cache;  // null when the storage check refused the cache
@@ -157,9 +166,9 @@ struct AgentServer::Parts {
   std::unique_ptr<grpc::Service> maintenance_service;
   // Without a coordinator every model may be cached; with one, the last pushed policy decides.
   // Until the first one arrives, the policy saved by the previous run applies
-  // (agent/saved_policy.h); on a first start the agent caches everything, as it keeps serving
-  // while the coordinator is away.
-  CachingPolicyHolder caching_policy{/*allow_without_policy=*/true};
+  // (agent/saved_policy.h); on a first start the agent caches nothing (caching is opt-in: each
+  // model must be enabled) and Ensure answers FAILED_PRECONDITION, so clients fall back.
+  CachingPolicyHolder caching_policy{/*allow_without_policy=*/false};
   std::unique_ptr<ModelCacheOps> cache_ops;
   std::unique_ptr<CoordinatorClient> coordinator;  // null without `coordinator`
   // Leases that follow this node's pods (kubernetes.podLeases); null when off.
@@ -299,6 +308,9 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
     client.client_cert = config.coordinator_tls.cert_pem;
     client.client_key = config.coordinator_tls.key_pem;
     p.fill_leases = std::make_unique<FillLeaseClient>(client, std::chrono::seconds(2));
+    p.volume_client = std::make_unique<VolumeClient>(client);
+    p.room_requests =
+        std::make_unique<RoomRequests>(*p.volume_client, volume_id, kRoomOnDemandTimeout);
   }
   p.fill_gate = std::make_unique<FillGate>(
       p.loop, p.clock,
@@ -321,6 +333,14 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
                        fill.chunk_retries);
     metrics->CountIgnoredRanges(fill.scheme, fill.ranges_ignored, fill.whole_file_streams);
   };
+  if (p.room_requests) {
+    // A fill that does not fit asks the coordinator for room; without one it fails as it is.
+    cache_options.make_room = [rooms = p.room_requests.get()](
+                                  const std::string& name, const std::string& version,
+                                  uint64_t bytes_short, std::function<void(absl::Status)> done) {
+      rooms->Ask(name, version, bytes_short, std::move(done));
+    };
+  }
   ASSIGN_OR_RETURN(p.cache, ModelCache::Open(p.loop, p.clock, std::move(cache_options)));
   ASSIGN_OR_RETURN(MaintenanceOptions maintenance, MaintenanceOptionsFor(config, volume_id));
   // Cleanup never removes a model a pod on this node holds (unless forced).
@@ -328,6 +348,12 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
                                                      std::string_view version) {
     return leases->is_leased(name, version);
   };
+  if (p.volume_client) {
+    // ... nor one a pod on another node of the volume holds: the coordinator knows those.
+    maintenance.volume_leases = [client = p.volume_client.get()](std::string_view volume) {
+      return client->LeasedModels(std::string(volume), kVolumeLeasesTimeout);
+    };
+  }
   // A cleanup of the old volume shows in `usage` at once, not at the next heartbeat.
   maintenance.on_volume_changed = [&p] {
     if (p.coordinator) p.coordinator->ReportNow();
@@ -344,13 +370,22 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
                    LogFields()
                        .Add("path", policy_file.string())
                        .Add("error", saved.status())
-                       .Add("next", "ignored: caching everything until the coordinator answers"));
+                       .Add("next", "ignored: refusing every model until the coordinator answers"));
     } else if (saved->has_value()) {
       p.caching_policy.Set(**saved);
       spdlog::info("caching policy from the last run (until the coordinator answers): default "
                    "{}, {} rules, {} sources",
                    (*saved)->default_enabled() ? "enabled" : "disabled", (*saved)->rules_size(),
                    (*saved)->sources_size());
+    }
+    if (!p.caching_policy.Known()) {
+      // Said once: every Ensure until then answers FAILED_PRECONDITION ("no caching policy").
+      spdlog::warn("no caching policy yet {}",
+                   LogFields()
+                       .Add("path", policy_file.string())
+                       .Add("error", "no policy saved by an earlier run and none received yet")
+                       .Add("next", "refusing every model (clients fall back) until the "
+                                    "coordinator sends its policy"));
     }
     ASSIGN_OR_RETURN(p.answers,
                      CommandAnswers::Open(config.state_dir / kCommandAnswersFileName,
@@ -411,8 +446,9 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
                                       }};
   if (p.coordinator) {
     service_options.caching_allowed = [&p](std::string_view name, std::string_view version) {
-      return p.caching_policy.Allowed(name, version);
+      return p.caching_policy.Check(name, version);
     };
+    service_options.policy_known = [&p] { return p.caching_policy.Known(); };
     service_options.registry_lookup = [&p](std::string_view name, std::string_view version) {
       return p.caching_policy.LookupSource(name, version);
     };
@@ -495,7 +531,10 @@ void AgentServer::Shutdown() {
   p.SetScrapedCoordinator(nullptr);
   // Its callback reports through the coordinator client.
   if (p.pod_follower) p.pod_follower->Stop();
-  // First, so that no coordinator command runs against a cache that is going away.
+  // First, so that no coordinator command runs against a cache that is going away, and no
+  // fill waits for room that will not come.
+  if (p.volume_client) p.volume_client->CancelAll();
+  if (p.room_requests) p.room_requests->Stop();
   if (p.coordinator) p.coordinator->Stop();
   if (p.server) p.server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   {

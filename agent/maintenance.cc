@@ -215,6 +215,30 @@ absl::StatusOr<v1::CleanupResponse> Maintenance::Cleanup(const v1::CleanupReques
       if (options_.is_leased(name, version)) wanted.leased.emplace(name, version);
     }
   }
+  // Leases of pods on the other nodes of the volume: only the coordinator knows them.
+  if (options_.volume_leases && !wanted.force &&
+      (!wanted.models.empty() || wanted.staging_older_than.has_value())) {
+    absl::StatusOr<std::set<std::pair<std::string, std::string>>> leased =
+        options_.volume_leases(volume.id);
+    if (!leased.ok()) {
+      return absl::FailedPreconditionError(fmt::format(
+          "cleanup of volume {}: cannot ask the coordinator for the leases pods on other nodes "
+          "hold ({}): nothing removed; retry once it answers, or use --force",
+          volume.id, leased.status().message()));
+    }
+    for (const InventoryModel& model : inventory.models) {
+      if (leased->count({model.name, model.version}) > 0) {
+        wanted.leased.emplace(model.name, model.version);
+      }
+    }
+    for (const InventoryStaging& staging : inventory.staging) {
+      size_t at = staging.folder.find('@');
+      if (at == std::string::npos) continue;
+      std::pair<std::string, std::string> key{staging.folder.substr(0, at),
+                                              staging.folder.substr(at + 1)};
+      if (leased->count(key) > 0) wanted.leased.insert(key);
+    }
+  }
   CleanupPlan plan = PlanCleanup(inventory, wanted);
 
   v1::CleanupResponse response;

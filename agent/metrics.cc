@@ -12,7 +12,7 @@ namespace {
 
 // Every series exists from the start, so dashboards and alerts see 0 rather than nothing.
 constexpr std::string_view kSchemes[] = {"http", "https", "s3", "file", "hf", "oci"};
-constexpr std::string_view kPurgeReasons[] = {"unused", "deleted", "quota", "manual", "other"};
+constexpr std::string_view kPurgeReasons[] = {"unused", "deleted", "quota", "manual", "room", "other"};
 
 prometheus::Gauge* AddGauge(prometheus::Registry& registry, const std::string& name,
                             const std::string& help) {
@@ -51,6 +51,7 @@ AgentMetrics::AgentMetrics(prometheus::Registry& registry) {
   fallback_node_ = &fallbacks.Add({{"reason", "node_disabled"}});
   fallback_model_ = &fallbacks.Add({{"reason", "model_disabled"}});
   fallback_source_ = &fallbacks.Add({{"reason", "source_refused"}});
+  fallback_no_policy_ = &fallbacks.Add({{"reason", "no_policy"}});
   fills_in_progress_ =
       AddGauge(registry, "modelcache_fills_in_progress", "Models being filled right now");
   fills_ = AddCounters(registry, "modelcache_fills_total",
@@ -128,6 +129,9 @@ void AgentMetrics::CountFallback(FallbackReason reason) {
       break;
     case FallbackReason::kSourceRefused:
       fallback_source_->Increment();
+      break;
+    case FallbackReason::kNoPolicy:
+      fallback_no_policy_->Increment();
       break;
   }
 }

@@ -72,12 +72,15 @@ class AgentService final : public v1::Agent::Service {
                           "model caching is disabled on this node (modelsCacheStorage.enabled "
                           "is false): download the model yourself");
     }
-    if (options_.caching_allowed && !options_.caching_allowed(request->name(), request->version())) {
-      metrics_.CountEnsure(EnsureResult::kError);
-      metrics_.CountFallback(FallbackReason::kModelDisabled);
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          "caching disabled for model " + request->name() + "@" +
-                              request->version() + " by the coordinator: download the model yourself");
+    if (options_.caching_allowed) {
+      absl::Status allowed = options_.caching_allowed(request->name(), request->version());
+      if (!allowed.ok()) {
+        metrics_.CountEnsure(EnsureResult::kError);
+        metrics_.CountFallback(options_.policy_known && !options_.policy_known()
+                                   ? FallbackReason::kNoPolicy
+                                   : FallbackReason::kModelDisabled);
+        return ToGrpcStatus(allowed);
+      }
     }
     // The source comes from the registry when there is one: the request's is only checked.
     RegistryLookup registry;

@@ -5,6 +5,7 @@
 
 #include "cli/admin_connection.h"
 #include "cli/admin_handlers.h"
+#include "common/quantity.h"
 #include "common/uri.h"
 
 namespace modelcache::cli {
@@ -18,6 +19,7 @@ struct AdminState {
   std::string volume_id;
   std::string kind;
   bool dry_run = false;
+  std::string room;  // purge --dry-run --room SIZE
   bool clear = false;
   uint32_t limit = 50;
   int* exit_code = nullptr;
@@ -133,13 +135,34 @@ void AddAdminCommands(CLI::App& app, int* exit_code) {
   CLI::App* purge = Command(app, "purge", "Purge NAME[@VERSION] on every volume now", *state);
   purge->add_option("model", state->name, "NAME[@VERSION]");
   purge->add_flag("--dry-run", state->dry_run, "Show what the next policy run would purge, and why");
+  purge->add_option("--room", state->room,
+                    "With --dry-run and --volume: what room on demand would purge now for a fill "
+                    "this many bytes short (20Gi, 500M)");
+  purge->add_option("--volume", state->volume_id, "With --room: the volume that needs room");
   OnRun(*purge, state, [](AdminConnection& c, AdminState& s) {
     if (s.dry_run) {
       if (!s.name.empty()) {
         std::fprintf(stderr, "modelcachectl: purge --dry-run takes no model\n");
         return kAdminExitUsage;
       }
+      if (s.room.empty() != s.volume_id.empty()) {
+        std::fprintf(stderr, "modelcachectl: purge --dry-run: --room and --volume go together\n");
+        return kAdminExitUsage;
+      }
+      if (!s.room.empty()) {
+        absl::StatusOr<uint64_t> bytes = ParseQuantity(s.room);
+        if (!bytes.ok() || *bytes == 0) {
+          std::fprintf(stderr, "modelcachectl: purge --dry-run --room %s: want a size such as 20Gi\n",
+                       s.room.c_str());
+          return kAdminExitUsage;
+        }
+        return RunRoomDryRun(c, s.volume_id, *bytes);
+      }
       return RunPurgeDryRun(c);
+    }
+    if (!s.room.empty()) {
+      std::fprintf(stderr, "modelcachectl: purge --room needs --dry-run\n");
+      return kAdminExitUsage;
     }
     ModelRef ref;
     if (s.name.empty()) {

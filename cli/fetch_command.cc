@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/agent_client.h"
+#include "cli/fetch_fallback.h"
 #include "cli/local_fill.h"
 #include "cli/progress_display.h"
 #include "common/duration.h"
@@ -150,11 +151,14 @@ class Fetch {
     }
 
     absl::StatusOr<v1::EnsureProgress> result = EnsureThroughAgent(*channel);
-    if (!result.ok() && absl::IsFailedPrecondition(result.status()) && options_.fallback) {
-      display_.Abandon();
-      Note("the agent refused ({}); downloading into {} without the cache",
-           result.status().message(), options_.dest);
-      return RunLocally();
+    if (!result.ok() && options_.fallback) {
+      if (std::optional<std::string> why = LocalFallbackReason(result.status())) {
+        // One line that says why: the reason and the agent's error.
+        display_.Abandon();
+        Note("{} ({}); downloading into {} without the cache", *why, result.status().message(),
+             options_.dest);
+        return RunLocally();
+      }
     }
     return Report(result);
   }
@@ -234,7 +238,9 @@ void AddFetchCommand(CLI::App& app, CliContext& context) {
                       "Agent socket (default $MODELCACHE_SOCKET or /run/modelcache/agent.sock)");
   command->add_option("--holder", options->holder, "Who uses the model (default $HOSTNAME)");
   command->add_flag("--fallback", options->fallback,
-                    "Download locally into --dest if the agent is unreachable or refuses");
+                    "Download locally into --dest if the agent is unreachable, refuses "
+                    "(FAILED_PRECONDITION), the cache is full (RESOURCE_EXHAUSTED) or the "
+                    "agent is unavailable (UNAVAILABLE, CANCELLED)");
   command->add_option("--timeout", options->timeout, "Give up after this long (30s, 10m, 1h)");
   command->add_option("--connect-timeout", options->connect_timeout,
                       "How long to wait for the agent to accept a connection")

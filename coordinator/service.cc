@@ -6,6 +6,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <fstream>
@@ -31,6 +32,8 @@
 #include "coordinator/metrics.h"
 #include "coordinator/policy/purge_plan.h"
 #include "coordinator/policy/source_rules.h"
+#include "coordinator/policy/watermark_watch.h"
+#include "coordinator/room/room_on_demand.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
 #include "spdlog/spdlog.h"
 
@@ -75,6 +78,34 @@ absl::Status ValidateAuditKind(std::string_view kind) {
   }
   return absl::InvalidArgumentError(fmt::format(
       "audit: unknown kind \"{}\" (want purge, source or source-prefix)", kind));
+}
+
+// MakeRoom waits at most this long for the purges, whatever the caller's deadline.
+constexpr std::chrono::seconds kMaxRoomWait{60};
+
+// Models with a live lease on `volume_id`: agent-reported (any node) plus coordinator leases
+// for that volume or for every volume.
+v1::VolumeLeasesResponse LiveLeasesOn(const Snapshot& snapshot, const std::string& volume_id,
+                                      Clock::TimePoint now) {
+  std::map<std::pair<std::string, std::string>, uint32_t> leases;
+  for (const CachedCopy& copy : snapshot.copies) {
+    if (copy.volume_id == volume_id && copy.agent_leases > 0) {
+      leases[{copy.name, copy.version}] += copy.agent_leases;
+    }
+  }
+  for (const LeaseRecord& lease : snapshot.leases) {
+    if (lease.expires > now && (lease.volume_id.empty() || lease.volume_id == volume_id)) {
+      ++leases[{lease.name, lease.version}];
+    }
+  }
+  v1::VolumeLeasesResponse response;
+  for (const auto& [key, count] : leases) {
+    v1::LeasedModel* model = response.add_models();
+    model->set_name(key.first);
+    model->set_version(key.second);
+    model->set_live_leases(count);
+  }
+  return response;
 }
 
 }  // namespace
@@ -145,6 +176,8 @@ class CoordinatorServer::Impl final
       }
       credentials = grpc::SslServerCredentials(options);
     }
+    // The quota rule runs at once when a report takes a volume over its high watermark.
+    streams_.OnUsageStored([this](const std::set<std::string>& volumes) { WatchWatermarks(volumes); });
     grpc::ServerBuilder builder;
     builder.AddListeningPort(config_.listen, credentials, &port_);
     builder.RegisterService(this);
@@ -355,9 +388,13 @@ class CoordinatorServer::Impl final
     });
   }
 
-  grpc::Status PurgeDryRun(grpc::ServerContext* context, const v1::PurgeDryRunRequest*,
+  grpc::Status PurgeDryRun(grpc::ServerContext* context, const v1::PurgeDryRunRequest* request,
                            v1::PurgeResponse* response) override {
     return Handle(context, Permission::kRead, "PurgeDryRun", [&]() -> absl::Status {
+      if (request->room_bytes() > 0) {
+        ASSIGN_OR_RETURN(*response, room_.DryRun(request->volume_id(), request->room_bytes()));
+        return absl::OkStatus();
+      }
       ASSIGN_OR_RETURN(Snapshot snapshot, store_->LoadSnapshot());
       PurgePlan plan = Plan(snapshot, policy_, clock_.Now());
       for (const PurgeDecision& decision : plan.decisions) {
@@ -369,6 +406,30 @@ class CoordinatorServer::Impl final
       for (const PurgeDecision& left : plan.draining) {
         FillAction(left, PurgeReasonName(left.reason), response->add_skipped());
       }
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status MakeRoom(grpc::ServerContext* context, const v1::MakeRoomRequest* request,
+                        v1::PurgeResponse* response) override {
+    return Handle(context, Permission::kAgentStream, "MakeRoom", [&]() -> absl::Status {
+      // Answer before the caller gives up, so that it hears why.
+      auto left = context->deadline() - std::chrono::system_clock::now() -
+                  std::chrono::milliseconds(500);
+      left = std::clamp<std::chrono::system_clock::duration>(left, {}, kMaxRoomWait);
+      ASSIGN_OR_RETURN(*response, room_.Make(*request, std::chrono::steady_clock::now() + left));
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status VolumeLeases(grpc::ServerContext* context, const v1::VolumeLeasesRequest* request,
+                            v1::VolumeLeasesResponse* response) override {
+    return Handle(context, Permission::kLease, "VolumeLeases", [&]() -> absl::Status {
+      if (request->volume_id().empty()) {
+        return absl::InvalidArgumentError("volume leases: volume_id is empty");
+      }
+      ASSIGN_OR_RETURN(Snapshot snapshot, store_->LoadSnapshot());
+      *response = LiveLeasesOn(snapshot, request->volume_id(), clock_.Now());
       return absl::OkStatus();
     });
   }
@@ -721,11 +782,45 @@ class CoordinatorServer::Impl final
     last_store_state_ = std::move(state);
   }
 
+  // On the streams' worker thread, which owns watermarks_.
+  void WatchWatermarks(const std::set<std::string>& volumes) {
+    absl::StatusOr<v1::UsageResponse> usage = store_->Usage(policy_.default_quota_bytes);
+    if (!usage.ok()) {
+      spdlog::warn("usage read for the quota rule failed {}",
+                   LogFields().Add("error", usage.status()).Add(
+                       "next", "the quota rule waits for its scheduled pass"));
+      return;
+    }
+    bool crossed = false;
+    for (const v1::VolumeUsage& volume : usage->volumes()) {
+      if (volumes.count(volume.volume_id()) == 0) continue;
+      if (!watermarks_.Observe(volume.volume_id(), volume.used_bytes(), volume.quota_bytes(),
+                               policy_.high_watermark)) {
+        continue;
+      }
+      spdlog::info("volume over its high watermark {}",
+                   LogFields()
+                       .Add("volume", volume.volume_id())
+                       .Add("used", volume.used_bytes())
+                       .Add("quota", volume.quota_bytes())
+                       .Add("next", "policy pass now"));
+      crossed = true;
+    }
+    if (!crossed) return;
+    {
+      std::lock_guard lock(loop_mutex_);
+      run_now_ = true;
+    }
+    loop_wake_.notify_all();
+  }
+
   void PolicyLoop() {
     std::unique_lock lock(loop_mutex_);
     while (!stopping_) {
-      loop_wake_.wait_for(lock, config_.storage.check_unused_every, [this] { return stopping_; });
+      loop_wake_.wait_for(lock, config_.storage.check_unused_every,
+                          [this] { return stopping_ || run_now_; });
       if (stopping_) break;
+      run_now_ = false;
       lock.unlock();
       absl::Status status = RunPolicyOnce();
       if (!status.ok()) {
@@ -750,6 +845,12 @@ class CoordinatorServer::Impl final
                         AgentStreamMetrics{&metrics_.agents_connected, &metrics_.usage_reports,
                                            &metrics_.report_seconds, &metrics_.purges_done,
                                            &metrics_.bytes_freed}};
+  RoomOnDemand room_{*store_, clock_,
+                     RoomOnDemandHooks{
+                         .dispatch = [this] { DispatchAll(); },
+                         .count_decision = [this](std::string_view reason) {
+                           metrics_.CountPurgeDecision(reason);
+                         }}};
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   FillLeaseTable fill_leases_{clock_};
@@ -758,7 +859,9 @@ class CoordinatorServer::Impl final
   std::mutex loop_mutex_;
   std::condition_variable loop_wake_;
   bool stopping_ = false;
+  bool run_now_ = false;  // guarded by loop_mutex_: a report crossed a high watermark
   std::thread policy_thread_;
+  WatermarkWatch watermarks_;  // the streams' worker thread only
 
   std::atomic<bool> listening_{false};
   std::mutex store_metrics_mutex_;

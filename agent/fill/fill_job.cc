@@ -147,6 +147,7 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
         source_(std::move(request.source)),
         settings_(request.settings),
         before_publish_(std::move(request.before_publish)),
+        make_room_(std::move(request.make_room)),
         on_progress_(std::move(on_progress)),
         on_done_(std::move(on_done)),
         owner_(absl::StrCat("model ", name_, "@", version_)),
@@ -224,6 +225,8 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   void AfterWork();
 
   void OnListed(absl::Status status, Listing listing);
+  // The fill does not fit (`full`): asks make_room_ once, then OnListed again or fails.
+  void AskForRoom(absl::Status full, Listing listing);
   void OnPrepared(absl::Status status, std::vector<std::unique_ptr<FileWriter>> writers);
   void Pump();
   std::optional<size_t> AcquireBuffer();
@@ -274,6 +277,8 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   std::unique_ptr<Source> source_;  // List() runs on the pool; nothing else touches it then
   FillSettings settings_;
   std::function<absl::Status()> before_publish_;  // called on the pool only
+  std::function<void(uint64_t, std::function<void(absl::Status)>)> make_room_;  // may be empty
+  bool asked_for_room_ = false;
   bool keep_staging_ = false;  // before_publish_ refused: the staging is someone else's now
   ProgressFn on_progress_;
   DoneFn on_done_;
@@ -441,7 +446,14 @@ void FillJob::Impl::OnListed(absl::Status status, Listing listing) {
   archives_done_ = archives_.empty();
   reserved_bytes_ = total_bytes - resumed_bytes;
   absl::Status reserved = space_.Reserve(owner_, reserved_bytes_);
-  if (!reserved.ok()) return Fail(reserved);  // names the owner: "model x@1: needs ..."
+  if (!reserved.ok()) {
+    if (absl::IsResourceExhausted(reserved) && make_room_ && !asked_for_room_) {
+      listing.archives = std::move(archives_);  // OnListed runs again once there is room
+      archive_bytes_ = 0;
+      return AskForRoom(std::move(reserved), std::move(listing));
+    }
+    return Fail(reserved);  // names the owner: "model x@1: needs ..."
+  }
   reserved_ = true;
   if (resumed_bytes + written_bytes > 0) {
     spdlog::info("fill resuming from staging {}",
@@ -601,6 +613,27 @@ void FillJob::Impl::OnArchivesDone(absl::Status status, std::vector<UnpackedFile
   unpacked_ = std::move(unpacked);
   archives_done_ = true;
   MaybePublish();
+}
+
+void FillJob::Impl::AskForRoom(absl::Status full, Listing listing) {
+  asked_for_room_ = true;
+  absl::StatusOr<uint64_t> short_by = space_.Shortfall(owner_, reserved_bytes_);
+  if (!short_by.ok()) return Fail(short_by.status());
+  spdlog::info("fill needs room {}", LogFields()
+                                         .Add("model", name_)
+                                         .Add("version", version_)
+                                         .Add("bytes_short", *short_by)
+                                         .Add("next", "asking the coordinator for room on demand"));
+  auto retry = std::make_shared<Listing>(std::move(listing));
+  make_room_(*short_by, [weak = weak_from_this(), full = std::move(full), retry](absl::Status made) {
+    std::shared_ptr<Impl> self = weak.lock();
+    if (!self || self->phase_ != Phase::kListing) return;  // cancelled meanwhile
+    if (!made.ok()) {
+      return self->Fail(absl::ResourceExhaustedError(
+          absl::StrCat(full.message(), "; ", made.message())));
+    }
+    self->OnListed(absl::OkStatus(), std::move(*retry));
+  });
 }
 
 void FillJob::Impl::MaybePublish() {

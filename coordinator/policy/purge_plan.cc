@@ -14,25 +14,9 @@ using CopyKey = std::tuple<std::string, std::string, std::string>;  // volume, n
 
 CopyKey KeyOf(const CachedCopy& copy) { return {copy.volume_id, copy.name, copy.version}; }
 
-bool HasLiveLease(const CachedCopy& copy, const Snapshot& snapshot, Clock::TimePoint now) {
-  if (copy.agent_leases > 0) return true;
-  for (const LeaseRecord& lease : snapshot.leases) {
-    if (lease.name == copy.name && lease.version == copy.version && lease.expires > now &&
-        (lease.volume_id.empty() || lease.volume_id == copy.volume_id)) {
-      return true;
-    }
-  }
-  return false;
-}
-
 const RegistryModel* FindModel(const Snapshot& snapshot, const std::string& name) {
   auto found = snapshot.models.find(name);
   return found == snapshot.models.end() ? nullptr : &found->second;
-}
-
-bool IsPinned(const CachedCopy& copy, const Snapshot& snapshot) {
-  const RegistryModel* model = FindModel(snapshot, copy.name);
-  return model != nullptr && (model->pinned || model->pinned_versions.count(copy.version) > 0);
 }
 
 std::string Age(Clock::TimePoint then, Clock::TimePoint now) {
@@ -48,11 +32,28 @@ PurgeDecision DecisionFor(const CachedCopy& copy, PurgeReason reason, std::strin
 
 }  // namespace
 
+bool HasLiveLease(const CachedCopy& copy, const Snapshot& snapshot, Clock::TimePoint now) {
+  if (copy.agent_leases > 0) return true;
+  for (const LeaseRecord& lease : snapshot.leases) {
+    if (lease.name == copy.name && lease.version == copy.version && lease.expires > now &&
+        (lease.volume_id.empty() || lease.volume_id == copy.volume_id)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool IsPinned(const CachedCopy& copy, const Snapshot& snapshot) {
+  const RegistryModel* model = FindModel(snapshot, copy.name);
+  return model != nullptr && (model->pinned || model->pinned_versions.count(copy.version) > 0);
+}
+
 const char* PurgeReasonName(PurgeReason reason) {
   switch (reason) {
     case PurgeReason::kDeleted: return "deleted";
     case PurgeReason::kUnused: return "unused";
     case PurgeReason::kQuota: return "quota";
+    case PurgeReason::kRoom: return "room";
   }
   return "unknown";
 }

@@ -58,8 +58,15 @@ struct PurgePolicy {
   uint64_t default_quota_bytes = 0;  // 0: no quota rule for volumes without their own
 };
 
-enum class PurgeReason { kDeleted, kUnused, kQuota };
-const char* PurgeReasonName(PurgeReason reason);  // "deleted", "unused", "quota"
+// kRoom: room on demand for a fill that does not fit (coordinator/policy/room_plan.h).
+enum class PurgeReason { kDeleted, kUnused, kQuota, kRoom };
+const char* PurgeReasonName(PurgeReason reason);  // "deleted", "unused", "quota", "room"
+
+// Whether a live lease holds the copy: one its agents reported, or a coordinator lease for the
+// same name and version on the copy's volume (or on every volume) expiring after `now`.
+bool HasLiveLease(const CachedCopy& copy, const Snapshot& snapshot, Clock::TimePoint now);
+// Whether the registry pins the copy's model or version.
+bool IsPinned(const CachedCopy& copy, const Snapshot& snapshot);
 
 struct PurgeDecision {
   std::string volume_id;
