@@ -13,6 +13,7 @@
 //     metricsAddress: 127.0.0.1:9102       # optional: /metrics, /healthz, /readyz
 //     log: {level: info, json: false}      # MODELCACHE_LOG_LEVEL/_JSON and flags override
 //   kubernetes: {...}                      # coordinator/claims/claims_config.h (cache claim copies)
+//   webhook: {...}                         # coordinator/webhook/webhook_config.h (admission webhook)
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -20,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "common/storage_config.h"
 #include "coordinator/claims/claims_config.h"
+#include "coordinator/webhook/webhook_config.h"
 
 namespace modelcache {
 
@@ -43,6 +45,7 @@ struct CoordinatorConfig {
   std::string log_level = "info";
   bool log_json = false;
   claims::KubernetesConfig kubernetes;
+  webhook::WebhookConfig webhook;
 };
 
 // Parses a whole YAML document. INVALID_ARGUMENT naming the key and the value for a bad
