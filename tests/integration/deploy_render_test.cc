@@ -315,7 +315,7 @@ TEST_F(DeployRender, BaseHasEveryComponentInTheNamespace) {
   EXPECT_TRUE(Find(base, "ConfigMap", "modelcache-config").IsDefined());
   EXPECT_TRUE(Find(base, "PersistentVolumeClaim", kCacheClaimPrefix).IsDefined());
   const std::set<std::string> cluster_scoped = {"Namespace", "PersistentVolume", "StorageClass", "ClusterRole",
-                                                "ClusterRoleBinding"};
+                                                "ClusterRoleBinding", "MutatingWebhookConfiguration"};
   for (const std::string& directory : AllDirectories()) {
     for (const YAML::Node& object : Render(directory).objects) {
       if (cluster_scoped.contains(Str(object["kind"]))) continue;
@@ -565,6 +565,12 @@ TEST_F(DeployRender, OverlayConfigsDifferFromBaseOnlyInTheKeyTheyChange) {
             << directory << " " << key << ": " << found->second << " is not changed";
         expected["modelsCacheStorage"].remove(found->second);
         actual["modelsCacheStorage"].remove(found->second);
+      }
+      if (directory == "overlays/webhook" && std::string(key) == "coordinator.yaml") {
+        // The webhook overlay exists to turn the webhook on (its block is checked below).
+        ASSERT_TRUE(actual["webhook"].IsMap()) << directory;
+        EXPECT_EQ(Str(At(actual, {"webhook", "enabled"})), "true") << directory;
+        actual.remove("webhook");
       }
       if (directory == "overlays/switch-storage" && std::string(key) == "config.yaml") {
         // The old volume stays reachable for migrate and cleanup, at the path the overlay
@@ -951,13 +957,22 @@ std::map<int, std::vector<YAML::Node>> IngressPeersByPort(const Rendered& render
     ++selecting;
     EXPECT_THAT(At(policy, {"spec", "policyTypes"}).as<std::vector<std::string>>(), Contains("Ingress")) << name;
     for (const YAML::Node& rule : At(policy, {"spec", "ingress"})) {
-      EXPECT_TRUE(rule["from"].IsSequence() && rule["from"].size() > 0) << name << ": a rule open to every peer";
+      // One exception: the admission webhook's port (overlays/webhook), which the API server
+      // calls, and the API server is no pod a selector could name. Its rule may be open to
+      // every peer, on that port alone; the peer list is then one empty peer ("anyone").
+      bool webhook_only = rule["ports"].IsSequence() && rule["ports"].size() > 0;
+      for (const YAML::Node& port : rule["ports"]) webhook_only = webhook_only && Str(port["port"]) == "webhook";
+      YAML::Node anyone(YAML::NodeType::Sequence);
+      anyone.push_back(YAML::Node(YAML::NodeType::Map));
+      // (yaml-cpp's Node::operator= writes through to the node, so choose at construction.)
+      const YAML::Node from = webhook_only && !rule["from"].IsDefined() ? anyone : rule["from"];
+      EXPECT_TRUE(from.IsSequence() && from.size() > 0) << name << ": a rule open to every peer";
       EXPECT_TRUE(rule["ports"].IsSequence() && rule["ports"].size() > 0) << name << ": a rule open on every port";
       for (const YAML::Node& port : rule["ports"]) {
         EXPECT_EQ(Str(port["protocol"]), "TCP") << name;
         const int number = ResolvePort(container, port["port"]);
         EXPECT_NE(number, -1) << name << ": port " << port["port"] << " is no port of the pod";
-        for (const YAML::Node& peer : rule["from"]) {
+        for (const YAML::Node& peer : from) {
           EXPECT_FALSE(peer["ipBlock"].IsDefined()) << name << ": an address range may be anyone";
           peers_by_port[number].push_back(peer);
         }
@@ -1095,6 +1110,53 @@ TEST_F(DeployRender, MonitoringServiceMonitorsSelectServicesWithTheirMetricsPort
     EXPECT_EQ(matches, 1) << "ServiceMonitor " << At(monitor, {"metadata", "name"});
   }
   EXPECT_EQ(scraped_workloads, (std::set<std::string>{"modelcache-agent", "modelcache-coordinator"}));
+}
+
+}  // namespace
+}  // namespace modelcache
+
+namespace modelcache {
+namespace {
+
+// overlays/webhook: the MutatingWebhookConfiguration reaches the coordinator's /mutate through
+// its Service on the port the config listens on, for labelled pods only, and the coordinator
+// mounts the certificate files the config names.
+TEST_F(DeployRender, WebhookOverlayWiresTheMutatingWebhookToTheCoordinator) {
+  const Rendered& rendered = Render("overlays/webhook");
+  ASSERT_EQ(rendered.error, "");
+  YAML::Node config = ConfigFile(rendered, "coordinator.yaml")["webhook"];
+  ASSERT_TRUE(config.IsMap());
+  const int port = PortOf(Str(config["listen"]));
+  YAML::Node deployment = Find(rendered, "Deployment", "modelcache-coordinator");
+  YAML::Node pod_spec = PodSpec(deployment);
+  YAML::Node coordinator = Container(pod_spec, "coordinator");
+  EXPECT_EQ(ContainerPort(coordinator, "webhook"), port);
+  for (const char* key : {"tlsCert", "tlsKey"}) {
+    fs::path file = Str(config[key]);
+    EXPECT_EQ(Str(At(VolumeAt(pod_spec, coordinator, file.parent_path().string()).first, {"secret", "secretName"})),
+              "modelcache-webhook-tls") << key;
+  }
+  EXPECT_EQ(Str(config["image"]), Str(coordinator["image"]));
+
+  YAML::Node configuration = Find(rendered, "MutatingWebhookConfiguration", "modelcache");
+  ASSERT_TRUE(configuration.IsDefined());
+  YAML::Node hook = At(configuration, {"webhooks", 0});
+  EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "name"})), "modelcache-coordinator");
+  EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "namespace"})), "modelcache");
+  EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "path"})), "/mutate");
+  EXPECT_EQ(Str(At(hook, {"objectSelector", "matchLabels", "modelcache.io/inject"})), "true");
+  EXPECT_EQ(Str(hook["failurePolicy"]), "Fail");
+  EXPECT_EQ(Str(hook["sideEffects"]), "None");
+  EXPECT_EQ(Str(hook["reinvocationPolicy"]), "Never");
+  EXPECT_LE(hook["timeoutSeconds"].as<int>(), 10);
+  YAML::Node service = Find(rendered, "Service", "modelcache-coordinator");
+  bool served = false;
+  for (const YAML::Node& service_port : At(service, {"spec", "ports"})) {
+    if (service_port["port"].as<int>() == At(hook, {"clientConfig", "service", "port"}).as<int>()) {
+      served = ResolvePort(coordinator, service_port["targetPort"]) == port;
+    }
+  }
+  EXPECT_TRUE(served) << "the Service does not lead the webhook's port to " << port;
 }
 
 }  // namespace
