@@ -23,9 +23,12 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <nlohmann/json.hpp>
+
 #include "agent/agent_config.h"
 #include "common/duration.h"
 #include "common/storage_config.h"
+#include "coordinator/webhook/pod_injection.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 
@@ -1157,6 +1160,48 @@ TEST_F(DeployRender, WebhookOverlayWiresTheMutatingWebhookToTheCoordinator) {
     }
   }
   EXPECT_TRUE(served) << "the Service does not lead the webhook's port to " << port;
+}
+
+// Maps, sequences and scalars (as strings: the webhook reads names, env and annotations only).
+nlohmann::json YamlToJson(const YAML::Node& node) {
+  if (node.IsMap()) {
+    nlohmann::json object = nlohmann::json::object();
+    for (const auto& entry : node) object[entry.first.Scalar()] = YamlToJson(entry.second);
+    return object;
+  }
+  if (node.IsSequence()) {
+    nlohmann::json array = nlohmann::json::array();
+    for (const YAML::Node& item : node) array.push_back(YamlToJson(item));
+    return array;
+  }
+  return node.IsScalar() ? nlohmann::json(node.Scalar()) : nlohmann::json();
+}
+
+// The short example's pod, as its ReplicaSet makes it, is one the webhook admits and injects,
+// with the overlay's settings, and its server reads the model at $MODEL_PATH.
+TEST_F(DeployRender, ShortExampleIsInjectedByTheWebhook) {
+  const Rendered& examples = Render("examples");
+  ASSERT_EQ(examples.error, "");
+  YAML::Node deployment = Find(examples, "Deployment", "example-inference-short");
+  ASSERT_TRUE(deployment.IsDefined());
+  YAML::Node config = ConfigFile(Render("overlays/webhook"), "coordinator.yaml")["webhook"];
+  ASSERT_TRUE(config.IsMap());
+  nlohmann::json pod = {{"apiVersion", "v1"}, {"kind", "Pod"}};
+  pod["metadata"] = YamlToJson(At(deployment, {"spec", "template", "metadata"}));
+  pod["metadata"]["name"] = "example-inference-short-1";
+  pod["metadata"]["namespace"] = Str(At(deployment, {"metadata", "namespace"}));
+  pod["spec"] = YamlToJson(At(deployment, {"spec", "template", "spec"}));
+  EXPECT_EQ(pod["metadata"]["labels"].value("modelcache.io/inject", ""), "true");
+  webhook::InjectionSettings settings{.image = Str(config["image"]), .claim_name = "models-cache-pvc-modelcache"};
+  auto injected = webhook::InjectedPod(pod, settings);
+  ASSERT_TRUE(injected.ok()) << injected.status();
+  const nlohmann::json& server = (*injected)["spec"]["containers"][0];
+  std::string model_path;
+  for (const auto& variable : server["env"]) {
+    if (variable["name"] == "MODEL_PATH") model_path = variable["value"];
+  }
+  EXPECT_EQ(model_path, "/models/tiny-model");
+  EXPECT_EQ((*injected)["spec"]["initContainers"][0]["name"], webhook::kFetchContainer);
 }
 
 }  // namespace
