@@ -11,7 +11,7 @@
 //   nodeName: $NODE_NAME or the hostname
 //   coordinator: ""                      # host:port; "" runs without one
 //   coordinatorToken: ""                 # bearer token (role agent) for the coordinator
-//   coordinatorTokenFile: ""             # ... or a file holding it (trailing whitespace dropped)
+//   coordinatorTokenFile: ""             # ... or a file holding it, re-read when it changes (projected tokens rotate)
 //   coordinatorReportInterval: 10s       # usage delta / heartbeat to the coordinator
 //   coordinatorTls: {enabled: false, caFile: "", certFile: "", keyFile: ""}  # TLS to it
 //   log: {level: info, json: false}

@@ -288,6 +288,9 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   if (!config.coordinator.empty()) {
     client.target = config.coordinator;
     client.token = config.coordinator_token;
+    if (!config.coordinator_token_file.empty()) {
+      client.token_file = std::make_shared<kube::TokenSource>(kube::TokenSource::FromFile(config.coordinator_token_file));
+    }
     client.node_name = config.node_name;
     client.volume_id = volume_id;
     client.agent_version = MODELCACHE_VERSION;
@@ -363,6 +366,9 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
     CoordinatorClientOptions client;
     client.target = config.coordinator;
     client.token = config.coordinator_token;
+    if (!config.coordinator_token_file.empty()) {
+      client.token_file = std::make_shared<kube::TokenSource>(kube::TokenSource::FromFile(config.coordinator_token_file));
+    }
     client.node_name = config.node_name;
     client.volume_id = volume_id;
     client.agent_version = MODELCACHE_VERSION;

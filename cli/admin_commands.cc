@@ -26,7 +26,11 @@ struct AdminState {
 void AddConnectionFlags(CLI::App& command, AdminState& state) {
   command.add_option("--coordinator", state.options.coordinator,
                      "Coordinator host:port (default $MODELCACHE_COORDINATOR)");
-  command.add_option("--token", state.options.token, "Bearer token (default $MODELCACHE_TOKEN)");
+  command.add_option("--token", state.options.token,
+                     "Bearer token (default $MODELCACHE_TOKEN, then the kubeconfig user's token)");
+  command.add_option("--kubeconfig", state.options.kubeconfig,
+                     "Kubeconfig whose user token to send (default $KUBECONFIG, in-cluster, ~/.kube/config)");
+  command.add_option("--context", state.options.context, "Kubeconfig context (default the current one)");
   command.add_flag("--json", state.options.json, "JSON output for scripts");
   command.add_flag("--tls", state.options.tls, "Use TLS (system roots unless --ca-file)");
   command.add_option("--ca-file", state.options.ca_file, "PEM CA certificates for TLS");

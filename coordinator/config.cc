@@ -106,6 +106,8 @@ absl::Status ApplyKey(const std::string& key, const YAML::Node& value, Coordinat
     if (config.database.empty()) return Invalid(key, "", "want a file path");
   } else if (key == "tokensFile") {
     ASSIGN_OR_RETURN(config.tokens_file, Scalar(key, value));
+  } else if (key == "kubernetesAuth") {
+    ASSIGN_OR_RETURN(config.kubernetes_auth, kube_auth::ParseKubernetesAuthConfig(value));
   } else if (key == "highWatermark") {
     ASSIGN_OR_RETURN(config.high_watermark, Watermark(key, value));
   } else if (key == "lowWatermark") {
@@ -135,7 +137,7 @@ absl::Status ApplyKey(const std::string& key, const YAML::Node& value, Coordinat
     RETURN_IF_ERROR(ApplyLog(value, config));
   } else {
     return UnknownKeyError(fmt::format("{}.{}", kBlock, key),
-                           {"listen", "database", "tokensFile", "highWatermark", "lowWatermark",
+                           {"listen", "database", "tokensFile", "kubernetesAuth", "highWatermark", "lowWatermark",
                             "defaultCaching", "maxThreads", "tls", "metricsAddress", "log"});
   }
   return absl::OkStatus();

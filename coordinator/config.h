@@ -4,7 +4,9 @@
 //   coordinator:
 //     listen: 0.0.0.0:7070
 //     database: /var/lib/modelcache/coordinator.db
-//     tokensFile: /etc/modelcache/tokens   # empty: no authentication (development only)
+//     tokensFile: /etc/modelcache/tokens   # checked first; empty: none
+//     kubernetesAuth: {...}                # coordinator/kube_auth/kube_auth_config.h (reviews)
+//     # neither: no authentication (development only)
 //     highWatermark: 0.9                   # quota purge starts above this share of storageSize
 //     lowWatermark: 0.8                    # ... and stops at or below this one
 //     defaultCaching: disabled             # enabled | disabled, for models without a setting
@@ -21,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "common/storage_config.h"
 #include "coordinator/claims/claims_config.h"
+#include "coordinator/kube_auth/kube_auth_config.h"
 #include "coordinator/webhook/webhook_config.h"
 
 namespace modelcache {
@@ -36,6 +39,7 @@ struct CoordinatorConfig {
   std::string listen = "0.0.0.0:7070";
   std::string database = "coordinator.db";
   std::string tokens_file;
+  kube_auth::KubernetesAuthConfig kubernetes_auth;
   double high_watermark = 0.9;
   double low_watermark = 0.8;
   bool default_caching_enabled = false;

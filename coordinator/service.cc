@@ -28,6 +28,7 @@
 #include "coordinator/webhook/webhook_server.h"
 #include "coordinator/db/store.h"
 #include "coordinator/fill_leases.h"
+#include "coordinator/kube_auth/caller_auth.h"
 #include "coordinator/metrics.h"
 #include "coordinator/policy/purge_plan.h"
 #include "coordinator/policy/source_rules.h"
@@ -85,9 +86,9 @@ class CoordinatorServer::Impl final
     : public v1::Coordinator::WithCallbackMethod_Connect<v1::Coordinator::Service> {
  public:
   Impl(CoordinatorConfig config, const Clock& clock, std::unique_ptr<CoordinatorStore> store,
-       std::optional<TokenTable> tokens)
+       std::unique_ptr<kube_auth::CallerAuth> auth)
       : config_(std::move(config)), clock_(clock), store_(std::move(store)),
-        tokens_(std::move(tokens)) {
+        auth_(std::move(auth)) {
     policy_.purge_unused_after = config_.storage.purge_unused_after;
     policy_.high_watermark = config_.high_watermark;
     policy_.low_watermark = config_.low_watermark;
@@ -187,7 +188,7 @@ class CoordinatorServer::Impl final
                      .Add("listen", config_.listen)
                      .Add("port", port_)
                      .Add("tls", config_.tls.cert_file.empty() ? "off" : "on")
-                     .Add("auth", tokens_ ? "on" : "off"));
+                     .Add("auth", auth_ ? auth_->Describe() : "off"));
     policy_thread_ = std::thread([this] { PolicyLoop(); });
     listening_ = true;
     return absl::OkStatus();
@@ -577,12 +578,13 @@ class CoordinatorServer::Impl final
 
   absl::StatusOr<Principal> Check(grpc::ServerContextBase* context, Permission permission,
                                   std::string_view what) {
-    if (!tokens_) return Principal{"anonymous", Role::kAdmin};
+    if (!auth_) return Principal{"anonymous", Role::kAdmin};
     std::string_view header;
     const auto& metadata = context->client_metadata();
     auto found = metadata.find("authorization");
     if (found != metadata.end()) header = std::string_view(found->second.data(), found->second.size());
-    absl::StatusOr<Principal> principal = tokens_->Authenticate(header);
+    // The tokens file, then the Kubernetes reviews (bounded wait: coordinator/kube_auth/).
+    absl::StatusOr<Principal> principal = auth_->Check(header, permission, what);
     if (!principal.ok()) {
       metrics_.auth_refused.Increment();
       spdlog::warn("auth refused {}", LogFields()
@@ -591,16 +593,6 @@ class CoordinatorServer::Impl final
                                           .Add("error", principal.status())
                                           .Add("next", "the call is refused"));
       return principal.status();
-    }
-    absl::Status allowed = Authorize(*principal, permission, what);
-    if (!allowed.ok()) {
-      metrics_.auth_refused.Increment();
-      spdlog::warn("auth refused {}", LogFields()
-                                          .Add("call", what)
-                                          .Add("peer", context->peer())
-                                          .Add("error", allowed)
-                                          .Add("next", "the call is refused"));
-      return allowed;
     }
     if (permission == Permission::kAdmin || permission == Permission::kMaintain) {
       spdlog::info("auth granted {}", LogFields()
@@ -773,7 +765,7 @@ class CoordinatorServer::Impl final
   std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
   CoordinatorMetrics metrics_{*registry_};
   std::unique_ptr<CoordinatorStore> store_;
-  const std::optional<TokenTable> tokens_;
+  const std::unique_ptr<kube_auth::CallerAuth> auth_;  // null: no authentication
   PurgePolicy policy_;
   // Before server_: a server that was not shut down waits in its destructor for the streams,
   // which the worker finishes.
@@ -805,19 +797,17 @@ CoordinatorServer::~CoordinatorServer() { Shutdown(); }
 
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     const CoordinatorConfig& config, const Clock& clock) {
-  std::optional<TokenTable> tokens;
-  if (!config.tokens_file.empty()) {
-    ASSIGN_OR_RETURN(tokens, TokenTable::Load(config.tokens_file));
-  } else {
+  ASSIGN_OR_RETURN(std::unique_ptr<kube_auth::CallerAuth> auth, kube_auth::CallerAuth::Create(config, clock));
+  if (!auth) {
     spdlog::warn("authentication off {}",
                  LogFields()
-                     .Add("error", "no tokensFile configured")
+                     .Add("error", "neither tokensFile nor kubernetesAuth configured")
                      .Add("next", "every caller is admin (development only)"));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<CoordinatorStore> store,
                    CoordinatorStore::Open(config.database, config.default_caching_enabled));
   RETURN_IF_ERROR(store->ResetConnections());
-  auto impl = std::make_unique<Impl>(config, clock, std::move(store), std::move(tokens));
+  auto impl = std::make_unique<Impl>(config, clock, std::move(store), std::move(auth));
   RETURN_IF_ERROR(impl->StartClaims());
   RETURN_IF_ERROR(impl->StartMetrics());
   RETURN_IF_ERROR(impl->StartWebhook());

@@ -749,6 +749,8 @@ TEST_F(CacheClaimsTest, EveryRuleDeployGrantsTheCoordinatorIsUsed) {
   std::set<std::string> used;
   for (const json& request : *requests) used.insert(testing::GrantFor(request));
   for (const std::string& grant : testing::GrantsOf(*rules)) {
+    // The reviews' rules are kube_auth_test's ReviewRulesDeployGrantsAreExactlyTheOnesUsed.
+    if (grant.find("reviews/") != std::string::npos) continue;
     EXPECT_TRUE(used.contains(grant)) << "deploy/ grants " << grant << " but the coordinator never used it";
   }
   EXPECT_FALSE(used.empty());

@@ -763,7 +763,8 @@ TEST_F(DeployRender, PodsHaveNoPrivilegeOrApiAccessTheyDoNotNeed) {
       EXPECT_THAT(OfKind(rendered, kind), ::testing::IsEmpty()) << directory;
     }
     if (directory != "examples") {
-      ASSERT_EQ(OfKind(rendered, "ClusterRole").size(), 2u) << directory;
+      // Plus the three roles users are bound to by hand (user-roles.yaml), bound to nobody here.
+      ASSERT_EQ(OfKind(rendered, "ClusterRole").size(), 5u) << directory;
       ASSERT_EQ(OfKind(rendered, "ClusterRoleBinding").size(), 2u) << directory;
       for (const YAML::Node& binding : OfKind(rendered, "ClusterRoleBinding")) {
         const std::string role = Str(At(binding, {"roleRef", "name"}));
@@ -773,14 +774,26 @@ TEST_F(DeployRender, PodsHaveNoPrivilegeOrApiAccessTheyDoNotNeed) {
         EXPECT_EQ(Str(At(binding, {"subjects", 0, "namespace"})), kNamespace) << directory;
       }
       for (const YAML::Node& cluster_role : OfKind(rendered, "ClusterRole")) {
-        const bool agent = Str(At(cluster_role, {"metadata", "name"})) == "modelcache-agent";
+        const std::string name = Str(At(cluster_role, {"metadata", "name"}));
+        const bool agent = name == "modelcache-agent";
+        const bool user_role = name == "modelcache-admin" || name == "modelcache-maintainer" || name == "modelcache-viewer";
+        EXPECT_TRUE(agent || user_role || name == "modelcache-coordinator") << directory << ": " << name;
         for (const YAML::Node& rule : cluster_role["rules"]) {
           for (const YAML::Node& resource : rule["resources"]) {
             if (agent) {
               EXPECT_EQ(Str(resource), "pods") << directory << ": the agent reads pods, nothing else";
+            } else if (user_role) {
+              EXPECT_EQ(Str(resource), "models") << directory << ": " << name << " grants modelcache's permissions only";
+              EXPECT_EQ(rule["apiGroups"].as<std::vector<std::string>>(), std::vector<std::string>{"modelcache.io"})
+                  << directory << ": " << name;
             } else {
-              EXPECT_THAT(Str(resource), ::testing::AnyOf("namespaces", "persistentvolumes", "persistentvolumeclaims"))
-                  << directory << ": nothing beyond namespaces, PVs and PVCs";
+              // The cache claim copies, and proving callers (kube_auth_test checks these).
+              EXPECT_THAT(Str(resource), ::testing::AnyOf("namespaces", "persistentvolumes", "persistentvolumeclaims",
+                                                          "tokenreviews", "subjectaccessreviews"))
+                  << directory << ": nothing beyond namespaces, PVs, PVCs and reviews";
+              if (Str(resource).ends_with("reviews")) {
+                EXPECT_EQ(rule["verbs"].as<std::vector<std::string>>(), std::vector<std::string>{"create"}) << directory;
+              }
             }
           }
           if (agent) {
@@ -1113,6 +1126,55 @@ TEST_F(DeployRender, MonitoringServiceMonitorsSelectServicesWithTheirMetricsPort
     EXPECT_EQ(matches, 1) << "ServiceMonitor " << At(monitor, {"metadata", "name"});
   }
   EXPECT_EQ(scraped_workloads, (std::set<std::string>{"modelcache-agent", "modelcache-coordinator"}));
+}
+
+// Authentication is on with nothing to hand-make (issue #15): the coordinator's config turns
+// the Kubernetes reviews on, for the audience the agents' projected token carries and for the
+// agents' ServiceAccount; the agent's config reads that token from where the volume mounts it;
+// the roles of each permission are shipped, each a superset of the one below.
+TEST_F(DeployRender, AuthenticationIsOnByDefaultWithTheAgentsProjectedToken) {
+  for (const std::string& directory : AllDirectories()) {
+    if (directory == "examples") continue;
+    const Rendered& rendered = Render(directory);
+    YAML::Node auth = At(ConfigFile(rendered, "coordinator.yaml"), {"coordinator", "kubernetesAuth"});
+    ASSERT_TRUE(auth.IsMap()) << directory << ": coordinator.kubernetesAuth";
+    EXPECT_EQ(Str(auth["enabled"]), "true") << directory;
+    const std::string audience = Str(auth["audience"]);
+    EXPECT_EQ(Str(auth["agentServiceAccount"]), kNamespace + "/modelcache-agent") << directory;
+    YAML::Node agent = Find(rendered, "DaemonSet", "modelcache-agent");
+    YAML::Node pod_spec = PodSpec(agent);
+    EXPECT_EQ(Str(pod_spec["serviceAccountName"]), "modelcache-agent") << directory;
+    std::string token_volume;
+    std::string token_path;
+    for (const YAML::Node& volume : pod_spec["volumes"]) {
+      for (const YAML::Node& source : At(volume, {"projected", "sources"})) {
+        if (Str(At(source, {"serviceAccountToken", "audience"})) == audience) {
+          token_volume = Str(volume["name"]);
+          token_path = Str(At(source, {"serviceAccountToken", "path"}));
+          EXPECT_LE(At(source, {"serviceAccountToken", "expirationSeconds"}).as<int>(), 86400) << directory;
+        }
+      }
+    }
+    ASSERT_NE(token_volume, "") << directory << ": no projected token of audience " << audience;
+    std::string mounted;
+    for (const YAML::Node& mount : Container(pod_spec, "agent")["volumeMounts"]) {
+      if (Str(mount["name"]) == token_volume) mounted = Str(mount["mountPath"]) + "/" + token_path;
+    }
+    EXPECT_EQ(Str(ConfigFile(rendered, "config.yaml")["coordinatorTokenFile"]), mounted) << directory;
+    std::vector<std::set<std::string>> verbs;
+    for (const char* role : {"modelcache-viewer", "modelcache-maintainer", "modelcache-admin"}) {
+      YAML::Node cluster_role = Find(rendered, "ClusterRole", role);
+      ASSERT_TRUE(cluster_role.IsDefined()) << directory << ": " << role;
+      std::set<std::string> granted;
+      for (const YAML::Node& rule : cluster_role["rules"]) {
+        for (const YAML::Node& verb : rule["verbs"]) granted.insert(Str(verb));
+      }
+      verbs.push_back(granted);
+    }
+    EXPECT_EQ(verbs[0], (std::set<std::string>{"get"})) << directory;
+    EXPECT_EQ(verbs[1], (std::set<std::string>{"get", "update", "lease"})) << directory;
+    EXPECT_EQ(verbs[2], (std::set<std::string>{"get", "update", "lease", "delete"})) << directory;
+  }
 }
 
 }  // namespace
