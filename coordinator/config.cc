@@ -160,6 +160,10 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(std::string_view yaml_t
       ASSIGN_OR_RETURN(config.kubernetes, claims::ParseKubernetesConfig(value));
       return absl::OkStatus();
     }
+    if (key == "webhook") {
+      ASSIGN_OR_RETURN(config.webhook, webhook::ParseWebhookConfig(value));
+      return absl::OkStatus();
+    }
     if (key == kBlock) {
       return ForEachField(kBlock, value, [&](const std::string&, const std::string& setting,
                                              const YAML::Node& setting_value) {
@@ -167,9 +171,14 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(std::string_view yaml_t
       });
     }
     // The agent's keys have no meaning here; the coordinator's file is its own.
-    return UnknownKeyError(path, {"modelsCacheStorage", "coordinator", "kubernetes"});
+    return UnknownKeyError(path, {"modelsCacheStorage", "coordinator", "kubernetes", "webhook"});
   }));
   RETURN_IF_ERROR(claims::ValidateSourceClaim(config.kubernetes, config.storage.pvc_name_suffix));
+  // The pods' copy of the cache claim has the source claim's name (coordinator/claims/).
+  if (config.webhook.injection.claim_name.empty()) {
+    config.webhook.injection.claim_name =
+        claims::SourceClaimName(config.kubernetes.release, config.storage.pvc_name_suffix);
+  }
   if (config.low_watermark > config.high_watermark) {
     return absl::InvalidArgumentError(fmt::format(
         "{}.lowWatermark: invalid value \"{}\": above highWatermark {}", kBlock,

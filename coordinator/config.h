@@ -15,6 +15,7 @@
 //     metricsAddress: 127.0.0.1:9102       # optional: /metrics, /healthz, /readyz
 //     log: {level: info, json: false}      # MODELCACHE_LOG_LEVEL/_JSON and flags override
 //   kubernetes: {...}                      # coordinator/claims/claims_config.h (cache claim copies)
+//   webhook: {...}                         # coordinator/webhook/webhook_config.h (admission webhook)
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -23,6 +24,7 @@
 #include "common/storage_config.h"
 #include "coordinator/claims/claims_config.h"
 #include "coordinator/kube_auth/kube_auth_config.h"
+#include "coordinator/webhook/webhook_config.h"
 
 namespace modelcache {
 
@@ -47,6 +49,7 @@ struct CoordinatorConfig {
   std::string log_level = "info";
   bool log_json = false;
   claims::KubernetesConfig kubernetes;
+  webhook::WebhookConfig webhook;
 };
 
 // Parses a whole YAML document. INVALID_ARGUMENT naming the key and the value for a bad

@@ -26,6 +26,7 @@
 #include "coordinator/agent_stream.h"
 #include "coordinator/auth.h"
 #include "coordinator/claims/claims_controller.h"
+#include "coordinator/webhook/webhook_server.h"
 #include "coordinator/db/store.h"
 #include "coordinator/fill_leases.h"
 #include "coordinator/kube_auth/caller_auth.h"
@@ -151,6 +152,28 @@ class CoordinatorServer::Impl final
     return absl::OkStatus();
   }
   claims::ClaimsController* Claims() { return claims_.get(); }
+
+  // The admission webhook (webhook.enabled); every admitted pod's namespace keeps its claim copy.
+  absl::Status StartWebhook() {
+    if (!config_.webhook.enabled) return absl::OkStatus();
+    webhook::WebhookServerOptions options{
+        .address = config_.webhook.listen,
+        .tls_cert_file = config_.webhook.tls_cert_file,
+        .tls_key_file = config_.webhook.tls_key_file,
+        .injection = config_.webhook.injection,
+        .admitted = [this](std::string_view namespace_name) { WebhookAdmitted(namespace_name); }};
+    ASSIGN_OR_RETURN(webhook_, webhook::WebhookServer::Start(std::move(options)));
+    return absl::OkStatus();
+  }
+  int WebhookPort() const { return webhook_ ? webhook_->Port() : 0; }
+  void WebhookAdmitted(std::string_view namespace_name) {
+    if (!claims_ || namespace_name.empty()) return;
+    absl::Status asked = claims_->NamespaceAsked(namespace_name, clock_.Now());
+    if (!asked.ok()) {
+      spdlog::warn("claim copy not recorded for an admitted pod {}",
+                   LogFields().Add("namespace", namespace_name).Add("error", asked).Add("next", "the next resync or ask retries"));
+    }
+  }
 
   bool Ready() {
     if (!listening_.load()) return false;
@@ -868,6 +891,7 @@ class CoordinatorServer::Impl final
   std::chrono::steady_clock::time_point store_metrics_read_;  // guarded by store_metrics_mutex_
   CoordinatorMetrics::StoreState last_store_state_;           // guarded by store_metrics_mutex_
   // Last: stopped first, while everything its handlers use still exists.
+  std::unique_ptr<webhook::WebhookServer> webhook_;
   std::unique_ptr<MetricsHttpServer> http_;
 };
 
@@ -889,12 +913,14 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   auto impl = std::make_unique<Impl>(config, clock, std::move(store), std::move(auth));
   RETURN_IF_ERROR(impl->StartClaims());
   RETURN_IF_ERROR(impl->StartMetrics());
+  RETURN_IF_ERROR(impl->StartWebhook());
   RETURN_IF_ERROR(impl->Listen());
   return std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(impl)));
 }
 
 int CoordinatorServer::Port() const { return impl_->Port(); }
 int CoordinatorServer::MetricsPort() const { return impl_->MetricsPort(); }
+int CoordinatorServer::WebhookPort() const { return impl_->WebhookPort(); }
 void CoordinatorServer::Shutdown() { impl_->Shutdown(); }
 absl::Status CoordinatorServer::RunPolicyOnce() { return impl_->RunPolicyOnce(); }
 claims::ClaimsController* CoordinatorServer::CacheClaims() { return impl_->Claims(); }

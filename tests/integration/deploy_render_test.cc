@@ -23,9 +23,12 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <nlohmann/json.hpp>
+
 #include "agent/agent_config.h"
 #include "common/duration.h"
 #include "common/storage_config.h"
+#include "coordinator/webhook/pod_injection.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 
@@ -315,7 +318,7 @@ TEST_F(DeployRender, BaseHasEveryComponentInTheNamespace) {
   EXPECT_TRUE(Find(base, "ConfigMap", "modelcache-config").IsDefined());
   EXPECT_TRUE(Find(base, "PersistentVolumeClaim", kCacheClaimPrefix).IsDefined());
   const std::set<std::string> cluster_scoped = {"Namespace", "PersistentVolume", "StorageClass", "ClusterRole",
-                                                "ClusterRoleBinding"};
+                                                "ClusterRoleBinding", "MutatingWebhookConfiguration"};
   for (const std::string& directory : AllDirectories()) {
     for (const YAML::Node& object : Render(directory).objects) {
       if (cluster_scoped.contains(Str(object["kind"]))) continue;
@@ -565,6 +568,12 @@ TEST_F(DeployRender, OverlayConfigsDifferFromBaseOnlyInTheKeyTheyChange) {
             << directory << " " << key << ": " << found->second << " is not changed";
         expected["modelsCacheStorage"].remove(found->second);
         actual["modelsCacheStorage"].remove(found->second);
+      }
+      if (directory == "overlays/webhook" && std::string(key) == "coordinator.yaml") {
+        // The webhook overlay exists to turn the webhook on (its block is checked below).
+        ASSERT_TRUE(actual["webhook"].IsMap()) << directory;
+        EXPECT_EQ(Str(At(actual, {"webhook", "enabled"})), "true") << directory;
+        actual.remove("webhook");
       }
       if (directory == "overlays/switch-storage" && std::string(key) == "config.yaml") {
         // The old volume stays reachable for migrate and cleanup, at the path the overlay
@@ -964,13 +973,22 @@ std::map<int, std::vector<YAML::Node>> IngressPeersByPort(const Rendered& render
     ++selecting;
     EXPECT_THAT(At(policy, {"spec", "policyTypes"}).as<std::vector<std::string>>(), Contains("Ingress")) << name;
     for (const YAML::Node& rule : At(policy, {"spec", "ingress"})) {
-      EXPECT_TRUE(rule["from"].IsSequence() && rule["from"].size() > 0) << name << ": a rule open to every peer";
+      // One exception: the admission webhook's port (overlays/webhook), which the API server
+      // calls, and the API server is no pod a selector could name. Its rule may be open to
+      // every peer, on that port alone; the peer list is then one empty peer ("anyone").
+      bool webhook_only = rule["ports"].IsSequence() && rule["ports"].size() > 0;
+      for (const YAML::Node& port : rule["ports"]) webhook_only = webhook_only && Str(port["port"]) == "webhook";
+      YAML::Node anyone(YAML::NodeType::Sequence);
+      anyone.push_back(YAML::Node(YAML::NodeType::Map));
+      // (yaml-cpp's Node::operator= writes through to the node, so choose at construction.)
+      const YAML::Node from = webhook_only && !rule["from"].IsDefined() ? anyone : rule["from"];
+      EXPECT_TRUE(from.IsSequence() && from.size() > 0) << name << ": a rule open to every peer";
       EXPECT_TRUE(rule["ports"].IsSequence() && rule["ports"].size() > 0) << name << ": a rule open on every port";
       for (const YAML::Node& port : rule["ports"]) {
         EXPECT_EQ(Str(port["protocol"]), "TCP") << name;
         const int number = ResolvePort(container, port["port"]);
         EXPECT_NE(number, -1) << name << ": port " << port["port"] << " is no port of the pod";
-        for (const YAML::Node& peer : rule["from"]) {
+        for (const YAML::Node& peer : from) {
           EXPECT_FALSE(peer["ipBlock"].IsDefined()) << name << ": an address range may be anyone";
           peers_by_port[number].push_back(peer);
         }
@@ -1157,6 +1175,95 @@ TEST_F(DeployRender, AuthenticationIsOnByDefaultWithTheAgentsProjectedToken) {
     EXPECT_EQ(verbs[1], (std::set<std::string>{"get", "update", "lease"})) << directory;
     EXPECT_EQ(verbs[2], (std::set<std::string>{"get", "update", "lease", "delete"})) << directory;
   }
+}
+
+}  // namespace
+}  // namespace modelcache
+
+namespace modelcache {
+namespace {
+
+// overlays/webhook: the MutatingWebhookConfiguration reaches the coordinator's /mutate through
+// its Service on the port the config listens on, for labelled pods only, and the coordinator
+// mounts the certificate files the config names.
+TEST_F(DeployRender, WebhookOverlayWiresTheMutatingWebhookToTheCoordinator) {
+  const Rendered& rendered = Render("overlays/webhook");
+  ASSERT_EQ(rendered.error, "");
+  YAML::Node config = ConfigFile(rendered, "coordinator.yaml")["webhook"];
+  ASSERT_TRUE(config.IsMap());
+  const int port = PortOf(Str(config["listen"]));
+  YAML::Node deployment = Find(rendered, "Deployment", "modelcache-coordinator");
+  YAML::Node pod_spec = PodSpec(deployment);
+  YAML::Node coordinator = Container(pod_spec, "coordinator");
+  EXPECT_EQ(ContainerPort(coordinator, "webhook"), port);
+  for (const char* key : {"tlsCert", "tlsKey"}) {
+    fs::path file = Str(config[key]);
+    EXPECT_EQ(Str(At(VolumeAt(pod_spec, coordinator, file.parent_path().string()).first, {"secret", "secretName"})),
+              "modelcache-webhook-tls") << key;
+  }
+  EXPECT_EQ(Str(config["image"]), Str(coordinator["image"]));
+
+  YAML::Node configuration = Find(rendered, "MutatingWebhookConfiguration", "modelcache");
+  ASSERT_TRUE(configuration.IsDefined());
+  YAML::Node hook = At(configuration, {"webhooks", 0});
+  EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "name"})), "modelcache-coordinator");
+  EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "namespace"})), "modelcache");
+  EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "path"})), "/mutate");
+  EXPECT_EQ(Str(At(hook, {"objectSelector", "matchLabels", "modelcache.io/inject"})), "true");
+  EXPECT_EQ(Str(hook["failurePolicy"]), "Fail");
+  EXPECT_EQ(Str(hook["sideEffects"]), "None");
+  EXPECT_EQ(Str(hook["reinvocationPolicy"]), "Never");
+  EXPECT_LE(hook["timeoutSeconds"].as<int>(), 10);
+  YAML::Node service = Find(rendered, "Service", "modelcache-coordinator");
+  bool served = false;
+  for (const YAML::Node& service_port : At(service, {"spec", "ports"})) {
+    if (service_port["port"].as<int>() == At(hook, {"clientConfig", "service", "port"}).as<int>()) {
+      served = ResolvePort(coordinator, service_port["targetPort"]) == port;
+    }
+  }
+  EXPECT_TRUE(served) << "the Service does not lead the webhook's port to " << port;
+}
+
+// Maps, sequences and scalars (as strings: the webhook reads names, env and annotations only).
+nlohmann::json YamlToJson(const YAML::Node& node) {
+  if (node.IsMap()) {
+    nlohmann::json object = nlohmann::json::object();
+    for (const auto& entry : node) object[entry.first.Scalar()] = YamlToJson(entry.second);
+    return object;
+  }
+  if (node.IsSequence()) {
+    nlohmann::json array = nlohmann::json::array();
+    for (const YAML::Node& item : node) array.push_back(YamlToJson(item));
+    return array;
+  }
+  return node.IsScalar() ? nlohmann::json(node.Scalar()) : nlohmann::json();
+}
+
+// The short example's pod, as its ReplicaSet makes it, is one the webhook admits and injects,
+// with the overlay's settings, and its server reads the model at $MODEL_PATH.
+TEST_F(DeployRender, ShortExampleIsInjectedByTheWebhook) {
+  const Rendered& examples = Render("examples");
+  ASSERT_EQ(examples.error, "");
+  YAML::Node deployment = Find(examples, "Deployment", "example-inference-short");
+  ASSERT_TRUE(deployment.IsDefined());
+  YAML::Node config = ConfigFile(Render("overlays/webhook"), "coordinator.yaml")["webhook"];
+  ASSERT_TRUE(config.IsMap());
+  nlohmann::json pod = {{"apiVersion", "v1"}, {"kind", "Pod"}};
+  pod["metadata"] = YamlToJson(At(deployment, {"spec", "template", "metadata"}));
+  pod["metadata"]["name"] = "example-inference-short-1";
+  pod["metadata"]["namespace"] = Str(At(deployment, {"metadata", "namespace"}));
+  pod["spec"] = YamlToJson(At(deployment, {"spec", "template", "spec"}));
+  EXPECT_EQ(pod["metadata"]["labels"].value("modelcache.io/inject", ""), "true");
+  webhook::InjectionSettings settings{.image = Str(config["image"]), .claim_name = "models-cache-pvc-modelcache"};
+  auto injected = webhook::InjectedPod(pod, settings);
+  ASSERT_TRUE(injected.ok()) << injected.status();
+  const nlohmann::json& server = (*injected)["spec"]["containers"][0];
+  std::string model_path;
+  for (const auto& variable : server["env"]) {
+    if (variable["name"] == "MODEL_PATH") model_path = variable["value"];
+  }
+  EXPECT_EQ(model_path, "/models/tiny-model");
+  EXPECT_EQ((*injected)["spec"]["initContainers"][0]["name"], webhook::kFetchContainer);
 }
 
 }  // namespace
