@@ -18,14 +18,17 @@
 #include "agent/coordination/command_answers.h"
 #include "agent/coordination/coordinator_client.h"
 #include "agent/coordination/model_cache_ops.h"
+#include "agent/coordination/room_requests.h"
 #include "agent/coordination/saved_policy.h"
+#include "agent/coordination/volume_client.h"
 #include "agent/grpc/agent_service.h"
 #include "agent/loop/event_loop.h"
 #include "agent/maintenance/maintenance.h"
 #include "agent/maintenance/maintenance_service.h"
 #include "agent/metrics.h"
 #include "agent/model_cache.h"
-#include "agent/pod_leases.h"
+#include "agent/pod_leases/pod_lease_follower.h"
+#include "agent/pod_leases/pod_lease_table.h"
 #include "agent/single_flight/fill_gate.h"
 #include "agent/single_flight/fill_lease_client.h"
 #include "agent/store/space.h"
@@ -48,6 +51,10 @@ constexpr std::chrono::seconds kCacheMetricsInterval{5};
 constexpr std::chrono::seconds kShutdownGrace{2};
 // Command answers kept in the state folder; the coordinator re-sends only recent commands.
 constexpr size_t kRememberedAnswers = 4096;
+// Room on demand: the coordinator's plan plus the purges by an agent of the volume.
+constexpr std::chrono::seconds kRoomOnDemandTimeout{60};
+// `cleanup` asks the coordinator for the volume's leases; it refuses when no answer comes.
+constexpr std::chrono::seconds kVolumeLeasesTimeout{5};
 constexpr char kCommandAnswersFileName[] = "command-answers.bin";
 
 // Makes `socket_path` free to bind: creates its folder, removes a stale socket file. Refuses
@@ -143,6 +150,10 @@ CoordinatorClientOptions CoordinatorClientOptionsFor(const AgentConfig& config,
   CoordinatorClientOptions client;
   client.target = config.coordinator;
   client.token = config.coordinator_token;
+  if (!config.coordinator_token_file.empty()) {
+    client.token_file = std::make_shared<kube::TokenSource>(
+        kube::TokenSource::FromFile(config.coordinator_token_file));
+  }
   client.node_name = config.node_name;
   client.volume_id = volume_id;
   client.agent_version = MODELCACHE_VERSION;
@@ -167,7 +178,8 @@ FillGateOptions FillGateOptionsFor(const AgentConfig& config, const std::string&
 }
 
 // The policy the previous run saved, applied until the coordinator sends one; a file that
-// cannot be read is logged and ignored (everything is cached meanwhile).
+// cannot be read is logged and ignored. Without either, every model is refused (caching is
+// opt-in) until the coordinator's policy arrives, which is said once here.
 void ApplySavedPolicy(const std::filesystem::path& policy_file, CachingPolicyHolder& policy) {
   absl::StatusOr<std::optional<v1::CachingPolicy>> saved = LoadSavedPolicy(policy_file);
   if (!saved.ok()) {
@@ -175,13 +187,22 @@ void ApplySavedPolicy(const std::filesystem::path& policy_file, CachingPolicyHol
                  LogFields()
                      .Add("path", policy_file.string())
                      .Add("error", saved.status())
-                     .Add("next", "ignored: caching everything until the coordinator answers"));
+                     .Add("next", "ignored: refusing every model until the coordinator answers"));
   } else if (saved->has_value()) {
     policy.Set(**saved);
     spdlog::info("caching policy from the last run (until the coordinator answers): default "
                  "{}, {} rules, {} sources",
                  (*saved)->default_enabled() ? "enabled" : "disabled", (*saved)->rules_size(),
                  (*saved)->sources_size());
+  }
+  if (!policy.Known()) {
+    // Every Ensure until then answers FAILED_PRECONDITION ("no caching policy").
+    spdlog::warn("no caching policy yet {}",
+                 LogFields()
+                     .Add("path", policy_file.string())
+                     .Add("error", "no policy saved by an earlier run and none received yet")
+                     .Add("next", "refusing every model (clients fall back) until the "
+                                  "coordinator sends its policy"));
   }
 }
 
@@ -197,6 +218,9 @@ struct AgentServer::Parts {
   EventLoop loop;
   // Before the cache, which borrows them.
   std::unique_ptr<FillLeaseClient> fill_leases;  // null without `coordinator`
+  // Room on demand and the volume's leases on every node; null without `coordinator`.
+  std::unique_ptr<VolumeClient> volume_client;
+  std::unique_ptr<RoomRequests> room_requests;
   std::unique_ptr<FillGate> fill_gate;
   std::unique_ptr<ListingBudget> listing_budget;  // borrowed by the cache's sources
   std::unique_ptr<ModelCache> cache;  // null when the storage check refused the cache
@@ -205,11 +229,14 @@ struct AgentServer::Parts {
   std::unique_ptr<grpc::Service> maintenance_service;
   // Without a coordinator every model may be cached; with one, the last pushed policy decides.
   // Until the first one arrives, the policy saved by the previous run applies
-  // (agent/coordination/saved_policy.h); on a first start the agent caches everything, as it keeps serving
-  // while the coordinator is away.
-  CachingPolicyHolder caching_policy{/*allow_without_policy=*/true};
+  // (agent/coordination/saved_policy.h); on a first start the agent caches nothing (caching is
+  // opt-in: each model must be enabled) and Ensure answers FAILED_PRECONDITION, so clients
+  // fall back.
+  CachingPolicyHolder caching_policy{/*allow_without_policy=*/false};
   std::unique_ptr<ModelCacheOps> cache_ops;
   std::unique_ptr<CoordinatorClient> coordinator;  // null without `coordinator`
+  // Leases that follow this node's pods (kubernetes.podLeases); null when off.
+  std::unique_ptr<pod_leases::PodLeaseFollower> pod_follower;
   prometheus::Registry registry;
   std::unique_ptr<AgentMetrics> metrics;
   std::unique_ptr<grpc::Service> service;
@@ -326,8 +353,11 @@ struct AgentServer::Parts {
   // The fill gate (and its fill-lease client with a coordinator), then the cache on the volume.
   absl::Status OpenCache(const std::string& volume_id) {
     if (!config.coordinator.empty()) {
-      fill_leases = std::make_unique<FillLeaseClient>(
-          CoordinatorClientOptionsFor(config, volume_id), std::chrono::seconds(2));
+      const CoordinatorClientOptions client = CoordinatorClientOptionsFor(config, volume_id);
+      fill_leases = std::make_unique<FillLeaseClient>(client, std::chrono::seconds(2));
+      volume_client = std::make_unique<VolumeClient>(client);
+      room_requests =
+          std::make_unique<RoomRequests>(*volume_client, volume_id, kRoomOnDemandTimeout);
     }
     fill_gate = std::make_unique<FillGate>(loop, clock, FillGateOptionsFor(config, volume_id),
                                            fill_leases.get());
@@ -340,6 +370,14 @@ struct AgentServer::Parts {
                          fill.duration.count(), fill.chunk_retries);
       metrics->CountIgnoredRanges(fill.scheme, fill.ranges_ignored, fill.whole_file_streams);
     };
+    if (room_requests) {
+      // A fill that does not fit asks the coordinator for room; without one it fails as it is.
+      options.make_room = [rooms = room_requests.get()](
+                              const std::string& name, const std::string& version,
+                              uint64_t bytes_short, std::function<void(absl::Status)> done) {
+        rooms->Ask(name, version, bytes_short, std::move(done));
+      };
+    }
     ASSIGN_OR_RETURN(cache, ModelCache::Open(loop, clock, std::move(options)));
     return absl::OkStatus();
   }
@@ -352,6 +390,12 @@ struct AgentServer::Parts {
                                                     std::string_view version) {
       return leases->is_leased(name, version);
     };
+    if (volume_client) {
+      // ... nor one a pod on another node of the volume holds: the coordinator knows those.
+      options.volume_leases = [client = volume_client.get()](std::string_view volume) {
+        return client->LeasedModels(std::string(volume), kVolumeLeasesTimeout);
+      };
+    }
     // A cleanup of the old volume shows in `usage` at once, not at the next heartbeat.
     options.on_volume_changed = [this] { ReportNow(); };
     std::vector<MaintainedVolume> extra_volumes = options.extra;
@@ -392,6 +436,18 @@ struct AgentServer::Parts {
     return absl::OkStatus();
   }
 
+  // Leases that follow the pods of this node through the Kubernetes API, when enabled.
+  absl::Status StartPodFollower() {
+    if (!config.kubernetes.enabled) return absl::OkStatus();
+    ASSIGN_OR_RETURN(pod_follower,
+                     pod_leases::PodLeaseFollower::Create(
+                         config.kubernetes,
+                         {.node_name = config.node_name, .on_leases_changed = [this] { ReportNow(); }},
+                         *pod_leases, clock));
+    pod_follower->Start();
+    return absl::OkStatus();
+  }
+
   // modelcache.v1.Agent over the cache; with a coordinator its policy and registry decide.
   std::unique_ptr<grpc::Service> MakeService() {
     AgentServiceOptions options{.caching_enabled = config.caching_enabled,
@@ -404,8 +460,9 @@ struct AgentServer::Parts {
                                 .on_leases_changed = [this] { ReportNow(); }};
     if (coordinator) {
       options.caching_allowed = [this](std::string_view name, std::string_view version) {
-        return caching_policy.Allowed(name, version);
+        return caching_policy.Check(name, version);
       };
+      options.policy_known = [this] { return caching_policy.Known(); };
       options.registry_lookup = [this](std::string_view name, std::string_view version) {
         return caching_policy.LookupSource(name, version);
       };
@@ -471,6 +528,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentConfi
   RETURN_IF_ERROR(p.OpenCache(volume_id));
   ASSIGN_OR_RETURN(std::vector<MaintainedVolume> extra_volumes, p.StartMaintenance(volume_id));
   RETURN_IF_ERROR(p.StartCoordinatorClient(volume_id, std::move(extra_volumes)));
+  RETURN_IF_ERROR(p.StartPodFollower());
   p.service = p.MakeService();
   RETURN_IF_ERROR(p.StartGrpcServer());
   p.StartBackgroundThreads();
@@ -507,7 +565,12 @@ void AgentServer::Shutdown() {
   p.ready = false;
   spdlog::info("agent shutting down");
   p.SetScrapedCoordinator(nullptr);
-  // First, so that no coordinator command runs against a cache that is going away.
+  // Its callback reports through the coordinator client.
+  if (p.pod_follower) p.pod_follower->Stop();
+  // First, so that no coordinator command runs against a cache that is going away, and no
+  // fill waits for room that will not come.
+  if (p.volume_client) p.volume_client->CancelAll();
+  if (p.room_requests) p.room_requests->Stop();
   if (p.coordinator) p.coordinator->Stop();
   if (p.server) p.server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   {

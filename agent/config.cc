@@ -9,7 +9,9 @@
 #include <tuple>
 #include <yaml-cpp/yaml.h>
 
+#include "absl/strings/ascii.h"
 #include "agent/source/aws_credentials.h"
+#include "agent/source/registry_client.h"
 #include "agent/store/layout.h"
 #include "common/fs.h"
 #include "common/logging.h"
@@ -222,6 +224,44 @@ absl::Status ApplyNetwork(const YAML::Node& node, AgentConfig& config) {
   });
 }
 
+absl::Status ApplyHf(const YAML::Node& node, AgentConfig& config) {
+  return ForEachField("hf", node, [&](const std::string& path, const std::string& key,
+                                      const YAML::Node& value) -> absl::Status {
+    if (key == "endpoint") {
+      ASSIGN_OR_RETURN(config.hf.endpoint, YamlScalar(path, value));
+      if (config.hf.endpoint.rfind("http://", 0) != 0 && config.hf.endpoint.rfind("https://", 0) != 0) {
+        return InvalidValueError(path, config.hf.endpoint, "want an http:// or https:// URL");
+      }
+    } else if (key == "tokenFile") {
+      ASSIGN_OR_RETURN(config.hf.token_file, YamlScalar(path, value));
+    } else {
+      return UnknownKeyError(path, {"endpoint", "tokenFile"});
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::Status ApplyOci(const YAML::Node& node, AgentConfig& config) {
+  return ForEachField("oci", node, [&](const std::string& path, const std::string& key,
+                                       const YAML::Node& value) -> absl::Status {
+    if (key == "insecureRegistries") {
+      ASSIGN_OR_RETURN(std::vector<std::string> items, YamlScalarList(path, value));
+      for (std::string& item : items) {
+        item = absl::AsciiStrToLower(item);
+        if (item.empty() || item.find_first_of("/ ") != std::string::npos) {
+          return InvalidValueError(path, item, "want host[:port] of a registry");
+        }
+      }
+      config.oci.insecure_registries = std::move(items);
+    } else if (key == "dockerConfig") {
+      ASSIGN_OR_RETURN(config.oci.docker_config, YamlScalar(path, value));
+    } else {
+      return UnknownKeyError(path, {"insecureRegistries", "dockerConfig"});
+    }
+    return absl::OkStatus();
+  });
+}
+
 absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
   return ForEachField("", root, [&](const std::string& path, const std::string& key,
                                   const YAML::Node& value) -> absl::Status {
@@ -270,8 +310,14 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
       return ApplyFileSources(path, value, config);
     } else if (key == "network") {
       return ApplyNetwork(value, config);
+    } else if (key == "hf") {
+      return ApplyHf(value, config);
+    } else if (key == "oci") {
+      return ApplyOci(value, config);
     } else if (key == "scrub") {
       return ApplyScrub(value, config);
+    } else if (key == "kubernetes") {
+      ASSIGN_OR_RETURN(config.kubernetes, pod_leases::ParsePodLeasesConfig(value));
     } else if (key == "testOnlyFilesystemType") {
       ASSIGN_OR_RETURN(config.test_only_filesystem_type, YamlScalar(path, value));
     } else {
@@ -281,7 +327,7 @@ absl::Status ApplyTopLevel(const YAML::Node& root, AgentConfig& config) {
                                "extraVolumes",
                                "scrub", "testOnlyFilesystemType", "leaseTtl", "stateDir",
                                "coordinatorReportInterval", "coordinatorTls", "fileSources",
-                               "network"});
+                               "network", "hf", "oci", "kubernetes"});
     }
     return absl::OkStatus();
   });
@@ -384,6 +430,10 @@ ModelCacheOptions AgentConfig::ToModelCacheOptions() const {
   options.sources.aws = aws;
   options.sources.file_roots = file_sources;
   options.sources.network = network;
+  options.sources.hf_endpoint = hf.endpoint;
+  options.sources.hf_token = hf.token;
+  options.sources.oci_insecure_registries = oci.insecure_registries;
+  options.sources.docker_config_json = oci.docker_config_json;
   return options;
 }
 
@@ -418,10 +468,21 @@ absl::StatusOr<AgentConfig> ParseAgentConfig(std::string_view yaml_text, const A
   // Duplicate keys are refused at any depth: the last copy must not win in silence.
   ASSIGN_OR_RETURN(YAML::Node root, LoadConfigYaml(yaml_text));
   RETURN_IF_ERROR(ApplyTopLevel(root, config));
+  // hf:// as the official clients configure it: HF_ENDPOINT picks a mirror, HF_TOKEN (or the
+  // older HUGGING_FACE_HUB_TOKEN) the token; the file's keys win.
+  if (config.hf.endpoint.empty()) config.hf.endpoint = environment.Get("HF_ENDPOINT");
+  if (config.hf.endpoint.empty()) config.hf.endpoint = "https://huggingface.co";
+  if (config.hf.endpoint.rfind("http://", 0) != 0 && config.hf.endpoint.rfind("https://", 0) != 0) {
+    return InvalidValueError("hf.endpoint", config.hf.endpoint, "want an http:// or https:// URL (from HF_ENDPOINT)");
+  }
+  config.hf.token = environment.Get("HF_TOKEN");
+  if (config.hf.token.empty()) config.hf.token = environment.Get("HUGGING_FACE_HUB_TOKEN");
   RETURN_IF_ERROR(ApplyLogEnvironment(environment.Get(kLogLevelVariable),
                                       environment.Get(kLogJsonVariable), config.log_level,
                                       config.log_json));
   ApplyFlags(flags, config);
+  config.kubernetes.environment = kube::KubeEnvironment::FromLookup(
+      [&environment](const char* name) { return environment.Lookup(name); });
   RETURN_IF_ERROR(Validate(config));
   return config;
 }
@@ -479,6 +540,20 @@ absl::StatusOr<AgentConfig> LoadAgentConfig(const AgentFlags& flags,
     return Annotate(aws.status(), "s3 credentials");
   }
   config.aws = *std::move(aws);
+  if (!config.hf.token_file.empty()) {
+    absl::StatusOr<std::string> token = ReadFileToString(config.hf.token_file);
+    if (!token.ok()) return InvalidValueError("hf.tokenFile", config.hf.token_file, std::string(token.status().message()));
+    while (!token->empty() && std::isspace(static_cast<unsigned char>(token->back()))) token->pop_back();
+    config.hf.token = *std::move(token);
+  }
+  if (!config.oci.docker_config.empty()) {
+    absl::StatusOr<std::string> json = ReadFileToString(config.oci.docker_config);
+    if (!json.ok()) return InvalidValueError("oci.dockerConfig", config.oci.docker_config, std::string(json.status().message()));
+    if (auto parsed = ParseDockerConfig(*json, "oci.dockerConfig"); !parsed.ok()) {
+      return InvalidValueError("oci.dockerConfig", config.oci.docker_config, std::string(parsed.status().message()));
+    }
+    config.oci.docker_config_json = *std::move(json);
+  }
   return config;
 }
 

@@ -14,7 +14,7 @@
 //   nodeName: $NODE_NAME or the hostname
 //   coordinator: ""                      # host:port; "" runs without one
 //   coordinatorToken: ""                 # bearer token (role agent) for the coordinator
-//   coordinatorTokenFile: ""             # ... or a file holding it (trailing whitespace dropped)
+//   coordinatorTokenFile: ""             # ... or a file holding it, re-read when it changes (projected tokens rotate)
 //   coordinatorReportInterval: 10s       # usage delta / heartbeat to the coordinator
 //   coordinatorTls: {enabled: false, caFile: "", certFile: "", keyFile: ""}  # TLS to it
 //   log: {level: info, json: false}
@@ -22,6 +22,10 @@
 //   fillLease: {ttl: 30s, pollInterval: 1s, waitTimeout: 2h,   # cross-node single flight
 //               progressWindow: 5m}
 //   listing: {maxTotalBytes: 256Mi, maxInFlight: 8}   # memory for source listings, all fills
+//   hf: {endpoint: $HF_ENDPOINT or https://huggingface.co,   # hf:// sources
+//        tokenFile: ""}                   # else $HF_TOKEN; the token goes to the Hub only
+//   oci: {insecureRegistries: [],        # plain-HTTP registries besides those on loopback
+//         dockerConfig: ""}              # a docker config.json with registry credentials
 //   s3: {endpoint: "", region: us-east-1, pathStyle: false,
 //        credentialsFile: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile: ""}
 //   modelsCacheStorage: {...}            # common/storage_config.h; storageSize is the quota
@@ -44,6 +48,7 @@
 #include "absl/status/statusor.h"
 #include "agent/fill/fill_settings.h"
 #include "agent/model_cache.h"
+#include "agent/pod_leases/pod_leases_config.h"
 #include "agent/source/listing_budget.h"
 #include "agent/source/source.h"
 #include "common/environment.h"
@@ -102,6 +107,18 @@ struct AgentConfig {
   // listing: how many source listings run at once and how many bytes they hold together
   // (agent/source/listing_budget.h).
   ListingBudget::Limits listing;
+  // hf:// sources. `token` is $HF_TOKEN, or after LoadAgentConfig the contents of tokenFile.
+  struct Hf {
+    std::string endpoint;    // "" until ParseAgentConfig sets the default
+    std::string token_file;
+    std::string token;
+  } hf;
+  // oci:// sources. LoadAgentConfig reads dockerConfig into docker_config_json (and checks it).
+  struct Oci {
+    std::vector<std::string> insecure_registries;  // host[:port], lower case
+    std::string docker_config;
+    std::string docker_config_json;
+  } oci;
   S3Config s3;
   AwsCredentials aws;  // resolved by LoadAgentConfig (environment or credentials file)
   StorageConfig storage;
@@ -125,6 +142,8 @@ struct AgentConfig {
   uint64_t scrub_bytes_per_second = 64ull << 20;
   // How long a lease taken by Ensure (holder set) or Hold lasts without a renewal.
   std::chrono::seconds lease_ttl{kDefaultPodLeaseTtl};
+  // kubernetes: leases that follow the pods of this node (agent/pod_leases/).
+  pod_leases::PodLeasesConfig kubernetes;
   // This agent's own files: answered command ids, the last caching policy. Resolved by
   // ParseAgentConfig (default: AgentStateDir of the cache layout for this node).
   std::filesystem::path state_dir;

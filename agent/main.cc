@@ -10,6 +10,7 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"modelcache node agent: fills the model cache volume and serves pods over gRPC"};
+  app.set_version_flag("--version", "modelcache-agent " MODELCACHE_VERSION);
   modelcache::AgentFlags flags;
   modelcache::AddAgentFlags(app, flags);
   CLI11_PARSE(app, argc, argv);

@@ -11,8 +11,8 @@ namespace modelcache {
 namespace {
 
 // Every series exists from the start, so dashboards and alerts see 0 rather than nothing.
-constexpr std::string_view kSchemes[] = {"http", "https", "s3", "file"};
-constexpr std::string_view kPurgeReasons[] = {"unused", "deleted", "quota", "manual", "other"};
+constexpr std::string_view kSchemes[] = {"http", "https", "s3", "file", "hf", "oci"};
+constexpr std::string_view kPurgeReasons[] = {"unused", "deleted", "quota", "manual", "room", "other"};
 
 prometheus::Gauge* AddGauge(prometheus::Registry& registry, const std::string& name,
                             const std::string& help) {
@@ -51,6 +51,7 @@ AgentMetrics::AgentMetrics(prometheus::Registry& registry) {
   fallback_node_ = &fallbacks.Add({{"reason", "node_disabled"}});
   fallback_model_ = &fallbacks.Add({{"reason", "model_disabled"}});
   fallback_source_ = &fallbacks.Add({{"reason", "source_refused"}});
+  fallback_no_policy_ = &fallbacks.Add({{"reason", "no_policy"}});
   fills_in_progress_ =
       AddGauge(registry, "modelcache_fills_in_progress", "Models being filled right now");
   fills_ = AddCounters(registry, "modelcache_fills_total",
@@ -129,6 +130,9 @@ void AgentMetrics::CountFallback(FallbackReason reason) {
     case FallbackReason::kSourceRefused:
       fallback_source_->Increment();
       break;
+    case FallbackReason::kNoPolicy:
+      fallback_no_policy_->Increment();
+      break;
   }
 }
 
@@ -138,7 +142,7 @@ void AgentMetrics::SetFillsInProgress(uint64_t fills) {
 
 void AgentMetrics::CountFill(std::string_view scheme, bool ok, uint64_t bytes_fetched,
                              double seconds, uint32_t chunk_retries) {
-  // Only the four schemes reach a fill (MakeSource refuses others), so the label stays bounded;
+  // Only the six schemes reach a fill (MakeSource refuses others), so the label stays bounded;
   // Add returns the existing series for known labels.
   const std::string label(scheme);
   fills_->Add({{"scheme", label}, {"result", ok ? "ok" : "error"}}).Increment();

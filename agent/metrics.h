@@ -25,6 +25,7 @@ enum class FallbackReason {
   kNodeDisabled,   // modelsCacheStorage.enabled is false on this node
   kModelDisabled,  // the coordinator's caching policy disables the model
   kSourceRefused,  // the coordinator's registry names another source, or none, for the version
+  kNoPolicy,       // a coordinator is configured but no caching policy is known yet
 };
 
 // Counters and gauges registered on a registry the caller owns (no globals). Thread-safe.
@@ -78,6 +79,7 @@ class AgentMetrics {
   prometheus::Counter* fallback_node_;
   prometheus::Counter* fallback_model_;
   prometheus::Counter* fallback_source_;
+  prometheus::Counter* fallback_no_policy_;
   prometheus::Gauge* fills_in_progress_;
   prometheus::Family<prometheus::Counter>* fills_;
   prometheus::Family<prometheus::Counter>* fill_bytes_;

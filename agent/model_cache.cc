@@ -319,6 +319,15 @@ void ModelCache::Impl::StartJob(const ModelKey& key, Fill& fill) {
   fill_request.source = std::move(source).value();
   fill_request.settings = options_.fill;
   if (fill.ticket) fill_request.before_publish = fill.ticket->PublishCheck();
+  if (options_.make_room) {
+    fill_request.make_room = [this, key](uint64_t bytes_short,
+                                         std::function<void(absl::Status)> done) {
+      options_.make_room(key.first, key.second, bytes_short,
+                         [loop = &loop_, done = std::move(done)](absl::Status made) {
+                           loop->Post([done, made] { done(made); });
+                         });
+    };
+  }
   spdlog::info("fill started {}", LogFields()
                                       .Add("model", key.first)
                                       .Add("version", key.second)

@@ -49,6 +49,12 @@ struct ModelCacheOptions {
   // Called on the loop thread after each fill of this agent ends (not for a model another
   // agent of the volume filled), e.g. for metrics; must not block.
   std::function<void(const FillStats&)> on_fill_finished;
+  // Room on demand (FillRequest::make_room): called on the loop thread when a fill of
+  // name@version is `bytes_short` bytes short of room; it calls `done` exactly once, on any
+  // thread (the cache posts it to the loop). Empty: a fill that does not fit fails at once.
+  std::function<void(const std::string& name, const std::string& version, uint64_t bytes_short,
+                     std::function<void(absl::Status)> done)>
+      make_room;
 };
 
 class ModelCache {

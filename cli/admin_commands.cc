@@ -5,6 +5,7 @@
 
 #include "cli/admin_connection.h"
 #include "cli/admin_handlers.h"
+#include "common/quantity.h"
 #include "common/uri.h"
 
 namespace modelcache::cli {
@@ -18,6 +19,7 @@ struct AdminState {
   std::string volume_id;
   std::string kind;
   bool dry_run = false;
+  std::string room;  // purge --dry-run --room SIZE
   bool clear = false;
   uint32_t limit = 50;
   CliContext* context = nullptr;
@@ -26,7 +28,11 @@ struct AdminState {
 void AddConnectionFlags(CLI::App& command, AdminState& state) {
   command.add_option("--coordinator", state.options.coordinator,
                      "Coordinator host:port (default $MODELCACHE_COORDINATOR)");
-  command.add_option("--token", state.options.token, "Bearer token (default $MODELCACHE_TOKEN)");
+  command.add_option("--token", state.options.token,
+                     "Bearer token (default $MODELCACHE_TOKEN, then the kubeconfig user's token)");
+  command.add_option("--kubeconfig", state.options.kubeconfig,
+                     "Kubeconfig whose user token to send (default $KUBECONFIG, in-cluster, ~/.kube/config)");
+  command.add_option("--context", state.options.context, "Kubeconfig context (default the current one)");
   command.add_flag("--json", state.options.json, "JSON output for scripts");
   command.add_flag("--tls", state.options.tls, "Use TLS (system roots unless --ca-file)");
   command.add_option("--ca-file", state.options.ca_file, "PEM CA certificates for TLS");
@@ -118,25 +124,46 @@ void AddAdminCommands(CLI::App& app, CliContext& context) {
              [](AdminConnection& c, const ModelRef& r, AdminState&) { return RunSetCaching(c, r, true); });
   RefCommand(app, "disable-caching", "Refuse caching of a model (or one version)", state, false,
              [](AdminConnection& c, const ModelRef& r, AdminState&) { return RunSetCaching(c, r, false); });
-  RefCommand(app, "pin", "Keep a model (or one version) from automatic purges", state, false,
+  RefCommand(app, "pin", "Keep a model (or one version) from the unused and quota purges (delete still purges it)", state, false,
              [](AdminConnection& c, const ModelRef& r, AdminState&) { return RunSetPin(c, r, true); });
-  RefCommand(app, "unpin", "Let automatic purges take a model again", state, false,
+  RefCommand(app, "unpin", "Let the unused and quota purges take a model again", state, false,
              [](AdminConnection& c, const ModelRef& r, AdminState&) { return RunSetPin(c, r, false); });
 
-  CLI::App* remove = Command(app, "delete", "Remove a model from the registry and purge it everywhere", *state);
+  CLI::App* remove = Command(app, "delete", "Remove a model from the registry and purge it everywhere, pinned or not", *state);
   remove->add_option("name", state->name, "Model name")->required();
   OnRun(*remove, state, [](AdminConnection& c, AdminState& s) { return RunDelete(c, s.name); });
 
   CLI::App* purge = Command(app, "purge", "Purge NAME[@VERSION] on every volume now", *state);
   purge->add_option("model", state->name, "NAME[@VERSION]");
   purge->add_flag("--dry-run", state->dry_run, "Show what the next policy run would purge, and why");
+  purge->add_option("--room", state->room,
+                    "With --dry-run and --volume: what room on demand would purge now for a fill "
+                    "this many bytes short (20Gi, 500M)");
+  purge->add_option("--volume", state->volume_id, "With --room: the volume that needs room");
   OnRun(*purge, state, [](AdminConnection& c, AdminState& s) {
     if (s.dry_run) {
       if (!s.name.empty()) {
         std::fprintf(stderr, "modelcachectl: purge --dry-run takes no model\n");
         return kExitUsage;
       }
+      if (s.room.empty() != s.volume_id.empty()) {
+        std::fprintf(stderr, "modelcachectl: purge --dry-run: --room and --volume go together\n");
+        return kAdminExitUsage;
+      }
+      if (!s.room.empty()) {
+        absl::StatusOr<uint64_t> bytes = ParseQuantity(s.room);
+        if (!bytes.ok() || *bytes == 0) {
+          std::fprintf(stderr, "modelcachectl: purge --dry-run --room %s: want a size such as 20Gi\n",
+                       s.room.c_str());
+          return kAdminExitUsage;
+        }
+        return RunRoomDryRun(c, s.volume_id, *bytes);
+      }
       return RunPurgeDryRun(c);
+    }
+    if (!s.room.empty()) {
+      std::fprintf(stderr, "modelcachectl: purge --room needs --dry-run\n");
+      return kAdminExitUsage;
     }
     ModelRef ref;
     if (s.name.empty()) {

@@ -3,7 +3,8 @@
 // usage, nodes, enable-caching, disable-caching, delete, purge [--dry-run], prefetch, pin,
 // unpin, audit.
 // Each takes --coordinator host:port (or $MODELCACHE_COORDINATOR), --token (or
-// $MODELCACHE_TOKEN), --json, and TLS options --tls/--ca-file.
+// $MODELCACHE_TOKEN, else the kubeconfig user's token: --kubeconfig, --context), --json, and
+// TLS options --tls/--ca-file.
 // Exit codes are modelcachectl's (cli/cli_context.h), "unreachable" meaning the coordinator.
 #include <CLI/CLI.hpp>
 

@@ -5,7 +5,9 @@
 #include <cstdio>
 
 #include "cli/admin_commands.h"
+#include "cli/kubeconfig_token.h"
 #include "common/fs.h"
+#include "spdlog/fmt/fmt.h"
 
 namespace modelcache::cli {
 namespace {
@@ -15,7 +17,7 @@ const char* CodeName(grpc::StatusCode code) {
     case grpc::StatusCode::INVALID_ARGUMENT: return "invalid argument";
     case grpc::StatusCode::NOT_FOUND: return "not found";
     case grpc::StatusCode::PERMISSION_DENIED: return "permission denied";
-    case grpc::StatusCode::UNAUTHENTICATED: return "unauthenticated (check --token or MODELCACHE_TOKEN)";
+    case grpc::StatusCode::UNAUTHENTICATED: return "unauthenticated";
     case grpc::StatusCode::FAILED_PRECONDITION: return "failed precondition";
     case grpc::StatusCode::UNAVAILABLE: return "unavailable";
     case grpc::StatusCode::DEADLINE_EXCEEDED: return "deadline exceeded";
@@ -50,6 +52,21 @@ std::unique_ptr<AdminConnection> AdminConnection::Open(AdminOptions options,
     credentials = grpc::SslCredentials(ssl);
   }
   auto connection = std::unique_ptr<AdminConnection>(new AdminConnection());
+  if (!options.token.empty()) {
+    connection->token_origin_ = "the token of --token or $MODELCACHE_TOKEN";
+  } else {
+    absl::StatusOr<KubeconfigToken> found =
+        TokenFromKubeconfig({.kubeconfig = options.kubeconfig, .context = options.context},
+                            kube::KubeEnvironment::FromLookup(
+                                [&environment](const char* name) { return environment.Lookup(name); }));
+    if (found.ok()) {
+      options.token = std::move(found->token);
+      connection->token_origin_ = "the token of " + found->origin;
+    } else {
+      connection->token_origin_ = fmt::format("no token sent (--token, $MODELCACHE_TOKEN; {})",
+                                              std::string(found.status().message()));
+    }
+  }
   connection->options_ = std::move(options);
   connection->stub_ = v1::Coordinator::NewStub(
       grpc::CreateChannel(connection->options_.coordinator, credentials));
@@ -65,8 +82,11 @@ std::unique_ptr<grpc::ClientContext> AdminConnection::Context() const {
 }
 
 int AdminConnection::Fail(const std::string& what, const grpc::Status& status) const {
-  const bool unreachable = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                           status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+  // The coordinator's own UNAVAILABLE for a review the API server did not answer is an answer,
+  // not an unreachable coordinator (coordinator/kube_auth/kube_reviewer.h).
+  const bool auth_unavailable = status.error_message().rfind("kubernetes auth:", 0) == 0;
+  const bool unreachable = !auth_unavailable && (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                                                 status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
   if (unreachable) {
     std::fprintf(stderr, "modelcachectl: %s: coordinator %s unreachable: %s\n", what.c_str(),
                  options_.coordinator.c_str(), status.error_message().c_str());
@@ -74,6 +94,10 @@ int AdminConnection::Fail(const std::string& what, const grpc::Status& status) c
   }
   std::fprintf(stderr, "modelcachectl: %s: %s: %s\n", what.c_str(),
                CodeName(status.error_code()), status.error_message().c_str());
+  if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+      status.error_code() == grpc::StatusCode::PERMISSION_DENIED || auth_unavailable) {
+    std::fprintf(stderr, "modelcachectl: credentials: %s\n", token_origin_.c_str());
+  }
   return kExitFailed;
 }
 

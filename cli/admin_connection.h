@@ -11,7 +11,9 @@ namespace modelcache::cli {
 
 struct AdminOptions {
   std::string coordinator;  // host:port; default $MODELCACHE_COORDINATOR
-  std::string token;        // default $MODELCACHE_TOKEN
+  std::string token;        // default $MODELCACHE_TOKEN, then the kubeconfig user's token
+  std::string kubeconfig;   // --kubeconfig; empty: $KUBECONFIG, in-cluster, ~/.kube/config
+  std::string context;      // --context; empty: the current-context
   bool json = false;
   bool tls = false;
   std::string ca_file;      // PEM roots for TLS (implies --tls)
@@ -21,8 +23,9 @@ struct AdminOptions {
 class AdminConnection {
  public:
   // Fills coordinator/token from $MODELCACHE_COORDINATOR/$MODELCACHE_TOKEN in `environment`
-  // when the flags are empty. nullptr (after a message on stderr) when no coordinator address
-  // is known or the CA file cannot be read.
+  // when the flags are empty, and the token from the kubeconfig (cli/kubeconfig_token.h) when
+  // there is still none. nullptr (after a message on stderr) when no coordinator address is
+  // known or the CA file cannot be read.
   static std::unique_ptr<AdminConnection> Open(AdminOptions options,
                                                const ProcessEnvironment& environment);
 
@@ -37,6 +40,9 @@ class AdminConnection {
 
  private:
   AdminOptions options_;
+  // Where the token came from ("--token or $MODELCACHE_TOKEN", "kubeconfig ..."), or why none
+  // was sent: said with an UNAUTHENTICATED answer.
+  std::string token_origin_;
   std::unique_ptr<v1::Coordinator::Stub> stub_;
 };
 

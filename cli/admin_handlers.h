@@ -36,6 +36,8 @@ int PrintPurgeResponse(AdminConnection& connection, const v1::PurgeResponse& res
                        const char* empty_message);
 int RunPurge(AdminConnection& connection, const ModelRef& ref);
 int RunPurgeDryRun(AdminConnection& connection);
+// What room on demand would purge on `volume_id` now for a fill `bytes` short.
+int RunRoomDryRun(AdminConnection& connection, const std::string& volume_id, uint64_t bytes);
 // `source` empty: the registered one.
 int RunPrefetch(AdminConnection& connection, const ModelRef& ref, const std::string& source,
                 const std::string& volume_id);

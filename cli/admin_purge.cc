@@ -1,4 +1,4 @@
-// modelcachectl purge NAME[@VERSION], purge --dry-run, prefetch NAME@VERSION --source URI.
+// modelcachectl purge NAME[@VERSION], purge --dry-run [--room SIZE --volume ID], prefetch NAME@VERSION --source URI.
 #include <cstdio>
 
 #include "cli/admin_commands.h"
@@ -53,6 +53,17 @@ int RunPurgeDryRun(AdminConnection& connection) {
                                                       v1::PurgeDryRunRequest(), &response);
   if (!status.ok()) return connection.Fail("purge --dry-run", status);
   return PrintPurgeResponse(connection, response, "the next policy run would purge nothing");
+}
+
+int RunRoomDryRun(AdminConnection& connection, const std::string& volume_id, uint64_t bytes) {
+  v1::PurgeDryRunRequest request;
+  request.set_volume_id(volume_id);
+  request.set_room_bytes(bytes);
+  v1::PurgeResponse response;
+  grpc::Status status =
+      connection.Stub().PurgeDryRun(connection.Context().get(), request, &response);
+  if (!status.ok()) return connection.Fail("purge --dry-run --room", status);
+  return PrintPurgeResponse(connection, response, "room on demand would purge nothing");
 }
 
 int RunPrefetch(AdminConnection& connection, const ModelRef& ref, const std::string& source,

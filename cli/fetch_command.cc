@@ -3,13 +3,16 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <iostream>
 
 #include "agent/config.h"
 #include "cli/agent_client.h"
+#include "cli/fetch_fallback.h"
 #include "cli/local_fill.h"
 #include "cli/progress_display.h"
 #include "common/duration.h"
+#include "common/fs.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
 #include "common/uri.h"
@@ -57,6 +60,32 @@ absl::StatusOr<SourceOptions> LocalSourceOptions(const FetchOptions& options,
   // what a pod can make the agent read on its behalf; they do not apply here.
   sources.file_roots = std::nullopt;
   sources.network.enforced = false;
+  // hf:// and oci:// as the caller's own tools find their settings: HF_ENDPOINT, HF_TOKEN or
+  // huggingface_hub's token file; docker's config.json ($DOCKER_CONFIG or ~/.docker).
+  sources.hf_endpoint = environment.Get("HF_ENDPOINT");
+  sources.hf_token = environment.Get("HF_TOKEN");
+  if (sources.hf_token.empty()) sources.hf_token = environment.Get("HUGGING_FACE_HUB_TOKEN");
+  const std::string home = environment.Get("HOME");
+  if (sources.hf_token.empty()) {
+    std::string token_file = environment.Get("HF_TOKEN_PATH");
+    if (token_file.empty() && !environment.Get("HF_HOME").empty()) token_file = environment.Get("HF_HOME") + "/token";
+    if (token_file.empty() && !home.empty()) token_file = home + "/.cache/huggingface/token";
+    if (absl::StatusOr<std::string> token = ReadFileToString(token_file); !token_file.empty() && token.ok()) {
+      while (!token->empty() && std::isspace(static_cast<unsigned char>(token->back()))) token->pop_back();
+      sources.hf_token = *std::move(token);
+    }
+  }
+  std::string docker_config = environment.Get("DOCKER_CONFIG");
+  if (!docker_config.empty()) docker_config += "/config.json";
+  if (docker_config.empty() && !home.empty()) docker_config = home + "/.docker/config.json";
+  if (!docker_config.empty()) {
+    absl::StatusOr<std::string> json = ReadFileToString(docker_config);
+    if (json.ok()) {
+      sources.docker_config_json = *std::move(json);
+    } else if (!absl::IsNotFound(json.status())) {
+      return json.status();
+    }
+  }
   return sources;
 }
 
@@ -123,11 +152,14 @@ class Fetch {
     }
 
     absl::StatusOr<v1::EnsureProgress> result = EnsureThroughAgent(*channel);
-    if (!result.ok() && absl::IsFailedPrecondition(result.status()) && options_.fallback) {
-      display_.Abandon();
-      Note("the agent refused ({}); downloading into {} without the cache",
-           result.status().message(), options_.dest);
-      return RunLocally();
+    if (!result.ok() && options_.fallback) {
+      if (std::optional<std::string> why = LocalFallbackReason(result.status())) {
+        // One line that says why: the reason and the agent's error.
+        display_.Abandon();
+        Note("{} ({}); downloading into {} without the cache", *why, result.status().message(),
+             options_.dest);
+        return RunLocally();
+      }
     }
     return Report(result);
   }
@@ -197,7 +229,8 @@ void AddFetchCommand(CLI::App& app, CliContext& context) {
   command->add_option("--model", options->model, "Model name")->required();
   command->add_option("--version", options->version, "Model version")->required();
   command->add_option("--source", options->source,
-                      "s3://bucket/prefix/, http(s)://host/path/ or file:///path; an agent with "
+                      "s3://bucket/prefix/, http(s)://host/path/, file:///path, "
+                      "hf://owner/repo[@rev] or oci://registry/repository:tag; an agent with "
                       "a coordinator checks it against the registry, and without it fills from "
                       "the registered source (required with --fallback or without an agent)");
   command->add_option("--dest", options->dest,
@@ -206,7 +239,9 @@ void AddFetchCommand(CLI::App& app, CliContext& context) {
                       "Agent socket (default $MODELCACHE_SOCKET or /run/modelcache/agent.sock)");
   command->add_option("--holder", options->holder, "Who uses the model (default $HOSTNAME)");
   command->add_flag("--fallback", options->fallback,
-                    "Download locally into --dest if the agent is unreachable or refuses");
+                    "Download locally into --dest if the agent is unreachable, refuses "
+                    "(FAILED_PRECONDITION), the cache is full (RESOURCE_EXHAUSTED) or the "
+                    "agent is unavailable (UNAVAILABLE, CANCELLED)");
   command->add_option("--timeout", options->timeout, "Give up after this long (30s, 10m, 1h)");
   command->add_option("--connect-timeout", options->connect_timeout,
                       "How long to wait for the agent to accept a connection")

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   namespace cli = modelcache::cli;
   cli::CliContext context{.environment = modelcache::ProcessEnvironment::FromProcess()};
   CLI::App app{"modelcachectl: client of the modelcache node agent"};
+  app.set_version_flag("--version", "modelcachectl " MODELCACHE_VERSION);
   app.require_subcommand(1);
   auto set_up_logging = [](const std::string& level) {
     (void)modelcache::SetUpLogging({.level = level, .json = false, .component = "modelcachectl"});

@@ -27,4 +27,9 @@ std::string ProcessEnvironment::Get(std::string_view name) const {
   return found == variables.end() ? std::string() : found->second;
 }
 
+const char* ProcessEnvironment::Lookup(const char* name) const {
+  auto found = variables.find(name);
+  return found == variables.end() ? nullptr : found->second.c_str();
+}
+
 }  // namespace modelcache

@@ -13,6 +13,7 @@ struct ProcessEnvironment {
 
   static ProcessEnvironment FromProcess();
   std::string Get(std::string_view name) const;  // "" when unset
+  const char* Lookup(const char* name) const;     // nullptr when unset (getenv's shape)
 };
 
 }  // namespace modelcache

@@ -2,6 +2,8 @@
 
 #include "absl/strings/ascii.h"
 #include "common/safe_text.h"
+#include "common/hf_uri.h"
+#include "common/oci_uri.h"
 #include "spdlog/fmt/fmt.h"
 
 namespace modelcache {
@@ -111,14 +113,29 @@ absl::StatusOr<SourceUri> ParseSourceUri(std::string_view uri) {
   };
   size_t separator = uri.find("://");
   if (separator == std::string_view::npos || separator == 0) {
-    return invalid("no scheme (want s3://, http://, https:// or file://)");
+    return invalid("no scheme (want s3://, http://, https://, file://, hf:// or oci://)");
   }
   SourceUri parsed;
   parsed.scheme = absl::AsciiStrToLower(absl::string_view(uri.data(), separator));
   if (parsed.scheme != "s3" && parsed.scheme != "http" && parsed.scheme != "https" &&
-      parsed.scheme != "file") {
-    return invalid(
-        fmt::format("unknown scheme \"{}\" (want s3, http, https or file)", parsed.scheme));
+      parsed.scheme != "file" && parsed.scheme != "hf" && parsed.scheme != "oci") {
+    return invalid(fmt::format("unknown scheme \"{}\" (want s3, http, https, file, hf or oci)",
+                               parsed.scheme));
+  }
+  // hf and oci have grammars of their own (common/hf_uri.h, common/oci_uri.h).
+  if (parsed.scheme == "hf") {
+    absl::StatusOr<HfUri> hf = ParseHfUri(uri);
+    if (!hf.ok()) return hf.status();
+    parsed.authority = hf->repo_id;
+    parsed.path = FormatHfUri(*hf).substr(5 + hf->repo_id.size());
+    return parsed;
+  }
+  if (parsed.scheme == "oci") {
+    absl::StatusOr<OciUri> oci = ParseOciUri(uri);
+    if (!oci.ok()) return oci.status();
+    parsed.authority = oci->registry;
+    parsed.path = FormatOciUri(*oci).substr(6 + oci->registry.size());
+    return parsed;
   }
   // An s3 key is any UTF-8 text, spaces included, taken as written (as the AWS CLI takes
   // it): each request encodes it (SigV4's URI encoding), so "%20" in an s3 uri is three
@@ -184,6 +201,8 @@ absl::StatusOr<std::string> NormalizeSourceUri(std::string_view uri) {
   absl::StatusOr<SourceUri> parsed = ParseSourceUri(uri);
   if (!parsed.ok()) return parsed.status();
   if (parsed->scheme == "file") return fmt::format("file://{}", parsed->path);
+  if (parsed->scheme == "hf") return FormatHfUri(*ParseHfUri(uri));
+  if (parsed->scheme == "oci") return FormatOciUri(*ParseOciUri(uri));
   if (parsed->scheme == "s3") return fmt::format("s3://{}/{}", parsed->authority, parsed->path);
   return fmt::format("{}://{}{}", parsed->scheme,
                      NormalizeAuthority(parsed->scheme, parsed->authority),

@@ -1,5 +1,7 @@
 #pragma once
-// Model source URIs: s3://bucket/prefix, http(s)://host/path, file:///absolute/path.
+// Model source URIs: s3://bucket/prefix, http(s)://host/path, file:///absolute/path, and the
+// Hugging Face Hub (hf://owner/repo..., common/hf_uri.h) and OCI registries
+// (oci://registry/repository..., common/oci_uri.h).
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -19,10 +21,12 @@ inline constexpr size_t kMaxSourceUriBytes = 4096;
 absl::Status CheckSourceUriLength(std::string_view uri);
 
 struct SourceUri {
-  std::string scheme;     // "s3", "http", "https" or "file"
-  std::string authority;  // bucket for s3, host[:port] for http(s), empty for file
+  std::string scheme;     // "s3", "http", "https", "file", "hf" or "oci"
+  std::string authority;  // bucket for s3, host[:port] for http(s) and oci, empty for file,
+                          // owner/repo for hf
   std::string path;       // s3: key prefix without leading '/', as written (not decoded);
-                          // http: path + query; file: absolute
+                          // http: path + query; file: absolute; hf, oci: the rest of the
+                          // canonical form ("@main/sub", "/repo:tag")
 };
 
 // s3: the key prefix is taken as written, any UTF-8 (spaces and non-ASCII included; no
@@ -49,6 +53,12 @@ absl::StatusOr<SourceUri> ParseSourceUri(std::string_view uri);
 //                 trailing '/' stays: "s3://b/x" may be one object, "s3://b/x/" is a folder).
 //                 "s3://bucket" and "s3://bucket/" are the same (the whole bucket).
 //   file          "file://localhost/p" is "file:///p"; the path stays as written.
+//   hf            FormatHfUri: the default revision written out ("hf://o/r" is "hf://o/r@main"),
+//                 the subfolder without extra slashes, allow/ignore patterns sorted. The
+//                 repository id and the revision stay as written (a branch and the commit it
+//                 points to are different sources: the branch moves).
+//   oci           FormatOciUri: the registry in lower case, ":latest" written out, a tag beside
+//                 a digest left out (the digest names the bytes).
 // INVALID_ARGUMENT as ParseSourceUri.
 absl::StatusOr<std::string> NormalizeSourceUri(std::string_view uri);
 

@@ -15,6 +15,7 @@
 #include "coordinator/db/store.h"
 #include "coordinator/policy/source_rules.h"
 #include "coordinator/purge_commands.h"
+#include "coordinator/room/room_on_demand.h"
 #include "spdlog/spdlog.h"
 
 namespace modelcache {
@@ -137,7 +138,12 @@ absl::Status AdminService::Purge(const v1::PurgeRequest& request, v1::PurgeRespo
   return absl::OkStatus();
 }
 
-absl::Status AdminService::PurgeDryRun(v1::PurgeResponse* response) {
+absl::Status AdminService::PurgeDryRun(const v1::PurgeDryRunRequest& request,
+                                       v1::PurgeResponse* response) {
+  if (request.room_bytes() > 0) {
+    ASSIGN_OR_RETURN(*response, room_.DryRun(request.volume_id(), request.room_bytes()));
+    return absl::OkStatus();
+  }
   ASSIGN_OR_RETURN(Snapshot snapshot, store_.LoadSnapshot());
   PurgePlan plan = Plan(snapshot, policy_, clock_.Now());
   for (const PurgeDecision& decision : plan.decisions) {

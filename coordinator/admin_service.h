@@ -25,15 +25,16 @@ class ClaimsController;
 class AgentStreams;
 class CoordinatorStore;
 class PurgeCommands;
+class RoomOnDemand;
 
 class AdminService {
  public:
   // Everything borrowed must outlive the service; `claims` is null unless kubernetes.enabled.
   AdminService(const CoordinatorConfig& config, const PurgePolicy& policy, const Clock& clock,
                CoordinatorStore& store, AgentStreams& streams, PurgeCommands& purges,
-               claims::ClaimsController* claims)
+               RoomOnDemand& room, claims::ClaimsController* claims)
       : config_(config), policy_(policy), clock_(clock), store_(store), streams_(streams),
-        purges_(purges), claims_(claims) {}
+        purges_(purges), room_(room), claims_(claims) {}
 
   absl::Status ListModels(v1::ListModelsResponse* response);
   absl::Status ShowModel(const v1::ShowModelRequest& request, v1::ModelInfo* response);
@@ -47,8 +48,9 @@ class AdminService {
   absl::Status DeleteModel(const v1::DeleteModelRequest& request, v1::PurgeResponse* response);
   // PlanManualPurge (policy/purge_plan.h) carried out.
   absl::Status Purge(const v1::PurgeRequest& request, v1::PurgeResponse* response);
-  // What the next policy pass would purge; changes nothing.
-  absl::Status PurgeDryRun(v1::PurgeResponse* response);
+  // What the next policy pass would purge; with room_bytes, what room on demand would purge on
+  // the volume for that many bytes now. Changes nothing.
+  absl::Status PurgeDryRun(const v1::PurgeDryRunRequest& request, v1::PurgeResponse* response);
   // One prefetch command per connected volume (or the one asked for), from the registered
   // source; a source given must be it, or is registered when there is none (as `principal`).
   absl::Status Prefetch(const v1::PrefetchRequest& request, const Principal& principal,
@@ -72,6 +74,7 @@ class AdminService {
   CoordinatorStore& store_;
   AgentStreams& streams_;
   PurgeCommands& purges_;
+  RoomOnDemand& room_;
   claims::ClaimsController* const claims_;
 };
 

@@ -385,6 +385,14 @@ class AgentStreams::Worker {
       }
     }
     const SteadyClock::time_point stored = SteadyClock::now();
+    std::set<std::string> changed;
+    for (size_t i = begin; i < end; ++i) {
+      const v1::UsageReport& report = batch[i].message->usage();
+      if (results[i - begin].ok() && (report.full() || report.models_size() > 0)) {
+        changed.insert(std::string(updates[i - begin].volume_id));
+      }
+    }
+    if (!changed.empty() && owner_.on_usage_stored_) owner_.on_usage_stored_(changed);
     for (size_t i = begin; i < end; ++i) {
       const std::shared_ptr<Session>& session = batch[i].session;
       owner_.metrics_.usage_reports->Increment();
@@ -454,6 +462,11 @@ AgentStreams::Reactor* AgentStreams::Open(grpc::CallbackServerContext* context,
   auto session = std::make_shared<Session>(*this, context, std::move(principal));
   session->Begin(refused);
   return session.get();  // alive until OnDone through its self_
+}
+
+void AgentStreams::OnUsageStored(
+    std::function<void(const std::set<std::string>& volume_ids)> listener) {
+  on_usage_stored_ = std::move(listener);
 }
 
 void AgentStreams::BroadcastPolicy() {

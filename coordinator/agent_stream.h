@@ -14,6 +14,7 @@
 // which is cancelled, and gets the commands the old one left unanswered (the agent answers an
 // id it already ran with the stored result). When a node's stream ends, its unanswered
 // commands go back to pending.
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -64,6 +65,11 @@ class AgentStreams {
   Reactor* Open(grpc::CallbackServerContext* context, std::string principal,
                 const absl::Status& refused);
 
+  // Called on the worker thread after usage reports that changed something (not heartbeats)
+  // were stored, with their volumes; e.g. to run the quota rule at once. Set before agents
+  // connect; must not block for long (it delays the next reports).
+  void OnUsageStored(std::function<void(const std::set<std::string>& volume_ids)> listener);
+
   // Sends the current caching policy to every connected agent.
   void BroadcastPolicy();
   // Hands each volume's pending commands to one connected agent of that volume.
@@ -98,6 +104,7 @@ class AgentStreams {
   std::set<Session*> open_;                                  // every stream until its OnDone
   std::map<std::string, std::shared_ptr<Session>> current_;  // by node name, after the hello
 
+  std::function<void(const std::set<std::string>&)> on_usage_stored_;  // set before agents connect
   std::unique_ptr<Worker> worker_;
 };
 

@@ -96,6 +96,8 @@ absl::Status ApplyKey(const std::string& key, const YAML::Node& value, Coordinat
     if (config.database.empty()) return InvalidValueError(Key(key), "", "want a file path");
   } else if (key == "tokensFile") {
     ASSIGN_OR_RETURN(config.tokens_file, YamlScalar(Key(key), value));
+  } else if (key == "kubernetesAuth") {
+    ASSIGN_OR_RETURN(config.kubernetes_auth, kube_auth::ParseKubernetesAuthConfig(value));
   } else if (key == "highWatermark") {
     ASSIGN_OR_RETURN(config.high_watermark, Watermark(key, value));
   } else if (key == "lowWatermark") {
@@ -120,7 +122,7 @@ absl::Status ApplyKey(const std::string& key, const YAML::Node& value, Coordinat
     RETURN_IF_ERROR(ApplyLog(value, config));
   } else {
     return UnknownKeyError(fmt::format("{}.{}", kBlock, key),
-                           {"listen", "database", "tokensFile", "highWatermark", "lowWatermark",
+                           {"listen", "database", "tokensFile", "kubernetesAuth", "highWatermark", "lowWatermark",
                             "defaultCaching", "maxThreads", "tls", "metricsAddress", "log"});
   }
   return absl::OkStatus();
@@ -143,6 +145,10 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(std::string_view yaml_t
       ASSIGN_OR_RETURN(config.kubernetes, claims::ParseKubernetesConfig(value));
       return absl::OkStatus();
     }
+    if (key == "webhook") {
+      ASSIGN_OR_RETURN(config.webhook, webhook::ParseWebhookConfig(value));
+      return absl::OkStatus();
+    }
     if (key == kBlock) {
       return ForEachField(kBlock, value, [&](const std::string&, const std::string& setting,
                                              const YAML::Node& setting_value) {
@@ -150,9 +156,14 @@ absl::StatusOr<CoordinatorConfig> ParseCoordinatorConfig(std::string_view yaml_t
       });
     }
     // The agent's keys have no meaning here; the coordinator's file is its own.
-    return UnknownKeyError(path, {"modelsCacheStorage", "coordinator", "kubernetes"});
+    return UnknownKeyError(path, {"modelsCacheStorage", "coordinator", "kubernetes", "webhook"});
   }));
   RETURN_IF_ERROR(claims::ValidateSourceClaim(config.kubernetes, config.storage.pvc_name_suffix));
+  // The pods' copy of the cache claim has the source claim's name (coordinator/claims/).
+  if (config.webhook.injection.claim_name.empty()) {
+    config.webhook.injection.claim_name =
+        claims::SourceClaimName(config.kubernetes.release, config.storage.pvc_name_suffix);
+  }
   if (config.low_watermark > config.high_watermark) {
     return absl::InvalidArgumentError(fmt::format(
         "{}.lowWatermark: invalid value \"{}\": above highWatermark {}", kBlock,
@@ -187,10 +198,8 @@ absl::StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const CoordinatorFlags& 
   if (flags.log_level.has_value() && !flags.log_level->empty()) config.log_level = *flags.log_level;
   if (flags.log_json) config.log_json = true;
   config.kubernetes.environment =
-      kube::KubeEnvironment::FromLookup([&environment](const char* name) -> const char* {
-        auto found = environment.variables.find(name);
-        return found == environment.variables.end() ? nullptr : found->second.c_str();
-      });
+      kube::KubeEnvironment::FromLookup(
+          [&environment](const char* name) { return environment.Lookup(name); });
   return config;
 }
 

@@ -4,7 +4,9 @@
 //   coordinator:
 //     listen: 0.0.0.0:7070
 //     database: /var/lib/modelcache/coordinator.db
-//     tokensFile: /etc/modelcache/tokens   # empty: no authentication (development only)
+//     tokensFile: /etc/modelcache/tokens   # checked first; empty: none
+//     kubernetesAuth: {...}                # coordinator/kube_auth/kube_auth_config.h (reviews)
+//     # neither: no authentication (development only)
 //     highWatermark: 0.9                   # quota purge starts above this share of storageSize
 //     lowWatermark: 0.8                    # ... and stops at or below this one
 //     defaultCaching: disabled             # enabled | disabled, for models without a setting
@@ -13,6 +15,7 @@
 //     metricsAddress: 127.0.0.1:9102       # optional: /metrics, /healthz, /readyz
 //     log: {level: info, json: false}      # MODELCACHE_LOG_LEVEL/_JSON and flags override
 //   kubernetes: {...}                      # coordinator/claims/claims_config.h (cache claim copies)
+//   webhook: {...}                         # coordinator/webhook/webhook_config.h (admission webhook)
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -22,6 +25,8 @@
 #include "common/environment.h"
 #include "common/storage_config.h"
 #include "coordinator/claims/claims_config.h"
+#include "coordinator/kube_auth/kube_auth_config.h"
+#include "coordinator/webhook/webhook_config.h"
 
 namespace CLI {
 class App;
@@ -40,6 +45,7 @@ struct CoordinatorConfig {
   std::string listen = "0.0.0.0:7070";
   std::string database = "coordinator.db";
   std::string tokens_file;
+  kube_auth::KubernetesAuthConfig kubernetes_auth;
   double high_watermark = 0.9;
   double low_watermark = 0.8;
   bool default_caching_enabled = false;
@@ -49,6 +55,7 @@ struct CoordinatorConfig {
   std::string log_level = "info";
   bool log_json = false;
   claims::KubernetesConfig kubernetes;
+  webhook::WebhookConfig webhook;
 };
 
 // Parses a whole YAML document. INVALID_ARGUMENT naming the key and the value for a bad

@@ -9,7 +9,8 @@
 #include "common/log_fields.h"
 #include "coordinator/admin_service.h"
 #include "coordinator/agent_stream.h"
-#include "coordinator/lease_service.h"
+#include "coordinator/agent_facing_service.h"
+#include "coordinator/kube_auth/caller_auth.h"
 #include "spdlog/spdlog.h"
 
 namespace modelcache {
@@ -17,22 +18,21 @@ namespace modelcache {
 absl::StatusOr<Principal> CoordinatorService::Check(grpc::ServerContextBase* context,
                                                     Permission permission,
                                                     std::string_view what) {
-  if (!tokens_) return Principal{"anonymous", Role::kAdmin};
+  if (auth_ == nullptr) return Principal{"anonymous", Role::kAdmin};
   std::string_view header;
   const auto& metadata = context->client_metadata();
   auto found = metadata.find("authorization");
   if (found != metadata.end()) header = std::string_view(found->second.data(), found->second.size());
-  absl::StatusOr<Principal> principal = tokens_->Authenticate(header);
-  absl::Status allowed =
-      principal.ok() ? Authorize(*principal, permission, what) : principal.status();
-  if (!allowed.ok()) {
+  // The tokens file, then the Kubernetes reviews (bounded wait: coordinator/kube_auth/).
+  absl::StatusOr<Principal> principal = auth_->Check(header, permission, what);
+  if (!principal.ok()) {
     auth_refused_.Increment();
     spdlog::warn("auth refused {}", LogFields()
                                         .Add("call", what)
                                         .Add("peer", context->peer())
-                                        .Add("error", allowed)
+                                        .Add("error", principal.status())
                                         .Add("next", "the call is refused"));
-    return allowed;
+    return principal.status();
   }
   if (permission == Permission::kAdmin || permission == Permission::kMaintain) {
     spdlog::info("auth granted {}", LogFields()
@@ -116,10 +116,24 @@ grpc::Status CoordinatorService::Purge(grpc::ServerContext* context,
 }
 
 grpc::Status CoordinatorService::PurgeDryRun(grpc::ServerContext* context,
-                                             const v1::PurgeDryRunRequest*,
+                                             const v1::PurgeDryRunRequest* request,
                                              v1::PurgeResponse* response) {
   return Handle(context, Permission::kRead, "PurgeDryRun",
-                [&] { return admin_.PurgeDryRun(response); });
+                [&] { return admin_.PurgeDryRun(*request, response); });
+}
+
+grpc::Status CoordinatorService::MakeRoom(grpc::ServerContext* context,
+                                          const v1::MakeRoomRequest* request,
+                                          v1::PurgeResponse* response) {
+  return Handle(context, Permission::kAgentStream, "MakeRoom",
+                [&] { return agents_.MakeRoom(*request, context->deadline(), response); });
+}
+
+grpc::Status CoordinatorService::VolumeLeases(grpc::ServerContext* context,
+                                              const v1::VolumeLeasesRequest* request,
+                                              v1::VolumeLeasesResponse* response) {
+  return Handle(context, Permission::kLease, "VolumeLeases",
+                [&] { return agents_.VolumeLeases(*request, response); });
 }
 
 grpc::Status CoordinatorService::Prefetch(grpc::ServerContext* context,
@@ -165,49 +179,49 @@ grpc::Status CoordinatorService::AcquireLease(grpc::ServerContext* context,
                                               const v1::LeaseRequest* request,
                                               v1::Lease* response) {
   return Handle(context, Permission::kLease, "AcquireLease",
-                [&] { return leases_.PutInUseLease(*request, /*renew_only=*/false, response); });
+                [&] { return agents_.PutInUseLease(*request, /*renew_only=*/false, response); });
 }
 
 grpc::Status CoordinatorService::RenewLease(grpc::ServerContext* context,
                                             const v1::LeaseRequest* request,
                                             v1::Lease* response) {
   return Handle(context, Permission::kLease, "RenewLease",
-                [&] { return leases_.PutInUseLease(*request, /*renew_only=*/true, response); });
+                [&] { return agents_.PutInUseLease(*request, /*renew_only=*/true, response); });
 }
 
 grpc::Status CoordinatorService::ReleaseLease(grpc::ServerContext* context,
                                               const v1::LeaseRequest* request,
                                               v1::Lease* response) {
   return Handle(context, Permission::kLease, "ReleaseLease",
-                [&] { return leases_.ReleaseInUseLease(*request, response); });
+                [&] { return agents_.ReleaseInUseLease(*request, response); });
 }
 
 grpc::Status CoordinatorService::AcquireFillLease(grpc::ServerContext* context,
                                                   const v1::FillLeaseRequest* request,
                                                   v1::FillLease* response) {
   return Handle(context, Permission::kLease, "AcquireFillLease",
-                [&] { return leases_.AcquireFillLease(*request, response); });
+                [&] { return agents_.AcquireFillLease(*request, response); });
 }
 
 grpc::Status CoordinatorService::RenewFillLease(grpc::ServerContext* context,
                                                 const v1::FillLeaseRequest* request,
                                                 v1::FillLease* response) {
   return Handle(context, Permission::kLease, "RenewFillLease",
-                [&] { return leases_.RenewFillLease(*request, response); });
+                [&] { return agents_.RenewFillLease(*request, response); });
 }
 
 grpc::Status CoordinatorService::ReleaseFillLease(grpc::ServerContext* context,
                                                   const v1::FillLeaseRequest* request,
                                                   v1::FillLease* response) {
   return Handle(context, Permission::kLease, "ReleaseFillLease",
-                [&] { return leases_.ReleaseFillLease(*request, response); });
+                [&] { return agents_.ReleaseFillLease(*request, response); });
 }
 
 grpc::Status CoordinatorService::WatchFillLease(grpc::ServerContext* context,
                                                 const v1::WatchFillLeaseRequest* request,
                                                 v1::FillLease* response) {
   return Handle(context, Permission::kLease, "WatchFillLease", [&] {
-    return leases_.WatchFillLease(*request, [context] { return context->IsCancelled(); },
+    return agents_.WatchFillLease(*request, [context] { return context->IsCancelled(); },
                                   response);
   });
 }

@@ -1,11 +1,10 @@
 #pragma once
 // modelcache.v1.Coordinator (proto/modelcache/v1/coordinator.proto) over its three parts:
-// every call is authenticated and authorized first (auth.h: a refusal is logged and counted,
-// an admin or maintainer call is logged with its principal), then handed to the agent
-// streams (Connect, agent_stream.h), the LeaseService or the AdminService. Connect runs on
-// gRPC's callback API (no thread per agent); the other RPCs are synchronous.
-#include <optional>
-
+// every call is authenticated and authorized first (kube_auth/caller_auth.h: the tokens file,
+// then Kubernetes reviews; a refusal is logged and counted, an admin or maintainer call is
+// logged with its principal), then handed to the agent streams (Connect, agent_stream.h), the
+// AgentFacingService or the AdminService. Connect runs on gRPC's callback API (no thread per
+// agent); the other RPCs are synchronous.
 #include "coordinator/auth.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
 
@@ -15,18 +14,22 @@ class Counter;
 
 namespace modelcache {
 
+namespace kube_auth {
+class CallerAuth;
+}  // namespace kube_auth
+
 class AdminService;
+class AgentFacingService;
 class AgentStreams;
-class LeaseService;
 
 class CoordinatorService final
     : public v1::Coordinator::WithCallbackMethod_Connect<v1::Coordinator::Service> {
  public:
-  // `tokens` nullopt: authentication off, every caller is admin. All borrowed objects must
-  // outlive the service.
-  CoordinatorService(const std::optional<TokenTable>& tokens, prometheus::Counter& auth_refused,
-                     AgentStreams& streams, LeaseService& leases, AdminService& admin)
-      : tokens_(tokens), auth_refused_(auth_refused), streams_(streams), leases_(leases),
+  // `auth` null: authentication off, every caller is admin. All borrowed objects must outlive
+  // the service.
+  CoordinatorService(kube_auth::CallerAuth* auth, prometheus::Counter& auth_refused,
+                     AgentStreams& streams, AgentFacingService& agents, AdminService& admin)
+      : auth_(auth), auth_refused_(auth_refused), streams_(streams), agents_(agents),
         admin_(admin) {}
 
   grpc::ServerBidiReactor<v1::AgentMessage, v1::CoordinatorMessage>* Connect(
@@ -50,6 +53,10 @@ class CoordinatorService final
                      v1::PurgeResponse* response) override;
   grpc::Status PurgeDryRun(grpc::ServerContext* context, const v1::PurgeDryRunRequest* request,
                            v1::PurgeResponse* response) override;
+  grpc::Status MakeRoom(grpc::ServerContext* context, const v1::MakeRoomRequest* request,
+                        v1::PurgeResponse* response) override;
+  grpc::Status VolumeLeases(grpc::ServerContext* context, const v1::VolumeLeasesRequest* request,
+                            v1::VolumeLeasesResponse* response) override;
   grpc::Status Prefetch(grpc::ServerContext* context, const v1::PrefetchRequest* request,
                         v1::PrefetchResponse* response) override;
   grpc::Status SetSource(grpc::ServerContext* context, const v1::SetSourceRequest* request,
@@ -88,10 +95,10 @@ class CoordinatorService final
   grpc::Status Handle(grpc::ServerContext* context, Permission permission,
                       std::string_view what, Body body);
 
-  const std::optional<TokenTable>& tokens_;
+  kube_auth::CallerAuth* const auth_;
   prometheus::Counter& auth_refused_;
   AgentStreams& streams_;
-  LeaseService& leases_;
+  AgentFacingService& agents_;
   AdminService& admin_;
 };
 

@@ -12,6 +12,7 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"modelcache coordinator"};
+  app.set_version_flag("--version", "modelcache-coordinator " MODELCACHE_VERSION);
   modelcache::CoordinatorFlags flags;
   modelcache::AddCoordinatorFlags(app, flags);
   CLI11_PARSE(app, argc, argv);

@@ -8,7 +8,7 @@
 namespace modelcache {
 namespace {
 
-constexpr std::string_view kPurgeReasons[] = {"unused", "deleted", "quota", "manual", "other"};
+constexpr std::string_view kPurgeReasons[] = {"unused", "deleted", "quota", "manual", "room", "other"};
 
 prometheus::Gauge& Gauge(prometheus::Registry& registry, const std::string& name,
                          const std::string& help) {

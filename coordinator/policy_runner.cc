@@ -52,11 +52,43 @@ absl::Status PolicyRunner::Pass() {
   return absl::OkStatus();
 }
 
+void PolicyRunner::OnUsageStored(const std::set<std::string>& volumes) {
+  absl::StatusOr<v1::UsageResponse> usage = store_.Usage(policy_.default_quota_bytes);
+  if (!usage.ok()) {
+    spdlog::warn("usage read for the quota rule failed {}",
+                 LogFields().Add("error", usage.status()).Add(
+                     "next", "the quota rule waits for its scheduled pass"));
+    return;
+  }
+  bool crossed = false;
+  for (const v1::VolumeUsage& volume : usage->volumes()) {
+    if (volumes.count(volume.volume_id()) == 0) continue;
+    if (!watermarks_.Observe(volume.volume_id(), volume.used_bytes(), volume.quota_bytes(),
+                             policy_.high_watermark)) {
+      continue;
+    }
+    spdlog::info("volume over its high watermark {}",
+                 LogFields()
+                     .Add("volume", volume.volume_id())
+                     .Add("used", volume.used_bytes())
+                     .Add("quota", volume.quota_bytes())
+                     .Add("next", "policy pass now"));
+    crossed = true;
+  }
+  if (!crossed) return;
+  {
+    std::lock_guard lock(mutex_);
+    run_now_ = true;
+  }
+  wake_.notify_all();
+}
+
 void PolicyRunner::Loop() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
-    wake_.wait_for(lock, interval_, [this] { return stopping_; });
+    wake_.wait_for(lock, interval_, [this] { return stopping_ || run_now_; });
     if (stopping_) break;
+    run_now_ = false;
     lock.unlock();
     absl::Status status = RunOnce();
     if (!status.ok()) {

@@ -1,16 +1,20 @@
 #pragma once
-// The coordinator's policy loop: every checkUnusedCachedModelsEvery it plans purges over a
-// snapshot of the store (coordinator/policy/purge_plan.h), queues them (purge_commands.h) and
-// has the connected agents' pending commands sent. Runs on a thread of its own.
+// The coordinator's policy loop: every checkUnusedCachedModelsEvery, and at once when a usage
+// report takes a volume over its high watermark, it plans purges over a snapshot of the store
+// (coordinator/policy/purge_plan.h), queues them (purge_commands.h) and has the connected
+// agents' pending commands sent. Runs on a thread of its own.
 #include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <set>
+#include <string>
 #include <thread>
 
 #include "absl/status/status.h"
 #include "common/clock.h"
 #include "coordinator/policy/purge_plan.h"
+#include "coordinator/policy/watermark_watch.h"
 
 namespace modelcache {
 
@@ -34,6 +38,9 @@ class PolicyRunner {
   void Stop();
   // One pass now, timed and counted in the metrics. Thread-safe.
   absl::Status RunOnce();
+  // After usage reports of `volumes` were stored (AgentStreams::OnUsageStored, on the streams'
+  // worker thread): a volume that went over its high watermark has the loop pass at once.
+  void OnUsageStored(const std::set<std::string>& volumes);
 
   const PurgePolicy& Policy() const { return policy_; }
 
@@ -51,6 +58,8 @@ class PolicyRunner {
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;  // guarded by mutex_
+  bool run_now_ = false;   // guarded by mutex_: a report crossed a high watermark
+  WatermarkWatch watermarks_;  // the streams' worker thread only (OnUsageStored)
   std::thread thread_;
 };
 

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <mutex>
 #include <optional>
+#include <set>
 
 #include "common/fs.h"
 #include "common/log_fields.h"
@@ -15,16 +16,19 @@
 #include "common/status_format.h"
 #include "common/status_macros.h"
 #include "coordinator/admin_service.h"
+#include "coordinator/agent_facing_service.h"
 #include "coordinator/agent_stream.h"
-#include "coordinator/auth.h"
 #include "coordinator/claims/claims_controller.h"
 #include "coordinator/coordinator_service.h"
 #include "coordinator/db/store.h"
 #include "coordinator/fill_leases.h"
-#include "coordinator/lease_service.h"
+#include "coordinator/kube_auth/caller_auth.h"
+#include "coordinator/agent_facing_service.h"
 #include "coordinator/metrics.h"
 #include "coordinator/policy_runner.h"
 #include "coordinator/purge_commands.h"
+#include "coordinator/room/room_on_demand.h"
+#include "coordinator/webhook/webhook_server.h"
 #include "spdlog/spdlog.h"
 
 namespace modelcache {
@@ -60,9 +64,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
 class CoordinatorServer::Impl {
  public:
   Impl(CoordinatorConfig config, const Clock& clock, std::unique_ptr<CoordinatorStore> store,
-       std::optional<TokenTable> tokens)
+       std::unique_ptr<kube_auth::CallerAuth> auth)
       : config_(std::move(config)), clock_(clock), store_(std::move(store)),
-        tokens_(std::move(tokens)) {}
+        auth_(std::move(auth)) {}
 
   // /metrics, /healthz and /readyz (listening, and the database answers a query).
   absl::Status StartMetrics() {
@@ -89,6 +93,20 @@ class CoordinatorServer::Impl {
   }
   claims::ClaimsController* Claims() { return claims_.get(); }
 
+  // The admission webhook (webhook.enabled); every admitted pod's namespace keeps its claim copy.
+  absl::Status StartWebhook() {
+    if (!config_.webhook.enabled) return absl::OkStatus();
+    webhook::WebhookServerOptions options{
+        .address = config_.webhook.listen,
+        .tls_cert_file = config_.webhook.tls_cert_file,
+        .tls_key_file = config_.webhook.tls_key_file,
+        .injection = config_.webhook.injection,
+        .admitted = [this](std::string_view namespace_name) { WebhookAdmitted(namespace_name); }};
+    ASSIGN_OR_RETURN(webhook_, webhook::WebhookServer::Start(std::move(options)));
+    return absl::OkStatus();
+  }
+  int WebhookPort() const { return webhook_ ? webhook_->Port() : 0; }
+
   bool Ready() {
     if (!listening_.load()) return false;
     absl::Status ping = store_->Ping();
@@ -101,8 +119,12 @@ class CoordinatorServer::Impl {
 
   // The services over the store, the gRPC server on coordinator.listen, then the policy runner.
   absl::Status Listen() {
-    admin_.emplace(config_, runner_.Policy(), clock_, *store_, streams_, purges_, claims_.get());
-    service_.emplace(tokens_, metrics_.auth_refused, streams_, leases_, *admin_);
+    admin_.emplace(config_, runner_.Policy(), clock_, *store_, streams_, purges_, room_,
+                   claims_.get());
+    service_.emplace(auth_.get(), metrics_.auth_refused, streams_, agents_, *admin_);
+    // The quota rule runs at once when a report takes a volume over its high watermark.
+    streams_.OnUsageStored(
+        [this](const std::set<std::string>& volumes) { runner_.OnUsageStored(volumes); });
     ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
                      ServerCredentials(config_.tls));
     grpc::ServerBuilder builder;
@@ -125,7 +147,7 @@ class CoordinatorServer::Impl {
                      .Add("listen", config_.listen)
                      .Add("port", port_)
                      .Add("tls", config_.tls.cert_file.empty() ? "off" : "on")
-                     .Add("auth", tokens_ ? "on" : "off"));
+                     .Add("auth", auth_ ? auth_->Describe() : "off"));
     runner_.Start();
     listening_ = true;
     return absl::OkStatus();
@@ -148,6 +170,18 @@ class CoordinatorServer::Impl {
   absl::Status RunPolicyOnce() { return runner_.RunOnce(); }
 
  private:
+  void WebhookAdmitted(std::string_view namespace_name) {
+    if (!claims_ || namespace_name.empty()) return;
+    absl::Status asked = claims_->NamespaceAsked(namespace_name, clock_.Now());
+    if (!asked.ok()) {
+      spdlog::warn("claim copy not recorded for an admitted pod {}",
+                   LogFields()
+                       .Add("namespace", namespace_name)
+                       .Add("error", asked)
+                       .Add("next", "the next resync or ask retries"));
+    }
+  }
+
   // Before a scrape: the gauges the database knows. At most one read a second, as
   // several Prometheus servers may scrape and the query walks every report.
   void RefreshStoreMetrics() {
@@ -185,7 +219,7 @@ class CoordinatorServer::Impl {
   std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
   CoordinatorMetrics metrics_{*registry_};
   std::unique_ptr<CoordinatorStore> store_;
-  const std::optional<TokenTable> tokens_;
+  const std::unique_ptr<kube_auth::CallerAuth> auth_;  // null: no authentication
   // Before server_: a server that was not shut down waits in its destructor for the streams,
   // which the worker finishes.
   AgentStreams streams_{*store_, clock_,
@@ -193,8 +227,9 @@ class CoordinatorServer::Impl {
                                            &metrics_.report_seconds, &metrics_.purges_done,
                                            &metrics_.bytes_freed}};
   FillLeaseTable fill_leases_{clock_};
-  LeaseService leases_{*store_, fill_leases_, clock_};
   PurgeCommands purges_{*store_, metrics_, clock_};
+  RoomOnDemand room_{*store_, purges_, clock_, [this] { streams_.DispatchAll(); }};
+  AgentFacingService agents_{*store_, fill_leases_, room_, clock_};
   PolicyRunner runner_{*store_, purges_, metrics_, clock_, PurgePolicyFor(config_),
                        config_.storage.check_unused_every, [this] { streams_.DispatchAll(); }};
   std::unique_ptr<claims::ClaimsController> claims_;  // null unless kubernetes.enabled
@@ -209,6 +244,7 @@ class CoordinatorServer::Impl {
   std::chrono::steady_clock::time_point store_metrics_read_;  // guarded by store_metrics_mutex_
   CoordinatorMetrics::StoreState last_store_state_;           // guarded by store_metrics_mutex_
   // Last: stopped first, while everything its handlers use still exists.
+  std::unique_ptr<webhook::WebhookServer> webhook_;
   std::unique_ptr<MetricsHttpServer> http_;
 };
 
@@ -217,27 +253,28 @@ CoordinatorServer::~CoordinatorServer() { Shutdown(); }
 
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     const CoordinatorConfig& config, const Clock& clock) {
-  std::optional<TokenTable> tokens;
-  if (!config.tokens_file.empty()) {
-    ASSIGN_OR_RETURN(tokens, TokenTable::Load(config.tokens_file));
-  } else {
+  ASSIGN_OR_RETURN(std::unique_ptr<kube_auth::CallerAuth> auth,
+                   kube_auth::CallerAuth::Create(config, clock));
+  if (!auth) {
     spdlog::warn("authentication off {}",
                  LogFields()
-                     .Add("error", "no tokensFile configured")
+                     .Add("error", "neither tokensFile nor kubernetesAuth configured")
                      .Add("next", "every caller is admin (development only)"));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<CoordinatorStore> store,
                    CoordinatorStore::Open(config.database, config.default_caching_enabled));
   RETURN_IF_ERROR(store->ResetConnections());
-  auto impl = std::make_unique<Impl>(config, clock, std::move(store), std::move(tokens));
+  auto impl = std::make_unique<Impl>(config, clock, std::move(store), std::move(auth));
   RETURN_IF_ERROR(impl->StartClaims());
   RETURN_IF_ERROR(impl->StartMetrics());
+  RETURN_IF_ERROR(impl->StartWebhook());
   RETURN_IF_ERROR(impl->Listen());
   return std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(impl)));
 }
 
 int CoordinatorServer::Port() const { return impl_->Port(); }
 int CoordinatorServer::MetricsPort() const { return impl_->MetricsPort(); }
+int CoordinatorServer::WebhookPort() const { return impl_->WebhookPort(); }
 void CoordinatorServer::Shutdown() { impl_->Shutdown(); }
 absl::Status CoordinatorServer::RunPolicyOnce() { return impl_->RunPolicyOnce(); }
 claims::ClaimsController* CoordinatorServer::CacheClaims() { return impl_->Claims(); }

@@ -25,6 +25,8 @@ class CoordinatorServer {
   int Port() const;
   // The bound port of metricsAddress (/metrics, /healthz, /readyz); 0 when it is "".
   int MetricsPort() const;
+  // The bound port of webhook.listen (HTTPS /mutate); 0 when the webhook is off.
+  int WebhookPort() const;
   // Stops accepting calls, ends agent streams and the policy loop; /readyz answers 503 from
   // then on. Idempotent.
   void Shutdown();

@@ -4,10 +4,14 @@
 # A model of BENCH_GIB GiB (one file of 3/4 of it plus four smaller ones) is served by nginx
 # on 127.0.0.1. Each round runs, each into an empty folder on the same disk:
 #   agent        modelcachectl fetch through a freshly started agent (SHA-256 verified inline)
+#   agent-oci    the same, from oci://: the same files pushed as a CNCF ModelPack artifact
+#                (one raw layer per file) to Debian's docker-registry on 127.0.0.1; the
+#                report gives its ratio to the http:// fill (issue #16: within 10%)
 #   aria2c       aria2c -x16 -s16 -k8M, then sha256sum
 #   rclone       rclone copy --http-url ... --multi-thread-streams 8, then sha256sum
 #   curl         one curl, one stream, file after file, then sha256sum
-#   curl-null    curl -o /dev/null of every file (the origin/loopback ceiling; no disk)
+#   curl-null    curl -o /dev/null of every file (the origin/loopback ceiling; no disk); with
+#                agent-oci also of every blob from the registry (that origin's ceiling)
 # and reports medians over BENCH_ROUNDS rounds (default 3): wall seconds, CPU seconds
 # (user+sys; for the agent: the agent's own CPU plus modelcachectl's), peak RSS, and the
 # agent's ratios. The page cache is dropped before each run when /proc/sys/vm/drop_caches
@@ -15,14 +19,15 @@
 #
 # Env: BENCH_GIB (default 4; fractions allowed, e.g. 0.05 for a smoke run), BENCH_ROUNDS,
 #      BENCH_DIR (default build/bench; all runs write there: same disk), KEEP=1,
-#      BENCH_AGENT_CONFIG (an agent YAML, e.g. to try fill.concurrency/chunkSize),
-#      BENCH_TOOLS (default "agent aria2c rclone curl curl-null"; e.g. "agent" alone to
+#      BENCH_AGENT_CONFIG (an agent YAML, e.g. to try fill.concurrency/chunkSize; the bench
+#      adds network.allow for its loopback origins, so leave network: out of it),
+#      BENCH_TOOLS (default "agent agent-oci aria2c rclone curl curl-null"; e.g. "agent" alone to
 #      measure the agent's CPU s/GB and peak RSS quickly; ratios need the agent and a peer).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/lib.sh"
 gib=${BENCH_GIB:-4}
-tools=" ${BENCH_TOOLS:-agent aria2c rclone curl curl-null} "
+tools=" ${BENCH_TOOLS:-agent agent-oci aria2c rclone curl curl-null} "
 runs() { [[ $tools == *" $1 "* ]]; }
 rounds=${BENCH_ROUNDS:-3}
 bench=${BENCH_DIR:-$root/build/bench}
@@ -54,6 +59,16 @@ start_nginx "$bench/nginx" "$bench/origin" "$port"
 pids+=("$NGINX_PID")
 url="http://127.0.0.1:$port/bench-model/"
 
+if runs agent-oci; then
+  [ -x /usr/bin/docker-registry ] || { echo "bench: docker-registry is missing (scripts/setup.sh installs it)"; exit 1; }
+  registry_port=$(free_port)
+  start_registry "$bench/registry" "$registry_port"
+  pids+=("$REGISTRY_PID")
+  echo "bench: pushing the model to the registry as a ModelPack artifact" >&2
+  push_modelpack "127.0.0.1:$registry_port" bench/model v1 "$model" "${files[@]}"
+  oci_url="oci://127.0.0.1:$registry_port/bench/model:v1"
+fi
+
 # --- measuring ----------------------------------------------------------------------------
 drop_note="page cache dropped before each run"
 drop_caches() {
@@ -82,10 +97,19 @@ verify() {  # verify DIR: the files there match the origin
 ticks=$(getconf CLK_TCK)
 proc_cpu_seconds() { awk -v t="$ticks" '{printf "%.3f", ($14 + $15) / t}' "/proc/$1/stat"; }
 
-run_agent() {  # one fill through a fresh agent with an empty cache
+# The agent refuses loopback origins unless network.allow lets it (issue #11): the bench's
+# origins listen on 127.0.0.1.
+agent_config="$bench/agent.yaml"
+{
+  echo 'network: {allow: ["127.0.0.1/32"]}'
+  if [ -n "${BENCH_AGENT_CONFIG:-}" ]; then cat "$BENCH_AGENT_CONFIG"; fi
+} > "$agent_config"
+
+run_agent() {  # run_agent NAME SOURCE: one fill through a fresh agent with an empty cache
+  local name=$1 source=$2
   local cache="$bench/agent-cache" socket="$bench/agent.sock"
   rm -rf "$cache"
-  "$agent_bin" ${BENCH_AGENT_CONFIG:+--config "$BENCH_AGENT_CONFIG"} --cache-root "$cache" \
+  "$agent_bin" --config "$agent_config" --cache-root "$cache" \
     --socket "$socket" --metrics-address "" --log-level warn \
     2>> "$bench/agent.log" &
   local agent=$!
@@ -94,13 +118,13 @@ run_agent() {  # one fill through a fresh agent with an empty cache
   drop_caches
   local before after
   before=$(proc_cpu_seconds "$agent")
-  measure "$bench/agent.ctl" "$ctl_bin" fetch --model bench --version v1 --source "$url" --socket "$socket"
+  measure "$bench/$name.ctl" "$ctl_bin" fetch --model bench --version v1 --source "$source" --socket "$socket"
   after=$(proc_cpu_seconds "$agent")
   local rss
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$agent/status")
   # wall from the client; CPU = agent + client; RSS = the agent's peak.
-  tail -n1 "$bench/agent.ctl" | awk -v a="$before" -v b="$after" -v r="$rss" \
-    '{printf "%.3f %.3f %d\n", $1, $2 + (b - a), r}' >> "$bench/agent.e2e"
+  tail -n1 "$bench/$name.ctl" | awk -v a="$before" -v b="$after" -v r="$rss" \
+    '{printf "%.3f %.3f %d\n", $1, $2 + (b - a), r}' >> "$bench/$name.e2e"
   verify "$cache/models/bench/v1"
   stop_pids "$agent"
   rm -rf "$cache"
@@ -131,7 +155,8 @@ done
 
 for round in $(seq "$rounds"); do
   echo "bench: round $round/$rounds"
-  if runs agent; then run_agent; fi
+  if runs agent; then run_agent agent "$url"; fi
+  if runs agent-oci; then run_agent agent-oci "$oci_url"; fi
   if runs aria2c; then run_peer aria2c "$bench/aria2c" aria2c -x16 -s16 -k8M --file-allocation=none --allow-overwrite=true \
     --auto-file-renaming=false --console-log-level=warn --summary-interval=0 -d "$bench/aria2c" -i "$aria_input"; fi
   if runs rclone; then run_peer rclone "$bench/rclone" rclone copy --http-url "$url" :http: "$bench/rclone" \
@@ -140,6 +165,12 @@ for round in $(seq "$rounds"); do
   if runs curl-null; then
     drop_caches
     measure "$bench/curl-null.download" curl -sSf "${null_args[@]}"
+    if runs agent-oci; then
+      drop_caches
+      oci_null_args=()
+      for blob in "${OCI_BLOB_URLS[@]}"; do oci_null_args+=(-o /dev/null "$blob"); done
+      measure "$bench/curl-null-oci.download" curl -sSf "${oci_null_args[@]}"
+    fi
   fi
 done
 
@@ -152,12 +183,13 @@ row() {  # row LABEL FILE
   local wall cpu rss
   wall=$(median 1 "$2"); cpu=$(median 2 "$2"); rss=$(median 3 "$2")
   awk -v l="$1" -v w="$wall" -v c="$cpu" -v r="$rss" -v gb="$gb" \
-    'BEGIN {printf "%-26s %9.2f %9.2f %10.0f %10.2f %10.2f\n", l, w, c, r / 1024, gb / w, c / gb}'
+    'BEGIN {printf "%-30s %9.2f %9.2f %10.0f %10.2f %10.2f\n", l, w, c, r / 1024, gb / w, c / gb}'
 }
 echo
 echo "model: ${#files[@]} files, $model_bytes bytes; $rounds rounds; medians; $drop_note"
-printf '%-26s %9s %9s %10s %10s %10s\n' "run" "wall s" "cpu s" "rss MiB" "GB/s" "cpu s/GB"
+printf '%-30s %9s %9s %10s %10s %10s\n' "run" "wall s" "cpu s" "rss MiB" "GB/s" "cpu s/GB"
 if runs agent; then row "agent (fill + sha256)" "$bench/agent.e2e"; fi
+if runs agent-oci; then row "agent oci:// (fill + sha256)" "$bench/agent-oci.e2e"; fi
 peers=()
 for peer in aria2c rclone curl; do
   runs "$peer" || continue
@@ -166,7 +198,13 @@ for peer in aria2c rclone curl; do
   row "$peer download only" "$bench/$peer.download"
 done
 if runs curl-null; then row "curl -o /dev/null" "$bench/curl-null.download"; fi
+if runs curl-null && runs agent-oci; then row "curl -o /dev/null (registry)" "$bench/curl-null-oci.download"; fi
 
+if runs agent && runs agent-oci; then
+  echo
+  awk -v o="$(median 1 "$bench/agent-oci.e2e")" -v h="$(median 1 "$bench/agent.e2e")" \
+    'BEGIN {printf "agent oci:// / agent http:// (same bytes, wall): %.2f (issue #16 target: at most 1.10)\n", o / h}'
+fi
 if ! runs agent || [ ${#peers[@]} -eq 0 ]; then exit 0; fi
 agent_wall=$(median 1 "$bench/agent.e2e")
 best_e2e=$(for p in "${peers[@]}"; do echo "$(median 1 "$bench/$p.e2e") $p"; done | sort -g | head -n1)

@@ -11,11 +11,16 @@ free_port() {
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-# wait_for SECONDS COMMAND...: polls COMMAND until it succeeds, fails after SECONDS.
+# wait_for SECONDS COMMAND...: polls COMMAND until it succeeds, fails after SECONDS (wall
+# clock: a COMMAND that takes a while itself, such as `buildah run`, does not stretch it).
 wait_for() {
   local seconds=$1; shift
-  local i
-  for i in $(seq $((seconds * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  local deadline=$(( $(now_ms) + seconds * 1000 ))
+  while :; do
+    "$@" >/dev/null 2>&1 && return 0
+    [ "$(now_ms)" -lt "$deadline" ] || break
+    sleep 0.1
+  done
   echo "timed out after ${seconds}s waiting for: $*" >&2
   return 1
 }
@@ -99,4 +104,58 @@ generate_bench_model() {
   done
   write_manifest "$model" "${files[@]}"
   model_bytes=$(cd "$model" && cat "${files[@]}" | wc -c)
+}
+
+# start_registry WORK PORT: Debian's docker-registry (the CNCF distribution registry) on
+# 127.0.0.1:PORT with its storage under WORK; sets REGISTRY_PID.
+start_registry() {
+  local work=$1 port=$2
+  mkdir -p "$work/data"
+  cat > "$work/config.yml" <<CONF
+version: 0.1
+log: {level: warn, formatter: text, accesslog: {disabled: true}}
+storage:
+  filesystem: {rootdirectory: $work/data}
+  maintenance: {uploadpurging: {enabled: false}}
+http: {addr: "127.0.0.1:$port", secret: modelcache-bench}
+CONF
+  /usr/bin/docker-registry serve "$work/config.yml" > "$work/registry.log" 2>&1 &
+  REGISTRY_PID=$!
+  wait_for 30 curl -sf -o /dev/null "http://127.0.0.1:$port/v2/"
+}
+
+# push_blob HOST REPO FILE: uploads FILE as one blob (POST, then a monolithic PUT, as a client
+# does); prints its digest.
+push_blob() {
+  local host=$1 repo=$2 file=$3 digest location
+  digest="sha256:$(sha256sum "$file" | cut -d' ' -f1)"
+  location=$(curl -sSf -X POST -D - -o /dev/null "http://$host/v2/$repo/blobs/uploads/" |
+    tr -d '\r' | awk 'tolower($1) == "location:" {print $2}')
+  case "$location" in /*) location="http://$host$location" ;; esac
+  case "$location" in *\?*) location="$location&digest=$digest" ;; *) location="$location?digest=$digest" ;; esac
+  curl -sSf -X PUT -H 'Content-Type: application/octet-stream' -T "$file" -o /dev/null "$location"
+  echo "$digest"
+}
+
+# push_modelpack HOST REPO TAG DIR FILE...: a CNCF ModelPack artifact, one raw weight layer
+# per file (at its org.cncf.model.filepath), under TAG. Sets OCI_BLOB_URLS (the layers' blob
+# URLs).
+push_modelpack() {
+  local host=$1 repo=$2 tag=$3 dir=$4; shift 4
+  local config="$dir/.modelpack-config.json" layers="" f digest size
+  echo '{}' > "$config"
+  local config_digest config_size
+  config_digest=$(push_blob "$host" "$repo" "$config")
+  config_size=$(stat -c %s "$config")
+  rm -f "$config"
+  OCI_BLOB_URLS=()
+  for f in "$@"; do
+    digest=$(push_blob "$host" "$repo" "$dir/$f")
+    OCI_BLOB_URLS+=("http://$host/v2/$repo/blobs/$digest")
+    size=$(stat -c %s "$dir/$f")
+    layers+="${layers:+,}{\"mediaType\":\"application/vnd.cncf.model.weight.v1.raw\",\"digest\":\"$digest\",\"size\":$size,\"annotations\":{\"org.cncf.model.filepath\":\"$f\"}}"
+  done
+  curl -sSf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' -o /dev/null \
+    --data-binary "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"artifactType\":\"application/vnd.cncf.model.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.cncf.model.config.v1+json\",\"digest\":\"$config_digest\",\"size\":$config_size},\"layers\":[$layers]}" \
+    "http://$host/v2/$repo/manifests/$tag"
 }

@@ -16,11 +16,14 @@ start=$(date +%s)
 ctest --test-dir build --output-on-failure -j2 --timeout 900 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 elapsed=$(( $(date +%s) - start ))
+# The image test (scripts/image-test.sh) skips unless MODELCACHE_IMAGE_TEST=1: its reason is in
+# the log of this run (read it now: the `ctest -N` below writes that log again).
+image_skip=$(grep -h '^image-test: skipped: ' build/Testing/Temporary/LastTest.log 2>/dev/null | tail -n 1)
 
 echo
 echo "== modelcache test summary =="
 grep -E '^[0-9]+% tests passed' "$log" || true
-for label in unit repository integration fault; do
+for label in unit repository integration fault image; do
   count=$(ctest --test-dir build -N -L "^${label}\$" 2>/dev/null | awk '/Total Tests:/ {print $3}')
   echo "  ${label} tests: ${count:-0}"
 done
@@ -41,6 +44,7 @@ if [ -n "$fault_cases" ]; then
   done <<< "$fault_cases"
   echo "  fault suite: tried ${tried}, passed ${passed}"
 fi
+[ -z "$image_skip" ] || echo "  ${image_skip}"
 skipped=$(grep -c 'Not Run\|\*\*\*Skipped' "$log" || true)
 echo "  skipped: ${skipped}"
 echo "  time: ${elapsed}s"

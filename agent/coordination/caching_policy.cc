@@ -1,5 +1,7 @@
 #include "agent/coordination/caching_policy.h"
 
+#include "spdlog/fmt/fmt.h"
+
 namespace modelcache {
 namespace {
 
@@ -41,6 +43,25 @@ bool CachingPolicyHolder::Allowed(std::string_view name, std::string_view versio
   std::lock_guard lock(mutex_);
   if (!policy_) return allow_without_;
   return CachingAllowed(*policy_, name, version);
+}
+
+absl::Status CachingPolicyHolder::Check(std::string_view name, std::string_view version) const {
+  std::lock_guard lock(mutex_);
+  if (!policy_ && !allow_without_) {
+    return absl::FailedPreconditionError(fmt::format(
+        "model {}@{}: no caching policy from the coordinator yet (caching is opt-in: each model "
+        "must be enabled there): download the model yourself",
+        name, version));
+  }
+  if (policy_ ? CachingAllowed(*policy_, name, version) : allow_without_) return absl::OkStatus();
+  return absl::FailedPreconditionError(fmt::format(
+      "caching disabled for model {}@{} by the coordinator: download the model yourself", name,
+      version));
+}
+
+bool CachingPolicyHolder::Known() const {
+  std::lock_guard lock(mutex_);
+  return policy_.has_value();
 }
 
 RegistryLookup CachingPolicyHolder::LookupSource(std::string_view name,

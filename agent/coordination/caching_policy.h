@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "modelcache/v1/coordinator.pb.h"
 
 namespace modelcache {
@@ -32,10 +33,16 @@ struct RegistryLookup {
 class CachingPolicyHolder {
  public:
   // Before any policy arrives (coordinator never reached), `allow_without_policy` decides:
-  // an agent configured without a coordinator caches everything.
+  // an agent configured without a coordinator caches everything (true); one with a coordinator
+  // caches nothing until it knows which models are enabled (false: caching is opt-in).
   explicit CachingPolicyHolder(bool allow_without_policy) : allow_without_(allow_without_policy) {}
   void Set(const v1::CachingPolicy& policy);
   bool Allowed(std::string_view name, std::string_view version) const;
+  // OK when Allowed; else FAILED_PRECONDITION saying why (the model is disabled, or no policy
+  // is known yet), so that the client falls back to a local download.
+  absl::Status Check(std::string_view name, std::string_view version) const;
+  // Whether a policy was Set (received from the coordinator or loaded from the saved file).
+  bool Known() const;
   // kNotReceived until a policy that includes the registry's sources was Set (a policy saved
   // by an agent, or sent by a coordinator, older than sources in the registry has none);
   // then kRegistered or kUnregistered. Never kNoCoordinator.

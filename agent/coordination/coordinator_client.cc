@@ -117,7 +117,9 @@ class CoordinatorClient::Impl {
   // One Connect call, from hello to the end of the stream. True if the coordinator answered.
   bool RunOneStream() {
     grpc::ClientContext context;
-    if (!options_.token.empty()) context.AddMetadata("authorization", "Bearer " + options_.token);
+    if (std::string token = CoordinatorBearerToken(options_); !token.empty()) {
+      context.AddMetadata("authorization", "Bearer " + token);
+    }
     // Wait for the channel instead of failing fast: gRPC's own reconnect backoff (capped at
     // max_backoff) paces the attempts while the coordinator is down. Stop() cancels.
     context.set_wait_for_ready(true);
@@ -394,5 +396,13 @@ int64_t CoordinatorClient::LastReportUnixSeconds() const {
   return impl_->LastReportUnixSeconds();
 }
 uint64_t CoordinatorClient::CommandsExecuted() const { return impl_->CommandsExecuted(); }
+
+std::string CoordinatorBearerToken(const CoordinatorClientOptions& options) {
+  if (options.token_file != nullptr) {
+    absl::StatusOr<std::string> current = options.token_file->Current();
+    if (current.ok()) return *std::move(current);
+  }
+  return options.token;
+}
 
 }  // namespace modelcache

@@ -17,15 +17,23 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "agent/coordination/local_cache_ops.h"
+#include "kube/token_source.h"
 #include "modelcache/v1/coordinator.pb.h"
 
 namespace modelcache {
 
 class CommandAnswers;
 
+struct CoordinatorClientOptions;
+// The token to send now: the token file's current contents, else `token`.
+std::string CoordinatorBearerToken(const CoordinatorClientOptions& options);
+
 struct CoordinatorClientOptions {
   std::string target;  // host:port
   std::string token;   // bearer token (role agent); empty: none sent
+  // coordinatorTokenFile, read again whenever it changes (the kubelet rotates projected
+  // ServiceAccount tokens); `token` is its contents at start, used while the file cannot be read.
+  std::shared_ptr<kube::TokenSource> token_file;
   std::string node_name;
   std::string volume_id;
   std::string agent_version;

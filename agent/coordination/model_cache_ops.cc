@@ -1,5 +1,6 @@
 #include "agent/coordination/model_cache_ops.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "agent/store/layout.h"
 #include "agent/store/manifest.h"
 #include "agent/store/space.h"
+#include "common/clock.h"
 #include "common/log_fields.h"
 #include "common/status_format.h"
 #include "spdlog/spdlog.h"
@@ -44,13 +46,22 @@ ModelCacheOps::ModelCacheOps(ModelCache& cache, CachingPolicyHolder& policy,
 std::vector<v1::ModelUsage> ModelCacheOps::Usage() {
   std::vector<v1::ModelUsage> usage;
   std::map<PodLeaseTable::ModelKey, uint32_t> leases;
-  if (options_.pod_leases != nullptr) leases = options_.pod_leases->LiveByModel();
+  std::map<PodLeaseTable::ModelKey, Clock::TimePoint> last_leased;
+  if (options_.pod_leases != nullptr) {
+    leases = options_.pod_leases->LiveByModel();
+    last_leased = options_.pod_leases->LastLeasedByModel();
+  }
   for (const v1::CachedModel& model : cache_.List()) {
     v1::ModelUsage& entry = usage.emplace_back();
     entry.set_name(model.name());
     entry.set_version(model.version());
     entry.set_size_bytes(model.size_bytes());
-    entry.set_last_access_unix_ms(model.last_access_unix_ms());
+    // A model a pod leases is in use even when nothing reads it: its last access is at least
+    // the last time it was leased.
+    auto leased_at = last_leased.find({model.name(), model.version()});
+    entry.set_last_access_unix_ms(leased_at == last_leased.end()
+                                      ? model.last_access_unix_ms()
+                                      : std::max(model.last_access_unix_ms(), ToUnixMillis(leased_at->second)));
     auto leased = leases.find({model.name(), model.version()});
     entry.set_live_leases(leased == leases.end() ? 0 : leased->second);
     entry.set_state(v1::ModelUsage::READY);

@@ -10,7 +10,7 @@
 #include "agent/coordination/local_cache_ops.h"
 #include "agent/maintenance/maintenance.h"
 #include "agent/model_cache.h"
-#include "agent/pod_leases.h"
+#include "agent/pod_leases/pod_lease_table.h"
 
 namespace modelcache {
 

@@ -3,7 +3,8 @@
 // that starts while the coordinator is down applies the saved policy until the coordinator
 // answers with a new one, instead of caching every model (a model an admin disabled stays
 // refused across an agent restart). Without a saved policy (first start) the agent caches
-// everything until the first policy arrives, as it keeps serving while the coordinator is away.
+// nothing until the first policy arrives (caching is opt-in: Ensure answers FAILED_PRECONDITION
+// and clients fall back), as it keeps serving while the coordinator is away.
 #include <filesystem>
 #include <optional>
 

@@ -1,6 +1,7 @@
 #include "agent/fill/fill_job.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <cstdlib>
@@ -190,6 +191,7 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
         source_(std::move(request.source)),
         settings_(request.settings),
         before_publish_(std::move(request.before_publish)),
+        make_room_(std::move(request.make_room)),
         on_progress_(std::move(on_progress)),
         on_done_(std::move(on_done)),
         owner_(absl::StrCat("model ", name_, "@", version_)),
@@ -258,6 +260,7 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   struct Listing {
     std::optional<v1::Manifest> published;  // another agent of the volume published it
     std::vector<SourceFile> files;
+    std::vector<SourceArchive> archives;
     absl::StatusOr<v1::FillJournal> journal = absl::NotFoundError("not read");
   };
 
@@ -266,6 +269,8 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   void AfterWork();
 
   void OnListed(absl::Status status, Listing listing);
+  // The fill does not fit (`full`): asks make_room_ once, then OnListed again or fails.
+  void AskForRoom(absl::Status full, Listing listing);
   void OnPrepared(absl::Status status, std::vector<std::unique_ptr<FileWriter>> writers);
   void Pump();
   std::optional<size_t> AcquireBuffer();
@@ -285,6 +290,10 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   void OnJournalTick();
   v1::FillJournal JournalSnapshot() const;
   void OnProgressTick();
+  void StartArchives();
+  void CountArchiveBytes();
+  void OnArchivesDone(absl::Status status, std::vector<UnpackedFile> unpacked);
+  void MaybePublish();
   void StartPublish();
   void ContinuePublish();
   void Fail(absl::Status status);
@@ -312,6 +321,8 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   std::unique_ptr<Source> source_;  // List() runs on the pool; nothing else touches it then
   FillSettings settings_;
   std::function<absl::Status()> before_publish_;  // called on the pool only
+  std::function<void(uint64_t, std::function<void(absl::Status)>)> make_room_;  // may be empty
+  bool asked_for_room_ = false;
   bool keep_staging_ = false;  // before_publish_ refused: the staging is someone else's now
   ProgressFn on_progress_;
   DoneFn on_done_;
@@ -345,6 +356,16 @@ class FillJob::Impl : public std::enable_shared_from_this<FillJob::Impl> {
   std::vector<ChunkBuffer> buffers_;
   std::vector<size_t> free_buffers_;
   size_t max_buffers_ = 0;
+  uint64_t reserved_bytes_ = 0;  // what space_ holds for this fill
+
+  // Archives (Source::Archives) unpack on the pool while the listed files fill.
+  std::vector<SourceArchive> archives_;
+  uint64_t archive_bytes_ = 0;  // their compressed sizes
+  bool archives_done_ = true;
+  std::vector<UnpackedFile> unpacked_;
+  std::shared_ptr<std::atomic<uint64_t>> archive_bytes_read_ = std::make_shared<std::atomic<uint64_t>>(0);
+  uint64_t archive_bytes_counted_ = 0;  // of archive_bytes_read_, already in progress_
+  std::shared_ptr<std::atomic<bool>> archives_cancelled_ = std::make_shared<std::atomic<bool>>(false);
 
   std::unique_ptr<Timer> journal_timer_;
   std::unique_ptr<Timer> progress_timer_;
@@ -405,6 +426,7 @@ void FillJob::Impl::Start() {
         }
         listing->journal = ReadJournal(journal_path);
         ASSIGN_OR_RETURN(listing->files, source->List());
+        listing->archives = source->Archives();
         return absl::OkStatus();
       },
       [this, listing](absl::Status status) { OnListed(std::move(status), std::move(*listing)); });
@@ -419,7 +441,7 @@ void FillJob::Impl::OnListed(absl::Status status, Listing listing) {
     progress_.set_path(layout_.ModelDir(name_, version_).string());
     return Deliver(*std::move(listing.published));
   }
-  if (status.ok()) status = CheckListing(listing.files);
+  if (status.ok()) status = CheckListing(listing.files, !listing.archives.empty());
   if (!status.ok()) return Fail(ModelError(status));
 
   // A journal from an earlier fill of the same model from the same source lets unchanged
@@ -427,9 +449,26 @@ void FillJob::Impl::OnListed(absl::Status status, Listing listing) {
   const v1::FillJournal* journal = listing.journal.ok() ? &*listing.journal : nullptr;
   resume_ = PlanResume(listing.files, journal, name_, version_, source_uri_);
   ResumeStart start = StartFrom(listing.files, resume_, name_, version_, source_uri_);
-  // CheckListing made sure the sum of the sizes fits.
-  absl::Status reserved = space_.Reserve(owner_, start.total_bytes - start.prefix_bytes);
-  if (!reserved.ok()) return Fail(reserved);  // names the owner: "model x@1: needs ..."
+  // CheckListing made sure the sum of the sizes fits. An archive's unpacked size is known
+  // only once it is read: its compressed size is reserved now (weights hardly compress), and
+  // the rest once it is unpacked.
+  uint64_t total_bytes = start.total_bytes;
+  for (const SourceArchive& archive : listing.archives) {
+    total_bytes += archive.size;
+    archive_bytes_ += archive.size;
+  }
+  archives_ = std::move(listing.archives);
+  archives_done_ = archives_.empty();
+  reserved_bytes_ = total_bytes - start.prefix_bytes;
+  absl::Status reserved = space_.Reserve(owner_, reserved_bytes_);
+  if (!reserved.ok()) {
+    if (absl::IsResourceExhausted(reserved) && make_room_ && !asked_for_room_) {
+      listing.archives = std::move(archives_);  // OnListed runs again once there is room
+      archive_bytes_ = 0;
+      return AskForRoom(std::move(reserved), std::move(listing));
+    }
+    return Fail(reserved);  // names the owner: "model x@1: needs ..."
+  }
   reserved_ = true;
   if (start.prefix_bytes + start.written_bytes > 0) {
     spdlog::info("fill resuming from staging {}",
@@ -439,14 +478,14 @@ void FillJob::Impl::OnListed(absl::Status status, Listing listing) {
                      .Add("bytes", start.prefix_bytes + start.written_bytes)
                      .Add("prefix_bytes", start.prefix_bytes)
                      .Add("written_chunk_bytes", start.written_bytes)
-                     .Add("total_bytes", start.total_bytes));
+                     .Add("total_bytes", total_bytes));
   }
   for (const SourceFile& file : listing.files) {
     FileState state;
     state.source = file;
     files_.push_back(std::move(state));
   }
-  progress_.set_bytes_total(start.total_bytes);
+  progress_.set_bytes_total(total_bytes);
   progress_.set_files_total(static_cast<uint32_t>(files_.size()));
   phase_ = Phase::kPreparing;
 
@@ -505,7 +544,84 @@ void FillJob::Impl::OnPrepared(absl::Status status,
     if (files_[i].writer->complete()) FileComplete(i);
   }
   for (size_t i = 0; i < files_.size() && phase_ == Phase::kFilling; ++i) StartRun(i);
+  if (phase_ == Phase::kFilling && !archives_.empty()) StartArchives();
+  if (phase_ == Phase::kFilling) MaybePublish();
   if (phase_ == Phase::kFilling) Pump();
+}
+
+void FillJob::Impl::StartArchives() {
+  ArchiveJob job;
+  job.tree = layout_.StagingTree(name_, version_);
+  for (const FileState& file : files_) job.listed.insert(file.source.path);
+  // A decompression bomb stops here, long before the volume fills up.
+  job.max_output_bytes = std::max<uint64_t>(4 * archive_bytes_, archive_bytes_ + (1ull << 30));
+  job.stall_timeout = settings_.stall_timeout;
+  job.max_attempts = settings_.retry.max_attempts;
+  job.on_bytes = [read = archive_bytes_read_](uint64_t bytes) { read->fetch_add(bytes); };
+  job.cancelled = [cancelled = archives_cancelled_] { return cancelled->load(); };
+  auto unpacked = std::make_shared<std::vector<UnpackedFile>>();
+  Source* source = source_.get();
+  Run(
+      [source, job = std::move(job), unpacked]() -> absl::Status {
+        ASSIGN_OR_RETURN(*unpacked, source->UnpackArchives(job));
+        return absl::OkStatus();
+      },
+      [this, unpacked](absl::Status status) { OnArchivesDone(std::move(status), std::move(*unpacked)); });
+}
+
+void FillJob::Impl::CountArchiveBytes() {
+  const uint64_t read = archive_bytes_read_->load();
+  if (read <= archive_bytes_counted_) return;
+  progress_.set_bytes_done(progress_.bytes_done() + (read - archive_bytes_counted_));
+  counters_.bytes_fetched += read - archive_bytes_counted_;
+  archive_bytes_counted_ = read;
+}
+
+void FillJob::Impl::OnArchivesDone(absl::Status status, std::vector<UnpackedFile> unpacked) {
+  if (phase_ != Phase::kFilling) return;
+  CountArchiveBytes();
+  if (!status.ok()) return Fail(ModelError(status));
+  uint64_t unpacked_bytes = 0;
+  for (const UnpackedFile& file : unpacked) unpacked_bytes += file.size;
+  if (unpacked_bytes > archive_bytes_) {
+    reserved_bytes_ += unpacked_bytes - archive_bytes_;
+    absl::Status reserved = space_.Reserve(owner_, reserved_bytes_);
+    if (!reserved.ok()) return Fail(reserved);
+  }
+  progress_.set_files_total(progress_.files_total() + static_cast<uint32_t>(unpacked.size()));
+  progress_.set_files_done(progress_.files_done() + static_cast<uint32_t>(unpacked.size()));
+  unpacked_ = std::move(unpacked);
+  archives_done_ = true;
+  MaybePublish();
+}
+
+void FillJob::Impl::AskForRoom(absl::Status full, Listing listing) {
+  asked_for_room_ = true;
+  absl::StatusOr<uint64_t> short_by = space_.Shortfall(owner_, reserved_bytes_);
+  if (!short_by.ok()) return Fail(short_by.status());
+  spdlog::info("fill needs room {}", LogFields()
+                                         .Add("model", name_)
+                                         .Add("version", version_)
+                                         .Add("bytes_short", *short_by)
+                                         .Add("next", "asking the coordinator for room on demand"));
+  auto retry = std::make_shared<Listing>(std::move(listing));
+  make_room_(*short_by, [weak = weak_from_this(), full = std::move(full), retry](absl::Status made) {
+    std::shared_ptr<Impl> self = weak.lock();
+    if (!self || self->phase_ != Phase::kListing) return;  // cancelled meanwhile
+    if (!made.ok()) {
+      return self->Fail(absl::ResourceExhaustedError(
+          absl::StrCat(full.message(), "; ", made.message())));
+    }
+    self->OnListed(absl::OkStatus(), std::move(*retry));
+  });
+}
+
+void FillJob::Impl::MaybePublish() {
+  if (phase_ != Phase::kFilling || !archives_done_) return;
+  for (const FileState& file : files_) {
+    if (!file.done) return;
+  }
+  StartPublish();
 }
 
 std::optional<size_t> FillJob::Impl::AcquireBuffer() {
@@ -586,7 +702,7 @@ void FillJob::Impl::OnFetched(uint64_t chunk_id, absl::Status status) {
     }
     if (can_retry) {
       ++counters_.chunk_retries;
-      std::chrono::milliseconds delay = retry_.Backoff(active.attempts);
+      std::chrono::milliseconds delay = retry_.Backoff(active.attempts, status);
       spdlog::debug("fill {}@{}: retrying chunk in {} ms after: {}", name_, version_,
                     delay.count(), status);
       // The chunk keeps its buffer while it waits, so its file's run cannot starve.
@@ -877,7 +993,7 @@ void FillJob::Impl::FileComplete(size_t file_index) {
   file.done = true;
   file.sha256 = got;
   progress_.set_files_done(progress_.files_done() + 1);
-  if (progress_.files_done() == files_.size()) StartPublish();
+  MaybePublish();
 }
 
 v1::FillJournal FillJob::Impl::JournalSnapshot() const {
@@ -933,6 +1049,7 @@ void FillJob::Impl::OnJournalTick() {
 }
 
 void FillJob::Impl::OnProgressTick() {
+  CountArchiveBytes();
   uint64_t now = uv_now(loop_.Raw());
   rate_samples_.emplace_back(now, progress_.bytes_done());
   while (rate_samples_.size() > 2 && now - rate_samples_.front().first > kRateWindowMs) {
@@ -970,7 +1087,7 @@ void FillJob::Impl::ContinuePublish() {
   manifest->set_version(version_);
   manifest->set_source(source_uri_);
   manifest->set_fetched_unix_ms(ToUnixMillis(now));
-  manifest->set_total_bytes(progress_.bytes_total());
+  uint64_t model_bytes = 0;
   for (const FileState& file : files_) {
     auto* entry = manifest->add_files();
     entry->set_path(file.source.path);
@@ -980,7 +1097,16 @@ void FillJob::Impl::ContinuePublish() {
     entry->set_etag(file.source.etag);
     entry->set_version_id(file.source.version_id);
     entry->set_source_sha256(file.source.expected_sha256);
+    model_bytes += file.source.size;
   }
+  for (const UnpackedFile& file : unpacked_) {
+    auto* entry = manifest->add_files();
+    entry->set_path(file.path);
+    entry->set_size(file.size);
+    entry->set_sha256(file.sha256);
+    model_bytes += file.size;
+  }
+  manifest->set_total_bytes(model_bytes);
   const ResolvedRevision resolved = source_->Resolved();
   if (!resolved.revision.empty() || !resolved.digest.empty()) {
     manifest->mutable_source_revision()->set_revision(resolved.revision);
@@ -1090,6 +1216,7 @@ void FillJob::Impl::ContinueCleanup() {
 }
 
 void FillJob::Impl::StopActivity() {
+  archives_cancelled_->store(true);
   journal_timer_.reset();
   progress_timer_.reset();
   for (auto& [chunk_id, active] : chunks_) {

@@ -45,6 +45,11 @@ struct FillRequest {
   // error (the cross-node fill lease was lost) fails the fill with it and keeps the staging
   // folder, which the agent that took the lease over is filling now.
   std::function<absl::Status()> before_publish;
+  // Optional. Room on demand: called on the loop thread, once per fill, when the fill's bytes
+  // do not fit on the volume; `bytes_short` is how many more it needs. It must call `done` on
+  // the loop thread (or never, when the loop is stopping): OK when room was made (the fill
+  // reserves again), otherwise the reason, added to the fill's RESOURCE_EXHAUSTED error.
+  std::function<void(uint64_t bytes_short, std::function<void(absl::Status)> done)> make_room;
 };
 
 class FillJob {

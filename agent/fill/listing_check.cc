@@ -23,8 +23,8 @@ absl::StatusOr<uint64_t> ListedTotalBytes(std::span<const SourceFile> files) {
   return total;
 }
 
-absl::Status CheckListing(std::span<const SourceFile> files) {
-  if (files.empty()) return absl::NotFoundError("the source lists no files");
+absl::Status CheckListing(std::span<const SourceFile> files, bool has_archives) {
+  if (files.empty() && !has_archives) return absl::NotFoundError("the source lists no files");
   std::set<std::string_view> paths;
   for (const SourceFile& file : files) {
     RETURN_IF_ERROR(ValidateRelativeFilePath(file.path));

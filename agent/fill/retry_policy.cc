@@ -4,6 +4,8 @@
 #include <cmath>
 #include <utility>
 
+#include "agent/fill/retry_after.h"
+
 namespace modelcache {
 
 RetryPolicy::RetryPolicy(const RetrySettings& settings, RandomFn random)
@@ -28,6 +30,13 @@ std::chrono::milliseconds RetryPolicy::Backoff(uint32_t failed_attempts) const {
   // Uniform over the cap + 1 whole milliseconds 0..cap.
   int64_t wait = static_cast<int64_t>(std::floor(fraction * static_cast<double>(cap + 1)));
   return std::chrono::milliseconds(std::min(wait, cap));
+}
+
+std::chrono::milliseconds RetryPolicy::Backoff(uint32_t failed_attempts, const absl::Status& status) const {
+  const std::chrono::milliseconds backoff = Backoff(failed_attempts);
+  const std::optional<std::chrono::seconds> asked = RetryAfterOf(status);
+  if (!asked) return backoff;
+  return std::max<std::chrono::milliseconds>(backoff, std::min(*asked, kLongestAskedWait));
 }
 
 }  // namespace modelcache

@@ -27,6 +27,11 @@ class RetryPolicy {
   // How long to wait before the next attempt, after `failed_attempts` (>= 1) failures: full
   // jitter, uniform in [0, min(max_backoff, initial_backoff * 2^(failed_attempts - 1))].
   std::chrono::milliseconds Backoff(uint32_t failed_attempts) const;
+  // As Backoff, but never shorter than the wait the origin asked for with `status`
+  // (retry_after.h: a 429 or 503 with Retry-After or RateLimit), capped at kLongestAskedWait.
+  std::chrono::milliseconds Backoff(uint32_t failed_attempts, const absl::Status& status) const;
+
+  static constexpr std::chrono::seconds kLongestAskedWait{300};
 
  private:
   RetrySettings settings_;

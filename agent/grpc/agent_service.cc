@@ -11,7 +11,7 @@
 #include "agent/grpc/ensure_source.h"
 #include "agent/metrics.h"
 #include "agent/model_cache.h"
-#include "agent/pod_leases.h"
+#include "agent/pod_leases/pod_lease_table.h"
 #include "common/log_fields.h"
 #include "common/names.h"
 #include "common/status_format.h"
@@ -156,12 +156,15 @@ class AgentService final : public v1::Agent::Service {
           "model caching is disabled on this node (modelsCacheStorage.enabled is false): "
           "download the model yourself");
     }
-    if (options_.caching_allowed && !options_.caching_allowed(request.name(), request.version())) {
-      metrics_.CountEnsure(EnsureResult::kError);
-      metrics_.CountFallback(FallbackReason::kModelDisabled);
-      return absl::FailedPreconditionError("caching disabled for model " + request.name() + "@" +
-                                           request.version() +
-                                           " by the coordinator: download the model yourself");
+    if (options_.caching_allowed) {
+      absl::Status allowed = options_.caching_allowed(request.name(), request.version());
+      if (!allowed.ok()) {
+        metrics_.CountEnsure(EnsureResult::kError);
+        metrics_.CountFallback(options_.policy_known && !options_.policy_known()
+                                   ? FallbackReason::kNoPolicy
+                                   : FallbackReason::kModelDisabled);
+        return allowed;
+      }
     }
     RegistryLookup registry;
     if (options_.registry_lookup) registry = options_.registry_lookup(request.name(), request.version());

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "agent/coordination/caching_policy.h"
 
 namespace grpc {
@@ -22,16 +23,20 @@ struct AgentServiceOptions {
   // false: Ensure answers FAILED_PRECONDITION ("caching disabled on this node") so that
   // clients download on their own instead.
   bool caching_enabled = true;
-  // Set when a coordinator decides: false for a model means Ensure answers
-  // FAILED_PRECONDITION ("caching disabled for model X by the coordinator"). Empty: all allowed.
-  std::function<bool(std::string_view name, std::string_view version)> caching_allowed;
+  // Set when a coordinator decides (CachingPolicyHolder::Check): a FAILED_PRECONDITION for a
+  // model (disabled by the coordinator, or no policy known yet) is Ensure's answer, so that
+  // the client falls back. Empty: all allowed.
+  std::function<absl::Status(std::string_view name, std::string_view version)> caching_allowed;
+  // Whether the coordinator's policy is known yet (CachingPolicyHolder::Known): a refusal
+  // before it is counted as reason "no_policy". Empty: always known.
+  std::function<bool()> policy_known;
   // Set when a coordinator decides: the registry's source for a model version
   // (CachingPolicyHolder::LookupSource). Ensure fills only from it (agent/grpc/ensure_source.h).
   // Empty: no coordinator, Ensure fills from the request's source.
   std::function<RegistryLookup(std::string_view name, std::string_view version)> registry_lookup;
   // Called (on a gRPC thread) after a fill published a model, e.g. to refresh cache gauges.
   std::function<void()> on_model_published;
-  // Pods' leases (agent/pod_leases.h): an Ensure that names a holder takes one when it ends READY,
+  // Pods' leases (agent/pod_leases/pod_lease_table.h): an Ensure that names a holder takes one when it ends READY,
   // and Hold renews or releases it. Null: Hold answers FAILED_PRECONDITION.
   PodLeaseTable* pod_leases = nullptr;
   // Called (on a gRPC thread) after a lease was taken for a new holder or released, so the

@@ -132,6 +132,7 @@ absl::Status LinkOrCopy(const std::filesystem::path& from, const std::filesystem
 }
 
 using LeasedFn = std::function<bool(std::string_view name, std::string_view version)>;
+using VolumeLeasesFn = decltype(MaintenanceOptions::volume_leases);
 
 // What `request` asks to clean on a volume with `inventory`, in PlanCleanup's terms. Models
 // a pod holds (`is_leased`; their staging folders too) are marked so the plan keeps them.
@@ -169,6 +170,36 @@ absl::StatusOr<CleanupRequest> WantedCleanup(const v1::CleanupRequest& request,
     if (is_leased(name, version)) wanted.leased.emplace(name, version);
   }
   return wanted;
+}
+
+// Leases of pods on the other nodes of the volume: only the coordinator knows them. Asked only
+// when the cleanup may remove models or staging and is not forced; no answer, no cleanup.
+absl::Status AddVolumeLeases(const std::string& volume_id, const Inventory& inventory,
+                             const VolumeLeasesFn& volume_leases, CleanupRequest& wanted) {
+  if (!volume_leases || wanted.force ||
+      (wanted.models.empty() && !wanted.staging_older_than.has_value())) {
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::set<std::pair<std::string, std::string>>> leased = volume_leases(volume_id);
+  if (!leased.ok()) {
+    return absl::FailedPreconditionError(fmt::format(
+        "cleanup of volume {}: cannot ask the coordinator for the leases pods on other nodes "
+        "hold ({}): nothing removed; retry once it answers, or use --force",
+        volume_id, leased.status().message()));
+  }
+  for (const InventoryModel& model : inventory.models) {
+    if (leased->count({model.name, model.version}) > 0) {
+      wanted.leased.emplace(model.name, model.version);
+    }
+  }
+  for (const InventoryStaging& staging : inventory.staging) {
+    size_t at = staging.folder.find('@');
+    if (at == std::string::npos) continue;
+    std::pair<std::string, std::string> key{staging.folder.substr(0, at),
+                                            staging.folder.substr(at + 1)};
+    if (leased->count(key) > 0) wanted.leased.insert(key);
+  }
+  return absl::OkStatus();
 }
 
 // Carries `plan` out and records what was removed, what failed and the bytes freed. On the
@@ -314,6 +345,7 @@ absl::StatusOr<v1::CleanupResponse> Maintenance::Cleanup(const v1::CleanupReques
   ASSIGN_OR_RETURN(Inventory inventory, TakeInventory(layout));
   ASSIGN_OR_RETURN(CleanupRequest wanted,
                    WantedCleanup(request, inventory, options_.is_leased, clock_.Now()));
+  RETURN_IF_ERROR(AddVolumeLeases(volume.id, inventory, options_.volume_leases, wanted));
   CleanupPlan plan = PlanCleanup(inventory, wanted);
 
   v1::CleanupResponse response;

@@ -10,8 +10,10 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -37,6 +39,13 @@ struct MaintenanceOptions {
   // Whether a pod holds a live lease on the model (the lead wires the lease table here).
   // Unset: nothing is leased. Called from the maintenance thread.
   std::function<bool(std::string_view name, std::string_view version)> is_leased;
+  // The models with a live lease held on ANY node of the volume (the agent asks the
+  // coordinator; agent/coordination/volume_client.h). Set, a cleanup of models or staging
+  // without --force keeps them too, and refuses (FAILED_PRECONDITION) when it cannot be asked.
+  // Unset (no coordinator): only `is_leased` counts. Called from the maintenance thread.
+  std::function<absl::StatusOr<std::set<std::pair<std::string, std::string>>>(
+      std::string_view volume_id)>
+      volume_leases;
   // Called after a cleanup or a migration changed a volume (the lead asks the coordinator
   // client to report now, so that `usage` shows it without waiting for a heartbeat). Unset:
   // nothing. Called from the maintenance thread.

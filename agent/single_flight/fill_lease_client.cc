@@ -11,7 +11,7 @@ namespace modelcache {
 class FillLeaseClient::Impl {
  public:
   Impl(const CoordinatorClientOptions& options, std::chrono::milliseconds call_timeout)
-      : token_(options.token), call_timeout_(call_timeout) {
+      : options_(options), call_timeout_(call_timeout) {
     std::shared_ptr<grpc::ChannelCredentials> credentials = CoordinatorChannelCredentials(options);
     grpc::ChannelArguments arguments;
     // A coordinator that comes back is used again within a second.
@@ -27,7 +27,9 @@ class FillLeaseClient::Impl {
                                      std::chrono::milliseconds timeout) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + timeout);
-    if (!token_.empty()) context.AddMetadata("authorization", "Bearer " + token_);
+    if (std::string token = CoordinatorBearerToken(options_); !token.empty()) {
+      context.AddMetadata("authorization", "Bearer " + token);
+    }
     v1::FillLease response;
     grpc::Status status = (stub_.get()->*method)(&context, request, &response);
     if (!status.ok()) {
@@ -36,7 +38,7 @@ class FillLeaseClient::Impl {
     return response;
   }
 
-  const std::string token_;
+  const CoordinatorClientOptions options_;  // for the token
   const std::chrono::milliseconds call_timeout_;
   std::unique_ptr<v1::Coordinator::Stub> stub_;
 };

@@ -36,6 +36,9 @@ struct Transfer {
   bool listing_cut = false;  // the agent's listing budget refused more
   uint64_t charged_capacity = 0;  // of response.body, charged to `listing`
   std::string_view upload;  // remaining PUT body
+  CURL* easy = nullptr;
+  const std::function<absl::Status(long, std::string_view)>* sink = nullptr;
+  absl::Status sink_error;
 };
 
 // Makes room for `bytes` more in the body, charging the listing for the memory the body's
@@ -59,6 +62,14 @@ bool GrowChargedBody(Transfer& transfer, size_t bytes) {
 size_t OnBody(char* data, size_t size, size_t count, void* user) {
   auto* transfer = static_cast<Transfer*>(user);
   const size_t bytes = size * count;
+  if (transfer->sink != nullptr) {
+    long code = 0;
+    curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE, &code);
+    if (code >= 200 && code < 300) {
+      transfer->sink_error = (*transfer->sink)(code, std::string_view(data, bytes));
+      return transfer->sink_error.ok() ? bytes : 0;
+    }
+  }
   if (transfer->response.body.size() + bytes > transfer->max_body_bytes) {
     transfer->body_too_large = true;
     return 0;  // makes curl fail with CURLE_WRITE_ERROR
@@ -121,6 +132,8 @@ absl::StatusOr<HttpResponse> PerformHttpRequest(const HttpRequest& request) {
   transfer.max_body_bytes = request.max_body_bytes;
   transfer.listing = request.listing;
   transfer.upload = request.body;
+  transfer.easy = handle;
+  if (request.body_sink) transfer.sink = &request.body_sink;
 
   std::unique_ptr<curl_slist, SlistDeleter> header_list;
   auto add_header = [&header_list](const std::string& header) {
@@ -138,6 +151,10 @@ absl::StatusOr<HttpResponse> PerformHttpRequest(const HttpRequest& request) {
   curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, error_buffer);
   curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
+  if (request.stall_timeout.count() > 0) {
+    curl_easy_setopt(handle, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(handle, CURLOPT_LOW_SPEED_TIME, static_cast<long>(request.stall_timeout.count()));
+  }
   curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, request.follow_redirects ? 1L : 0L);
   curl_easy_setopt(handle, CURLOPT_MAXREDIRS, 5L);
   // A listing URL must never turn into file:// or another protocol, even through a redirect.
@@ -149,6 +166,11 @@ absl::StatusOr<HttpResponse> PerformHttpRequest(const HttpRequest& request) {
   curl_easy_setopt(handle, CURLOPT_HEADERDATA, &transfer);
   if (request.method == "HEAD") {
     curl_easy_setopt(handle, CURLOPT_NOBODY, 1L);
+  } else if (request.method == "POST") {
+    curl_easy_setopt(handle, CURLOPT_POST, 1L);
+    curl_easy_setopt(handle, CURLOPT_POSTFIELDS, request.body.data());
+    curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+    add_header("Expect:");
   } else if (request.method == "PUT") {
     curl_easy_setopt(handle, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(handle, CURLOPT_READFUNCTION, OnUpload);
@@ -179,6 +201,7 @@ absl::StatusOr<HttpResponse> PerformHttpRequest(const HttpRequest& request) {
   if (transfer.listing_cut) {
     return request.listing->CutError(fmt::format("{} {}", request.method, request.url));
   }
+  if (!transfer.sink_error.ok()) return transfer.sink_error;
   if (transfer.body_too_large) {
     return absl::ResourceExhaustedError(fmt::format("{} {}: response body larger than {} bytes",
                                                          request.method, request.url,

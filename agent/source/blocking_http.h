@@ -3,6 +3,7 @@
 // It blocks the calling thread: use it on worker threads only, never on the loop thread.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,13 +24,19 @@ struct HttpRange {
 };
 
 struct HttpRequest {
-  std::string method = "GET";     // "GET", "HEAD" or "PUT" (PUT sends `body`)
+  std::string method = "GET";     // "GET", "HEAD", "PUT" or "POST" (PUT and POST send `body`)
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   std::optional<HttpRange> range;
   HttpAuth auth;                     // SigV4 via CURLOPT_AWS_SIGV4 + CURLOPT_USERPWD, extra headers
   std::string body;                  // PUT only
-  std::chrono::milliseconds timeout{60'000};  // whole request
+  std::chrono::milliseconds timeout{60'000};  // whole request; 0: no limit
+  // When non-zero, the request fails (UNAVAILABLE) once no byte arrived for this long.
+  std::chrono::seconds stall_timeout{0};
+  // When set, the body of a 2xx answer goes here as it arrives, instead of into the response
+  // (other answers are kept in the response's body). An error it returns stops the transfer,
+  // and PerformHttpRequest returns it. Called on the calling thread; may not throw.
+  std::function<absl::Status(long status_code, std::string_view data)> body_sink;
   uint64_t max_body_bytes = 256ull << 20;     // larger responses fail with RESOURCE_EXHAUSTED
   // When set, every body byte is charged to this listing of the agent's ListingBudget; a
   // charge the budget refuses cuts the response: RESOURCE_EXHAUSTED (Listing::CutError).

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -17,6 +18,7 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "agent/fill/retry_after.h"
 #include "agent/loop/event_loop.h"
 #include "agent/source/chunk_fetcher.h"
 #include "agent/source/curl_multi.h"
@@ -147,6 +149,8 @@ class HttpChunkFetcher final : public ChunkFetcher {
     absl::Status early_error;   // decided from the headers; the transfer was aborted
     std::string content_range;  // of the last response (redirects reset it)
     std::string etag;
+    std::string retry_after;    // Retry-After and RateLimit of the last response (429, 503)
+    std::string rate_limit;
     std::string error_body;     // first bytes of a non-2xx body
     char curl_error[CURL_ERROR_SIZE] = {};
     // A stream (Stream()): the whole body goes to on_data in order; `received` counts what
@@ -356,6 +360,8 @@ size_t HttpChunkFetcher::OnHeader(char* data, size_t size, size_t count, void* u
       // A new response (after a redirect or a 100 Continue): forget the previous one.
       transfer->content_range.clear();
       transfer->etag.clear();
+      transfer->retry_after.clear();
+      transfer->rate_limit.clear();
       transfer->body_started = false;
       transfer->status_code = 0;
       transfer->error_body.clear();
@@ -367,6 +373,8 @@ size_t HttpChunkFetcher::OnHeader(char* data, size_t size, size_t count, void* u
     std::string_view value = Trim(line.substr(colon + 1));
     if (EqualsIgnoreCase(name, "Content-Range")) transfer->content_range = std::string(value);
     if (EqualsIgnoreCase(name, "ETag")) transfer->etag = std::string(value);
+    if (EqualsIgnoreCase(name, "Retry-After")) transfer->retry_after = std::string(value);
+    if (EqualsIgnoreCase(name, "RateLimit")) transfer->rate_limit = std::string(value);
     return bytes;
   } catch (...) {
     return 0;  // aborts the transfer; no exception may cross into curl
@@ -544,7 +552,17 @@ absl::Status HttpChunkFetcher::StatusForHttpError(const Transfer& transfer, long
   }
   if (code == 404 || code == 410) return absl::NotFoundError(message);
   if (code == 401 || code == 403) return absl::PermissionDeniedError(message);
-  if (code == 408 || code == 429 || code >= 500) return absl::UnavailableError(message);
+  if (code == 408 || code == 429 || code >= 500) {
+    absl::Status status = absl::UnavailableError(message);
+    // The retry waits at least as long as a rate-limiting origin asks (retry_policy.h).
+    if (code == 429 || code == 503) {
+      if (auto wait = ParseRetryAfter(transfer.retry_after, transfer.rate_limit,
+                                      static_cast<int64_t>(std::time(nullptr)))) {
+        SetRetryAfter(status, *wait);
+      }
+    }
+    return status;
+  }
   if (code == 416) {
     return absl::AbortedError(absl::StrCat(message, ": file changed at the source (range beyond its end)"));
   }

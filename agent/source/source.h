@@ -3,8 +3,10 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,6 +70,40 @@ struct SourceOptions {
   // Which addresses http(s) and s3 requests may connect to (address_policy.h); by default
   // not loopback, link-local or cloud metadata.
   NetworkPolicy network;
+  // hf:// (agent/source/hf_source.h): the Hub or a mirror ("" is https://huggingface.co), and
+  // the token sent to it (never to the storage hosts it redirects to); "" for none.
+  std::string hf_endpoint;
+  std::string hf_token;
+  // oci:// (agent/source/oci_source.h): registries reached over plain HTTP besides those on
+  // this host ("registry.lan:5000"), and a docker config.json's contents for credentials.
+  std::vector<std::string> oci_insecure_registries;
+  std::string docker_config_json;
+};
+
+// A file a source unpacked from an archive (UnpackArchives), with what the fill records of it.
+struct UnpackedFile {
+  std::string path;  // relative to the model folder, validated
+  uint64_t size = 0;
+  std::string sha256;  // lowercase hex of the bytes written
+};
+
+// A tar archive that the fill streams and unpacks into the model instead of copying it (an
+// OCI image layer): its files are known only once it is read. Its digest is checked at its end.
+struct SourceArchive {
+  std::string name;  // "layer sha256:ab12..", for messages
+  uint64_t size = 0;  // bytes as fetched (compressed); counted in the fill's progress
+};
+
+// What UnpackArchives works with.
+struct ArchiveJob {
+  std::filesystem::path tree;  // the staging tree: archives unpack below it
+  // Paths of the listed files (filled beside the archives): an archive may not write there.
+  std::set<std::string> listed;
+  uint64_t max_output_bytes = UINT64_MAX;  // a decompression bomb fails RESOURCE_EXHAUSTED
+  std::chrono::seconds stall_timeout{30};  // a stream without a byte for this long is retried
+  uint32_t max_attempts = 6;               // per archive, resuming where it broke
+  std::function<void(uint64_t)> on_bytes;  // archive bytes read; any thread
+  std::function<bool()> cancelled;         // polled; true ends it with CANCELLED
 };
 
 class Source {
@@ -89,13 +125,22 @@ class Source {
   // Loop thread.
   virtual std::unique_ptr<ChunkFetcher> MakeChunkFetcher(EventLoop& loop,
                                                          const FillSettings& settings) const = 0;
+  // After a successful List(): archives to stream and unpack beside the listed files. Empty
+  // for every source but oci:// image and tar layers.
+  virtual std::vector<SourceArchive> Archives() const { return {}; }
+  // Streams every archive of Archives() in order and unpacks it below job.tree; returns the
+  // files they left. Blocking, on the thread pool. Errors name the archive (and the entry):
+  // DATA_LOSS for a digest mismatch, INVALID_ARGUMENT for an entry no model may hold (a path
+  // out, a device, a link out), UNAVAILABLE when the origin failed after the retries.
+  virtual absl::StatusOr<std::vector<UnpackedFile>> UnpackArchives(const ArchiveJob& job) const;
 };
 
 // The source for a URI (see common/uri.h). INVALID_ARGUMENT for an unknown scheme.
 // http(s): a URL ending in '/' is a directory whose files are listed by <url>modelcache.json
 // (v1::HttpDirectoryListing as JSON); any other URL is a single file named after its last
 // path part, with an optional <url>.sha256 sidecar. s3: every object under the prefix
-// (ListObjectsV2, paginated), paths relative to the prefix.
+// (ListObjectsV2, paginated), paths relative to the prefix. hf: a Hugging Face Hub repository
+// (agent/source/hf_source.h). oci: an artifact or image in a registry (agent/source/oci_source.h).
 absl::StatusOr<std::unique_ptr<Source>> MakeSource(std::string_view uri, const SourceOptions& options);
 
 }  // namespace modelcache

@@ -41,27 +41,37 @@ SpaceReservations::SpaceReservations(std::function<absl::StatusOr<VolumeSpace>()
       quota_bytes_(quota_bytes),
       root_(std::move(root)) {}
 
-absl::Status SpaceReservations::Reserve(const std::string& owner, uint64_t bytes) {
+absl::StatusOr<SpaceReservations::Free> SpaceReservations::FreeFor(const std::string& owner) const {
   ASSIGN_OR_RETURN(VolumeSpace space, read_space_());
-  uint64_t reserved = 0;
+  Free free;
   for (const auto& [other, other_bytes] : reservations_) {
-    if (other != owner) reserved += other_bytes;
+    if (other != owner) free.reserved += other_bytes;
   }
-  uint64_t free = SaturatingSubtract(space.free_bytes, reserved);
-  uint64_t used = 0;
+  free.bytes = SaturatingSubtract(space.free_bytes, free.reserved);
   if (quota_bytes_ > 0) {
-    used = used_bytes_ ? used_bytes_() : 0;
-    free = std::min(free, SaturatingSubtract(quota_bytes_, used + reserved));
+    free.used = used_bytes_ ? used_bytes_() : 0;
+    free.bytes = std::min(free.bytes, SaturatingSubtract(quota_bytes_, free.used + free.reserved));
   }
-  if (bytes > free) {
+  return free;
+}
+
+absl::StatusOr<uint64_t> SpaceReservations::Shortfall(const std::string& owner,
+                                                      uint64_t bytes) const {
+  ASSIGN_OR_RETURN(Free free, FreeFor(owner));
+  return SaturatingSubtract(bytes, free.bytes);
+}
+
+absl::Status SpaceReservations::Reserve(const std::string& owner, uint64_t bytes) {
+  ASSIGN_OR_RETURN(Free free, FreeFor(owner));
+  if (bytes > free.bytes) {
     std::string where = root_.empty() ? std::string() : fmt::format(" on {}", root_.string());
     std::string context =
         quota_bytes_ > 0 ? fmt::format("quota {}, {} used, {} reserved", FormatBytes(quota_bytes_),
-                                       FormatBytes(used), FormatBytes(reserved))
-                         : fmt::format("no quota, {} reserved", FormatBytes(reserved));
+                                       FormatBytes(free.used), FormatBytes(free.reserved))
+                         : fmt::format("no quota, {} reserved", FormatBytes(free.reserved));
     return absl::ResourceExhaustedError(fmt::format("{}: needs {}, {} free{} ({})", owner,
-                                                    BytesWithExact(bytes), BytesWithExact(free),
-                                                    where, context));
+                                                    BytesWithExact(bytes),
+                                                    BytesWithExact(free.bytes), where, context));
   }
   reservations_[owner] = bytes;
   return absl::OkStatus();

@@ -34,11 +34,21 @@ class SpaceReservations {
   // Free = min(disk free - reserved, quota - used - reserved) when there is a quota. Reserving
   // again for the same owner replaces its reservation. Errors of read_space are returned.
   absl::Status Reserve(const std::string& owner, uint64_t bytes);
+  // How many bytes more than is free `owner` would need to reserve `bytes` (0: it fits), as
+  // Reserve computes free. Errors of read_space are returned.
+  absl::StatusOr<uint64_t> Shortfall(const std::string& owner, uint64_t bytes) const;
   // Returns the owner's reservation (after publish or failure). Unknown owners are ignored.
   void Release(const std::string& owner);
   uint64_t ReservedBytes() const;
 
  private:
+  struct Free {
+    uint64_t bytes = 0;  // what `owner` may still reserve
+    uint64_t used = 0;   // published bytes (0 without a quota)
+    uint64_t reserved = 0;  // by the other owners
+  };
+  absl::StatusOr<Free> FreeFor(const std::string& owner) const;
+
   std::function<absl::StatusOr<VolumeSpace>()> read_space_;
   std::function<uint64_t()> used_bytes_;
   uint64_t quota_bytes_;

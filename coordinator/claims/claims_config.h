@@ -2,7 +2,7 @@
 // The coordinator's `kubernetes` block: whether it keeps a copy of the cache claim in every
 // namespace that deploys models, and where the source claim is.
 //   kubernetes:
-//     enabled: false              # off: no Kubernetes API calls at all (demo, tests)
+//     enabled: false              # off: no API calls for claims (coordinator.kubernetesAuth is apart)
 //     kubeconfig: ""              # empty: in-cluster, then $KUBECONFIG, then ~/.kube/config
 //     sourceNamespace: modelcache # where models-cache-pvc-<release><pvcNameSuffix> lives
 //     release: modelcache

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/log_fields.h"
+#include "common/status_annotate.h"
 #include "common/status_format.h"
 #include "common/status_macros.h"
 #include "coordinator/claims/claims_metrics.h"
@@ -13,6 +14,7 @@
 #include "kube/informer.h"
 #include "kube/kube_client.h"
 #include "kube/kube_errors.h"
+#include "kube/request_log.h"
 #include "modelcache/v1/coordinator.pb.h"
 #include "spdlog/spdlog.h"
 
@@ -40,31 +42,6 @@ std::string ErrorReason(const absl::Status& status) {
     default: return "other";
   }
 }
-
-// Appends one JSON line per API request (kubernetes.requestLog): the RBAC test compares them
-// with the rules in deploy/. Lines are flushed one by one, as the process may be killed.
-class RequestLog {
- public:
-  absl::Status Open(const std::string& path) {
-    file_.open(path, std::ios::app);
-    if (!file_) return absl::InvalidArgumentError(fmt::format("kubernetes.requestLog: cannot open \"{}\"", path));
-    return absl::OkStatus();
-  }
-  void Write(const kube::RequestRecord& record) {
-    json line = {{"method", record.method},       {"path", record.path},
-                 {"query", record.query},         {"verb", record.verb},
-                 {"apiGroup", record.api_group},  {"resource", record.resource},
-                 {"subresource", record.subresource}, {"namespace", record.namespace_name},
-                 {"name", record.name},           {"status", record.http_status}};
-    std::lock_guard lock(mutex_);
-    file_ << line.dump() << '\n';
-    file_.flush();
-  }
-
- private:
-  std::mutex mutex_;
-  std::ofstream file_;
-};
 
 }  // namespace
 
@@ -399,7 +376,7 @@ struct ClaimsController::Impl {
   SystemClock informer_clock_;  // the informers measure watch health in real time
   ClaimsSettings settings_;
   ClaimsMetrics metrics_;
-  RequestLog request_log_;
+  kube::RequestLog request_log_;
   std::unique_ptr<kube::KubeClient> client_;
   Handler namespace_handler_{*this, "namespaces"};
   Handler volume_handler_{*this, "persistentvolumes"};
@@ -435,8 +412,7 @@ absl::StatusOr<std::unique_ptr<ClaimsController>> ClaimsController::Create(const
   absl::StatusOr<kube::KubeConfig> kube_config =
       kube::LoadKubeConfig({.kubeconfig = config.kubeconfig}, config.environment);
   if (!kube_config.ok()) {
-    return absl::Status(kube_config.status().code(),
-                        fmt::format("kubernetes: {}", std::string(kube_config.status().message())));
+    return Annotate(kube_config.status(), "kubernetes");
   }
   auto impl = std::make_unique<Impl>(config, storage, clock, registry);
   kube::KubeClientOptions options;

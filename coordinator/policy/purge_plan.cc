@@ -19,11 +19,6 @@ const RegistryModel* FindModel(const Snapshot& snapshot, const std::string& name
   return found == snapshot.models.end() ? nullptr : &found->second;
 }
 
-bool IsPinned(const CachedCopy& copy, const Snapshot& snapshot) {
-  const RegistryModel* model = FindModel(snapshot, copy.name);
-  return model != nullptr && (model->pinned || model->pinned_versions.count(copy.version) > 0);
-}
-
 std::string Age(Clock::TimePoint then, Clock::TimePoint now) {
   auto seconds = std::chrono::duration_cast<std::chrono::seconds>(now - then);
   if (seconds.count() < 0) seconds = std::chrono::seconds(0);
@@ -137,11 +132,28 @@ void PlanQuota(const std::string& volume_id, const std::vector<const CachedCopy*
 
 }  // namespace
 
+bool HasLiveLease(const CachedCopy& copy, const Snapshot& snapshot, Clock::TimePoint now) {
+  if (copy.agent_leases > 0) return true;
+  for (const LeaseRecord& lease : snapshot.leases) {
+    if (lease.name == copy.name && lease.version == copy.version && lease.expires > now &&
+        (lease.volume_id.empty() || lease.volume_id == copy.volume_id)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool IsPinned(const CachedCopy& copy, const Snapshot& snapshot) {
+  const RegistryModel* model = FindModel(snapshot, copy.name);
+  return model != nullptr && (model->pinned || model->pinned_versions.count(copy.version) > 0);
+}
+
 const char* PurgeReasonName(PurgeReason reason) {
   switch (reason) {
     case PurgeReason::kDeleted: return "deleted";
     case PurgeReason::kUnused: return "unused";
     case PurgeReason::kQuota: return "quota";
+    case PurgeReason::kRoom: return "room";
   }
   return "unknown";
 }
@@ -155,6 +167,23 @@ bool HasLiveLease(const CachedCopy& copy, const Snapshot& snapshot, Clock::TimeP
     }
   }
   return false;
+}
+
+std::map<std::pair<std::string, std::string>, uint32_t> LiveLeasesOn(const Snapshot& snapshot,
+                                                                     std::string_view volume_id,
+                                                                     Clock::TimePoint now) {
+  std::map<std::pair<std::string, std::string>, uint32_t> leases;
+  for (const CachedCopy& copy : snapshot.copies) {
+    if (copy.volume_id == volume_id && copy.agent_leases > 0) {
+      leases[{copy.name, copy.version}] += copy.agent_leases;
+    }
+  }
+  for (const InUseLease& lease : snapshot.in_use_leases) {
+    if (lease.expires > now && (lease.volume_id.empty() || lease.volume_id == volume_id)) {
+      ++leases[{lease.name, lease.version}];
+    }
+  }
+  return leases;
 }
 
 PurgePlan Plan(const Snapshot& snapshot, const PurgePolicy& policy, Clock::TimePoint now) {

@@ -59,8 +59,22 @@ struct PurgePolicy {
   uint64_t default_quota_bytes = 0;  // 0: no quota rule for volumes without their own
 };
 
-enum class PurgeReason { kDeleted, kUnused, kQuota };
-const char* PurgeReasonName(PurgeReason reason);  // "deleted", "unused", "quota"
+// kRoom: room on demand for a fill that does not fit (coordinator/policy/room_plan.h).
+enum class PurgeReason { kDeleted, kUnused, kQuota, kRoom };
+const char* PurgeReasonName(PurgeReason reason);  // "deleted", "unused", "quota", "room"
+
+// Whether a live lease holds the copy: one its agents reported, or a coordinator lease for the
+// same name and version on the copy's volume (or on every volume) expiring after `now`.
+bool HasLiveLease(const CachedCopy& copy, const Snapshot& snapshot, Clock::TimePoint now);
+
+// The models with a live lease on `volume_id`, and how many: the pod leases every agent of
+// the volume reported, plus the coordinator's in-use leases for that volume or for every
+// volume that expire after `now`.
+std::map<std::pair<std::string, std::string>, uint32_t> LiveLeasesOn(const Snapshot& snapshot,
+                                                                     std::string_view volume_id,
+                                                                     Clock::TimePoint now);
+// Whether the registry pins the copy's model or version.
+bool IsPinned(const CachedCopy& copy, const Snapshot& snapshot);
 
 struct PurgeDecision {
   std::string volume_id;
@@ -95,6 +109,13 @@ PurgePlan Plan(const Snapshot& snapshot, const PurgePolicy& policy, Clock::TimeP
 // or a coordinator in-use lease for its name and version, on its volume or on every volume,
 // expires after `now`.
 bool HasLiveLease(const CachedCopy& copy, const Snapshot& snapshot, Clock::TimePoint now);
+
+// The models with a live lease on `volume_id`, and how many: the pod leases every agent of
+// the volume reported, plus the coordinator's in-use leases for that volume or for every
+// volume that expire after `now`.
+std::map<std::pair<std::string, std::string>, uint32_t> LiveLeasesOn(const Snapshot& snapshot,
+                                                                     std::string_view volume_id,
+                                                                     Clock::TimePoint now);
 
 // `modelcachectl purge NAME[@VERSION]`: every copy of the model (of that version, when given)
 // is purged, except one a lease holds ("in use: live lease") and one on a volume no agent

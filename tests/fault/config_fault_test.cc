@@ -156,7 +156,7 @@ TEST_F(FaultConfigs, CoordinatorRefusesAKeyOutsideItsBlocks) {
                                                 "coordinator:\n",                              // 2
                                                 "  listen: 127.0.0.1:", port_, "\n",           // 3
                                                 "tokensFile: /etc/modelcache/tokens\n"));      // 4
-  ExpectRefused(refusal, "line 4: tokensFile: unknown key (known: modelsCacheStorage, coordinator, kubernetes)");
+  ExpectRefused(refusal, "line 4: tokensFile: unknown key (known: modelsCacheStorage, coordinator, kubernetes, webhook)");
   ExpectVolumeUntouched();
 }
 

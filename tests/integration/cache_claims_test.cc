@@ -232,6 +232,12 @@ users:
     return copies;
   }
 
+  static std::vector<std::string> KeysOf(const std::map<std::string, json>& objects) {
+    std::vector<std::string> keys;
+    for (const auto& [key, object] : objects) keys.push_back(key);
+    return keys;
+  }
+
   bool NoCopiesIn(const std::string& ns) {
     auto claim = admin_->Get(kube::PersistentVolumeClaims(), ns, kClaim);
     auto volume = admin_->Get(kube::PersistentVolumes(), "", claims::CopyVolumeName(kClaim, ns));
@@ -506,7 +512,17 @@ TEST_F(CacheClaimsTest, TwoCoordinatorsRacingDoNotFight) {
   ASSERT_TRUE(PollUntil([&] { return NoCopiesIn("team-b"); }, kDeadline, 50ms));
   CreateNamespace("team-d", true);
   WaitForCopies({"team-a", "team-c", "team-d"});
-  EXPECT_EQ(KubectlCopies().size(), 6u) << "no duplicates";
+  // A coordinator whose namespace informer has not yet seen team-b's label go may put team-b's
+  // copies back once after the other deleted them; both then agree. Converged means exactly
+  // the six objects of the three labelled namespaces, none left over.
+  std::map<std::string, json> copies;
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        copies = KubectlCopies();
+        return copies.size() == 6u && NoCopiesIn("team-b");
+      },
+      kDeadline, 50ms))
+      << "no duplicates, nothing left in team-b; copies: " << ::testing::PrintToString(KeysOf(copies));
   for (const std::string& ns : {"team-a", "team-c", "team-d"}) ExpectCopyOf(KubectlObjects(), ns, NfsSource());
   for (const std::string& log : {coordinator_->Log(), (*second)->Log()}) {
     EXPECT_THAT(log, ::testing::Not(HasSubstr("cache claim request failed"))) << log;
@@ -733,6 +749,8 @@ TEST_F(CacheClaimsTest, EveryRuleDeployGrantsTheCoordinatorIsUsed) {
   std::set<std::string> used;
   for (const json& request : *requests) used.insert(testing::GrantFor(request));
   for (const std::string& grant : testing::GrantsOf(*rules)) {
+    // The reviews' rules are kube_auth_test's ReviewRulesDeployGrantsAreExactlyTheOnesUsed.
+    if (grant.find("reviews/") != std::string::npos) continue;
     EXPECT_TRUE(used.contains(grant)) << "deploy/ grants " << grant << " but the coordinator never used it";
   }
   EXPECT_FALSE(used.empty());

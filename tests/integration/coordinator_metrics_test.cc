@@ -193,7 +193,9 @@ TEST(CoordinatorMetrics, PurgeDecisionsAreCountedByBoundedReason) {
   metrics.CountPurgeDecision("quota");
   metrics.CountPurgeDecision("quota");
   metrics.CountPurgeDecision("whatever");
+  metrics.CountPurgeDecision("room");
   std::string text = prometheus::TextSerializer().Serialize(registry.Collect());
+  EXPECT_THAT(text, HasSubstr("modelcache_coordinator_purge_decisions_total{reason=\"room\"} 1"));
   EXPECT_THAT(text, HasSubstr("modelcache_coordinator_purge_decisions_total{reason=\"quota\"} 2"));
   EXPECT_THAT(text, HasSubstr("modelcache_coordinator_purge_decisions_total{reason=\"other\"} 1"));
   EXPECT_THAT(text, HasSubstr("modelcache_coordinator_purge_decisions_total{reason=\"unused\"} 0"));

@@ -368,6 +368,55 @@ TEST(CoordinatorIntegration, DeleteFromRegistryPurgesOnEveryVolume) {
   EXPECT_FALSE(info.caching_enabled());
 }
 
+// What the README says of pins and deletes: a pin keeps a model from the unused and quota rules
+// only; `delete` purges a pinned model at once. The pin stays recorded, and protects the model
+// again once `enable-caching NAME` has brought it back.
+TEST(CoordinatorIntegration, DeletePurgesAPinnedModelAndThePinProtectsItAgainOnceItIsBack) {
+  CoordinatorProcess coordinator({.check_every = "1s", .purge_after = "2s"});
+  ASSERT_NO_FATAL_FAILURE(coordinator.Start());
+  FakeVolume volume;
+  volume.Put("pinned", "1", 100, NowMs());
+  Admin admin(coordinator, kAdminToken);
+  v1::SetPinRequest pin;
+  pin.set_name("pinned");
+  pin.set_pinned(true);
+  v1::ModelInfo info;
+  ASSERT_TRUE(admin.Call(&v1::Coordinator::Stub::SetPin, pin, &info).ok());
+  SimulatedAgent agent(coordinator, "node-a", "vol-1", volume);
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        v1::UsageResponse usage = admin.Usage();
+        const v1::VolumeUsage* v = FindVolume(usage, "vol-1");
+        return v && v->model_count() == 1;
+      },
+      kDeadline));
+
+  v1::DeleteModelRequest request;
+  request.set_name("pinned");
+  v1::PurgeResponse response;
+  ASSERT_TRUE(admin.Call(&v1::Coordinator::Stub::DeleteModel, request, &response).ok());
+  ASSERT_EQ(response.actions_size(), 1);
+  EXPECT_EQ(response.actions(0).reason(), "deleted");
+  ASSERT_TRUE(PollUntil([&] { return !volume.Has("pinned", "1"); }, kDeadline)) << coordinator.Log();
+  ASSERT_TRUE(admin.Show("pinned", &info).ok());
+  EXPECT_TRUE(info.deleted());
+  EXPECT_TRUE(info.pinned()) << "the delete does not drop the pin";
+
+  ASSERT_TRUE(admin.SetCaching("pinned", "", true, &info).ok());
+  EXPECT_FALSE(info.deleted()) << "enable-caching brings a deleted model back";
+  EXPECT_TRUE(info.pinned());
+  // Cached again and unused for longer than purgeUnusedCachedModelsAfter: the pin keeps it, an
+  // unpinned model of the same age goes, and so does one put there after it (a later pass).
+  const int64_t long_ago = NowMs() - 3'600'000;
+  volume.Put("pinned", "1", 100, long_ago);
+  volume.Put("unpinned", "1", 100, long_ago);
+  ASSERT_TRUE(PollUntil([&] { return !volume.Has("unpinned", "1"); }, kDeadline)) << coordinator.Log();
+  volume.Put("later", "1", 100, long_ago);
+  ASSERT_TRUE(PollUntil([&] { return !volume.Has("later", "1"); }, kDeadline)) << coordinator.Log();
+  EXPECT_TRUE(volume.Has("pinned", "1"));
+  EXPECT_EQ(volume.Purges("pinned", "1"), 1) << "purged once, by the delete";
+}
+
 TEST(CoordinatorIntegration, QuotaEvictionPicksLeastRecentlyUsed) {
   // Quota 1000 bytes: purge above 900 down to 800.
   TestCoordinator coordinator({.storage_size = "1000", .check_every = "1s", .purge_after = "1w"});

@@ -24,7 +24,10 @@
 #include <yaml-cpp/yaml.h>
 
 #include "agent/config.h"
+#include "common/duration.h"
+#include <nlohmann/json.hpp>
 #include "common/storage_config.h"
+#include "coordinator/webhook/pod_injection.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 
@@ -314,7 +317,7 @@ TEST_F(DeployRender, BaseHasEveryComponentInTheNamespace) {
   EXPECT_TRUE(Find(base, "ConfigMap", "modelcache-config").IsDefined());
   EXPECT_TRUE(Find(base, "PersistentVolumeClaim", kCacheClaimPrefix).IsDefined());
   const std::set<std::string> cluster_scoped = {"Namespace", "PersistentVolume", "StorageClass", "ClusterRole",
-                                                "ClusterRoleBinding"};
+                                                "ClusterRoleBinding", "MutatingWebhookConfiguration"};
   for (const std::string& directory : AllDirectories()) {
     for (const YAML::Node& object : Render(directory).objects) {
       if (cluster_scoped.contains(Str(object["kind"]))) continue;
@@ -376,6 +379,9 @@ TEST_F(DeployRender, NfsClientDefinesTheStorageClassTheConfigNames) {
   EXPECT_NE(Str(storage_class["provisioner"]), "");
   EXPECT_NE(Str(At(storage_class, {"parameters", "server"})), "");
   EXPECT_NE(Str(At(storage_class, {"parameters", "share"})), "");
+  // An NFS claim cannot be resized (README, "NFS"): the API server must refuse a resize rather
+  // than accept one that never happens. Absent would mean false too; say it.
+  EXPECT_EQ(Str(storage_class["allowVolumeExpansion"]), "false");
 }
 
 TEST_F(DeployRender, NfsManualBindsTheCacheToAHandWrittenRetainedNfsVolume) {
@@ -444,8 +450,10 @@ TEST_F(DeployRender, ConfigCarriesExactlyTheSeedStorageKeysForBothDaemons) {
       {"storageClassName", "nfs-client"},
       {"pvcNameSuffix", ""},
       {"bypassStorageCheck", "false"},
-      {"checkUnusedCachedModelsEvery", "1d"},
-      {"purgeUnusedCachedModelsAfter", "1w"},
+      // The code's defaults (StorageConfig), spelt as docs/configuration.md spells them; the
+      // next test compares the parsed values with StorageConfig{}.
+      {"checkUnusedCachedModelsEvery", "1h"},
+      {"purgeUnusedCachedModelsAfter", "7d"},
   };
   for (const char* key : {"config.yaml", "coordinator.yaml"}) {
     YAML::Node storage = ConfigFile(base, key)["modelsCacheStorage"];
@@ -456,8 +464,10 @@ TEST_F(DeployRender, ConfigCarriesExactlyTheSeedStorageKeysForBothDaemons) {
   }
 }
 
-// The daemons' own parser accepts every rendered config, and reads what the claim says.
+// The daemons' own parser accepts every rendered config, and reads what the claim says and the
+// code's default intervals: deploy/ does not tell another story than the daemons without it.
 TEST_F(DeployRender, StorageConfigParsesWithTheDaemonsLoaderInEveryKustomization) {
+  const StorageConfig code_defaults;
   for (const std::string& directory : AllDirectories()) {
     if (directory == "examples") continue;
     const Rendered& rendered = Render(directory);
@@ -470,8 +480,8 @@ TEST_F(DeployRender, StorageConfigParsesWithTheDaemonsLoaderInEveryKustomization
       EXPECT_TRUE(storage->enabled) << directory << " " << key;
       EXPECT_FALSE(storage->bypass_storage_check) << directory << " " << key;
       EXPECT_EQ(storage->storage_size_bytes, 300ull << 30) << directory << " " << key;
-      EXPECT_EQ(storage->check_unused_every, std::chrono::hours(24)) << directory << " " << key;
-      EXPECT_EQ(storage->purge_unused_after, std::chrono::hours(24 * 7)) << directory << " " << key;
+      EXPECT_EQ(storage->check_unused_every, code_defaults.check_unused_every) << directory << " " << key;
+      EXPECT_EQ(storage->purge_unused_after, code_defaults.purge_unused_after) << directory << " " << key;
       YAML::Node claim = Find(rendered, "PersistentVolumeClaim", kCacheClaimPrefix + storage->pvc_name_suffix);
       if (directory == "overlays/hostpath") {
         EXPECT_FALSE(claim.IsDefined()) << directory;
@@ -481,6 +491,41 @@ TEST_F(DeployRender, StorageConfigParsesWithTheDaemonsLoaderInEveryKustomization
       }
     }
   }
+}
+
+// The README and docs/ show the same default intervals as the code (and, by the two tests above,
+// as deploy/): in docs/configuration.md's table (`| `key` | `default` |`) and wherever they
+// show the key in a YAML example (`key: value`). Needs no renderer.
+TEST(DocumentedDefaults, PurgeIntervalsInTheReadmeAndDocsAreTheCodeDefaults) {
+  const StorageConfig code_defaults;
+  const std::map<std::string, std::chrono::seconds> defaults = {
+      {"checkUnusedCachedModelsEvery", code_defaults.check_unused_every},
+      {"purgeUnusedCachedModelsAfter", code_defaults.purge_unused_after}};
+  std::vector<std::string> documents = {kSourceDir + "/README.md", kDeployDir + "/README.md"};
+  for (const fs::directory_entry& entry : fs::directory_iterator(kSourceDir + "/docs")) {
+    if (entry.path().extension() == ".md") documents.push_back(entry.path().string());
+  }
+  std::map<std::string, int> table_rows;
+  for (const std::string& document : documents) {
+    const std::string text = ReadFile(document);
+    for (const auto& [key, value] : defaults) {
+      const std::regex table_row("\\| `" + key + "` \\| `([^`]+)` \\|");
+      const std::regex yaml_line(key + ": *([0-9]+[a-z])\\b");
+      for (const std::regex* pattern : {&table_row, &yaml_line}) {
+        for (auto match = std::sregex_iterator(text.begin(), text.end(), *pattern); match != std::sregex_iterator();
+             ++match) {
+          absl::StatusOr<std::chrono::seconds> shown = ParseDuration((*match)[1].str());
+          ASSERT_TRUE(shown.ok()) << document << ": " << match->str() << ": " << shown.status();
+          EXPECT_EQ(*shown, value) << document << ": " << match->str() << " is not the code's default "
+                                   << FormatDuration(value);
+          if (pattern == &table_row) ++table_rows[key];
+        }
+      }
+    }
+  }
+  // The reference table lists each key once, in docs/configuration.md.
+  EXPECT_EQ(table_rows["checkUnusedCachedModelsEvery"], 1);
+  EXPECT_EQ(table_rows["purgeUnusedCachedModelsAfter"], 1);
 }
 
 // What pods may make the agent fetch: deploy/ ships no file:// folder and the built-in deny list
@@ -522,6 +567,12 @@ TEST_F(DeployRender, OverlayConfigsDifferFromBaseOnlyInTheKeyTheyChange) {
             << directory << " " << key << ": " << found->second << " is not changed";
         expected["modelsCacheStorage"].remove(found->second);
         actual["modelsCacheStorage"].remove(found->second);
+      }
+      if (directory == "overlays/webhook" && std::string(key) == "coordinator.yaml") {
+        // The webhook overlay exists to turn the webhook on (its block is checked below).
+        ASSERT_TRUE(actual["webhook"].IsMap()) << directory;
+        EXPECT_EQ(Str(At(actual, {"webhook", "enabled"})), "true") << directory;
+        actual.remove("webhook");
       }
       if (directory == "overlays/switch-storage" && std::string(key) == "config.yaml") {
         // The old volume stays reachable for migrate and cleanup, at the path the overlay
@@ -704,23 +755,50 @@ TEST_F(DeployRender, PodsHaveNoPrivilegeOrApiAccessTheyDoNotNeed) {
   const std::set<std::string> allowed_host_paths = {"/run/modelcache", "/var/lib/modelcache"};
   for (const std::string& directory : AllDirectories()) {
     const Rendered& rendered = Render(directory);
-    // The agent needs no API access; the coordinator its one ClusterRole (the cache claim copies;
-    // cache_claims_test checks its rules against the requests the coordinator makes).
+    // Each daemon its own ClusterRole: the coordinator's for the cache claim copies
+    // (cache_claims_test checks its rules against the requests the coordinator makes), the
+    // agent's for the pods of its node (pods get/list/watch; pod_leases_test checks it).
     for (const char* kind : {"Role", "RoleBinding"}) {
       EXPECT_THAT(OfKind(rendered, kind), ::testing::IsEmpty()) << directory;
     }
     if (directory != "examples") {
-      ASSERT_EQ(OfKind(rendered, "ClusterRole").size(), 1u) << directory;
-      ASSERT_EQ(OfKind(rendered, "ClusterRoleBinding").size(), 1u) << directory;
-      YAML::Node binding = OfKind(rendered, "ClusterRoleBinding")[0];
-      EXPECT_EQ(Str(At(binding, {"roleRef", "name"})), "modelcache-coordinator") << directory;
-      ASSERT_EQ(binding["subjects"].size(), 1u) << directory;
-      EXPECT_EQ(Str(At(binding, {"subjects", 0, "name"})), "modelcache-coordinator") << directory;
-      EXPECT_EQ(Str(At(binding, {"subjects", 0, "namespace"})), kNamespace) << directory;
-      for (const YAML::Node& rule : OfKind(rendered, "ClusterRole")[0]["rules"]) {
-        for (const YAML::Node& resource : rule["resources"]) {
-          EXPECT_THAT(Str(resource), ::testing::AnyOf("namespaces", "persistentvolumes", "persistentvolumeclaims"))
-              << directory << ": nothing beyond namespaces, PVs and PVCs";
+      // Plus the three roles users are bound to by hand (user-roles.yaml), bound to nobody here.
+      ASSERT_EQ(OfKind(rendered, "ClusterRole").size(), 5u) << directory;
+      ASSERT_EQ(OfKind(rendered, "ClusterRoleBinding").size(), 2u) << directory;
+      for (const YAML::Node& binding : OfKind(rendered, "ClusterRoleBinding")) {
+        const std::string role = Str(At(binding, {"roleRef", "name"}));
+        EXPECT_THAT(role, ::testing::AnyOf("modelcache-coordinator", "modelcache-agent")) << directory;
+        ASSERT_EQ(binding["subjects"].size(), 1u) << directory;
+        EXPECT_EQ(Str(At(binding, {"subjects", 0, "name"})), role) << directory;
+        EXPECT_EQ(Str(At(binding, {"subjects", 0, "namespace"})), kNamespace) << directory;
+      }
+      for (const YAML::Node& cluster_role : OfKind(rendered, "ClusterRole")) {
+        const std::string name = Str(At(cluster_role, {"metadata", "name"}));
+        const bool agent = name == "modelcache-agent";
+        const bool user_role = name == "modelcache-admin" || name == "modelcache-maintainer" || name == "modelcache-viewer";
+        EXPECT_TRUE(agent || user_role || name == "modelcache-coordinator") << directory << ": " << name;
+        for (const YAML::Node& rule : cluster_role["rules"]) {
+          for (const YAML::Node& resource : rule["resources"]) {
+            if (agent) {
+              EXPECT_EQ(Str(resource), "pods") << directory << ": the agent reads pods, nothing else";
+            } else if (user_role) {
+              EXPECT_EQ(Str(resource), "models") << directory << ": " << name << " grants modelcache's permissions only";
+              EXPECT_EQ(rule["apiGroups"].as<std::vector<std::string>>(), std::vector<std::string>{"modelcache.io"})
+                  << directory << ": " << name;
+            } else {
+              // The cache claim copies, and proving callers (kube_auth_test checks these).
+              EXPECT_THAT(Str(resource), ::testing::AnyOf("namespaces", "persistentvolumes", "persistentvolumeclaims",
+                                                          "tokenreviews", "subjectaccessreviews"))
+                  << directory << ": nothing beyond namespaces, PVs, PVCs and reviews";
+              if (Str(resource).ends_with("reviews")) {
+                EXPECT_EQ(rule["verbs"].as<std::vector<std::string>>(), std::vector<std::string>{"create"}) << directory;
+              }
+            }
+          }
+          if (agent) {
+            EXPECT_EQ(rule["verbs"].as<std::vector<std::string>>(), (std::vector<std::string>{"get", "list", "watch"}))
+                << directory;
+          }
         }
       }
     }
@@ -730,8 +808,9 @@ TEST_F(DeployRender, PodsHaveNoPrivilegeOrApiAccessTheyDoNotNeed) {
     for (const YAML::Node& workload : Workloads(rendered)) {
       std::string workload_name = Str(At(workload, {"metadata", "name"}));
       YAML::Node pod_spec = PodSpec(workload);
-      // Only the coordinator talks to the Kubernetes API.
-      EXPECT_EQ(Str(pod_spec["automountServiceAccountToken"]), workload_name == "modelcache-coordinator" ? "true" : "false")
+      // The daemons talk to the Kubernetes API; nothing else does.
+      EXPECT_EQ(Str(pod_spec["automountServiceAccountToken"]),
+                workload_name == "modelcache-coordinator" || workload_name == "modelcache-agent" ? "true" : "false")
           << directory << ": " << workload_name;
       EXPECT_EQ(Str(At(pod_spec, {"securityContext", "runAsNonRoot"})), "true") << directory << ": " << workload_name;
       EXPECT_NE(Str(pod_spec["hostNetwork"]), "true") << directory << ": " << workload_name;
@@ -855,6 +934,165 @@ TEST_F(DeployRender, CleanupJobDryRunsModelcachectlCleanupThroughTheNodeAgent) {
             socket.parent_path().string());
 }
 
+// A matchLabels map as a std::map (empty when absent).
+std::map<std::string, std::string> Labels(const YAML::Node& match_labels) {
+  std::map<std::string, std::string> labels;
+  if (match_labels.IsMap()) {
+    for (const auto& label : match_labels) labels[label.first.Scalar()] = Str(label.second);
+  }
+  return labels;
+}
+
+// Whether a label selector selects an object labelled `labels`. Only matchLabels is used in
+// deploy/; a selector with matchExpressions fails the test that calls this.
+bool Selects(const YAML::Node& selector, const YAML::Node& labels) {
+  EXPECT_FALSE(At(selector, {"matchExpressions"}).IsDefined()) << "matchExpressions are not checked here: " << selector;
+  for (const auto& [key, value] : Labels(At(selector, {"matchLabels"}))) {
+    if (Str(At(labels, {key})) != value) return false;
+  }
+  return true;
+}
+
+// The Prometheus that deploy/ lets scrape: pods labelled app.kubernetes.io/name=prometheus in
+// the namespace `monitoring` (deploy/README.md, "Network policy", tells how to change it).
+const std::map<std::string, std::string> kPrometheusNamespaceLabels = {{"kubernetes.io/metadata.name", "monitoring"}};
+const std::map<std::string, std::string> kPrometheusPodLabels = {{"app.kubernetes.io/name", "prometheus"}};
+
+// The peers each port of `container` accepts, over every NetworkPolicy that selects the pods of
+// `workload`, by port number. Every rule must name its peers and ports: a rule without `from`
+// admits everyone, one without `ports` every port.
+std::map<int, std::vector<YAML::Node>> IngressPeersByPort(const Rendered& rendered, const YAML::Node& workload,
+                                                          const YAML::Node& container, const std::string& where) {
+  std::map<int, std::vector<YAML::Node>> peers_by_port;
+  const YAML::Node pod_labels = At(workload, {"spec", "template", "metadata", "labels"});
+  int selecting = 0;
+  for (const YAML::Node& policy : OfKind(rendered, "NetworkPolicy")) {
+    const std::string name = where + ": NetworkPolicy " + Str(At(policy, {"metadata", "name"}));
+    if (!Selects(At(policy, {"spec", "podSelector"}), pod_labels)) continue;
+    ++selecting;
+    EXPECT_THAT(At(policy, {"spec", "policyTypes"}).as<std::vector<std::string>>(), Contains("Ingress")) << name;
+    for (const YAML::Node& rule : At(policy, {"spec", "ingress"})) {
+      // One exception: the admission webhook's port (overlays/webhook), which the API server
+      // calls, and the API server is no pod a selector could name. Its rule may be open to
+      // every peer, on that port alone; the peer list is then one empty peer ("anyone").
+      bool webhook_only = rule["ports"].IsSequence() && rule["ports"].size() > 0;
+      for (const YAML::Node& port : rule["ports"]) webhook_only = webhook_only && Str(port["port"]) == "webhook";
+      YAML::Node anyone(YAML::NodeType::Sequence);
+      anyone.push_back(YAML::Node(YAML::NodeType::Map));
+      // (yaml-cpp's Node::operator= writes through to the node, so choose at construction.)
+      const YAML::Node from = webhook_only && !rule["from"].IsDefined() ? anyone : rule["from"];
+      EXPECT_TRUE(from.IsSequence() && from.size() > 0) << name << ": a rule open to every peer";
+      EXPECT_TRUE(rule["ports"].IsSequence() && rule["ports"].size() > 0) << name << ": a rule open on every port";
+      for (const YAML::Node& port : rule["ports"]) {
+        EXPECT_EQ(Str(port["protocol"]), "TCP") << name;
+        const int number = ResolvePort(container, port["port"]);
+        EXPECT_NE(number, -1) << name << ": port " << port["port"] << " is no port of the pod";
+        for (const YAML::Node& peer : from) {
+          EXPECT_FALSE(peer["ipBlock"].IsDefined()) << name << ": an address range may be anyone";
+          peers_by_port[number].push_back(peer);
+        }
+      }
+    }
+  }
+  EXPECT_GE(selecting, 1) << where << ": no NetworkPolicy selects the pods of " << At(workload, {"metadata", "name"});
+  return peers_by_port;
+}
+
+// Only the agents reach the coordinator's gRPC port, and only Prometheus the metrics ports of
+// both daemons; every port the pods open is covered, so none is left open by omission.
+TEST_F(DeployRender, NetworkPolicyLetsOnlyTheAgentsReachGrpcAndOnlyPrometheusTheMetrics) {
+  for (const std::string& directory : AllDirectories()) {
+    if (directory == "examples") continue;
+    const Rendered& rendered = Render(directory);
+    ASSERT_EQ(rendered.error, "") << directory;
+    const YAML::Node agent_set = Find(rendered, "DaemonSet", "modelcache-agent");
+    const YAML::Node coordinator_deployment = Find(rendered, "Deployment", "modelcache-coordinator");
+    ASSERT_TRUE(agent_set.IsDefined() && coordinator_deployment.IsDefined()) << directory;
+    const YAML::Node agent_labels = At(agent_set, {"spec", "template", "metadata", "labels"});
+
+    struct Daemon {
+      YAML::Node workload;
+      std::string container;
+    };
+    for (const Daemon& daemon : {Daemon{agent_set, "agent"}, Daemon{coordinator_deployment, "coordinator"}}) {
+      const std::string where = directory + ": " + daemon.container;
+      const YAML::Node container = Container(PodSpec(daemon.workload), daemon.container);
+      std::map<int, std::vector<YAML::Node>> peers = IngressPeersByPort(rendered, daemon.workload, container, where);
+      std::set<int> open_ports, pod_ports;
+      for (const auto& entry : peers) open_ports.insert(entry.first);
+      for (const YAML::Node& port : container["ports"]) pod_ports.insert(port["containerPort"].as<int>());
+      EXPECT_EQ(open_ports, pod_ports) << where;
+
+      const int metrics_port = ContainerPort(container, "metrics");
+      ASSERT_FALSE(peers[metrics_port].empty()) << where << ": nobody may scrape " << metrics_port;
+      for (const YAML::Node& peer : peers[metrics_port]) {
+        EXPECT_EQ(Labels(At(peer, {"namespaceSelector", "matchLabels"})), kPrometheusNamespaceLabels) << where << ": " << peer;
+        EXPECT_EQ(Labels(At(peer, {"podSelector", "matchLabels"})), kPrometheusPodLabels) << where << ": " << peer;
+      }
+      if (daemon.container != "coordinator") continue;
+      const int grpc_port = PortOf(Str(At(ConfigFile(rendered, "coordinator.yaml"), {"coordinator", "listen"})));
+      ASSERT_EQ(ContainerPort(container, "grpc"), grpc_port) << where;
+      ASSERT_FALSE(peers[grpc_port].empty()) << where << ": the agents cannot reach " << grpc_port;
+      for (const YAML::Node& peer : peers[grpc_port]) {
+        // No namespaceSelector: pods of this namespace only; and of them, the agents only.
+        EXPECT_FALSE(peer["namespaceSelector"].IsDefined()) << where << ": " << peer;
+        ASSERT_TRUE(At(peer, {"podSelector", "matchLabels"}).IsMap()) << where << ": " << peer;
+        EXPECT_TRUE(Selects(peer["podSelector"], agent_labels)) << where << ": " << peer;
+        for (const YAML::Node& workload : Workloads(rendered)) {
+          if (Str(At(workload, {"metadata", "name"})) == "modelcache-agent") continue;
+          EXPECT_FALSE(Selects(peer["podSelector"], At(workload, {"spec", "template", "metadata", "labels"})))
+              << where << ": " << peer << " also admits " << At(workload, {"metadata", "name"});
+        }
+      }
+    }
+  }
+}
+
+// deploy/README.md's patch for another Prometheus, applied as the README says, changes who may
+// scrape both daemons and nothing else.
+TEST_F(DeployRender, DocumentedPrometheusPatchChangesWhoMayScrapeBothDaemons) {
+  const std::string readme = ReadFile(kDeployDir + "/README.md");
+  const size_t section = readme.find("## Network policy");
+  ASSERT_NE(section, std::string::npos) << "deploy/README.md has no \"## Network policy\" section";
+  const size_t block = readme.find("```yaml\n", section);
+  ASSERT_NE(block, std::string::npos);
+  const size_t block_end = readme.find("```", block + 8);
+  ASSERT_NE(block_end, std::string::npos);
+  const std::string snippet = readme.substr(block + 8, block_end - block - 8);
+  ASSERT_THAT(snippet, ::testing::HasSubstr("patches:"));
+
+  testing::TempDir overlay;
+  const std::string base = fs::relative(kDeployDir + "/base", overlay.Path()).string();
+  ASSERT_TRUE(testing::WriteTestFile(overlay.Join("kustomization.yaml"),
+                                     "resources:\n  - " + base + "\n" + snippet));
+  const Rendered patched = RenderNow(overlay.Path().string());
+  ASSERT_EQ(patched.error, "") << snippet;
+  const YAML::Node patch = YAML::Load(snippet);
+  const YAML::Node value = YAML::Load(Str(At(patch, {"patches", 0, "patch"})))[0]["value"];
+  ASSERT_TRUE(value.IsSequence()) << snippet;
+  const std::map<std::string, std::string> namespace_labels = Labels(At(value, {0, "namespaceSelector", "matchLabels"}));
+  const std::map<std::string, std::string> pod_labels = Labels(At(value, {0, "podSelector", "matchLabels"}));
+  ASSERT_NE(namespace_labels, kPrometheusNamespaceLabels) << "the README's example changes nothing";
+
+  const Rendered& base_render = Render("base");
+  for (const char* name : {"modelcache-agent", "modelcache-coordinator"}) {
+    YAML::Node before = Find(base_render, "NetworkPolicy", name);
+    YAML::Node after = Find(patched, "NetworkPolicy", name);
+    ASSERT_TRUE(after.IsDefined()) << name;
+    EXPECT_EQ(Labels(At(after, {"spec", "ingress", 0, "from", 0, "namespaceSelector", "matchLabels"})), namespace_labels)
+        << name;
+    EXPECT_EQ(Labels(At(after, {"spec", "ingress", 0, "from", 0, "podSelector", "matchLabels"})), pod_labels) << name;
+    EXPECT_EQ(YAML::Dump(At(after, {"spec", "ingress", 0, "ports"})), YAML::Dump(At(before, {"spec", "ingress", 0, "ports"})))
+        << name << ": rule 0 is not the metrics rule";
+    ASSERT_EQ(At(after, {"spec", "ingress"}).size(), At(before, {"spec", "ingress"}).size()) << name;
+    for (size_t rule = 1; rule < At(before, {"spec", "ingress"}).size(); ++rule) {
+      EXPECT_EQ(YAML::Dump(At(after, {"spec", "ingress", static_cast<int>(rule)})),
+                YAML::Dump(At(before, {"spec", "ingress", static_cast<int>(rule)})))
+          << name << " rule " << rule;
+    }
+  }
+}
+
 TEST_F(DeployRender, MonitoringServiceMonitorsSelectServicesWithTheirMetricsPort) {
   const Rendered& rendered = Render("overlays/monitoring");
   ASSERT_EQ(rendered.error, "");
@@ -887,6 +1125,144 @@ TEST_F(DeployRender, MonitoringServiceMonitorsSelectServicesWithTheirMetricsPort
     EXPECT_EQ(matches, 1) << "ServiceMonitor " << At(monitor, {"metadata", "name"});
   }
   EXPECT_EQ(scraped_workloads, (std::set<std::string>{"modelcache-agent", "modelcache-coordinator"}));
+}
+
+// Authentication is on with nothing to hand-make (issue #15): the coordinator's config turns
+// the Kubernetes reviews on, for the audience the agents' projected token carries and for the
+// agents' ServiceAccount; the agent's config reads that token from where the volume mounts it;
+// the roles of each permission are shipped, each a superset of the one below.
+TEST_F(DeployRender, AuthenticationIsOnByDefaultWithTheAgentsProjectedToken) {
+  for (const std::string& directory : AllDirectories()) {
+    if (directory == "examples") continue;
+    const Rendered& rendered = Render(directory);
+    YAML::Node auth = At(ConfigFile(rendered, "coordinator.yaml"), {"coordinator", "kubernetesAuth"});
+    ASSERT_TRUE(auth.IsMap()) << directory << ": coordinator.kubernetesAuth";
+    EXPECT_EQ(Str(auth["enabled"]), "true") << directory;
+    const std::string audience = Str(auth["audience"]);
+    EXPECT_EQ(Str(auth["agentServiceAccount"]), kNamespace + "/modelcache-agent") << directory;
+    YAML::Node agent = Find(rendered, "DaemonSet", "modelcache-agent");
+    YAML::Node pod_spec = PodSpec(agent);
+    EXPECT_EQ(Str(pod_spec["serviceAccountName"]), "modelcache-agent") << directory;
+    std::string token_volume;
+    std::string token_path;
+    for (const YAML::Node& volume : pod_spec["volumes"]) {
+      for (const YAML::Node& source : At(volume, {"projected", "sources"})) {
+        if (Str(At(source, {"serviceAccountToken", "audience"})) == audience) {
+          token_volume = Str(volume["name"]);
+          token_path = Str(At(source, {"serviceAccountToken", "path"}));
+          EXPECT_LE(At(source, {"serviceAccountToken", "expirationSeconds"}).as<int>(), 86400) << directory;
+        }
+      }
+    }
+    ASSERT_NE(token_volume, "") << directory << ": no projected token of audience " << audience;
+    std::string mounted;
+    for (const YAML::Node& mount : Container(pod_spec, "agent")["volumeMounts"]) {
+      if (Str(mount["name"]) == token_volume) mounted = Str(mount["mountPath"]) + "/" + token_path;
+    }
+    EXPECT_EQ(Str(ConfigFile(rendered, "config.yaml")["coordinatorTokenFile"]), mounted) << directory;
+    std::vector<std::set<std::string>> verbs;
+    for (const char* role : {"modelcache-viewer", "modelcache-maintainer", "modelcache-admin"}) {
+      YAML::Node cluster_role = Find(rendered, "ClusterRole", role);
+      ASSERT_TRUE(cluster_role.IsDefined()) << directory << ": " << role;
+      std::set<std::string> granted;
+      for (const YAML::Node& rule : cluster_role["rules"]) {
+        for (const YAML::Node& verb : rule["verbs"]) granted.insert(Str(verb));
+      }
+      verbs.push_back(granted);
+    }
+    EXPECT_EQ(verbs[0], (std::set<std::string>{"get"})) << directory;
+    EXPECT_EQ(verbs[1], (std::set<std::string>{"get", "update", "lease"})) << directory;
+    EXPECT_EQ(verbs[2], (std::set<std::string>{"get", "update", "lease", "delete"})) << directory;
+  }
+}
+
+}  // namespace
+}  // namespace modelcache
+
+namespace modelcache {
+namespace {
+
+// overlays/webhook: the MutatingWebhookConfiguration reaches the coordinator's /mutate through
+// its Service on the port the config listens on, for labelled pods only, and the coordinator
+// mounts the certificate files the config names.
+TEST_F(DeployRender, WebhookOverlayWiresTheMutatingWebhookToTheCoordinator) {
+  const Rendered& rendered = Render("overlays/webhook");
+  ASSERT_EQ(rendered.error, "");
+  YAML::Node config = ConfigFile(rendered, "coordinator.yaml")["webhook"];
+  ASSERT_TRUE(config.IsMap());
+  const int port = PortOf(Str(config["listen"]));
+  YAML::Node deployment = Find(rendered, "Deployment", "modelcache-coordinator");
+  YAML::Node pod_spec = PodSpec(deployment);
+  YAML::Node coordinator = Container(pod_spec, "coordinator");
+  EXPECT_EQ(ContainerPort(coordinator, "webhook"), port);
+  for (const char* key : {"tlsCert", "tlsKey"}) {
+    fs::path file = Str(config[key]);
+    EXPECT_EQ(Str(At(VolumeAt(pod_spec, coordinator, file.parent_path().string()).first, {"secret", "secretName"})),
+              "modelcache-webhook-tls") << key;
+  }
+  EXPECT_EQ(Str(config["image"]), Str(coordinator["image"]));
+
+  YAML::Node configuration = Find(rendered, "MutatingWebhookConfiguration", "modelcache");
+  ASSERT_TRUE(configuration.IsDefined());
+  YAML::Node hook = At(configuration, {"webhooks", 0});
+  EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "name"})), "modelcache-coordinator");
+  EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "namespace"})), "modelcache");
+  EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "path"})), "/mutate");
+  EXPECT_EQ(Str(At(hook, {"objectSelector", "matchLabels", "modelcache.io/inject"})), "true");
+  EXPECT_EQ(Str(hook["failurePolicy"]), "Fail");
+  EXPECT_EQ(Str(hook["sideEffects"]), "None");
+  EXPECT_EQ(Str(hook["reinvocationPolicy"]), "Never");
+  EXPECT_LE(hook["timeoutSeconds"].as<int>(), 10);
+  YAML::Node service = Find(rendered, "Service", "modelcache-coordinator");
+  bool served = false;
+  for (const YAML::Node& service_port : At(service, {"spec", "ports"})) {
+    if (service_port["port"].as<int>() == At(hook, {"clientConfig", "service", "port"}).as<int>()) {
+      served = ResolvePort(coordinator, service_port["targetPort"]) == port;
+    }
+  }
+  EXPECT_TRUE(served) << "the Service does not lead the webhook's port to " << port;
+}
+
+// Maps, sequences and scalars (as strings: the webhook reads names, env and annotations only).
+nlohmann::json YamlToJson(const YAML::Node& node) {
+  if (node.IsMap()) {
+    nlohmann::json object = nlohmann::json::object();
+    for (const auto& entry : node) object[entry.first.Scalar()] = YamlToJson(entry.second);
+    return object;
+  }
+  if (node.IsSequence()) {
+    nlohmann::json array = nlohmann::json::array();
+    for (const YAML::Node& item : node) array.push_back(YamlToJson(item));
+    return array;
+  }
+  return node.IsScalar() ? nlohmann::json(node.Scalar()) : nlohmann::json();
+}
+
+// The short example's pod, as its ReplicaSet makes it, is one the webhook admits and injects,
+// with the overlay's settings, and its server reads the model at $MODEL_PATH.
+TEST_F(DeployRender, ShortExampleIsInjectedByTheWebhook) {
+  const Rendered& examples = Render("examples");
+  ASSERT_EQ(examples.error, "");
+  YAML::Node deployment = Find(examples, "Deployment", "example-inference-short");
+  ASSERT_TRUE(deployment.IsDefined());
+  YAML::Node config = ConfigFile(Render("overlays/webhook"), "coordinator.yaml")["webhook"];
+  ASSERT_TRUE(config.IsMap());
+  nlohmann::json pod = {{"apiVersion", "v1"}, {"kind", "Pod"}};
+  pod["metadata"] = YamlToJson(At(deployment, {"spec", "template", "metadata"}));
+  pod["metadata"]["name"] = "example-inference-short-1";
+  pod["metadata"]["namespace"] = Str(At(deployment, {"metadata", "namespace"}));
+  pod["spec"] = YamlToJson(At(deployment, {"spec", "template", "spec"}));
+  EXPECT_EQ(pod["metadata"]["labels"].value("modelcache.io/inject", ""), "true");
+  webhook::InjectionSettings settings{.image = Str(config["image"]), .claim_name = "models-cache-pvc-modelcache"};
+  auto injected = webhook::InjectedPod(pod, settings);
+  ASSERT_TRUE(injected.ok()) << injected.status();
+  const nlohmann::json& server = (*injected)["spec"]["containers"][0];
+  std::string model_path;
+  for (const auto& variable : server["env"]) {
+    if (variable["name"] == "MODEL_PATH") model_path = variable["value"];
+  }
+  EXPECT_EQ(model_path, "/models/tiny-model");
+  EXPECT_EQ((*injected)["spec"]["initContainers"][0]["name"], webhook::kFetchContainer);
 }
 
 }  // namespace

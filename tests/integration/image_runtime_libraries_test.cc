@@ -1,7 +1,8 @@
 // The runtime image installs only scripts/packages.txt's `runtime` lines (and what they depend
-// on) on debian:bookworm-slim. The image cannot be built here, so this checks the next best
-// thing on this Debian 12 machine: every shared library that the built binaries load comes
-// from a package that the runtime lines pull in.
+// on) on debian:bookworm-slim. Building the image takes scripts/image-test.sh, which compiles the
+// project and is skipped unless asked for (CTest label `image`), so this checks the next best
+// thing on this Debian 12 machine: every shared library that the built binaries load comes from
+// a package that the runtime lines pull in. (image-test.sh checks the image itself with ldd.)
 #include <algorithm>
 #include <chrono>
 #include <filesystem>

@@ -518,10 +518,28 @@ TEST_F(KubeClientTest, PodsByNodeWebhookConfigurationsAndReviews) {
   EXPECT_EQ(ca_bundle.status().code(), absl::StatusCode::kInvalidArgument)
       << "a merge patch replaces the whole list: the webhook loses its required fields";
 
-  auto review = client_->Create(TokenReviews(), {{"spec", {{"token", KubeApiServer::kToken}, {"audiences", {"modelcache"}}}}});
+  auto review = client_->Create(TokenReviews(), {{"spec", {{"token", KubeApiServer::kToken}}}});
   ASSERT_TRUE(review.ok()) << review.status();
   EXPECT_EQ((*review)["status"]["authenticated"], true);
   EXPECT_EQ((*review)["status"]["user"]["username"], "test-admin");
+  EXPECT_EQ((*review)["status"]["audiences"], json::array({KubeApiServer::kKubernetesAudience}));
+  // Audiences as a real server checks them: a static token is good for the API server's own only,
+  // a bound token for its own audiences only (and is then no key to the API itself).
+  auto other_audience = client_->Create(TokenReviews(), {{"spec", {{"token", KubeApiServer::kToken}, {"audiences", {"modelcache"}}}}});
+  ASSERT_TRUE(other_audience.ok()) << other_audience.status();
+  EXPECT_EQ((*other_audience)["status"]["authenticated"], false);
+  EXPECT_THAT((*other_audience)["status"]["error"].get<std::string>(), HasSubstr("modelcache"));
+  ASSERT_TRUE(server_->SetTokens({"test-token,test-admin,uid-admin,\"system:masters\"",
+                                  "bound-token,system:serviceaccount:a:b,uid-b,\"system:serviceaccounts\",\"modelcache,other\""})
+                  .ok());
+  auto bound = client_->Create(TokenReviews(), {{"spec", {{"token", "bound-token"}, {"audiences", {"modelcache"}}}}});
+  ASSERT_TRUE(bound.ok()) << bound.status();
+  EXPECT_EQ((*bound)["status"]["authenticated"], true);
+  EXPECT_EQ((*bound)["status"]["audiences"], json::array({"modelcache"}));
+  EXPECT_EQ((*bound)["status"]["user"]["groups"], json::array({"system:serviceaccounts"}));
+  auto bound_client = KubeClient::Create(server_->Config("bound-token"));
+  ASSERT_TRUE(bound_client.ok());
+  EXPECT_EQ((*bound_client)->Get(Namespaces(), "", "default").status().code(), absl::StatusCode::kUnauthenticated);
   auto unknown = client_->Create(TokenReviews(), {{"spec", {{"token", "nobody"}}}});
   ASSERT_TRUE(unknown.ok());
   EXPECT_EQ((*unknown)["status"]["authenticated"], false);

@@ -30,11 +30,20 @@ class MaintenanceLeasesTest : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<ModelCache>> cache = ModelCache::Open(loop_, clock_, options);
     ASSERT_TRUE(cache.ok()) << cache.status();
     model_cache_ = *std::move(cache);
+    StartMaintenance(nullptr);
+  }
+
+  // `volume_leases`: what the coordinator answers for the volume's leases on every node
+  // (null: no coordinator).
+  void StartMaintenance(std::function<absl::StatusOr<std::set<std::pair<std::string, std::string>>>(
+                            std::string_view)>
+                            volume_leases) {
     MaintenanceOptions maintenance;
     maintenance.serving = {"0123456789abcdef0123456789abcdef", cache_.Path()};
     maintenance.is_leased = [this](std::string_view name, std::string_view version) {
       return leased_.count({std::string(name), std::string(version)}) > 0;
     };
+    maintenance.volume_leases = std::move(volume_leases);
     maintenance_ = std::make_unique<Maintenance>(*model_cache_, clock_, std::move(maintenance));
   }
   void TearDown() override {
@@ -101,6 +110,48 @@ TEST_F(MaintenanceLeasesTest, LeasedModelsAndTheirStagingSurviveCleanupUnlessFor
   EXPECT_FALSE(fs::exists(layout.ModelDir("held", "1")));
   EXPECT_FALSE(fs::exists(layout.StagingFor("held", "2")));
   EXPECT_FALSE(model_cache_->Stat("held", "1").ok());
+}
+
+TEST_F(MaintenanceLeasesTest, ModelsLeasedOnAnotherNodeOfTheVolumeSurviveCleanupUnlessForced) {
+  ASSERT_NO_FATAL_FAILURE(Fill("held"));
+  ASSERT_NO_FATAL_FAILURE(Fill("free"));
+  std::string asked_for;
+  StartMaintenance([&asked_for](std::string_view volume)
+                       -> absl::StatusOr<std::set<std::pair<std::string, std::string>>> {
+    asked_for = std::string(volume);
+    return std::set<std::pair<std::string, std::string>>{{"held", "1"}};
+  });
+  CacheLayout layout(cache_.Path());
+  absl::StatusOr<v1::CleanupResponse> kept = maintenance_->Cleanup(RemoveEverything(false));
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(asked_for, "0123456789abcdef0123456789abcdef");
+  EXPECT_TRUE(fs::exists(layout.ModelDir("held", "1")));
+  EXPECT_FALSE(fs::exists(layout.ModelDir("free", "1")));
+  absl::StatusOr<v1::CleanupResponse> forced = maintenance_->Cleanup(RemoveEverything(true));
+  ASSERT_TRUE(forced.ok()) << forced.status();
+  EXPECT_FALSE(fs::exists(layout.ModelDir("held", "1")));
+}
+
+TEST_F(MaintenanceLeasesTest, CleanupRefusesWhenTheVolumesLeasesCannotBeAskedForUnlessForced) {
+  ASSERT_NO_FATAL_FAILURE(Fill("free"));
+  StartMaintenance([](std::string_view)
+                       -> absl::StatusOr<std::set<std::pair<std::string, std::string>>> {
+    return absl::UnavailableError("coordinator: connection refused");
+  });
+  CacheLayout layout(cache_.Path());
+  absl::StatusOr<v1::CleanupResponse> refused = maintenance_->Cleanup(RemoveEverything(false));
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("connection refused"));
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("--force"));
+  EXPECT_TRUE(fs::exists(layout.ModelDir("free", "1")));
+  // Trash alone needs no leases.
+  v1::CleanupRequest trash;
+  trash.set_volume_id("0123456789abcdef0123456789abcdef");
+  trash.set_trash(true);
+  EXPECT_TRUE(maintenance_->Cleanup(trash).ok());
+  absl::StatusOr<v1::CleanupResponse> forced = maintenance_->Cleanup(RemoveEverything(true));
+  ASSERT_TRUE(forced.ok()) << forced.status();
+  EXPECT_FALSE(fs::exists(layout.ModelDir("free", "1")));
 }
 
 TEST_F(MaintenanceLeasesTest, AnUnknownVolumeIdIsNotFoundAndNamesTheMountedOnes) {

@@ -1,7 +1,9 @@
-// The Dockerfile, scripts/setup.sh and scripts/packages.txt must agree: the image installs
-// exactly the `build` and `runtime` lines of the list that setup.sh installs, and names no
-// package itself. The image cannot be built here (no Docker engine), so these checks read the
-// Dockerfile and run its package selections (awk) against the real list.
+// The Dockerfile, scripts/setup.sh, scripts/image-test.sh and scripts/packages.txt must agree:
+// the image installs exactly the `build` and `runtime` lines of the list that setup.sh installs,
+// and names no package itself; the `image` lines (the tools that build the image without a
+// Docker engine) are installed by image-test.sh alone. These checks read the scripts and the
+// Dockerfile and run their package selections (awk) against the real list; building the image
+// itself takes scripts/image-test.sh (CTest label `image`, skipped unless asked for).
 #include <fnmatch.h>
 
 #include <algorithm>
@@ -214,7 +216,8 @@ TEST(PackageList, EveryLineIsAKindAndOneDebianName) {
   std::set<std::string> seen;
   for (const PackageLine& line : lines) {
     EXPECT_EQ(line.fields.size(), 2u) << "line: " << ::testing::PrintToString(line.fields);
-    EXPECT_TRUE(line.kind == "build" || line.kind == "test" || line.kind == "runtime") << "kind: " << line.kind;
+    EXPECT_TRUE(line.kind == "build" || line.kind == "test" || line.kind == "runtime" || line.kind == "image")
+        << "kind: " << line.kind;
     EXPECT_EQ(fnmatch("[a-z0-9][a-z0-9.+-]*", line.name.c_str(), 0), 0) << "not a package name: " << line.name;
     EXPECT_TRUE(seen.insert(line.name).second) << "listed twice: " << line.name;
   }
@@ -274,20 +277,39 @@ TEST(DockerfilePackages, BuildStageInstallsExactlyTheBuildLinesAndRuntimeStageTh
   }
 }
 
-TEST(SetupScript, InstallsEveryPackageTheImageInstalls) {
-  std::string script = ReadFile(kSourceDir + "/scripts/setup.sh");
+// Runs the first `$(awk ...)` package selection of a script against the real list.
+std::vector<std::string> ScriptSelection(const std::string& script_path) {
+  std::string script = ReadFile(script_path);
   size_t start = script.find("$(awk ");
-  ASSERT_NE(start, std::string::npos) << "setup.sh does not select packages with awk";
+  EXPECT_NE(start, std::string::npos) << script_path << " does not select packages with awk";
+  if (start == std::string::npos) return {};
   size_t end = EndOfSubstitution(script, start);
-  ASSERT_NE(end, std::string::npos);
+  EXPECT_NE(end, std::string::npos) << script_path;
+  if (end == std::string::npos) return {};
   std::string command = script.substr(start + 2, end - start - 3);
   std::vector<std::string> words = Words(command);
-  ASSERT_THAT(words.back(), ::testing::HasSubstr("packages.txt"));
+  EXPECT_THAT(words.back(), ::testing::HasSubstr("packages.txt")) << script_path;
   command.replace(command.rfind(words.back()), words.back().size(), "'" + kPackagesPath + "'");
-  std::vector<std::string> installed = SortedWords(ShellOutput(command));
+  return SortedWords(ShellOutput(command));
+}
+
+TEST(SetupScript, InstallsEveryPackageTheImageInstalls) {
+  std::vector<std::string> installed = ScriptSelection(kSourceDir + "/scripts/setup.sh");
   EXPECT_THAT(installed, IsSupersetOf(PackagesOfKind("build")));
   EXPECT_THAT(installed, IsSupersetOf(PackagesOfKind("runtime")));
   EXPECT_THAT(installed, IsSupersetOf(PackagesOfKind("test")));
+}
+
+// buildah, podman and mmdebstrap are for scripts/image-test.sh only: the test suite does not
+// need them, and the image must not carry them.
+TEST(ImageTestScript, InstallsExactlyTheImageLinesWhichNeitherSetupNorTheDockerfileInstalls) {
+  std::vector<std::string> image_tools = PackagesOfKind("image");
+  ASSERT_THAT(image_tools, IsSupersetOf({"buildah", "mmdebstrap", "podman"}));
+  EXPECT_THAT(ScriptSelection(kSourceDir + "/scripts/image-test.sh"), ElementsAreArray(image_tools));
+  std::vector<std::string> setup = ScriptSelection(kSourceDir + "/scripts/setup.sh");
+  for (const std::string& tool : image_tools) {
+    EXPECT_THAT(setup, ::testing::Not(::testing::Contains(tool))) << "setup.sh installs " << tool;
+  }
 }
 
 TEST(Dockerfile, BuildStageBuildsAndRunsTheUnitTestsOnBookworm) {

@@ -25,7 +25,9 @@
 namespace modelcache::testing {
 
 struct KubeApiServerOptions {
-  // Lines of the token file: "token,user,uid,\"group1,group2\"".
+  // Lines of the token file: "token,user,uid,\"group1,group2\"", and optionally
+  // ",\"audience1,audience2\"" for a token bound to audiences (a projected ServiceAccount token;
+  // without: the API server's own, kKubernetesAudience).
   std::vector<std::string> tokens = {"test-token,test-admin,uid-admin,\"system:masters\""};
   int history_window = 1000;          // watch events kept; older resourceVersions are 410
   int bookmark_interval_ms = 500;     // BOOKMARK events on watches that allow them
@@ -35,6 +37,7 @@ struct KubeApiServerOptions {
 class KubeApiServer {
  public:
   static constexpr char kToken[] = "test-token";  // the default options' token
+  static constexpr char kKubernetesAudience[] = "https://kubernetes.default.svc.cluster.local";
 
   // FAILED_PRECONDITION (tests skip) when node or the npm models are missing; otherwise
   // starts the server on a free port and waits until it answers.

@@ -32,8 +32,10 @@
 //    is gone is Lost;
 //  - namespace deletion: Terminating, then every namespaced object in it is deleted, then the
 //    namespace; creates in a terminating namespace are 403 Forbidden;
-//  - bearer tokens from a token file (token,user,uid,"group1,group2" lines) re-read when it
-//    changes, so a test can rotate a token and see 401 for the old one; client certificates
+//  - bearer tokens from a token file (token,user,uid,"group1,group2"[,"audience1,audience2"]
+//    lines) re-read when it changes, so a test can rotate a token and see 401 for the old one;
+//    TokenReviews check the audiences as a real server does (a token without audiences is
+//    good for the API server's own, https://kubernetes.default.svc.cluster.local, only); client certificates
 //    signed by --client-ca (user = CN); TLS with a test CA, or plain HTTP;
 //  - discovery (/api, /api/v1, /apis, /apis/<group>[/<version>], /version) and Table output
 //    for kubectl get, so the real kubectl works against it.
@@ -792,6 +794,25 @@ function finishNamespace(name) {
 let tokenFileStamp = '';
 let tokens = new Map();  // token -> { username, uid, groups }
 
+// The API server's own audiences (its --api-audiences, by default its service account issuer).
+const API_AUDIENCES = ['https://kubernetes.default.svc.cluster.local'];
+
+// One line of the token file: comma-separated fields, a field in double quotes may hold commas
+// (kube-apiserver's --token-auth-file: token,user,uid,"group1,group2"; this server adds a fifth,
+// "audience1,audience2", for tokens bound to audiences as projected ServiceAccount tokens are).
+function splitCsv(line) {
+  const fields = [];
+  let field = '';
+  let quoted = false;
+  for (const c of line) {
+    if (c === '"') quoted = !quoted;
+    else if (c === ',' && !quoted) { fields.push(field); field = ''; }
+    else field += c;
+  }
+  fields.push(field);
+  return fields;
+}
+
 function readTokens() {
   if (!options.tokens) return;
   let stamp;
@@ -807,10 +828,14 @@ function readTokens() {
   const fresh = new Map();
   for (const line of fs.readFileSync(options.tokens, 'utf8').split('\n')) {
     if (!line.trim() || line.startsWith('#')) continue;
-    const groupsAt = line.indexOf('"');
-    const head = (groupsAt >= 0 ? line.slice(0, groupsAt) : line).split(',');
-    const groups = groupsAt >= 0 ? line.slice(groupsAt + 1, line.lastIndexOf('"')).split(',').filter((g) => g) : [];
-    fresh.set(head[0].trim(), { username: head[1]?.trim() || 'user', uid: head[2]?.trim() || '', groups });
+    const [token, username, uid, groups, audiences] = splitCsv(line);
+    fresh.set(token.trim(), {
+      username: username?.trim() || 'user', uid: uid?.trim() || '',
+      groups: (groups ?? '').split(',').map((g) => g.trim()).filter((g) => g),
+      // A bound ServiceAccount token carries its audiences; a static token is good for the
+      // API server's own (kube-apiserver's --api-audiences).
+      audiences: audiences ? audiences.split(',').map((a) => a.trim()).filter((a) => a) : API_AUDIENCES,
+    });
   }
   tokens = fresh;
   tokenFileStamp = stamp;
@@ -820,7 +845,9 @@ function authenticate(request) {
   const header = request.headers.authorization ?? '';
   if (header.startsWith('Bearer ')) {
     readTokens();
-    return tokens.get(header.slice(7).trim()) ?? null;
+    const user = tokens.get(header.slice(7).trim());
+    // A token bound to other audiences (an agent's, for the coordinator) is no key to the API.
+    return user && user.audiences.some((audience) => API_AUDIENCES.includes(audience)) ? user : null;
   }
   const socket = request.socket;
   if (options.clientCa && socket.authorized) {
@@ -1229,12 +1256,19 @@ function deleteObject(resource, existing, deleteOptions, user, query) {
   return gone;
 }
 
+// As kube-apiserver: the audiences asked for (spec.audiences, else the API server's own) must
+// meet the token's; status.audiences is what they share.
 function tokenReview(object) {
   readTokens();
   const user = tokens.get(object.spec?.token ?? '');
-  object.status = user
-    ? { authenticated: true, user: { username: user.username, uid: user.uid, groups: user.groups }, audiences: object.spec?.audiences ?? [] }
-    : { authenticated: false, error: 'invalid bearer token' };
+  const wanted = object.spec?.audiences?.length ? object.spec.audiences : API_AUDIENCES;
+  const shared = user ? wanted.filter((audience) => user.audiences.includes(audience)) : [];
+  if (!user) object.status = { authenticated: false, error: 'invalid bearer token' };
+  else if (shared.length === 0) {
+    object.status = { authenticated: false, error: `invalid bearer token, token audiences ${JSON.stringify(user.audiences)} is invalid for the target audiences ${JSON.stringify(wanted)}` };
+  } else {
+    object.status = { authenticated: true, user: { username: user.username, uid: user.uid, groups: user.groups }, audiences: shared };
+  }
   return object;
 }
 

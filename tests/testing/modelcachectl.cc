@@ -20,6 +20,8 @@ std::unique_ptr<CtlProcess> CtlProcess::Start(const CtlOptions& options,
   process.argv.insert(process.argv.end(), args.begin(), args.end());
   process.environment = {
       "MODELCACHE_DISABLE=", "AIOLI_DISABLE_MODEL_CACHE=", "MODELCACHE_TOKEN=",
+      // Admin commands fall back on the kubeconfig's token: none from the test's machine.
+      "KUBECONFIG=" + (options.directory / "no-kubeconfig").string(), "KUBERNETES_SERVICE_HOST=",
       "HOSTNAME=" + options.hostname,
       "MODELCACHE_COORDINATOR=" + options.coordinator,
       "MODELCACHE_SOCKET=" + (options.socket.empty()

@@ -48,7 +48,8 @@ class CtlProcess {
 };
 
 // Runs `modelcachectl args...` and waits for it. The caching switches of the environment are
-// cleared (MODELCACHE_DISABLE, AIOLI_DISABLE_MODEL_CACHE, MODELCACHE_TOKEN) so the test's own
+// cleared (MODELCACHE_DISABLE, AIOLI_DISABLE_MODEL_CACHE, MODELCACHE_TOKEN, KUBECONFIG pointing
+// nowhere, KUBERNETES_SERVICE_HOST) so the test's own
 // environment does not leak in. Records a test failure if it cannot be started or hangs.
 CtlResult RunCtl(const CtlOptions& options, const std::vector<std::string>& args);
 

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 
+#include "common/status_macros.h"
 #include "spdlog/fmt/fmt.h"
 #include "tests/testing/kube_api_server.h"
 #include "tests/testing/subprocess.h"
@@ -31,10 +32,8 @@ std::string Field(const nlohmann::json& object, const char* key) {
   return object.contains(key) && object[key].is_string() ? object[key].get<std::string>() : "";
 }
 
-}  // namespace
-
-absl::StatusOr<std::vector<RbacRule>> RenderedClusterRules(const std::string& directory,
-                                                           std::string_view namespace_name, std::string_view account) {
+// Every object `kubectl kustomize <directory>` renders.
+absl::StatusOr<std::vector<YAML::Node>> RenderObjects(const std::string& directory) {
   if (!KubectlInstalled()) return absl::FailedPreconditionError("kubectl is not installed: cannot render deploy/");
   TempDir output;
   SubprocessOptions options{.argv = {"kubectl", "kustomize", directory},
@@ -56,6 +55,28 @@ absl::StatusOr<std::vector<RbacRule>> RenderedClusterRules(const std::string& di
   } catch (const YAML::Exception& error) {
     return absl::InvalidArgumentError(fmt::format("kubectl kustomize {}: output does not parse: {}", directory, error.what()));
   }
+  return objects;
+}
+
+std::vector<RbacRule> RulesOf(const YAML::Node& role) {
+  std::vector<RbacRule> rules;
+  const std::string name = role["metadata"]["name"].as<std::string>("");
+  for (const YAML::Node& rule : role["rules"]) {
+    rules.push_back({.role = name,
+                     .api_groups = Strings(rule["apiGroups"]),
+                     .resources = Strings(rule["resources"]),
+                     .verbs = Strings(rule["verbs"]),
+                     .resource_names = Strings(rule["resourceNames"]),
+                     .non_resource_urls = Strings(rule["nonResourceURLs"])});
+  }
+  return rules;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<RbacRule>> RenderedClusterRules(const std::string& directory,
+                                                           std::string_view namespace_name, std::string_view account) {
+  ASSIGN_OR_RETURN(std::vector<YAML::Node> objects, RenderObjects(directory));
   auto names_account = [&](const YAML::Node& binding) {
     for (const YAML::Node& subject : binding["subjects"]) {
       if (subject["kind"].as<std::string>("") == "ServiceAccount" && subject["name"].as<std::string>("") == account &&
@@ -83,16 +104,33 @@ absl::StatusOr<std::vector<RbacRule>> RenderedClusterRules(const std::string& di
     if (object["kind"].as<std::string>("") != "ClusterRole") continue;
     const std::string name = object["metadata"]["name"].as<std::string>("");
     if (!roles.contains(name)) continue;
-    for (const YAML::Node& rule : object["rules"]) {
-      rules.push_back({.role = name,
-                       .api_groups = Strings(rule["apiGroups"]),
-                       .resources = Strings(rule["resources"]),
-                       .verbs = Strings(rule["verbs"]),
-                       .resource_names = Strings(rule["resourceNames"]),
-                       .non_resource_urls = Strings(rule["nonResourceURLs"])});
-    }
+    for (RbacRule& rule : RulesOf(object)) rules.push_back(std::move(rule));
   }
   return rules;
+}
+
+absl::StatusOr<std::vector<RbacRule>> RenderedClusterRoleRules(const std::string& directory, std::string_view role) {
+  ASSIGN_OR_RETURN(std::vector<YAML::Node> objects, RenderObjects(directory));
+  for (const YAML::Node& object : objects) {
+    if (object["kind"].as<std::string>("") == "ClusterRole" && object["metadata"]["name"].as<std::string>("") == role) {
+      return RulesOf(object);
+    }
+  }
+  return absl::NotFoundError(fmt::format("{}: renders no ClusterRole \"{}\"", directory, role));
+}
+
+nlohmann::json SubjectAccessAllowRules(const std::vector<RbacRule>& rules, std::string_view subject) {
+  nlohmann::json allow = nlohmann::json::array();
+  for (const RbacRule& rule : rules) {
+    for (const std::string& group : rule.api_groups) {
+      for (const std::string& resource : rule.resources) {
+        for (const std::string& verb : rule.verbs) {
+          allow.push_back({{"user", std::string(subject)}, {"group", group}, {"resource", resource}, {"verb", verb}});
+        }
+      }
+    }
+  }
+  return allow;
 }
 
 std::vector<std::string> GrantsOf(const std::vector<RbacRule>& rules) {

@@ -28,6 +28,14 @@ struct RbacRule {
 absl::StatusOr<std::vector<RbacRule>> RenderedClusterRules(const std::string& directory,
                                                            std::string_view namespace_name, std::string_view account);
 
+// The rules of the ClusterRole named `role` in `kubectl kustomize <directory>` (NOT_FOUND when
+// it renders none; FAILED_PRECONDITION without kubectl).
+absl::StatusOr<std::vector<RbacRule>> RenderedClusterRoleRules(const std::string& directory, std::string_view role);
+
+// The test API server's SubjectAccessReview `allow` entries (kube_api_server.mjs /_test/config)
+// that grant `subject` (a user or a group) what `rules` grant: as if bound to that ClusterRole.
+nlohmann::json SubjectAccessAllowRules(const std::vector<RbacRule>& rules, std::string_view subject);
+
 // One (apiGroup, resource, verb) a rule grants, e.g. "/persistentvolumes/create" ("" group).
 std::vector<std::string> GrantsOf(const std::vector<RbacRule>& rules);
 // The grant a recorded request (kubernetes.requestLog line: apiGroup, resource, verb...) needs.

@@ -63,7 +63,7 @@ TEST(AgentMetrics, EverySchemeAndReasonIsExportedAtZeroFromTheStart) {
     EXPECT_THAT(text, HasSubstr(fmt::format(
                           "modelcache_fill_duration_seconds_count{{scheme=\"{}\"}} 0", scheme)));
   }
-  for (const char* reason : {"unused", "deleted", "quota", "manual"}) {
+  for (const char* reason : {"unused", "deleted", "quota", "manual", "room"}) {
     EXPECT_THAT(text, HasSubstr(fmt::format("modelcache_purges_total{{reason=\"{}\"}} 0", reason)));
   }
   EXPECT_THAT(text, HasSubstr("modelcache_coordinator_connected 0"));
@@ -133,6 +133,7 @@ TEST(AgentMetrics, PurgesCountModelsAndBytesByTheCommandsReason) {
 TEST(PurgeReasonLabel, KeepsKnownReasonsAndBoundsTheRest) {
   EXPECT_EQ(PurgeReasonLabel("quota: volume above 90%"), "quota");
   EXPECT_EQ(PurgeReasonLabel("deleted"), "deleted");
+  EXPECT_EQ(PurgeReasonLabel("room: for m@v1 (12 MiB short), least recently used"), "room");
   EXPECT_EQ(PurgeReasonLabel("unusedish: x"), "other");
   EXPECT_EQ(PurgeReasonLabel(""), "other");
 }

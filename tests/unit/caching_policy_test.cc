@@ -67,3 +67,37 @@ TEST(CachingPolicy, APolicyWithoutTheRegistryLeavesSourcesUnknown) {
 
 }  // namespace
 }  // namespace modelcache
+
+namespace modelcache {
+namespace {
+
+TEST(CachingPolicyHolderCheck, WithACoordinatorNothingIsAllowedBeforeTheFirstPolicy) {
+  CachingPolicyHolder holder(/*allow_without_policy=*/false);
+  EXPECT_FALSE(holder.Known());
+  absl::Status refused = holder.Check("m", "v1");
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(refused.message()).find("no caching policy from the coordinator yet"),
+            std::string::npos)
+      << refused;
+  v1::CachingPolicy policy;
+  policy.set_default_enabled(false);
+  v1::CachingRule* rule = policy.add_rules();
+  rule->set_name("m");
+  rule->set_enabled(true);
+  holder.Set(policy);
+  EXPECT_TRUE(holder.Known());
+  EXPECT_TRUE(holder.Check("m", "v1").ok());
+  absl::Status disabled = holder.Check("other", "v1");
+  EXPECT_EQ(disabled.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(disabled.message()).find("caching disabled for model other@v1"),
+            std::string::npos)
+      << disabled;
+}
+
+TEST(CachingPolicyHolderCheck, WithoutACoordinatorEveryModelIsAllowed) {
+  CachingPolicyHolder holder(/*allow_without_policy=*/true);
+  EXPECT_TRUE(holder.Check("m", "v1").ok());
+}
+
+}  // namespace
+}  // namespace modelcache

@@ -200,5 +200,43 @@ TEST(CoordinatorConfig, KubernetesBadValuesNameKeyAndValue) {
   EXPECT_TRUE(ParseCoordinatorConfig("modelsCacheStorage: {pvcNameSuffix: _X}\n").ok());
 }
 
+TEST(CoordinatorConfig, WebhookBlockIsOffByDefaultAndParsesEveryKey) {
+  auto defaults = ParseCoordinatorConfig("coordinator: {listen: 127.0.0.1:1}\n");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_FALSE(defaults->webhook.enabled);
+  EXPECT_EQ(defaults->webhook.listen, "0.0.0.0:8443");
+  EXPECT_EQ(defaults->webhook.injection.claim_name, "models-cache-pvc-modelcache");
+  auto config = ParseCoordinatorConfig(
+      "modelsCacheStorage: {pvcNameSuffix: -v2}\nkubernetes: {release: r1}\n"
+      "webhook:\n  enabled: true\n  listen: 127.0.0.1:9443\n  tlsCert: /c.pem\n  tlsKey: /k.pem\n  image: img:1\n"
+      "  socketHostPath: /run/mc\n  agentCacheRoot: /data\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->webhook.enabled);
+  EXPECT_EQ(config->webhook.listen, "127.0.0.1:9443");
+  EXPECT_EQ(config->webhook.tls_cert_file, "/c.pem");
+  EXPECT_EQ(config->webhook.tls_key_file, "/k.pem");
+  EXPECT_EQ(config->webhook.injection.image, "img:1");
+  EXPECT_EQ(config->webhook.injection.claim_name, "models-cache-pvc-r1-v2");
+  EXPECT_EQ(config->webhook.injection.socket_host_path, "/run/mc");
+  EXPECT_EQ(config->webhook.injection.agent_cache_root, "/data");
+}
+
+TEST(CoordinatorConfig, WebhookBadValuesNameTheKey) {
+  struct Case {
+    std::string yaml;
+    std::string names;
+  };
+  for (const Case& bad : {Case{"webhook: {enabled: true, tlsKey: /k, image: i}\n", "webhook.tlsCert"},
+                          Case{"webhook: {enabled: true, tlsCert: /c, image: i}\n", "webhook.tlsKey"},
+                          Case{"webhook: {enabled: true, tlsCert: /c, tlsKey: /k}\n", "webhook.image"},
+                          Case{"webhook: {enabled: yes}\n", "webhook.enabled"},
+                          Case{"webhook: {socketHostPath: run}\n", "webhook.socketHostPath"},
+                          Case{"webhook: {port: 1}\n", "webhook.port"}}) {
+    auto config = ParseCoordinatorConfig(bad.yaml);
+    ASSERT_FALSE(config.ok()) << bad.yaml;
+    EXPECT_NE(config.status().message().find(bad.names), std::string::npos) << config.status();
+  }
+}
+
 }  // namespace
 }  // namespace modelcache

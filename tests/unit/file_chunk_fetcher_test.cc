@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -140,6 +141,13 @@ size_t ResidentPages(const std::string& path, size_t size) {
                                            [](unsigned char bits) { return bits & 1; }));
 }
 
+// The file system type of `path`, for a skip message ("file system 0x794c7630").
+std::string FileSystemName(const std::string& path) {
+  struct statfs info {};
+  if (::statfs(path.c_str(), &info) != 0) return "file system unknown";
+  return absl::StrCat("file system 0x", absl::Hex(static_cast<uint64_t>(info.f_type)));
+}
+
 TEST_F(FileChunkFetcherTest, AlignedBuffersReadEveryByteIncludingAPartialLastBlock) {
   const std::string content = RandomBytes((3 << 20) + 123, 4);
   SourceFile file = Local("weights.bin", content);
@@ -162,7 +170,14 @@ TEST_F(FileChunkFetcherTest, AlignedReadsLeaveThePageCacheAlone) {
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
   ::close(fd);
   if (direct < 0) GTEST_SKIP() << "the temp folder's file system has no O_DIRECT";
-  ASSERT_EQ(ResidentPages(file.location, content.size()), 0u) << "could not empty the page cache";
+  // The test can only tell a direct read from a cached one on a file whose pages it could drop
+  // first. Some environments keep them (an image build under buildah, a file system that
+  // ignores POSIX_FADV_DONTNEED): that says nothing about the fetcher, so the test skips.
+  if (size_t resident = ResidentPages(file.location, content.size()); resident != 0) {
+    GTEST_SKIP() << "could not empty the page cache of " << file.location << " (" << resident
+                 << " of " << content.size() / 4096 << " pages stay after fsync and POSIX_FADV_DONTNEED, "
+                 << FileSystemName(file.location) << "): cannot tell a direct read from a cached one here";
+  }
 
   AlignedBuffer buffer(content.size());
   absl::Status status = Fetch(file, 0, buffer.span());

@@ -62,6 +62,21 @@ TEST(SpaceReservations, QuotaLimitsBelowDiskFree) {
   EXPECT_FALSE(reservations.Reserve("model c@1", 1).ok());
 }
 
+TEST(SpaceReservations, ShortfallIsWhatRoomOnDemandMustFree) {
+  FakeVolume volume;
+  volume.space.free_bytes = 50 * kGiB;
+  volume.used = 8 * kGiB;
+  SpaceReservations reservations = volume.Reservations(10 * kGiB);
+  ASSERT_TRUE(reservations.Reserve("model a@1", kGiB).ok());
+  // Quota 10, used 8, a@1 reserves 1: 1 GiB free for anyone else.
+  EXPECT_EQ(reservations.Shortfall("model big@1", 3 * kGiB).value(), 2 * kGiB);
+  EXPECT_EQ(reservations.Shortfall("model small@1", kGiB).value(), 0u);
+  // Its own reservation does not count against itself.
+  EXPECT_EQ(reservations.Shortfall("model a@1", 2 * kGiB).value(), 0u);
+  volume.used = 6 * kGiB;  // two purged
+  EXPECT_TRUE(reservations.Reserve("model big@1", 3 * kGiB).ok());
+}
+
 TEST(SpaceReservations, DiskLimitsBelowQuota) {
   FakeVolume volume;
   volume.space.free_bytes = 2 * kGiB;

@@ -39,6 +39,10 @@ class PodLeaseTable {
   Clock::TimePoint Hold(std::string_view name, std::string_view version, std::string_view holder,
                         std::chrono::seconds ttl = std::chrono::seconds(0));
 
+  // A lease with no expiry, for a holder whose end the agent learns by itself (a pod it
+  // watches: agent/pod_leases/); it lasts until Release.
+  void HoldUntilReleased(std::string_view name, std::string_view version, std::string_view holder);
+
   // Ends `holder`'s lease. False when it held none (or it had expired already).
   bool Release(std::string_view name, std::string_view version, std::string_view holder);
 
@@ -48,6 +52,11 @@ class PodLeaseTable {
   uint32_t LiveLeases(std::string_view name, std::string_view version) const;
   // Live leases per model; models without one are absent.
   std::map<ModelKey, uint32_t> LiveByModel() const;
+  // When each model was last leased: while a lease is live, when the latest one was taken or
+  // renewed (stable between two usage reports); else when its last lease ended (released or
+  // expired). A model never leased since the agent started is absent. The
+  // agent reports it as the model's last access, so "unused" means "no pod used it".
+  std::map<ModelKey, Clock::TimePoint> LastLeasedByModel() const;
   // Every live lease, for the `live leases` gauge.
   size_t LiveCount() const;
 
@@ -62,6 +71,10 @@ class PodLeaseTable {
   mutable std::mutex mutex_;
   // Expired entries are erased lazily, also from const readers, hence mutable.
   mutable std::map<LeaseKey, Clock::TimePoint> expiry_;  // guarded by mutex_
+  // Per model, guarded by mutex_: when a lease was last taken or renewed, and when its last
+  // lease ended (released or expired).
+  std::map<ModelKey, Clock::TimePoint> held_at_;
+  mutable std::map<ModelKey, Clock::TimePoint> ended_;
 };
 
 }  // namespace modelcache

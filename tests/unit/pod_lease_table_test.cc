@@ -1,4 +1,4 @@
-#include "agent/pod_leases.h"
+#include "agent/pod_leases/pod_lease_table.h"
 
 #include <gtest/gtest.h>
 
@@ -76,6 +76,35 @@ TEST(PodLeaseTable, ReleasingAnExpiredLeaseReportsNone) {
   leases.Hold("m", "v", "pod");
   clock.Advance(61s);
   EXPECT_FALSE(leases.Release("m", "v", "pod"));
+}
+
+TEST(PodLeaseTable, HoldUntilReleasedNeverExpires) {
+  FakeClock clock;
+  PodLeaseTable leases(clock, 60s);
+  leases.HoldUntilReleased("m", "v", "pod:ns/a:uid-1");
+  clock.Advance(24h * 365);
+  EXPECT_TRUE(leases.is_leased("m", "v"));
+  EXPECT_TRUE(leases.Release("m", "v", "pod:ns/a:uid-1"));
+  EXPECT_FALSE(leases.is_leased("m", "v"));
+}
+
+TEST(PodLeaseTable, LastLeasedIsTheLatestHoldWhileLiveThenWhenTheLastLeaseEnded) {
+  FakeClock clock;
+  PodLeaseTable leases(clock, 60s);
+  EXPECT_TRUE(leases.LastLeasedByModel().empty());  // never leased: no claim on last access
+  const Clock::TimePoint taken = clock.Now();
+  leases.HoldUntilReleased("m", "v", "pod-a");
+  leases.Hold("x", "1", "pod-b", 10s);
+  clock.Advance(1h);
+  // Stable while live (the usage report does not change at every heartbeat).
+  EXPECT_EQ(leases.LastLeasedByModel().at({"m", "v"}), taken);
+  const Clock::TimePoint released = clock.Now();
+  leases.Release("m", "v", "pod-a");
+  clock.Advance(1h);
+  std::map<PodLeaseTable::ModelKey, Clock::TimePoint> last = leases.LastLeasedByModel();
+  EXPECT_EQ(last.at({"m", "v"}), released);
+  // An expired lease counts as used until it expired.
+  EXPECT_EQ(last.at({"x", "1"}), taken + 10s);
 }
 
 }  // namespace

@@ -1,4 +1,6 @@
-#include "agent/pod_leases.h"
+#include "agent/pod_leases/pod_lease_table.h"
+
+#include <algorithm>
 
 namespace modelcache {
 
@@ -11,14 +13,25 @@ Clock::TimePoint PodLeaseTable::Hold(std::string_view name, std::string_view ver
   DropExpiredLocked();
   const Clock::TimePoint expires = clock_.Now() + (ttl.count() > 0 ? ttl : default_ttl_);
   expiry_[LeaseKey(name, version, holder)] = expires;
+  held_at_[ModelKey(name, version)] = clock_.Now();
   return expires;
+}
+
+void PodLeaseTable::HoldUntilReleased(std::string_view name, std::string_view version,
+                                   std::string_view holder) {
+  std::lock_guard lock(mutex_);
+  DropExpiredLocked();
+  expiry_[LeaseKey(name, version, holder)] = Clock::TimePoint::max();
+  held_at_[ModelKey(name, version)] = clock_.Now();
 }
 
 bool PodLeaseTable::Release(std::string_view name, std::string_view version,
                          std::string_view holder) {
   std::lock_guard lock(mutex_);
   DropExpiredLocked();
-  return expiry_.erase(LeaseKey(name, version, holder)) > 0;
+  if (expiry_.erase(LeaseKey(name, version, holder)) == 0) return false;
+  ended_[ModelKey(name, version)] = clock_.Now();
+  return true;
 }
 
 bool PodLeaseTable::is_leased(std::string_view name, std::string_view version) const {
@@ -46,6 +59,18 @@ std::map<PodLeaseTable::ModelKey, uint32_t> PodLeaseTable::LiveByModel() const {
   return counts;
 }
 
+std::map<PodLeaseTable::ModelKey, Clock::TimePoint> PodLeaseTable::LastLeasedByModel() const {
+  std::lock_guard lock(mutex_);
+  DropExpiredLocked();
+  std::map<ModelKey, Clock::TimePoint> last = ended_;
+  for (const auto& [key, expires] : expiry_) {
+    const ModelKey model(std::get<0>(key), std::get<1>(key));
+    auto held = held_at_.find(model);
+    if (held != held_at_.end()) last[model] = held->second;
+  }
+  return last;
+}
+
 size_t PodLeaseTable::LiveCount() const {
   std::lock_guard lock(mutex_);
   DropExpiredLocked();
@@ -55,7 +80,13 @@ size_t PodLeaseTable::LiveCount() const {
 void PodLeaseTable::DropExpiredLocked() const {
   const Clock::TimePoint now = clock_.Now();
   for (auto it = expiry_.begin(); it != expiry_.end();) {
-    it = it->second <= now ? expiry_.erase(it) : std::next(it);
+    if (it->second > now) {
+      ++it;
+      continue;
+    }
+    Clock::TimePoint& ended = ended_[{std::get<0>(it->first), std::get<1>(it->first)}];
+    ended = std::max(ended, it->second);
+    it = expiry_.erase(it);
   }
 }
 
