@@ -148,14 +148,14 @@ void AddAdminCommands(CLI::App& app, CliContext& context) {
       }
       if (s.room.empty() != s.volume_id.empty()) {
         std::fprintf(stderr, "modelcachectl: purge --dry-run: --room and --volume go together\n");
-        return kAdminExitUsage;
+        return kExitUsage;
       }
       if (!s.room.empty()) {
         absl::StatusOr<uint64_t> bytes = ParseQuantity(s.room);
         if (!bytes.ok() || *bytes == 0) {
           std::fprintf(stderr, "modelcachectl: purge --dry-run --room %s: want a size such as 20Gi\n",
                        s.room.c_str());
-          return kAdminExitUsage;
+          return kExitUsage;
         }
         return RunRoomDryRun(c, s.volume_id, *bytes);
       }
@@ -163,7 +163,7 @@ void AddAdminCommands(CLI::App& app, CliContext& context) {
     }
     if (!s.room.empty()) {
       std::fprintf(stderr, "modelcachectl: purge --room needs --dry-run\n");
-      return kAdminExitUsage;
+      return kExitUsage;
     }
     ModelRef ref;
     if (s.name.empty()) {

@@ -1,6 +1,7 @@
 #include "common/uri.h"
 
 #include "absl/strings/ascii.h"
+#include "common/percent_encoding.h"
 #include "common/safe_text.h"
 #include "common/hf_uri.h"
 #include "common/oci_uri.h"
@@ -46,17 +47,6 @@ bool IsBucketName(std::string_view bucket) {
   return true;
 }
 
-bool IsUnreserved(char c) {
-  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ||
-         c == '~';
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 // RFC 3986 6.2.2.1 and 6.2.2.2: "%xx" in upper case, unreserved characters unescaped. A '%'
 // not followed by two hex digits stays as it is.
@@ -67,7 +57,7 @@ std::string NormalizePercentEncoding(std::string_view text) {
     if (text[i] == '%' && i + 2 < text.size() && HexValue(text[i + 1]) >= 0 &&
         HexValue(text[i + 2]) >= 0) {
       char decoded = static_cast<char>(HexValue(text[i + 1]) * 16 + HexValue(text[i + 2]));
-      if (IsUnreserved(decoded)) {
+      if (IsUnreservedUriChar(decoded)) {
         out.push_back(decoded);
       } else {
         out.push_back('%');

@@ -5,8 +5,8 @@
 #include <mutex>
 #include <set>
 
-#include "agent/coordinator_channel.h"
-#include "agent/coordinator_client.h"
+#include "agent/coordination/coordinator_channel.h"
+#include "agent/coordination/coordinator_client.h"
 #include "common/grpc_status.h"
 #include "modelcache/v1/coordinator.grpc.pb.h"
 

@@ -23,7 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/fill/chunk_planner.h"
 #include "agent/fill/file_writer.h"
-#include "agent/fill/file_writer.h"
+#include "agent/fill/hash_pipeline.h"
 #include "agent/fill/listing_check.h"
 #include "agent/fill/range_fallback.h"
 #include "agent/fill/resume_plan.h"

@@ -10,6 +10,7 @@
 
 #include "agent/source/curl_network_guard.h"
 #include "common/status_format.h"
+#include "common/status_macros.h"
 
 namespace modelcache {
 namespace {
@@ -114,6 +115,54 @@ struct SlistDeleter {
   void operator()(curl_slist* list) const { curl_slist_free_all(list); }
 };
 
+// The method's options; true when it sends a body (POST, PUT). INVALID_ARGUMENT for a method
+// other than GET, HEAD, POST and PUT.
+absl::StatusOr<bool> SetMethod(CURL* handle, const HttpRequest& request, Transfer& transfer) {
+  if (request.method == "GET") return false;
+  if (request.method == "HEAD") {
+    curl_easy_setopt(handle, CURLOPT_NOBODY, 1L);
+    return false;
+  }
+  if (request.method == "POST") {
+    curl_easy_setopt(handle, CURLOPT_POST, 1L);
+    curl_easy_setopt(handle, CURLOPT_POSTFIELDS, request.body.data());
+    curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+    return true;
+  }
+  if (request.method == "PUT") {
+    curl_easy_setopt(handle, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(handle, CURLOPT_READFUNCTION, OnUpload);
+    curl_easy_setopt(handle, CURLOPT_READDATA, &transfer);
+    curl_easy_setopt(handle, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+    return true;
+  }
+  return absl::InvalidArgumentError(fmt::format("unsupported HTTP method {}", request.method));
+}
+
+// Why the transfer failed, if it did: a listing over its budget, the body sink's error, a body
+// over max_body_bytes, an address the network policy refused, or curl's error.
+absl::Status TransferError(const HttpRequest& request, const Transfer& transfer, CURLcode result,
+                           const absl::Status& refusal, const char* error_buffer) {
+  if (transfer.listing_cut) {
+    return request.listing->CutError(fmt::format("{} {}", request.method, request.url));
+  }
+  if (!transfer.sink_error.ok()) return transfer.sink_error;
+  if (transfer.body_too_large) {
+    return absl::ResourceExhaustedError(fmt::format("{} {}: response body larger than {} bytes",
+                                                    request.method, request.url,
+                                                    request.max_body_bytes));
+  }
+  if (result != CURLE_OK && !refusal.ok()) {
+    return absl::PermissionDeniedError(
+        fmt::format("{} {}: {}", request.method, request.url, refusal.message()));
+  }
+  if (result != CURLE_OK) {
+    const char* reason = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(result);
+    return absl::UnavailableError(fmt::format("{} {}: {}", request.method, request.url, reason));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::optional<std::string> HttpResponse::Header(std::string_view name) const {
@@ -164,22 +213,8 @@ absl::StatusOr<HttpResponse> PerformHttpRequest(const HttpRequest& request) {
   curl_easy_setopt(handle, CURLOPT_WRITEDATA, &transfer);
   curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, OnHeader);
   curl_easy_setopt(handle, CURLOPT_HEADERDATA, &transfer);
-  if (request.method == "HEAD") {
-    curl_easy_setopt(handle, CURLOPT_NOBODY, 1L);
-  } else if (request.method == "POST") {
-    curl_easy_setopt(handle, CURLOPT_POST, 1L);
-    curl_easy_setopt(handle, CURLOPT_POSTFIELDS, request.body.data());
-    curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
-    add_header("Expect:");
-  } else if (request.method == "PUT") {
-    curl_easy_setopt(handle, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(handle, CURLOPT_READFUNCTION, OnUpload);
-    curl_easy_setopt(handle, CURLOPT_READDATA, &transfer);
-    curl_easy_setopt(handle, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
-    add_header("Expect:");  // no 100-continue round trip
-  } else if (request.method != "GET") {
-    return absl::InvalidArgumentError(fmt::format("unsupported HTTP method {}", request.method));
-  }
+  ASSIGN_OR_RETURN(const bool sends_body, SetMethod(handle, request, transfer));
+  if (sends_body) add_header("Expect:");  // no 100-continue round trip
   std::string range;
   if (request.range) {
     range = fmt::format("{}-{}", request.range->first, request.range->last);
@@ -198,23 +233,7 @@ absl::StatusOr<HttpResponse> PerformHttpRequest(const HttpRequest& request) {
   }
 
   const CURLcode result = curl_easy_perform(handle);
-  if (transfer.listing_cut) {
-    return request.listing->CutError(fmt::format("{} {}", request.method, request.url));
-  }
-  if (!transfer.sink_error.ok()) return transfer.sink_error;
-  if (transfer.body_too_large) {
-    return absl::ResourceExhaustedError(fmt::format("{} {}: response body larger than {} bytes",
-                                                         request.method, request.url,
-                                                         request.max_body_bytes));
-  }
-  if (result != CURLE_OK && !guard.Refusal().ok()) {
-    return absl::PermissionDeniedError(
-        fmt::format("{} {}: {}", request.method, request.url, guard.Refusal().message()));
-  }
-  if (result != CURLE_OK) {
-    const char* reason = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(result);
-    return absl::UnavailableError(fmt::format("{} {}: {}", request.method, request.url, reason));
-  }
+  RETURN_IF_ERROR(TransferError(request, transfer, result, guard.Refusal(), error_buffer));
   curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &transfer.response.status_code);
   return std::move(transfer.response);
 }

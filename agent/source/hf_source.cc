@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
-#include "agent/fill/blocking_http.h"
+#include "agent/source/blocking_http.h"
 #include "agent/source/polite_http.h"
 #include "agent/source/resolving_chunk_fetcher.h"
 #include "common/names.h"

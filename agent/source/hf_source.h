@@ -20,7 +20,7 @@
 // A 429 is waited out as Retry-After / RateLimit ask (polite_http.h, and the chunk engine).
 #include <memory>
 
-#include "agent/fill/source.h"
+#include "agent/source/source.h"
 #include "common/hf_uri.h"
 
 namespace modelcache {

@@ -19,7 +19,7 @@
 // (resolving_chunk_fetcher.h).
 #include <memory>
 
-#include "agent/fill/source.h"
+#include "agent/source/source.h"
 #include "common/oci_uri.h"
 
 namespace modelcache {

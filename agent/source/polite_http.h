@@ -6,7 +6,7 @@
 #include <chrono>
 
 #include "absl/status/statusor.h"
-#include "agent/fill/blocking_http.h"
+#include "agent/source/blocking_http.h"
 
 namespace modelcache {
 

@@ -26,8 +26,8 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "agent/fill/blocking_http.h"
-#include "agent/fill/source.h"
+#include "agent/source/blocking_http.h"
+#include "agent/source/source.h"
 #include "common/oci_uri.h"
 
 namespace modelcache {

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_join.h"
-#include "agent/fill/event_loop.h"
+#include "agent/loop/event_loop.h"
 #include "common/concat.h"
 
 namespace modelcache {

@@ -12,10 +12,10 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "agent/fill/address_policy.h"
-#include "agent/fill/chunk_fetcher.h"
+#include "agent/source/address_policy.h"
+#include "agent/source/chunk_fetcher.h"
 #include "agent/fill/fill_settings.h"
-#include "agent/fill/source.h"
+#include "agent/source/source.h"
 
 namespace modelcache {
 

@@ -28,7 +28,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "agent/fill/source.h"  // UnpackedFile
+#include "agent/source/source.h"  // UnpackedFile
 
 namespace modelcache {
 

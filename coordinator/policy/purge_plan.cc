@@ -134,7 +134,7 @@ void PlanQuota(const std::string& volume_id, const std::vector<const CachedCopy*
 
 bool HasLiveLease(const CachedCopy& copy, const Snapshot& snapshot, Clock::TimePoint now) {
   if (copy.agent_leases > 0) return true;
-  for (const LeaseRecord& lease : snapshot.leases) {
+  for (const InUseLease& lease : snapshot.in_use_leases) {
     if (lease.name == copy.name && lease.version == copy.version && lease.expires > now &&
         (lease.volume_id.empty() || lease.volume_id == copy.volume_id)) {
       return true;

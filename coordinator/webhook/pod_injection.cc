@@ -95,6 +95,52 @@ echo "modelcache-fetch: $MODEL_NAME ready from $path"
                      Quote(cache_root), Quote(cache_mount), Quote(local_mount));
 }
 
+namespace {
+
+// The init container that fetches the model into the pod's emptyDir (or links it from the
+// cache) before the pod's containers start.
+json FetchContainer(const InjectionSettings& settings, const std::string& model,
+                    const std::string& version, const std::string& source, bool disabled) {
+  return json{
+      {"name", kFetchContainer},
+      {"image", settings.image},
+      {"command", {"/bin/sh", "-c", FetchScript(settings.agent_cache_root, kCacheMount, kLocalMount), "modelcache-fetch"}},
+      {"args",
+       {"--model", model, "--version", version, "--source", source, "--fallback", "--dest",
+        std::string(kLocalMount) + "/.download", "--holder", "$(MODELCACHE_HOLDER)"}},
+      {"env",
+       {{{"name", "MODELCACHE_POD_NAMESPACE"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.namespace"}}}}}},
+        {{"name", "MODELCACHE_POD_NAME"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.name"}}}}}},
+        {{"name", "MODELCACHE_HOLDER"}, {"value", "$(MODELCACHE_POD_NAMESPACE)/$(MODELCACHE_POD_NAME)"}},
+        {{"name", "MODELCACHE_SOCKET"}, {"value", "/run/modelcache/agent.sock"}},
+        {{"name", "MODEL_NAME"}, {"value", model + "@" + version}},
+        {{"name", "MODELCACHE_DISABLE"}, {"value", disabled ? "true" : "false"}}}},
+      {"volumeMounts",
+       {{{"name", kSocketVolume}, {"mountPath", "/run/modelcache"}},
+        {{"name", kCacheVolume}, {"mountPath", kCacheMount}, {"readOnly", true}},
+        {{"name", kModelVolume}, {"mountPath", kLocalMount}}}},
+      {"securityContext", {{"allowPrivilegeEscalation", false}, {"capabilities", {{"drop", {"ALL"}}}}}}};
+}
+
+// The containers that get the model: those the annotation names (each must exist), or all.
+absl::StatusOr<std::set<std::string>> TargetContainers(const json& containers,
+                                                      const std::string& wanted) {
+  std::set<std::string> present;
+  for (const json& container : containers) present.insert(container.value("name", ""));
+  if (wanted.empty()) return present;
+  std::set<std::string> targets;
+  for (absl::string_view name : absl::StrSplit(wanted, ',', absl::SkipWhitespace())) {
+    std::string trimmed(absl::StripAsciiWhitespace(name));
+    if (!present.contains(trimmed)) {
+      return Bad(kContainersAnnotation, fmt::format("the pod has no container \"{}\"", trimmed));
+    }
+    targets.insert(trimmed);
+  }
+  return targets;
+}
+
+}  // namespace
+
 absl::StatusOr<json> InjectedPod(const json& pod, const InjectionSettings& settings) {
   if (!pod.is_object() || !pod.contains("spec") || !pod["spec"].contains("containers") ||
       !pod["spec"]["containers"].is_array()) {
@@ -128,21 +174,8 @@ absl::StatusOr<json> InjectedPod(const json& pod, const InjectionSettings& setti
     return Bad(kDisabledAnnotation, fmt::format("\"{}\": want \"true\" or \"false\"", disabled_text));
   }
   json& spec = result["spec"];
-  std::set<std::string> targets;
-  const std::string wanted = Annotation(pod, kContainersAnnotation);
-  std::set<std::string> present;
-  for (const json& container : spec["containers"]) present.insert(container.value("name", ""));
-  if (wanted.empty()) {
-    targets = present;
-  } else {
-    for (absl::string_view name : absl::StrSplit(wanted, ',', absl::SkipWhitespace())) {
-      std::string trimmed(absl::StripAsciiWhitespace(name));
-      if (!present.contains(trimmed)) {
-        return Bad(kContainersAnnotation, fmt::format("the pod has no container \"{}\"", trimmed));
-      }
-      targets.insert(trimmed);
-    }
-  }
+  ASSIGN_OR_RETURN(const std::set<std::string> targets,
+                   TargetContainers(spec["containers"], Annotation(pod, kContainersAnnotation)));
   const bool disabled = disabled_text == "true" || OptedOutByEnv(spec["containers"]);
 
   if (!spec.contains("volumes") || !spec["volumes"].is_array()) spec["volumes"] = json::array();
@@ -151,25 +184,7 @@ absl::StatusOr<json> InjectedPod(const json& pod, const InjectionSettings& setti
       {{"name", kCacheVolume}, {"persistentVolumeClaim", {{"claimName", settings.claim_name}, {"readOnly", true}}}});
   spec["volumes"].push_back({{"name", kModelVolume}, {"emptyDir", json::object()}});
 
-  json init = {
-      {"name", kFetchContainer},
-      {"image", settings.image},
-      {"command", {"/bin/sh", "-c", FetchScript(settings.agent_cache_root, kCacheMount, kLocalMount), "modelcache-fetch"}},
-      {"args",
-       {"--model", model, "--version", version, "--source", source, "--fallback", "--dest",
-        std::string(kLocalMount) + "/.download", "--holder", "$(MODELCACHE_HOLDER)"}},
-      {"env",
-       {{{"name", "MODELCACHE_POD_NAMESPACE"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.namespace"}}}}}},
-        {{"name", "MODELCACHE_POD_NAME"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.name"}}}}}},
-        {{"name", "MODELCACHE_HOLDER"}, {"value", "$(MODELCACHE_POD_NAMESPACE)/$(MODELCACHE_POD_NAME)"}},
-        {{"name", "MODELCACHE_SOCKET"}, {"value", "/run/modelcache/agent.sock"}},
-        {{"name", "MODEL_NAME"}, {"value", model + "@" + version}},
-        {{"name", "MODELCACHE_DISABLE"}, {"value", disabled ? "true" : "false"}}}},
-      {"volumeMounts",
-       {{{"name", kSocketVolume}, {"mountPath", "/run/modelcache"}},
-        {{"name", kCacheVolume}, {"mountPath", kCacheMount}, {"readOnly", true}},
-        {{"name", kModelVolume}, {"mountPath", kLocalMount}}}},
-      {"securityContext", {{"allowPrivilegeEscalation", false}, {"capabilities", {{"drop", {"ALL"}}}}}}};
+  json init = FetchContainer(settings, model, version, source, disabled);
   if (!spec.contains("initContainers") || !spec["initContainers"].is_array()) spec["initContainers"] = json::array();
   spec["initContainers"].push_back(std::move(init));
 

@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "agent/fill/blocking_http.h"
+#include "agent/source/blocking_http.h"
 #include "tests/testing/wait.h"
 
 namespace modelcache::testing {

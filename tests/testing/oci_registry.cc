@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "absl/strings/str_join.h"
-#include "agent/fill/blocking_http.h"
+#include "agent/source/blocking_http.h"
 #include "common/sha256.h"
 #include "tests/testing/hf_hub_server.h"
 #include "tests/testing/ports.h"

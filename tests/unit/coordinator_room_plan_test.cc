@@ -69,8 +69,8 @@ TEST(RoomPlan, KeepsPinnedLeasedBusyAndOtherVolumes) {
                      Copy("vol", "free", 100, hours(1))};
   snapshot.models["pinned"].pinned = true;
   snapshot.models["pinned-version"].pinned_versions = {"1"};
-  snapshot.leases.push_back(
-      LeaseRecord{"leased-at-coordinator", "1", "", "pod", kNow + std::chrono::minutes(5)});
+  snapshot.in_use_leases.push_back(
+      InUseLease{"leased-at-coordinator", "1", "", "pod", kNow + std::chrono::minutes(5)});
   RoomPlan plan = PlanRoom(snapshot, Need(50), kNow);
   ASSERT_TRUE(plan.enough);
   EXPECT_EQ(Names(plan), std::vector<std::string>{"free"});
@@ -82,7 +82,7 @@ TEST(RoomPlan, KeepsPinnedLeasedBusyAndOtherVolumes) {
 TEST(RoomPlan, ExpiredCoordinatorLeaseDoesNotProtect) {
   Snapshot snapshot;
   snapshot.copies = {Copy("vol", "a", 100, hours(3))};
-  snapshot.leases.push_back(LeaseRecord{"a", "1", "vol", "pod", kNow - std::chrono::seconds(1)});
+  snapshot.in_use_leases.push_back(InUseLease{"a", "1", "vol", "pod", kNow - std::chrono::seconds(1)});
   EXPECT_EQ(Names(PlanRoom(snapshot, Need(100), kNow)), std::vector<std::string>{"a"});
 }
 

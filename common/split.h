@@ -1,0 +1,22 @@
+#pragma once
+// Splitting text into std::string_views (absl::StrSplit yields absl::string_view, which is
+// not std::string_view with Debian's Abseil).
+#include <string_view>
+#include <vector>
+
+namespace modelcache {
+
+// The parts of `text` between `separator`s, empty parts kept: "a//b" is {"a", "", "b"}.
+inline std::vector<std::string_view> SplitOn(std::string_view text, char separator) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t end = text.find(separator, start);
+    parts.push_back(
+        text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    if (end == std::string_view::npos) return parts;
+    start = end + 1;
+  }
+}
+
+}  // namespace modelcache
