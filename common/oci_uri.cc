@@ -4,22 +4,11 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "common/split.h"
 #include "spdlog/fmt/fmt.h"
 
 namespace modelcache {
 namespace {
-
-// The parts of `text` between `separator`s (empty parts kept).
-std::vector<std::string_view> SplitOn(std::string_view text, char separator) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  while (true) {
-    const size_t end = text.find(separator, start);
-    parts.push_back(text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
-    if (end == std::string_view::npos) return parts;
-    start = end + 1;
-  }
-}
 
 bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/split.h"
 #include "common/fs.h"
 #include "common/names.h"
 #include "common/sha256.h"
@@ -21,18 +22,6 @@
 
 namespace modelcache {
 namespace {
-
-// The parts of `text` between `separator`s (empty parts kept).
-std::vector<std::string_view> SplitOn(std::string_view text, char separator) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  while (true) {
-    const size_t end = text.find(separator, start);
-    parts.push_back(text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
-    if (end == std::string_view::npos) return parts;
-    start = end + 1;
-  }
-}
 
 constexpr size_t kBlock = 512;
 constexpr size_t kInflateBuffer = 256 * 1024;
