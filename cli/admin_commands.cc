@@ -74,12 +74,43 @@ void RefCommand(CLI::App& app, const std::string& name, const std::string& help,
   });
 }
 
-}  // namespace
+// purge NAME[@VERSION], or --dry-run (the next policy run, or --room for a fill short of room).
+int RunPurgeCommand(AdminConnection& c, AdminState& s) {
+  if (s.dry_run) {
+    if (!s.name.empty()) {
+      std::fprintf(stderr, "modelcachectl: purge --dry-run takes no model\n");
+      return kExitUsage;
+    }
+    if (s.room.empty() != s.volume_id.empty()) {
+      std::fprintf(stderr, "modelcachectl: purge --dry-run: --room and --volume go together\n");
+      return kExitUsage;
+    }
+    if (!s.room.empty()) {
+      absl::StatusOr<uint64_t> bytes = ParseQuantity(s.room);
+      if (!bytes.ok() || *bytes == 0) {
+        std::fprintf(stderr, "modelcachectl: purge --dry-run --room %s: want a size such as 20Gi\n",
+                     s.room.c_str());
+        return kExitUsage;
+      }
+      return RunRoomDryRun(c, s.volume_id, *bytes);
+    }
+    return RunPurgeDryRun(c);
+  }
+  if (!s.room.empty()) {
+    std::fprintf(stderr, "modelcachectl: purge --room needs --dry-run\n");
+    return kExitUsage;
+  }
+  ModelRef ref;
+  if (s.name.empty()) {
+    std::fprintf(stderr, "modelcachectl: purge needs NAME[@VERSION] (or --dry-run)\n");
+    return kExitUsage;
+  }
+  if (!ParseModelRef(s.name, false, ref)) return kExitUsage;
+  return RunPurge(c, ref);
+}
 
-void AddAdminCommands(CLI::App& app, CliContext& context) {
-  auto state = std::make_shared<AdminState>();
-  state->context = &context;
-
+// models list|show|set-source|set-source-prefix.
+void AddModelsCommands(CLI::App& app, std::shared_ptr<AdminState> state) {
   CLI::App* models = app.add_subcommand("models", "Models known to the coordinator");
   models->require_subcommand(1);
   CLI::App* list = Command(*models, "list", "Every model: caching, pins, cached bytes", *state);
@@ -112,6 +143,10 @@ void AddAdminCommands(CLI::App& app, CliContext& context) {
     return RunSetSourcePrefix(c, s.name, s.source);
   });
 
+}
+
+// usage, nodes, namespaces: read-only views.
+void AddViewCommands(CLI::App& app, std::shared_ptr<AdminState> state) {
   CLI::App* usage = Command(app, "usage", "Per volume: quota, used, free, models, nodes", *state);
   OnRun(*usage, state, [](AdminConnection& c, AdminState&) { return RunUsage(c); });
   CLI::App* nodes = Command(app, "nodes", "Agents: volume, version, connection, heartbeat", *state);
@@ -120,6 +155,10 @@ void AddAdminCommands(CLI::App& app, CliContext& context) {
       Command(app, "namespaces", "Cache claim copies per namespace: claim, PV, bound, why, problems", *state);
   OnRun(*namespaces, state, [](AdminConnection& c, AdminState&) { return RunNamespaces(c); });
 
+}
+
+// enable-/disable-caching, pin/unpin, delete.
+void AddPolicyCommands(CLI::App& app, std::shared_ptr<AdminState> state) {
   RefCommand(app, "enable-caching", "Allow caching of a model (or one version)", state, false,
              [](AdminConnection& c, const ModelRef& r, AdminState&) { return RunSetCaching(c, r, true); });
   RefCommand(app, "disable-caching", "Refuse caching of a model (or one version)", state, false,
@@ -133,6 +172,10 @@ void AddAdminCommands(CLI::App& app, CliContext& context) {
   remove->add_option("name", state->name, "Model name")->required();
   OnRun(*remove, state, [](AdminConnection& c, AdminState& s) { return RunDelete(c, s.name); });
 
+}
+
+// purge and its dry runs.
+void AddPurgeCommand(CLI::App& app, std::shared_ptr<AdminState> state) {
   CLI::App* purge = Command(app, "purge", "Purge NAME[@VERSION] on every volume now", *state);
   purge->add_option("model", state->name, "NAME[@VERSION]");
   purge->add_flag("--dry-run", state->dry_run, "Show what the next policy run would purge, and why");
@@ -140,40 +183,11 @@ void AddAdminCommands(CLI::App& app, CliContext& context) {
                     "With --dry-run and --volume: what room on demand would purge now for a fill "
                     "this many bytes short (20Gi, 500M)");
   purge->add_option("--volume", state->volume_id, "With --room: the volume that needs room");
-  OnRun(*purge, state, [](AdminConnection& c, AdminState& s) {
-    if (s.dry_run) {
-      if (!s.name.empty()) {
-        std::fprintf(stderr, "modelcachectl: purge --dry-run takes no model\n");
-        return kExitUsage;
-      }
-      if (s.room.empty() != s.volume_id.empty()) {
-        std::fprintf(stderr, "modelcachectl: purge --dry-run: --room and --volume go together\n");
-        return kExitUsage;
-      }
-      if (!s.room.empty()) {
-        absl::StatusOr<uint64_t> bytes = ParseQuantity(s.room);
-        if (!bytes.ok() || *bytes == 0) {
-          std::fprintf(stderr, "modelcachectl: purge --dry-run --room %s: want a size such as 20Gi\n",
-                       s.room.c_str());
-          return kExitUsage;
-        }
-        return RunRoomDryRun(c, s.volume_id, *bytes);
-      }
-      return RunPurgeDryRun(c);
-    }
-    if (!s.room.empty()) {
-      std::fprintf(stderr, "modelcachectl: purge --room needs --dry-run\n");
-      return kExitUsage;
-    }
-    ModelRef ref;
-    if (s.name.empty()) {
-      std::fprintf(stderr, "modelcachectl: purge needs NAME[@VERSION] (or --dry-run)\n");
-      return kExitUsage;
-    }
-    if (!ParseModelRef(s.name, false, ref)) return kExitUsage;
-    return RunPurge(c, ref);
-  });
+  OnRun(*purge, state, RunPurgeCommand);
+}
 
+// prefetch NAME@VERSION [--source] [--volume].
+void AddPrefetchCommand(CLI::App& app, std::shared_ptr<AdminState> state) {
   CLI::App* prefetch = Command(app, "prefetch", "Warm the cache with NAME@VERSION before a rollout", *state);
   prefetch->add_option("model", state->name, "NAME@VERSION")->required();
   prefetch->add_option("--source", state->source,
@@ -191,6 +205,10 @@ void AddAdminCommands(CLI::App& app, CliContext& context) {
     return RunPrefetch(c, ref, s.source, s.volume_id);
   });
 
+}
+
+// audit [--limit] [--model] [--kind].
+void AddAuditCommand(CLI::App& app, std::shared_ptr<AdminState> state) {
   CLI::App* audit = Command(
       app, "audit",
       "The audit log, newest first: purges (what, why, bytes freed) and source changes (who)",
@@ -203,6 +221,19 @@ void AddAdminCommands(CLI::App& app, CliContext& context) {
   OnRun(*audit, state, [](AdminConnection& c, AdminState& s) {
     return RunAudit(c, s.limit, s.name, s.kind);
   });
+}
+
+}  // namespace
+
+void AddAdminCommands(CLI::App& app, CliContext& context) {
+  auto state = std::make_shared<AdminState>();
+  state->context = &context;
+  AddModelsCommands(app, state);
+  AddViewCommands(app, state);
+  AddPolicyCommands(app, state);
+  AddPurgeCommand(app, state);
+  AddPrefetchCommand(app, state);
+  AddAuditCommand(app, state);
 }
 
 bool ParseModelRef(const std::string& text, bool version_required, ModelRef& ref) {

@@ -49,6 +49,82 @@ curl_blob Blob(const std::string& pem) {
   return blob;
 }
 
+// URL, callbacks, keepalive, timeouts and the method with its body.
+void SetCallOptions(CURL* easy, const HttpCall& call, Transfer& transfer) {
+  curl_easy_setopt(easy, CURLOPT_URL, call.url.c_str());
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &OnWrite);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer);
+  curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(easy, CURLOPT_TCP_KEEPIDLE, 30L);
+  curl_easy_setopt(easy, CURLOPT_TCP_KEEPINTVL, 10L);
+  const auto connect_timeout = call.timeout.count() > 0 ? std::min<std::chrono::milliseconds>(call.timeout, kConnectTimeout)
+                                                        : std::chrono::milliseconds(kConnectTimeout);
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout.count()));
+  if (call.timeout.count() > 0) curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(call.timeout.count()));
+  if (call.method == "GET") {
+    curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+  } else {
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, call.method.c_str());
+    if (!call.body.empty() || call.method != "DELETE") {
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, call.body.data());
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(call.body.size()));
+    }
+  }
+}
+
+// The server's CA (or no verification when the kubeconfig says so) and the client certificate.
+// The blobs are copied by curl (CURL_BLOB_COPY).
+void SetTlsOptions(CURL* easy, const TlsSettings& tls) {
+  curl_blob ca = Blob(tls.certificate_authority_pem);
+  curl_blob cert = Blob(tls.client_certificate_pem);
+  curl_blob key = Blob(tls.client_key_pem);
+  if (tls.insecure_skip_tls_verify) {
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+  } else if (!tls.certificate_authority_pem.empty()) {
+    curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &ca);
+  }
+  if (!tls.client_certificate_pem.empty()) {
+    curl_easy_setopt(easy, CURLOPT_SSLCERT_BLOB, &cert);
+    curl_easy_setopt(easy, CURLOPT_SSLCERTTYPE, "PEM");
+    curl_easy_setopt(easy, CURLOPT_SSLKEY_BLOB, &key);
+    curl_easy_setopt(easy, CURLOPT_SSLKEYTYPE, "PEM");
+  }
+}
+
+struct MultiOutcome {
+  CURLcode result = CURLE_OK;
+  bool done = false;
+  bool cancelled = false;
+};
+
+// Drives `easy` (already added to `multi`) until it finishes or `stop` is signalled.
+MultiOutcome RunUntilDone(CURLM* multi, CURL* easy, StopSignal* stop) {
+  MultiOutcome outcome;
+  while (!outcome.done) {
+    int running = 0;
+    if (curl_multi_perform(multi, &running) != CURLM_OK) {
+      outcome.result = CURLE_FAILED_INIT;
+      return outcome;
+    }
+    int queued = 0;
+    while (CURLMsg* message = curl_multi_info_read(multi, &queued)) {
+      if (message->msg == CURLMSG_DONE && message->easy_handle == easy) {
+        outcome.result = message->data.result;
+        outcome.done = true;
+      }
+    }
+    if (outcome.done) return outcome;
+    if (stop != nullptr && stop->Stopped()) {
+      outcome.cancelled = true;
+      return outcome;
+    }
+    curl_multi_poll(multi, nullptr, 0, kPollMillis, nullptr);
+  }
+  return outcome;
+}
+
 }  // namespace
 
 struct HttpTransport::Handles {
@@ -122,42 +198,8 @@ absl::StatusOr<HttpAnswer> HttpTransport::Perform(const HttpCall& call, StopSign
 
   HttpAnswer answer;
   Transfer transfer{&call, &answer, easy};
-  curl_easy_setopt(easy, CURLOPT_URL, call.url.c_str());
-  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &OnWrite);
-  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer);
-  curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(easy, CURLOPT_TCP_KEEPIDLE, 30L);
-  curl_easy_setopt(easy, CURLOPT_TCP_KEEPINTVL, 10L);
-  const auto connect_timeout = call.timeout.count() > 0 ? std::min<std::chrono::milliseconds>(call.timeout, kConnectTimeout)
-                                                        : std::chrono::milliseconds(kConnectTimeout);
-  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout.count()));
-  if (call.timeout.count() > 0) curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(call.timeout.count()));
-  if (call.method == "GET") {
-    curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
-  } else {
-    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, call.method.c_str());
-    if (!call.body.empty() || call.method != "DELETE") {
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, call.body.data());
-      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(call.body.size()));
-    }
-  }
-  // TLS.
-  curl_blob ca = Blob(tls_.certificate_authority_pem);
-  curl_blob cert = Blob(tls_.client_certificate_pem);
-  curl_blob key = Blob(tls_.client_key_pem);
-  if (tls_.insecure_skip_tls_verify) {
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
-  } else if (!tls_.certificate_authority_pem.empty()) {
-    curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &ca);
-  }
-  if (!tls_.client_certificate_pem.empty()) {
-    curl_easy_setopt(easy, CURLOPT_SSLCERT_BLOB, &cert);
-    curl_easy_setopt(easy, CURLOPT_SSLCERTTYPE, "PEM");
-    curl_easy_setopt(easy, CURLOPT_SSLKEY_BLOB, &key);
-    curl_easy_setopt(easy, CURLOPT_SSLKEYTYPE, "PEM");
-  }
+  SetCallOptions(easy, call, transfer);
+  SetTlsOptions(easy, tls_);
   struct curl_slist* headers = nullptr;
   for (const std::string& header : call.headers) headers = curl_slist_append(headers, header.c_str());
   headers = curl_slist_append(headers, "Expect:");
@@ -166,51 +208,34 @@ absl::StatusOr<HttpAnswer> HttpTransport::Perform(const HttpCall& call, StopSign
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error_text);
 
   curl_multi_add_handle(handles->multi, easy);
-  bool cancelled = stop != nullptr && !stop->Attach(handles->multi);
-  CURLcode result = CURLE_OK;
-  bool done = false;
-  while (!cancelled && !done) {
-    int running = 0;
-    if (curl_multi_perform(handles->multi, &running) != CURLM_OK) {
-      result = CURLE_FAILED_INIT;
-      break;
-    }
-    int queued = 0;
-    while (CURLMsg* message = curl_multi_info_read(handles->multi, &queued)) {
-      if (message->msg == CURLMSG_DONE && message->easy_handle == easy) {
-        result = message->data.result;
-        done = true;
-      }
-    }
-    if (done) break;
-    if (stop != nullptr && stop->Stopped()) {
-      cancelled = true;
-      break;
-    }
-    curl_multi_poll(handles->multi, nullptr, 0, kPollMillis, nullptr);
+  MultiOutcome outcome;
+  if (stop != nullptr && !stop->Attach(handles->multi)) {
+    outcome.cancelled = true;
+  } else {
+    outcome = RunUntilDone(handles->multi, easy, stop);
   }
   if (stop != nullptr) stop->Detach();
   curl_multi_remove_handle(handles->multi, easy);
   curl_slist_free_all(headers);
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &answer.status);
 
-  const bool cut_short = cancelled || !done || result != CURLE_OK;
-  if (cut_short) {
+  if (outcome.cancelled || !outcome.done || outcome.result != CURLE_OK) {
     // A handle whose transfer was interrupted may hold a half-used connection: drop it.
     handles.reset();
   } else {
     Give(std::move(handles));
   }
-  if (cancelled || transfer.stopped_by_sink) {
+  if (outcome.cancelled || transfer.stopped_by_sink) {
     return absl::CancelledError(fmt::format("kubernetes: {} {}: stopped", call.method, call.url));
   }
   if (transfer.too_large) {
     return absl::ResourceExhaustedError(fmt::format("kubernetes: {} {}: answer larger than {} bytes", call.method,
                                                     call.url, call.max_body_bytes));
   }
-  if (!done || result != CURLE_OK) {
-    return absl::UnavailableError(fmt::format("kubernetes: {} {}: {}", call.method, call.url,
-                                              error_text[0] != '\0' ? error_text : curl_easy_strerror(result)));
+  if (!outcome.done || outcome.result != CURLE_OK) {
+    return absl::UnavailableError(
+        fmt::format("kubernetes: {} {}: {}", call.method, call.url,
+                    error_text[0] != '\0' ? error_text : curl_easy_strerror(outcome.result)));
   }
   return answer;
 }

@@ -37,25 +37,6 @@ constexpr size_t kDirectIoAlignment = 4096;
 
 bool Aligned(uint64_t value) { return value % kDirectIoAlignment == 0; }
 
-absl::Status ErrnoStatus(int error, const std::string& what) {
-  std::string message = absl::StrCat(what, ": ", std::strerror(error));
-  switch (error) {
-    case ENOENT:
-    case ENOTDIR:
-      return absl::NotFoundError(message);
-    case EACCES:
-    case EPERM:
-      return absl::PermissionDeniedError(message);
-    case EIO:
-    case EAGAIN:
-    case EINTR:
-    case ESTALE:
-    case ETIMEDOUT:
-      return absl::UnavailableError(message);  // network file systems recover from these
-    default:
-      return absl::InternalError(message);
-  }
-}
 
 // Shared by the worker thread (which fills `buffer`) and the loop thread (which may cancel).
 struct FileRead {
@@ -81,7 +62,7 @@ absl::Status ReadChunk(FileRead& read) {
   }
   const int fd = opened->get();
   struct stat info {};
-  if (::fstat(fd, &info) != 0) return ErrnoStatus(errno, read.what);
+  if (::fstat(fd, &info) != 0) return SourceErrnoStatus(errno, read.what);
   if (static_cast<uint64_t>(info.st_size) != read.expected_size) {
     return absl::AbortedError(absl::StrCat(read.what, ": file changed at the source (size ", info.st_size,
                                            ", listing had ", read.expected_size, ")"));
@@ -116,7 +97,7 @@ absl::Status ReadChunk(FileRead& read) {
         direct_fd = -1;  // the device wants a larger alignment: read through the cache
         continue;
       }
-      return ErrnoStatus(errno, read.what);
+      return SourceErrnoStatus(errno, read.what);
     }
     if (got == 0) {
       return absl::AbortedError(absl::StrCat(read.what, ": file changed at the source (ends at ",

@@ -168,7 +168,10 @@ std::string RootsText(const std::vector<fs::path>& roots) {
   return fmt::format("[{}]", fmt::join(texts, ", "));
 }
 
-absl::Status ErrnoStatus(int error, std::string message) {
+
+}  // namespace
+
+absl::Status SourceErrnoStatus(int error, std::string message) {
   message = fmt::format("{}: {}", message, std::strerror(error));
   switch (error) {
     case ENOENT:
@@ -187,8 +190,6 @@ absl::Status ErrnoStatus(int error, std::string message) {
       return absl::InternalError(message);
   }
 }
-
-}  // namespace
 
 ResolveMethod DetectResolveMethod() {
   const long fd = Openat2(AT_FDCWD, "/", O_PATH, 0);
@@ -234,7 +235,7 @@ absl::StatusOr<std::shared_ptr<const FileTree>> FileTree::Open(
     tree->root_ = *best;
     tree->root_fd_ = FileDescriptor(::open(tree->root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (tree->root_fd_.get() < 0) {
-      return ErrnoStatus(errno, fmt::format("{}: fileSources folder {}", where, tree->root_.string()));
+      return SourceErrnoStatus(errno, fmt::format("{}: fileSources folder {}", where, tree->root_.string()));
     }
     const fs::path relative = tree->source_.lexically_relative(tree->root_);
     tree->source_relative_ = relative.empty() ? "." : relative.generic_string();
@@ -244,9 +245,9 @@ absl::StatusOr<std::shared_ptr<const FileTree>> FileTree::Open(
     if (error != 0) return tree->OpenError(where, error, tree->root_.string());
   } else {
     tree->source_fd_ = FileDescriptor(::open(tree->source_.c_str(), O_PATH | O_CLOEXEC));
-    if (tree->source_fd_.get() < 0) return ErrnoStatus(errno, where);
+    if (tree->source_fd_.get() < 0) return SourceErrnoStatus(errno, where);
   }
-  if (::fstat(tree->source_fd_.get(), &tree->info_) != 0) return ErrnoStatus(errno, where);
+  if (::fstat(tree->source_fd_.get(), &tree->info_) != 0) return SourceErrnoStatus(errno, where);
   if (!S_ISREG(tree->info_.st_mode) && !S_ISDIR(tree->info_.st_mode)) {
     return absl::InvalidArgumentError(fmt::format(
         "{}: {}, neither a regular file nor a directory", where, TypeName(tree->info_.st_mode)));
@@ -265,7 +266,7 @@ absl::Status FileTree::OpenError(std::string_view what, int error, std::string_v
     return absl::InvalidArgumentError(
         fmt::format("{}: too many levels of symlinks, or a /proc magic link", what));
   }
-  return ErrnoStatus(error, std::string(what));
+  return SourceErrnoStatus(error, std::string(what));
 }
 
 absl::StatusOr<std::vector<SourceFile>> FileTree::List() const {
@@ -284,7 +285,7 @@ absl::StatusOr<std::vector<SourceFile>> FileTree::List() const {
     return files;
   }
   FileDescriptor directory(::openat(source_fd_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (directory.get() < 0) return ErrnoStatus(errno, fmt::format("{}: list directory", where));
+  if (directory.get() < 0) return SourceErrnoStatus(errno, fmt::format("{}: list directory", where));
   RETURN_IF_ERROR(ListDirectory(directory.get(), "", files));
   std::sort(files.begin(), files.end(), [](const SourceFile& a, const SourceFile& b) { return a.path < b.path; });
   return files;
@@ -294,12 +295,12 @@ absl::Status FileTree::ListDirectory(int dir_fd, const std::string& prefix,
                                      std::vector<SourceFile>& files) const {
   const std::string where = fmt::format("file source {}", source_.string());
   const int listed_fd = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
-  if (listed_fd < 0) return ErrnoStatus(errno, fmt::format("{}: list {}", where, prefix));
+  if (listed_fd < 0) return SourceErrnoStatus(errno, fmt::format("{}: list {}", where, prefix));
   DIR* stream = ::fdopendir(listed_fd);
   if (stream == nullptr) {
     const int error = errno;
     ::close(listed_fd);
-    return ErrnoStatus(error, fmt::format("{}: list {}", where, prefix));
+    return SourceErrnoStatus(error, fmt::format("{}: list {}", where, prefix));
   }
   std::unique_ptr<DIR, int (*)(DIR*)> closer(stream, &::closedir);
   std::vector<std::string> names;
@@ -307,7 +308,7 @@ absl::Status FileTree::ListDirectory(int dir_fd, const std::string& prefix,
     errno = 0;
     const dirent* entry = ::readdir(stream);
     if (entry == nullptr) {
-      if (errno != 0) return ErrnoStatus(errno, fmt::format("{}: list {}", where, prefix));
+      if (errno != 0) return SourceErrnoStatus(errno, fmt::format("{}: list {}", where, prefix));
       break;
     }
     const std::string_view name = entry->d_name;
@@ -318,18 +319,18 @@ absl::Status FileTree::ListDirectory(int dir_fd, const std::string& prefix,
     struct stat info {};
     if (::fstatat(dir_fd, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue;  // removed while listed
-      return ErrnoStatus(errno, fmt::format("{}: stat {}", where, relative));
+      return SourceErrnoStatus(errno, fmt::format("{}: stat {}", where, relative));
     }
     if (S_ISDIR(info.st_mode)) {
       FileDescriptor child(::openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (child.get() < 0) return ErrnoStatus(errno, fmt::format("{}: list {}", where, relative));
+      if (child.get() < 0) return SourceErrnoStatus(errno, fmt::format("{}: list {}", where, relative));
       RETURN_IF_ERROR(ListDirectory(child.get(), relative, files));
       continue;
     }
     if (S_ISLNK(info.st_mode)) {
       FileDescriptor target(OpenBeneath(source_fd_.get(), relative, O_PATH, method_));
       if (target.get() < 0) return LinkError(relative, -target.get(), dir_fd, name);
-      if (::fstat(target.get(), &info) != 0) return ErrnoStatus(errno, fmt::format("{}: stat {}", where, relative));
+      if (::fstat(target.get(), &info) != 0) return SourceErrnoStatus(errno, fmt::format("{}: stat {}", where, relative));
       // A link to a directory inside the tree is not descended: its files are listed under
       // their own paths already.
     }
@@ -387,11 +388,11 @@ absl::StatusOr<FileDescriptor> FileTree::OpenForRead(std::string_view location, 
     if (fd < 0) return OpenError(what, -fd, root_.string());
   } else {
     fd = ::open(source_.c_str(), flags | O_CLOEXEC);
-    if (fd < 0) return ErrnoStatus(errno, what);
+    if (fd < 0) return SourceErrnoStatus(errno, what);
   }
   FileDescriptor opened(fd);
   struct stat info {};
-  if (::fstat(opened.get(), &info) != 0) return ErrnoStatus(errno, what);
+  if (::fstat(opened.get(), &info) != 0) return SourceErrnoStatus(errno, what);
   if (!S_ISREG(info.st_mode)) {
     return absl::InvalidArgumentError(fmt::format("{}: {}, not a regular file", what, TypeName(info.st_mode)));
   }

@@ -31,6 +31,12 @@
 
 namespace modelcache {
 
+// errno from reading a source -> status: NOT_FOUND, PERMISSION_DENIED, UNAVAILABLE for what a
+// network file system recovers from (EIO, EAGAIN, EINTR, ESTALE, ETIMEDOUT: the fill retries),
+// else INTERNAL. Message: "<message>: <strerror>". (common/fs.h's ErrnoStatus is for the
+// cache's own writes, where ENOSPC and EEXIST matter and nothing is retried.)
+absl::Status SourceErrnoStatus(int error, std::string message);
+
 enum class ResolveMethod {
   kOpenat2,  // openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS): the kernel checks each step
   kWalk,     // one component at a time with O_NOFOLLOW, links read and checked here

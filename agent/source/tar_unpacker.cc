@@ -13,6 +13,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/split.h"
 #include "common/fs.h"
 #include "common/names.h"
 #include "common/sha256.h"

@@ -445,7 +445,14 @@ TEST_F(CrossNodeFillTest, CoordinatorRestartMidFillKeepsTheFiller) {
   for (int i = 0; i < 4; ++i) {
     ASSERT_TRUE(calls[i]->Ok()) << calls[i]->Error() << Logs();
     EXPECT_EQ(calls[i]->Last().path(), ModelDir().string());
-    EXPECT_EQ(calls[i]->Last().hit(), i != filler) << agents_[i]->NodeName() << Logs();
+    if (i == filler) {
+      EXPECT_FALSE(calls[i]->Last().hit()) << agents_[i]->NodeName() << Logs();
+    } else if (!calls[i]->Last().hit()) {
+      // A waiter that took the fresh coordinator lease just as the filler published finds
+      // the model there when it lists, and fetches nothing (served bytes below say so).
+      EXPECT_NE(agents_[i]->Log().find("fill not needed: published meanwhile"), std::string::npos)
+          << agents_[i]->NodeName() << Logs();
+    }
   }
   ExpectModelAt(ModelDir());
   EXPECT_EQ(Logs().find("resuming"), std::string::npos) << "nobody had to take the fill over";
