@@ -114,7 +114,7 @@ struct CertificateKeeper::Impl {
       return absl::OkStatus();
     }
     if (current) {
-      spdlog::warn("webhook certificate Secret has another type: replacing it {}",
+      spdlog::info("webhook certificate Secret has another type: replacing it {}",
                    LogFields().Add("secret", SecretName()).Add("type", Text(*current, {"type"})).Add("want", kSecretType));
       kube::DeletePreconditions same{.uid = Text(*current, {"metadata", "uid"}),
                                      .resource_version = Text(*current, {"metadata", "resourceVersion"})};

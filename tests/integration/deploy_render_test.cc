@@ -291,7 +291,8 @@ class DeployRender : public ::testing::Test {
 };
 
 TEST_F(DeployRender, EveryKustomizationRendersToWellFormedObjects) {
-  EXPECT_THAT(OverlayNames(), IsSupersetOf({"hostpath", "monitoring", "nfs-client", "nfs-manual", "switch-storage"}));
+  EXPECT_THAT(OverlayNames(), IsSupersetOf({"hostpath", "monitoring", "nfs-client", "nfs-manual", "switch-storage",
+                                            "webhook", "webhook-cert-manager"}));
   for (const std::string& directory : AllDirectories()) {
     const Rendered& rendered = Render(directory);
     ASSERT_EQ(rendered.error, "") << directory;
@@ -568,7 +569,7 @@ TEST_F(DeployRender, OverlayConfigsDifferFromBaseOnlyInTheKeyTheyChange) {
         expected["modelsCacheStorage"].remove(found->second);
         actual["modelsCacheStorage"].remove(found->second);
       }
-      if (directory == "overlays/webhook" && std::string(key) == "coordinator.yaml") {
+      if (directory.starts_with("overlays/webhook") && std::string(key) == "coordinator.yaml") {
         // The webhook overlay exists to turn the webhook on (its block is checked below).
         ASSERT_TRUE(actual["webhook"].IsMap()) << directory;
         EXPECT_EQ(Str(At(actual, {"webhook", "enabled"})), "true") << directory;
@@ -757,25 +758,58 @@ TEST_F(DeployRender, PodsHaveNoPrivilegeOrApiAccessTheyDoNotNeed) {
     const Rendered& rendered = Render(directory);
     // Each daemon its own ClusterRole: the coordinator's for the cache claim copies
     // (cache_claims_test checks its rules against the requests the coordinator makes), the
-    // agent's for the pods of its node (pods get/list/watch; pod_leases_test checks it).
-    for (const char* kind : {"Role", "RoleBinding"}) {
-      EXPECT_THAT(OfKind(rendered, kind), ::testing::IsEmpty()) << directory;
+    // agent's for the pods of its node (pods get/list/watch; pod_leases_test checks it). With
+    // the webhook's own certificates (overlays/webhook), the coordinator also gets the Secret
+    // and the MutatingWebhookConfiguration by name (webhook_certificates_test checks them).
+    const bool managed_certificates = directory == "overlays/webhook";
+    const size_t webhook_roles = managed_certificates ? 1 : 0;
+    EXPECT_EQ(OfKind(rendered, "Role").size(), webhook_roles) << directory;
+    EXPECT_EQ(OfKind(rendered, "RoleBinding").size(), webhook_roles) << directory;
+    for (const YAML::Node& role : OfKind(rendered, "Role")) {
+      EXPECT_EQ(Str(At(role, {"metadata", "namespace"})), kNamespace) << directory;
+      for (const YAML::Node& rule : role["rules"]) {
+        EXPECT_EQ(rule["resources"].as<std::vector<std::string>>(), std::vector<std::string>{"secrets"}) << directory;
+        const auto verbs = rule["verbs"].as<std::vector<std::string>>();
+        if (verbs == std::vector<std::string>{"create"}) continue;  // a create cannot be limited by name
+        EXPECT_THAT(verbs, ::testing::Not(Contains("create"))) << directory;
+        EXPECT_THAT(verbs, ::testing::Not(Contains("list"))) << directory;
+        EXPECT_EQ(rule["resourceNames"].as<std::vector<std::string>>(),
+                  std::vector<std::string>{Str(At(ConfigFile(rendered, "coordinator.yaml"), {"webhook", "certificates", "secret"}))})
+            << directory;
+      }
+    }
+    for (const YAML::Node& binding : OfKind(rendered, "RoleBinding")) {
+      EXPECT_EQ(Str(At(binding, {"subjects", 0, "name"})), "modelcache-coordinator") << directory;
+      EXPECT_EQ(Str(At(binding, {"subjects", 0, "namespace"})), kNamespace) << directory;
     }
     if (directory != "examples") {
       // Plus the three roles users are bound to by hand (user-roles.yaml), bound to nobody here.
-      ASSERT_EQ(OfKind(rendered, "ClusterRole").size(), 5u) << directory;
-      ASSERT_EQ(OfKind(rendered, "ClusterRoleBinding").size(), 2u) << directory;
+      ASSERT_EQ(OfKind(rendered, "ClusterRole").size(), 5u + webhook_roles) << directory;
+      ASSERT_EQ(OfKind(rendered, "ClusterRoleBinding").size(), 2u + webhook_roles) << directory;
       for (const YAML::Node& binding : OfKind(rendered, "ClusterRoleBinding")) {
         const std::string role = Str(At(binding, {"roleRef", "name"}));
-        EXPECT_THAT(role, ::testing::AnyOf("modelcache-coordinator", "modelcache-agent")) << directory;
+        EXPECT_THAT(role, ::testing::AnyOf("modelcache-coordinator", "modelcache-agent", "modelcache-coordinator-webhook"))
+            << directory;
         ASSERT_EQ(binding["subjects"].size(), 1u) << directory;
-        EXPECT_EQ(Str(At(binding, {"subjects", 0, "name"})), role) << directory;
+        EXPECT_TRUE(role.starts_with(Str(At(binding, {"subjects", 0, "name"})))) << directory;
         EXPECT_EQ(Str(At(binding, {"subjects", 0, "namespace"})), kNamespace) << directory;
       }
       for (const YAML::Node& cluster_role : OfKind(rendered, "ClusterRole")) {
         const std::string name = Str(At(cluster_role, {"metadata", "name"}));
         const bool agent = name == "modelcache-agent";
         const bool user_role = name == "modelcache-admin" || name == "modelcache-maintainer" || name == "modelcache-viewer";
+        if (name == "modelcache-coordinator-webhook") {
+          EXPECT_TRUE(managed_certificates) << directory;
+          ASSERT_EQ(cluster_role["rules"].size(), 1u) << directory;
+          const YAML::Node rule = cluster_role["rules"][0];
+          EXPECT_EQ(rule["resources"].as<std::vector<std::string>>(),
+                    std::vector<std::string>{"mutatingwebhookconfigurations"});
+          EXPECT_EQ(rule["verbs"].as<std::vector<std::string>>(), (std::vector<std::string>{"get", "patch"}));
+          EXPECT_EQ(rule["resourceNames"].as<std::vector<std::string>>(),
+                    std::vector<std::string>{Str(At(Find(rendered, "MutatingWebhookConfiguration", "modelcache"),
+                                                    {"metadata", "name"}))});
+          continue;
+        }
         EXPECT_TRUE(agent || user_role || name == "modelcache-coordinator") << directory << ": " << name;
         for (const YAML::Node& rule : cluster_role["rules"]) {
           for (const YAML::Node& resource : rule["resources"]) {
@@ -1186,7 +1220,9 @@ namespace {
 // its Service on the port the config listens on, for labelled pods only, and the coordinator
 // mounts the certificate files the config names.
 TEST_F(DeployRender, WebhookOverlayWiresTheMutatingWebhookToTheCoordinator) {
-  const Rendered& rendered = Render("overlays/webhook");
+  for (const std::string directory : {"overlays/webhook", "overlays/webhook-cert-manager"}) {
+  SCOPED_TRACE(directory);
+  const Rendered& rendered = Render(directory);
   ASSERT_EQ(rendered.error, "");
   YAML::Node config = ConfigFile(rendered, "coordinator.yaml")["webhook"];
   ASSERT_TRUE(config.IsMap());
@@ -1195,15 +1231,42 @@ TEST_F(DeployRender, WebhookOverlayWiresTheMutatingWebhookToTheCoordinator) {
   YAML::Node pod_spec = PodSpec(deployment);
   YAML::Node coordinator = Container(pod_spec, "coordinator");
   EXPECT_EQ(ContainerPort(coordinator, "webhook"), port);
-  for (const char* key : {"tlsCert", "tlsKey"}) {
-    fs::path file = Str(config[key]);
-    EXPECT_EQ(Str(At(VolumeAt(pod_spec, coordinator, file.parent_path().string()).first, {"secret", "secretName"})),
-              "modelcache-webhook-tls") << key;
+  YAML::Node configuration = Find(rendered, "MutatingWebhookConfiguration", "modelcache");
+  ASSERT_TRUE(configuration.IsDefined());
+  const std::string inject_ca_from = Str(At(configuration, {"metadata", "annotations", "cert-manager.io/inject-ca-from"}));
+  if (directory == "overlays/webhook") {
+    // The coordinator's own certificates: no files, the Secret and the configuration by name.
+    EXPECT_EQ(Str(At(config, {"certificates", "managed"})), "true");
+    EXPECT_FALSE(config["tlsCert"].IsDefined());
+    EXPECT_EQ(Str(At(config, {"certificates", "mutatingWebhookConfiguration"})), "modelcache");
+    EXPECT_EQ(Str(At(config, {"certificates", "service"})), "modelcache-coordinator");
+    EXPECT_EQ(Str(At(config, {"certificates", "namespace"})), kNamespace);
+    EXPECT_EQ(Str(At(config, {"certificates", "secret"})), "modelcache-webhook-tls");
+    EXPECT_EQ(inject_ca_from, "");
+    EXPECT_FALSE(Volume(pod_spec, "webhook-tls").IsDefined()) << "nothing to mount";
+  } else {
+    // cert-manager's: its Certificate into the Secret the coordinator mounts, for the Service's
+    // names, and its CA injected from that Certificate.
+    EXPECT_FALSE(config["certificates"].IsDefined());
+    for (const char* key : {"tlsCert", "tlsKey"}) {
+      fs::path file = Str(config[key]);
+      EXPECT_EQ(Str(At(VolumeAt(pod_spec, coordinator, file.parent_path().string()).first, {"secret", "secretName"})),
+                "modelcache-webhook-tls") << key;
+    }
+    YAML::Node certificate = Find(rendered, "Certificate", "modelcache-webhook");
+    ASSERT_TRUE(certificate.IsDefined());
+    EXPECT_EQ(inject_ca_from, kNamespace + "/modelcache-webhook");
+    EXPECT_EQ(Str(At(certificate, {"metadata", "namespace"})), kNamespace);
+    EXPECT_EQ(Str(At(certificate, {"spec", "secretName"})), "modelcache-webhook-tls");
+    EXPECT_THAT(At(certificate, {"spec", "dnsNames"}).as<std::vector<std::string>>(),
+                Contains("modelcache-coordinator.modelcache.svc"));
+    YAML::Node issuer = Find(rendered, "Issuer", Str(At(certificate, {"spec", "issuerRef", "name"})));
+    EXPECT_TRUE(issuer.IsDefined());
+    EXPECT_THAT(OfKind(rendered, "Role"), ::testing::IsEmpty()) << "cert-manager needs no RBAC of the coordinator";
+    EXPECT_FALSE(Find(rendered, "ClusterRole", "modelcache-coordinator-webhook").IsDefined());
   }
   EXPECT_EQ(Str(config["image"]), Str(coordinator["image"]));
 
-  YAML::Node configuration = Find(rendered, "MutatingWebhookConfiguration", "modelcache");
-  ASSERT_TRUE(configuration.IsDefined());
   YAML::Node hook = At(configuration, {"webhooks", 0});
   EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "name"})), "modelcache-coordinator");
   EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "namespace"})), "modelcache");
@@ -1221,6 +1284,7 @@ TEST_F(DeployRender, WebhookOverlayWiresTheMutatingWebhookToTheCoordinator) {
     }
   }
   EXPECT_TRUE(served) << "the Service does not lead the webhook's port to " << port;
+  }
 }
 
 // Maps, sequences and scalars (as strings: the webhook reads names, env and annotations only).
