@@ -605,8 +605,9 @@ TEST_F(DeployRender, EveryModelcacheContainerRunsTheOneImageAtTheProjectVersion)
       }
     }
   }
-  // agent + its init container, coordinator, the example's fetch, the cleanup Job, at least.
-  EXPECT_GE(checked, 5);
+  // agent + its init container, coordinator, the cleanup Job, at least (the example's fetch
+  // container is the webhook's to add).
+  EXPECT_GE(checked, 4);
   const Rendered& base = Render("base");
   EXPECT_EQ(Str(Container(PodSpec(Find(base, "DaemonSet", "modelcache-agent")), "agent")["image"]), image);
   EXPECT_EQ(Str(Container(PodSpec(Find(base, "Deployment", "modelcache-coordinator")), "coordinator")["image"]), image);
@@ -885,48 +886,6 @@ TEST_F(DeployRender, PodsHaveNoPrivilegeOrApiAccessTheyDoNotNeed) {
       }
     }
   }
-}
-
-TEST_F(DeployRender, ExampleInferenceFetchesThroughTheNodeAgentAndReadsTheCacheReadOnly) {
-  const Rendered& examples = Render("examples");
-  ASSERT_EQ(examples.error, "");
-  const Rendered& base = Render("base");
-  YAML::Node agent = Container(PodSpec(Find(base, "DaemonSet", "modelcache-agent")), "agent");
-  YAML::Node deployment = Find(examples, "Deployment", "example-inference");
-  ASSERT_TRUE(deployment.IsDefined());
-  YAML::Node pod_spec = PodSpec(deployment);
-  ASSERT_GE(pod_spec["initContainers"].size(), 1u);
-  YAML::Node fetch = At(pod_spec, {"initContainers", 0});
-  EXPECT_EQ(Str(At(fetch, {"command", 0})), "/usr/local/bin/modelcachectl");
-  EXPECT_EQ(Args(fetch).at(0), "fetch");
-  EXPECT_TRUE(HasArg(fetch, "--fallback"));
-  for (const char* flag : {"--model", "--version", "--source", "--dest"}) EXPECT_NE(Flag(fetch, flag), "") << flag;
-
-  // The same socket as the node's agent, through the same host folder.
-  fs::path socket = Flag(fetch, "--socket");
-  EXPECT_EQ(socket, Flag(agent, "--socket"));
-  YAML::Node socket_volume = VolumeAt(pod_spec, fetch, socket.parent_path().string()).first;
-  EXPECT_EQ(Str(At(socket_volume, {"hostPath", "path"})), socket.parent_path().string());
-
-  // The opt-out is shown, and off.
-  std::string disable = "(unset)";
-  for (const YAML::Node& env : fetch["env"]) {
-    if (Str(env["name"]) == "MODELCACHE_DISABLE") disable = Str(env["value"]);
-  }
-  EXPECT_EQ(disable, "false");
-
-  // The server reads the cache claim read-only, at the agent's own cache path, so the model's
-  // path under it is the one the agent publishes.
-  ASSERT_GE(pod_spec["containers"].size(), 1u);
-  YAML::Node server = At(pod_spec, {"containers", 0});
-  std::string cache_root = Flag(agent, "--cache-root");
-  auto [cache_volume, cache_mount] = VolumeAt(pod_spec, server, cache_root);
-  EXPECT_EQ(Str(At(cache_volume, {"persistentVolumeClaim", "claimName"})), kCacheClaimPrefix);
-  EXPECT_EQ(Str(At(cache_volume, {"persistentVolumeClaim", "readOnly"})), "true");
-  EXPECT_EQ(Str(cache_mount["readOnly"]), "true");
-  std::string model_path = cache_root + "/models/" + Flag(fetch, "--model") + "/" + Flag(fetch, "--version");
-  EXPECT_THAT(Str(At(server, {"args", 0})), ::testing::HasSubstr(model_path));
-  EXPECT_THAT(Str(At(server, {"args", 0})), ::testing::HasSubstr(Flag(fetch, "--dest")));
 }
 
 // The README's install: an inference Deployment in a namespace of its own, which the label
@@ -1302,31 +1261,63 @@ nlohmann::json YamlToJson(const YAML::Node& node) {
   return node.IsScalar() ? nlohmann::json(node.Scalar()) : nlohmann::json();
 }
 
-// The short example's pod, as its ReplicaSet makes it, is one the webhook admits and injects,
-// with the overlay's settings, and its server reads the model at $MODEL_PATH.
-TEST_F(DeployRender, ShortExampleIsInjectedByTheWebhook) {
+// The example's pod, as its ReplicaSet makes it, is one the webhook admits and injects with
+// overlays/webhook's settings, and those settings agree with the agents: the init container
+// reaches the node agent's socket through its host folder, the cache claim is mounted
+// read-only, the fetch script maps the agents' cacheRoot, and the server reads $MODEL_PATH.
+TEST_F(DeployRender, ExampleInferenceIsInjectedToFetchThroughTheNodeAgentAndReadTheCacheReadOnly) {
   const Rendered& examples = Render("examples");
   ASSERT_EQ(examples.error, "");
-  YAML::Node deployment = Find(examples, "Deployment", "example-inference-short");
+  YAML::Node deployment = Find(examples, "Deployment", "example-inference");
   ASSERT_TRUE(deployment.IsDefined());
-  YAML::Node config = ConfigFile(Render("overlays/webhook"), "coordinator.yaml")["webhook"];
+  const Rendered& overlay = Render("overlays/webhook");
+  YAML::Node config = ConfigFile(overlay, "coordinator.yaml")["webhook"];
   ASSERT_TRUE(config.IsMap());
+  YAML::Node agent = Container(PodSpec(Find(overlay, "DaemonSet", "modelcache-agent")), "agent");
+  const fs::path socket = Flag(agent, "--socket");
+  EXPECT_EQ(Str(config["socketHostPath"]), socket.parent_path().string());
+  EXPECT_EQ(Str(config["agentCacheRoot"]), Flag(agent, "--cache-root"));
+
   nlohmann::json pod = {{"apiVersion", "v1"}, {"kind", "Pod"}};
   pod["metadata"] = YamlToJson(At(deployment, {"spec", "template", "metadata"}));
-  pod["metadata"]["name"] = "example-inference-short-1";
+  pod["metadata"]["name"] = "example-inference-1";
   pod["metadata"]["namespace"] = Str(At(deployment, {"metadata", "namespace"}));
   pod["spec"] = YamlToJson(At(deployment, {"spec", "template", "spec"}));
   EXPECT_EQ(pod["metadata"]["labels"].value("modelcache.io/inject", ""), "true");
-  webhook::InjectionSettings settings{.image = Str(config["image"]), .claim_name = "models-cache-pvc-modelcache"};
+  webhook::InjectionSettings settings{.image = Str(config["image"]),
+                                      .socket_host_path = Str(config["socketHostPath"]),
+                                      .claim_name = kCacheClaimPrefix,
+                                      .agent_cache_root = Str(config["agentCacheRoot"])};
   auto injected = webhook::InjectedPod(pod, settings);
   ASSERT_TRUE(injected.ok()) << injected.status();
+  EXPECT_EQ((*injected)["spec"]["initContainers"][0]["name"], webhook::kFetchContainer);
+  EXPECT_EQ((*injected)["spec"]["initContainers"][0]["image"], Str(Container(PodSpec(Find(overlay, "Deployment",
+                                                                                         "modelcache-coordinator")),
+                                                                               "coordinator")["image"]));
+  int host_paths = 0;
+  int claims = 0;
+  for (const auto& volume : (*injected)["spec"]["volumes"]) {
+    if (volume.contains("hostPath")) {
+      ++host_paths;
+      EXPECT_EQ(volume["hostPath"].value("path", ""), socket.parent_path().string());
+    }
+    if (volume.contains("persistentVolumeClaim")) {
+      ++claims;
+      EXPECT_EQ(volume["persistentVolumeClaim"].value("claimName", ""), kCacheClaimPrefix);
+      EXPECT_TRUE(volume["persistentVolumeClaim"].value("readOnly", false));
+    }
+  }
+  EXPECT_EQ(host_paths, 1) << "the agent's socket folder, nothing else of the host";
+  EXPECT_EQ(claims, 1);
   const nlohmann::json& server = (*injected)["spec"]["containers"][0];
   std::string model_path;
   for (const auto& variable : server["env"]) {
     if (variable["name"] == "MODEL_PATH") model_path = variable["value"];
   }
   EXPECT_EQ(model_path, "/models/tiny-model");
-  EXPECT_EQ((*injected)["spec"]["initContainers"][0]["name"], webhook::kFetchContainer);
+  for (const auto& mount : server["volumeMounts"]) {
+    EXPECT_TRUE(mount.value("readOnly", false)) << mount.dump() << ": the server reads the model, never writes it";
+  }
 }
 
 }  // namespace

@@ -26,6 +26,21 @@ TEST(PodLeaseTable, HoldLeasesTheModelUntilTheDefaultTtlEnds) {
   EXPECT_EQ(leases.LiveCount(), 0u);
 }
 
+TEST(PodLeaseTable, HoldersAreListedPerModelSortedAndOnlyWhileLive) {
+  FakeClock clock;
+  PodLeaseTable leases(clock, 10s);
+  leases.HoldUntilReleased("m", "1", "pod:team-a/b:u2");
+  leases.Hold("m", "1", "pod:team-a/a:u1");
+  leases.Hold("m", "2", "job");
+  auto holders = leases.HoldersByModel();
+  EXPECT_EQ(holders[{"m", "1"}], (std::vector<std::string>{"pod:team-a/a:u1", "pod:team-a/b:u2"}));
+  EXPECT_EQ(holders[{"m", "2"}], std::vector<std::string>{"job"});
+  clock.Advance(10s);
+  holders = leases.HoldersByModel();
+  EXPECT_EQ(holders.size(), 1u);
+  EXPECT_EQ(holders[{"m", "1"}], std::vector<std::string>{"pod:team-a/b:u2"});
+}
+
 TEST(PodLeaseTable, RenewalExtendsFromNowAndAnExplicitTtlWins) {
   FakeClock clock;
   PodLeaseTable leases(clock, 60s);
