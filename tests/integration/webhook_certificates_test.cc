@@ -66,11 +66,10 @@ class WebhookCertificatesTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!testing::KubectlInstalled()) GTEST_SKIP() << "kubectl is not installed: it renders and creates the webhook";
-    for (const char* tool : {"curl", "openssl"}) {
-      auto version = testing::RunCommand({tool, "version"}, dir_.Path());
-      if (!version.ok() || !version->exit.exited || version->exit.code == 127) {
-        GTEST_SKIP() << tool << " is not installed: it is the TLS client";
-      }
+    for (const std::vector<std::string>& probe : {std::vector<std::string>{"curl", "--version"},
+                                                  std::vector<std::string>{"openssl", "version"}}) {
+      auto version = testing::RunCommand(probe, dir_.Path());
+      if (!version.ok() || !version->exit.Success()) GTEST_SKIP() << probe[0] << " is not installed: it is a TLS client here";
     }
     testing::KubeApiServerOptions options;
     options.tokens = {"test-token,test-admin,uid-admin,\"system:masters\"",
