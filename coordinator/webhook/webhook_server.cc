@@ -152,13 +152,13 @@ struct WebhookServer::State {
     const FileStamp key = StampOf(options.tls_key_file);
     if (tls_loaded_once && cert == cert_stamp && key == key_stamp) return absl::OkStatus();
     absl::StatusOr<std::string> certificate = ReadFileToString(options.tls_cert_file);
-    if (!certificate.ok()) return absl::UnavailableError(fmt::format("webhook.tlsCert {}: {}", options.tls_cert_file, certificate.status().message()));
+    if (!certificate.ok()) return absl::UnavailableError(fmt::format("webhook.tlsCert {}: {}", options.tls_cert_file, std::string(certificate.status().message())));
     absl::StatusOr<std::string> private_key = ReadFileToString(options.tls_key_file);
-    if (!private_key.ok()) return absl::UnavailableError(fmt::format("webhook.tlsKey {}: {}", options.tls_key_file, private_key.status().message()));
+    if (!private_key.ok()) return absl::UnavailableError(fmt::format("webhook.tlsKey {}: {}", options.tls_key_file, std::string(private_key.status().message())));
     absl::StatusOr<SSL_CTX*> context = NewContext({*certificate, *private_key});
     if (!context.ok()) {
       return absl::UnavailableError(fmt::format("webhook.tlsCert {} / webhook.tlsKey {}: {}", options.tls_cert_file,
-                                                options.tls_key_file, context.status().message()));
+                                                options.tls_key_file, std::string(context.status().message())));
     }
     Install(*context);
     if (tls_loaded_once) {

@@ -32,13 +32,10 @@ TEST(PodLeaseTable, HoldersAreListedPerModelSortedAndOnlyWhileLive) {
   leases.HoldUntilReleased("m", "1", "pod:team-a/b:u2");
   leases.Hold("m", "1", "pod:team-a/a:u1");
   leases.Hold("m", "2", "job");
-  auto holders = leases.HoldersByModel();
-  EXPECT_EQ(holders[{"m", "1"}], (std::vector<std::string>{"pod:team-a/a:u1", "pod:team-a/b:u2"}));
-  EXPECT_EQ(holders[{"m", "2"}], std::vector<std::string>{"job"});
+  using Holders = std::map<PodLeaseTable::ModelKey, std::vector<std::string>>;
+  EXPECT_EQ(leases.HoldersByModel(), (Holders{{{"m", "1"}, {"pod:team-a/a:u1", "pod:team-a/b:u2"}}, {{"m", "2"}, {"job"}}}));
   clock.Advance(10s);
-  holders = leases.HoldersByModel();
-  EXPECT_EQ(holders.size(), 1u);
-  EXPECT_EQ(holders[{"m", "1"}], std::vector<std::string>{"pod:team-a/b:u2"});
+  EXPECT_EQ(leases.HoldersByModel(), (Holders{{{"m", "1"}, {"pod:team-a/b:u2"}}}));
 }
 
 TEST(PodLeaseTable, RenewalExtendsFromNowAndAnExplicitTtlWins) {
