@@ -158,17 +158,6 @@ const char* PurgeReasonName(PurgeReason reason) {
   return "unknown";
 }
 
-bool HasLiveLease(const CachedCopy& copy, const Snapshot& snapshot, Clock::TimePoint now) {
-  if (copy.agent_leases > 0) return true;
-  for (const InUseLease& lease : snapshot.in_use_leases) {
-    if (lease.name == copy.name && lease.version == copy.version && lease.expires > now &&
-        (lease.volume_id.empty() || lease.volume_id == copy.volume_id)) {
-      return true;
-    }
-  }
-  return false;
-}
-
 std::map<std::pair<std::string, std::string>, uint32_t> LiveLeasesOn(const Snapshot& snapshot,
                                                                      std::string_view volume_id,
                                                                      Clock::TimePoint now) {
