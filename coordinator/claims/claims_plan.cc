@@ -12,15 +12,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string Str(const json& object, std::initializer_list<const char*> path) {
-  const json* node = &object;
-  for (const char* key : path) {
-    if (!node->is_object() || !node->contains(key)) return "";
-    node = &(*node)[key];
-  }
-  return node->is_string() ? node->get<std::string>() : "";
-}
-
 std::string Name(const json& object) { return Str(object, {"metadata", "name"}); }
 std::string Namespace(const json& object) { return Str(object, {"metadata", "namespace"}); }
 bool Deleting(const json& object) { return !Str(object, {"metadata", "deletionTimestamp"}).empty(); }
