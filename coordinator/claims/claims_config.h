@@ -25,6 +25,10 @@ namespace modelcache::claims {
 // Namespaces carrying this label get a copy of the cache claim.
 inline constexpr char kNamespaceLabel[] = "modelcache.io/cache";
 inline constexpr char kNamespaceLabelValue[] = "enabled";
+// Why a claim copy was made: "label" (the namespace's label) or "pod" (a pod asked). Written at
+// creation so that every coordinator, including one started later, reads the same answer: a
+// copy made for the label is not kept "because a pod may have asked" once the label goes.
+inline constexpr char kMadeForAnnotation[] = "modelcache.io/made-for";
 
 struct KubernetesConfig {
   bool enabled = false;

@@ -208,8 +208,9 @@ struct ClaimsController::Impl {
       }
       outcome.retry = true;
       outcome.errors[ErrorReason(error)]++;
-      if (absl::IsAborted(error) || absl::IsAlreadyExists(error)) {
-        // Another writer (a second coordinator, a person) got there first: look again.
+      if (absl::IsAborted(error) || absl::IsAlreadyExists(error) || absl::IsNotFound(error)) {
+        // Another writer (a second coordinator, a person) got there first, or deleted what a
+        // patch was for: look again.
         spdlog::info("cache claim changed meanwhile {}", LogFields()
                                                              .Add("action", ActionName(action.kind))
                                                              .Add("namespace", action.namespace_name)
@@ -305,7 +306,10 @@ struct ClaimsController::Impl {
   }
 
   // After a restart the asks are gone (they live in memory): a copy found in a namespace
-  // without the label was made because a pod asked, so it gets a full idle period from now.
+  // without the label that was made because a pod asked gets a full idle period from now. One
+  // made for the label is not kept: its label went while this coordinator was not looking (or
+  // another coordinator of a rollout made it), and keeping it would fight the coordinator that
+  // deletes it. Copies from before the annotation count as asked.
   void KeepCopiesFoundAtStart(const ClusterState& cluster) {
     std::set<std::string> labelled;
     for (const json& ns : cluster.namespaces) {
@@ -315,6 +319,8 @@ struct ClaimsController::Impl {
     for (const json& claim : cluster.claims) {
       const std::string ns = claim["metadata"].value("namespace", "");
       if (!IsOurs(claim) || ns == settings_.source_namespace || labelled.contains(ns) || asks_.contains(ns)) continue;
+      const json& annotations = claim["metadata"].value("annotations", json::object());
+      if (annotations.value(kMadeForAnnotation, "") == "label") continue;
       asks_[ns] = started_;
       spdlog::info("cache claim copy found at start {}",
                    LogFields().Add("namespace", ns).Add("next", "kept for kubernetes.namespaceIdleAfter unless a pod asks"));

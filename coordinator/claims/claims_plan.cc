@@ -12,15 +12,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string Str(const json& object, std::initializer_list<const char*> path) {
-  const json* node = &object;
-  for (const char* key : path) {
-    if (!node->is_object() || !node->contains(key)) return "";
-    node = &(*node)[key];
-  }
-  return node->is_string() ? node->get<std::string>() : "";
-}
-
 std::string Name(const json& object) { return Str(object, {"metadata", "name"}); }
 std::string Namespace(const json& object) { return Str(object, {"metadata", "namespace"}); }
 bool Deleting(const json& object) { return !Str(object, {"metadata", "deletionTimestamp"}).empty(); }
@@ -243,8 +234,12 @@ void PlanCurrentCopy(const std::string& ns, const std::vector<std::string>& reas
   } else if (!plan.source.healthy) {
     status.problems.push_back(fmt::format("no copy made or repaired: {}", plan.source.problem));
   } else if (claim == nullptr) {
+    json desired_claim = DesiredClaim(source, ns);
+    // QualifyingNamespaces puts the label's reason first when there is one.
+    const bool for_label = reasons.front().starts_with("label ");
+    desired_claim["metadata"]["annotations"][kMadeForAnnotation] = for_label ? "label" : "pod";
     plan.actions.push_back({.kind = ActionKind::kCreateClaim, .namespace_name = ns, .name = settings.claim_name,
-                            .object = DesiredClaim(source, ns), .why = reasons.front()});
+                            .object = std::move(desired_claim), .why = reasons.front()});
     if (volume == nullptr) {
       plan.actions.push_back({.kind = ActionKind::kCreateVolume, .namespace_name = ns, .name = volume_name,
                               .object = DesiredVolume(source, ns, ""), .why = reasons.front()});

@@ -34,14 +34,6 @@ std::string Fit(std::string_view text, size_t limit) {
   return head + "-" + ShortHash(text);
 }
 
-std::string Str(const json& object, std::initializer_list<const char*> path) {
-  const json* node = &object;
-  for (const char* key : path) {
-    if (!node->is_object() || !node->contains(key)) return "";
-    node = &(*node)[key];
-  }
-  return node->is_string() ? node->get<std::string>() : "";
-}
 
 json Labels(const CopySource& source, std::string_view namespace_name, bool for_volume) {
   json labels = {{kManagedByLabel, kManagedByValue},
@@ -53,6 +45,15 @@ json Labels(const CopySource& source, std::string_view namespace_name, bool for_
 }
 
 }  // namespace
+
+std::string Str(const json& object, std::initializer_list<const char*> path) {
+  const json* node = &object;
+  for (const char* key : path) {
+    if (!node->is_object() || !node->contains(key)) return "";
+    node = &(*node)[key];
+  }
+  return node->is_string() ? node->get<std::string>() : "";
+}
 
 absl::StatusOr<VolumeSource> VolumeSourceOf(const json& volume) {
   const std::string name = Str(volume, {"metadata", "name"});

@@ -9,6 +9,7 @@
 //   PV pvc-1234 (nfs 10.0.0.5:/export/x)     PV models-cache-pvc-modelcache-team-a
 //                                              same nfs server/path, capacity, access modes,
 //                                              mount options; Retain; storageClassName ""
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -52,6 +53,9 @@ std::string CopyVolumeName(std::string_view claim_name, std::string_view namespa
 std::string LabelValue(std::string_view text);
 // True when the object carries app.kubernetes.io/managed-by=modelcache.
 bool IsOurs(const nlohmann::json& object);
+
+// The string at `path` in `object` ("" when missing or not a string).
+std::string Str(const nlohmann::json& object, std::initializer_list<const char*> path);
 
 // What every copy is made from.
 struct CopySource {

@@ -372,7 +372,7 @@ TEST(CoordinatorIntegration, DeleteFromRegistryPurgesOnEveryVolume) {
 // only; `delete` purges a pinned model at once. The pin stays recorded, and protects the model
 // again once `enable-caching NAME` has brought it back.
 TEST(CoordinatorIntegration, DeletePurgesAPinnedModelAndThePinProtectsItAgainOnceItIsBack) {
-  CoordinatorProcess coordinator({.check_every = "1s", .purge_after = "2s"});
+  TestCoordinator coordinator({.check_every = "1s", .purge_after = "2s"});
   ASSERT_NO_FATAL_FAILURE(coordinator.Start());
   FakeVolume volume;
   volume.Put("pinned", "1", 100, NowMs());

@@ -2,9 +2,12 @@
 // create, repair and delete, from the API server's objects and a fake time.
 #include "coordinator/claims/claims_plan.h"
 
+#include <map>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "coordinator/claims/claims_config.h"
 #include "coordinator/claims/volume_copy.h"
 
 namespace modelcache::claims {
@@ -234,6 +237,23 @@ TEST(ClaimsPlan, AnAskedNamespaceQualifiesUntilItsIdleTimeRunsOut) {
   EXPECT_THAT(Describe(idle), ElementsAre("delete persistentvolumeclaim team-a/models-cache-pvc-modelcache",
                                           "delete persistentvolume team-a/models-cache-pvc-modelcache-team-a"));
   EXPECT_FALSE(idle.next_expiry.has_value());
+}
+
+// Every coordinator must read why a copy exists the same way (a second one of a rollout, or one
+// restarted after the label went): the claim says whether it was made for the label or a pod.
+TEST(ClaimsPlan, ACreatedClaimSaysWhetherItWasMadeForTheLabelOrForAPod) {
+  ClusterState cluster = Healthy();
+  cluster.namespaces.push_back(Namespace("team-a", true));
+  cluster.namespaces.push_back(Namespace("team-b"));
+  cluster.asks["team-a"] = kNow - 1min;  // labelled and asked: the label is the lasting reason
+  cluster.asks["team-b"] = kNow - 1min;
+  ClaimsPlan plan = PlanClaims(cluster, Settings(), kNow);
+  std::map<std::string, std::string> made_for;
+  for (const ClaimsAction& action : plan.actions) {
+    if (action.kind != ActionKind::kCreateClaim) continue;
+    made_for[action.namespace_name] = action.object["metadata"]["annotations"].value(kMadeForAnnotation, "");
+  }
+  EXPECT_EQ(made_for, (std::map<std::string, std::string>{{"team-a", "label"}, {"team-b", "pod"}}));
 }
 
 TEST(ClaimsPlan, TheSourceNamespaceNeverGetsACopy) {
