@@ -108,7 +108,8 @@ absl::StatusOr<Snapshot> CoordinatorStore::LoadSnapshot() {
       copy.last_access = FromUnixMillis(statement->Int(5));
       copy.agent_leases = static_cast<uint32_t>(statement->Int(6));
       copy.draining = statement->Int(8) != 0;
-      for (std::string_view holder : SplitOn(statement->Text(9), '\n')) {
+      const std::string holders = statement->Text(9);  // the views below point into it
+      for (std::string_view holder : SplitOn(holders, '\n')) {
         if (!holder.empty()) copy.lease_holders.insert(std::string(holder));
       }
       snapshot.copies.push_back(std::move(copy));
