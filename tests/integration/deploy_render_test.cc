@@ -1175,74 +1175,76 @@ TEST_F(DeployRender, AuthenticationIsOnByDefaultWithTheAgentsProjectedToken) {
 namespace modelcache {
 namespace {
 
-// overlays/webhook: the MutatingWebhookConfiguration reaches the coordinator's /mutate through
-// its Service on the port the config listens on, for labelled pods only, and the coordinator
-// mounts the certificate files the config names.
+// overlays/webhook and overlays/webhook-cert-manager: the MutatingWebhookConfiguration reaches
+// the coordinator's /mutate through its Service on the port the config listens on, for labelled
+// pods only; the certificate is the coordinator's own (managed: the Secret and the configuration
+// by name, nothing mounted) or cert-manager's (its Certificate for the Service's name into the
+// Secret the coordinator mounts at the files the config names, and the CA injected).
 TEST_F(DeployRender, WebhookOverlayWiresTheMutatingWebhookToTheCoordinator) {
   for (const std::string directory : {"overlays/webhook", "overlays/webhook-cert-manager"}) {
-  SCOPED_TRACE(directory);
-  const Rendered& rendered = Render(directory);
-  ASSERT_EQ(rendered.error, "");
-  YAML::Node config = ConfigFile(rendered, "coordinator.yaml")["webhook"];
-  ASSERT_TRUE(config.IsMap());
-  const int port = PortOf(Str(config["listen"]));
-  YAML::Node deployment = Find(rendered, "Deployment", "modelcache-coordinator");
-  YAML::Node pod_spec = PodSpec(deployment);
-  YAML::Node coordinator = Container(pod_spec, "coordinator");
-  EXPECT_EQ(ContainerPort(coordinator, "webhook"), port);
-  YAML::Node configuration = Find(rendered, "MutatingWebhookConfiguration", "modelcache");
-  ASSERT_TRUE(configuration.IsDefined());
-  const std::string inject_ca_from = Str(At(configuration, {"metadata", "annotations", "cert-manager.io/inject-ca-from"}));
-  if (directory == "overlays/webhook") {
-    // The coordinator's own certificates: no files, the Secret and the configuration by name.
-    EXPECT_EQ(Str(At(config, {"certificates", "managed"})), "true");
-    EXPECT_FALSE(config["tlsCert"].IsDefined());
-    EXPECT_EQ(Str(At(config, {"certificates", "mutatingWebhookConfiguration"})), "modelcache");
-    EXPECT_EQ(Str(At(config, {"certificates", "service"})), "modelcache-coordinator");
-    EXPECT_EQ(Str(At(config, {"certificates", "namespace"})), kNamespace);
-    EXPECT_EQ(Str(At(config, {"certificates", "secret"})), "modelcache-webhook-tls");
-    EXPECT_EQ(inject_ca_from, "");
-    EXPECT_FALSE(Volume(pod_spec, "webhook-tls").IsDefined()) << "nothing to mount";
-  } else {
-    // cert-manager's: its Certificate into the Secret the coordinator mounts, for the Service's
-    // names, and its CA injected from that Certificate.
-    EXPECT_FALSE(config["certificates"].IsDefined());
-    for (const char* key : {"tlsCert", "tlsKey"}) {
-      fs::path file = Str(config[key]);
-      EXPECT_EQ(Str(At(VolumeAt(pod_spec, coordinator, file.parent_path().string()).first, {"secret", "secretName"})),
-                "modelcache-webhook-tls") << key;
+    SCOPED_TRACE(directory);
+    const Rendered& rendered = Render(directory);
+    ASSERT_EQ(rendered.error, "");
+    YAML::Node config = ConfigFile(rendered, "coordinator.yaml")["webhook"];
+    ASSERT_TRUE(config.IsMap());
+    const int port = PortOf(Str(config["listen"]));
+    YAML::Node deployment = Find(rendered, "Deployment", "modelcache-coordinator");
+    YAML::Node pod_spec = PodSpec(deployment);
+    YAML::Node coordinator = Container(pod_spec, "coordinator");
+    EXPECT_EQ(ContainerPort(coordinator, "webhook"), port);
+    YAML::Node configuration = Find(rendered, "MutatingWebhookConfiguration", "modelcache");
+    ASSERT_TRUE(configuration.IsDefined());
+    const std::string inject_ca_from = Str(At(configuration, {"metadata", "annotations", "cert-manager.io/inject-ca-from"}));
+    if (directory == "overlays/webhook") {
+      // The coordinator's own certificates: no files, the Secret and the configuration by name.
+      EXPECT_EQ(Str(At(config, {"certificates", "managed"})), "true");
+      EXPECT_FALSE(config["tlsCert"].IsDefined());
+      EXPECT_EQ(Str(At(config, {"certificates", "mutatingWebhookConfiguration"})), "modelcache");
+      EXPECT_EQ(Str(At(config, {"certificates", "service"})), "modelcache-coordinator");
+      EXPECT_EQ(Str(At(config, {"certificates", "namespace"})), kNamespace);
+      EXPECT_EQ(Str(At(config, {"certificates", "secret"})), "modelcache-webhook-tls");
+      EXPECT_EQ(inject_ca_from, "");
+      EXPECT_FALSE(Volume(pod_spec, "webhook-tls").IsDefined()) << "nothing to mount";
+    } else {
+      // cert-manager's: its Certificate into the Secret the coordinator mounts, for the Service's
+      // names, and its CA injected from that Certificate.
+      EXPECT_FALSE(config["certificates"].IsDefined());
+      for (const char* key : {"tlsCert", "tlsKey"}) {
+        fs::path file = Str(config[key]);
+        EXPECT_EQ(Str(At(VolumeAt(pod_spec, coordinator, file.parent_path().string()).first, {"secret", "secretName"})),
+                  "modelcache-webhook-tls") << key;
+      }
+      YAML::Node certificate = Find(rendered, "Certificate", "modelcache-webhook");
+      ASSERT_TRUE(certificate.IsDefined());
+      EXPECT_EQ(inject_ca_from, kNamespace + "/modelcache-webhook");
+      EXPECT_EQ(Str(At(certificate, {"metadata", "namespace"})), kNamespace);
+      EXPECT_EQ(Str(At(certificate, {"spec", "secretName"})), "modelcache-webhook-tls");
+      EXPECT_THAT(At(certificate, {"spec", "dnsNames"}).as<std::vector<std::string>>(),
+                  Contains("modelcache-coordinator.modelcache.svc"));
+      YAML::Node issuer = Find(rendered, "Issuer", Str(At(certificate, {"spec", "issuerRef", "name"})));
+      EXPECT_TRUE(issuer.IsDefined());
+      EXPECT_THAT(OfKind(rendered, "Role"), ::testing::IsEmpty()) << "cert-manager needs no RBAC of the coordinator";
+      EXPECT_FALSE(Find(rendered, "ClusterRole", "modelcache-coordinator-webhook").IsDefined());
     }
-    YAML::Node certificate = Find(rendered, "Certificate", "modelcache-webhook");
-    ASSERT_TRUE(certificate.IsDefined());
-    EXPECT_EQ(inject_ca_from, kNamespace + "/modelcache-webhook");
-    EXPECT_EQ(Str(At(certificate, {"metadata", "namespace"})), kNamespace);
-    EXPECT_EQ(Str(At(certificate, {"spec", "secretName"})), "modelcache-webhook-tls");
-    EXPECT_THAT(At(certificate, {"spec", "dnsNames"}).as<std::vector<std::string>>(),
-                Contains("modelcache-coordinator.modelcache.svc"));
-    YAML::Node issuer = Find(rendered, "Issuer", Str(At(certificate, {"spec", "issuerRef", "name"})));
-    EXPECT_TRUE(issuer.IsDefined());
-    EXPECT_THAT(OfKind(rendered, "Role"), ::testing::IsEmpty()) << "cert-manager needs no RBAC of the coordinator";
-    EXPECT_FALSE(Find(rendered, "ClusterRole", "modelcache-coordinator-webhook").IsDefined());
-  }
-  EXPECT_EQ(Str(config["image"]), Str(coordinator["image"]));
+    EXPECT_EQ(Str(config["image"]), Str(coordinator["image"]));
 
-  YAML::Node hook = At(configuration, {"webhooks", 0});
-  EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "name"})), "modelcache-coordinator");
-  EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "namespace"})), "modelcache");
-  EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "path"})), "/mutate");
-  EXPECT_EQ(Str(At(hook, {"objectSelector", "matchLabels", "modelcache.io/inject"})), "true");
-  EXPECT_EQ(Str(hook["failurePolicy"]), "Fail");
-  EXPECT_EQ(Str(hook["sideEffects"]), "None");
-  EXPECT_EQ(Str(hook["reinvocationPolicy"]), "Never");
-  EXPECT_LE(hook["timeoutSeconds"].as<int>(), 10);
-  YAML::Node service = Find(rendered, "Service", "modelcache-coordinator");
-  bool served = false;
-  for (const YAML::Node& service_port : At(service, {"spec", "ports"})) {
-    if (service_port["port"].as<int>() == At(hook, {"clientConfig", "service", "port"}).as<int>()) {
-      served = ResolvePort(coordinator, service_port["targetPort"]) == port;
+    YAML::Node hook = At(configuration, {"webhooks", 0});
+    EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "name"})), "modelcache-coordinator");
+    EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "namespace"})), "modelcache");
+    EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "path"})), "/mutate");
+    EXPECT_EQ(Str(At(hook, {"objectSelector", "matchLabels", "modelcache.io/inject"})), "true");
+    EXPECT_EQ(Str(hook["failurePolicy"]), "Fail");
+    EXPECT_EQ(Str(hook["sideEffects"]), "None");
+    EXPECT_EQ(Str(hook["reinvocationPolicy"]), "Never");
+    EXPECT_LE(hook["timeoutSeconds"].as<int>(), 10);
+    YAML::Node service = Find(rendered, "Service", "modelcache-coordinator");
+    bool served = false;
+    for (const YAML::Node& service_port : At(service, {"spec", "ports"})) {
+      if (service_port["port"].as<int>() == At(hook, {"clientConfig", "service", "port"}).as<int>()) {
+        served = ResolvePort(coordinator, service_port["targetPort"]) == port;
+      }
     }
-  }
-  EXPECT_TRUE(served) << "the Service does not lead the webhook's port to " << port;
+    EXPECT_TRUE(served) << "the Service does not lead the webhook's port to " << port;
   }
 }
 
