@@ -28,7 +28,9 @@
 #include "coordinator/policy_runner.h"
 #include "coordinator/purge_commands.h"
 #include "coordinator/room/room_on_demand.h"
+#include "coordinator/webhook/certificate_keeper.h"
 #include "coordinator/webhook/webhook_server.h"
+#include "kube/request_log.h"
 #include "spdlog/spdlog.h"
 
 namespace modelcache {
@@ -103,6 +105,19 @@ class CoordinatorServer::Impl {
         .injection = config_.webhook.injection,
         .admitted = [this](std::string_view namespace_name) { WebhookAdmitted(namespace_name); }};
     ASSIGN_OR_RETURN(webhook_, webhook::WebhookServer::Start(std::move(options)));
+    if (config_.webhook.certificates.managed) {
+      absl::StatusOr<kube::KubeConfig> kube_config = kube::LoadKubeConfig(
+          {.kubeconfig = config_.kubernetes.kubeconfig}, config_.kubernetes.environment);
+      if (!kube_config.ok()) return Annotate(kube_config.status(), "webhook.certificates");
+      kube::KubeClientOptions client_options;
+      RETURN_IF_ERROR(kube::LogRequestsTo(config_.kubernetes.request_log, client_options));
+      ASSIGN_OR_RETURN(std::unique_ptr<kube::KubeClient> client,
+                       kube::KubeClient::Create(*std::move(kube_config), std::move(client_options)));
+      certificates_ = std::make_unique<webhook::CertificateKeeper>(
+          config_.webhook.certificates, std::move(client), clock_,
+          [server = webhook_.get()](const webhook::PemPair& serving) { return server->SetCertificate(serving); });
+      certificates_->Start();
+    }
     return absl::OkStatus();
   }
   int WebhookPort() const { return webhook_ ? webhook_->Port() : 0; }
@@ -159,6 +174,7 @@ class CoordinatorServer::Impl {
     listening_ = false;
     if (shut_down_.exchange(true)) return;
     if (claims_) claims_->Stop();
+    if (certificates_) certificates_->Stop();
     fill_leases_.Shutdown();
     runner_.Stop();
     streams_.CancelAll();
@@ -246,6 +262,8 @@ class CoordinatorServer::Impl {
   // Last: stopped first, while everything its handlers use still exists.
   std::unique_ptr<webhook::WebhookServer> webhook_;
   std::unique_ptr<MetricsHttpServer> http_;
+  // After webhook_: stopped before the server it installs certificates into.
+  std::unique_ptr<webhook::CertificateKeeper> certificates_;  // null unless certificates.managed
 };
 
 CoordinatorServer::CoordinatorServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -1,5 +1,7 @@
 #include "kube/request_log.h"
 
+#include <memory>
+
 #include <nlohmann/json.hpp>
 
 #include "spdlog/fmt/fmt.h"
@@ -22,6 +24,15 @@ void RequestLog::Write(const RequestRecord& record) {
   std::lock_guard lock(mutex_);
   file_ << line.dump() << '\n';
   file_.flush();
+}
+
+absl::Status LogRequestsTo(const std::string& path, KubeClientOptions& options, const std::string& key) {
+  if (path.empty()) return absl::OkStatus();
+  auto log = std::make_shared<RequestLog>();
+  absl::Status opened = log->Open(path, key);
+  if (!opened.ok()) return opened;
+  options.on_request = [log](const RequestRecord& record) { log->Write(record); };
+  return absl::OkStatus();
 }
 
 }  // namespace modelcache::kube

@@ -23,4 +23,9 @@ class RequestLog {
   std::ofstream file_;  // guarded by mutex_
 };
 
+// Points options.on_request at a log of `path` (opened now, shared by every copy of the hook);
+// nothing when `path` is empty. Errors as Open.
+absl::Status LogRequestsTo(const std::string& path, KubeClientOptions& options,
+                           const std::string& key = "kubernetes.requestLog");
+
 }  // namespace modelcache::kube

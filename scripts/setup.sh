@@ -33,7 +33,7 @@ if [ -s /var/run/docker-registry.pid ]; then kill "$(cat /var/run/docker-registr
 # the offline Kubernetes API models that validate deploy/ (kubernetes-models 5 needs Node 22: these versions run on Node 20),
 # and the official Hugging Face client that checks the test Hub (tests/testing/hf_hub_server.mjs).
 tools="$root/build/tools"
-npm_packages=(s3rver@3 kubernetes-models@4.5.1 @kubernetes-models/prometheus-operator@4.4.4 @kubernetes/client-node@1.4.0 @huggingface/hub@2.17.5)
+npm_packages=(s3rver@3 kubernetes-models@4.5.1 @kubernetes-models/prometheus-operator@4.4.4 @kubernetes-models/cert-manager@4.4.4 @kubernetes/client-node@1.4.0 @huggingface/hub@2.17.5)
 npm_missing=()
 for package in "${npm_packages[@]}"; do
   [ -f "$tools/node_modules/${package%@*}/package.json" ] || npm_missing+=("$package")

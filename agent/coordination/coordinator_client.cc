@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -27,7 +28,9 @@ constexpr std::chrono::seconds kExtraVolumeRescan{60};
 
 bool SameUsage(const v1::ModelUsage& a, const v1::ModelUsage& b) {
   return a.size_bytes() == b.size_bytes() && a.last_access_unix_ms() == b.last_access_unix_ms() &&
-         a.live_leases() == b.live_leases() && a.state() == b.state();
+         a.live_leases() == b.live_leases() && a.state() == b.state() &&
+         std::equal(a.lease_holders().begin(), a.lease_holders().end(), b.lease_holders().begin(),
+                    b.lease_holders().end());
 }
 
 }  // namespace

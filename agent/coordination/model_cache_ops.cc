@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "agent/coordination/saved_policy.h"
+#include "agent/pod_leases/pod_lease_wants.h"
 #include "agent/store/inventory.h"
 #include "agent/store/layout.h"
 #include "agent/store/manifest.h"
@@ -45,10 +46,10 @@ ModelCacheOps::ModelCacheOps(ModelCache& cache, CachingPolicyHolder& policy,
 
 std::vector<v1::ModelUsage> ModelCacheOps::Usage() {
   std::vector<v1::ModelUsage> usage;
-  std::map<PodLeaseTable::ModelKey, uint32_t> leases;
+  std::map<PodLeaseTable::ModelKey, std::vector<std::string>> leases;
   std::map<PodLeaseTable::ModelKey, Clock::TimePoint> last_leased;
   if (options_.pod_leases != nullptr) {
-    leases = options_.pod_leases->LiveByModel();
+    leases = options_.pod_leases->HoldersByModel();
     last_leased = options_.pod_leases->LastLeasedByModel();
   }
   for (const v1::CachedModel& model : cache_.List()) {
@@ -63,7 +64,12 @@ std::vector<v1::ModelUsage> ModelCacheOps::Usage() {
                                       ? model.last_access_unix_ms()
                                       : std::max(model.last_access_unix_ms(), ToUnixMillis(leased_at->second)));
     auto leased = leases.find({model.name(), model.version()});
-    entry.set_live_leases(leased == leases.end() ? 0 : leased->second);
+    if (leased != leases.end()) {
+      entry.set_live_leases(static_cast<uint32_t>(leased->second.size()));
+      for (size_t i = 0; i < leased->second.size() && i < pod_leases::kMaxReportedHolders; ++i) {
+        entry.add_lease_holders(pod_leases::HolderForPeople(leased->second[i]));
+      }
+    }
     entry.set_state(v1::ModelUsage::READY);
   }
   return usage;

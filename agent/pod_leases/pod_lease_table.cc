@@ -59,6 +59,15 @@ std::map<PodLeaseTable::ModelKey, uint32_t> PodLeaseTable::LiveByModel() const {
   return counts;
 }
 
+std::map<PodLeaseTable::ModelKey, std::vector<std::string>> PodLeaseTable::HoldersByModel() const {
+  std::lock_guard lock(mutex_);
+  DropExpiredLocked();
+  std::map<ModelKey, std::vector<std::string>> holders;
+  // Keys sort by name, version, holder: each model's holders arrive sorted.
+  for (const auto& [key, expires] : expiry_) holders[{std::get<0>(key), std::get<1>(key)}].push_back(std::get<2>(key));
+  return holders;
+}
+
 std::map<PodLeaseTable::ModelKey, Clock::TimePoint> PodLeaseTable::LastLeasedByModel() const {
   std::lock_guard lock(mutex_);
   DropExpiredLocked();

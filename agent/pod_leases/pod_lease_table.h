@@ -52,6 +52,8 @@ class PodLeaseTable {
   uint32_t LiveLeases(std::string_view name, std::string_view version) const;
   // Live leases per model; models without one are absent.
   std::map<ModelKey, uint32_t> LiveByModel() const;
+  // The holders of the live leases per model, sorted; models without one are absent.
+  std::map<ModelKey, std::vector<std::string>> HoldersByModel() const;
   // When each model was last leased: while a lease is live, when the latest one was taken or
   // renewed (stable between two usage reports); else when its last lease ended (released or
   // expired). A model never leased since the agent started is absent. The

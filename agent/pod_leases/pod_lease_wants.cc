@@ -50,4 +50,12 @@ PodLeases LeasesOf(const nlohmann::json& pod) {
   return leases;
 }
 
+std::string HolderForPeople(std::string_view holder) {
+  constexpr std::string_view kPod = "pod:";
+  if (!holder.starts_with(kPod)) return std::string(holder);
+  const std::string_view rest = holder.substr(kPod.size());
+  const size_t uid = rest.rfind(':');
+  return "pod " + std::string(uid == std::string_view::npos ? rest : rest.substr(0, uid));
+}
+
 }  // namespace modelcache::pod_leases

@@ -4,6 +4,7 @@
 // common/pod_annotations.h; it holds a lease on it from the moment it is scheduled to the node
 // until it ends (phase Succeeded or Failed) or is gone.
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -27,5 +28,13 @@ struct PodLeases {
 };
 
 PodLeases LeasesOf(const nlohmann::json& pod);
+
+// A holder as people read it: "pod team-a/server-1" for a pod the agent follows ("pod:<ns>/<name>:<uid>");
+// any other holder (the one a fetch or hold named) as it is.
+std::string HolderForPeople(std::string_view holder);
+
+// At most this many holders of one model are reported to the coordinator (the count is
+// reported in full).
+inline constexpr size_t kMaxReportedHolders = 8;
 
 }  // namespace modelcache::pod_leases

@@ -110,6 +110,11 @@ ALTER TABLE purge_audit RENAME TO audit_log;
 ALTER TABLE audit_log ADD COLUMN kind TEXT NOT NULL DEFAULT 'purge';
 ALTER TABLE audit_log ADD COLUMN principal TEXT NOT NULL DEFAULT '';
 )sql",
+    // 5: who holds an agent's leases on a copy (newline-separated), so that a purge can say
+    // which pod keeps a model.
+    R"sql(
+ALTER TABLE cache_reports ADD COLUMN lease_holders TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
@@ -143,12 +148,16 @@ const std::string& CopiesSql() {
   static const std::string sql = fmt::format(
       "SELECT volume_id, name, version, MAX(size_bytes), MIN(state), MAX(last_access_ms), "
       "SUM(CASE WHEN node_name IN (SELECT node_name FROM agents WHERE connected=0 AND "
-      "last_heartbeat_ms < (SELECT MAX(last_heartbeat_ms) FROM agents) - {}) "
+      "last_heartbeat_ms < (SELECT MAX(last_heartbeat_ms) FROM agents) - {0}) "
       "THEN 0 ELSE live_leases END), "
       "group_concat(node_name, ','), "
       // Draining: no agent serves the volume (it is only some agent's extra volume), so no
       // agent would run a purge command for it.
-      "volume_id NOT IN (SELECT volume_id FROM agents) FROM cache_reports ",
+      "volume_id NOT IN (SELECT volume_id FROM agents), "
+      // The holders of the leases that count, newline-separated.
+      "group_concat(CASE WHEN node_name IN (SELECT node_name FROM agents WHERE connected=0 AND "
+      "last_heartbeat_ms < (SELECT MAX(last_heartbeat_ms) FROM agents) - {0}) "
+      "THEN NULL ELSE NULLIF(lease_holders, '') END, char(10)) FROM cache_reports ",
       kReportedLeasesOutliveSilence.count());
   return sql;
 }

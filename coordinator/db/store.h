@@ -32,7 +32,7 @@
 namespace modelcache {
 
 // The newest schema; migrations 1..kSchemaVersion are applied in order at Open.
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 struct StoredCommand {
   v1::Command command;  // id set

@@ -171,13 +171,21 @@ absl::Status CoordinatorStore::ApplyUsageLocked(std::string_view node_name,
     }
     ASSIGN_OR_RETURN(auto statement, db_->Prepare(
         "INSERT INTO cache_reports(volume_id, node_name, name, version, size_bytes, state, "
-        "last_access_ms, live_leases, updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+        "last_access_ms, live_leases, updated_ms, lease_holders) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
         "ON CONFLICT(volume_id, node_name, name, version) DO UPDATE SET size_bytes=?5, "
-        "state=?6, last_access_ms=?7, live_leases=?8, updated_ms=?9"));
+        "state=?6, last_access_ms=?7, live_leases=?8, updated_ms=?9, lease_holders=?10"));
+    std::string holders;
+    for (const std::string& holder : model.lease_holders()) {
+      // A newline separates holders in the column; none can hold one (names, paths).
+      if (holder.find('\n') != std::string::npos) continue;
+      if (!holders.empty()) holders += '\n';
+      holders += holder;
+    }
     statement->Bind(1, volume_id).Bind(2, node_name).Bind(3, model.name())
         .Bind(4, model.version()).Bind(5, AsInt(model.size_bytes()))
         .Bind(6, int64_t{model.state()}).Bind(7, model.last_access_unix_ms())
-        .Bind(8, int64_t{model.live_leases()}).Bind(9, now_ms);
+        .Bind(8, int64_t{model.live_leases()}).Bind(9, now_ms).Bind(10, holders);
     RETURN_IF_ERROR(statement->Run());
   }
   return absl::OkStatus();

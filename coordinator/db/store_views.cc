@@ -6,6 +6,7 @@
 #include <set>
 #include <tuple>
 
+#include "common/split.h"
 #include "common/status_macros.h"
 #include "coordinator/db/store_internal.h"
 #include "spdlog/fmt/fmt.h"
@@ -107,6 +108,10 @@ absl::StatusOr<Snapshot> CoordinatorStore::LoadSnapshot() {
       copy.last_access = FromUnixMillis(statement->Int(5));
       copy.agent_leases = static_cast<uint32_t>(statement->Int(6));
       copy.draining = statement->Int(8) != 0;
+      const std::string holders = statement->Text(9);  // the views below point into it
+      for (std::string_view holder : SplitOn(holders, '\n')) {
+        if (!holder.empty()) copy.lease_holders.insert(std::string(holder));
+      }
       snapshot.copies.push_back(std::move(copy));
     }
   }

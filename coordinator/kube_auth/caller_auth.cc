@@ -20,14 +20,10 @@ absl::StatusOr<std::unique_ptr<CallerAuth>> CallerAuth::Create(const Coordinator
     if (!kube_config.ok()) {
       return Annotate(kube_config.status(), "coordinator.kubernetesAuth");
     }
-    std::function<void(const kube::RequestRecord&)> on_request;
-    if (!config.kubernetes.request_log.empty()) {
-      auto log = std::make_shared<kube::RequestLog>();
-      RETURN_IF_ERROR(log->Open(config.kubernetes.request_log, "kubernetes.requestLog"));
-      on_request = [log](const kube::RequestRecord& record) { log->Write(record); };
-    }
+    kube::KubeClientOptions logged;
+    RETURN_IF_ERROR(kube::LogRequestsTo(config.kubernetes.request_log, logged));
     ASSIGN_OR_RETURN(reviewer, KubeReviewer::Create(config.kubernetes_auth, *std::move(kube_config), clock,
-                                                    std::move(on_request)));
+                                                    std::move(logged.on_request)));
   }
   if (!tokens && reviewer == nullptr) return std::unique_ptr<CallerAuth>();
   return std::make_unique<CallerAuth>(std::move(tokens), std::move(reviewer));

@@ -48,7 +48,7 @@ void PlanDeleted(const Snapshot& snapshot, Clock::TimePoint now, PurgePlan& plan
           copy.volume_id);
       plan.draining.push_back(std::move(decision));
     } else if (HasLiveLease(copy, snapshot, now)) {
-      decision.explanation += ", waiting for its lease";
+      decision.explanation += ", waiting for its lease; " + InUseExplanation(copy, snapshot, now);
       plan.held_by_lease.push_back(std::move(decision));
     } else {
       plan.decisions.push_back(std::move(decision));
@@ -63,12 +63,19 @@ void PlanUnused(const Snapshot& snapshot, const PurgePolicy& policy, Clock::Time
   for (const CachedCopy& copy : snapshot.copies) {
     if (!copy.ready || copy.draining || decided.count(KeyOf(copy)) > 0) continue;
     if (now - copy.last_access <= policy.purge_unused_after) continue;
-    if (IsPinned(copy, snapshot) || HasLiveLease(copy, snapshot, now)) continue;
+    if (IsPinned(copy, snapshot)) continue;
     decided.insert(KeyOf(copy));
-    plan.decisions.push_back(DecisionFor(
+    PurgeDecision decision = DecisionFor(
         copy, PurgeReason::kUnused,
         fmt::format("last access {} ago, older than {}", Age(copy.last_access, now),
-                    FormatDuration(policy.purge_unused_after))));
+                    FormatDuration(policy.purge_unused_after)));
+    if (HasLiveLease(copy, snapshot, now)) {
+      // Listed, so that a dry run says which pod keeps it.
+      decision.explanation += "; " + InUseExplanation(copy, snapshot, now);
+      plan.held_by_lease.push_back(std::move(decision));
+    } else {
+      plan.decisions.push_back(std::move(decision));
+    }
   }
 }
 
@@ -143,6 +150,26 @@ bool HasLiveLease(const CachedCopy& copy, const Snapshot& snapshot, Clock::TimeP
   return false;
 }
 
+std::string InUseExplanation(const CachedCopy& copy, const Snapshot& snapshot, Clock::TimePoint now) {
+  constexpr size_t kNamed = 3;
+  std::set<std::string> holders = copy.lease_holders;
+  for (const InUseLease& lease : snapshot.in_use_leases) {
+    if (lease.name == copy.name && lease.version == copy.version && lease.expires > now &&
+        (lease.volume_id.empty() || lease.volume_id == copy.volume_id) && !lease.holder.empty()) {
+      holders.insert(lease.holder);
+    }
+  }
+  if (holders.empty()) return "in use: live lease";
+  std::string named;
+  size_t count = 0;
+  for (const std::string& holder : holders) {
+    if (count++ == kNamed) break;
+    named += (named.empty() ? "" : ", ") + holder;
+  }
+  if (holders.size() > kNamed) named += fmt::format(" and {} more", holders.size() - kNamed);
+  return fmt::format("in use: live lease{} ({})", holders.size() > 1 ? "s" : "", named);
+}
+
 bool IsPinned(const CachedCopy& copy, const Snapshot& snapshot) {
   const RegistryModel* model = FindModel(snapshot, copy.name);
   return model != nullptr && (model->pinned || model->pinned_versions.count(copy.version) > 0);
@@ -199,7 +226,7 @@ ManualPurge PlanManualPurge(const Snapshot& snapshot, std::string_view name,
     PurgeDecision decision =
         DecisionFor(copy, PurgeReason::kUnused, "requested by an admin");
     if (HasLiveLease(copy, snapshot, now)) {
-      decision.explanation = "in use: live lease";
+      decision.explanation = InUseExplanation(copy, snapshot, now);
       manual.skipped.push_back(std::move(decision));
     } else if (copy.draining) {
       // No agent serves the volume, so no agent would run the command.

@@ -22,6 +22,9 @@ struct CachedCopy {
   uint64_t size_bytes = 0;
   Clock::TimePoint last_access;
   uint32_t agent_leases = 0;  // live pod leases the agents reported
+  // Who holds them, as the agents reported ("pod team-a/server-1"); may name fewer than
+  // agent_leases (each agent reports a few).
+  std::set<std::string> lease_holders;
   bool ready = true;          // false while filling or purging: never chosen
   // No agent serves the volume; it is only mounted as some agent's extra volume (the old
   // volume after a storage switch). Purge commands go to an agent serving the volume, so none
@@ -63,16 +66,6 @@ struct PurgePolicy {
 enum class PurgeReason { kDeleted, kUnused, kQuota, kRoom };
 const char* PurgeReasonName(PurgeReason reason);  // "deleted", "unused", "quota", "room"
 
-// Whether a live lease holds the copy: one its agents reported, or a coordinator lease for the
-// same name and version on the copy's volume (or on every volume) expiring after `now`.
-bool HasLiveLease(const CachedCopy& copy, const Snapshot& snapshot, Clock::TimePoint now);
-
-// The models with a live lease on `volume_id`, and how many: the pod leases every agent of
-// the volume reported, plus the coordinator's in-use leases for that volume or for every
-// volume that expire after `now`.
-std::map<std::pair<std::string, std::string>, uint32_t> LiveLeasesOn(const Snapshot& snapshot,
-                                                                     std::string_view volume_id,
-                                                                     Clock::TimePoint now);
 // Whether the registry pins the copy's model or version.
 bool IsPinned(const CachedCopy& copy, const Snapshot& snapshot);
 
@@ -87,7 +80,9 @@ struct PurgeDecision {
 
 struct PurgePlan {
   std::vector<PurgeDecision> decisions;  // at most one per copy
-  // Copies a rule wanted but a lease kept (deleted models waiting for their leases).
+  // Copies a rule wanted but a lease kept: deleted models waiting for their leases, and copies
+  // unused for longer than purge_unused_after that a pod still leases. The explanation names
+  // the holders ("...; in use: live lease (pod team-a/server-1)").
   std::vector<PurgeDecision> held_by_lease;
   // Copies of deleted models on draining volumes: left to `modelcachectl cleanup`.
   std::vector<PurgeDecision> draining;
@@ -110,6 +105,11 @@ PurgePlan Plan(const Snapshot& snapshot, const PurgePolicy& policy, Clock::TimeP
 // expires after `now`.
 bool HasLiveLease(const CachedCopy& copy, const Snapshot& snapshot, Clock::TimePoint now);
 
+// "in use: live lease (pod team-a/server-1)": why a lease keeps the copy, naming the holders
+// the agents reported and those of the coordinator's live leases (three at most, then "and N
+// more"); "in use: live lease" when no holder is known.
+std::string InUseExplanation(const CachedCopy& copy, const Snapshot& snapshot, Clock::TimePoint now);
+
 // The models with a live lease on `volume_id`, and how many: the pod leases every agent of
 // the volume reported, plus the coordinator's in-use leases for that volume or for every
 // volume that expire after `now`.
@@ -118,7 +118,7 @@ std::map<std::pair<std::string, std::string>, uint32_t> LiveLeasesOn(const Snaps
                                                                      Clock::TimePoint now);
 
 // `modelcachectl purge NAME[@VERSION]`: every copy of the model (of that version, when given)
-// is purged, except one a lease holds ("in use: live lease") and one on a volume no agent
+// is purged, except one a lease holds (InUseExplanation) and one on a volume no agent
 // serves (left to `modelcachectl cleanup`), which are skipped with the reason. Pins and the
 // rules above do not apply: an admin asked. Decisions carry reason kUnused and the
 // explanation "requested by an admin".

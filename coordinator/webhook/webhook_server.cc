@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -11,13 +12,18 @@
 
 #include <fcntl.h>
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
+#include "common/fs.h"
 #include "common/log_fields.h"
+#include "common/status_macros.h"
 #include "spdlog/fmt/fmt.h"
 #include "spdlog/spdlog.h"
 
@@ -49,20 +55,119 @@ std::string Lower(std::string text) {
   return text;
 }
 
+// A server context for `serving`: the first certificate is the leaf, the others its chain.
+absl::StatusOr<SSL_CTX*> NewContext(const PemPair& serving) {
+  SSL_CTX* context = SSL_CTX_new(TLS_server_method());
+  if (context == nullptr) return absl::InternalError(fmt::format("webhook TLS: {}", OpenSslError()));
+  SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION);
+  auto fail = [context](std::string_view what) {
+    std::string reason = OpenSslError();
+    SSL_CTX_free(context);
+    return absl::InvalidArgumentError(fmt::format("webhook TLS: {}: {}", what, reason));
+  };
+  std::vector<std::string> chain = SplitPemCertificates(serving.certificate);
+  if (chain.empty()) return fail("no PEM certificate");
+  for (size_t i = 0; i < chain.size(); ++i) {
+    BIO* bio = BIO_new_mem_buf(chain[i].data(), static_cast<int>(chain[i].size()));
+    X509* certificate = bio == nullptr ? nullptr : PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+    BIO_free(bio);
+    if (certificate == nullptr) return fail(fmt::format("certificate {} does not parse", i + 1));
+    // use_certificate takes a reference of its own; add0_chain_cert takes ours.
+    const bool added = i == 0 ? SSL_CTX_use_certificate(context, certificate) == 1
+                              : SSL_CTX_add0_chain_cert(context, certificate) == 1;
+    if (i == 0) X509_free(certificate);
+    if (!added) {
+      if (i != 0) X509_free(certificate);
+      return fail(fmt::format("certificate {} is refused", i + 1));
+    }
+  }
+  BIO* bio = BIO_new_mem_buf(serving.key.data(), static_cast<int>(serving.key.size()));
+  EVP_PKEY* key = bio == nullptr ? nullptr : PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  const bool key_used = key != nullptr && SSL_CTX_use_PrivateKey(context, key) == 1;
+  EVP_PKEY_free(key);
+  if (!key_used || SSL_CTX_check_private_key(context) != 1) return fail("the key does not load or is not the certificate's");
+  return context;
+}
+
+// What tells a changed file: a mounted Secret is updated by swapping a symlink, which stat
+// follows.
+struct FileStamp {
+  timespec modified{};
+  off_t size = -1;
+  bool operator==(const FileStamp& other) const {
+    return modified.tv_sec == other.modified.tv_sec && modified.tv_nsec == other.modified.tv_nsec &&
+           size == other.size;
+  }
+};
+
+FileStamp StampOf(const std::string& path) {
+  struct stat info {};
+  if (stat(path.c_str(), &info) != 0) return {};
+  return {info.st_mtim, info.st_size};
+}
+
 }  // namespace
 
 struct WebhookServer::State {
   WebhookServerOptions options;
-  SSL_CTX* tls = nullptr;
   int listen_fd = -1;
   int wake[2] = {-1, -1};
   std::thread thread;
+  std::mutex mutex;
+  SSL_CTX* tls = nullptr;  // guarded by mutex; null: no certificate yet
+  // The serving thread's own (and Start's, before the thread runs): the certificate files as
+  // last loaded.
+  FileStamp cert_stamp;
+  FileStamp key_stamp;
+  bool tls_loaded_once = false;
 
   ~State() {
     if (listen_fd >= 0) close(listen_fd);
     if (wake[0] >= 0) close(wake[0]);
     if (wake[1] >= 0) close(wake[1]);
     if (tls != nullptr) SSL_CTX_free(tls);
+  }
+
+  void Install(SSL_CTX* context) {
+    std::lock_guard lock(mutex);
+    // A connection being served holds its own reference (SSL_new), so freeing here is safe.
+    if (tls != nullptr) SSL_CTX_free(tls);
+    tls = context;
+  }
+
+  // The context for the next connection, with a reference the caller frees; null when none.
+  SSL_CTX* Context() {
+    std::lock_guard lock(mutex);
+    if (tls != nullptr) SSL_CTX_up_ref(tls);
+    return tls;
+  }
+
+  bool FromFiles() const { return !options.tls_cert_file.empty(); }
+
+  // Loads the certificate files when they changed since the last load (both stamps taken
+  // before reading, so a change during the read is seen next time).
+  absl::Status LoadFilesIfChanged() {
+    const FileStamp cert = StampOf(options.tls_cert_file);
+    const FileStamp key = StampOf(options.tls_key_file);
+    if (tls_loaded_once && cert == cert_stamp && key == key_stamp) return absl::OkStatus();
+    absl::StatusOr<std::string> certificate = ReadFileToString(options.tls_cert_file);
+    if (!certificate.ok()) return absl::UnavailableError(fmt::format("webhook.tlsCert {}: {}", options.tls_cert_file, std::string(certificate.status().message())));
+    absl::StatusOr<std::string> private_key = ReadFileToString(options.tls_key_file);
+    if (!private_key.ok()) return absl::UnavailableError(fmt::format("webhook.tlsKey {}: {}", options.tls_key_file, std::string(private_key.status().message())));
+    absl::StatusOr<SSL_CTX*> context = NewContext({*certificate, *private_key});
+    if (!context.ok()) {
+      return absl::UnavailableError(fmt::format("webhook.tlsCert {} / webhook.tlsKey {}: {}", options.tls_cert_file,
+                                                options.tls_key_file, std::string(context.status().message())));
+    }
+    Install(*context);
+    if (tls_loaded_once) {
+      spdlog::info("webhook certificate files reloaded {}", LogFields().Add("tlsCert", options.tls_cert_file));
+    }
+    cert_stamp = cert;
+    key_stamp = key;
+    tls_loaded_once = true;
+    return absl::OkStatus();
   }
 
   void Run() {
@@ -84,7 +189,23 @@ struct WebhookServer::State {
   }
 
   void Serve(int fd) {
-    SSL* ssl = SSL_new(tls);
+    if (FromFiles()) {
+      absl::Status loaded = LoadFilesIfChanged();
+      if (!loaded.ok()) {
+        spdlog::warn("webhook certificate files not reloaded {}",
+                     LogFields().Add("error", loaded).Add("next", "the certificate loaded before is served"));
+        // The same files are not tried again until they change once more.
+        cert_stamp = StampOf(options.tls_cert_file);
+        key_stamp = StampOf(options.tls_key_file);
+      }
+    }
+    SSL_CTX* context = Context();
+    if (context == nullptr) {
+      spdlog::debug("webhook connection refused {}", LogFields().Add("reason", "no certificate yet"));
+      return;
+    }
+    SSL* ssl = SSL_new(context);
+    SSL_CTX_free(context);  // the SSL holds its own reference
     SSL_set_fd(ssl, fd);
     if (SSL_accept(ssl) == 1) {
       std::string answer = Answer(ssl);
@@ -172,16 +293,10 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(WebhookServe
     return absl::InvalidArgumentError(fmt::format("webhook.listen: invalid value \"{}\": want an IPv4 address and a port", address));
   }
 
-  state->tls = SSL_CTX_new(TLS_server_method());
-  if (state->tls == nullptr) return absl::InternalError(fmt::format("webhook TLS: {}", OpenSslError()));
-  SSL_CTX_set_min_proto_version(state->tls, TLS1_2_VERSION);
-  if (SSL_CTX_use_certificate_chain_file(state->tls, state->options.tls_cert_file.c_str()) != 1) {
-    return absl::UnavailableError(fmt::format("webhook.tlsCert {}: {}", state->options.tls_cert_file, OpenSslError()));
+  if (state->options.tls_cert_file.empty() != state->options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("webhook: tlsCert and tlsKey go together");
   }
-  if (SSL_CTX_use_PrivateKey_file(state->tls, state->options.tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
-      SSL_CTX_check_private_key(state->tls) != 1) {
-    return absl::UnavailableError(fmt::format("webhook.tlsKey {}: {}", state->options.tls_key_file, OpenSslError()));
-  }
+  if (state->FromFiles()) RETURN_IF_ERROR(state->LoadFilesIfChanged());
 
   state->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int yes = 1;
@@ -204,6 +319,12 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(WebhookServe
 }
 
 WebhookServer::WebhookServer(std::unique_ptr<State> state, int port) : state_(std::move(state)), port_(port) {}
+
+absl::Status WebhookServer::SetCertificate(const PemPair& serving) {
+  ASSIGN_OR_RETURN(SSL_CTX* context, NewContext(serving));
+  state_->Install(context);
+  return absl::OkStatus();
+}
 
 WebhookServer::~WebhookServer() {
   // Wake the thread and join it, so no request is served after this returns.

@@ -15,12 +15,15 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "coordinator/webhook/certificate_authority.h"
 #include "coordinator/webhook/pod_injection.h"
 
 namespace modelcache::webhook {
 
 struct WebhookServerOptions {
   std::string address;  // "host:port"; port 0 picks a free one
+  // Both set: the certificate chain and key files. Both empty: no certificate until
+  // SetCertificate, and until then every TLS handshake is refused.
   std::string tls_cert_file;
   std::string tls_key_file;
   InjectionSettings injection;
@@ -30,12 +33,16 @@ struct WebhookServerOptions {
 
 class WebhookServer {
  public:
-  // UNAVAILABLE when the address cannot be bound or TLS cannot be set up (the error names the
-  // files). Everything `admitted` uses must outlive the server.
+  // UNAVAILABLE when the address cannot be bound or the certificate files do not load (the
+  // error names the files). Everything `admitted` uses must outlive the server.
   static absl::StatusOr<std::unique_ptr<WebhookServer>> Start(WebhookServerOptions options);
   ~WebhookServer();  // stops serving; returns once no handler runs
 
   int Port() const { return port_; }
+
+  // Serves `serving` (certificate chain, leaf first, and key) from the next connection on.
+  // INVALID_ARGUMENT when it does not load (the one served before stays). Thread-safe.
+  absl::Status SetCertificate(const PemPair& serving);
 
  private:
   struct State;

@@ -8,7 +8,7 @@ source_dir=$1 tools=$2
 if command -v kubectl >/dev/null; then render=(kubectl kustomize)
 elif command -v kustomize >/dev/null; then render=(kustomize build)
 else echo "skipped: neither kubectl nor kustomize is on PATH: cannot render deploy/"; exit 77; fi
-for module in kubernetes-models @kubernetes-models/prometheus-operator @kubernetes/client-node js-yaml; do
+for module in kubernetes-models @kubernetes-models/prometheus-operator @kubernetes-models/cert-manager @kubernetes/client-node js-yaml; do
   if [ ! -f "$tools/node_modules/$module/package.json" ]; then
     echo "FAIL: $module is not installed in $tools (scripts/setup.sh installs it)"; exit 1
   fi

@@ -4,7 +4,7 @@
 // Usage: node validate_k8s.mjs TOOLS_DIR LABEL < rendered.yaml
 // Prints one line per problem ("LABEL: Kind/name: ...") and exits 1 if there was any.
 import { readFileSync } from 'node:fs';
-import { makeValidator } from '../testing/kube_validation.mjs';
+import { isCustomResource, makeValidator } from '../testing/kube_validation.mjs';
 
 const [toolsDir, label] = process.argv.slice(2);
 const validator = await makeValidator(toolsDir);
@@ -21,7 +21,7 @@ for (const object of objects) {
     const field = problem.field ? `${problem.field}: ` : '';
     problems.push(`${where}: ${problem.check === 'schema' ? 'schema: ' : ''}${field}${problem.message}`);
   }
-  if (!found.some((problem) => problem.check === 'model') && !object.apiVersion.startsWith('monitoring.coreos.com/')) ++checkedTyped;
+  if (!found.some((problem) => problem.check === 'model') && !isCustomResource(object.apiVersion)) ++checkedTyped;
 }
 for (const problem of problems) console.log(problem);
 console.log(`${label}: ${objects.length} objects, ${checkedTyped} checked for unknown fields, ${problems.length} problems`);

@@ -291,7 +291,8 @@ class DeployRender : public ::testing::Test {
 };
 
 TEST_F(DeployRender, EveryKustomizationRendersToWellFormedObjects) {
-  EXPECT_THAT(OverlayNames(), IsSupersetOf({"hostpath", "monitoring", "nfs-client", "nfs-manual", "switch-storage"}));
+  EXPECT_THAT(OverlayNames(), IsSupersetOf({"hostpath", "monitoring", "nfs-client", "nfs-manual", "switch-storage",
+                                            "webhook", "webhook-cert-manager"}));
   for (const std::string& directory : AllDirectories()) {
     const Rendered& rendered = Render(directory);
     ASSERT_EQ(rendered.error, "") << directory;
@@ -568,7 +569,7 @@ TEST_F(DeployRender, OverlayConfigsDifferFromBaseOnlyInTheKeyTheyChange) {
         expected["modelsCacheStorage"].remove(found->second);
         actual["modelsCacheStorage"].remove(found->second);
       }
-      if (directory == "overlays/webhook" && std::string(key) == "coordinator.yaml") {
+      if (directory.starts_with("overlays/webhook") && std::string(key) == "coordinator.yaml") {
         // The webhook overlay exists to turn the webhook on (its block is checked below).
         ASSERT_TRUE(actual["webhook"].IsMap()) << directory;
         EXPECT_EQ(Str(At(actual, {"webhook", "enabled"})), "true") << directory;
@@ -604,8 +605,9 @@ TEST_F(DeployRender, EveryModelcacheContainerRunsTheOneImageAtTheProjectVersion)
       }
     }
   }
-  // agent + its init container, coordinator, the example's fetch, the cleanup Job, at least.
-  EXPECT_GE(checked, 5);
+  // agent + its init container, coordinator, the cleanup Job, at least (the example's fetch
+  // container is the webhook's to add).
+  EXPECT_GE(checked, 4);
   const Rendered& base = Render("base");
   EXPECT_EQ(Str(Container(PodSpec(Find(base, "DaemonSet", "modelcache-agent")), "agent")["image"]), image);
   EXPECT_EQ(Str(Container(PodSpec(Find(base, "Deployment", "modelcache-coordinator")), "coordinator")["image"]), image);
@@ -757,25 +759,58 @@ TEST_F(DeployRender, PodsHaveNoPrivilegeOrApiAccessTheyDoNotNeed) {
     const Rendered& rendered = Render(directory);
     // Each daemon its own ClusterRole: the coordinator's for the cache claim copies
     // (cache_claims_test checks its rules against the requests the coordinator makes), the
-    // agent's for the pods of its node (pods get/list/watch; pod_leases_test checks it).
-    for (const char* kind : {"Role", "RoleBinding"}) {
-      EXPECT_THAT(OfKind(rendered, kind), ::testing::IsEmpty()) << directory;
+    // agent's for the pods of its node (pods get/list/watch; pod_leases_test checks it). With
+    // the webhook's own certificates (overlays/webhook), the coordinator also gets the Secret
+    // and the MutatingWebhookConfiguration by name (webhook_certificates_test checks them).
+    const bool managed_certificates = directory == "overlays/webhook";
+    const size_t webhook_roles = managed_certificates ? 1 : 0;
+    EXPECT_EQ(OfKind(rendered, "Role").size(), webhook_roles) << directory;
+    EXPECT_EQ(OfKind(rendered, "RoleBinding").size(), webhook_roles) << directory;
+    for (const YAML::Node& role : OfKind(rendered, "Role")) {
+      EXPECT_EQ(Str(At(role, {"metadata", "namespace"})), kNamespace) << directory;
+      for (const YAML::Node& rule : role["rules"]) {
+        EXPECT_EQ(rule["resources"].as<std::vector<std::string>>(), std::vector<std::string>{"secrets"}) << directory;
+        const auto verbs = rule["verbs"].as<std::vector<std::string>>();
+        if (verbs == std::vector<std::string>{"create"}) continue;  // a create cannot be limited by name
+        EXPECT_THAT(verbs, ::testing::Not(Contains("create"))) << directory;
+        EXPECT_THAT(verbs, ::testing::Not(Contains("list"))) << directory;
+        EXPECT_EQ(rule["resourceNames"].as<std::vector<std::string>>(),
+                  std::vector<std::string>{Str(At(ConfigFile(rendered, "coordinator.yaml"), {"webhook", "certificates", "secret"}))})
+            << directory;
+      }
+    }
+    for (const YAML::Node& binding : OfKind(rendered, "RoleBinding")) {
+      EXPECT_EQ(Str(At(binding, {"subjects", 0, "name"})), "modelcache-coordinator") << directory;
+      EXPECT_EQ(Str(At(binding, {"subjects", 0, "namespace"})), kNamespace) << directory;
     }
     if (directory != "examples") {
       // Plus the three roles users are bound to by hand (user-roles.yaml), bound to nobody here.
-      ASSERT_EQ(OfKind(rendered, "ClusterRole").size(), 5u) << directory;
-      ASSERT_EQ(OfKind(rendered, "ClusterRoleBinding").size(), 2u) << directory;
+      ASSERT_EQ(OfKind(rendered, "ClusterRole").size(), 5u + webhook_roles) << directory;
+      ASSERT_EQ(OfKind(rendered, "ClusterRoleBinding").size(), 2u + webhook_roles) << directory;
       for (const YAML::Node& binding : OfKind(rendered, "ClusterRoleBinding")) {
         const std::string role = Str(At(binding, {"roleRef", "name"}));
-        EXPECT_THAT(role, ::testing::AnyOf("modelcache-coordinator", "modelcache-agent")) << directory;
+        EXPECT_THAT(role, ::testing::AnyOf("modelcache-coordinator", "modelcache-agent", "modelcache-coordinator-webhook"))
+            << directory;
         ASSERT_EQ(binding["subjects"].size(), 1u) << directory;
-        EXPECT_EQ(Str(At(binding, {"subjects", 0, "name"})), role) << directory;
+        EXPECT_TRUE(role.starts_with(Str(At(binding, {"subjects", 0, "name"})))) << directory;
         EXPECT_EQ(Str(At(binding, {"subjects", 0, "namespace"})), kNamespace) << directory;
       }
       for (const YAML::Node& cluster_role : OfKind(rendered, "ClusterRole")) {
         const std::string name = Str(At(cluster_role, {"metadata", "name"}));
         const bool agent = name == "modelcache-agent";
         const bool user_role = name == "modelcache-admin" || name == "modelcache-maintainer" || name == "modelcache-viewer";
+        if (name == "modelcache-coordinator-webhook") {
+          EXPECT_TRUE(managed_certificates) << directory;
+          ASSERT_EQ(cluster_role["rules"].size(), 1u) << directory;
+          const YAML::Node rule = cluster_role["rules"][0];
+          EXPECT_EQ(rule["resources"].as<std::vector<std::string>>(),
+                    std::vector<std::string>{"mutatingwebhookconfigurations"});
+          EXPECT_EQ(rule["verbs"].as<std::vector<std::string>>(), (std::vector<std::string>{"get", "patch"}));
+          EXPECT_EQ(rule["resourceNames"].as<std::vector<std::string>>(),
+                    std::vector<std::string>{Str(At(Find(rendered, "MutatingWebhookConfiguration", "modelcache"),
+                                                    {"metadata", "name"}))});
+          continue;
+        }
         EXPECT_TRUE(agent || user_role || name == "modelcache-coordinator") << directory << ": " << name;
         for (const YAML::Node& rule : cluster_role["rules"]) {
           for (const YAML::Node& resource : rule["resources"]) {
@@ -851,48 +886,6 @@ TEST_F(DeployRender, PodsHaveNoPrivilegeOrApiAccessTheyDoNotNeed) {
       }
     }
   }
-}
-
-TEST_F(DeployRender, ExampleInferenceFetchesThroughTheNodeAgentAndReadsTheCacheReadOnly) {
-  const Rendered& examples = Render("examples");
-  ASSERT_EQ(examples.error, "");
-  const Rendered& base = Render("base");
-  YAML::Node agent = Container(PodSpec(Find(base, "DaemonSet", "modelcache-agent")), "agent");
-  YAML::Node deployment = Find(examples, "Deployment", "example-inference");
-  ASSERT_TRUE(deployment.IsDefined());
-  YAML::Node pod_spec = PodSpec(deployment);
-  ASSERT_GE(pod_spec["initContainers"].size(), 1u);
-  YAML::Node fetch = At(pod_spec, {"initContainers", 0});
-  EXPECT_EQ(Str(At(fetch, {"command", 0})), "/usr/local/bin/modelcachectl");
-  EXPECT_EQ(Args(fetch).at(0), "fetch");
-  EXPECT_TRUE(HasArg(fetch, "--fallback"));
-  for (const char* flag : {"--model", "--version", "--source", "--dest"}) EXPECT_NE(Flag(fetch, flag), "") << flag;
-
-  // The same socket as the node's agent, through the same host folder.
-  fs::path socket = Flag(fetch, "--socket");
-  EXPECT_EQ(socket, Flag(agent, "--socket"));
-  YAML::Node socket_volume = VolumeAt(pod_spec, fetch, socket.parent_path().string()).first;
-  EXPECT_EQ(Str(At(socket_volume, {"hostPath", "path"})), socket.parent_path().string());
-
-  // The opt-out is shown, and off.
-  std::string disable = "(unset)";
-  for (const YAML::Node& env : fetch["env"]) {
-    if (Str(env["name"]) == "MODELCACHE_DISABLE") disable = Str(env["value"]);
-  }
-  EXPECT_EQ(disable, "false");
-
-  // The server reads the cache claim read-only, at the agent's own cache path, so the model's
-  // path under it is the one the agent publishes.
-  ASSERT_GE(pod_spec["containers"].size(), 1u);
-  YAML::Node server = At(pod_spec, {"containers", 0});
-  std::string cache_root = Flag(agent, "--cache-root");
-  auto [cache_volume, cache_mount] = VolumeAt(pod_spec, server, cache_root);
-  EXPECT_EQ(Str(At(cache_volume, {"persistentVolumeClaim", "claimName"})), kCacheClaimPrefix);
-  EXPECT_EQ(Str(At(cache_volume, {"persistentVolumeClaim", "readOnly"})), "true");
-  EXPECT_EQ(Str(cache_mount["readOnly"]), "true");
-  std::string model_path = cache_root + "/models/" + Flag(fetch, "--model") + "/" + Flag(fetch, "--version");
-  EXPECT_THAT(Str(At(server, {"args", 0})), ::testing::HasSubstr(model_path));
-  EXPECT_THAT(Str(At(server, {"args", 0})), ::testing::HasSubstr(Flag(fetch, "--dest")));
 }
 
 // The README's install: an inference Deployment in a namespace of its own, which the label
@@ -1182,45 +1175,77 @@ TEST_F(DeployRender, AuthenticationIsOnByDefaultWithTheAgentsProjectedToken) {
 namespace modelcache {
 namespace {
 
-// overlays/webhook: the MutatingWebhookConfiguration reaches the coordinator's /mutate through
-// its Service on the port the config listens on, for labelled pods only, and the coordinator
-// mounts the certificate files the config names.
+// overlays/webhook and overlays/webhook-cert-manager: the MutatingWebhookConfiguration reaches
+// the coordinator's /mutate through its Service on the port the config listens on, for labelled
+// pods only; the certificate is the coordinator's own (managed: the Secret and the configuration
+// by name, nothing mounted) or cert-manager's (its Certificate for the Service's name into the
+// Secret the coordinator mounts at the files the config names, and the CA injected).
 TEST_F(DeployRender, WebhookOverlayWiresTheMutatingWebhookToTheCoordinator) {
-  const Rendered& rendered = Render("overlays/webhook");
-  ASSERT_EQ(rendered.error, "");
-  YAML::Node config = ConfigFile(rendered, "coordinator.yaml")["webhook"];
-  ASSERT_TRUE(config.IsMap());
-  const int port = PortOf(Str(config["listen"]));
-  YAML::Node deployment = Find(rendered, "Deployment", "modelcache-coordinator");
-  YAML::Node pod_spec = PodSpec(deployment);
-  YAML::Node coordinator = Container(pod_spec, "coordinator");
-  EXPECT_EQ(ContainerPort(coordinator, "webhook"), port);
-  for (const char* key : {"tlsCert", "tlsKey"}) {
-    fs::path file = Str(config[key]);
-    EXPECT_EQ(Str(At(VolumeAt(pod_spec, coordinator, file.parent_path().string()).first, {"secret", "secretName"})),
-              "modelcache-webhook-tls") << key;
-  }
-  EXPECT_EQ(Str(config["image"]), Str(coordinator["image"]));
-
-  YAML::Node configuration = Find(rendered, "MutatingWebhookConfiguration", "modelcache");
-  ASSERT_TRUE(configuration.IsDefined());
-  YAML::Node hook = At(configuration, {"webhooks", 0});
-  EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "name"})), "modelcache-coordinator");
-  EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "namespace"})), "modelcache");
-  EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "path"})), "/mutate");
-  EXPECT_EQ(Str(At(hook, {"objectSelector", "matchLabels", "modelcache.io/inject"})), "true");
-  EXPECT_EQ(Str(hook["failurePolicy"]), "Fail");
-  EXPECT_EQ(Str(hook["sideEffects"]), "None");
-  EXPECT_EQ(Str(hook["reinvocationPolicy"]), "Never");
-  EXPECT_LE(hook["timeoutSeconds"].as<int>(), 10);
-  YAML::Node service = Find(rendered, "Service", "modelcache-coordinator");
-  bool served = false;
-  for (const YAML::Node& service_port : At(service, {"spec", "ports"})) {
-    if (service_port["port"].as<int>() == At(hook, {"clientConfig", "service", "port"}).as<int>()) {
-      served = ResolvePort(coordinator, service_port["targetPort"]) == port;
+  for (const std::string directory : {"overlays/webhook", "overlays/webhook-cert-manager"}) {
+    SCOPED_TRACE(directory);
+    const Rendered& rendered = Render(directory);
+    ASSERT_EQ(rendered.error, "");
+    YAML::Node config = ConfigFile(rendered, "coordinator.yaml")["webhook"];
+    ASSERT_TRUE(config.IsMap());
+    const int port = PortOf(Str(config["listen"]));
+    YAML::Node deployment = Find(rendered, "Deployment", "modelcache-coordinator");
+    YAML::Node pod_spec = PodSpec(deployment);
+    YAML::Node coordinator = Container(pod_spec, "coordinator");
+    EXPECT_EQ(ContainerPort(coordinator, "webhook"), port);
+    YAML::Node configuration = Find(rendered, "MutatingWebhookConfiguration", "modelcache");
+    ASSERT_TRUE(configuration.IsDefined());
+    const std::string inject_ca_from = Str(At(configuration, {"metadata", "annotations", "cert-manager.io/inject-ca-from"}));
+    if (directory == "overlays/webhook") {
+      // The coordinator's own certificates: no files, the Secret and the configuration by name.
+      EXPECT_EQ(Str(At(config, {"certificates", "managed"})), "true");
+      EXPECT_FALSE(config["tlsCert"].IsDefined());
+      EXPECT_EQ(Str(At(config, {"certificates", "mutatingWebhookConfiguration"})), "modelcache");
+      EXPECT_EQ(Str(At(config, {"certificates", "service"})), "modelcache-coordinator");
+      EXPECT_EQ(Str(At(config, {"certificates", "namespace"})), kNamespace);
+      EXPECT_EQ(Str(At(config, {"certificates", "secret"})), "modelcache-webhook-tls");
+      EXPECT_EQ(inject_ca_from, "");
+      EXPECT_FALSE(Volume(pod_spec, "webhook-tls").IsDefined()) << "nothing to mount";
+    } else {
+      // cert-manager's: its Certificate into the Secret the coordinator mounts, for the Service's
+      // names, and its CA injected from that Certificate.
+      EXPECT_FALSE(config["certificates"].IsDefined());
+      for (const char* key : {"tlsCert", "tlsKey"}) {
+        fs::path file = Str(config[key]);
+        EXPECT_EQ(Str(At(VolumeAt(pod_spec, coordinator, file.parent_path().string()).first, {"secret", "secretName"})),
+                  "modelcache-webhook-tls") << key;
+      }
+      YAML::Node certificate = Find(rendered, "Certificate", "modelcache-webhook");
+      ASSERT_TRUE(certificate.IsDefined());
+      EXPECT_EQ(inject_ca_from, kNamespace + "/modelcache-webhook");
+      EXPECT_EQ(Str(At(certificate, {"metadata", "namespace"})), kNamespace);
+      EXPECT_EQ(Str(At(certificate, {"spec", "secretName"})), "modelcache-webhook-tls");
+      EXPECT_THAT(At(certificate, {"spec", "dnsNames"}).as<std::vector<std::string>>(),
+                  Contains("modelcache-coordinator.modelcache.svc"));
+      YAML::Node issuer = Find(rendered, "Issuer", Str(At(certificate, {"spec", "issuerRef", "name"})));
+      EXPECT_TRUE(issuer.IsDefined());
+      EXPECT_THAT(OfKind(rendered, "Role"), ::testing::IsEmpty()) << "cert-manager needs no RBAC of the coordinator";
+      EXPECT_FALSE(Find(rendered, "ClusterRole", "modelcache-coordinator-webhook").IsDefined());
     }
+    EXPECT_EQ(Str(config["image"]), Str(coordinator["image"]));
+
+    YAML::Node hook = At(configuration, {"webhooks", 0});
+    EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "name"})), "modelcache-coordinator");
+    EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "namespace"})), "modelcache");
+    EXPECT_EQ(Str(At(hook, {"clientConfig", "service", "path"})), "/mutate");
+    EXPECT_EQ(Str(At(hook, {"objectSelector", "matchLabels", "modelcache.io/inject"})), "true");
+    EXPECT_EQ(Str(hook["failurePolicy"]), "Fail");
+    EXPECT_EQ(Str(hook["sideEffects"]), "None");
+    EXPECT_EQ(Str(hook["reinvocationPolicy"]), "Never");
+    EXPECT_LE(hook["timeoutSeconds"].as<int>(), 10);
+    YAML::Node service = Find(rendered, "Service", "modelcache-coordinator");
+    bool served = false;
+    for (const YAML::Node& service_port : At(service, {"spec", "ports"})) {
+      if (service_port["port"].as<int>() == At(hook, {"clientConfig", "service", "port"}).as<int>()) {
+        served = ResolvePort(coordinator, service_port["targetPort"]) == port;
+      }
+    }
+    EXPECT_TRUE(served) << "the Service does not lead the webhook's port to " << port;
   }
-  EXPECT_TRUE(served) << "the Service does not lead the webhook's port to " << port;
 }
 
 // Maps, sequences and scalars (as strings: the webhook reads names, env and annotations only).
@@ -1238,31 +1263,63 @@ nlohmann::json YamlToJson(const YAML::Node& node) {
   return node.IsScalar() ? nlohmann::json(node.Scalar()) : nlohmann::json();
 }
 
-// The short example's pod, as its ReplicaSet makes it, is one the webhook admits and injects,
-// with the overlay's settings, and its server reads the model at $MODEL_PATH.
-TEST_F(DeployRender, ShortExampleIsInjectedByTheWebhook) {
+// The example's pod, as its ReplicaSet makes it, is one the webhook admits and injects with
+// overlays/webhook's settings, and those settings agree with the agents: the init container
+// reaches the node agent's socket through its host folder, the cache claim is mounted
+// read-only, the fetch script maps the agents' cacheRoot, and the server reads $MODEL_PATH.
+TEST_F(DeployRender, ExampleInferenceIsInjectedToFetchThroughTheNodeAgentAndReadTheCacheReadOnly) {
   const Rendered& examples = Render("examples");
   ASSERT_EQ(examples.error, "");
-  YAML::Node deployment = Find(examples, "Deployment", "example-inference-short");
+  YAML::Node deployment = Find(examples, "Deployment", "example-inference");
   ASSERT_TRUE(deployment.IsDefined());
-  YAML::Node config = ConfigFile(Render("overlays/webhook"), "coordinator.yaml")["webhook"];
+  const Rendered& overlay = Render("overlays/webhook");
+  YAML::Node config = ConfigFile(overlay, "coordinator.yaml")["webhook"];
   ASSERT_TRUE(config.IsMap());
+  YAML::Node agent = Container(PodSpec(Find(overlay, "DaemonSet", "modelcache-agent")), "agent");
+  const fs::path socket = Flag(agent, "--socket");
+  EXPECT_EQ(Str(config["socketHostPath"]), socket.parent_path().string());
+  EXPECT_EQ(Str(config["agentCacheRoot"]), Flag(agent, "--cache-root"));
+
   nlohmann::json pod = {{"apiVersion", "v1"}, {"kind", "Pod"}};
   pod["metadata"] = YamlToJson(At(deployment, {"spec", "template", "metadata"}));
-  pod["metadata"]["name"] = "example-inference-short-1";
+  pod["metadata"]["name"] = "example-inference-1";
   pod["metadata"]["namespace"] = Str(At(deployment, {"metadata", "namespace"}));
   pod["spec"] = YamlToJson(At(deployment, {"spec", "template", "spec"}));
   EXPECT_EQ(pod["metadata"]["labels"].value("modelcache.io/inject", ""), "true");
-  webhook::InjectionSettings settings{.image = Str(config["image"]), .claim_name = "models-cache-pvc-modelcache"};
+  webhook::InjectionSettings settings{.image = Str(config["image"]),
+                                      .socket_host_path = Str(config["socketHostPath"]),
+                                      .claim_name = kCacheClaimPrefix,
+                                      .agent_cache_root = Str(config["agentCacheRoot"])};
   auto injected = webhook::InjectedPod(pod, settings);
   ASSERT_TRUE(injected.ok()) << injected.status();
+  EXPECT_EQ((*injected)["spec"]["initContainers"][0]["name"], webhook::kFetchContainer);
+  EXPECT_EQ((*injected)["spec"]["initContainers"][0]["image"], Str(Container(PodSpec(Find(overlay, "Deployment",
+                                                                                         "modelcache-coordinator")),
+                                                                               "coordinator")["image"]));
+  int host_paths = 0;
+  int claims = 0;
+  for (const auto& volume : (*injected)["spec"]["volumes"]) {
+    if (volume.contains("hostPath")) {
+      ++host_paths;
+      EXPECT_EQ(volume["hostPath"].value("path", ""), socket.parent_path().string());
+    }
+    if (volume.contains("persistentVolumeClaim")) {
+      ++claims;
+      EXPECT_EQ(volume["persistentVolumeClaim"].value("claimName", ""), kCacheClaimPrefix);
+      EXPECT_TRUE(volume["persistentVolumeClaim"].value("readOnly", false));
+    }
+  }
+  EXPECT_EQ(host_paths, 1) << "the agent's socket folder, nothing else of the host";
+  EXPECT_EQ(claims, 1);
   const nlohmann::json& server = (*injected)["spec"]["containers"][0];
   std::string model_path;
   for (const auto& variable : server["env"]) {
     if (variable["name"] == "MODEL_PATH") model_path = variable["value"];
   }
   EXPECT_EQ(model_path, "/models/tiny-model");
-  EXPECT_EQ((*injected)["spec"]["initContainers"][0]["name"], webhook::kFetchContainer);
+  for (const auto& mount : server["volumeMounts"]) {
+    EXPECT_TRUE(mount.value("readOnly", false)) << mount.dump() << ": the server reads the model, never writes it";
+  }
 }
 
 }  // namespace

@@ -2,8 +2,8 @@
 // coordinator (unused models purged after 2s, checked every second), a real agent on node-a with
 // kubernetes.podLeases, and an nginx origin, all on 127.0.0.1. A pod object on the agent's node
 // that asks for m@v1 keeps it from the unused purge with no sidecar and no renewal, also while
-// the API server is down; a pod on another node protects nothing; once the pod is deleted the
-// next pass purges the model. Every request the agent made is allowed by deploy/'s agent role.
+// the API server is down, and purge and purge --dry-run name that pod; a pod on another node
+// protects nothing; once the pod is deleted the next pass purges the model. Every request the agent made is allowed by deploy/'s agent role.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -186,10 +186,17 @@ TEST_F(PodLeasesTest, PodOnTheNodeKeepsItsModelFromTheUnusedPurgeUntilItIsDelete
   EXPECT_TRUE(PollUntil([&] { return !fs::exists(ModelDir("v2")); }, kDeadline, 50ms));
   EXPECT_TRUE(fs::exists(ModelDir("v1")));
   EXPECT_FALSE(Audited("v1"));
-  // An admin's purge keeps it too, and says why.
+  // An admin's purge keeps it too, and says why: the pod that holds it. So does a dry run of
+  // the next policy pass, which lists it as unused for longer than 2s but in use by that pod.
+  const std::string in_use = "in use: live lease (pod team-a/server-1)";
   CtlResult purge = Ctl({"purge", "m@v1", "--token", "adm"});
   ASSERT_EQ(purge.exit_code, 0) << purge.err;
-  EXPECT_THAT(purge.out, HasSubstr("in use: live lease")) << purge.out;
+  EXPECT_THAT(purge.out, HasSubstr(in_use)) << purge.out;
+  CtlResult dry_run = Ctl({"purge", "--dry-run", "--token", "adm"});
+  ASSERT_EQ(dry_run.exit_code, 0) << dry_run.err;
+  EXPECT_THAT(dry_run.out, HasSubstr("kept:")) << dry_run.out;
+  EXPECT_THAT(dry_run.out, HasSubstr("m@v1")) << dry_run.out;
+  EXPECT_THAT(dry_run.out, HasSubstr("older than 2s; " + in_use)) << dry_run.out;
 
   // The API server goes away: the agent cannot confirm the pod, and keeps its lease.
   server_->Stop();
@@ -210,7 +217,7 @@ TEST_F(PodLeasesTest, PodOnTheNodeKeepsItsModelFromTheUnusedPurgeUntilItIsDelete
   EXPECT_TRUE(fs::exists(ModelDir("v1")));
   EXPECT_FALSE(Audited("v1"));
   purge = Ctl({"purge", "m@v1", "--token", "adm"});
-  EXPECT_THAT(purge.out, HasSubstr("in use: live lease")) << purge.out;
+  EXPECT_THAT(purge.out, HasSubstr(in_use)) << purge.out;
 
   // Back: the agent resyncs; the pod is deleted, its lease ends and the next pass purges v1.
   ASSERT_TRUE(server_->Restart().ok());

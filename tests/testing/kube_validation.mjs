@@ -2,7 +2,8 @@
 // tests/deploy/validate_k8s.mjs (deploy/) and tests/testing/kube_api_server.mjs (every object
 // the test API server stores).
 //  1. kubernetes-models: each object against the JSON schema of its apiVersion/kind (types,
-//     required fields, formats); ServiceMonitor through @kubernetes-models/prometheus-operator.
+//     required fields, formats); ServiceMonitor through @kubernetes-models/prometheus-operator,
+//     cert-manager's Issuer and Certificate through @kubernetes-models/cert-manager.
 //  2. @kubernetes/client-node: a round trip through the typed model of a built-in kind drops
 //     every field the API does not know, so any difference is an unknown (misspelt, misplaced)
 //     field, which kubernetes-models' schemas let through.
@@ -51,6 +52,12 @@ function differences(original, roundTrip, path, out) {
   return out;
 }
 
+// Custom resources of the operators deploy/ works with: schemas only (client-node has no typed
+// model of them for the unknown-field round trip).
+export function isCustomResource(apiVersion) {
+  return apiVersion.startsWith('monitoring.coreos.com/') || apiVersion.startsWith('cert-manager.io/');
+}
+
 export async function makeValidator(toolsDir) {
   const modules = join(resolve(toolsDir), 'node_modules');
   const require = createRequire(join(modules, 'noop.js'));
@@ -64,8 +71,8 @@ export async function makeValidator(toolsDir) {
   function schemaModel(apiVersion, kind) {
     const cacheKey = `${apiVersion}/${kind}`;
     if (models.has(cacheKey)) return models.get(cacheKey);
-    const packages = apiVersion.startsWith('monitoring.coreos.com/')
-        ? ['@kubernetes-models/prometheus-operator'] : ['kubernetes-models'];
+    const packages = apiVersion.startsWith('monitoring.coreos.com/') ? ['@kubernetes-models/prometheus-operator']
+        : apiVersion.startsWith('cert-manager.io/') ? ['@kubernetes-models/cert-manager'] : ['kubernetes-models'];
     let model = null;
     for (const pkg of packages) {
       try {
@@ -114,7 +121,7 @@ export async function makeValidator(toolsDir) {
     if (typed) {
       const roundTrip = ObjectSerializer.serialize(ObjectSerializer.deserialize(object, typed), typed);
       for (const difference of differences(object, roundTrip, '', [])) problems.push({ ...difference, check: 'unknown-field' });
-    } else if (!apiVersion.startsWith('monitoring.coreos.com/')) {
+    } else if (!isCustomResource(apiVersion)) {
       problems.push({ field: 'kind', message: `no typed model of ${apiVersion} ${kind} for the unknown-field check`, check: 'model' });
     }
     return problems;

@@ -58,11 +58,12 @@ absl::StatusOr<std::vector<YAML::Node>> RenderObjects(const std::string& directo
   return objects;
 }
 
-std::vector<RbacRule> RulesOf(const YAML::Node& role) {
+std::vector<RbacRule> RulesOf(const YAML::Node& role, const std::string& namespace_name = "") {
   std::vector<RbacRule> rules;
   const std::string name = role["metadata"]["name"].as<std::string>("");
   for (const YAML::Node& rule : role["rules"]) {
     rules.push_back({.role = name,
+                     .namespace_name = namespace_name,
                      .api_groups = Strings(rule["apiGroups"]),
                      .resources = Strings(rule["resources"]),
                      .verbs = Strings(rule["verbs"]),
@@ -105,6 +106,45 @@ absl::StatusOr<std::vector<RbacRule>> RenderedClusterRules(const std::string& di
     const std::string name = object["metadata"]["name"].as<std::string>("");
     if (!roles.contains(name)) continue;
     for (RbacRule& rule : RulesOf(object)) rules.push_back(std::move(rule));
+  }
+  return rules;
+}
+
+absl::StatusOr<std::vector<RbacRule>> RenderedRules(const std::string& directory, std::string_view namespace_name,
+                                                    std::string_view account) {
+  ASSIGN_OR_RETURN(std::vector<YAML::Node> objects, RenderObjects(directory));
+  auto names_account = [&](const YAML::Node& binding) {
+    for (const YAML::Node& subject : binding["subjects"]) {
+      if (subject["kind"].as<std::string>("") == "ServiceAccount" && subject["name"].as<std::string>("") == account &&
+          subject["namespace"].as<std::string>("") == namespace_name) {
+        return true;
+      }
+    }
+    return false;
+  };
+  auto find = [&](const std::string& kind, const std::string& name, const std::string& role_namespace) -> const YAML::Node* {
+    for (const YAML::Node& object : objects) {
+      if (object["kind"].as<std::string>("") == kind && object["metadata"]["name"].as<std::string>("") == name &&
+          (kind == "ClusterRole" || object["metadata"]["namespace"].as<std::string>("") == role_namespace)) {
+        return &object;
+      }
+    }
+    return nullptr;
+  };
+  std::vector<RbacRule> rules;
+  for (const YAML::Node& binding : objects) {
+    const std::string kind = binding["kind"].as<std::string>("");
+    if ((kind != "ClusterRoleBinding" && kind != "RoleBinding") || !names_account(binding)) continue;
+    const std::string binding_namespace = kind == "RoleBinding" ? binding["metadata"]["namespace"].as<std::string>("") : "";
+    const std::string role_kind = binding["roleRef"]["kind"].as<std::string>("");
+    const std::string role_name = binding["roleRef"]["name"].as<std::string>("");
+    const YAML::Node* role = find(role_kind, role_name, binding_namespace);
+    if (role == nullptr) {
+      return absl::InvalidArgumentError(fmt::format("{}: {} \"{}\" binds {} \"{}\", which it does not render", directory,
+                                                    kind, binding["metadata"]["name"].as<std::string>(""), role_kind,
+                                                    role_name));
+    }
+    for (RbacRule& rule : RulesOf(*role, binding_namespace)) rules.push_back(std::move(rule));
   }
   return rules;
 }
@@ -163,7 +203,13 @@ bool Allowed(const std::vector<RbacRule>& rules, const nlohmann::json& request) 
         !Has(rule.verbs, Field(request, "verb"))) {
       continue;
     }
-    if (!rule.resource_names.empty() && !Has(rule.resource_names, Field(request, "name"))) continue;
+    // As the API server authorizes: a create has no name yet (it is in the body, not the URL),
+    // so a rule limited by resourceNames never allows one.
+    if (!rule.resource_names.empty() &&
+        (Field(request, "verb") == "create" || !Has(rule.resource_names, Field(request, "name")))) {
+      continue;
+    }
+    if (!rule.namespace_name.empty() && rule.namespace_name != Field(request, "namespace")) continue;
     return true;
   }
   return false;

@@ -13,7 +13,8 @@
 namespace modelcache::testing {
 
 struct RbacRule {
-  std::string role;  // the ClusterRole it comes from
+  std::string role;  // the ClusterRole or Role it comes from
+  std::string namespace_name;  // "" : every namespace; else only requests in it (a RoleBinding's)
   std::vector<std::string> api_groups;
   std::vector<std::string> resources;
   std::vector<std::string> verbs;
@@ -28,6 +29,12 @@ struct RbacRule {
 absl::StatusOr<std::vector<RbacRule>> RenderedClusterRules(const std::string& directory,
                                                            std::string_view namespace_name, std::string_view account);
 
+// Every rule `kubectl kustomize <directory>` grants the ServiceAccount: those of ClusterRoles
+// bound by ClusterRoleBindings (every namespace), and those of Roles and ClusterRoles bound by
+// RoleBindings (in the binding's namespace only). FAILED_PRECONDITION without kubectl.
+absl::StatusOr<std::vector<RbacRule>> RenderedRules(const std::string& directory, std::string_view namespace_name,
+                                                    std::string_view account);
+
 // The rules of the ClusterRole named `role` in `kubectl kustomize <directory>` (NOT_FOUND when
 // it renders none; FAILED_PRECONDITION without kubectl).
 absl::StatusOr<std::vector<RbacRule>> RenderedClusterRoleRules(const std::string& directory, std::string_view role);
@@ -40,7 +47,8 @@ nlohmann::json SubjectAccessAllowRules(const std::vector<RbacRule>& rules, std::
 std::vector<std::string> GrantsOf(const std::vector<RbacRule>& rules);
 // The grant a recorded request (kubernetes.requestLog line: apiGroup, resource, verb...) needs.
 std::string GrantFor(const nlohmann::json& request);
-// True when a rule allows it (wildcards honoured; resourceNames must name the object).
+// True when a rule allows it (wildcards honoured; resourceNames must name the object; a
+// namespaced rule only in its namespace).
 bool Allowed(const std::vector<RbacRule>& rules, const nlohmann::json& request);
 
 // The JSON lines of a request log; lines that do not parse are an error naming the line.

@@ -6,12 +6,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <filesystem>
 #include <cstring>
 #include <map>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "tests/testing/temp_dir.h"
 
 extern char** environ;
 
@@ -156,6 +159,23 @@ ExitStatus Subprocess::Terminate(std::chrono::milliseconds grace) {
     }
   }
   return *exit_;
+}
+
+absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv, const std::string& directory,
+                                         std::chrono::milliseconds timeout) {
+  static std::atomic<int> runs{0};
+  if (argv.empty()) return absl::InvalidArgumentError("RunCommand: empty argv");
+  const std::string stem = absl::StrCat(directory, "/", std::filesystem::path(argv[0]).filename().string(), "-",
+                                        runs.fetch_add(1) + 1);
+  SubprocessOptions options{.argv = argv, .stdout_path = stem + ".out", .stderr_path = stem + ".err"};
+  absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(options);
+  if (!process.ok()) return process.status();
+  absl::StatusOr<ExitStatus> exit = (*process)->WaitExit(timeout);
+  if (!exit.ok()) {
+    (*process)->Terminate(std::chrono::milliseconds(100));
+    return absl::DeadlineExceededError(absl::StrCat(argv[0], ": ", exit.status().message()));
+  }
+  return CommandResult{.exit = *exit, .out = ReadTestFile(options.stdout_path), .err = ReadTestFile(options.stderr_path)};
 }
 
 }  // namespace modelcache::testing

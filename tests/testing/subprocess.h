@@ -59,4 +59,17 @@ class Subprocess {
   std::optional<ExitStatus> exit_;
 };
 
+// A program run to its end, and what it printed.
+struct CommandResult {
+  ExitStatus exit;
+  std::string out;
+  std::string err;
+};
+
+// Runs `argv` (stdin /dev/null) with stdout and stderr in files under `directory` (named after
+// the program and a counter), and reads them back. DEADLINE_EXCEEDED naming the program when it
+// is still running after `timeout` (it is killed); INTERNAL when it cannot be started.
+absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv, const std::string& directory,
+                                         std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
 }  // namespace modelcache::testing

@@ -221,6 +221,26 @@ TEST(CoordinatorConfig, WebhookBlockIsOffByDefaultAndParsesEveryKey) {
   EXPECT_EQ(config->webhook.injection.agent_cache_root, "/data");
 }
 
+TEST(CoordinatorConfig, WebhookManagedCertificatesNeedNoFilesAndNameTheServiceDns) {
+  auto config = ParseCoordinatorConfig(
+      "webhook:\n  enabled: true\n  image: img:1\n  certificates:\n    managed: true\n    secret: tls\n"
+      "    namespace: mc\n    service: coord\n    clusterDomain: example.org\n"
+      "    mutatingWebhookConfiguration: hooks\n    validFor: 90d\n    caValidFor: 1000d\n    renewBefore: 7d\n"
+      "    checkEvery: 10m\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const webhook::ManagedCertificatesConfig& certificates = config->webhook.certificates;
+  EXPECT_TRUE(certificates.managed);
+  EXPECT_EQ(certificates.secret, "tls");
+  EXPECT_EQ(certificates.webhook_configuration, "hooks");
+  EXPECT_EQ(certificates.valid_for, std::chrono::hours(90 * 24));
+  EXPECT_EQ(certificates.authority_valid_for, std::chrono::hours(1000 * 24));
+  EXPECT_EQ(certificates.renew_before, std::chrono::hours(7 * 24));
+  EXPECT_EQ(certificates.check_every, std::chrono::minutes(10));
+  EXPECT_EQ(certificates.DnsNames(),
+            (std::vector<std::string>{"coord", "coord.mc", "coord.mc.svc", "coord.mc.svc.example.org"}));
+  EXPECT_TRUE(config->webhook.tls_cert_file.empty());
+}
+
 TEST(CoordinatorConfig, WebhookBadValuesNameTheKey) {
   struct Case {
     std::string yaml;
@@ -231,7 +251,15 @@ TEST(CoordinatorConfig, WebhookBadValuesNameTheKey) {
                           Case{"webhook: {enabled: true, tlsCert: /c, tlsKey: /k}\n", "webhook.image"},
                           Case{"webhook: {enabled: yes}\n", "webhook.enabled"},
                           Case{"webhook: {socketHostPath: run}\n", "webhook.socketHostPath"},
-                          Case{"webhook: {port: 1}\n", "webhook.port"}}) {
+                          Case{"webhook: {port: 1}\n", "webhook.port"},
+                          Case{"webhook: {enabled: true, image: i}\n", "webhook.tlsCert"},
+                          Case{"webhook: {enabled: true, image: i, tlsCert: /c, tlsKey: /k, certificates: {managed: true}}\n",
+                               "webhook.certificates.managed"},
+                          Case{"webhook: {certificates: {validFor: 10d, renewBefore: 10d}}\n",
+                               "webhook.certificates.renewBefore"},
+                          Case{"webhook: {certificates: {secret: \"\"}}\n", "webhook.certificates.secret"},
+                          Case{"webhook: {certificates: {checkEvery: 0s}}\n", "webhook.certificates.checkEvery"},
+                          Case{"webhook: {certificates: {issuer: x}}\n", "webhook.certificates.issuer"}}) {
     auto config = ParseCoordinatorConfig(bad.yaml);
     ASSERT_FALSE(config.ok()) << bad.yaml;
     EXPECT_NE(config.status().message().find(bad.names), std::string::npos) << config.status();

@@ -86,6 +86,35 @@ TEST(PurgePlan, AgentReportedLeaseKeepsUnusedCopy) {
   EXPECT_TRUE(Plan(snapshot, UnusedAfter(hours(24)), kNow).decisions.empty());
 }
 
+// The dry run lists an unused copy a pod keeps, naming the pod.
+TEST(PurgePlan, UnusedCopyALeaseKeepsIsListedWithItsHolders) {
+  Snapshot snapshot;
+  snapshot.copies = {Copy("v1", "m", "1", 100, hours(48))};
+  snapshot.copies[0].agent_leases = 1;
+  snapshot.copies[0].lease_holders = {"pod team-a/server-1"};
+  PurgePlan plan = Plan(snapshot, UnusedAfter(hours(24)), kNow);
+  EXPECT_TRUE(plan.decisions.empty());
+  ASSERT_EQ(Names(plan.held_by_lease), std::vector<std::string>{"v1/m@1"});
+  EXPECT_EQ(plan.held_by_lease[0].explanation, "last access 2d ago, older than 1d; in use: live lease (pod team-a/server-1)");
+}
+
+TEST(PurgePlan, InUseExplanationNamesAgentAndCoordinatorHoldersAndCountsTheRest) {
+  Snapshot snapshot;
+  CachedCopy copy = Copy("v1", "m", "1", 100, hours(1));
+  copy.agent_leases = 1;
+  EXPECT_EQ(InUseExplanation(copy, snapshot, kNow), "in use: live lease") << "no holder known";
+  copy.lease_holders = {"pod a/x", "pod a/y"};
+  snapshot.in_use_leases = {InUseLease{"m", "1", "", "job-7", kNow + seconds(30)},
+                            InUseLease{"m", "1", "", "expired", kNow - seconds(1)},
+                            InUseLease{"m", "1", "other-volume", "elsewhere", kNow + seconds(30)}};
+  EXPECT_EQ(InUseExplanation(copy, snapshot, kNow), "in use: live leases (job-7, pod a/x, pod a/y)");
+  copy.lease_holders.insert("pod a/z");
+  EXPECT_EQ(InUseExplanation(copy, snapshot, kNow), "in use: live leases (job-7, pod a/x, pod a/y and 1 more)");
+  ManualPurge manual = PlanManualPurge(Snapshot{.copies = {copy}}, "m", "1", kNow);
+  ASSERT_EQ(manual.skipped.size(), 1u);
+  EXPECT_EQ(manual.skipped[0].explanation, "in use: live leases (pod a/x, pod a/y, pod a/z)");
+}
+
 TEST(PurgePlan, CoordinatorLeaseOnSameVolumeKeepsCopyAndExpiredOneDoesNot) {
   Snapshot snapshot;
   snapshot.copies = {Copy("v1", "m", "1", 100, hours(48)), Copy("v2", "m", "1", 100, hours(48))};

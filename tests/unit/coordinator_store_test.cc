@@ -1,6 +1,8 @@
 #include "coordinator/db/store.h"
 
 #include <gtest/gtest.h>
+
+#include <set>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -415,15 +417,20 @@ TEST(CoordinatorStore, LeasesOfAnAgentGoneLongerThanTheGraceStopCounting) {
   v1::UsageReport leased;
   leased.set_full(true);
   *leased.add_models() = Usage("m", "1", 10, 0, /*leases=*/2);
+  leased.mutable_models(0)->add_lease_holders("pod team-a/server-1");
+  leased.mutable_models(0)->add_lease_holders("job-7");
   ASSERT_TRUE(store->ApplyUsage("dead", "v", leased, FromUnixMillis(0)).ok());
   ASSERT_TRUE(store->RecordDisconnect("dead", FromUnixMillis(1)).ok());
   auto leases_now = [&] { return store->LoadSnapshot()->copies.at(0).agent_leases; };
+  auto holders_now = [&] { return store->LoadSnapshot()->copies.at(0).lease_holders; };
 
   v1::UsageReport heartbeat;  // the live agent keeps reporting: its clock is "now"
   ASSERT_TRUE(store->ApplyUsage("alive", "v", heartbeat, FromUnixMillis(10 * kMinute)).ok());
   EXPECT_EQ(leases_now(), 2u) << "within the grace the dead agent's pods may still hold it";
+  EXPECT_EQ(holders_now(), (std::set<std::string>{"job-7", "pod team-a/server-1"}));
   ASSERT_TRUE(store->ApplyUsage("alive", "v", heartbeat, FromUnixMillis(16 * kMinute)).ok());
   EXPECT_EQ(leases_now(), 0u) << "gone longer than the grace: its leases have expired";
+  EXPECT_TRUE(holders_now().empty()) << "and so have their holders";
 
   // It comes back and reports its leases again: they count again.
   ASSERT_TRUE(store->RecordHello(Hello("dead", "v"), FromUnixMillis(17 * kMinute)).ok());

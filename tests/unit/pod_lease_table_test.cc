@@ -26,6 +26,18 @@ TEST(PodLeaseTable, HoldLeasesTheModelUntilTheDefaultTtlEnds) {
   EXPECT_EQ(leases.LiveCount(), 0u);
 }
 
+TEST(PodLeaseTable, HoldersAreListedPerModelSortedAndOnlyWhileLive) {
+  FakeClock clock;
+  PodLeaseTable leases(clock, 10s);
+  leases.HoldUntilReleased("m", "1", "pod:team-a/b:u2");
+  leases.Hold("m", "1", "pod:team-a/a:u1");
+  leases.Hold("m", "2", "job");
+  using Holders = std::map<PodLeaseTable::ModelKey, std::vector<std::string>>;
+  EXPECT_EQ(leases.HoldersByModel(), (Holders{{{"m", "1"}, {"pod:team-a/a:u1", "pod:team-a/b:u2"}}, {{"m", "2"}, {"job"}}}));
+  clock.Advance(10s);
+  EXPECT_EQ(leases.HoldersByModel(), (Holders{{{"m", "1"}, {"pod:team-a/b:u2"}}}));
+}
+
 TEST(PodLeaseTable, RenewalExtendsFromNowAndAnExplicitTtlWins) {
   FakeClock clock;
   PodLeaseTable leases(clock, 60s);

@@ -48,5 +48,11 @@ TEST(PodLeaseWants, BadAnnotationsAreNamed) {
   EXPECT_NE(bad_name.skipped.find("modelcache.io/model"), std::string::npos) << bad_name.skipped;
 }
 
+TEST(PodLeaseWants, HoldersReadAsThePodTheyStandFor) {
+  EXPECT_EQ(HolderForPeople(LeasesOf(Pod({})).holder), "pod team-a/server-1");
+  EXPECT_EQ(HolderForPeople("team-a/server-1"), "team-a/server-1");  // a fetch's --holder
+  EXPECT_EQ(HolderForPeople("batch-job"), "batch-job");
+}
+
 }  // namespace
 }  // namespace modelcache::pod_leases
