@@ -103,20 +103,8 @@ users:
 
   void TearDown() override {
     if (coordinator_) coordinator_->Stop();
-    if (server_ && server_->Running()) {
-      auto failures = server_->ValidationFailures();
-      ASSERT_TRUE(failures.ok()) << failures.status();
-      EXPECT_TRUE(failures->empty()) << "objects failed validation: " << json(*failures).dump();
-    }
-    if (!std::filesystem::exists(RequestLogPath())) return;
-    const auto& rules = CoordinatorRules();
-    ASSERT_TRUE(rules.ok()) << rules.status();
-    auto requests = testing::ReadRequestLog(RequestLogPath());
-    ASSERT_TRUE(requests.ok()) << requests.status();
-    for (const json& request : *requests) {
-      EXPECT_TRUE(testing::Allowed(*rules, request))
-          << "deploy/base's ClusterRole does not allow the coordinator's request " << request.dump();
-    }
+    testing::ExpectObjectsValid(server_.get());
+    testing::ExpectRequestsAllowed(CoordinatorRules(), RequestLogPath(), "deploy/base's ClusterRole");
   }
 
   std::string RequestLogPath() const { return dir_.Join("kube-requests.jsonl"); }

@@ -97,15 +97,7 @@ users:
   void TearDown() override {
     for (auto& agent : agents_) agent->Stop();
     if (coordinator_) coordinator_->Stop();
-    if (!std::filesystem::exists(RequestLog())) return;
-    const auto& rules = CoordinatorRules();
-    ASSERT_TRUE(rules.ok()) << rules.status();
-    auto requests = testing::ReadRequestLog(RequestLog());
-    ASSERT_TRUE(requests.ok()) << requests.status();
-    for (const json& request : *requests) {
-      EXPECT_TRUE(testing::Allowed(*rules, request))
-          << "deploy/base's ClusterRole does not allow the coordinator's request " << request.dump();
-    }
+    testing::ExpectRequestsAllowed(CoordinatorRules(), RequestLog(), "deploy/base's ClusterRole");
   }
 
   std::string RequestLog() const { return dir_.Join("kube-requests.jsonl"); }

@@ -99,11 +99,7 @@ class PodLeasesTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (server_ && server_->Running()) {
-      auto failures = server_->ValidationFailures();
-      ASSERT_TRUE(failures.ok()) << failures.status();
-      EXPECT_TRUE(failures->empty()) << "objects failed validation: " << json(*failures).dump();
-    }
+    testing::ExpectObjectsValid(server_.get());
   }
 
   std::string RequestLogPath() const { return dir_.Join("agent-kube-requests.jsonl"); }

@@ -89,18 +89,8 @@ class WebhookCertificatesTest : public ::testing::Test {
   void TearDown() override {
     if (coordinator_) coordinator_->Stop();
     if (!server_) return;
-    auto failures = server_->ValidationFailures();
-    ASSERT_TRUE(failures.ok()) << failures.status();
-    EXPECT_TRUE(failures->empty()) << "objects failed validation: " << json(*failures).dump();
-    if (!std::filesystem::exists(RequestLogPath())) return;
-    const auto& rules = OverlayRules();
-    ASSERT_TRUE(rules.ok()) << rules.status();
-    auto requests = testing::ReadRequestLog(RequestLogPath());
-    ASSERT_TRUE(requests.ok()) << requests.status();
-    for (const json& request : *requests) {
-      EXPECT_TRUE(testing::Allowed(*rules, request))
-          << "deploy/overlays/webhook's RBAC does not allow the coordinator's request " << request.dump();
-    }
+    testing::ExpectObjectsValid(server_.get());
+    testing::ExpectRequestsAllowed(OverlayRules(), RequestLogPath(), "deploy/overlays/webhook's RBAC");
   }
 
   std::string RequestLogPath() const { return dir_.Join("requests.jsonl"); }

@@ -58,11 +58,7 @@ class WebhookTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (server_) {
-      auto failures = server_->ValidationFailures();
-      ASSERT_TRUE(failures.ok()) << failures.status();
-      EXPECT_TRUE(failures->empty()) << "objects failed validation: " << json(*failures).dump();
-    }
+    testing::ExpectObjectsValid(server_.get());
   }
 
   Output Run(std::vector<std::string> argv) {

@@ -1,5 +1,7 @@
 #include "tests/testing/kube_api_server.h"
 
+#include <gtest/gtest.h>
+
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -213,6 +215,13 @@ std::string KubeApiServer::Log() const {
   std::string log;
   for (int launch = 1; launch <= launches_; ++launch) log += ReadIfExists(dir_->Join(fmt::format("server-{}.log", launch)));
   return log;
+}
+
+void ExpectObjectsValid(const KubeApiServer* server) {
+  if (server == nullptr || !server->Running()) return;
+  auto failures = server->ValidationFailures();
+  ASSERT_TRUE(failures.ok()) << failures.status();
+  EXPECT_TRUE(failures->empty()) << "objects failed validation: " << nlohmann::json(*failures).dump();
 }
 
 }  // namespace modelcache::testing

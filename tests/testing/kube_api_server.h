@@ -101,4 +101,8 @@ class KubeApiServer {
 // True when the real kubectl is on PATH.
 bool KubectlInstalled();
 
+// For a fixture's TearDown: every object the test wrote passed the npm models' validation
+// (nothing to check when no server was started or it has stopped).
+void ExpectObjectsValid(const KubeApiServer* server);
+
 }  // namespace modelcache::testing

@@ -1,8 +1,10 @@
 #include "tests/testing/rbac_rules.h"
 
+#include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <set>
 
@@ -228,6 +230,17 @@ absl::StatusOr<std::vector<nlohmann::json>> ReadRequestLog(const std::string& pa
     lines.push_back(std::move(parsed));
   }
   return lines;
+}
+
+void ExpectRequestsAllowed(const absl::StatusOr<std::vector<RbacRule>>& rules, const std::string& path,
+                           std::string_view whose) {
+  if (!std::filesystem::exists(path)) return;
+  ASSERT_TRUE(rules.ok()) << rules.status();
+  auto requests = ReadRequestLog(path);
+  ASSERT_TRUE(requests.ok()) << requests.status();
+  for (const nlohmann::json& request : *requests) {
+    EXPECT_TRUE(Allowed(*rules, request)) << whose << " does not allow the request " << request.dump();
+  }
 }
 
 }  // namespace modelcache::testing

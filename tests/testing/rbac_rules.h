@@ -54,4 +54,9 @@ bool Allowed(const std::vector<RbacRule>& rules, const nlohmann::json& request);
 // The JSON lines of a request log; lines that do not parse are an error naming the line.
 absl::StatusOr<std::vector<nlohmann::json>> ReadRequestLog(const std::string& path);
 
+// For a fixture's TearDown: every request in the request log at `path` (if the daemon wrote
+// one) is allowed by `rules`; `whose` names the rules in a failure ("deploy/base's ClusterRole").
+void ExpectRequestsAllowed(const absl::StatusOr<std::vector<RbacRule>>& rules, const std::string& path,
+                           std::string_view whose);
+
 }  // namespace modelcache::testing
